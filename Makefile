@@ -1,0 +1,177 @@
+# mqc: asynchronous MongoDB client for C, and mqload.
+# Plain GNU make. Dependencies come from pkg-config (libev has no .pc on Debian: see LIBEV_*).
+#
+#   make                 libmqc.a, libmqc.so, mqload, examples, stub server
+#   make test            unit + spec + integration tests, plain build and ASan+UBSan build
+#   make spec-test SPEC_TESTS=DIR   only the driver specification tests, from DIR
+#   make bench           benchmark against the peers (see bench/README.md)
+#   make fuzz FUZZ_SECONDS=N        each libFuzzer target for N seconds (clang)
+#   make demo            install deps, build, start FerretDB, run mqload, print the report
+#   make install PREFIX=/usr/local DESTDIR=
+#   make clean
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+CC       ?= cc
+SAN      ?=
+V        ?=
+SPEC_TESTS ?= ../shared/spec-tests
+FUZZ_SECONDS ?= 10
+TEST_ARGS ?=
+
+VERSION      := 0.1.0
+SOVERSION    := 0
+SONAME       := libmqc.so.$(SOVERSION)
+
+ifeq ($(V),)
+  Q := @
+  say = @printf '  %-6s %s\n' $(1) $(2)
+else
+  Q :=
+  say = @true
+endif
+
+PKGS := libbson-1.0 libmongoc-1.0 openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ifeq ($(PKG_LIBS),)
+  $(warning pkg-config could not find $(PKGS): run scripts/install-deps)
+endif
+
+# Debian ships libev without a pkg-config file: use one if present, else -lev, checked below.
+LIBEV_CFLAGS := $(shell pkg-config --cflags libev 2>/dev/null)
+LIBEV_LIBS   := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
+
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CSTD    := -std=c11 -D_GNU_SOURCE
+OPT     ?= -O2 -g
+ifneq ($(SAN),)
+  OPT    := -O1 -g -fno-omit-frame-pointer
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+endif
+CPPFLAGS_ALL := -Iinclude -Ilib $(PKG_CFLAGS) $(LIBEV_CFLAGS) -DMQC_VERSION='"$(VERSION)"'
+CFLAGS_ALL   := $(CSTD) $(OPT) $(WARN) -fPIC -MMD -MP $(SANFLAGS) $(CFLAGS)
+LIBS_ALL     := $(PKG_LIBS) $(LIBEV_LIBS) -lpthread -lm -lanl
+LDFLAGS_ALL  := $(SANFLAGS) $(LDFLAGS)
+
+LIB_SRC   := $(sort $(wildcard lib/*.c))
+CLI_SRC   := $(filter-out cli/main.c,$(sort $(wildcard cli/*.c)))
+TEST_SRC  := $(sort $(wildcard tests/*.c tests/spec/*.c))
+EX_SRC    := $(sort $(wildcard examples/*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+EX_BIN    := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+STATIC := $(BUILD)/libmqc.a
+SHARED := $(BUILD)/libmqc.so.$(VERSION)
+MQLOAD := $(BUILD)/mqload
+TESTBIN := $(BUILD)/mqc-test
+CLILIB := $(BUILD)/libmqload.a
+
+.PHONY: all lib test test-bin spec-test bench fuzz demo install uninstall clean check-deps valgrind soak
+all: check-deps lib $(MQLOAD) $(EX_BIN) $(BENCH_BIN)
+lib: $(STATIC) $(SHARED)
+
+check-deps:
+	@pkg-config --exists $(PKGS) || { echo "missing: $(PKGS) (pkg-config). Run: scripts/install-deps" >&2; exit 1; }
+	@printf '#include <ev.h>\nint main(void){return ev_version_major() > 0 ? 0 : 1;}\n' | \
+	  $(CC) -x c - -o /dev/null $(LIBEV_CFLAGS) $(LIBEV_LIBS) 2>/dev/null || \
+	  { echo "missing: libev (ev.h, -lev). Run: scripts/install-deps" >&2; exit 1; }
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDFLAGS_ALL) $(LIBS_ALL)
+	$(Q)ln -sf libmqc.so.$(VERSION) $(BUILD)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(BUILD)/libmqc.so
+
+$(CLILIB): $(CLI_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(MQLOAD): $(BUILD)/obj/cli/main.o $(CLILIB) $(STATIC)
+	$(call say,LD,$@)
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS_ALL)
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS_ALL)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS_ALL)
+
+$(TESTBIN): $(TEST_OBJ) $(CLILIB) $(STATIC)
+	$(call say,LD,$@)
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS_ALL)
+
+test-bin: check-deps $(TESTBIN) $(MQLOAD) $(EX_BIN) $(BENCH_BIN)
+
+# The plain build and the sanitizer build each run the whole suite; scripts/run-tests sums them
+# into one closing line ("N passed, N failed, N skipped").
+test: test-bin
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 test-bin
+	$(Q)scripts/run-tests $(BUILD) $(BUILD)/asan -- $(TEST_ARGS)
+
+spec-test: check-deps $(TESTBIN)
+	$(Q)MQC_SPEC_TESTS="$(SPEC_TESTS)" $(TESTBIN) --spec-dir "$(SPEC_TESTS)" /spec/
+
+valgrind: test-bin
+	$(Q)scripts/run-tests --valgrind $(BUILD) -- $(TEST_ARGS)
+
+bench: all
+	$(Q)scripts/bench
+
+soak: all
+	$(Q)scripts/soak
+
+fuzz:
+	$(Q)scripts/fuzz $(FUZZ_SECONDS)
+
+demo:
+	$(Q)scripts/demo
+
+$(BUILD)/mqc.pc: Makefile
+	@mkdir -p $(BUILD)
+	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: mqc' 'Description: asynchronous MongoDB client for C (libev)' 'Version: $(VERSION)' \
+	  'Requires: libbson-1.0 libmongoc-1.0 openssl' 'Cflags: -I$${includedir}/mqc' \
+	  'Libs: -L$${libdir} -lmqc' 'Libs.private: $(LIBEV_LIBS) -lpthread -lm -lanl' > $@
+
+install: all $(BUILD)/mqc.pc
+	$(Q)install -d $(DESTDIR)$(PREFIX)/include/mqc $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	$(Q)install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/mqc/
+	$(Q)install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	$(Q)install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	$(Q)ln -sf libmqc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libmqc.so
+	$(Q)install -m 644 $(BUILD)/mqc.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	$(Q)install -m 755 $(MQLOAD) $(DESTDIR)$(PREFIX)/bin/
+	$(Q)if [ -f docs/mqload.1 ]; then install -m 644 docs/mqload.1 $(DESTDIR)$(PREFIX)/share/man/man1/; fi
+	@echo "installed under $(DESTDIR)$(PREFIX)"
+
+uninstall:
+	$(Q)rm -rf $(DESTDIR)$(PREFIX)/include/mqc $(DESTDIR)$(PREFIX)/lib/libmqc.* \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/mqc.pc $(DESTDIR)$(PREFIX)/bin/mqload \
+	  $(DESTDIR)$(PREFIX)/share/man/man1/mqload.1
+
+clean:
+	$(Q)rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,70 @@
+/* args: mqload's command line, parsed into one configuration (no globals). */
+#ifndef MQLOAD_ARGS_H
+#define MQLOAD_ARGS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define MQLOAD_DEFAULT_URI "mongodb://127.0.0.1:27017"
+
+typedef enum { MQLOAD_ENGINE_MQC = 0, MQLOAD_ENGINE_MONGOC } mqload_engine_t;
+
+typedef struct {
+    char *uri;                 /* as given: contains the password, never print it */
+    char *db, *collection;
+    bool db_set, collection_set;
+    double duration_s;         /* 0 when -n is used */
+    uint64_t requests;         /* -n; 0 = by duration */
+    double warmup_s;
+    uint32_t concurrency;      /* closed loop: total in flight; open loop: in-flight cap */
+    bool concurrency_set;
+    double rate;               /* -R: total ops/s; 0 = closed loop */
+    uint32_t threads;
+    uint32_t connections;      /* -C per thread; 0 = enough for the concurrency */
+    char *op;                  /* --op */
+    char *mix;                 /* --mix */
+    char *workload_file;       /* --workload */
+    char *preset;              /* --preset */
+    uint64_t seed_docs;        /* --seed N */
+    bool seed_set;
+    uint64_t keys;             /* --keys: key space (default: --seed N, else 10000) */
+    bool keys_set;
+    int key_dist;              /* mqload_keydist_kind_t; -1 = the workload's or uniform */
+    uint32_t seed_batch;       /* --seed-batch: documents per insert_many */
+    uint64_t rng_seed;         /* --seed-rng */
+    bool rng_seed_set;
+    char *json_out;            /* --json FILE or "-" */
+    char *html_out;
+    char *threshold;
+    mqload_engine_t engine;
+    bool quiet;
+    int progress;              /* -1 auto (tty), 0 off, 1 on */
+    double timeout_s;          /* --timeout: per-operation timeoutMS; 0 = none */
+    double grace_s;            /* --grace: waiting for in-flight operations at the end */
+    uint32_t worker_index, workers; /* --worker-index/--workers: this process's share */
+} mqload_config_t;
+
+typedef enum {
+    MQLOAD_ARGS_RUN = 0,       /* run with the configuration */
+    MQLOAD_ARGS_EXIT = 1,      /* --help or --version printed: exit 0 */
+    MQLOAD_ARGS_ERROR = 2,     /* message in err: exit 1 */
+} mqload_args_rc_t;
+
+void mqload_config_init(mqload_config_t *cfg);
+void mqload_config_free(mqload_config_t *cfg);
+
+/* Parses argv (argv[0] is the program). Long options take "--name value" or "--name=value";
+ * short ones "-c 8" or "-c8". Environment MQLOAD_URI is the default --uri. out receives --help
+ * and --version text. */
+mqload_args_rc_t mqload_args_parse(mqload_config_t *cfg, int argc, char **argv, FILE *out, char *err,
+                                   size_t errsize);
+
+/* "10", "10s", "500ms", "2m", "1h", "250us": seconds. false when malformed or negative. */
+bool mqload_parse_duration(const char *s, double *out);
+/* "5000", "5k", "1.5M": a count or rate. */
+bool mqload_parse_number(const char *s, double *out);
+
+void mqload_usage(FILE *out);
+
+#endif

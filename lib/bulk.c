@@ -1,0 +1,470 @@
+/* bulk: every write (insert_one ... delete_many, bulk writes) as a list of write models, sent as
+ * insert/update/delete commands with the models in a kind-1 document sequence, split by the
+ * server's limits, and the replies folded into one result named as the CRUD spec names it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "conn.h"
+
+typedef enum { W_INSERT = 0, W_UPDATE, W_DELETE } wkind_t;
+
+static const char *const kind_cmd[] = {"insert", "update", "delete"};
+static const char *const kind_seq[] = {"documents", "updates", "deletes"};
+
+typedef struct {
+    wkind_t kind;
+    bson_t doc; /* insert: the document; update: {q, u, multi, upsert...}; delete: {q, limit...} */
+} wmodel_t;
+
+struct mqc_bulk {
+    mqc_client_t *client;
+    char db[64];
+    char *coll;
+    bson_t opts;
+    bool ordered;
+    wmodel_t *models;
+    size_t n, cap;
+    bool report_inserted_id; /* insert_one */
+    mqc_error_t invalid;     /* first invalid model: reported at execute */
+    bool has_invalid;
+};
+
+typedef struct {
+    mqc_bulk_t *bulk;
+    size_t next;             /* first model not yet sent */
+    size_t batch_start, batch_n;
+    int64_t inserted, matched, modified, deleted, upserted;
+    bson_t upserted_ids;
+    bson_t write_errors, wc_errors;
+    uint32_t n_write_errors, n_wc_errors;
+    mqc_error_t first_error;
+    bool has_error;
+    bool unacked;
+    bson_t wc_opts;          /* {writeConcern: ...} resolved once */
+} exec_t;
+
+mqc_bulk_t *mqc_collection_bulk_new(mqc_collection_t *coll, const bson_t *opts)
+{
+    mqc_bulk_t *b = calloc(1, sizeof *b);
+    bson_iter_t it;
+    if (!b) abort();
+    b->client = coll->client;
+    snprintf(b->db, sizeof b->db, "%s", coll->db);
+    b->coll = strdup(coll->name);
+    b->ordered = true;
+    if (opts) bson_copy_to(opts, &b->opts);
+    else bson_init(&b->opts);
+    if (opts && bson_iter_init_find(&it, opts, "ordered")) b->ordered = bson_iter_as_bool(&it);
+    return b;
+}
+
+void mqc_bulk_destroy(mqc_bulk_t *b)
+{
+    if (!b) return;
+    for (size_t i = 0; i < b->n; i++) bson_destroy(&b->models[i].doc);
+    free(b->models);
+    bson_destroy(&b->opts);
+    free(b->coll);
+    free(b);
+}
+
+static wmodel_t *add_model(mqc_bulk_t *b, wkind_t kind)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 8;
+        b->models = realloc(b->models, b->cap * sizeof *b->models);
+        if (!b->models) abort();
+    }
+    wmodel_t *m = &b->models[b->n++];
+    m->kind = kind;
+    bson_init(&m->doc);
+    return m;
+}
+
+static bool invalid(mqc_bulk_t *b, mqc_error_t *error, const char *msg)
+{
+    mqc_error_set(error, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "%s", msg);
+    if (!b->has_invalid) {
+        mqc_error_set(&b->invalid, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "%s", msg);
+        b->has_invalid = true;
+    }
+    return false;
+}
+
+bool mqc_bulk_insert(mqc_bulk_t *b, const bson_t *doc, mqc_error_t *error)
+{
+    bson_iter_t it;
+    if (!doc) return invalid(b, error, "insert: no document");
+    wmodel_t *m = add_model(b, W_INSERT);
+    /* The CRUD spec has drivers add _id, first, so that the application learns it. */
+    if (!bson_iter_init_find(&it, doc, "_id")) {
+        bson_oid_t oid;
+        bson_oid_init(&oid, NULL);
+        BSON_APPEND_OID(&m->doc, "_id", &oid);
+        bson_concat(&m->doc, doc);
+    } else {
+        bson_concat(&m->doc, doc);
+    }
+    return true;
+}
+
+/* An update document must start with an operator, or be a pipeline (array keys "0", "1"...). */
+static bool is_pipeline(const bson_t *doc)
+{
+    bson_iter_t it;
+    return bson_iter_init(&it, doc) && bson_iter_next(&it) && strcmp(bson_iter_key(&it), "0") == 0;
+}
+
+static bool first_key_is_operator(const bson_t *doc)
+{
+    bson_iter_t it;
+    return bson_iter_init(&it, doc) && bson_iter_next(&it) && bson_iter_key(&it)[0] == '$';
+}
+
+static void append_model_opts(bson_t *dst, const bson_t *opts)
+{
+    static const char *const keys[] = {"upsert", "arrayFilters", "collation", "hint", NULL};
+    bson_iter_t it;
+    if (!opts) return;
+    for (const char *const *k = keys; *k; k++)
+        if (bson_iter_init_find(&it, opts, *k)) bson_append_iter(dst, *k, -1, &it);
+}
+
+static bool add_update(mqc_bulk_t *b, const bson_t *filter, const bson_t *update, const bson_t *opts, bool multi,
+                       bool replace, mqc_error_t *error)
+{
+    if (!filter || !update) return invalid(b, error, "update: filter and update are required");
+    bool pipe = !replace && is_pipeline(update);
+    if (replace && first_key_is_operator(update))
+        return invalid(b, error, "replace_one: the replacement must not contain update operators");
+    if (!replace && !pipe && !first_key_is_operator(update))
+        return invalid(b, error, "update: the update must contain update operators ($set, ...) or be a pipeline");
+    wmodel_t *m = add_model(b, W_UPDATE);
+    BSON_APPEND_DOCUMENT(&m->doc, "q", filter);
+    if (pipe) BSON_APPEND_ARRAY(&m->doc, "u", update);
+    else BSON_APPEND_DOCUMENT(&m->doc, "u", update);
+    BSON_APPEND_BOOL(&m->doc, "multi", multi);
+    append_model_opts(&m->doc, opts);
+    return true;
+}
+
+bool mqc_bulk_update_one(mqc_bulk_t *b, const bson_t *f, const bson_t *u, const bson_t *o, mqc_error_t *e)
+{
+    return add_update(b, f, u, o, false, false, e);
+}
+bool mqc_bulk_update_many(mqc_bulk_t *b, const bson_t *f, const bson_t *u, const bson_t *o, mqc_error_t *e)
+{
+    return add_update(b, f, u, o, true, false, e);
+}
+bool mqc_bulk_replace_one(mqc_bulk_t *b, const bson_t *f, const bson_t *r, const bson_t *o, mqc_error_t *e)
+{
+    return add_update(b, f, r, o, false, true, e);
+}
+
+static bool add_delete(mqc_bulk_t *b, const bson_t *filter, const bson_t *opts, int limit, mqc_error_t *error)
+{
+    static const char *const keys[] = {"collation", "hint", NULL};
+    bson_iter_t it;
+    if (!filter) return invalid(b, error, "delete: no filter");
+    wmodel_t *m = add_model(b, W_DELETE);
+    BSON_APPEND_DOCUMENT(&m->doc, "q", filter);
+    BSON_APPEND_INT32(&m->doc, "limit", limit);
+    for (const char *const *k = keys; opts && *k; k++)
+        if (bson_iter_init_find(&it, opts, *k)) bson_append_iter(&m->doc, *k, -1, &it);
+    return true;
+}
+
+bool mqc_bulk_delete_one(mqc_bulk_t *b, const bson_t *f, const bson_t *o, mqc_error_t *e)
+{
+    return add_delete(b, f, o, 1, e);
+}
+bool mqc_bulk_delete_many(mqc_bulk_t *b, const bson_t *f, const bson_t *o, mqc_error_t *e)
+{
+    return add_delete(b, f, o, 0, e);
+}
+
+/* ---- execution ---------------------------------------------------------------------------- */
+
+static size_t run_length(const mqc_bulk_t *b, size_t from)
+{
+    size_t i = from;
+    while (i < b->n && b->models[i].kind == b->models[from].kind) i++;
+    return i - from;
+}
+
+static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t rid, bool *unacked,
+                        mqc_error_t *error)
+{
+    exec_t *x = op->impl;
+    mqc_bulk_t *b = x->bulk;
+    static const char *const handled[] = {"ordered", "upsert", "arrayFilters", "collation", "hint", NULL};
+    size_t run = run_length(b, x->next);
+    wkind_t kind = b->models[x->next].kind;
+    bson_t body;
+    bson_init(&body);
+    bson_append_utf8(&body, kind_cmd[kind], -1, b->coll, -1);
+    BSON_APPEND_BOOL(&body, "ordered", b->ordered);
+    mqc_copy_passthrough_opts(&body, &b->opts, handled);
+    bson_concat(&body, &x->wc_opts);
+    BSON_APPEND_UTF8(&body, "$db", b->db);
+
+    size_t sizes_small[64], *sizes = run <= 64 ? sizes_small : malloc(run * sizeof *sizes);
+    if (!sizes) abort();
+    for (size_t i = 0; i < run; i++) sizes[i] = b->models[x->next + i].doc.len;
+    size_t fit = mqc_wire_batch_fit(sizes, run, 0, body.len, strlen(kind_seq[kind]),
+                                    &conn->server->caps.limits);
+    if (sizes != sizes_small) free(sizes);
+    if (fit == 0) {
+        mqc_error_set(error, MQC_ERROR_CLIENT, MQC_CLIENT_TOO_LARGE,
+                      "%s: document %zu is %u bytes, beyond the server's maxBsonObjectSize (%d)",
+                      kind_cmd[kind], x->next, b->models[x->next].doc.len,
+                      conn->server->caps.limits.max_bson_object_size);
+        bson_destroy(&body);
+        return false;
+    }
+    *unacked = x->unacked;
+    mqc_wire_msg_begin(buf, rid, x->unacked ? MQC_MSG_MORE_TO_COME : 0);
+    mqc_wire_msg_body(buf, &body);
+    mqc_wire_msg_seq_begin(buf, kind_seq[kind]);
+    for (size_t i = 0; i < fit; i++)
+        mqc_wire_msg_seq_add(buf, bson_get_data(&b->models[x->next + i].doc), b->models[x->next + i].doc.len);
+    mqc_wire_msg_seq_end(buf);
+    mqc_wire_msg_end(buf);
+    bson_destroy(&body);
+    x->batch_start = x->next;
+    x->batch_n = fit;
+    op->name = kind_cmd[kind];
+    return true;
+}
+
+static void finish_result(mqc_op_t *op)
+{
+    exec_t *x = op->impl;
+    bson_t r;
+    bson_init(&r);
+    if (x->unacked) {
+        BSON_APPEND_BOOL(&r, "acknowledged", false);
+    } else {
+        BSON_APPEND_INT64(&r, "insertedCount", x->inserted);
+        BSON_APPEND_INT64(&r, "matchedCount", x->matched);
+        BSON_APPEND_INT64(&r, "modifiedCount", x->modified);
+        BSON_APPEND_INT64(&r, "deletedCount", x->deleted);
+        BSON_APPEND_INT64(&r, "upsertedCount", x->upserted);
+        BSON_APPEND_DOCUMENT(&r, "upsertedIds", &x->upserted_ids);
+        if (x->bulk->report_inserted_id && x->inserted == 1) {
+            bson_iter_t it;
+            if (bson_iter_init_find(&it, &x->bulk->models[0].doc, "_id"))
+                bson_append_iter(&r, "insertedId", -1, &it);
+        }
+        if (x->n_write_errors) BSON_APPEND_ARRAY(&r, "writeErrors", &x->write_errors);
+        if (x->n_wc_errors) BSON_APPEND_ARRAY(&r, "writeConcernErrors", &x->wc_errors);
+    }
+    mqc_op_finish(op, &r, x->has_error ? &x->first_error : NULL);
+    bson_destroy(&r);
+}
+
+static int64_t get_i64(const bson_t *doc, const char *key)
+{
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_int64(&it) : 0;
+}
+
+/* Folds one reply's writeErrors into the result, with indexes relative to the whole bulk. */
+static bool fold_write_errors(exec_t *x, const bson_t *reply)
+{
+    bson_iter_t it, arr;
+    bool any = false;
+    if (!bson_iter_init_find(&it, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &arr))
+        return false;
+    while (bson_iter_next(&arr)) {
+        bson_t we, out;
+        uint32_t len;
+        const uint8_t *data;
+        char key[16];
+        if (!BSON_ITER_HOLDS_DOCUMENT(&arr)) continue;
+        bson_iter_document(&arr, &len, &data);
+        if (!bson_init_static(&we, data, len)) continue;
+        int64_t index = (int64_t) x->batch_start + get_i64(&we, "index");
+        snprintf(key, sizeof key, "%u", x->n_write_errors++);
+        BSON_APPEND_DOCUMENT_BEGIN(&x->write_errors, key, &out);
+        BSON_APPEND_INT64(&out, "index", index);
+        bson_iter_t f;
+        if (bson_iter_init(&f, &we))
+            while (bson_iter_next(&f))
+                if (strcmp(bson_iter_key(&f), "index") != 0) bson_append_iter(&out, NULL, 0, &f);
+        bson_append_document_end(&x->write_errors, &out);
+        if (!x->has_error) {
+            mqc_error_from_reply(&x->first_error, MQC_ERROR_WRITE, &we);
+            x->has_error = true;
+        }
+        any = true;
+    }
+    return any;
+}
+
+static mqc_step_t bulk_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
+{
+    (void) conn;
+    exec_t *x = op->impl;
+    mqc_bulk_t *b = x->bulk;
+    bson_iter_t it, arr;
+    mqc_error_t err;
+    if (!mqc_reply_ok(reply, &err)) {
+        /* The whole command failed: what earlier batches did stays in the result. */
+        x->first_error = err;
+        x->has_error = true;
+        finish_result(op);
+        return MQC_STEP_DONE;
+    }
+    wkind_t kind = b->models[x->batch_start].kind;
+    int64_t n = get_i64(reply, "n");
+    if (kind == W_INSERT) {
+        x->inserted += n;
+    } else if (kind == W_DELETE) {
+        x->deleted += n;
+    } else {
+        int64_t ups = 0;
+        if (bson_iter_init_find(&it, reply, "upserted") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr))
+            while (bson_iter_next(&arr)) {
+                bson_iter_t d, idx, id;
+                if (!bson_iter_recurse(&arr, &d)) continue;
+                idx = d;
+                if (!bson_iter_find(&idx, "index") || !bson_iter_recurse(&arr, &id) || !bson_iter_find(&id, "_id"))
+                    continue;
+                char key[24];
+                snprintf(key, sizeof key, "%lld", (long long) (x->batch_start + (size_t) bson_iter_as_int64(&idx)));
+                bson_append_iter(&x->upserted_ids, key, -1, &id);
+                ups++;
+            }
+        x->upserted += ups;
+        x->matched += n - ups;
+        x->modified += get_i64(reply, "nModified");
+    }
+    bool stop = fold_write_errors(x, reply) && b->ordered;
+    if (bson_iter_init_find(&it, reply, "writeConcernError") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        char key[16];
+        snprintf(key, sizeof key, "%u", x->n_wc_errors++);
+        bson_append_iter(&x->wc_errors, key, -1, &it);
+        if (!x->has_error) {
+            bson_t wce;
+            uint32_t len;
+            const uint8_t *data;
+            bson_iter_document(&it, &len, &data);
+            if (bson_init_static(&wce, data, len)) {
+                mqc_error_from_reply(&x->first_error, MQC_ERROR_WRITE_CONCERN, &wce);
+                x->has_error = true;
+            }
+        }
+    }
+    x->next = x->batch_start + x->batch_n;
+    if (stop || x->next >= b->n) {
+        finish_result(op);
+        return MQC_STEP_DONE;
+    }
+    return MQC_STEP_AGAIN;
+}
+
+static mqc_step_t bulk_on_sent(mqc_op_t *op, mqc_conn_t *conn)
+{
+    (void) conn;
+    exec_t *x = op->impl;
+    x->next = x->batch_start + x->batch_n;
+    if (x->next >= x->bulk->n) {
+        finish_result(op);
+        return MQC_STEP_DONE;
+    }
+    return MQC_STEP_AGAIN;
+}
+
+static void bulk_exec_destroy(mqc_op_t *op)
+{
+    exec_t *x = op->impl;
+    if (!x) return;
+    mqc_bulk_destroy(x->bulk);
+    bson_destroy(&x->upserted_ids);
+    bson_destroy(&x->write_errors);
+    bson_destroy(&x->wc_errors);
+    bson_destroy(&x->wc_opts);
+    free(x);
+}
+
+static const mqc_op_vt_t bulk_vt = {"bulk", bulk_encode, bulk_on_reply, bulk_on_sent, bulk_exec_destroy, NULL};
+
+mqc_op_t *mqc_bulk_execute(mqc_bulk_t *b, mqc_reply_cb cb, void *ud)
+{
+    exec_t *x = calloc(1, sizeof *x);
+    if (!x) abort();
+    x->bulk = b;
+    bson_init(&x->upserted_ids);
+    bson_init(&x->write_errors);
+    bson_init(&x->wc_errors);
+    bson_init(&x->wc_opts);
+    mqc_apply_write_concern(b->client, &x->wc_opts, &b->opts, &x->unacked);
+    mqc_op_t *op = mqc_op_new(b->client, &bulk_vt, b->n ? kind_cmd[b->models[0].kind] : "bulk", b->db, cb, ud);
+    op->impl = x;
+    op->is_write = true;
+    mqc_op_set_timeout_from(op, &b->opts);
+    if (b->has_invalid) mqc_op_fail_early(op, b->invalid.domain, b->invalid.code, "%s", b->invalid.message);
+    else if (b->n == 0) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "a bulk write needs at least one operation");
+    return mqc_op_submit(op);
+}
+
+/* ---- the CRUD spec's single writes, as one-model bulks ------------------------------------ */
+
+#define BULK_ONE(add_call)                                      \
+    mqc_bulk_t *b = mqc_collection_bulk_new(coll, opts);        \
+    mqc_error_t ignored;                                        \
+    (void) (add_call);                                          \
+    return mqc_bulk_execute(b, cb, ud)
+
+mqc_op_t *mqc_collection_insert_one(mqc_collection_t *coll, const bson_t *doc, const bson_t *opts,
+                                    mqc_reply_cb cb, void *ud)
+{
+    mqc_bulk_t *b = mqc_collection_bulk_new(coll, opts);
+    mqc_error_t ignored;
+    b->report_inserted_id = true;
+    mqc_bulk_insert(b, doc, &ignored);
+    return mqc_bulk_execute(b, cb, ud);
+}
+
+mqc_op_t *mqc_collection_insert_many(mqc_collection_t *coll, const bson_t *const *docs, size_t n,
+                                     const bson_t *opts, mqc_reply_cb cb, void *ud)
+{
+    mqc_bulk_t *b = mqc_collection_bulk_new(coll, opts);
+    mqc_error_t ignored;
+    if (!docs && n) invalid(b, &ignored, "insert_many: no documents");
+    for (size_t i = 0; docs && i < n; i++) mqc_bulk_insert(b, docs[i], &ignored);
+    return mqc_bulk_execute(b, cb, ud);
+}
+
+mqc_op_t *mqc_collection_update_one(mqc_collection_t *coll, const bson_t *filter, const bson_t *update,
+                                    const bson_t *opts, mqc_reply_cb cb, void *ud)
+{
+    BULK_ONE(add_update(b, filter, update, opts, false, false, &ignored));
+}
+
+mqc_op_t *mqc_collection_update_many(mqc_collection_t *coll, const bson_t *filter, const bson_t *update,
+                                     const bson_t *opts, mqc_reply_cb cb, void *ud)
+{
+    BULK_ONE(add_update(b, filter, update, opts, true, false, &ignored));
+}
+
+mqc_op_t *mqc_collection_replace_one(mqc_collection_t *coll, const bson_t *filter, const bson_t *replacement,
+                                     const bson_t *opts, mqc_reply_cb cb, void *ud)
+{
+    BULK_ONE(add_update(b, filter, replacement, opts, false, true, &ignored));
+}
+
+mqc_op_t *mqc_collection_delete_one(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts,
+                                    mqc_reply_cb cb, void *ud)
+{
+    BULK_ONE(add_delete(b, filter, opts, 1, &ignored));
+}
+
+mqc_op_t *mqc_collection_delete_many(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts,
+                                     mqc_reply_cb cb, void *ud)
+{
+    BULK_ONE(add_delete(b, filter, opts, 0, &ignored));
+}

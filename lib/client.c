@@ -1,0 +1,390 @@
+/* client: creation from a URI, servers and their pools, destroy, the loop helpers, monitoring,
+ * and the plain command operation. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+#include "client.h"
+#include "conn.h"
+
+static void on_flush(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    mqc_client_t *client = w->data;
+    mqc_client_enter(client);
+    mqc_op_flush_completions(client);
+    mqc_client_leave(client);
+}
+
+static void on_pool_event(const mqc_pool_event_t *ev, void *ud)
+{
+    mqc_client_emit_pool(ud, ev);
+}
+
+static void build_metadata(mqc_client_t *client)
+{
+    struct utsname u;
+    bson_t drv, os, app;
+    bson_init(&client->metadata);
+    if (client->uri.appname) {
+        BSON_APPEND_DOCUMENT_BEGIN(&client->metadata, "application", &app);
+        BSON_APPEND_UTF8(&app, "name", client->uri.appname);
+        bson_append_document_end(&client->metadata, &app);
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(&client->metadata, "driver", &drv);
+    BSON_APPEND_UTF8(&drv, "name", "mqc");
+    BSON_APPEND_UTF8(&drv, "version", MQC_VERSION);
+    bson_append_document_end(&client->metadata, &drv);
+    BSON_APPEND_DOCUMENT_BEGIN(&client->metadata, "os", &os);
+    BSON_APPEND_UTF8(&os, "type", "Linux");
+    if (uname(&u) == 0) {
+        BSON_APPEND_UTF8(&os, "name", u.sysname);
+        BSON_APPEND_UTF8(&os, "architecture", u.machine);
+        BSON_APPEND_UTF8(&os, "version", u.release);
+    }
+    bson_append_document_end(&client->metadata, &os);
+    char platform[96];
+    snprintf(platform, sizeof platform, "libev %d.%d, libbson %s", ev_version_major(), ev_version_minor(),
+             bson_get_version());
+    BSON_APPEND_UTF8(&client->metadata, "platform", platform);
+}
+
+static mqc_server_t *server_new(mqc_client_t *client, const mqc_uri_host_t *host)
+{
+    mqc_server_t *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->client = client;
+    s->host = *host;
+    mqc_list_init(&s->resolve_waiters);
+    mqc_wire_limits_default(&s->caps.limits);
+    mqc_pool_options_t po;
+    mqc_pool_options_default(&po);
+    po.max_pool_size = client->uri.max_pool_size;
+    po.min_pool_size = client->uri.min_pool_size;
+    po.max_connecting = client->uri.max_connecting;
+    po.max_idle_time_ms = client->uri.max_idle_time_ms;
+    s->pool = mqc_pool_new(client->loop, host->host_and_port, &po, &mqc_conn_connector, s);
+    mqc_monitor_t m = {.pool = on_pool_event};
+    mqc_pool_set_monitor(s->pool, &m, client);
+    /* Until a monitor (SDAM) says otherwise, a server is usable: a cleared pool reopens at once. */
+    mqc_pool_set_auto_ready(s->pool, true);
+    mqc_pool_ready(s->pool);
+    return s;
+}
+
+static void server_destroy(mqc_server_t *s)
+{
+    if (!s) return;
+    if (s->resolving) mqc_resolver_cancel(s->client->resolver, s);
+    mqc_pool_destroy(s->pool);
+    if (s->addrs) freeaddrinfo(s->addrs);
+    free(s);
+}
+
+mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc_error_t *error)
+{
+    mqc_client_t *client = calloc(1, sizeof *client);
+    if (!client) abort();
+    if (!uri || !mqc_uri_parse(&client->uri, uri, error)) {
+        if (!uri) mqc_error_set(error, MQC_ERROR_URI, 0, "no connection string given");
+        free(client);
+        return NULL;
+    }
+    if (!loop) {
+        loop = ev_loop_new(EVFLAG_AUTO);
+        if (!loop) {
+            mqc_error_set(error, MQC_ERROR_CLIENT, 0, "cannot create an event loop");
+            mqc_uri_cleanup(&client->uri);
+            free(client);
+            return NULL;
+        }
+        client->own_loop = true;
+    }
+    client->loop = loop;
+    client->resolver = mqc_resolver_new(loop);
+    mqc_list_init(&client->ops);
+    mqc_list_init(&client->completions);
+    mqc_list_init(&client->cursors);
+    ev_init(&client->flush_timer, on_flush);
+    client->flush_timer.data = client;
+    client->max_pending = client->uri.max_pending > 0 ? (size_t) client->uri.max_pending : 0;
+    client->next_request_id = 1;
+    build_metadata(client);
+    client->n_servers = client->uri.n_hosts;
+    client->servers = calloc(client->n_servers ? client->n_servers : 1, sizeof *client->servers);
+    if (!client->servers) abort();
+    for (size_t i = 0; i < client->n_servers; i++) client->servers[i] = server_new(client, &client->uri.hosts[i]);
+    return client;
+}
+
+static void client_free(mqc_client_t *client)
+{
+    client->closing = true;
+    mqc_op_fail_all(client);
+    mqc_cursor_detach_all(client);
+    for (size_t i = 0; i < client->n_servers; i++) server_destroy(client->servers[i]);
+    /* Callbacks of pool waiters already ran through mqc_op_fail_all; nothing else is pending. */
+    mqc_op_flush_completions(client);
+    ev_timer_stop(client->loop, &client->flush_timer);
+    mqc_resolver_destroy(client->resolver);
+    free(client->servers);
+    bson_destroy(&client->metadata);
+    mqc_uri_cleanup(&client->uri);
+    if (client->own_loop) ev_loop_destroy(client->loop);
+    free(client);
+}
+
+void mqc_client_destroy(mqc_client_t *client)
+{
+    if (!client) return;
+    if (client->depth > 0) {
+        /* Inside a callback: fail the pending ops now (callbacks nest), free on the way out. */
+        if (!client->destroy_requested) {
+            client->destroy_requested = true;
+            client->closing = true;
+        }
+        return;
+    }
+    client->depth++; /* callbacks run during the teardown must not re-enter destroy */
+    client_free(client);
+}
+
+void mqc_client_enter(mqc_client_t *client) { client->depth++; }
+
+void mqc_client_leave(mqc_client_t *client)
+{
+    if (--client->depth == 0 && client->destroy_requested) {
+        client->depth++;
+        client_free(client);
+    }
+}
+
+struct ev_loop *mqc_client_get_loop(const mqc_client_t *client) { return client->loop; }
+
+static void on_idle_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) revents;
+    mqc_client_t *client = w->data;
+    if (client->stats[MQC_STAT_OPS_PENDING] == 0) ev_break(loop, EVBREAK_ONE);
+}
+
+bool mqc_client_run_until_idle(mqc_client_t *client, double timeout_s)
+{
+    if (client->stats[MQC_STAT_OPS_PENDING] == 0) return true;
+    ev_timer check, limit;
+    ev_timer_init(&check, on_idle_check, 0.001, 0.001);
+    check.data = client;
+    ev_timer_start(client->loop, &check);
+    bool timed = timeout_s > 0;
+    if (timed) {
+        ev_timer_init(&limit, on_idle_check, timeout_s, 0.);
+        limit.data = client;
+        ev_timer_start(client->loop, &limit);
+    }
+    double until = ev_now(client->loop) + timeout_s;
+    while (client->stats[MQC_STAT_OPS_PENDING] > 0) {
+        ev_run(client->loop, EVRUN_ONCE);
+        if (timed && ev_now(client->loop) >= until) break;
+    }
+    ev_timer_stop(client->loop, &check);
+    if (timed) ev_timer_stop(client->loop, &limit);
+    return client->stats[MQC_STAT_OPS_PENDING] == 0;
+}
+
+void mqc_client_set_max_pending(mqc_client_t *client, size_t max_pending) { client->max_pending = max_pending; }
+
+uint64_t mqc_client_stat(const mqc_client_t *client, mqc_stat_t which)
+{
+    return (unsigned) which < MQC_STAT__COUNT ? client->stats[which] : 0;
+}
+
+void mqc_client_set_monitor(mqc_client_t *client, const mqc_monitor_t *monitor, void *ud)
+{
+    if (monitor) client->monitor = *monitor;
+    else memset(&client->monitor, 0, sizeof client->monitor);
+    client->monitor_ud = ud;
+}
+
+void mqc_client_emit_pool(mqc_client_t *client, const mqc_pool_event_t *ev)
+{
+    if (client->monitor.pool) client->monitor.pool(ev, client->monitor_ud);
+}
+
+void mqc_client_emit_command(mqc_client_t *client, const mqc_command_event_t *ev)
+{
+    if (client->monitor.command) client->monitor.command(ev, client->monitor_ud);
+}
+
+int32_t mqc_client_next_request_id(mqc_client_t *client)
+{
+    int32_t id = client->next_request_id++;
+    if (client->next_request_id <= 0) client->next_request_id = 1;
+    return id;
+}
+
+/* Without topology monitoring every listed server is a candidate: a single server, or a list of
+ * mongos routers, among which the one with the shortest wait queue wins. */
+mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error)
+{
+    if (op->pin) return op->pin;
+    if (client->n_servers == 0) {
+        mqc_error_set(error, MQC_ERROR_SELECTION, 0, "no servers in the connection string");
+        return NULL;
+    }
+    if (client->n_servers == 1) return client->servers[0];
+    mqc_server_t *best = NULL;
+    size_t best_load = SIZE_MAX;
+    for (size_t k = 0; k < client->n_servers; k++) {
+        mqc_server_t *s = client->servers[(client->rr + k) % client->n_servers];
+        size_t load = mqc_pool_waiters(s->pool) + (mqc_pool_total(s->pool) - mqc_pool_available(s->pool));
+        if (load < best_load) best = s, best_load = load;
+    }
+    client->rr++;
+    return best;
+}
+
+/* ---- the plain command op ---------------------------------------------------------------- */
+
+bool mqc_reply_ok(const bson_t *reply, mqc_error_t *error)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, reply, "ok") && bson_iter_as_bool(&it)) return true;
+    mqc_error_from_reply(error, MQC_ERROR_SERVER, reply);
+    return false;
+}
+
+static bool cmd_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t rid, bool *unacked,
+                       mqc_error_t *error)
+{
+    (void) conn;
+    (void) error;
+    mqc_cmd_impl_t *impl = op->impl;
+    *unacked = impl->unacknowledged;
+    mqc_wire_msg_begin(buf, rid, impl->unacknowledged ? MQC_MSG_MORE_TO_COME : 0);
+    mqc_wire_msg_body(buf, &impl->cmd);
+    mqc_wire_msg_end(buf);
+    return true;
+}
+
+static mqc_step_t cmd_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
+{
+    (void) conn;
+    mqc_error_t err;
+    mqc_cmd_impl_t *impl = op->impl;
+    if (!mqc_reply_ok(reply, &err)) mqc_op_finish(op, reply, &err);
+    else if (impl->post) impl->post(op, reply);
+    else mqc_op_finish(op, reply, NULL);
+    return MQC_STEP_DONE;
+}
+
+static mqc_step_t cmd_on_sent(mqc_op_t *op, mqc_conn_t *conn)
+{
+    (void) conn;
+    bson_t r = BSON_INITIALIZER;
+    BSON_APPEND_BOOL(&r, "acknowledged", false);
+    mqc_op_finish(op, &r, NULL);
+    bson_destroy(&r);
+    return MQC_STEP_DONE;
+}
+
+static void cmd_destroy(mqc_op_t *op)
+{
+    mqc_cmd_impl_t *impl = op->impl;
+    if (!impl) return;
+    bson_destroy(&impl->cmd);
+    free(impl);
+}
+
+const mqc_op_vt_t mqc_cmd_vt = {"command", cmd_encode, cmd_on_reply, cmd_on_sent, cmd_destroy, NULL};
+
+mqc_op_t *mqc_cmd_op_new(mqc_client_t *client, const char *db, const bson_t *cmd, mqc_reply_cb cb, void *ud)
+{
+    mqc_cmd_impl_t *impl = calloc(1, sizeof *impl);
+    if (!impl) abort();
+    bson_init(&impl->cmd);
+    const char *name = "command";
+    bson_iter_t it;
+    if (cmd && bson_iter_init(&it, cmd) && bson_iter_next(&it)) name = bson_iter_key(&it);
+    mqc_op_t *op = mqc_op_new(client, &mqc_cmd_vt, NULL, db, cb, ud);
+    op->impl = impl;
+    if (!cmd || bson_empty(cmd)) {
+        mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "empty command");
+        op->name = "command";
+        return op;
+    }
+    if (!db || !*db) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "no database name");
+    bson_copy_to_excluding_noinit(cmd, &impl->cmd, "$db", NULL);
+    BSON_APPEND_UTF8(&impl->cmd, "$db", db && *db ? db : "admin");
+    /* The name must outlive the caller's command: take it from our copy. */
+    if (bson_iter_init(&it, &impl->cmd) && bson_iter_next(&it)) op->name = bson_iter_key(&it);
+    (void) name;
+    return op;
+}
+
+static bool key_in(const char *key, const char *const *list)
+{
+    for (; list && *list; list++)
+        if (strcmp(key, *list) == 0) return true;
+    return false;
+}
+
+void mqc_copy_passthrough_opts(bson_t *cmd, const bson_t *opts, const char *const *extra)
+{
+    static const char *const ours[] = {"timeoutMS", "readPreference", "readConcern", "writeConcern",
+                                       "session", "$db", NULL};
+    bson_iter_t it;
+    if (!opts || !bson_iter_init(&it, opts)) return;
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        if (key_in(k, ours) || key_in(k, extra)) continue;
+        bson_append_iter(cmd, k, -1, &it);
+    }
+}
+
+void mqc_apply_read_opts(mqc_client_t *client, bson_t *cmd, const bson_t *opts)
+{
+    bson_iter_t it;
+    if (opts && bson_iter_init_find(&it, opts, "readConcern") && BSON_ITER_HOLDS_DOCUMENT(&it))
+        bson_append_iter(cmd, "readConcern", -1, &it);
+    else if (!bson_empty(&client->uri.read_concern))
+        BSON_APPEND_DOCUMENT(cmd, "readConcern", &client->uri.read_concern);
+    if (opts && bson_iter_init_find(&it, opts, "readPreference") && BSON_ITER_HOLDS_DOCUMENT(&it))
+        bson_append_iter(cmd, "$readPreference", -1, &it);
+}
+
+void mqc_apply_write_concern(mqc_client_t *client, bson_t *cmd, const bson_t *opts, bool *unacked)
+{
+    bson_iter_t it, ch;
+    const bson_t *wc = NULL;
+    bson_t tmp;
+    *unacked = false;
+    if (opts && bson_iter_init_find(&it, opts, "writeConcern") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        uint32_t len;
+        const uint8_t *data;
+        bson_iter_document(&it, &len, &data);
+        if (bson_init_static(&tmp, data, len)) wc = &tmp;
+    } else if (!bson_empty(&client->uri.write_concern)) {
+        wc = &client->uri.write_concern;
+    }
+    if (!wc) return;
+    BSON_APPEND_DOCUMENT(cmd, "writeConcern", wc);
+    bool w0 = bson_iter_init_find(&ch, wc, "w") && BSON_ITER_HOLDS_NUMBER(&ch) && bson_iter_as_int64(&ch) == 0;
+    bool j = bson_iter_init_find(&ch, wc, "j") && bson_iter_as_bool(&ch);
+    *unacked = w0 && !j;
+}
+
+mqc_op_t *mqc_client_command(mqc_client_t *client, const char *db, const bson_t *command, const bson_t *opts,
+                             mqc_reply_cb cb, void *ud)
+{
+    mqc_op_t *op = mqc_cmd_op_new(client, db, command, cb, ud);
+    mqc_op_set_timeout_from(op, opts);
+    if (opts) {
+        mqc_cmd_impl_t *impl = op->impl;
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, opts, "readPreference") && BSON_ITER_HOLDS_DOCUMENT(&it))
+            bson_append_iter(&impl->cmd, "$readPreference", -1, &it);
+    }
+    return mqc_op_submit(op);
+}

@@ -1,0 +1,198 @@
+/* The client's private structures: servers, operations, the completion queue. */
+#ifndef MQC_CLIENT_H
+#define MQC_CLIENT_H
+
+#include <ev.h>
+#include <netdb.h>
+
+#include "common.h"
+#include "mqc.h"
+#include "pool.h"
+#include "resolve.h"
+#include "uri.h"
+#include "wire.h"
+
+typedef struct mqc_conn mqc_conn_t;
+typedef struct mqc_server mqc_server_t;
+
+/* What a server told us in the handshake; used to encode requests for it. */
+typedef struct {
+    mqc_wire_limits_t limits;
+    int32_t max_wire_version;
+    int32_t min_wire_version;
+    bool is_writable_primary;
+    bool is_mongos;
+} mqc_server_caps_t;
+
+/* One server: its address, the addresses it resolved to, its pool. */
+struct mqc_server {
+    mqc_client_t *client;
+    mqc_uri_host_t host;
+    mqc_pool_t *pool;
+    mqc_server_caps_t caps;      /* from the latest handshake */
+    bool caps_known;
+    /* resolution: addresses cached for a while so that a pool does not resolve per connection */
+    struct addrinfo *addrs;
+    int64_t addrs_expire_us;
+    bool resolving;
+    mqc_link_t resolve_waiters;  /* conns waiting for addrs (mqc_conn_t.rlink) */
+    uint64_t in_use;             /* ops dispatched, for choosing among mongos */
+};
+
+/* Steps an operation goes through. */
+typedef enum {
+    MQC_OP_NEW = 0,
+    MQC_OP_WAITING,              /* in a pool's wait queue */
+    MQC_OP_ACTIVE,               /* on a connection: sending or awaiting a reply */
+    MQC_OP_QUEUED,               /* result decided, callback queued */
+    MQC_OP_DONE,                 /* callback delivered (or being delivered) */
+} mqc_op_state_t;
+
+/* Operation kinds implement these. encode writes the next request for the op into buf (a
+ * whole OP_MSG); on_reply consumes the reply and returns MQC_STEP_DONE after finishing the op
+ * (mqc_op_finish), or MQC_STEP_AGAIN to have encode called again on the same connection. */
+typedef enum { MQC_STEP_DONE = 0, MQC_STEP_AGAIN = 1 } mqc_step_t;
+
+typedef struct mqc_op_vt {
+    const char *kind;
+    bool (*encode)(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t request_id,
+                   bool *more_to_come, mqc_error_t *error);
+    mqc_step_t (*on_reply)(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply);
+    /* After an unacknowledged (moreToCome) request was written: MQC_STEP_DONE or AGAIN. */
+    mqc_step_t (*on_sent)(mqc_op_t *op, mqc_conn_t *conn);
+    /* Called once when the op is freed, to release impl. */
+    void (*destroy)(mqc_op_t *op);
+    /* Gather ops: cancel the members. */
+    void (*cancel)(mqc_op_t *op);
+} mqc_op_vt_t;
+
+struct mqc_op {
+    mqc_client_t *client;
+    const mqc_op_vt_t *vt;
+    void *impl;                  /* per-kind state, freed by vt->destroy */
+    mqc_reply_cb cb;
+    void *ud;
+    uint64_t id;
+    mqc_op_state_t state;
+    const char *name;            /* command name for events/errors; static or in impl */
+    char db[64];
+
+    mqc_server_t *server;        /* pinned server (cursors), or the one selected */
+    mqc_server_t *pin;           /* when set, only this server */
+    mqc_conn_t *conn;
+    mqc_pool_waiter_t waiter;
+    int32_t request_id;
+    int64_t sent_us;
+
+    int64_t start_us, end_us;
+    int64_t deadline_us;         /* 0: none */
+    ev_timer timer;
+    bool timer_on;
+    bool cancelled;
+    bool is_write;
+
+    mqc_link_t link;             /* client->ops: every live op, for shutdown */
+    mqc_link_t qlink;            /* client->completions */
+    bson_t *q_reply;             /* queued completion */
+    mqc_error_t q_error;
+    bool q_has_error;
+
+    struct mqc_gather *gather;   /* the group this op belongs to, if any */
+    size_t gather_slot;
+    bool gather_own;             /* op is a gather's own op (impl is the gather) */
+};
+
+struct mqc_client {
+    struct ev_loop *loop;
+    bool own_loop;
+    mqc_uri_t uri;
+    mqc_server_t **servers;
+    size_t n_servers;
+    size_t rr;                   /* round robin among mongos */
+    mqc_resolver_t *resolver;
+
+    mqc_monitor_t monitor;
+    void *monitor_ud;
+
+    mqc_link_t ops;              /* every live operation */
+    mqc_link_t completions;      /* ops whose callback waits for the loop */
+    ev_timer flush_timer;        /* zero-delay timer that delivers completions */
+    int submitting;              /* > 0 inside a submit call: completions are queued */
+    int depth;                   /* > 0 inside a callback into the application */
+    bool destroy_requested;
+    bool closing;
+
+    size_t max_pending;
+    uint64_t next_op_id;
+    int32_t next_request_id;
+    uint32_t next_conn_serial;
+    uint64_t stats[MQC_STAT__COUNT];
+
+    bson_t metadata;             /* client metadata for the handshake */
+    mqc_link_t cursors;          /* live cursors, made inert on destroy */
+};
+
+/* ---- client internals (client.c) ------------------------------------------------------- */
+int32_t mqc_client_next_request_id(mqc_client_t *client);
+/* Entering and leaving application code: a destroy requested inside is done on the way out. */
+void mqc_client_enter(mqc_client_t *client);
+void mqc_client_leave(mqc_client_t *client);
+void mqc_client_emit_pool(mqc_client_t *client, const mqc_pool_event_t *ev);
+void mqc_client_emit_command(mqc_client_t *client, const mqc_command_event_t *ev);
+/* Picks a server for op (pin, or by topology) or NULL with error. */
+mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error);
+
+/* ---- op life (op.c) -------------------------------------------------------------------- */
+mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
+                     mqc_reply_cb cb, void *ud);
+/* Reads "timeoutMS" from opts (else the client's default) and sets the deadline. */
+void mqc_op_set_timeout_from(mqc_op_t *op, const bson_t *opts);
+/* Starts the op: select, check out, send. Errors set before (op_fail_early) are delivered. */
+mqc_op_t *mqc_op_submit(mqc_op_t *op);
+/* Marks a submit-time error; mqc_op_submit then queues it instead of starting the op. */
+void mqc_op_fail_early(mqc_op_t *op, uint32_t domain, int32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The end: delivers the callback now, or queues it when inside a submit call. Exactly once;
+ * later calls are ignored. reply may be NULL. */
+void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
+/* From the connection: the request's reply arrived / the connection failed. */
+void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply);
+void mqc_op_on_sent(mqc_op_t *op, mqc_conn_t *conn);
+void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *error);
+/* Delivers every queued completion (the flush timer's job; also used by destroy). */
+void mqc_op_flush_completions(mqc_client_t *client);
+/* Fails every live op with MQC_ERROR_SHUTDOWN (client destroy). */
+void mqc_op_fail_all(mqc_client_t *client);
+/* Used by gather: deliver to the gather after the op's own callback. */
+void mqc_gather_on_member_done(mqc_op_t *member, const bson_t *reply, const mqc_error_t *error);
+
+/* A plain command op (client.c/ops): encodes body `cmd` (which holds "$db"). */
+typedef struct {
+    bson_t cmd;
+    bool unacknowledged;
+    /* When set, called with an ok:1 reply instead of finishing with it; must finish the op. */
+    void (*post)(mqc_op_t *op, const bson_t *reply);
+} mqc_cmd_impl_t;
+extern const mqc_op_vt_t mqc_cmd_vt;
+/* New command op: copies cmd and appends "$db" (and readConcern/writeConcern as given). */
+mqc_op_t *mqc_cmd_op_new(mqc_client_t *client, const char *db, const bson_t *cmd, mqc_reply_cb cb,
+                         void *ud);
+/* Checks a command reply: ok:1 -> true; else error (SERVER) filled. */
+bool mqc_reply_ok(const bson_t *reply, mqc_error_t *error);
+/* Appends the client's (or opts') readConcern / $readPreference to a read command. */
+void mqc_apply_read_opts(mqc_client_t *client, bson_t *cmd, const bson_t *opts);
+/* The write concern for a write: opts' "writeConcern", else the URI's. *unacked for w:0. */
+void mqc_apply_write_concern(mqc_client_t *client, bson_t *cmd, const bson_t *opts, bool *unacked);
+/* Copies opts into cmd except the keys mqc handles itself (timeoutMS, readPreference,
+ * readConcern, writeConcern, session, and the NULL-terminated extra list). */
+void mqc_copy_passthrough_opts(bson_t *cmd, const bson_t *opts, const char *const *extra);
+
+/* Cursors and handles (cursor.c, handles.c). */
+struct mqc_collection {
+    mqc_client_t *client;
+    char *db;
+    char *name;
+};
+void mqc_cursor_detach_all(mqc_client_t *client);
+
+#endif

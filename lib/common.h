@@ -1,0 +1,66 @@
+/* Small shared pieces of the library: error setting, monotonic time, intrusive lists. */
+#ifndef MQC_COMMON_H
+#define MQC_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqc.h"
+
+/* Sets *error (when error is non-NULL): domain, code, printf-style message; clears labels and
+ * code_name. The message is truncated to fit. */
+void mqc_error_set(mqc_error_t *error, uint32_t domain, int32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void mqc_error_clear(mqc_error_t *error);
+/* Fills *error from a server reply with ok: 0 (code, codeName, errmsg, errorLabels). */
+void mqc_error_from_reply(mqc_error_t *error, uint32_t domain, const bson_t *reply);
+/* Adds the retryable-read label when code is one the retryable reads spec lists. */
+bool mqc_error_code_is_retryable(int32_t code);
+/* Spec classifications of server error codes (SDAM "not writable primary" / "node is recovering"). */
+bool mqc_error_code_is_not_primary(int32_t code);
+bool mqc_error_code_is_recovering(int32_t code);
+
+/* Microseconds on a monotonic clock. */
+int64_t mqc_now_us(void);
+
+/* Intrusive doubly linked list. */
+typedef struct mqc_link {
+    struct mqc_link *prev, *next;
+} mqc_link_t;
+
+static inline void mqc_list_init(mqc_link_t *head) { head->prev = head->next = head; }
+static inline bool mqc_list_empty(const mqc_link_t *head) { return head->next == head; }
+static inline bool mqc_link_linked(const mqc_link_t *l) { return l->next != NULL && l->next != l; }
+static inline void mqc_list_push_back(mqc_link_t *head, mqc_link_t *l)
+{
+    l->prev = head->prev;
+    l->next = head;
+    head->prev->next = l;
+    head->prev = l;
+}
+static inline void mqc_list_push_front(mqc_link_t *head, mqc_link_t *l)
+{
+    l->next = head->next;
+    l->prev = head;
+    head->next->prev = l;
+    head->next = l;
+}
+static inline void mqc_list_remove(mqc_link_t *l)
+{
+    if (!l->next) return;
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = NULL;
+}
+static inline mqc_link_t *mqc_list_pop_front(mqc_link_t *head)
+{
+    if (mqc_list_empty(head)) return NULL;
+    mqc_link_t *l = head->next;
+    mqc_list_remove(l);
+    return l;
+}
+#define mqc_container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
+
+#endif

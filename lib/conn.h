@@ -1,0 +1,69 @@
+/* conn: one non-blocking connection to a server, as an explicit state machine.
+ *
+ *   RESOLVING -> CONNECTING -> TLS -> HELLO -> AUTH -> READY <-> BUSY -> CLOSED
+ *
+ * The pool decides when connections open and close (lib/pool.c calls the connector below); the
+ * op decides what is sent (op->vt->encode) and what a reply means (op->vt->on_reply). One request
+ * is in flight per connection: concurrency comes from many connections. */
+#ifndef MQC_CONN_H
+#define MQC_CONN_H
+
+#include "client.h"
+
+typedef enum {
+    MQC_CS_RESOLVING = 1,
+    MQC_CS_CONNECTING,
+    MQC_CS_TLS,
+    MQC_CS_HELLO,
+    MQC_CS_AUTH,
+    MQC_CS_READY,
+    MQC_CS_BUSY,
+    MQC_CS_CLOSED,
+} mqc_conn_state_t;
+
+struct mqc_auth;
+struct mqc_tls;
+
+struct mqc_conn {
+    mqc_pconn_t pc;              /* the pool's part; first, so the pool's pointer is ours */
+    mqc_client_t *client;
+    mqc_server_t *server;
+    mqc_conn_state_t state;
+    int fd;
+    ev_io rio, wio;
+    ev_timer timer;              /* establishment deadline, reply deadline, deferred failure */
+    mqc_wire_reader_t *reader;
+    mqc_buf_t out;
+    size_t out_off;
+    int32_t request_id;          /* the request in flight (HELLO, AUTH, BUSY) */
+    bool request_unacked;        /* it carries moreToCome: no reply expected */
+    mqc_op_t *op;                /* BUSY: the op the request belongs to */
+    int32_t unacked_ids[8];      /* recent moreToCome ids: stray replies to them are dropped */
+    unsigned unacked_next;
+    struct addrinfo *addrs;      /* owned copy of the server's addresses for this attempt */
+    struct addrinfo *ai;         /* the address being tried */
+    mqc_error_t fail;            /* a failure to report from the loop */
+    bool fail_pending;
+    int handling;                /* > 0 while a handler of ours is on the stack */
+    bool free_pending;           /* closed while handling: free on the way out */
+    uint32_t server_connection_id;
+    mqc_link_t rlink;            /* in server->resolve_waiters while RESOLVING */
+    int64_t state_since_us;
+    struct mqc_tls *tls;
+    struct mqc_auth *auth;
+};
+
+/* The connector the client gives each server's pool. ctx is the mqc_server_t. */
+extern const mqc_pool_connector_t mqc_conn_connector;
+
+/* Sends op's next request (op->vt->encode) on a READY connection checked out for it; the reply
+ * comes back through mqc_op_on_reply / mqc_op_on_conn_error / mqc_op_on_sent. */
+void mqc_conn_start_request(mqc_conn_t *conn, mqc_op_t *op);
+/* The op no longer wants the reply of its request (timeout, cancel): the connection is closed
+ * (never reused) and returned to the pool as broken. */
+void mqc_conn_abandon(mqc_conn_t *conn);
+/* Returns a connection whose op is done to its pool. */
+void mqc_conn_release(mqc_conn_t *conn, bool healthy);
+const char *mqc_conn_state_name(mqc_conn_state_t s);
+
+#endif

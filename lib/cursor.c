@@ -1,0 +1,214 @@
+/* cursor: find/aggregate, then getMore on demand on the server that opened it, one batch per
+ * callback; killCursors when a live cursor is destroyed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "read.h"
+
+struct mqc_cursor {
+    mqc_client_t *client;        /* NULL once the client is gone */
+    mqc_link_t link;             /* client->cursors */
+    mqc_batch_cb cb;
+    void *ud;
+    char db[64];
+    char *coll;                  /* from the reply's ns */
+    int64_t id;
+    int32_t batch_size;
+    bson_t getmore_extra;        /* comment, maxTimeMS (as maxAwaitTimeMS is for tailable only) */
+    mqc_server_t *server;        /* the server holding the cursor */
+    mqc_op_t *op;                /* the batch request in flight */
+    int64_t timeout_ms;
+    uint64_t count;
+    bool started, exhausted, dead;
+    bool in_cb, destroy_requested;
+    bson_t *docs;
+    size_t docs_cap;
+};
+
+static void cursor_free(mqc_cursor_t *c);
+
+static void kill_server_cursor(mqc_cursor_t *c)
+{
+    if (!c->client || c->client->closing || c->id == 0 || !c->server || c->dead) return;
+    bson_t cmd, ids;
+    bson_init(&cmd);
+    bson_append_utf8(&cmd, "killCursors", -1, c->coll, -1);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "cursors", &ids);
+    BSON_APPEND_INT64(&ids, "0", c->id);
+    bson_append_array_end(&cmd, &ids);
+    mqc_op_t *op = mqc_cmd_op_new(c->client, c->db, &cmd, NULL, NULL);
+    op->pin = c->server;
+    mqc_op_submit(op);
+    bson_destroy(&cmd);
+    c->id = 0;
+}
+
+/* Splits "db.coll" (the reply's ns) into the cursor's names. */
+static void take_ns(mqc_cursor_t *c, const char *ns)
+{
+    const char *dot = strchr(ns, '.');
+    if (!dot) return;
+    free(c->coll);
+    c->coll = strdup(dot + 1);
+    snprintf(c->db, sizeof c->db, "%.*s", (int) (dot - ns), ns);
+}
+
+static void deliver(mqc_cursor_t *c, const bson_t *docs, size_t n, const mqc_error_t *err)
+{
+    c->in_cb = true;
+    if (c->cb) c->cb(c, docs, n, err, c->ud);
+    c->in_cb = false;
+    if (c->destroy_requested) cursor_free(c);
+}
+
+static void on_batch(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
+{
+    mqc_cursor_t *c = ud;
+    c->op = NULL;
+    if (!c->server) c->server = op->server;
+    if (error) {
+        c->dead = true;
+        /* A cursor the server knows is still worth killing unless the server said it is gone. */
+        deliver(c, NULL, 0, error);
+        return;
+    }
+    bson_iter_t it, cur, batch;
+    if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &cur)) {
+        mqc_error_t e;
+        mqc_error_set(&e, MQC_ERROR_PROTOCOL, 0, "%s: the reply has no cursor document", mqc_op_get_name(op));
+        c->dead = true;
+        deliver(c, NULL, 0, &e);
+        return;
+    }
+    while (bson_iter_next(&cur)) {
+        const char *k = bson_iter_key(&cur);
+        if (!strcmp(k, "id")) c->id = bson_iter_as_int64(&cur);
+        else if (!strcmp(k, "ns") && BSON_ITER_HOLDS_UTF8(&cur)) take_ns(c, bson_iter_utf8(&cur, NULL));
+    }
+    size_t n = 0;
+    if (mqc_reply_first_batch(reply, &batch)) {
+        while (bson_iter_next(&batch)) {
+            uint32_t len;
+            const uint8_t *data;
+            if (!BSON_ITER_HOLDS_DOCUMENT(&batch)) continue;
+            if (n == c->docs_cap) {
+                c->docs_cap = c->docs_cap ? c->docs_cap * 2 : 16;
+                c->docs = realloc(c->docs, c->docs_cap * sizeof *c->docs);
+                if (!c->docs) abort();
+            }
+            bson_iter_document(&batch, &len, &data);
+            if (bson_init_static(&c->docs[n], data, len)) n++;
+        }
+    }
+    c->count += n;
+    if (c->id == 0) c->exhausted = true;
+    deliver(c, c->docs, n, NULL);
+}
+
+static mqc_cursor_t *cursor_new(mqc_collection_t *coll, const bson_t *opts, mqc_batch_cb cb, void *ud)
+{
+    mqc_cursor_t *c = calloc(1, sizeof *c);
+    bson_iter_t it;
+    if (!c) abort();
+    c->client = coll->client;
+    c->cb = cb;
+    c->ud = ud;
+    snprintf(c->db, sizeof c->db, "%s", coll->db);
+    c->coll = strdup(coll->name);
+    bson_init(&c->getmore_extra);
+    if (opts && bson_iter_init_find(&it, opts, "batchSize") && BSON_ITER_HOLDS_NUMBER(&it))
+        c->batch_size = (int32_t) bson_iter_as_int64(&it);
+    if (opts && bson_iter_init_find(&it, opts, "comment")) bson_append_iter(&c->getmore_extra, "comment", -1, &it);
+    if (opts && bson_iter_init_find(&it, opts, "timeoutMS") && BSON_ITER_HOLDS_NUMBER(&it))
+        c->timeout_ms = bson_iter_as_int64(&it);
+    mqc_list_push_back(&coll->client->cursors, &c->link);
+    return c;
+}
+
+static void cursor_start(mqc_cursor_t *c, bson_t *cmd, const bson_t *opts)
+{
+    c->op = mqc_cmd_op_new(c->client, c->db, cmd, on_batch, c);
+    mqc_op_set_timeout_from(c->op, opts);
+    c->started = true;
+    bson_destroy(cmd);
+    mqc_op_submit(c->op);
+}
+
+mqc_cursor_t *mqc_collection_find(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts, mqc_batch_cb cb,
+                                  void *ud)
+{
+    mqc_cursor_t *c = cursor_new(coll, opts, cb, ud);
+    bson_t cmd;
+    bson_init(&cmd);
+    mqc_build_find(coll->client, coll, filter, opts, &cmd);
+    cursor_start(c, &cmd, opts);
+    return c;
+}
+
+mqc_cursor_t *mqc_collection_aggregate(mqc_collection_t *coll, const bson_t *pipeline, const bson_t *opts,
+                                       mqc_batch_cb cb, void *ud)
+{
+    mqc_cursor_t *c = cursor_new(coll, opts, cb, ud);
+    bson_t cmd;
+    bson_init(&cmd);
+    mqc_build_aggregate(coll->client, coll, pipeline, opts, &cmd);
+    cursor_start(c, &cmd, opts);
+    return c;
+}
+
+bool mqc_cursor_next(mqc_cursor_t *c)
+{
+    if (!c || !c->client || c->op || c->exhausted || c->dead || c->destroy_requested || !c->server) return false;
+    bson_t cmd;
+    bson_init(&cmd);
+    BSON_APPEND_INT64(&cmd, "getMore", c->id);
+    bson_append_utf8(&cmd, "collection", -1, c->coll, -1);
+    if (c->batch_size > 0) BSON_APPEND_INT32(&cmd, "batchSize", c->batch_size);
+    bson_concat(&cmd, &c->getmore_extra);
+    c->op = mqc_cmd_op_new(c->client, c->db, &cmd, on_batch, c);
+    c->op->pin = c->server;
+    if (c->timeout_ms > 0) c->op->deadline_us = c->op->start_us + c->timeout_ms * 1000;
+    bson_destroy(&cmd);
+    mqc_op_submit(c->op);
+    return true;
+}
+
+bool mqc_cursor_more(const mqc_cursor_t *c) { return c && !c->exhausted && !c->dead && c->client; }
+int64_t mqc_cursor_id(const mqc_cursor_t *c) { return c ? c->id : 0; }
+uint64_t mqc_cursor_count(const mqc_cursor_t *c) { return c ? c->count : 0; }
+
+static void cursor_free(mqc_cursor_t *c)
+{
+    kill_server_cursor(c);
+    if (c->client) mqc_list_remove(&c->link);
+    bson_destroy(&c->getmore_extra);
+    free(c->docs);
+    free(c->coll);
+    free(c);
+}
+
+void mqc_cursor_destroy(mqc_cursor_t *c)
+{
+    if (!c || c->destroy_requested) return;
+    c->destroy_requested = true;
+    if (c->in_cb) return; /* freed when the callback returns */
+    if (c->op) {
+        /* The request's callback still comes (cancelled) and frees the cursor afterwards. */
+        mqc_op_cancel(c->op);
+        return;
+    }
+    cursor_free(c);
+}
+
+void mqc_cursor_detach_all(mqc_client_t *client)
+{
+    mqc_link_t *l;
+    while ((l = mqc_list_pop_front(&client->cursors))) {
+        mqc_cursor_t *c = mqc_container_of(l, mqc_cursor_t, link);
+        c->client = NULL;
+        c->server = NULL;
+        c->op = NULL;
+    }
+}

@@ -1,0 +1,334 @@
+/* op: an operation's life. Submitted -> (server selected) -> waiting for a connection ->
+ * active on a connection -> one callback. Every path ends in mqc_op_finish, which lets the
+ * callback through once: directly when we are called from the loop, queued (and delivered by a
+ * zero-delay timer) when we are inside the application's submit or cancel call. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "conn.h"
+
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
+static void op_dispatch(mqc_op_t *op);
+
+mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
+                     mqc_reply_cb cb, void *ud)
+{
+    mqc_op_t *op = calloc(1, sizeof *op);
+    if (!op) abort();
+    op->client = client;
+    op->vt = vt;
+    op->name = name;
+    op->cb = cb;
+    op->ud = ud;
+    op->id = ++client->next_op_id;
+    op->start_us = mqc_now_us();
+    if (db) snprintf(op->db, sizeof op->db, "%s", db);
+    ev_init(&op->timer, on_deadline);
+    op->timer.data = op;
+    mqc_list_push_back(&client->ops, &op->link);
+    client->stats[MQC_STAT_OPS_SUBMITTED]++;
+    client->stats[MQC_STAT_OPS_PENDING]++;
+    if (client->uri.timeout_ms > 0) op->deadline_us = op->start_us + client->uri.timeout_ms * 1000;
+    if (db && strlen(db) >= sizeof op->db)
+        mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "database name too long");
+    return op;
+}
+
+void mqc_op_set_timeout_from(mqc_op_t *op, const bson_t *opts)
+{
+    bson_iter_t it;
+    if (opts && bson_iter_init_find(&it, opts, "timeoutMS") && BSON_ITER_HOLDS_NUMBER(&it)) {
+        int64_t ms = bson_iter_as_int64(&it);
+        if (ms < 0) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "timeoutMS must be >= 0");
+        op->deadline_us = ms > 0 ? op->start_us + ms * 1000 : 0;
+    }
+}
+
+void mqc_op_fail_early(mqc_op_t *op, uint32_t domain, int32_t code, const char *fmt, ...)
+{
+    if (op->q_has_error) return; /* the first reason is the one to report */
+    va_list ap;
+    char msg[sizeof op->q_error.message];
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    mqc_error_set(&op->q_error, domain, code, "%s", msg);
+    op->q_has_error = true;
+}
+
+static void op_queue(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
+{
+    mqc_client_t *client = op->client;
+    op->state = MQC_OP_QUEUED;
+    op->q_reply = reply ? bson_copy(reply) : NULL;
+    if (error) {
+        if (&op->q_error != error) op->q_error = *error;
+        op->q_has_error = true;
+    } else {
+        op->q_has_error = false;
+    }
+    mqc_list_push_back(&client->completions, &op->qlink);
+    if (!ev_is_active(&client->flush_timer)) {
+        ev_timer_set(&client->flush_timer, 0., 0.);
+        ev_timer_start(client->loop, &client->flush_timer);
+    }
+}
+
+mqc_op_t *mqc_op_submit(mqc_op_t *op)
+{
+    mqc_client_t *client = op->client;
+    client->submitting++;
+    if (client->closing) {
+        mqc_error_t e;
+        mqc_error_set(&e, MQC_ERROR_SHUTDOWN, 0, "the client is being destroyed");
+        op_queue(op, NULL, &e);
+    } else if (op->q_has_error) {
+        op_queue(op, NULL, &op->q_error);
+    } else {
+        if (op->deadline_us > 0) {
+            double after = (double) (op->deadline_us - mqc_now_us()) / 1e6;
+            ev_timer_set(&op->timer, after > 0 ? after : 0., 0.);
+            ev_timer_start(client->loop, &op->timer);
+            op->timer_on = true;
+        }
+        op_dispatch(op);
+    }
+    client->submitting--;
+    return op;
+}
+
+static void op_free(mqc_op_t *op)
+{
+    if (op->vt->destroy) op->vt->destroy(op);
+    if (op->q_reply) bson_destroy(op->q_reply);
+    free(op);
+}
+
+/* Hands the op to the application (and its gather). The op is freed afterwards. */
+static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
+{
+    mqc_client_t *client = op->client;
+    op->state = MQC_OP_DONE;
+    op->end_us = mqc_now_us();
+    client->stats[MQC_STAT_OPS_COMPLETED]++;
+    client->stats[MQC_STAT_OPS_PENDING]--;
+    mqc_list_remove(&op->link);
+    mqc_client_enter(client);
+    if (op->cb) op->cb(op, reply, error, op->ud);
+    if (op->gather) mqc_gather_on_member_done(op, reply, error);
+    op_free(op);
+    mqc_client_leave(client);
+}
+
+/* Lets go of whatever the op holds: its timer, its place in a wait queue, its connection. */
+static void op_detach(mqc_op_t *op, bool reply_complete)
+{
+    mqc_client_t *client = op->client;
+    if (op->timer_on) {
+        ev_timer_stop(client->loop, &op->timer);
+        op->timer_on = false;
+    }
+    if (op->state == MQC_OP_WAITING && op->server) {
+        mqc_pool_cancel_waiter(op->server->pool, &op->waiter, false);
+        client->stats[MQC_STAT_WAIT_QUEUE]--;
+    }
+    if (op->conn) {
+        mqc_conn_t *c = op->conn;
+        op->conn = NULL;
+        if (c->op == op || !reply_complete) mqc_conn_abandon(c); /* a reply is still due: never reuse */
+        else mqc_conn_release(c, true);
+    }
+}
+
+void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
+{
+    if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
+    op_detach(op, true);
+    if (op->client->submitting > 0) op_queue(op, reply, error);
+    else op_deliver(op, reply, error);
+}
+
+/* Finishes with an error decided by the client (timeout, cancel): a request on the wire is
+ * abandoned with its connection. */
+static void op_abort(mqc_op_t *op, const mqc_error_t *error)
+{
+    if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
+    op_detach(op, false);
+    if (op->client->submitting > 0) op_queue(op, NULL, error);
+    else op_deliver(op, NULL, error);
+}
+
+void mqc_op_flush_completions(mqc_client_t *client)
+{
+    mqc_link_t *l;
+    while ((l = mqc_list_pop_front(&client->completions))) {
+        mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
+        bson_t *reply = op->q_reply;
+        op->q_reply = NULL;
+        op_deliver(op, reply, op->q_has_error ? &op->q_error : NULL);
+        if (reply) bson_destroy(reply);
+    }
+}
+
+/* ---- dispatch -------------------------------------------------------------------------- */
+
+static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t *error)
+{
+    mqc_op_t *op = mqc_container_of(w, mqc_op_t, waiter);
+    op->client->stats[MQC_STAT_WAIT_QUEUE]--;
+    op->state = MQC_OP_ACTIVE; /* out of the queue: op_detach must not cancel the waiter */
+    if (error) {
+        mqc_op_finish(op, NULL, error);
+        return;
+    }
+    op->server->in_use++;
+    mqc_conn_start_request((mqc_conn_t *) pc, op);
+}
+
+static void op_dispatch(mqc_op_t *op)
+{
+    mqc_client_t *client = op->client;
+    mqc_error_t err;
+    mqc_server_t *s = mqc_client_select(client, op, &err);
+    if (!s) {
+        mqc_op_finish(op, NULL, &err);
+        return;
+    }
+    if (client->max_pending && client->stats[MQC_STAT_WAIT_QUEUE] >= client->max_pending &&
+        mqc_pool_available(s->pool) == 0) {
+        mqc_error_set(&err, MQC_ERROR_OVERLOADED, 0,
+                      "overloaded: %zu operations already wait for a connection (maxPendingOperations)",
+                      client->max_pending);
+        mqc_op_finish(op, NULL, &err);
+        return;
+    }
+    op->server = s;
+    op->state = MQC_OP_WAITING;
+    op->waiter.cb = on_checkout;
+    op->waiter.started_us = mqc_now_us();
+    op->waiter.deadline_us = client->uri.wait_queue_timeout_ms > 0
+                                 ? op->waiter.started_us + client->uri.wait_queue_timeout_ms * 1000
+                                 : 0;
+    client->stats[MQC_STAT_WAIT_QUEUE]++;
+    mqc_pconn_t *pc = mqc_pool_checkout(s->pool, &op->waiter);
+    if (pc) {
+        client->stats[MQC_STAT_WAIT_QUEUE]--;
+        op->state = MQC_OP_ACTIVE;
+        s->in_use++;
+        mqc_conn_start_request((mqc_conn_t *) pc, op);
+    }
+}
+
+/* ---- events from the connection ---------------------------------------------------------- */
+
+static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const mqc_error_t *error)
+{
+    if (!op->client->monitor.command) return;
+    mqc_command_event_t ev = {.type = error ? MQC_COMMAND_FAILED : MQC_COMMAND_SUCCEEDED,
+                              .command_name = op->name, .database = op->db, .reply = reply,
+                              .error = error, .request_id = op->request_id, .operation_id = op->id,
+                              .connection_id = c ? c->pc.id : 0,
+                              .server = op->server ? op->server->host.host_and_port : "",
+                              .duration_us = mqc_now_us() - op->sent_us};
+    mqc_client_emit_command(op->client, &ev);
+}
+
+void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
+{
+    if (op->client->monitor.command) {
+        mqc_error_t e;
+        bool ok = mqc_reply_ok(reply, &e);
+        emit_result(op, conn, reply, ok ? NULL : &e);
+    }
+    if (op->vt->on_reply(op, conn, reply) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
+        mqc_conn_start_request(conn, op);
+}
+
+void mqc_op_on_sent(mqc_op_t *op, mqc_conn_t *conn)
+{
+    if (op->vt->on_sent(op, conn) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
+        mqc_conn_start_request(conn, op);
+}
+
+void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *error)
+{
+    mqc_server_t *s = op->server;
+    op->conn = NULL;
+    emit_result(op, conn, NULL, error);
+    mqc_pool_checkin(s->pool, &conn->pc, false);
+    /* SDAM: a network error (not a timeout) on an established connection clears the pool:
+     * its other connections are suspect. Timeouts only close the one connection. */
+    if (error->domain == MQC_ERROR_NETWORK || error->domain == MQC_ERROR_PROTOCOL)
+        mqc_pool_clear(s->pool, error);
+    mqc_op_finish(op, NULL, error);
+}
+
+/* ---- deadline and cancellation ------------------------------------------------------------ */
+
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    mqc_op_t *op = w->data;
+    mqc_client_t *client = op->client;
+    mqc_error_t err;
+    op->timer_on = false;
+    mqc_client_enter(client);
+    const char *where = op->state == MQC_OP_WAITING ? "waiting for a connection" : "awaiting the reply";
+    mqc_error_set(&err, MQC_ERROR_TIMEOUT, MQC_TIMEOUT_OPERATION, "%s: operation exceeded its timeout (%lld ms) %s",
+                  op->name ? op->name : "operation", (long long) ((op->deadline_us - op->start_us) / 1000), where);
+    if (op->state == MQC_OP_WAITING && op->server) {
+        mqc_pool_cancel_waiter(op->server->pool, &op->waiter, true);
+        client->stats[MQC_STAT_WAIT_QUEUE]--;
+        op->state = MQC_OP_ACTIVE;
+    }
+    if (op->gather_own && op->vt->cancel) op->vt->cancel(op); /* members end; the gather follows */
+    else op_abort(op, &err);
+    mqc_client_leave(client);
+}
+
+void mqc_op_cancel(mqc_op_t *op)
+{
+    if (!op || op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
+    mqc_client_t *client = op->client;
+    op->cancelled = true;
+    client->submitting++; /* cancel is asynchronous: the callback comes from the loop */
+    if (op->gather_own && op->vt->cancel) {
+        op->vt->cancel(op);
+    } else {
+        mqc_error_t err;
+        mqc_error_set(&err, MQC_ERROR_CANCELLED, 0, "%s was cancelled", op->name ? op->name : "operation");
+        op_abort(op, &err);
+    }
+    client->submitting--;
+}
+
+void mqc_op_fail_all(mqc_client_t *client)
+{
+    mqc_error_t err;
+    mqc_error_set(&err, MQC_ERROR_SHUTDOWN, 0, "the client was destroyed before the operation completed");
+    /* Plain ops first: gathers complete as their members do. Callbacks may submit more ops;
+     * those fail at once (closing is set), so the loop ends. */
+    for (int pass = 0; pass < 2; pass++) {
+        mqc_link_t *l = client->ops.next;
+        while (l != &client->ops) {
+            mqc_op_t *op = mqc_container_of(l, mqc_op_t, link);
+            if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE || (pass == 0 && op->gather_own)) {
+                l = l->next;
+                continue;
+            }
+            op_abort(op, &err);
+            l = client->ops.next; /* the list changed under us: start over */
+        }
+        mqc_op_flush_completions(client);
+    }
+}
+
+/* ---- getters ------------------------------------------------------------------------------ */
+
+mqc_client_t *mqc_op_get_client(const mqc_op_t *op) { return op->client; }
+const char *mqc_op_get_name(const mqc_op_t *op) { return op->name ? op->name : ""; }
+int64_t mqc_op_get_duration_us(const mqc_op_t *op) { return op->end_us ? op->end_us - op->start_us : 0; }
+const char *mqc_op_get_server(const mqc_op_t *op) { return op->server ? op->server->host.host_and_port : NULL; }

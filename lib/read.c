@@ -1,0 +1,279 @@
+/* Commands built from CRUD calls: find and aggregate (for cursors and find_one), count_documents,
+ * distinct and the findAndModify family. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "read.h"
+
+static const bson_t *or_empty(const bson_t *b, bson_t *empty)
+{
+    if (b) return b;
+    bson_init(empty);
+    return empty;
+}
+
+void mqc_build_find(mqc_client_t *client, const mqc_collection_t *coll, const bson_t *filter, const bson_t *opts,
+                    bson_t *cmd)
+{
+    static const char *const handled[] = {"limit", "singleBatch", NULL};
+    bson_t empty;
+    bson_iter_t it;
+    bson_append_utf8(cmd, "find", -1, coll->name, -1);
+    BSON_APPEND_DOCUMENT(cmd, "filter", or_empty(filter, &empty));
+    mqc_copy_passthrough_opts(cmd, opts, handled);
+    /* A negative limit means "one batch of at most |limit|", as the legacy drivers had it. */
+    bool single = opts && bson_iter_init_find(&it, opts, "singleBatch") && bson_iter_as_bool(&it);
+    if (opts && bson_iter_init_find(&it, opts, "limit") && BSON_ITER_HOLDS_NUMBER(&it)) {
+        int64_t limit = bson_iter_as_int64(&it);
+        if (limit < 0) {
+            limit = -limit;
+            single = true;
+        }
+        if (limit) BSON_APPEND_INT64(cmd, "limit", limit);
+    }
+    if (single) BSON_APPEND_BOOL(cmd, "singleBatch", true);
+    mqc_apply_read_opts(client, cmd, opts);
+    BSON_APPEND_UTF8(cmd, "$db", coll->db);
+}
+
+void mqc_build_aggregate(mqc_client_t *client, const mqc_collection_t *coll, const bson_t *pipeline,
+                         const bson_t *opts, bson_t *cmd)
+{
+    static const char *const handled[] = {"batchSize", NULL};
+    bson_iter_t it;
+    bson_t cursor;
+    bson_append_utf8(cmd, "aggregate", -1, coll->name, -1);
+    if (pipeline && bson_iter_init_find(&it, pipeline, "pipeline") && BSON_ITER_HOLDS_ARRAY(&it)) {
+        bson_append_iter(cmd, "pipeline", -1, &it);
+    } else {
+        bson_t empty;
+        BSON_APPEND_ARRAY(cmd, "pipeline", or_empty(pipeline, &empty));
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(cmd, "cursor", &cursor);
+    if (opts && bson_iter_init_find(&it, opts, "batchSize") && BSON_ITER_HOLDS_NUMBER(&it))
+        BSON_APPEND_INT32(&cursor, "batchSize", (int32_t) bson_iter_as_int64(&it));
+    bson_append_document_end(cmd, &cursor);
+    mqc_copy_passthrough_opts(cmd, opts, handled);
+    mqc_apply_read_opts(client, cmd, opts);
+    BSON_APPEND_UTF8(cmd, "$db", coll->db);
+}
+
+/* A command op around a command already holding "$db". */
+static mqc_op_t *op_for(mqc_collection_t *coll, bson_t *cmd, const bson_t *opts, void (*post)(mqc_op_t *, const bson_t *),
+                        mqc_reply_cb cb, void *ud)
+{
+    mqc_op_t *op = mqc_cmd_op_new(coll->client, coll->db, cmd, cb, ud);
+    mqc_cmd_impl_t *impl = op->impl;
+    impl->post = post;
+    mqc_op_set_timeout_from(op, opts);
+    bson_destroy(cmd);
+    return op;
+}
+
+bool mqc_reply_first_batch(const bson_t *reply, bson_iter_t *batch)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, batch))
+        return false;
+    while (bson_iter_next(batch)) {
+        const char *k = bson_iter_key(batch);
+        if ((!strcmp(k, "firstBatch") || !strcmp(k, "nextBatch")) && BSON_ITER_HOLDS_ARRAY(batch))
+            return bson_iter_recurse(batch, batch);
+    }
+    return false;
+}
+
+static void bad_reply(mqc_op_t *op, const bson_t *reply, const char *what)
+{
+    mqc_error_t err;
+    mqc_error_set(&err, MQC_ERROR_PROTOCOL, 0, "%s: the server's reply has no %s", op->name, what);
+    mqc_op_finish(op, reply, &err);
+}
+
+static void find_one_post(mqc_op_t *op, const bson_t *reply)
+{
+    bson_iter_t batch;
+    if (!mqc_reply_first_batch(reply, &batch)) {
+        bad_reply(op, reply, "cursor.firstBatch");
+        return;
+    }
+    if (bson_iter_next(&batch) && BSON_ITER_HOLDS_DOCUMENT(&batch)) {
+        uint32_t len;
+        const uint8_t *data;
+        bson_t doc;
+        bson_iter_document(&batch, &len, &data);
+        if (bson_init_static(&doc, data, len)) {
+            mqc_op_finish(op, &doc, NULL);
+            return;
+        }
+    }
+    mqc_op_finish(op, NULL, NULL);
+}
+
+mqc_op_t *mqc_collection_find_one(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts, mqc_reply_cb cb,
+                                  void *ud)
+{
+    static const char *const drop[] = {"limit", "batchSize", "singleBatch", NULL};
+    bson_t o, cmd;
+    bson_init(&o);
+    mqc_copy_passthrough_opts(&o, opts, drop);
+    bson_iter_t it;
+    for (const char *const *k = (const char *const[]){"readConcern", "readPreference", "timeoutMS", NULL}; *k; k++)
+        if (opts && bson_iter_init_find(&it, opts, *k)) bson_append_iter(&o, *k, -1, &it);
+    BSON_APPEND_INT32(&o, "limit", 1);
+    BSON_APPEND_BOOL(&o, "singleBatch", true);
+    bson_init(&cmd);
+    mqc_build_find(coll->client, coll, filter, &o, &cmd);
+    mqc_op_t *op = op_for(coll, &cmd, &o, find_one_post, cb, ud);
+    bson_destroy(&o);
+    return mqc_op_submit(op);
+}
+
+static void count_post(mqc_op_t *op, const bson_t *reply)
+{
+    bson_iter_t batch, n;
+    int64_t count = 0;
+    if (!mqc_reply_first_batch(reply, &batch)) {
+        bad_reply(op, reply, "cursor.firstBatch");
+        return;
+    }
+    if (bson_iter_next(&batch) && bson_iter_recurse(&batch, &n) && bson_iter_find(&n, "n")) count = bson_iter_as_int64(&n);
+    bson_t r = BSON_INITIALIZER;
+    BSON_APPEND_INT64(&r, "count", count);
+    mqc_op_finish(op, &r, NULL);
+    bson_destroy(&r);
+}
+
+mqc_op_t *mqc_collection_count_documents(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts,
+                                         mqc_reply_cb cb, void *ud)
+{
+    static const char *const handled[] = {"skip", "limit", NULL};
+    bson_t pipeline, stage, inner, cmd, o, empty;
+    bson_iter_t it;
+    bson_init(&pipeline);
+    BSON_APPEND_DOCUMENT_BEGIN(&pipeline, "0", &stage);
+    BSON_APPEND_DOCUMENT(&stage, "$match", or_empty(filter, &empty));
+    bson_append_document_end(&pipeline, &stage);
+    int i = 1;
+    char key[16];
+    for (const char *const *k = handled; *k; k++)
+        if (opts && bson_iter_init_find(&it, opts, *k) && BSON_ITER_HOLDS_NUMBER(&it)) {
+            snprintf(key, sizeof key, "%d", i++);
+            BSON_APPEND_DOCUMENT_BEGIN(&pipeline, key, &stage);
+            BSON_APPEND_INT64(&stage, !strcmp(*k, "skip") ? "$skip" : "$limit", bson_iter_as_int64(&it));
+            bson_append_document_end(&pipeline, &stage);
+        }
+    snprintf(key, sizeof key, "%d", i);
+    BSON_APPEND_DOCUMENT_BEGIN(&pipeline, key, &stage);
+    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$group", &inner);
+    BSON_APPEND_INT32(&inner, "_id", 1);
+    bson_t sum;
+    BSON_APPEND_DOCUMENT_BEGIN(&inner, "n", &sum);
+    BSON_APPEND_INT32(&sum, "$sum", 1);
+    bson_append_document_end(&inner, &sum);
+    bson_append_document_end(&stage, &inner);
+    bson_append_document_end(&pipeline, &stage);
+    bson_init(&o);
+    mqc_copy_passthrough_opts(&o, opts, handled);
+    for (const char *const *k = (const char *const[]){"readConcern", "readPreference", "timeoutMS", NULL}; *k; k++)
+        if (opts && bson_iter_init_find(&it, opts, *k)) bson_append_iter(&o, *k, -1, &it);
+    bson_init(&cmd);
+    mqc_build_aggregate(coll->client, coll, &pipeline, &o, &cmd);
+    mqc_op_t *op = op_for(coll, &cmd, &o, count_post, cb, ud);
+    op->name = "count";
+    bson_destroy(&pipeline);
+    bson_destroy(&o);
+    return mqc_op_submit(op);
+}
+
+mqc_op_t *mqc_collection_distinct(mqc_collection_t *coll, const char *key, const bson_t *filter, const bson_t *opts,
+                                  mqc_reply_cb cb, void *ud)
+{
+    bson_t cmd, empty;
+    bson_init(&cmd);
+    bson_append_utf8(&cmd, "distinct", -1, coll->name, -1);
+    bson_append_utf8(&cmd, "key", -1, key ? key : "", -1);
+    BSON_APPEND_DOCUMENT(&cmd, "query", or_empty(filter, &empty));
+    mqc_copy_passthrough_opts(&cmd, opts, NULL);
+    mqc_apply_read_opts(coll->client, &cmd, opts);
+    mqc_op_t *op = op_for(coll, &cmd, opts, NULL, cb, ud);
+    if (!key || !*key) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "distinct: no key");
+    return mqc_op_submit(op);
+}
+
+static void fam_post(mqc_op_t *op, const bson_t *reply)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, reply, "writeConcernError") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        uint32_t len;
+        const uint8_t *data;
+        bson_t wce;
+        mqc_error_t err;
+        bson_iter_document(&it, &len, &data);
+        if (bson_init_static(&wce, data, len)) {
+            mqc_error_from_reply(&err, MQC_ERROR_WRITE_CONCERN, &wce);
+            mqc_op_finish(op, reply, &err);
+            return;
+        }
+    }
+    mqc_op_finish(op, reply, NULL);
+}
+
+typedef enum { FAM_UPDATE, FAM_REPLACE, FAM_DELETE } fam_kind_t;
+
+static mqc_op_t *find_and_modify(mqc_collection_t *coll, const bson_t *filter, const bson_t *update, const bson_t *opts,
+                                 fam_kind_t kind, mqc_reply_cb cb, void *ud)
+{
+    static const char *const handled[] = {"returnDocument", "projection", NULL};
+    bson_t cmd, empty;
+    bson_iter_t it;
+    bool unacked;
+    const char *bad = NULL;
+    bson_init(&cmd);
+    bson_append_utf8(&cmd, "findAndModify", -1, coll->name, -1);
+    BSON_APPEND_DOCUMENT(&cmd, "query", or_empty(filter, &empty));
+    if (kind == FAM_DELETE) {
+        BSON_APPEND_BOOL(&cmd, "remove", true);
+    } else if (!update) {
+        bad = "no update document";
+    } else {
+        bson_iter_t f;
+        bool op_first = bson_iter_init(&f, update) && bson_iter_next(&f) && bson_iter_key(&f)[0] == '$';
+        bool pipe = bson_iter_init(&f, update) && bson_iter_next(&f) && !strcmp(bson_iter_key(&f), "0");
+        if (kind == FAM_UPDATE && !op_first && !pipe) bad = "the update must contain update operators or be a pipeline";
+        if (kind == FAM_REPLACE && op_first) bad = "the replacement must not contain update operators";
+        if (pipe && kind == FAM_UPDATE) BSON_APPEND_ARRAY(&cmd, "update", update);
+        else BSON_APPEND_DOCUMENT(&cmd, "update", update);
+        bool after = opts && bson_iter_init_find(&it, opts, "returnDocument") && BSON_ITER_HOLDS_UTF8(&it) &&
+                     strcmp(bson_iter_utf8(&it, NULL), "after") == 0;
+        BSON_APPEND_BOOL(&cmd, "new", after);
+    }
+    if (opts && bson_iter_init_find(&it, opts, "projection")) bson_append_iter(&cmd, "fields", -1, &it);
+    mqc_copy_passthrough_opts(&cmd, opts, handled);
+    mqc_apply_write_concern(coll->client, &cmd, opts, &unacked);
+    mqc_op_t *op = op_for(coll, &cmd, opts, fam_post, cb, ud);
+    op->is_write = true;
+    if (bad) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "findAndModify: %s", bad);
+    return mqc_op_submit(op);
+}
+
+mqc_op_t *mqc_collection_find_one_and_update(mqc_collection_t *coll, const bson_t *filter, const bson_t *update,
+                                             const bson_t *opts, mqc_reply_cb cb, void *ud)
+{
+    return find_and_modify(coll, filter, update, opts, FAM_UPDATE, cb, ud);
+}
+
+mqc_op_t *mqc_collection_find_one_and_replace(mqc_collection_t *coll, const bson_t *filter,
+                                              const bson_t *replacement, const bson_t *opts, mqc_reply_cb cb,
+                                              void *ud)
+{
+    return find_and_modify(coll, filter, replacement, opts, FAM_REPLACE, cb, ud);
+}
+
+mqc_op_t *mqc_collection_find_one_and_delete(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts,
+                                             mqc_reply_cb cb, void *ud)
+{
+    return find_and_modify(coll, filter, NULL, opts, FAM_DELETE, cb, ud);
+}

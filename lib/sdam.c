@@ -1,0 +1,819 @@
+/* sdam: server descriptions from hello replies, and the topology's update rules (see sdam.h). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "sdam.h"
+
+/* ---- names ------------------------------------------------------------------------------ */
+
+static const char *const server_type_names[] = {
+    [MQC_SERVER_UNKNOWN] = "Unknown",         [MQC_SERVER_STANDALONE] = "Standalone",
+    [MQC_SERVER_MONGOS] = "Mongos",           [MQC_SERVER_POSSIBLE_PRIMARY] = "PossiblePrimary",
+    [MQC_SERVER_RS_PRIMARY] = "RSPrimary",    [MQC_SERVER_RS_SECONDARY] = "RSSecondary",
+    [MQC_SERVER_RS_ARBITER] = "RSArbiter",    [MQC_SERVER_RS_OTHER] = "RSOther",
+    [MQC_SERVER_RS_GHOST] = "RSGhost",        [MQC_SERVER_LOAD_BALANCER] = "LoadBalancer",
+};
+static const char *const topology_type_names[] = {
+    [MQC_TOPOLOGY_UNKNOWN] = "Unknown",
+    [MQC_TOPOLOGY_SINGLE] = "Single",
+    [MQC_TOPOLOGY_RS_NO_PRIMARY] = "ReplicaSetNoPrimary",
+    [MQC_TOPOLOGY_RS_WITH_PRIMARY] = "ReplicaSetWithPrimary",
+    [MQC_TOPOLOGY_SHARDED] = "Sharded",
+    [MQC_TOPOLOGY_LOAD_BALANCED] = "LoadBalanced",
+};
+#define N_SERVER_TYPES (sizeof server_type_names / sizeof server_type_names[0])
+#define N_TOPOLOGY_TYPES (sizeof topology_type_names / sizeof topology_type_names[0])
+
+const char *mqc_server_type_name(mqc_server_type_t type)
+{
+    return (size_t) type < N_SERVER_TYPES ? server_type_names[type] : "Invalid";
+}
+
+const char *mqc_topology_type_name(mqc_topology_type_t type)
+{
+    return (size_t) type < N_TOPOLOGY_TYPES ? topology_type_names[type] : "Invalid";
+}
+
+bool mqc_server_type_from_name(const char *name, mqc_server_type_t *type)
+{
+    for (size_t i = 0; i < N_SERVER_TYPES; i++)
+        if (name && !strcmp(name, server_type_names[i])) {
+            *type = (mqc_server_type_t) i;
+            return true;
+        }
+    return false;
+}
+
+bool mqc_topology_type_from_name(const char *name, mqc_topology_type_t *type)
+{
+    for (size_t i = 0; i < N_TOPOLOGY_TYPES; i++)
+        if (name && !strcmp(name, topology_type_names[i])) {
+            *type = (mqc_topology_type_t) i;
+            return true;
+        }
+    return false;
+}
+
+bool mqc_server_type_is_data_bearing(mqc_server_type_t type)
+{
+    return type == MQC_SERVER_STANDALONE || type == MQC_SERVER_MONGOS || type == MQC_SERVER_RS_PRIMARY ||
+           type == MQC_SERVER_RS_SECONDARY || type == MQC_SERVER_LOAD_BALANCER;
+}
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+bool mqc_sdam_normalize_address(const char *address, char *out, size_t out_size)
+{
+    size_t len = address ? strlen(address) : 0;
+    if (len == 0 || len + 1 > out_size) return false;
+    for (size_t i = 0; i <= len; i++) out[i] = (char) tolower((unsigned char) address[i]);
+    /* A port is present after the last ':' unless that colon is inside an IPv6 literal. */
+    const char *colon = strrchr(out, ':');
+    const char *bracket = strrchr(out, ']');
+    bool has_port = colon && (!bracket || colon > bracket) && (out[0] == '[' || strchr(out, ':') == colon);
+    if (!has_port) {
+        if (out[0] != '[' && colon) return true; /* bare IPv6 literal: leave as given */
+        if (len + sizeof ":27017" > out_size) return false;
+        memcpy(out + len, ":27017", sizeof ":27017");
+    }
+    return true;
+}
+
+static char *dup_lower(const char *s)
+{
+    if (!s) return NULL;
+    char *d = bson_strdup(s);
+    for (char *p = d; *p; p++) *p = (char) tolower((unsigned char) *p);
+    return d;
+}
+
+static bool str_eq_null(const char *a, const char *b)
+{
+    if (!a || !b) return a == b;
+    return strcmp(a, b) == 0;
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static void strset_cleanup(mqc_strset_t *s)
+{
+    for (size_t i = 0; i < s->n; i++) bson_free(s->v[i]);
+    bson_free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+static void strset_copy(mqc_strset_t *dst, const mqc_strset_t *src)
+{
+    dst->n = src->n;
+    dst->v = src->n ? bson_malloc(src->n * sizeof *dst->v) : NULL;
+    for (size_t i = 0; i < src->n; i++) dst->v[i] = bson_strdup(src->v[i]);
+}
+
+static bool strset_contains(const mqc_strset_t *s, const char *addr)
+{
+    return s->n && bsearch(&addr, s->v, s->n, sizeof *s->v, cmp_str_ptr) != NULL;
+}
+
+static bool strset_equal(const mqc_strset_t *a, const mqc_strset_t *b)
+{
+    if (a->n != b->n) return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i], b->v[i])) return false;
+    return true;
+}
+
+/* Reads an array of addresses, normalised, sorted and without duplicates. */
+static void strset_from_iter(mqc_strset_t *s, const bson_iter_t *it)
+{
+    bson_iter_t ch;
+    char buf[MQC_SDAM_ADDR_MAX];
+    if (!BSON_ITER_HOLDS_ARRAY(it) || !bson_iter_recurse(it, &ch)) return;
+    while (bson_iter_next(&ch)) {
+        if (!BSON_ITER_HOLDS_UTF8(&ch)) continue;
+        if (!mqc_sdam_normalize_address(bson_iter_utf8(&ch, NULL), buf, sizeof buf)) continue;
+        s->v = bson_realloc(s->v, (s->n + 1) * sizeof *s->v);
+        s->v[s->n++] = bson_strdup(buf);
+    }
+    if (s->n > 1) qsort(s->v, s->n, sizeof *s->v, cmp_str_ptr);
+    size_t w = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (w && !strcmp(s->v[w - 1], s->v[i])) {
+            bson_free(s->v[i]);
+            continue;
+        }
+        s->v[w++] = s->v[i];
+    }
+    s->n = w;
+}
+
+double mqc_rtt_update(bool has_avg, double avg_ms, double sample_ms)
+{
+    if (!has_avg) return sample_ms;
+    return 0.2 * sample_ms + 0.8 * avg_ms;
+}
+
+/* ---- topologyVersion -------------------------------------------------------------------- */
+
+int mqc_topology_version_compare(const mqc_topology_version_t *tv1, const mqc_topology_version_t *tv2)
+{
+    if (!tv1 || !tv2 || !tv1->set || !tv2->set) return -1;
+    if (!bson_oid_equal(&tv1->process_id, &tv2->process_id)) return -1;
+    if (tv1->counter == tv2->counter) return 0;
+    return tv1->counter < tv2->counter ? -1 : 1;
+}
+
+void mqc_topology_version_from_doc(const bson_t *doc, mqc_topology_version_t *tv)
+{
+    bson_iter_t it, ch;
+    memset(tv, 0, sizeof *tv);
+    if (!doc || !bson_iter_init_find(&it, doc, "topologyVersion") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+        !bson_iter_recurse(&it, &ch))
+        return;
+    bool has_pid = false, has_counter = false;
+    while (bson_iter_next(&ch)) {
+        if (!strcmp(bson_iter_key(&ch), "processId") && BSON_ITER_HOLDS_OID(&ch)) {
+            bson_oid_copy(bson_iter_oid(&ch), &tv->process_id);
+            has_pid = true;
+        } else if (!strcmp(bson_iter_key(&ch), "counter") && BSON_ITER_HOLDS_NUMBER(&ch)) {
+            tv->counter = bson_iter_as_int64(&ch);
+            has_counter = true;
+        }
+    }
+    tv->set = has_pid && has_counter;
+}
+
+/* ---- server descriptions ---------------------------------------------------------------- */
+
+void mqc_sd_init_unknown(mqc_sd_t *sd, const char *address, const char *error)
+{
+    memset(sd, 0, sizeof *sd);
+    if (!mqc_sdam_normalize_address(address, sd->address, sizeof sd->address))
+        snprintf(sd->address, sizeof sd->address, "%s", address ? address : "");
+    sd->type = MQC_SERVER_UNKNOWN;
+    if (error) snprintf(sd->error, sizeof sd->error, "%s", error);
+    bson_init(&sd->tags);
+    sd->session_timeout_minutes = -1;
+    sd->max_bson_object_size = 16 * 1024 * 1024;
+    sd->max_message_size_bytes = 48000000;
+    sd->max_write_batch_size = 100000;
+}
+
+static bool iter_true(const bson_iter_t *it) { return bson_iter_as_bool(it); }
+
+void mqc_sd_init_from_hello(mqc_sd_t *sd, const char *address, const bson_t *reply, double rtt_ms,
+                            int64_t now_ms)
+{
+    bson_iter_t it;
+    mqc_sd_init_unknown(sd, address, NULL);
+    sd->last_update_ms = now_ms;
+    if (!reply || !bson_iter_init_find(&it, reply, "ok") || !BSON_ITER_HOLDS_NUMBER(&it) ||
+        bson_iter_as_double(&it) != 1.0) {
+        const char *msg = "hello failed";
+        if (reply && bson_iter_init_find(&it, reply, "errmsg") && BSON_ITER_HOLDS_UTF8(&it))
+            msg = bson_iter_utf8(&it, NULL);
+        snprintf(sd->error, sizeof sd->error, "%s", msg);
+        return;
+    }
+    if (rtt_ms >= 0) {
+        sd->has_rtt = true;
+        sd->rtt_ms = rtt_ms;
+    }
+    bool primary = false, have_writable = false, secondary = false, arbiter = false, hidden = false,
+         isdbgrid = false, ghost = false;
+    bson_iter_init(&it, reply);
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        if (!strcmp(k, "isWritablePrimary")) {
+            primary = iter_true(&it);
+            have_writable = true;
+        } else if (!strcmp(k, "ismaster")) {
+            /* hello's isWritablePrimary wins over the legacy field, in any order */
+            if (!have_writable) primary = iter_true(&it);
+        } else if (!strcmp(k, "secondary")) secondary = iter_true(&it);
+        else if (!strcmp(k, "arbiterOnly")) arbiter = iter_true(&it);
+        else if (!strcmp(k, "hidden")) hidden = iter_true(&it);
+        else if (!strcmp(k, "isreplicaset")) ghost = iter_true(&it);
+        else if (!strcmp(k, "msg") && BSON_ITER_HOLDS_UTF8(&it))
+            isdbgrid = !strcmp(bson_iter_utf8(&it, NULL), "isdbgrid");
+        else if (!strcmp(k, "setName") && BSON_ITER_HOLDS_UTF8(&it)) {
+            bson_free(sd->set_name);
+            sd->set_name = bson_strdup(bson_iter_utf8(&it, NULL));
+        } else if (!strcmp(k, "setVersion") && BSON_ITER_HOLDS_NUMBER(&it)) {
+            sd->has_set_version = true;
+            sd->set_version = bson_iter_as_int64(&it);
+        } else if (!strcmp(k, "electionId") && BSON_ITER_HOLDS_OID(&it)) {
+            sd->has_election_id = true;
+            bson_oid_copy(bson_iter_oid(&it), &sd->election_id);
+        } else if ((!strcmp(k, "primary") || !strcmp(k, "me")) && BSON_ITER_HOLDS_UTF8(&it)) {
+            char buf[MQC_SDAM_ADDR_MAX];
+            if (!mqc_sdam_normalize_address(bson_iter_utf8(&it, NULL), buf, sizeof buf)) continue;
+            char **dst = k[0] == 'p' ? &sd->primary : &sd->me;
+            bson_free(*dst);
+            *dst = dup_lower(buf);
+        } else if (!strcmp(k, "hosts")) strset_from_iter(&sd->hosts, &it);
+        else if (!strcmp(k, "passives")) strset_from_iter(&sd->passives, &it);
+        else if (!strcmp(k, "arbiters")) strset_from_iter(&sd->arbiters, &it);
+        else if (!strcmp(k, "tags") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            uint32_t len;
+            const uint8_t *data;
+            bson_iter_document(&it, &len, &data);
+            bson_destroy(&sd->tags);
+            if (!bson_init_static(&sd->tags, data, len)) bson_init(&sd->tags);
+            else {
+                bson_t tmp;
+                bson_copy_to(&sd->tags, &tmp);
+                sd->tags = tmp;
+            }
+        } else if (!strcmp(k, "lastWrite") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            bson_iter_t ch;
+            if (bson_iter_recurse(&it, &ch) && bson_iter_find(&ch, "lastWriteDate")) {
+                if (BSON_ITER_HOLDS_DATE_TIME(&ch)) {
+                    sd->has_last_write = true;
+                    sd->last_write_date_ms = bson_iter_date_time(&ch);
+                } else if (BSON_ITER_HOLDS_NUMBER(&ch)) {
+                    sd->has_last_write = true;
+                    sd->last_write_date_ms = bson_iter_as_int64(&ch);
+                }
+            }
+        } else if (!strcmp(k, "minWireVersion") && BSON_ITER_HOLDS_NUMBER(&it))
+            sd->min_wire_version = (int32_t) bson_iter_as_int64(&it);
+        else if (!strcmp(k, "maxWireVersion") && BSON_ITER_HOLDS_NUMBER(&it))
+            sd->max_wire_version = (int32_t) bson_iter_as_int64(&it);
+        else if (!strcmp(k, "logicalSessionTimeoutMinutes") && BSON_ITER_HOLDS_NUMBER(&it))
+            sd->session_timeout_minutes = bson_iter_as_int64(&it);
+        else if (!strcmp(k, "maxBsonObjectSize") && BSON_ITER_HOLDS_NUMBER(&it))
+            sd->max_bson_object_size = (int32_t) bson_iter_as_int64(&it);
+        else if (!strcmp(k, "maxMessageSizeBytes") && BSON_ITER_HOLDS_NUMBER(&it))
+            sd->max_message_size_bytes = (int32_t) bson_iter_as_int64(&it);
+        else if (!strcmp(k, "maxWriteBatchSize") && BSON_ITER_HOLDS_NUMBER(&it))
+            sd->max_write_batch_size = (int32_t) bson_iter_as_int64(&it);
+    }
+    mqc_topology_version_from_doc(reply, &sd->topology_version);
+
+    /* The spec's ServerType table. A ghost reports no setName; a hidden member is never usable
+     * even when it says secondary. */
+    if (isdbgrid) sd->type = MQC_SERVER_MONGOS;
+    else if (ghost) sd->type = MQC_SERVER_RS_GHOST;
+    else if (sd->set_name) {
+        if (hidden) sd->type = MQC_SERVER_RS_OTHER;
+        else if (primary) sd->type = MQC_SERVER_RS_PRIMARY;
+        else if (secondary) sd->type = MQC_SERVER_RS_SECONDARY;
+        else if (arbiter) sd->type = MQC_SERVER_RS_ARBITER;
+        else sd->type = MQC_SERVER_RS_OTHER;
+    } else sd->type = MQC_SERVER_STANDALONE;
+}
+
+void mqc_sd_copy(mqc_sd_t *dst, const mqc_sd_t *src)
+{
+    *dst = *src;
+    dst->me = src->me ? bson_strdup(src->me) : NULL;
+    dst->set_name = src->set_name ? bson_strdup(src->set_name) : NULL;
+    dst->primary = src->primary ? bson_strdup(src->primary) : NULL;
+    strset_copy(&dst->hosts, &src->hosts);
+    strset_copy(&dst->passives, &src->passives);
+    strset_copy(&dst->arbiters, &src->arbiters);
+    bson_copy_to(&src->tags, &dst->tags);
+}
+
+void mqc_sd_cleanup(mqc_sd_t *sd)
+{
+    if (!sd) return;
+    bson_free(sd->me);
+    bson_free(sd->set_name);
+    bson_free(sd->primary);
+    strset_cleanup(&sd->hosts);
+    strset_cleanup(&sd->passives);
+    strset_cleanup(&sd->arbiters);
+    bson_destroy(&sd->tags);
+    sd->me = sd->set_name = sd->primary = NULL;
+}
+
+bool mqc_sd_equal(const mqc_sd_t *a, const mqc_sd_t *b)
+{
+    if (a->type != b->type || a->min_wire_version != b->min_wire_version ||
+        a->max_wire_version != b->max_wire_version || !str_eq_null(a->me, b->me) ||
+        !str_eq_null(a->set_name, b->set_name) || !str_eq_null(a->primary, b->primary) ||
+        !strset_equal(&a->hosts, &b->hosts) || !strset_equal(&a->passives, &b->passives) ||
+        !strset_equal(&a->arbiters, &b->arbiters) || !bson_equal(&a->tags, &b->tags) ||
+        a->has_set_version != b->has_set_version || a->has_election_id != b->has_election_id ||
+        a->session_timeout_minutes != b->session_timeout_minutes || strcmp(a->error, b->error))
+        return false;
+    if (a->has_set_version && a->set_version != b->set_version) return false;
+    if (a->has_election_id && !bson_oid_equal(&a->election_id, &b->election_id)) return false;
+    if (a->topology_version.set != b->topology_version.set) return false;
+    return !a->topology_version.set || mqc_topology_version_compare(&a->topology_version, &b->topology_version) == 0;
+}
+
+/* ---- change lists ----------------------------------------------------------------------- */
+
+void mqc_sdam_changes_init(mqc_sdam_changes_t *ch) { memset(ch, 0, sizeof *ch); }
+
+void mqc_sdam_changes_cleanup(mqc_sdam_changes_t *ch)
+{
+    if (!ch) return;
+    bson_free(ch->ev);
+    memset(ch, 0, sizeof *ch);
+}
+
+const mqc_sdam_event_t *mqc_sdam_changes_find(const mqc_sdam_changes_t *ch, mqc_sdam_event_kind_t kind,
+                                              const char *address)
+{
+    for (size_t i = 0; ch && i < ch->n; i++)
+        if (ch->ev[i].kind == kind && (!address || !strcmp(ch->ev[i].address, address))) return &ch->ev[i];
+    return NULL;
+}
+
+static mqc_sdam_event_t *push_event(mqc_sdam_changes_t *ch, mqc_sdam_event_kind_t kind,
+                                    const mqc_sdam_server_t *s)
+{
+    if (!ch) return NULL;
+    if (ch->n == ch->cap) {
+        ch->cap = ch->cap ? ch->cap * 2 : 8;
+        ch->ev = bson_realloc(ch->ev, ch->cap * sizeof *ch->ev);
+    }
+    mqc_sdam_event_t *e = &ch->ev[ch->n++];
+    memset(e, 0, sizeof *e);
+    e->kind = kind;
+    if (s) {
+        snprintf(e->address, sizeof e->address, "%s", s->sd.address);
+        e->ud = s->ud;
+        e->generation = s->generation;
+    }
+    return e;
+}
+
+/* ---- the topology ----------------------------------------------------------------------- */
+
+bool mqc_topology_initial_type(size_t n_seeds, bool direct_set, bool direct, bool has_set_name,
+                               bool load_balanced, mqc_topology_type_t *type, mqc_error_t *error)
+{
+    if (load_balanced) {
+        if (direct_set && direct) {
+            mqc_error_set(error, MQC_ERROR_URI, 0, "loadBalanced=true cannot be used with directConnection=true");
+            return false;
+        }
+        if (has_set_name) {
+            mqc_error_set(error, MQC_ERROR_URI, 0, "loadBalanced=true cannot be used with replicaSet");
+            return false;
+        }
+        if (n_seeds != 1) {
+            mqc_error_set(error, MQC_ERROR_URI, 0, "loadBalanced=true requires exactly one host");
+            return false;
+        }
+        *type = MQC_TOPOLOGY_LOAD_BALANCED;
+        return true;
+    }
+    if (direct_set && direct) {
+        if (n_seeds != 1) {
+            mqc_error_set(error, MQC_ERROR_URI, 0, "directConnection=true cannot be used with several hosts");
+            return false;
+        }
+        *type = MQC_TOPOLOGY_SINGLE;
+        return true;
+    }
+    /* directConnection absent behaves as false: a lone standalone seed still becomes Single
+     * through updateUnknownWithStandalone. */
+    *type = has_set_name ? MQC_TOPOLOGY_RS_NO_PRIMARY : MQC_TOPOLOGY_UNKNOWN;
+    return true;
+}
+
+mqc_sdam_server_t *mqc_topology_find(const mqc_topology_desc_t *td, const char *address)
+{
+    char buf[MQC_SDAM_ADDR_MAX];
+    if (!mqc_sdam_normalize_address(address, buf, sizeof buf)) return NULL;
+    for (size_t i = 0; i < td->n_servers; i++)
+        if (!strcmp(td->servers[i]->sd.address, buf)) return td->servers[i];
+    return NULL;
+}
+
+mqc_sdam_server_t *mqc_topology_primary(const mqc_topology_desc_t *td)
+{
+    for (size_t i = 0; i < td->n_servers; i++)
+        if (td->servers[i]->sd.type == MQC_SERVER_RS_PRIMARY) return td->servers[i];
+    return NULL;
+}
+
+static mqc_sdam_server_t *add_server(mqc_topology_desc_t *td, const char *address, mqc_sdam_changes_t *ch)
+{
+    mqc_sdam_server_t *s = bson_malloc0(sizeof *s);
+    mqc_sd_init_unknown(&s->sd, address, NULL);
+    if (td->n_servers == td->cap_servers) {
+        td->cap_servers = td->cap_servers ? td->cap_servers * 2 : 8;
+        td->servers = bson_realloc(td->servers, td->cap_servers * sizeof *td->servers);
+    }
+    td->servers[td->n_servers++] = s;
+    push_event(ch, MQC_SDAM_SERVER_ADDED, s);
+    return s;
+}
+
+static void remove_server(mqc_topology_desc_t *td, mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
+{
+    for (size_t i = 0; i < td->n_servers; i++) {
+        if (td->servers[i] != s) continue;
+        memmove(&td->servers[i], &td->servers[i + 1], (td->n_servers - i - 1) * sizeof *td->servers);
+        td->n_servers--;
+        push_event(ch, MQC_SDAM_SERVER_REMOVED, s);
+        mqc_sd_cleanup(&s->sd);
+        bson_free(s);
+        return;
+    }
+}
+
+bool mqc_topology_desc_init(mqc_topology_desc_t *td, mqc_topology_type_t type, const char *set_name,
+                            const char *const *seeds, size_t n_seeds, mqc_sdam_changes_t *ch,
+                            mqc_error_t *error)
+{
+    memset(td, 0, sizeof *td);
+    td->type = type;
+    td->compatible = true;
+    td->session_timeout_minutes = -1;
+    td->heartbeat_frequency_ms = 10000;
+    td->n_seeds = n_seeds;
+    if (ch) ch->n = 0;
+    if ((type == MQC_TOPOLOGY_SINGLE || type == MQC_TOPOLOGY_LOAD_BALANCED) && n_seeds != 1) {
+        mqc_error_set(error, MQC_ERROR_URI, 0, "topology %s needs exactly one host, got %zu",
+                      mqc_topology_type_name(type), n_seeds);
+        return false;
+    }
+    td->set_name = set_name ? bson_strdup(set_name) : NULL;
+    for (size_t i = 0; i < n_seeds; i++) {
+        char buf[MQC_SDAM_ADDR_MAX];
+        if (!mqc_sdam_normalize_address(seeds[i], buf, sizeof buf)) {
+            mqc_error_set(error, MQC_ERROR_URI, 0, "invalid host \"%s\"", seeds[i] ? seeds[i] : "");
+            mqc_topology_desc_cleanup(td);
+            return false;
+        }
+        if (mqc_topology_find(td, buf)) continue;
+        mqc_sdam_server_t *s = add_server(td, buf, ch);
+        /* A load balancer is never checked: it is LoadBalancer from the start. */
+        if (type == MQC_TOPOLOGY_LOAD_BALANCED) s->sd.type = MQC_SERVER_LOAD_BALANCER;
+    }
+    return true;
+}
+
+void mqc_topology_desc_cleanup(mqc_topology_desc_t *td)
+{
+    if (!td) return;
+    for (size_t i = 0; i < td->n_servers; i++) {
+        mqc_sd_cleanup(&td->servers[i]->sd);
+        bson_free(td->servers[i]);
+    }
+    bson_free(td->servers);
+    bson_free(td->set_name);
+    memset(td, 0, sizeof *td);
+}
+
+/* Replaces s's description with a copy of sd (taking sd's address), reporting a change. */
+static void replace_sd(mqc_sdam_server_t *s, const mqc_sd_t *sd, mqc_sdam_changes_t *ch)
+{
+    mqc_sd_t copy;
+    mqc_sd_copy(&copy, sd);
+    snprintf(copy.address, sizeof copy.address, "%s", s->sd.address);
+    if (!mqc_sd_equal(&s->sd, &copy)) {
+        mqc_sdam_event_t *e = push_event(ch, MQC_SDAM_SERVER_CHANGED, s);
+        if (e) {
+            e->old_type = s->sd.type;
+            e->new_type = copy.type;
+        }
+    }
+    mqc_sd_cleanup(&s->sd);
+    s->sd = copy;
+}
+
+static void mark_unknown(mqc_sdam_server_t *s, const char *error, mqc_sdam_changes_t *ch)
+{
+    mqc_sd_t u;
+    mqc_sd_init_unknown(&u, s->sd.address, error);
+    replace_sd(s, &u, ch);
+    mqc_sd_cleanup(&u);
+}
+
+static void clear_pool(mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
+{
+    s->generation++;
+    push_event(ch, MQC_SDAM_CLEAR_POOL, s);
+}
+
+static void check_if_has_primary(mqc_topology_desc_t *td)
+{
+    td->type = mqc_topology_primary(td) ? MQC_TOPOLOGY_RS_WITH_PRIMARY : MQC_TOPOLOGY_RS_NO_PRIMARY;
+}
+
+static void add_members(mqc_topology_desc_t *td, const mqc_sd_t *sd, mqc_sdam_changes_t *ch)
+{
+    const mqc_strset_t *lists[] = {&sd->hosts, &sd->passives, &sd->arbiters};
+    for (size_t l = 0; l < 3; l++)
+        for (size_t i = 0; i < lists[l]->n; i++)
+            if (!mqc_topology_find(td, lists[l]->v[i])) add_server(td, lists[l]->v[i], ch);
+}
+
+static bool is_member(const mqc_sd_t *sd, const char *address)
+{
+    return strset_contains(&sd->hosts, address) || strset_contains(&sd->passives, address) ||
+           strset_contains(&sd->arbiters, address);
+}
+
+/* The server another member names as primary is probably it: worth checking first. */
+static void mark_possible_primary(mqc_topology_desc_t *td, const mqc_sd_t *sd, mqc_sdam_changes_t *ch)
+{
+    if (!sd->primary) return;
+    mqc_sdam_server_t *p = mqc_topology_find(td, sd->primary);
+    if (!p || p->sd.type != MQC_SERVER_UNKNOWN) return;
+    mqc_sd_t pp;
+    mqc_sd_copy(&pp, &p->sd);
+    pp.type = MQC_SERVER_POSSIBLE_PRIMARY;
+    replace_sd(p, &pp, ch);
+    mqc_sd_cleanup(&pp);
+}
+
+/* -1, 0, 1; an absent ObjectId is less than any. */
+static int cmp_election_id(bool has_a, const bson_oid_t *a, bool has_b, const bson_oid_t *b)
+{
+    if (!has_a || !has_b) return has_a == has_b ? 0 : (has_a ? 1 : -1);
+    int c = bson_oid_compare(a, b);
+    return c < 0 ? -1 : c > 0;
+}
+
+static int cmp_set_version(bool has_a, int64_t a, bool has_b, int64_t b)
+{
+    if (!has_a || !has_b) return has_a == has_b ? 0 : (has_a ? 1 : -1);
+    return a < b ? -1 : a > b;
+}
+
+/* True when the primary sd is older than one already seen (its (electionId, setVersion) pair,
+ * or (setVersion, electionId) before 6.0, is below the maximum); updates the maximum otherwise. */
+static bool primary_is_stale(mqc_topology_desc_t *td, const mqc_sd_t *sd)
+{
+    if (sd->max_wire_version >= MQC_WIRE_VERSION_60) {
+        int c = cmp_election_id(sd->has_election_id, &sd->election_id, td->has_max_election_id,
+                                &td->max_election_id);
+        if (c < 0) return true;
+        if (c == 0 && cmp_set_version(sd->has_set_version, sd->set_version, td->has_max_set_version,
+                                      td->max_set_version) < 0)
+            return true;
+        td->has_max_election_id = sd->has_election_id;
+        if (sd->has_election_id) bson_oid_copy(&sd->election_id, &td->max_election_id);
+        td->has_max_set_version = sd->has_set_version;
+        td->max_set_version = sd->set_version;
+        return false;
+    }
+    if (sd->has_set_version && sd->has_election_id) {
+        if (td->has_max_set_version && td->has_max_election_id &&
+            (td->max_set_version > sd->set_version ||
+             (td->max_set_version == sd->set_version &&
+              bson_oid_compare(&td->max_election_id, &sd->election_id) > 0)))
+            return true;
+        td->has_max_election_id = true;
+        bson_oid_copy(&sd->election_id, &td->max_election_id);
+    }
+    if (sd->has_set_version && (!td->has_max_set_version || sd->set_version > td->max_set_version)) {
+        td->has_max_set_version = true;
+        td->max_set_version = sd->set_version;
+    }
+    return false;
+}
+
+static void update_rs_from_primary(mqc_topology_desc_t *td, mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
+{
+    if (!td->set_name) td->set_name = bson_strdup(s->sd.set_name);
+    else if (!str_eq_null(td->set_name, s->sd.set_name)) {
+        remove_server(td, s, ch);
+        check_if_has_primary(td);
+        return;
+    }
+    if (primary_is_stale(td, &s->sd)) {
+        mark_unknown(s, "primary marked stale due to electionId/setVersion mismatch", ch);
+        check_if_has_primary(td);
+        return;
+    }
+    for (size_t i = 0; i < td->n_servers; i++) {
+        mqc_sdam_server_t *o = td->servers[i];
+        if (o == s || o->sd.type != MQC_SERVER_RS_PRIMARY) continue;
+        /* Before 4.2 a stepping-down primary closes every connection: the pool is useless. */
+        bool old_server = o->sd.max_wire_version < MQC_WIRE_VERSION_42;
+        mark_unknown(o, "primary marked stale due to discovery of newer primary", ch);
+        push_event(ch, MQC_SDAM_REQUEST_CHECK, o);
+        if (old_server) clear_pool(o, ch);
+    }
+    /* The primary itself goes when it is not in its own lists (reached by another name), so
+     * its lists are read from a copy. */
+    mqc_sd_t p;
+    mqc_sd_copy(&p, &s->sd);
+    add_members(td, &p, ch);
+    for (size_t i = 0; i < td->n_servers;) {
+        if (!is_member(&p, td->servers[i]->sd.address)) remove_server(td, td->servers[i], ch);
+        else i++;
+    }
+    mqc_sd_cleanup(&p);
+    check_if_has_primary(td);
+}
+
+static void update_rs_without_primary(mqc_topology_desc_t *td, mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
+{
+    if (!td->set_name) td->set_name = bson_strdup(s->sd.set_name);
+    else if (!str_eq_null(td->set_name, s->sd.set_name)) {
+        remove_server(td, s, ch);
+        return;
+    }
+    add_members(td, &s->sd, ch);
+    mark_possible_primary(td, &s->sd, ch);
+    if (s->sd.me && strcmp(s->sd.address, s->sd.me)) remove_server(td, s, ch);
+}
+
+static void update_rs_with_primary_from_member(mqc_topology_desc_t *td, mqc_sdam_server_t *s,
+                                               mqc_sdam_changes_t *ch)
+{
+    if (!str_eq_null(td->set_name, s->sd.set_name) || (s->sd.me && strcmp(s->sd.address, s->sd.me))) {
+        remove_server(td, s, ch);
+        check_if_has_primary(td);
+        return;
+    }
+    if (!mqc_topology_primary(td)) {
+        td->type = MQC_TOPOLOGY_RS_NO_PRIMARY;
+        mark_possible_primary(td, &s->sd, ch);
+    }
+}
+
+/* The spec's TopologyType table, for s's new description. */
+static void run_table(mqc_topology_desc_t *td, mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
+{
+    mqc_server_type_t st = s->sd.type;
+    bool member = st == MQC_SERVER_RS_SECONDARY || st == MQC_SERVER_RS_ARBITER || st == MQC_SERVER_RS_OTHER;
+    switch (td->type) {
+    case MQC_TOPOLOGY_SINGLE:
+    case MQC_TOPOLOGY_LOAD_BALANCED:
+        return;
+    case MQC_TOPOLOGY_UNKNOWN:
+        if (st == MQC_SERVER_STANDALONE) {
+            if (td->n_seeds == 1) td->type = MQC_TOPOLOGY_SINGLE;
+            else remove_server(td, s, ch);
+        } else if (st == MQC_SERVER_MONGOS) td->type = MQC_TOPOLOGY_SHARDED;
+        else if (st == MQC_SERVER_RS_PRIMARY) {
+            td->type = MQC_TOPOLOGY_RS_WITH_PRIMARY;
+            update_rs_from_primary(td, s, ch);
+        } else if (member) {
+            td->type = MQC_TOPOLOGY_RS_NO_PRIMARY;
+            update_rs_without_primary(td, s, ch);
+        }
+        return;
+    case MQC_TOPOLOGY_SHARDED:
+        if (st != MQC_SERVER_UNKNOWN && st != MQC_SERVER_MONGOS && st != MQC_SERVER_POSSIBLE_PRIMARY)
+            remove_server(td, s, ch);
+        return;
+    case MQC_TOPOLOGY_RS_NO_PRIMARY:
+    case MQC_TOPOLOGY_RS_WITH_PRIMARY: {
+        bool with = td->type == MQC_TOPOLOGY_RS_WITH_PRIMARY;
+        if (st == MQC_SERVER_STANDALONE || st == MQC_SERVER_MONGOS) {
+            remove_server(td, s, ch);
+            if (with) check_if_has_primary(td);
+        } else if (st == MQC_SERVER_RS_PRIMARY) {
+            td->type = MQC_TOPOLOGY_RS_WITH_PRIMARY;
+            update_rs_from_primary(td, s, ch);
+        } else if (member) {
+            if (with) update_rs_with_primary_from_member(td, s, ch);
+            else update_rs_without_primary(td, s, ch);
+        } else if (with) check_if_has_primary(td); /* Unknown, PossiblePrimary, RSGhost */
+        return;
+    }
+    }
+}
+
+static void recompute(mqc_topology_desc_t *td)
+{
+    td->compatible = true;
+    td->compatibility_error[0] = 0;
+    bool any_data = false, null_lstm = false;
+    int64_t lstm = -1;
+    for (size_t i = 0; i < td->n_servers; i++) {
+        const mqc_sd_t *sd = &td->servers[i]->sd;
+        if (sd->type == MQC_SERVER_UNKNOWN || sd->type == MQC_SERVER_POSSIBLE_PRIMARY ||
+            sd->type == MQC_SERVER_LOAD_BALANCER)
+            continue;
+        if (td->compatible && sd->min_wire_version > MQC_WIRE_VERSION_MAX) {
+            td->compatible = false;
+            snprintf(td->compatibility_error, sizeof td->compatibility_error,
+                     "Server at %s requires wire version %d, but this version of mqc only supports up to %d.",
+                     sd->address, sd->min_wire_version, MQC_WIRE_VERSION_MAX);
+        } else if (td->compatible && sd->max_wire_version < MQC_WIRE_VERSION_MIN) {
+            td->compatible = false;
+            snprintf(td->compatibility_error, sizeof td->compatibility_error,
+                     "Server at %s reports wire version %d, but this version of mqc requires at least %d "
+                     "(MongoDB 3.6).",
+                     sd->address, sd->max_wire_version, MQC_WIRE_VERSION_MIN);
+        }
+        if (!mqc_server_type_is_data_bearing(sd->type)) continue;
+        any_data = true;
+        if (sd->session_timeout_minutes < 0) null_lstm = true;
+        else if (lstm < 0 || sd->session_timeout_minutes < lstm) lstm = sd->session_timeout_minutes;
+    }
+    td->session_timeout_minutes = any_data && !null_lstm ? lstm : -1;
+}
+
+void mqc_topology_recompute(mqc_topology_desc_t *td) { recompute(td); }
+
+/* Snapshot of what TOPOLOGY_CHANGED and PRIMARY_CHANGED compare. */
+typedef struct {
+    mqc_topology_type_t type;
+    char primary[MQC_SDAM_ADDR_MAX];
+} snapshot_t;
+
+static void snap(const mqc_topology_desc_t *td, snapshot_t *sn)
+{
+    const mqc_sdam_server_t *p = mqc_topology_primary(td);
+    sn->type = td->type;
+    snprintf(sn->primary, sizeof sn->primary, "%s", p ? p->sd.address : "");
+}
+
+static void finish(mqc_topology_desc_t *td, const snapshot_t *before, mqc_sdam_changes_t *ch)
+{
+    snapshot_t after;
+    recompute(td);
+    snap(td, &after);
+    if (after.type != before->type) {
+        mqc_sdam_event_t *e = push_event(ch, MQC_SDAM_TOPOLOGY_CHANGED, NULL);
+        if (e) {
+            e->old_topology = before->type;
+            e->new_topology = after.type;
+        }
+    }
+    if (strcmp(after.primary, before->primary)) {
+        mqc_sdam_event_t *e = push_event(ch, MQC_SDAM_PRIMARY_CHANGED, mqc_topology_find(td, after.primary));
+        if (e) {
+            snprintf(e->address, sizeof e->address, "%s", after.primary);
+            snprintf(e->previous, sizeof e->previous, "%s", before->primary);
+        }
+    }
+}
+
+/* Replaces s's description and runs the table, without the staleness check. */
+static void apply(mqc_topology_desc_t *td, mqc_sdam_server_t *s, const mqc_sd_t *sd, mqc_sdam_changes_t *ch)
+{
+    mqc_sd_t in;
+    mqc_sd_copy(&in, sd);
+    /* With a set name given for a direct connection, a member of another set (or none) is of
+     * no use: it stays Unknown. */
+    if (td->type == MQC_TOPOLOGY_SINGLE && td->set_name && in.type != MQC_SERVER_UNKNOWN &&
+        !str_eq_null(in.set_name, td->set_name)) {
+        char msg[MQC_SDAM_ERROR_MAX];
+        snprintf(msg, sizeof msg, "replica set name \"%s\" does not match \"%s\"",
+                 in.set_name ? in.set_name : "", td->set_name);
+        mqc_sd_cleanup(&in);
+        mqc_sd_init_unknown(&in, s->sd.address, msg);
+    }
+    /* A load balancer stays a LoadBalancer whatever happens to a connection. */
+    if (td->type == MQC_TOPOLOGY_LOAD_BALANCED) in.type = MQC_SERVER_LOAD_BALANCER;
+    /* RTT: kept across known types, cleared when the server turns Unknown. */
+    replace_sd(s, &in, ch);
+    if (mqc_server_type_is_data_bearing(s->sd.type) ||
+        (s->sd.type != MQC_SERVER_UNKNOWN && td->type == MQC_TOPOLOGY_SINGLE))
+        push_event(ch, MQC_SDAM_POOL_READY, s);
+    run_table(td, s, ch);
+    mqc_sd_cleanup(&in);
+}

@@ -1,0 +1,267 @@
+/* fakesrv: see fakesrv.h. Uses libbson only, not mqc's codec, so that it checks mqc. */
+#include "fakesrv.h"
+
+#include <arpa/inet.h>
+#include <bson/bson.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_CONNS 256
+
+struct fakesrv {
+    int lfd;
+    uint16_t port;
+    pthread_t acceptor;
+    pthread_mutex_t mu;
+    fake_mode_t mode;
+    int arg, times;
+    int conns[MAX_CONNS];
+    pthread_t threads[MAX_CONNS];
+    int nconns;
+    int commands;
+    bool stopping;
+};
+
+typedef struct {
+    fakesrv_t *s;
+    int fd;
+} conn_arg_t;
+
+static bool read_full(int fd, void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t r = recv(fd, p, n, 0);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR) continue;
+            return false;
+        }
+        p += r;
+        n -= (size_t) r;
+    }
+    return true;
+}
+
+static bool write_full(int fd, const void *buf, size_t n)
+{
+    const uint8_t *p = buf;
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR) continue;
+            return false;
+        }
+        p += w;
+        n -= (size_t) w;
+    }
+    return true;
+}
+
+static void put32(uint8_t *p, int32_t v)
+{
+    uint32_t u = BSON_UINT32_TO_LE((uint32_t) v);
+    memcpy(p, &u, 4);
+}
+
+static int32_t get32(const uint8_t *p)
+{
+    uint32_t u;
+    memcpy(&u, p, 4);
+    return (int32_t) BSON_UINT32_FROM_LE(u);
+}
+
+static bson_t *hello_doc(void)
+{
+    return BCON_NEW("ismaster", BCON_BOOL(true), "isWritablePrimary", BCON_BOOL(true), "helloOk", BCON_BOOL(true),
+                    "maxBsonObjectSize", BCON_INT32(16777216), "maxMessageSizeBytes", BCON_INT32(48000000),
+                    "maxWriteBatchSize", BCON_INT32(100000), "minWireVersion", BCON_INT32(0), "maxWireVersion",
+                    BCON_INT32(17), "connectionId", BCON_INT32(1), "ok", BCON_DOUBLE(1));
+}
+
+/* A whole OP_MSG (or OP_REPLY when legacy) carrying doc, into a malloc'd buffer. */
+static uint8_t *encode(const bson_t *doc, int32_t response_to, bool legacy, size_t *len)
+{
+    size_t n = legacy ? 16 + 20 + doc->len : 16 + 4 + 1 + doc->len;
+    uint8_t *b = calloc(1, n);
+    put32(b, (int32_t) n);
+    put32(b + 4, 7777);
+    put32(b + 8, response_to);
+    put32(b + 12, legacy ? 1 : 2013);
+    if (legacy) {
+        put32(b + 16 + 16, 1); /* numberReturned; flags, cursorId, startingFrom are 0 */
+        memcpy(b + 36, bson_get_data(doc), doc->len);
+    } else {
+        memcpy(b + 21, bson_get_data(doc), doc->len);
+    }
+    *len = n;
+    return b;
+}
+
+static void *conn_main(void *argp)
+{
+    conn_arg_t *a = argp;
+    fakesrv_t *s = a->s;
+    int fd = a->fd;
+    free(a);
+    for (;;) {
+        uint8_t hdr[16];
+        if (!read_full(fd, hdr, 16)) break;
+        int32_t len = get32(hdr), rid = get32(hdr + 4), opcode = get32(hdr + 12);
+        if (len < 16 || len > 64 * 1024 * 1024) break;
+        uint8_t *body = malloc((size_t) len - 16);
+        if (!read_full(fd, body, (size_t) len - 16)) {
+            free(body);
+            break;
+        }
+        bool legacy = opcode == 2004;
+        bool more_to_come = !legacy && (get32(body) & 2);
+        const uint8_t *docp = NULL;
+        if (legacy) {
+            const uint8_t *p = body + 4;
+            p += strlen((const char *) p) + 1 + 8;
+            docp = p;
+        } else {
+            docp = body + 5;
+        }
+        bson_t cmd;
+        const char *name = "";
+        bson_iter_t it;
+        if (bson_init_static(&cmd, docp, (size_t) get32(docp)) && bson_iter_init(&it, &cmd) && bson_iter_next(&it))
+            name = bson_iter_key(&it);
+        bool is_hello = !strcasecmp(name, "hello") || !strcasecmp(name, "ismaster");
+        fake_mode_t mode = FAKE_OK;
+        int arg = 0;
+        if (!is_hello) {
+            pthread_mutex_lock(&s->mu);
+            s->commands++;
+            mode = s->mode;
+            arg = s->arg;
+            if (s->times > 0 && --s->times == 0) s->mode = FAKE_OK;
+            pthread_mutex_unlock(&s->mu);
+        }
+        bson_t *reply;
+        if (is_hello) reply = hello_doc();
+        else if (mode == FAKE_ERROR)
+            reply = BCON_NEW("ok", BCON_DOUBLE(0), "code", BCON_INT32(arg), "codeName", BCON_UTF8("FakeError"), "errmsg",
+                             BCON_UTF8("injected by fakesrv"));
+        else
+            reply = BCON_NEW("ok", BCON_DOUBLE(1), "n", BCON_INT32(1), "cursor", "{", "id", BCON_INT64(0), "ns",
+                             BCON_UTF8("db.c"), "firstBatch", "[", "{", "_id", BCON_INT32(1), "}", "]", "}");
+        free(body);
+        if (more_to_come) {
+            bson_destroy(reply);
+            continue;
+        }
+        size_t n;
+        uint8_t *out = encode(reply, mode == FAKE_WRONG_RESPONSE_TO ? rid + 1000 : rid, legacy, &n);
+        bson_destroy(reply);
+        bool ok = true;
+        switch (mode) {
+        case FAKE_DELAY: usleep((useconds_t) arg * 1000); ok = write_full(fd, out, n); break;
+        case FAKE_HANGUP_BEFORE: ok = false; break;
+        case FAKE_HANGUP_MID: write_full(fd, out, n / 2); ok = false; break;
+        case FAKE_GARBAGE: memset(out + 4, 0xAB, n - 4); put32(out, (int32_t) n); ok = write_full(fd, out, n); break;
+        case FAKE_OVERSIZE: put32(out, 100 * 1024 * 1024); ok = write_full(fd, out, n); break;
+        default: ok = write_full(fd, out, n); break;
+        }
+        free(out);
+        if (!ok) break;
+    }
+    shutdown(fd, SHUT_RDWR);
+    return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+    fakesrv_t *s = arg;
+    for (;;) {
+        int fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        pthread_mutex_lock(&s->mu);
+        if (s->stopping || s->nconns == MAX_CONNS) {
+            pthread_mutex_unlock(&s->mu);
+            close(fd);
+            if (s->stopping) break;
+            continue;
+        }
+        conn_arg_t *a = malloc(sizeof *a);
+        a->s = s;
+        a->fd = fd;
+        s->conns[s->nconns] = fd;
+        pthread_create(&s->threads[s->nconns], NULL, conn_main, a);
+        s->nconns++;
+        pthread_mutex_unlock(&s->mu);
+    }
+    return NULL;
+}
+
+fakesrv_t *fakesrv_start(fake_mode_t mode, int arg)
+{
+    fakesrv_t *s = calloc(1, sizeof *s);
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    pthread_mutex_init(&s->mu, NULL);
+    s->mode = mode;
+    s->arg = arg;
+    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(s->lfd, (struct sockaddr *) &sa, sizeof sa) != 0 || listen(s->lfd, 512) != 0) abort();
+    getsockname(s->lfd, (struct sockaddr *) &sa, &sl);
+    s->port = ntohs(sa.sin_port);
+    pthread_create(&s->acceptor, NULL, accept_main, s);
+    return s;
+}
+
+void fakesrv_set_mode(fakesrv_t *s, fake_mode_t mode, int arg, int times)
+{
+    pthread_mutex_lock(&s->mu);
+    s->mode = mode;
+    s->arg = arg;
+    s->times = times;
+    pthread_mutex_unlock(&s->mu);
+}
+
+uint16_t fakesrv_port(const fakesrv_t *s) { return s->port; }
+
+const char *fakesrv_uri(const fakesrv_t *s, const char *extra)
+{
+    static char buf[8][512];
+    static unsigned slot;
+    char *b = buf[slot++ % 8];
+    snprintf(b, sizeof buf[0], "mongodb://127.0.0.1:%u/?%s", (unsigned) s->port, extra ? extra : "");
+    return b;
+}
+
+int fakesrv_connections(const fakesrv_t *s) { return s->nconns; }
+int fakesrv_commands(const fakesrv_t *s) { return s->commands; }
+
+void fakesrv_stop(fakesrv_t *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_mutex_unlock(&s->mu);
+    shutdown(s->lfd, SHUT_RDWR);
+    close(s->lfd);
+    pthread_join(s->acceptor, NULL);
+    for (int i = 0; i < s->nconns; i++) shutdown(s->conns[i], SHUT_RDWR);
+    for (int i = 0; i < s->nconns; i++) {
+        pthread_join(s->threads[i], NULL);
+        close(s->conns[i]);
+    }
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

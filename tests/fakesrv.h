@@ -1,0 +1,34 @@
+/* fakesrv: a scripted MongoDB wire server inside the test binary (one thread per connection,
+ * blocking I/O), for timeouts, cancellation and faults. It answers the handshake (OP_QUERY or
+ * OP_MSG hello) normally and every other command as its current mode says. */
+#ifndef MQC_FAKESRV_H
+#define MQC_FAKESRV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+    FAKE_OK = 0,          /* {ok: 1, n: 1, cursor: {id: 0, firstBatch: [{_id: 1}]}} */
+    FAKE_DELAY,           /* the same after `arg` ms */
+    FAKE_HANGUP_BEFORE,   /* close instead of replying */
+    FAKE_HANGUP_MID,      /* half a reply, then close */
+    FAKE_GARBAGE,         /* bytes that are no message */
+    FAKE_OVERSIZE,        /* a length prefix of 100 MB */
+    FAKE_WRONG_RESPONSE_TO,
+    FAKE_ERROR,           /* {ok: 0, code: arg, codeName: "FakeError", errmsg} */
+} fake_mode_t;
+
+typedef struct fakesrv fakesrv_t;
+
+fakesrv_t *fakesrv_start(fake_mode_t mode, int arg);
+/* Changes the mode for commands that arrive from now on; `times` > 0: only for that many
+ * commands, then back to FAKE_OK. */
+void fakesrv_set_mode(fakesrv_t *s, fake_mode_t mode, int arg, int times);
+uint16_t fakesrv_port(const fakesrv_t *s);
+/* "mongodb://127.0.0.1:PORT/?" plus extra options. Static storage per call (8 slots). */
+const char *fakesrv_uri(const fakesrv_t *s, const char *extra);
+int fakesrv_connections(const fakesrv_t *s);
+int fakesrv_commands(const fakesrv_t *s);
+void fakesrv_stop(fakesrv_t *s);
+
+#endif
