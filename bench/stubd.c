@@ -503,7 +503,7 @@ static void reply_cursor(bson_t *r, const request_t *rq, const char *coll, const
     bson_append_document_begin(r, "cursor", 6, &cur);
     if (id) {
         bson_append_array_begin(&cur, "firstBatch", 10, &arr);
-        if (batch != 0) append_doc_for_id(&arr, id);
+        append_doc_for_id(&arr, id);
         bson_append_array_end(&cur, &arr);
     } else {
         int64_t next = skip < 0 ? 0 : skip, end = g_opt.docs;
@@ -731,6 +731,7 @@ static void run_command(bson_t *r, const request_t *rq, const char *name, bson_i
 static int fault_pick(void)
 {
     int picked = -1, shared = 0;
+    if (!g_opt.any_fault) return -1;
     for (int i = 0; i < F_COUNT; i++) {
         fault_t *f = &g_opt.faults[i];
         if (!f->enabled) continue;
@@ -810,14 +811,17 @@ static void frame_reply(buf_t *dst, const request_t *rq, const bson_t *doc, int3
 
 /* Answers one parsed request: runs it, applies a fault, queues or schedules the bytes.
  * Returns false when the connection is done for (closed, or closing after a partial reply). */
-static bool answer(request_t *rq)
+/* What a message did to its connection. */
+typedef enum { STEP_NEXT, STEP_CLOSING, STEP_CLOSED } step_t;
+
+static step_t answer(request_t *rq)
 {
     conn_t *c = rq->conn;
     bson_iter_t it;
     if (!bson_iter_init(&it, &rq->body) || !bson_iter_next(&it)) {
         g_count.bad_messages++;
         conn_close(c);
-        return false;
+        return STEP_CLOSED;
     }
     const char *name = bson_iter_key(&it);
     bool hello = is_hello(name);
@@ -826,7 +830,7 @@ static bool answer(request_t *rq)
     run_command(&g_reply, rq, name, &it);
     if (rq->no_reply) {
         g_count.no_reply++;
-        return true;
+        return STEP_NEXT;
     }
 
     int fault = hello ? -1 : fault_pick();
@@ -838,12 +842,15 @@ static bool answer(request_t *rq)
         /* What was already answered still goes out (as a dying server's kernel would). */
         if (c->out_off < c->out.len || g_stage.len) {
             c->close_after = true;
-            return false;
+            return STEP_CLOSING;
         }
         conn_close(c);
-        return false;
+        return STEP_CLOSED;
     case F_SLOW: delay += g_opt.slow_ns; break;
-    case F_WRONG_RESPONSE_TO: response_to = (int32_t) (((uint32_t) rq->request_id ^ 0x5a5a5a5au) | 0x80000000u); break;
+    case F_WRONG_RESPONSE_TO:
+        /* Negative: no client's requestID counter gets there. */
+        response_to = (int32_t) (((uint32_t) rq->request_id ^ 0x5a5a5a5au) | 0x80000000u);
+        break;
     case F_ERROR: {
         reply_error(&g_reply, g_opt.error_code, error_code_name(g_opt.error_code), "stubd: injected fault");
         bson_iter_t f;
@@ -880,17 +887,17 @@ static bool answer(request_t *rq)
     if (delay) {
         heap_push((pending_t) { .due_ns = now_ns() + delay, .seq = ++g_timer_seq, .fd = c->fd,
                                .serial = c->serial, .close_after = close_after, .bytes = own.p, .len = own.len });
-        return true;
+        return STEP_NEXT;
     }
     if (close_after) {
         c->close_after = true;
-        return false;
+        return STEP_CLOSING;
     }
-    return true;
+    return STEP_NEXT;
 }
 
-/* Parses one whole message of `len` bytes; returns false when the connection is done for. */
-static bool handle_message(conn_t *c, const uint8_t *p, size_t len)
+/* Parses and answers one whole message of `len` bytes. */
+static step_t handle_message(conn_t *c, const uint8_t *p, size_t len)
 {
     request_t rq = { .conn = c, .request_id = (int32_t) get_le32(p + 4) };
     uint32_t opcode = get_le32(p + 12);
@@ -965,12 +972,13 @@ bad:
     /* OP_COMPRESSED (never offered), the removed legacy opcodes and malformed frames. */
     g_count.bad_messages++;
     conn_close(c);
-    return false;
+    return STEP_CLOSED;
 }
 
 /* Consumes bytes read from c; returns false when the connection was closed. */
 static bool conn_consume(conn_t *c, const uint8_t *data, size_t n)
 {
+    if (c->close_after) return true; /* hanging up: what the client still says is ignored */
     bool from_in = c->in.len > 0;
     if (from_in) {
         buf_append(&c->in, data, n);
@@ -978,7 +986,6 @@ static bool conn_consume(conn_t *c, const uint8_t *data, size_t n)
         n = c->in.len;
     }
     g_stage.len = 0;
-    bool alive = true;
     size_t off = 0;
     while (n - off >= 4) {
         uint32_t len = get_le32(data + off);
@@ -988,18 +995,15 @@ static bool conn_consume(conn_t *c, const uint8_t *data, size_t n)
             return false;
         }
         if (n - off < len) break;
-        if (!handle_message(c, data + off, len)) {
-            alive = false;
-            break;
+        step_t st = handle_message(c, data + off, len);
+        if (st == STEP_CLOSED) return false;
+        if (st == STEP_CLOSING) {
+            /* Send what was answered before the fault, then close; the rest is dropped. */
+            buf_free(&c->in);
+            if (g_stage.len) return conn_send(c, g_stage.p, g_stage.len);
+            return conn_flush(c);
         }
         off += len;
-    }
-    if (!alive) {
-        /* Closed, or closing: send what was answered before the fault, drop the rest. */
-        if (g_conns[c->fd] != c) return false;
-        buf_free(&c->in);
-        if (g_stage.len) return conn_send(c, g_stage.p, g_stage.len);
-        return conn_flush(c);
     }
     if (from_in) {
         memmove(c->in.p, c->in.p + off, n - off);
@@ -1179,13 +1183,19 @@ static bool parse_options(int argc, char **argv)
     char *end;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case O_PORT: g_opt.port = (int) strtol(optarg, &end, 10); if (*end || g_opt.port < 0 || g_opt.port > 65535) goto bad; break;
+        case O_PORT:
+            g_opt.port = (int) strtol(optarg, &end, 10);
+            if (*end || g_opt.port < 0 || g_opt.port > 65535) goto bad;
+            break;
         case O_BIND: g_opt.bind = optarg; break;
         case O_DOCS: g_opt.docs = strtoll(optarg, &end, 10); if (*end || g_opt.docs < 0) goto bad; break;
         case O_DELAY: g_opt.delay_ns = strtoull(optarg, &end, 10) * 1000u; if (*end) goto bad; break;
         case O_STATS: g_opt.stats_path = optarg; break;
         case O_SEED: g_opt.seed = strtoull(optarg, &end, 0); seeded = true; if (*end) goto bad; break;
-        case O_RATE: g_opt.fault_rate = strtod(optarg, &end); if (*end || g_opt.fault_rate < 0 || g_opt.fault_rate > 1) goto bad; break;
+        case O_RATE:
+            g_opt.fault_rate = strtod(optarg, &end);
+            if (*end || g_opt.fault_rate < 0 || g_opt.fault_rate > 1) goto bad;
+            break;
         case O_SLOW:
         case O_ERROR: {
             long long v = strtoll(optarg, &end, 10);

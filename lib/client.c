@@ -7,6 +7,8 @@
 
 #include "client.h"
 #include "conn.h"
+#include "scram.h"
+#include "tls.h"
 
 static void on_flush(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -112,6 +114,24 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     client->max_pending = client->uri.max_pending > 0 ? (size_t) client->uri.max_pending : 0;
     client->next_request_id = 1;
     build_metadata(client);
+    if (client->uri.username) client->scram_cache = mqc_scram_cache_new();
+    if (client->uri.tls) {
+        mqc_tls_options_t to = {.ca_file = client->uri.tls_ca_file,
+                                .cert_key_file = client->uri.tls_certificate_key_file,
+                                .cert_key_password = client->uri.tls_certificate_key_file_password,
+                                .allow_invalid_certs = client->uri.tls_allow_invalid_certificates,
+                                .allow_invalid_hostnames = client->uri.tls_allow_invalid_hostnames};
+        client->tls_ctx = mqc_tls_ctx_new(&to, error);
+        if (!client->tls_ctx) {
+            bson_destroy(&client->metadata);
+            mqc_scram_cache_destroy(client->scram_cache);
+            mqc_resolver_destroy(client->resolver);
+            if (client->own_loop) ev_loop_destroy(client->loop);
+            mqc_uri_cleanup(&client->uri);
+            free(client);
+            return NULL;
+        }
+    }
     client->n_servers = client->uri.n_hosts;
     client->servers = calloc(client->n_servers ? client->n_servers : 1, sizeof *client->servers);
     if (!client->servers) abort();
@@ -131,6 +151,8 @@ static void client_free(mqc_client_t *client)
     mqc_resolver_destroy(client->resolver);
     free(client->servers);
     bson_destroy(&client->metadata);
+    mqc_scram_cache_destroy(client->scram_cache);
+    mqc_tls_ctx_destroy(client->tls_ctx);
     mqc_uri_cleanup(&client->uri);
     if (client->own_loop) ev_loop_destroy(client->loop);
     free(client);

@@ -129,6 +129,8 @@ struct mqc_client {
     uint64_t stats[MQC_STAT__COUNT];
 
     bson_t metadata;             /* client metadata for the handshake */
+    struct mqc_scram_cache *scram_cache; /* salted passwords, per credential */
+    struct mqc_tls_ctx *tls_ctx;         /* when the URI asks for TLS */
     mqc_link_t cursors;          /* live cursors, made inert on destroy */
 };
 

@@ -50,6 +50,7 @@ struct mqc_conn {
     mqc_link_t rlink;            /* in server->resolve_waiters while RESOLVING */
     int64_t state_since_us;
     struct mqc_tls *tls;
+    bool tls_read_wants_write;   /* a TLS read needs the socket writable (key update) */
     struct mqc_auth *auth;
 };
 

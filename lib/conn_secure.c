@@ -1,13 +1,40 @@
 /* Transport and the TLS/AUTH steps of a connection. */
 #include "conn_secure.h"
 
+#include <stdlib.h>
+
+#include "scram.h"
+#include "tls.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* ---- transport: plain socket, or TLS over it ------------------------------------------- */
+
+
 ssize_t mqc_conn_io_read(mqc_conn_t *c, uint8_t *buf, size_t len, mqc_error_t *error)
 {
+    if (c->tls) {
+        int want = 0;
+        ssize_t n = mqc_tls_read(c->tls, buf, len, &want, error);
+        c->tls_read_wants_write = false;
+        if (n > 0) return n;
+        if (n == 0) {
+            mqc_error_set(error, MQC_ERROR_NETWORK, 0, "%s closed the TLS session", c->server->host.host_and_port);
+            error->labels |= MQC_LABEL_NETWORK;
+            return -1;
+        }
+        if (want == MQC_TLS_WANT_NONE) {
+            error->labels |= MQC_LABEL_NETWORK;
+            return -1;
+        }
+        /* A read that needs the socket writable (key update): have the write watcher call back. */
+        if (want == MQC_TLS_WANT_WRITE && !ev_is_active(&c->wio)) ev_io_start(c->client->loop, &c->wio);
+        c->tls_read_wants_write = want == MQC_TLS_WANT_WRITE;
+        return 0;
+    }
     for (;;) {
         ssize_t n = recv(c->fd, buf, len, 0);
         if (n > 0) return n;
@@ -28,9 +55,19 @@ ssize_t mqc_conn_io_read(mqc_conn_t *c, uint8_t *buf, size_t len, mqc_error_t *e
 
 ssize_t mqc_conn_io_write(mqc_conn_t *c, const uint8_t *buf, size_t len, mqc_error_t *error)
 {
+    if (c->tls) {
+        int want = 0;
+        ssize_t n = mqc_tls_write(c->tls, buf, len, &want, error);
+        if (n > 0) return n;
+        if (want == MQC_TLS_WANT_NONE) {
+            error->labels |= MQC_LABEL_NETWORK;
+            return -1;
+        }
+        return 0; /* the read watcher is always on; the write watcher is started by the caller */
+    }
     for (;;) {
         ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-        if (n >= 0) return n == 0 ? 0 : n;
+        if (n >= 0) return n;
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
         mqc_error_set(error, MQC_ERROR_NETWORK, errno, "writing to %s failed: %s",
@@ -40,28 +77,164 @@ ssize_t mqc_conn_io_write(mqc_conn_t *c, const uint8_t *buf, size_t len, mqc_err
     }
 }
 
-bool mqc_conn_io_has_buffered(const mqc_conn_t *c) { (void) c; return false; }
-bool mqc_conn_io_wants_write(const mqc_conn_t *c) { (void) c; return false; }
+bool mqc_conn_io_has_buffered(const mqc_conn_t *c) { return c->tls && mqc_tls_pending(c->tls) > 0; }
+bool mqc_conn_io_wants_write(const mqc_conn_t *c) { return c->tls && c->tls_read_wants_write; }
+
+/* ---- TLS: the handshake right after connect; never a fallback to plaintext -------------- */
 
 void mqc_conn_tls_start(mqc_conn_t *c)
 {
     mqc_error_t err;
-    mqc_error_set(&err, MQC_ERROR_TLS, MQC_CLIENT_UNSUPPORTED, "TLS is not available in this build");
-    mqc_conn_fail_now(c, &err);
+    if (!c->client->tls_ctx) {
+        mqc_error_set(&err, MQC_ERROR_TLS, 0, "TLS requested but no TLS context");
+        mqc_conn_fail_now(c, &err);
+        return;
+    }
+    c->tls = mqc_tls_new(c->client->tls_ctx, c->fd, c->server->host.host, &err);
+    if (!c->tls) {
+        mqc_conn_fail_now(c, &err);
+        return;
+    }
+    mqc_conn_tls_step(c);
 }
 
-void mqc_conn_tls_step(mqc_conn_t *c) { (void) c; }
+void mqc_conn_tls_step(mqc_conn_t *c)
+{
+    mqc_error_t err;
+    int want = 0;
+    int rc = mqc_tls_handshake(c->tls, &want, &err);
+    struct ev_loop *loop = c->client->loop;
+    if (rc < 0) {
+        mqc_conn_fail_now(c, &err);
+        return;
+    }
+    if (rc == 0) {
+        if (want == MQC_TLS_WANT_WRITE && !ev_is_active(&c->wio)) ev_io_start(loop, &c->wio);
+        if (want != MQC_TLS_WANT_WRITE && ev_is_active(&c->wio)) ev_io_stop(loop, &c->wio);
+        return;
+    }
+    if (ev_is_active(&c->wio)) ev_io_stop(loop, &c->wio);
+    mqc_conn_after_tls(c);
+}
+
+/* ---- AUTH: SCRAM over saslStart/saslContinue, speculative in the hello when possible ---- */
+
+struct mqc_auth {
+    mqc_scram_t *scram;
+    bool speculative;            /* a saslStart rode in the hello */
+};
 
 bool mqc_conn_auth_needed(const mqc_conn_t *c) { return c->client->uri.username != NULL; }
-void mqc_conn_auth_add_to_hello(mqc_conn_t *c, bson_t *hello) { (void) c; (void) hello; }
+
+static bool mech_from_uri(const mqc_client_t *client, mqc_scram_mech_t *mech, mqc_error_t *error)
+{
+    const char *m = client->uri.auth_mechanism;
+    if (!m) return false;
+    if (mqc_scram_mech_from_name(m, mech)) return true;
+    mqc_error_set(error, MQC_ERROR_AUTH, MQC_CLIENT_UNSUPPORTED,
+                  "authentication mechanism %s (user \"%s\") is not supported: mqc speaks SCRAM-SHA-256 and SCRAM-SHA-1",
+                  m, client->uri.username);
+    return true;
+}
+
+void mqc_conn_auth_add_to_hello(mqc_conn_t *c, bson_t *hello)
+{
+    mqc_client_t *client = c->client;
+    mqc_error_t err = {0};
+    mqc_scram_mech_t mech = MQC_SCRAM_SHA_256;
+    if (!client->uri.username) return;
+    bool named = mech_from_uri(client, &mech, &err);
+    if (!named) mqc_scram_append_sasl_supported_mechs(hello, client->uri.auth_source, client->uri.username);
+    else if (err.domain == MQC_ERROR_AUTH && err.code == MQC_CLIENT_UNSUPPORTED) return; /* reported in auth_start */
+    /* The auth spec: speculate with the named mechanism, or SCRAM-SHA-256 when none is named. */
+    c->auth = calloc(1, sizeof *c->auth);
+    if (!c->auth) abort();
+    c->auth->scram = mqc_scram_new(mech, client->uri.username, client->uri.password ? client->uri.password : "",
+                                   client->scram_cache, &err);
+    if (!c->auth->scram) return;
+    bson_t spec;
+    if (mqc_scram_speculative(c->auth->scram, client->uri.auth_source, &spec, &err)) {
+        BSON_APPEND_DOCUMENT(hello, "speculativeAuthenticate", &spec);
+        bson_destroy(&spec);
+        c->auth->speculative = true;
+    }
+}
+
+static void auth_send(mqc_conn_t *c, bson_t *cmd)
+{
+    BSON_APPEND_UTF8(cmd, "$db", c->client->uri.auth_source);
+    mqc_conn_send_internal(c, cmd);
+    bson_destroy(cmd);
+}
+
+static void auth_result(mqc_conn_t *c, mqc_scram_result_t rc, bson_t *next, const mqc_error_t *err)
+{
+    if (rc == MQC_SCRAM_SEND) auth_send(c, next);
+    else if (rc == MQC_SCRAM_DONE) mqc_conn_established(c);
+    else mqc_conn_fail_now(c, err);
+}
 
 void mqc_conn_auth_start(mqc_conn_t *c, const bson_t *hello_reply)
 {
-    (void) hello_reply;
-    mqc_error_t err;
-    mqc_error_set(&err, MQC_ERROR_AUTH, MQC_CLIENT_UNSUPPORTED, "authentication is not available in this build");
-    mqc_conn_fail_now(c, &err);
+    mqc_client_t *client = c->client;
+    mqc_error_t err = {0};
+    mqc_scram_mech_t mech = MQC_SCRAM_SHA_256;
+    bson_iter_t it;
+    bson_t next;
+    if (mech_from_uri(client, &mech, &err) && err.domain == MQC_ERROR_AUTH && err.code == MQC_CLIENT_UNSUPPORTED) {
+        mqc_conn_fail_now(c, &err);
+        return;
+    }
+    if (c->auth && c->auth->speculative && bson_iter_init_find(&it, hello_reply, "speculativeAuthenticate") &&
+        BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        uint32_t len;
+        const uint8_t *data;
+        bson_t doc;
+        bson_iter_document(&it, &len, &data);
+        if (bson_init_static(&doc, data, len)) {
+            mqc_scram_result_t rc = mqc_scram_reply(c->auth->scram, &doc, &next, &err);
+            auth_result(c, rc, &next, &err);
+            return;
+        }
+    }
+    if (!client->uri.auth_mechanism) mech = mqc_scram_mech_negotiate(hello_reply);
+    if (!c->auth) {
+        c->auth = calloc(1, sizeof *c->auth);
+        if (!c->auth) abort();
+    }
+    if (!c->auth->scram || mqc_scram_get_mech(c->auth->scram) != mech) {
+        mqc_scram_destroy(c->auth->scram);
+        c->auth->scram = mqc_scram_new(mech, client->uri.username, client->uri.password ? client->uri.password : "",
+                                       client->scram_cache, &err);
+        if (!c->auth->scram) {
+            mqc_conn_fail_now(c, &err);
+            return;
+        }
+    }
+    c->auth->speculative = false;
+    bson_t cmd;
+    if (!mqc_scram_sasl_start(c->auth->scram, &cmd, &err)) {
+        mqc_conn_fail_now(c, &err);
+        return;
+    }
+    auth_send(c, &cmd);
 }
 
-void mqc_conn_auth_reply(mqc_conn_t *c, const bson_t *reply) { (void) c; (void) reply; }
-void mqc_conn_secure_free(mqc_conn_t *c) { (void) c; }
+void mqc_conn_auth_reply(mqc_conn_t *c, const bson_t *reply)
+{
+    mqc_error_t err;
+    bson_t next;
+    mqc_scram_result_t rc = mqc_scram_reply(c->auth->scram, reply, &next, &err);
+    auth_result(c, rc, &next, &err);
+}
+
+void mqc_conn_secure_free(mqc_conn_t *c)
+{
+    mqc_tls_destroy(c->tls);
+    c->tls = NULL;
+    if (c->auth) {
+        mqc_scram_destroy(c->auth->scram);
+        free(c->auth);
+        c->auth = NULL;
+    }
+}

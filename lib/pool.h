@@ -66,12 +66,16 @@ typedef struct mqc_pool_waiter {
     int64_t deadline_us;        /* absolute (mqc_now_us) or 0 for none; the pool fails the waiter
                                    with MQC_ERROR_TIMEOUT/MQC_TIMEOUT_WAIT_QUEUE when it passes */
     ev_timer timer;             /* pool-internal */
+    uint8_t where;              /* pool-internal: which pool list holds it (0: none) */
+    uint8_t fail_kind;          /* pool-internal: why a deferred failure fails */
     /* Called once, from the loop, when the waiter was queued: conn on success, else error. */
     void (*cb)(struct mqc_pool_waiter *w, mqc_pconn_t *conn, const mqc_error_t *error);
 } mqc_pool_waiter_t;
 
 /* server: "host:port" (copied), used in events. monitor/monitor_ud: hooks for pool events
- * (may be NULL). The pool starts PAUSED (CMAP); call mqc_pool_ready. Owned by the caller. */
+ * (may be NULL). The pool starts PAUSED (CMAP); call mqc_pool_ready. Owned by the caller.
+ * POOL_CREATED goes to the first monitor installed with mqc_pool_set_monitor, when it is
+ * installed before any other pool event. */
 mqc_pool_t *mqc_pool_new(struct ev_loop *loop, const char *server, const mqc_pool_options_t *opts,
                          const mqc_pool_connector_t *connector, void *connector_ctx);
 /* Closes every connection (checked-out ones are closed on check-in or when the pool is freed),
@@ -79,9 +83,11 @@ mqc_pool_t *mqc_pool_new(struct ev_loop *loop, const char *server, const mqc_poo
  * pool is going away), emits POOL_CLOSED, frees. Accepts NULL. */
 void mqc_pool_destroy(mqc_pool_t *pool);
 void mqc_pool_set_monitor(mqc_pool_t *pool, const mqc_monitor_t *monitor, void *ud);
+/* The options the pool runs with (defaults filled in). */
+const mqc_pool_options_t *mqc_pool_get_options(const mqc_pool_t *pool);
 
-/* Returns an available (or just-established) connection at once when there is one, with
- * *queued false. Otherwise queues w and returns NULL: w->cb follows (if the pool is paused or
+/* Returns an available (or just-established) connection at once when there is one (and no
+ * older waiter). Otherwise queues w and returns NULL: w->cb follows (if the pool is paused or
  * closed, or max_waiters is reached, w->cb follows with that error, still from the loop). */
 mqc_pconn_t *mqc_pool_checkout(mqc_pool_t *pool, mqc_pool_waiter_t *w);
 /* Withdraws a queued waiter (its own deadline or cancellation): its cb is not called. Emits

@@ -809,11 +809,187 @@ static void apply(mqc_topology_desc_t *td, mqc_sdam_server_t *s, const mqc_sd_t 
     }
     /* A load balancer stays a LoadBalancer whatever happens to a connection. */
     if (td->type == MQC_TOPOLOGY_LOAD_BALANCED) in.type = MQC_SERVER_LOAD_BALANCER;
-    /* RTT: kept across known types, cleared when the server turns Unknown. */
+    /* in's RTT is one sample: averaged into the server's while it stays known, dropped when it
+     * turns Unknown (the spec's roundTripTime rules). */
+    if (in.type == MQC_SERVER_UNKNOWN) in.has_rtt = false;
+    else if (in.has_rtt && s->sd.has_rtt && s->sd.type != MQC_SERVER_UNKNOWN)
+        in.rtt_ms = mqc_rtt_update(true, s->sd.rtt_ms, in.rtt_ms);
+    else if (!in.has_rtt && s->sd.has_rtt && s->sd.type != MQC_SERVER_UNKNOWN) {
+        in.has_rtt = true;
+        in.rtt_ms = s->sd.rtt_ms;
+    }
     replace_sd(s, &in, ch);
     if (mqc_server_type_is_data_bearing(s->sd.type) ||
         (s->sd.type != MQC_SERVER_UNKNOWN && td->type == MQC_TOPOLOGY_SINGLE))
         push_event(ch, MQC_SDAM_POOL_READY, s);
     run_table(td, s, ch);
     mqc_sd_cleanup(&in);
+}
+
+bool mqc_topology_apply_sd(mqc_topology_desc_t *td, const mqc_sd_t *sd, mqc_sdam_changes_t *ch)
+{
+    if (ch) ch->n = 0;
+    mqc_sdam_server_t *s = mqc_topology_find(td, sd->address);
+    /* Removed while its check was in flight, or an answer older than what we know. */
+    if (!s || mqc_topology_version_compare(&s->sd.topology_version, &sd->topology_version) > 0) return false;
+    snapshot_t before;
+    snap(td, &before);
+    apply(td, s, sd, ch);
+    finish(td, &before, ch);
+    return true;
+}
+
+/* ---- application errors ----------------------------------------------------------------- */
+
+static mqc_sdam_state_error_t classify(int32_t code, bool has_code, const char *msg)
+{
+    if (has_code && code != 0) {
+        if (code == 11600 || code == 91) return MQC_SDAM_STATE_SHUTDOWN;
+        if (mqc_error_code_is_recovering(code)) return MQC_SDAM_STATE_RECOVERING;
+        if (mqc_error_code_is_not_primary(code)) return MQC_SDAM_STATE_NOT_PRIMARY;
+        return MQC_SDAM_STATE_NONE;
+    }
+    /* Only without a code: the messages of servers before 3.6. */
+    if (!msg) return MQC_SDAM_STATE_NONE;
+    if (strstr(msg, "node is recovering") || strstr(msg, "not master or secondary"))
+        return MQC_SDAM_STATE_RECOVERING;
+    if (strstr(msg, "not master")) return MQC_SDAM_STATE_NOT_PRIMARY;
+    return MQC_SDAM_STATE_NONE;
+}
+
+static mqc_sdam_state_error_t classify_doc(const bson_iter_t *doc_it, const bson_t *doc, int32_t *code_out)
+{
+    bson_iter_t it;
+    int32_t code = 0;
+    bool has_code = false;
+    const char *msg = NULL;
+    if (doc_it) {
+        if (!bson_iter_recurse(doc_it, &it)) return MQC_SDAM_STATE_NONE;
+    } else if (!bson_iter_init(&it, doc))
+        return MQC_SDAM_STATE_NONE;
+    while (bson_iter_next(&it)) {
+        if (!strcmp(bson_iter_key(&it), "code") && BSON_ITER_HOLDS_NUMBER(&it)) {
+            code = (int32_t) bson_iter_as_int64(&it);
+            has_code = true;
+        } else if (!strcmp(bson_iter_key(&it), "errmsg") && BSON_ITER_HOLDS_UTF8(&it))
+            msg = bson_iter_utf8(&it, NULL);
+    }
+    mqc_sdam_state_error_t st = classify(code, has_code, msg);
+    if (st != MQC_SDAM_STATE_NONE && code_out) *code_out = code;
+    return st;
+}
+
+mqc_sdam_state_error_t mqc_sdam_classify_reply(const bson_t *reply, int32_t *code_out)
+{
+    bson_iter_t it;
+    if (code_out) *code_out = 0;
+    if (!reply) return MQC_SDAM_STATE_NONE;
+    bool ok = bson_iter_init_find(&it, reply, "ok") && bson_iter_as_double(&it) == 1.0;
+    if (!ok) return classify_doc(NULL, reply, code_out);
+    /* An acknowledged write may still carry a writeConcernError; writeErrors never count. */
+    if (bson_iter_init_find(&it, reply, "writeConcernError") && BSON_ITER_HOLDS_DOCUMENT(&it))
+        return classify_doc(&it, NULL, code_out);
+    return MQC_SDAM_STATE_NONE;
+}
+
+static const char *reply_message(const bson_t *reply, char *buf, size_t size)
+{
+    bson_iter_t it;
+    const char *msg = "command failed";
+    if (reply && bson_iter_init_find(&it, reply, "errmsg") && BSON_ITER_HOLDS_UTF8(&it))
+        msg = bson_iter_utf8(&it, NULL);
+    else if (reply && bson_iter_init_find(&it, reply, "writeConcernError") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        bson_iter_t ch;
+        if (bson_iter_recurse(&it, &ch) && bson_iter_find(&ch, "errmsg") && BSON_ITER_HOLDS_UTF8(&ch))
+            msg = bson_iter_utf8(&ch, NULL);
+    }
+    snprintf(buf, size, "%s", msg);
+    return buf;
+}
+
+void mqc_topology_handle_error(mqc_topology_desc_t *td, const mqc_sdam_app_error_t *err,
+                               mqc_sdam_error_result_t *result, mqc_sdam_changes_t *ch)
+{
+    mqc_sdam_error_result_t r = {0};
+    if (ch) ch->n = 0;
+    mqc_sdam_server_t *s = mqc_topology_find(td, err->address);
+    /* An error from a connection older than the last clear says nothing new. */
+    if (!s || err->generation < s->generation) {
+        r.stale = true;
+        goto done;
+    }
+    bool lb = td->type == MQC_TOPOLOGY_LOAD_BALANCED;
+    snapshot_t before;
+    snap(td, &before);
+    char msg[MQC_SDAM_ERROR_MAX];
+
+    if (err->kind == MQC_SDAM_ERR_COMMAND) {
+        mqc_sdam_state_error_t st = mqc_sdam_classify_reply(err->reply, NULL);
+        int32_t wire = err->max_wire_version ? err->max_wire_version : s->sd.max_wire_version;
+        if (st != MQC_SDAM_STATE_NONE) {
+            mqc_topology_version_t tv;
+            mqc_topology_version_from_doc(err->reply, &tv);
+            if (mqc_topology_version_compare(&s->sd.topology_version, &tv) >= 0) {
+                r.stale = true;
+                goto done;
+            }
+            if (!lb) {
+                mqc_sd_t u;
+                mqc_sd_init_unknown(&u, s->sd.address, reply_message(err->reply, msg, sizeof msg));
+                u.topology_version = tv;
+                apply(td, s, &u, ch);
+                mqc_sd_cleanup(&u);
+                r.marked_unknown = true;
+            }
+            /* From 4.2 on, only a shutting-down server drops its connections. */
+            if (st == MQC_SDAM_STATE_SHUTDOWN || wire < MQC_WIRE_VERSION_42) {
+                clear_pool(s, ch);
+                r.clear_pool = true;
+            }
+            push_event(ch, MQC_SDAM_REQUEST_CHECK, s);
+            r.request_check = true;
+            goto finish;
+        }
+        /* Other command errors matter only while establishing a connection (auth failed, say),
+         * and never when the server says it is overloaded. */
+        if (err->when == MQC_SDAM_WHEN_ESTABLISHED || err->overloaded) goto finish;
+        reply_message(err->reply, msg, sizeof msg);
+    } else {
+        if (err->overloaded) goto finish;
+        /* A failed connect or hello leaves the description to the monitor (the spec's
+         * "connection establishment and hello" rule); a timeout on a ready connection may just be
+         * a slow operation. Network errors on a ready connection, and any during authentication,
+         * mean the server is gone. */
+        bool gone = err->when == MQC_SDAM_WHEN_AUTH ||
+                    (err->when == MQC_SDAM_WHEN_ESTABLISHED && err->kind == MQC_SDAM_ERR_NETWORK);
+        if (!gone) goto finish;
+        snprintf(msg, sizeof msg, "%s", err->message ? err->message
+                                        : err->kind == MQC_SDAM_ERR_TIMEOUT ? "network timeout"
+                                                                             : "network error");
+    }
+    if (!lb) {
+        mqc_sd_t u;
+        mqc_sd_init_unknown(&u, s->sd.address, msg);
+        apply(td, s, &u, ch);
+        mqc_sd_cleanup(&u);
+        r.marked_unknown = true;
+    }
+    clear_pool(s, ch);
+    r.clear_pool = true;
+    push_event(ch, MQC_SDAM_CANCEL_CHECK, s);
+    r.cancel_check = true;
+finish:
+    finish(td, &before, ch);
+done:
+    if (result) *result = r;
+}
+
+void mqc_topology_close(mqc_topology_desc_t *td, mqc_sdam_changes_t *ch)
+{
+    if (ch) ch->n = 0;
+    snapshot_t before;
+    snap(td, &before);
+    while (td->n_servers) remove_server(td, td->servers[td->n_servers - 1], ch);
+    td->type = MQC_TOPOLOGY_UNKNOWN;
+    finish(td, &before, ch);
 }

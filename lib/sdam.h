@@ -177,7 +177,7 @@ typedef struct mqc_topology_desc {
     size_t n_servers, cap_servers;
     size_t n_seeds;                    /* for updateUnknownWithStandalone */
     bool compatible;
-    char compatibility_error[MQC_SDAM_ERROR_MAX];
+    char compatibility_error[MQC_SDAM_ADDR_MAX + 160];
     int64_t session_timeout_minutes;   /* min over data-bearing servers; -1: null */
     int64_t heartbeat_frequency_ms;    /* for max staleness; default 10000 */
 } mqc_topology_desc_t;
@@ -197,6 +197,10 @@ bool mqc_topology_desc_init(mqc_topology_desc_t *td, mqc_topology_type_t type, c
 /* Frees everything; the servers' ud are not touched (remove them first if they own things). */
 void mqc_topology_desc_cleanup(mqc_topology_desc_t *td);
 
+/* Recomputes compatible, compatibility_error and session_timeout_minutes from the servers (done
+ * by every update; for descriptions assembled by hand, as the selection spec runner does). */
+void mqc_topology_recompute(mqc_topology_desc_t *td);
+
 mqc_sdam_server_t *mqc_topology_find(const mqc_topology_desc_t *td, const char *address);
 /* The RSPrimary, or NULL. */
 mqc_sdam_server_t *mqc_topology_primary(const mqc_topology_desc_t *td);
@@ -204,8 +208,9 @@ mqc_sdam_server_t *mqc_topology_primary(const mqc_topology_desc_t *td);
 /* Applies a check's outcome: sd replaces the server's description (or is ignored when the server
  * is no longer in the topology, or its topologyVersion is older than the current one), then the
  * spec's table runs. sd is copied. ch is reset and filled (may be NULL). Returns true when sd was
- * applied. A failed check is an Unknown description with its error (mqc_sd_init_unknown); the
- * caller keeps averaging RTT through mqc_rtt_update with the previous description's RTT. */
+ * applied. A failed check is an Unknown description with its error (mqc_sd_init_unknown).
+ * sd's RTT is one sample: it is averaged (mqc_rtt_update) into the server's while the server
+ * stays of a known type, and dropped when it turns Unknown. */
 bool mqc_topology_apply_sd(mqc_topology_desc_t *td, const mqc_sd_t *sd, mqc_sdam_changes_t *ch);
 
 /* Where an application error happened (the spec's phases of a connection's life). */
@@ -227,7 +232,7 @@ typedef struct {
     mqc_sdam_err_kind_t kind;
     uint32_t generation;           /* the connection's (or, before the handshake, the pool's at
                                       the start of the attempt) */
-    int32_t max_wire_version;      /* of the connection; 0 when unknown */
+    int32_t max_wire_version;      /* of the connection; 0: take the server description's */
     const bson_t *reply;           /* COMMAND: the server's reply (ok: 0, or writeConcernError) */
     bool overloaded;               /* labelled SystemOverloadedError: never changes SDAM state */
     const char *message;           /* NETWORK/TIMEOUT: for the description's error (may be NULL) */

@@ -78,6 +78,10 @@ typedef struct mqc_uri {
     bool tls_allow_invalid_hostnames;
 
     char *database;              /* the path's database, NULL when absent */
+
+    /* Warnings of mqc's own (libmongoc logs its own through mongoc_log): count and the first. */
+    unsigned n_warnings;
+    char warning[160];
 } mqc_uri_t;
 
 /* Parses uri into *out (zeroed first). On failure returns false with error (MQC_ERROR_URI, the

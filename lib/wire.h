@@ -96,7 +96,20 @@ size_t mqc_wire_reader_pending(const mqc_wire_reader_t *r);
  * unknown required flag bits, trailing bytes); other opcodes are MQC_WIRE_ERROR. On error the
  * reader stays in error (every later call returns MQC_WIRE_ERROR). */
 mqc_wire_rc_t mqc_wire_reader_next(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mqc_error_t *error);
-void mqc_wire_reader_set_verify_crc(mqc_wire_reader_t *r, bool verify);
+void mqc_wire_reader_set_verify_crc(mqc_wire_reader_t *r, bool verify); /* default: true */
+/* Gives back buffer memory beyond the initial 16 KiB when little is pending (say, when the
+ * connection goes idle in the pool after a large reply). The reader also does this by itself
+ * after a few small messages. */
+void mqc_wire_reader_shrink(mqc_wire_reader_t *r);
+/* Bytes allocated for the buffer (for tests and memory accounting). */
+size_t mqc_wire_reader_capacity(const mqc_wire_reader_t *r);
+
+/* The reader's decoder on its own: one message from data[0..len), nothing read beyond len.
+ * MQC_WIRE_NEED_MORE when len is short of the message (after checking the length and, from 16
+ * bytes on, the opcode); MQC_WIRE_MSG with *consumed = messageLength and *msg a view into data;
+ * MQC_WIRE_ERROR with *error (domain MQC_ERROR_PROTOCOL). max_message <= 0 means the default. */
+mqc_wire_rc_t mqc_wire_decode(const uint8_t *data, size_t len, int32_t max_message, bool verify_crc,
+                              mqc_wire_msg_t *msg, size_t *consumed, mqc_error_t *error);
 
 /* ---- encoding -------------------------------------------------------------------------- */
 
@@ -131,7 +144,9 @@ void mqc_wire_limits_default(mqc_wire_limits_t *lim);
 
 /* How many of the documents sizes[start..n-1] fit in the next message whose command body is
  * body_len bytes, with the documents in one kind-1 sequence named by an identifier of id_len
- * characters: at most max_write_batch_size, and the whole message at most max_message_size.
+ * characters: at most max_write_batch_size, and the whole message at most max_message_size
+ * (counting 4 bytes for a checksum, whether or not one is sent). A later document above the
+ * per-document limit ends the batch before it (the next call returns 0 for it).
  * Returns 0 when sizes[start] alone exceeds max_bson_object_size + 16 KiB (a client error),
  * else at least 1. */
 size_t mqc_wire_batch_fit(const size_t *sizes, size_t n, size_t start, size_t body_len,

@@ -1,0 +1,298 @@
+/* app: the run command (app.h). */
+#include "app.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "engine.h"
+#include "html.h"
+#include "redact.h"
+#include "mqc.h"
+#include "report.h"
+#include "threshold.h"
+#include "workload.h"
+
+/* The only process-wide state: what the SIGINT handler can touch. */
+static volatile sig_atomic_t g_interrupted;
+
+static void on_sigint(int sig)
+{
+    (void) sig;
+    g_interrupted++;
+    if (g_interrupted >= 3) _exit(130); /* a third Ctrl-C: the user really wants out */
+}
+
+typedef struct {
+    bool (*prepare)(mqload_run_t *, char *, size_t);
+    bool (*check)(mqload_run_t *, char *, size_t);
+    bool (*seed)(mqload_run_t *, char *, size_t);
+    bool (*start)(mqload_run_t *, char *, size_t);
+    void (*join)(mqload_run_t *);
+    void (*cleanup)(mqload_run_t *);
+} engine_ops_t;
+
+static const engine_ops_t ENGINES[] = {
+    [MQLOAD_ENGINE_MQC] = {mqload_mqc_prepare, mqload_mqc_check, mqload_mqc_seed, mqload_mqc_start, mqload_mqc_join,
+                           mqload_mqc_cleanup},
+    [MQLOAD_ENGINE_MONGOC] = {mqload_mongoc_prepare, mqload_mongoc_check, mqload_mongoc_seed, mqload_mongoc_start,
+                              mqload_mongoc_join, mqload_mongoc_cleanup},
+};
+
+static void config_bson(const mqload_config_t *cfg, const mqload_workload_t *wl, const mqload_run_t *run, bson_t *b)
+{
+    BSON_APPEND_UTF8(b, "engine", cfg->engine == MQLOAD_ENGINE_MONGOC ? "mongoc" : "mqc");
+    BSON_APPEND_UTF8(b, "mode", cfg->rate > 0 ? "open-loop" : "closed-loop");
+    if (cfg->rate > 0) BSON_APPEND_DOUBLE(b, "rate", cfg->rate);
+    BSON_APPEND_INT32(b, "concurrency", (int32_t) cfg->concurrency);
+    BSON_APPEND_INT32(b, "threads", (int32_t) (cfg->engine == MQLOAD_ENGINE_MONGOC ? run->n_stats : cfg->threads));
+    if (cfg->connections) BSON_APPEND_INT32(b, "connections", (int32_t) cfg->connections);
+    if (cfg->requests) BSON_APPEND_INT64(b, "requests", (int64_t) cfg->requests);
+    else BSON_APPEND_DOUBLE(b, "duration_s", cfg->duration_s);
+    BSON_APPEND_DOUBLE(b, "warmup_s", cfg->warmup_s);
+    BSON_APPEND_UTF8(b, "db", wl->db);
+    BSON_APPEND_UTF8(b, "collection", wl->collection);
+    BSON_APPEND_UTF8(b, "workload", wl->name);
+    BSON_APPEND_UTF8(b, "key_dist", mqload_keydist_name((mqload_keydist_kind_t) wl->key_dist));
+    BSON_APPEND_INT64(b, "keys", (int64_t) wl->keys);
+    if (cfg->seed_set) BSON_APPEND_INT64(b, "seed", (int64_t) cfg->seed_docs);
+    BSON_APPEND_INT64(b, "rng_seed", (int64_t) run->rng_seed);
+    if (cfg->timeout_s > 0) BSON_APPEND_DOUBLE(b, "timeout_s", cfg->timeout_s);
+    if (cfg->workers > 1) {
+        BSON_APPEND_INT32(b, "worker_index", (int32_t) cfg->worker_index);
+        BSON_APPEND_INT32(b, "workers", (int32_t) cfg->workers);
+    }
+    bson_t d;
+    BSON_APPEND_DOCUMENT_BEGIN(b, "workload_def", &d);
+    mqload_workload_to_bson(wl, &d);
+    bson_append_document_end(b, &d);
+}
+
+static void progress_line(mqload_run_t *run, int64_t now, uint64_t *last_completed, int64_t *last_ns, bool tty)
+{
+    uint64_t sub = 0, comp = 0, errs = 0;
+    mqload_sparse_t merged;
+    mqload_sparse_init(&merged);
+    int64_t sec = -1;
+    for (size_t i = 0; i < run->n_stats; i++) {
+        mqload_tstats_t *s = &run->stats[i];
+        sub += atomic_load_explicit(&s->a_submitted, memory_order_relaxed);
+        comp += atomic_load_explicit(&s->a_completed, memory_order_relaxed);
+        errs += atomic_load_explicit(&s->a_errors, memory_order_relaxed);
+        pthread_mutex_lock(&s->pub_lock);
+        if (s->pub_sec > sec) sec = s->pub_sec;
+        pthread_mutex_unlock(&s->pub_lock);
+    }
+    /* p50/p99 of the last full second: the threads' published histograms of that second. */
+    for (size_t i = 0; i < run->n_stats && sec >= 0; i++) {
+        mqload_tstats_t *s = &run->stats[i];
+        pthread_mutex_lock(&s->pub_lock);
+        if (s->pub_sec == sec) mqload_sparse_merge(&merged, &s->pub_hist);
+        pthread_mutex_unlock(&s->pub_lock);
+    }
+    mqload_hist_t *h = mqload_hist_new();
+    mqload_hist_add_sparse(h, &merged);
+    char p50[24] = "-", p99[24] = "-";
+    if (h->total) {
+        mqload_fmt_latency(mqload_hist_quantile(h, 0.5), p50, sizeof p50);
+        mqload_fmt_latency(mqload_hist_quantile(h, 0.99), p99, sizeof p99);
+    }
+    double dt = (double) (now - *last_ns) / 1e9;
+    double rate = dt > 0 ? (double) (comp - *last_completed) / dt : 0;
+    double el = (double) (now - run->measure_ns) / 1e9;
+    fprintf(stderr, "%s[%6.1fs%s] %9.0f ops/s  in flight %5llu  p50 %8s  p99 %8s  errors %llu%s", tty ? "\r\033[K" : "",
+            el < 0 ? -el : el, el < 0 ? " warmup" : "", rate, (unsigned long long) (sub - comp), p50, p99,
+            (unsigned long long) errs, tty ? "" : "\n");
+    fflush(stderr);
+    *last_completed = comp;
+    *last_ns = now;
+    mqload_hist_destroy(h);
+    mqload_sparse_free(&merged);
+}
+
+static int fail_setup(const mqload_config_t *cfg, const char *msg)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", msg);
+    mqload_scrub_secret(cfg->uri, buf);
+    fprintf(stderr, "mqload: %s\n", buf);
+    return 1;
+}
+
+int mqload_run_main(int argc, char **argv)
+{
+    mqload_config_t cfg;
+    mqload_workload_t wl;
+    mqload_run_t run;
+    char err[2048] = "";
+    int rc = 0;
+    memset(&run, 0, sizeof run);
+    memset(&wl, 0, sizeof wl);
+    mqload_config_init(&cfg);
+    mqload_args_rc_t arc = mqload_args_parse(&cfg, argc, argv, stdout, err, sizeof err);
+    if (arc != MQLOAD_ARGS_RUN) {
+        if (arc == MQLOAD_ARGS_ERROR) rc = fail_setup(&cfg, err);
+        mqload_config_free(&cfg);
+        return rc;
+    }
+    mqload_threshold_t *th = NULL;
+    if (cfg.threshold && !(th = mqload_threshold_parse(cfg.threshold, err, sizeof err))) {
+        char m[2100];
+        snprintf(m, sizeof m, "--threshold: %s", err);
+        rc = fail_setup(&cfg, m);
+        mqload_config_free(&cfg);
+        return rc;
+    }
+    if (!mqload_workload_load(&wl, &cfg, err, sizeof err)) {
+        rc = fail_setup(&cfg, err);
+        mqload_threshold_free(th);
+        mqload_config_free(&cfg);
+        return rc;
+    }
+
+    const engine_ops_t *eng = &ENGINES[cfg.engine];
+    run.cfg = &cfg;
+    run.wl = &wl;
+    mqc_uri_redact(cfg.uri, run.uri_redacted, sizeof run.uri_redacted);
+    uint32_t per_thread = cfg.connections;
+    if (!per_thread) {
+        uint64_t c = cfg.rate > 0 && !cfg.concurrency_set ? 100 : (cfg.concurrency + cfg.threads - 1) / cfg.threads;
+        per_thread = (uint32_t) (c ? c : 1);
+    }
+    run.uri = mqload_uri_with_pool(cfg.uri, per_thread, cfg.connections != 0);
+    if (cfg.rng_seed_set) run.rng_seed = cfg.rng_seed;
+    else {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        run.rng_seed = (uint64_t) tv.tv_sec * 1000003u ^ (uint64_t) tv.tv_usec ^ ((uint64_t) getpid() << 32);
+    }
+    /* Lanes: every engine thread of every worker inserts its own keys. */
+    run.lanes = (uint64_t) mqload_engine_threads(&cfg) * cfg.workers;
+    run.lane0 = (uint64_t) mqload_engine_threads(&cfg) * cfg.worker_index;
+    bool prepared = eng->prepare(&run, err, sizeof err);
+    if (!prepared || !eng->check(&run, err, sizeof err) || (cfg.seed_set && !eng->seed(&run, err, sizeof err))) {
+        rc = fail_setup(&cfg, err);
+        goto done;
+    }
+
+    /* Timing: a short head start so that every thread is ready at t0. */
+    int64_t now = mqload_now_ns();
+    run.t0_ns = now + 20 * 1000000;
+    run.measure_ns = run.t0_ns + (int64_t) (cfg.warmup_s * 1e9);
+    run.end_ns = cfg.requests ? INT64_MAX : run.measure_ns + (int64_t) (cfg.duration_s * 1e9);
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    run.start_unix = (double) rt.tv_sec + (double) rt.tv_nsec / 1e9 + (double) (run.measure_ns - now) / 1e9;
+
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old); /* worker threads inherit this: signals come to main */
+    bool started = eng->start(&run, err, sizeof err);
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    g_interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!started) fprintf(stderr, "mqload: %s\n", err), rc = 1;
+
+    bool tty = isatty(2);
+    bool progress = !cfg.quiet && (cfg.progress == 1 || (cfg.progress == -1 && tty));
+    int64_t next_progress = run.t0_ns + 1000000000, last_ns = run.t0_ns;
+    uint64_t last_completed = 0;
+    bool stopped = false;
+    while (atomic_load(&run.threads_done) < run.n_stats && started) {
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+        now = mqload_now_ns();
+        if (g_interrupted && !stopped) {
+            stopped = true;
+            atomic_store(&run.stop_ns, now);
+            atomic_store(&run.stop, 1);
+            if (!cfg.quiet) fprintf(stderr, "%smqload: interrupted, finishing operations in flight (up to %.1fs)\n",
+                                    progress && tty ? "\n" : "", cfg.grace_s);
+        }
+        if (progress && now >= next_progress) {
+            progress_line(&run, now, &last_completed, &last_ns, tty);
+            next_progress += 1000000000;
+        }
+    }
+    if (progress && tty) fputc('\n', stderr);
+    eng->join(&run);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+
+    /* The result: every thread's statistics, merged exactly. */
+    mqload_result_t res;
+    mqload_result_init(&res);
+    snprintf(res.tool_version, sizeof res.tool_version, "%s", MQC_VERSION);
+    snprintf(res.engine, sizeof res.engine, "%s", cfg.engine == MQLOAD_ENGINE_MONGOC ? "mongoc" : "mqc");
+    snprintf(res.uri_redacted, sizeof res.uri_redacted, "%s", run.uri_redacted);
+    snprintf(res.workload_id, sizeof res.workload_id, "%s", wl.id);
+    snprintf(res.workload_name, sizeof res.workload_name, "%s", wl.name);
+    config_bson(&cfg, &wl, &run, &res.config);
+    for (size_t i = 0; i < wl.n_ops; i++) mqload_result_op(&res, wl.ops[i].name, mqload_op_type_name(wl.ops[i].type));
+    for (size_t i = 0; i < run.n_stats; i++) mqload_result_merge(&res, &run.stats[i].r, 0);
+    res.conns_opened = run.conns_opened;
+    res.interrupted = stopped;
+    res.start_unix = run.start_unix;
+    int64_t stop_ns = atomic_load(&run.stop_ns), last = atomic_load(&run.last_done_ns);
+    int64_t window_end = cfg.requests ? last : run.end_ns;
+    if (stopped && stop_ns < window_end) window_end = stop_ns;
+    res.duration_s = window_end > run.measure_ns ? (double) (window_end - run.measure_ns) / 1e9 : 0;
+    mqload_result_sort_errors(&res);
+
+    mqload_strbuf_t sb;
+    mqload_sb_init(&sb);
+    bool json_stdout = cfg.json_out && !strcmp(cfg.json_out, "-");
+    if (!cfg.quiet) {
+        mqload_report_text(&res, &sb);
+        fputs(sb.s, json_stdout ? stderr : stdout);
+        fflush(json_stdout ? stderr : stdout);
+    }
+    if (cfg.json_out) {
+        sb.len = 0;
+        mqload_report_json(&res, &sb);
+        if (!mqload_write_file(cfg.json_out, sb.s, sb.len, err, sizeof err)) fprintf(stderr, "mqload: %s\n", err), rc = 1;
+    }
+    if (cfg.html_out) {
+        sb.len = 0;
+        mqload_report_html(&res, &sb);
+        if (!mqload_write_file(cfg.html_out, sb.s, sb.len, err, sizeof err)) fprintf(stderr, "mqload: %s\n", err), rc = 1;
+    }
+    if (th) {
+        sb.len = 0;
+        if (!mqload_threshold_check(th, &res, &sb)) {
+            fputs(sb.s, stderr);
+            if (rc == 0) rc = 2;
+        }
+    }
+    if (res.submitted != res.completed) {
+        fprintf(stderr, "mqload: BUG: %llu operations submitted, %llu completed\n", (unsigned long long) res.submitted,
+                (unsigned long long) res.completed);
+        if (rc == 0) rc = 1;
+    }
+    if (stopped && rc == 0) rc = 130;
+    mqload_sb_free(&sb);
+    mqload_result_free(&res);
+done:
+    eng->cleanup(&run);
+    for (size_t i = 0; i < run.n_stats && run.stats; i++) mqload_tstats_free(&run.stats[i]);
+    free(run.stats);
+    free(run.uri);
+    mqload_workload_free(&wl);
+    mqload_threshold_free(th);
+    mqload_config_free(&cfg);
+    return rc;
+}

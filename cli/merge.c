@@ -1,0 +1,381 @@
+/* merge: results from JSON, merged exactly (merge.h). */
+#include "merge.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "html.h"
+#include "report.h"
+#include "threshold.h"
+
+static bool fail(char *err, size_t esz, const char *msg, const char *key)
+{
+    snprintf(err, esz, "%s%s%s", msg, key ? ": " : "", key ? key : "");
+    return false;
+}
+
+static uint64_t as_u64(const bson_iter_t *it)
+{
+    if (BSON_ITER_HOLDS_DOUBLE(it)) return bson_iter_double(it) > 0 ? (uint64_t) bson_iter_double(it) : 0;
+    if (BSON_ITER_HOLDS_INT32(it) || BSON_ITER_HOLDS_INT64(it)) {
+        int64_t v = bson_iter_as_int64(it);
+        return v > 0 ? (uint64_t) v : 0;
+    }
+    return 0;
+}
+
+static void copy_str(const bson_iter_t *it, char *dst, size_t n)
+{
+    if (BSON_ITER_HOLDS_UTF8(it)) snprintf(dst, n, "%s", bson_iter_utf8(it, NULL));
+}
+
+static bool read_sparse(const bson_iter_t *hist_it, mqload_sparse_t *s, char *err, size_t esz)
+{
+    bson_iter_t h;
+    mqload_sparse_init(s);
+    if (!BSON_ITER_HOLDS_DOCUMENT(hist_it) || !bson_iter_recurse(hist_it, &h)) return fail(err, esz, "histogram is not an object", NULL);
+    bool have_buckets = false;
+    while (bson_iter_next(&h)) {
+        const char *k = bson_iter_key(&h);
+        if (!strcmp(k, "scheme")) {
+            if (!BSON_ITER_HOLDS_UTF8(&h) || strcmp(bson_iter_utf8(&h, NULL), MQLOAD_HIST_SCHEME))
+                return fail(err, esz, "histogram scheme is not " MQLOAD_HIST_SCHEME ": cannot merge it exactly", NULL);
+        } else if (!strcmp(k, "count")) s->total = as_u64(&h);
+        else if (!strcmp(k, "min")) s->min_ns = as_u64(&h);
+        else if (!strcmp(k, "max")) s->max_ns = as_u64(&h);
+        else if (!strcmp(k, "sum") && BSON_ITER_HOLDS_NUMBER(&h)) s->sum_ns = bson_iter_as_double(&h);
+        else if (!strcmp(k, "buckets") && BSON_ITER_HOLDS_ARRAY(&h)) {
+            bson_iter_t b, pair;
+            have_buckets = true;
+            bson_iter_recurse(&h, &b);
+            while (bson_iter_next(&b)) {
+                uint64_t v[2] = {0, 0};
+                int got = 0;
+                if (!BSON_ITER_HOLDS_ARRAY(&b) || !bson_iter_recurse(&b, &pair)) return fail(err, esz, "bad histogram bucket", NULL);
+                while (bson_iter_next(&pair) && got < 3) {
+                    if (got < 2) v[got] = as_u64(&pair);
+                    got++;
+                }
+                if (got != 2 || !mqload_sparse_push(s, (uint32_t) (v[0] < UINT32_MAX ? v[0] : UINT32_MAX), v[1]))
+                    return fail(err, esz, "bad histogram bucket (index out of range or out of order)", NULL);
+            }
+        }
+    }
+    if (!have_buckets) return fail(err, esz, "histogram without buckets", NULL);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < s->n; i++) sum += s->cnt[i];
+    if (sum != s->total) return fail(err, esz, "histogram bucket counts do not add up to its count", NULL);
+    if (!s->total) s->min_ns = UINT64_MAX;
+    return true;
+}
+
+static bool read_hist(const bson_iter_t *it, mqload_hist_t *h, char *err, size_t esz)
+{
+    mqload_sparse_t s;
+    bool ok = read_sparse(it, &s, err, esz);
+    if (ok) mqload_hist_add_sparse(h, &s);
+    mqload_sparse_free(&s);
+    return ok;
+}
+
+static bool read_ops(const bson_iter_t *it, mqload_result_t *r, char *err, size_t esz)
+{
+    bson_iter_t ops, f;
+    if (!BSON_ITER_HOLDS_DOCUMENT(it)) return fail(err, esz, "\"ops\" is not an object", NULL);
+    bson_iter_recurse(it, &ops);
+    while (bson_iter_next(&ops)) {
+        char type[16] = "";
+        const char *name = bson_iter_key(&ops);
+        if (!BSON_ITER_HOLDS_DOCUMENT(&ops)) return fail(err, esz, "bad op entry", name);
+        bson_iter_recurse(&ops, &f);
+        while (bson_iter_next(&f))
+            if (!strcmp(bson_iter_key(&f), "type")) copy_str(&f, type, sizeof type);
+        int i = mqload_result_op(r, name, type[0] ? type : name);
+        if (i < 0) return fail(err, esz, "too many ops", NULL);
+        bool have_hist = false;
+        bson_iter_recurse(&ops, &f);
+        while (bson_iter_next(&f)) {
+            const char *k = bson_iter_key(&f);
+            if (!strcmp(k, "ok")) r->ops[i].ok = as_u64(&f);
+            else if (!strcmp(k, "errors")) r->ops[i].errors = as_u64(&f);
+            else if (!strcmp(k, "histogram")) {
+                if (!read_hist(&f, r->ops[i].hist, err, esz)) return false;
+                have_hist = true;
+            }
+        }
+        if (!have_hist) return fail(err, esz, "op without a histogram", name);
+    }
+    return true;
+}
+
+static bool read_timeline(const bson_iter_t *it, mqload_result_t *r, char *err, size_t esz)
+{
+    bson_iter_t a, f;
+    if (!BSON_ITER_HOLDS_ARRAY(it)) return fail(err, esz, "\"timeline\" is not an array", NULL);
+    bson_iter_recurse(it, &a);
+    while (bson_iter_next(&a)) {
+        if (!BSON_ITER_HOLDS_DOCUMENT(&a)) return fail(err, esz, "bad timeline entry", NULL);
+        uint64_t t = UINT64_MAX;
+        bson_iter_recurse(&a, &f);
+        while (bson_iter_next(&f))
+            if (!strcmp(bson_iter_key(&f), "t")) t = as_u64(&f);
+        if (t > 10u * 24 * 3600) return fail(err, esz, "timeline entry without a valid \"t\"", NULL);
+        mqload_second_t *s = mqload_result_second(r, (size_t) t);
+        bson_iter_recurse(&a, &f);
+        while (bson_iter_next(&f)) {
+            const char *k = bson_iter_key(&f);
+            if (!strcmp(k, "ops")) s->ops += as_u64(&f);
+            else if (!strcmp(k, "ok")) s->ok += as_u64(&f);
+            else if (!strcmp(k, "errors")) s->errors += as_u64(&f);
+            else if (!strcmp(k, "histogram")) {
+                mqload_sparse_t sp;
+                if (!read_sparse(&f, &sp, err, esz)) {
+                    mqload_sparse_free(&sp);
+                    return false;
+                }
+                mqload_sparse_merge(&s->hist, &sp);
+                mqload_sparse_free(&sp);
+            }
+        }
+    }
+    return true;
+}
+
+bool mqload_result_from_json(mqload_result_t *r, const char *json, size_t len, char *err, size_t esz)
+{
+    mqload_result_init(r);
+    bson_error_t be;
+    bson_t *doc = bson_new_from_json((const uint8_t *) json, (ssize_t) len, &be);
+    if (!doc) {
+        snprintf(err, esz, "not JSON: %s", be.message);
+        return false;
+    }
+    bson_iter_t it;
+    bool ok = true, is_mqload = false, have_hist = false;
+    bson_iter_init(&it, doc);
+    while (ok && bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        if (!strcmp(k, "tool")) is_mqload = BSON_ITER_HOLDS_UTF8(&it) && !strcmp(bson_iter_utf8(&it, NULL), "mqload");
+        else if (!strcmp(k, "version")) copy_str(&it, r->tool_version, sizeof r->tool_version);
+        else if (!strcmp(k, "engine")) copy_str(&it, r->engine, sizeof r->engine);
+        else if (!strcmp(k, "uri_redacted")) copy_str(&it, r->uri_redacted, sizeof r->uri_redacted);
+        else if (!strcmp(k, "workload_id")) copy_str(&it, r->workload_id, sizeof r->workload_id);
+        else if (!strcmp(k, "workload")) copy_str(&it, r->workload_name, sizeof r->workload_name);
+        else if (!strcmp(k, "notes")) copy_str(&it, r->notes, sizeof r->notes);
+        else if (!strcmp(k, "config") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            uint32_t l;
+            const uint8_t *d;
+            bson_iter_document(&it, &l, &d);
+            bson_t tmp;
+            bson_init_static(&tmp, d, l);
+            bson_reinit(&r->config);
+            bson_concat(&r->config, &tmp);
+        } else if (!strcmp(k, "start_unix") && BSON_ITER_HOLDS_NUMBER(&it)) r->start_unix = bson_iter_as_double(&it);
+        else if (!strcmp(k, "duration_s") && BSON_ITER_HOLDS_NUMBER(&it)) r->duration_s = bson_iter_as_double(&it);
+        else if (!strcmp(k, "runs")) r->runs = as_u64(&it) ? as_u64(&it) : 1;
+        else if (!strcmp(k, "interrupted") && BSON_ITER_HOLDS_BOOL(&it)) r->interrupted = bson_iter_bool(&it);
+        else if (!strcmp(k, "submitted")) r->submitted = as_u64(&it);
+        else if (!strcmp(k, "completed")) r->completed = as_u64(&it);
+        else if (!strcmp(k, "ok")) r->ok = as_u64(&it);
+        else if (!strcmp(k, "errors")) r->errors = as_u64(&it);
+        else if (!strcmp(k, "connections_opened")) r->conns_opened = BSON_ITER_HOLDS_NULL(&it) ? UINT64_MAX : as_u64(&it);
+        else if (!strcmp(k, "histogram")) ok = read_hist(&it, r->hist, err, esz), have_hist = true;
+        else if (!strcmp(k, "ops")) ok = read_ops(&it, r, err, esz);
+        else if (!strcmp(k, "timeline")) ok = read_timeline(&it, r, err, esz);
+        else if (!strcmp(k, "errors_by_kind") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            bson_iter_t e;
+            bson_iter_recurse(&it, &e);
+            while (bson_iter_next(&e)) mqload_result_add_error(r, bson_iter_key(&e), as_u64(&e));
+        }
+    }
+    bson_destroy(doc);
+    if (ok && !is_mqload) ok = fail(err, esz, "not an mqload result (no \"tool\": \"mqload\")", NULL);
+    if (ok && !have_hist) ok = fail(err, esz, "no \"histogram\": cannot merge exactly", NULL);
+    if (ok && !r->workload_id[0]) ok = fail(err, esz, "no \"workload_id\"", NULL);
+    if (!ok) mqload_result_free(r);
+    return ok;
+}
+
+static char *read_all(const char *path, size_t *len, char *err, size_t esz)
+{
+    FILE *f = !strcmp(path, "-") ? stdin : fopen(path, "rb");
+    if (!f) {
+        snprintf(err, esz, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap);
+    if (!buf) abort();
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            if (!buf) abort();
+        }
+    }
+    if (f != stdin) fclose(f);
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+bool mqload_merge_files(mqload_result_t *out, const char *const *paths, size_t n, char *err, size_t esz)
+{
+    mqload_result_t *in = calloc(n, sizeof *in);
+    if (!in) abort();
+    size_t loaded = 0;
+    bool ok = true;
+    char inner[512];
+    for (; loaded < n && ok; loaded++) {
+        size_t len;
+        char *text = read_all(paths[loaded], &len, err, esz);
+        if (!text) {
+            ok = false;
+            break;
+        }
+        if (!mqload_result_from_json(&in[loaded], text, len, inner, sizeof inner)) {
+            snprintf(err, esz, "%s: %s", paths[loaded], inner);
+            free(text);
+            ok = false;
+            break;
+        }
+        free(text);
+        if (loaded && strcmp(in[loaded].workload_id, in[0].workload_id)) {
+            snprintf(err, esz, "%s has workload_id %s but %s has %s: these runs measured different workloads and cannot be merged",
+                     paths[loaded], in[loaded].workload_id, paths[0], in[0].workload_id);
+            loaded++;
+            ok = false;
+            break;
+        }
+    }
+    if (ok) {
+        mqload_result_init(out);
+        double start = INFINITY, end = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (in[i].start_unix < start) start = in[i].start_unix;
+            if (in[i].start_unix + in[i].duration_s > end) end = in[i].start_unix + in[i].duration_s;
+        }
+        const mqload_result_t *first = &in[0];
+        snprintf(out->tool_version, sizeof out->tool_version, "%s", first->tool_version);
+        snprintf(out->engine, sizeof out->engine, "%s", first->engine);
+        snprintf(out->uri_redacted, sizeof out->uri_redacted, "%s", first->uri_redacted);
+        snprintf(out->workload_id, sizeof out->workload_id, "%s", first->workload_id);
+        snprintf(out->workload_name, sizeof out->workload_name, "%s", first->workload_name);
+        bson_concat(&out->config, &first->config);
+        out->runs = 0;
+        out->start_unix = start;
+        out->duration_s = end - start;
+        out->conns_opened = 0;
+        for (size_t i = 0; i < n; i++) {
+            /* Seconds line up by wall clock: run i's second 0 is the merged second offset. */
+            double off = floor(in[i].start_unix - start + 0.5);
+            if (strcmp(in[i].engine, out->engine) && !strstr(out->notes, "engines differ"))
+                snprintf(out->notes + strlen(out->notes), sizeof out->notes - strlen(out->notes),
+                         "%sengines differ (%s, %s)", out->notes[0] ? "; " : "", out->engine, in[i].engine);
+            if (in[i].conns_opened == UINT64_MAX || out->conns_opened == UINT64_MAX) {
+                mqload_result_t tmp = in[i];
+                tmp.conns_opened = 0;
+                mqload_result_merge(out, &tmp, (size_t) (off > 0 ? off : 0));
+                out->conns_opened = UINT64_MAX;
+            } else {
+                mqload_result_merge(out, &in[i], (size_t) (off > 0 ? off : 0));
+            }
+            out->runs += in[i].runs;
+        }
+        mqload_result_sort_errors(out);
+    }
+    for (size_t i = 0; i < loaded && i < n; i++)
+        if (in[i].hist) mqload_result_free(&in[i]);
+    free(in);
+    return ok;
+}
+
+int mqload_merge_main(int argc, char **argv)
+{
+    const char **paths = calloc((size_t) argc + 1, sizeof *paths);
+    const char *json = NULL, *html = NULL, *thr = NULL;
+    bool quiet = false;
+    size_t n = 0;
+    if (!paths) abort();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **dst = NULL;
+        size_t nl = 0;
+        if (!strncmp(a, "--json", 6) && (a[6] == 0 || a[6] == '=')) dst = &json, nl = 6;
+        else if (!strncmp(a, "--html", 6) && (a[6] == 0 || a[6] == '=')) dst = &html, nl = 6;
+        else if (!strncmp(a, "--threshold", 11) && (a[11] == 0 || a[11] == '=')) dst = &thr, nl = 11;
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            quiet = true;
+            continue;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: mqload merge FILE.json... [--json F] [--html F] [--threshold EXPR] [-q]\n");
+            free(paths);
+            return 0;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "mqload merge: unknown option '%s'\n", a);
+            free(paths);
+            return 1;
+        } else {
+            paths[n++] = a;
+            continue;
+        }
+        if (a[nl] == '=') *dst = a + nl + 1;
+        else if (i + 1 < argc) *dst = argv[++i];
+        else {
+            fprintf(stderr, "mqload merge: option %s needs a value\n", a);
+            free(paths);
+            return 1;
+        }
+    }
+    if (n == 0) {
+        fprintf(stderr, "mqload merge: give one or more result files (mqload --json FILE)\n");
+        free(paths);
+        return 1;
+    }
+    char err[1024] = "";
+    mqload_threshold_t *th = NULL;
+    if (thr && !(th = mqload_threshold_parse(thr, err, sizeof err))) {
+        fprintf(stderr, "mqload merge: --threshold: %s\n", err);
+        free(paths);
+        return 1;
+    }
+    mqload_result_t r;
+    if (!mqload_merge_files(&r, paths, n, err, sizeof err)) {
+        fprintf(stderr, "mqload merge: %s\n", err);
+        mqload_threshold_free(th);
+        free(paths);
+        return 1;
+    }
+    int rc = 0;
+    mqload_strbuf_t sb;
+    mqload_sb_init(&sb);
+    if (!quiet && !(json && !strcmp(json, "-"))) {
+        mqload_report_text(&r, &sb);
+        fputs(sb.s, stdout);
+    }
+    if (json) {
+        sb.len = 0;
+        mqload_report_json(&r, &sb);
+        if (!mqload_write_file(json, sb.s, sb.len, err, sizeof err)) fprintf(stderr, "mqload merge: %s\n", err), rc = 1;
+    }
+    if (html) {
+        sb.len = 0;
+        mqload_report_html(&r, &sb);
+        if (!mqload_write_file(html, sb.s, sb.len, err, sizeof err)) fprintf(stderr, "mqload merge: %s\n", err), rc = 1;
+    }
+    if (th && rc == 0) {
+        sb.len = 0;
+        if (!mqload_threshold_check(th, &r, &sb)) rc = 2;
+        fputs(sb.s, stderr);
+    }
+    mqload_sb_free(&sb);
+    mqload_threshold_free(th);
+    mqload_result_free(&r);
+    free(paths);
+    return rc;
+}

@@ -1,0 +1,220 @@
+/* report: text and JSON output of a result (report.h). */
+#include "report.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "hist.h"
+
+static const struct {
+    const char *key, *label;
+    double q;
+} QUANTILES[] = {
+    {"p50", "p50", 0.50}, {"p90", "p90", 0.90}, {"p99", "p99", 0.99}, {"p99_9", "p99.9", 0.999}, {"p99_99", "p99.99", 0.9999},
+};
+
+void mqload_fmt_latency(double ns, char *out, size_t outsz)
+{
+    if (ns < 1e3) snprintf(out, outsz, "%.0fns", ns);
+    else if (ns < 1e6) snprintf(out, outsz, "%.0fus", ns / 1e3);
+    else if (ns < 1e9) snprintf(out, outsz, "%.2fms", ns / 1e6);
+    else snprintf(out, outsz, "%.2fs", ns / 1e9);
+}
+
+static void latency_row(mqload_strbuf_t *out, const char *name, uint64_t count, uint64_t ok, uint64_t errors,
+                        const mqload_hist_t *h)
+{
+    char v[8][24];
+    double vals[8];
+    vals[0] = h->total ? (double) h->min_ns : 0;
+    vals[1] = mqload_hist_mean(h);
+    for (size_t i = 0; i < 5; i++) vals[2 + i] = mqload_hist_quantile(h, QUANTILES[i].q);
+    vals[7] = h->total ? (double) h->max_ns : 0;
+    for (size_t i = 0; i < 8; i++) {
+        if (h->total) mqload_fmt_latency(vals[i], v[i], sizeof v[i]);
+        else snprintf(v[i], sizeof v[i], "-");
+    }
+    mqload_sb_printf(out, "  %-10s %10llu %10llu %8llu %9s %9s %9s %9s %9s %9s %9s %9s\n", name,
+                     (unsigned long long) count, (unsigned long long) ok, (unsigned long long) errors, v[0], v[1],
+                     v[2], v[3], v[4], v[5], v[6], v[7]);
+}
+
+static void config_line(mqload_strbuf_t *out, const bson_t *cfg)
+{
+    bson_iter_t it;
+    int col = 0;
+    if (!bson_iter_init(&it, cfg)) return;
+    while (bson_iter_next(&it)) {
+        char val[160];
+        const char *k = bson_iter_key(&it);
+        if (BSON_ITER_HOLDS_UTF8(&it)) snprintf(val, sizeof val, "%s", bson_iter_utf8(&it, NULL));
+        else if (BSON_ITER_HOLDS_BOOL(&it)) snprintf(val, sizeof val, "%s", bson_iter_bool(&it) ? "yes" : "no");
+        else if (BSON_ITER_HOLDS_DOUBLE(&it)) snprintf(val, sizeof val, "%g", bson_iter_double(&it));
+        else if (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it))
+            snprintf(val, sizeof val, "%lld", (long long) bson_iter_as_int64(&it));
+        else continue; /* nested (the workload description): in the JSON only */
+        int n = (int) strlen(k) + (int) strlen(val) + 3;
+        if (col + n > 96) mqload_sb_puts(out, "\n"), col = 0;
+        mqload_sb_printf(out, "%s%s=%s", col ? "  " : "  ", k, val);
+        col += n;
+    }
+    if (col) mqload_sb_puts(out, "\n");
+}
+
+void mqload_report_text(const mqload_result_t *r, mqload_strbuf_t *out)
+{
+    mqload_sb_printf(out, "mqload %s  engine %s  %s\n", r->tool_version, r->engine, r->uri_redacted);
+    mqload_sb_printf(out, "workload %s (id %s)%s\n", r->workload_name, r->workload_id,
+                     r->runs > 1 ? "  [merged]" : "");
+    config_line(out, &r->config);
+    if (r->interrupted) mqload_sb_puts(out, "interrupted: the report covers what was measured until then\n");
+    if (r->notes[0]) mqload_sb_printf(out, "notes: %s\n", r->notes);
+    mqload_sb_printf(out, "\nduration %.2fs  submitted %llu  completed %llu  ok %llu  errors %llu (%.3f%%)\n",
+                     r->duration_s, (unsigned long long) r->submitted, (unsigned long long) r->completed,
+                     (unsigned long long) r->ok, (unsigned long long) r->errors,
+                     r->completed ? 100.0 * (double) r->errors / (double) r->completed : 0.0);
+    mqload_sb_printf(out, "throughput %.1f ops/s", mqload_result_throughput(r));
+    if (r->conns_opened != UINT64_MAX) mqload_sb_printf(out, "  connections opened %llu", (unsigned long long) r->conns_opened);
+    mqload_sb_puts(out, "\n");
+    if (r->submitted != r->completed)
+        mqload_sb_printf(out, "WARNING: %llu operations submitted but not completed\n",
+                         (unsigned long long) (r->submitted - r->completed));
+    mqload_sb_printf(out, "\nlatency    %10s %10s %8s %9s %9s %9s %9s %9s %9s %9s %9s\n", "count", "ok", "errors", "min",
+                     "mean", "p50", "p90", "p99", "p99.9", "p99.99", "max");
+    for (size_t i = 0; i < r->n_ops; i++) {
+        const mqload_opstats_t *o = &r->ops[i];
+        latency_row(out, o->name, o->ok + o->errors, o->ok, o->errors, o->hist);
+    }
+    latency_row(out, "total", r->completed, r->ok, r->errors, r->hist);
+    if (r->n_errs) {
+        mqload_sb_puts(out, "\nerrors by kind\n");
+        for (size_t i = 0; i < r->n_errs; i++)
+            mqload_sb_printf(out, "  %10llu  %s\n", (unsigned long long) r->errs[i].count, r->errs[i].kind);
+    }
+}
+
+void mqload_sparse_json(const mqload_sparse_t *s, mqload_strbuf_t *out)
+{
+    mqload_sb_printf(out, "{\"scheme\":\"%s\",\"unit\":\"ns\",\"count\":%llu,\"min\":%llu,\"max\":%llu,\"sum\":",
+                     MQLOAD_HIST_SCHEME, (unsigned long long) s->total,
+                     (unsigned long long) (s->total ? s->min_ns : 0), (unsigned long long) s->max_ns);
+    mqload_sb_json_num(out, s->sum_ns);
+    mqload_sb_puts(out, ",\"buckets\":[");
+    for (size_t i = 0; i < s->n; i++)
+        mqload_sb_printf(out, "%s[%u,%llu]", i ? "," : "", s->idx[i], (unsigned long long) s->cnt[i]);
+    mqload_sb_puts(out, "]}");
+}
+
+void mqload_hist_json(const mqload_hist_t *h, mqload_strbuf_t *out)
+{
+    mqload_sparse_t s;
+    mqload_sparse_init(&s);
+    mqload_sparse_from_hist(&s, h);
+    mqload_sparse_json(&s, out);
+    mqload_sparse_free(&s);
+}
+
+static void latency_json(const mqload_hist_t *h, mqload_strbuf_t *out)
+{
+    mqload_sb_puts(out, "{\"min\":");
+    mqload_sb_json_num(out, h->total ? (double) h->min_ns / 1e3 : 0);
+    mqload_sb_puts(out, ",\"mean\":");
+    mqload_sb_json_num(out, mqload_hist_mean(h) / 1e3);
+    for (size_t i = 0; i < 5; i++) {
+        mqload_sb_printf(out, ",\"%s\":", QUANTILES[i].key);
+        mqload_sb_json_num(out, mqload_hist_quantile(h, QUANTILES[i].q) / 1e3);
+    }
+    mqload_sb_puts(out, ",\"max\":");
+    mqload_sb_json_num(out, (double) h->max_ns / 1e3);
+    mqload_sb_puts(out, "}");
+}
+
+void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
+{
+    mqload_sb_puts(out, "{\"tool\":\"mqload\",\"version\":");
+    mqload_sb_json_str(out, r->tool_version);
+    mqload_sb_puts(out, ",\"engine\":");
+    mqload_sb_json_str(out, r->engine);
+    mqload_sb_puts(out, ",\"uri_redacted\":");
+    mqload_sb_json_str(out, r->uri_redacted);
+    mqload_sb_puts(out, ",\"workload_id\":");
+    mqload_sb_json_str(out, r->workload_id);
+    mqload_sb_puts(out, ",\"workload\":");
+    mqload_sb_json_str(out, r->workload_name);
+    size_t cl;
+    char *cfg = bson_as_relaxed_extended_json(&r->config, &cl);
+    mqload_sb_printf(out, ",\n\"config\":%s", cfg ? cfg : "{}");
+    bson_free(cfg);
+    mqload_sb_puts(out, ",\n\"start_unix\":");
+    mqload_sb_printf(out, "%.6f", r->start_unix);
+    mqload_sb_puts(out, ",\"duration_s\":");
+    mqload_sb_printf(out, "%.6f", r->duration_s);
+    mqload_sb_printf(out, ",\"runs\":%llu,\"interrupted\":%s", (unsigned long long) r->runs, r->interrupted ? "true" : "false");
+    mqload_sb_printf(out, ",\n\"submitted\":%llu,\"completed\":%llu,\"ok\":%llu,\"errors\":%llu,\"throughput_ops_s\":",
+                     (unsigned long long) r->submitted, (unsigned long long) r->completed, (unsigned long long) r->ok,
+                     (unsigned long long) r->errors);
+    mqload_sb_json_num(out, mqload_result_throughput(r));
+    if (r->conns_opened == UINT64_MAX) mqload_sb_puts(out, ",\"connections_opened\":null");
+    else mqload_sb_printf(out, ",\"connections_opened\":%llu", (unsigned long long) r->conns_opened);
+    mqload_sb_puts(out, ",\n\"latency_us\":");
+    latency_json(r->hist, out);
+    mqload_sb_puts(out, ",\n\"ops\":{");
+    for (size_t i = 0; i < r->n_ops; i++) {
+        const mqload_opstats_t *o = &r->ops[i];
+        mqload_sb_puts(out, i ? ",\n" : "\n");
+        mqload_sb_json_str(out, o->name);
+        mqload_sb_puts(out, ":{\"type\":");
+        mqload_sb_json_str(out, o->type);
+        mqload_sb_printf(out, ",\"count\":%llu,\"ok\":%llu,\"errors\":%llu,\"latency_us\":",
+                         (unsigned long long) (o->ok + o->errors), (unsigned long long) o->ok, (unsigned long long) o->errors);
+        latency_json(o->hist, out);
+        mqload_sb_puts(out, ",\"histogram\":");
+        mqload_hist_json(o->hist, out);
+        mqload_sb_puts(out, "}");
+    }
+    mqload_sb_puts(out, "},\n\"errors_by_kind\":{");
+    for (size_t i = 0; i < r->n_errs; i++) {
+        if (i) mqload_sb_puts(out, ",");
+        mqload_sb_json_str(out, r->errs[i].kind);
+        mqload_sb_printf(out, ":%llu", (unsigned long long) r->errs[i].count);
+    }
+    mqload_sb_puts(out, "},\n\"histogram\":");
+    mqload_hist_json(r->hist, out);
+    mqload_sb_puts(out, ",\n\"timeline\":[");
+    for (size_t i = 0; i < r->n_seconds; i++) {
+        const mqload_second_t *s = &r->timeline[i];
+        mqload_hist_t *h = mqload_hist_new();
+        mqload_hist_add_sparse(h, &s->hist);
+        mqload_sb_printf(out, "%s{\"t\":%zu,\"ops\":%llu,\"ok\":%llu,\"errors\":%llu,\"p50_us\":", i ? ",\n" : "\n", i,
+                         (unsigned long long) s->ops, (unsigned long long) s->ok, (unsigned long long) s->errors);
+        mqload_sb_json_num(out, mqload_hist_quantile(h, 0.5) / 1e3);
+        mqload_sb_puts(out, ",\"p99_us\":");
+        mqload_sb_json_num(out, mqload_hist_quantile(h, 0.99) / 1e3);
+        mqload_sb_puts(out, ",\"histogram\":");
+        mqload_sparse_json(&s->hist, out);
+        mqload_sb_puts(out, "}");
+        mqload_hist_destroy(h);
+    }
+    mqload_sb_puts(out, "],\n\"notes\":");
+    mqload_sb_json_str(out, r->notes);
+    mqload_sb_puts(out, "}\n");
+}
+
+bool mqload_write_file(const char *path, const char *text, size_t len, char *err, size_t esz)
+{
+    if (!strcmp(path, "-")) {
+        fwrite(text, 1, len, stdout);
+        fflush(stdout);
+        return true;
+    }
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        snprintf(err, esz, "cannot write %s: %s", path, strerror(errno));
+        return false;
+    }
+    bool ok = fwrite(text, 1, len, f) == len;
+    if (fclose(f) != 0) ok = false;
+    if (!ok) snprintf(err, esz, "cannot write %s: %s", path, strerror(errno));
+    return ok;
+}

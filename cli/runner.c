@@ -1,0 +1,485 @@
+/* runner: the mqc engine. Each thread owns a libev loop, an mqc client, its workload instance and
+ * its statistics; nothing is shared on the hot path.
+ *
+ * Closed loop (default): a thread keeps its share of --concurrency operations in flight, each
+ * slot submitting the next operation from the previous one's callback; latency runs from submit
+ * to callback. Open loop (--rate): operation k of a thread is due at t0 + k / rate; a timer submits
+ * every operation that is due, and latency runs from the time it was due (not when it could be
+ * sent), so a stalled server shows in the tail instead of slowing the generator down (wrk2's
+ * answer to coordinated omission). At the end (or on Ctrl-C) submission stops, operations in flight
+ * get --grace to finish, then the client is destroyed, which ends the rest with an error: every
+ * submitted operation is completed exactly once. */
+#include <ev.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "mqc.h"
+#include "seed.h"
+
+#define TICK_S 0.05
+#define OPEN_LOOP_DEFAULT_CAP 10000
+
+typedef struct mqthread mqthread_t;
+
+typedef struct slot {
+    mqthread_t *t;
+    mqload_opinst_t oi;
+    int64_t start_ns;       /* submit time (closed) or intended time (open) */
+    bool measured;
+    bool busy;
+    mqc_cursor_t *cursor;
+    struct slot *next_free;
+} slot_t;
+
+struct mqthread {
+    mqload_run_t *run;
+    size_t index;
+    pthread_t tid;
+    struct ev_loop *loop;
+    mqc_client_t *client;
+    mqc_collection_t *coll;
+    mqload_wl_thread_t wl;
+    mqload_tstats_t *stats;
+    slot_t **slots;
+    size_t n_slots, cap_slots;
+    slot_t *free_slots;
+    uint64_t in_flight;
+    uint64_t requests_left;   /* -n share; UINT64_MAX without -n */
+    /* open loop */
+    bool open_loop;
+    double interval_ns;
+    uint64_t next_k;
+    uint64_t cap;
+    ev_timer due;
+    ev_timer tick;
+    bool stopping;
+    int64_t stopping_since;
+    bool destroyed;
+    bson_t find_opts;         /* {limit: 1} etc. are the library's; opts carry timeoutMS */
+    bson_t opts;
+};
+
+typedef struct {
+    mqthread_t *threads;
+    size_t n;
+} mqc_engine_t;
+
+void mqload_error_kind_mqc(const void *e_, char *out, size_t outsz)
+{
+    const mqc_error_t *e = e_;
+    const char *dom = mqc_error_domain_name(e->domain);
+    if (e->domain == MQC_ERROR_SERVER || e->domain == MQC_ERROR_WRITE || e->domain == MQC_ERROR_WRITE_CONCERN) {
+        if (e->code_name[0]) snprintf(out, outsz, "%s:%s(%d)", dom, e->code_name, (int) e->code);
+        else snprintf(out, outsz, "%s:%d", dom, (int) e->code);
+    } else if (e->domain == MQC_ERROR_TIMEOUT) {
+        static const char *const sub[] = {"", "operation", "wait_queue", "connect", "socket"};
+        snprintf(out, outsz, "timeout:%s", e->code >= 1 && e->code <= 4 ? sub[e->code] : "other");
+    } else {
+        snprintf(out, outsz, "%s", dom);
+    }
+}
+
+static void submit_next(slot_t *s);
+static void open_pump(mqthread_t *t);
+
+static bool past_end(mqthread_t *t, int64_t when)
+{
+    mqload_run_t *run = t->run;
+    if (atomic_load_explicit(&run->stop, memory_order_relaxed)) return true;
+    return when >= run->end_ns || (when >= run->measure_ns && t->requests_left == 0);
+}
+
+static void maybe_finish(mqthread_t *t)
+{
+    if (t->in_flight == 0 && t->stopping) ev_break(t->loop, EVBREAK_ONE);
+}
+
+static void begin_stop(mqthread_t *t, int64_t now)
+{
+    if (t->stopping) return;
+    t->stopping = true;
+    t->stopping_since = now;
+    ev_timer_stop(t->loop, &t->due);
+}
+
+/* The end of one operation (every path: reply, error, batch error, last batch). */
+static void complete(slot_t *s, const mqc_error_t *error)
+{
+    mqthread_t *t = s->t;
+    mqload_run_t *run = t->run;
+    int64_t now = mqload_now_ns();
+    if (s->measured) {
+        char kind[96];
+        if (error) mqload_error_kind_mqc(error, kind, sizeof kind);
+        int64_t lat = now - s->start_ns;
+        mqload_tstats_record(t->stats, s->oi.op, (uint64_t) (lat > 0 ? lat : 0), error ? kind : NULL,
+                             (now - run->measure_ns) / 1000000000);
+        int64_t prev = atomic_load_explicit(&run->last_done_ns, memory_order_relaxed);
+        while (now > prev && !atomic_compare_exchange_weak_explicit(&run->last_done_ns, &prev, now,
+                                                                    memory_order_relaxed, memory_order_relaxed)) {}
+    }
+    atomic_fetch_add_explicit(&t->stats->a_completed, 1, memory_order_relaxed);
+    t->in_flight--;
+    s->busy = false;
+    if (t->destroyed) return; /* client being destroyed: no more submissions */
+    if (t->open_loop) {
+        s->next_free = t->free_slots;
+        t->free_slots = s;
+        open_pump(t);
+    } else {
+        submit_next(s);
+    }
+    maybe_finish(t);
+}
+
+static void reply_cb(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
+{
+    slot_t *s = ud;
+    (void) op;
+    if (!error && s->oi.type == MQLOAD_OP_RMW && bson_empty(&s->oi.update)) {
+        /* The read of a read-modify-write came back: now the write, timed as one operation. */
+        mqload_wl_rmw_update(&s->t->wl, &s->oi);
+        mqc_collection_update_one(s->t->coll, &s->oi.filter, &s->oi.update, &s->t->opts, reply_cb, s);
+        return;
+    }
+    (void) reply;
+    complete(s, error);
+}
+
+static void batch_cb(mqc_cursor_t *cursor, const bson_t *docs, size_t n_docs, const mqc_error_t *error, void *ud)
+{
+    slot_t *s = ud;
+    (void) docs, (void) n_docs;
+    /* Every batch is fetched: the latency of a scan or aggregate is the time to its last batch. */
+    if (!error && mqc_cursor_more(cursor) && !s->t->destroyed && mqc_cursor_next(cursor)) return;
+    mqc_cursor_destroy(cursor);
+    s->cursor = NULL;
+    complete(s, error);
+}
+
+static void dispatch(slot_t *s)
+{
+    mqthread_t *t = s->t;
+    mqload_opinst_t *oi = &s->oi;
+    const mqload_opdef_t *def = &t->run->wl->ops[oi->op];
+    switch (oi->type) {
+    case MQLOAD_OP_FIND:
+        mqc_collection_find_one(t->coll, &oi->filter, &t->opts, reply_cb, s);
+        break;
+    case MQLOAD_OP_RMW:
+        bson_reinit(&oi->update); /* empty marks "read not done yet" */
+        mqc_collection_find_one(t->coll, &oi->filter, &t->opts, reply_cb, s);
+        break;
+    case MQLOAD_OP_INSERT:
+        mqc_collection_insert_one(t->coll, &oi->document, &t->opts, reply_cb, s);
+        break;
+    case MQLOAD_OP_UPDATE:
+        mqc_collection_update_one(t->coll, &oi->filter, &oi->update, &t->opts, reply_cb, s);
+        break;
+    case MQLOAD_OP_DELETE:
+        mqc_collection_delete_one(t->coll, &oi->filter, &t->opts, reply_cb, s);
+        break;
+    case MQLOAD_OP_COUNT:
+        mqc_collection_count_documents(t->coll, &oi->filter, &t->opts, reply_cb, s);
+        break;
+    case MQLOAD_OP_COMMAND:
+        mqc_client_command(t->client, def->cmd_db, &oi->command, &t->opts, reply_cb, s);
+        break;
+    case MQLOAD_OP_AGGREGATE: {
+        bson_t o = BSON_INITIALIZER;
+        bson_concat(&o, &t->opts);
+        bson_concat(&o, &oi->options);
+        s->cursor = mqc_collection_aggregate(t->coll, &oi->pipeline, &o, batch_cb, s);
+        bson_destroy(&o);
+        break;
+    }
+    case MQLOAD_OP_SCAN: {
+        bson_t o = BSON_INITIALIZER;
+        bson_concat(&o, &t->opts);
+        bson_concat(&o, &oi->options);
+        s->cursor = mqc_collection_find(t->coll, &oi->filter, &o, batch_cb, s);
+        bson_destroy(&o);
+        break;
+    }
+    default:
+        abort();
+    }
+}
+
+static void submit_at(slot_t *s, int64_t start_ns)
+{
+    mqthread_t *t = s->t;
+    mqload_run_t *run = t->run;
+    mqload_wl_next(&t->wl, &s->oi);
+    s->start_ns = start_ns;
+    s->measured = start_ns >= run->measure_ns;
+    if (s->measured) {
+        t->stats->r.submitted++;
+        if (t->requests_left != UINT64_MAX) t->requests_left--;
+    }
+    s->busy = true;
+    t->in_flight++;
+    atomic_fetch_add_explicit(&t->stats->a_submitted, 1, memory_order_relaxed);
+    dispatch(s);
+}
+
+static void submit_next(slot_t *s)
+{
+    mqthread_t *t = s->t;
+    int64_t now = mqload_now_ns();
+    if (t->stopping || past_end(t, now)) {
+        begin_stop(t, now);
+        return;
+    }
+    submit_at(s, now);
+}
+
+static slot_t *slot_new(mqthread_t *t)
+{
+    slot_t *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->t = t;
+    mqload_opinst_init(&s->oi);
+    if (t->n_slots == t->cap_slots) {
+        t->cap_slots = t->cap_slots ? t->cap_slots * 2 : 64;
+        t->slots = realloc(t->slots, t->cap_slots * sizeof *t->slots);
+        if (!t->slots) abort();
+    }
+    t->slots[t->n_slots++] = s;
+    return s;
+}
+
+static int64_t intended(const mqthread_t *t, uint64_t k)
+{
+    return t->run->t0_ns + (int64_t) ((double) k * t->interval_ns);
+}
+
+/* Submits every operation that is due (while under the in-flight cap), then sleeps until the next. */
+static void open_pump(mqthread_t *t)
+{
+    if (t->stopping) return;
+    int64_t now = mqload_now_ns();
+    while (t->in_flight < t->cap) {
+        int64_t due = intended(t, t->next_k);
+        if (past_end(t, due)) {
+            begin_stop(t, now);
+            return;
+        }
+        if (due > now) break;
+        slot_t *s = t->free_slots;
+        if (s) t->free_slots = s->next_free;
+        else s = slot_new(t);
+        t->next_k++;
+        /* Latency counts from when the operation was due, even when it is sent late. */
+        submit_at(s, due);
+    }
+    ev_timer_stop(t->loop, &t->due);
+    if (t->in_flight < t->cap) {
+        double wait = (double) (intended(t, t->next_k) - now) / 1e9;
+        ev_timer_set(&t->due, wait > 0 ? wait : 0, 0);
+        ev_timer_start(t->loop, &t->due);
+    }
+    /* At the cap the next completion calls us again. */
+}
+
+static void due_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop, (void) revents;
+    open_pump(w->data);
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    mqthread_t *t = w->data;
+    mqload_run_t *run = t->run;
+    (void) revents;
+    int64_t now = mqload_now_ns();
+    if (now >= run->measure_ns) mqload_tstats_flush(t->stats, (now - run->measure_ns) / 1000000000);
+    if (!t->stopping && past_end(t, now)) begin_stop(t, now);
+    if (t->stopping) {
+        int64_t since = t->stopping_since;
+        int64_t s_ns = atomic_load_explicit(&run->stop_ns, memory_order_relaxed);
+        if (s_ns && s_ns < since) since = s_ns;
+        if (t->in_flight == 0) {
+            ev_break(loop, EVBREAK_ONE);
+        } else if (now - since > (int64_t) (run->cfg->grace_s * 1e9) && !t->destroyed) {
+            /* Out of patience: destroying the client ends every pending operation with an error
+             * (MQC_ERROR_SHUTDOWN), each through its callback, so each is still counted once. */
+            t->stats->r.conns_opened = mqc_client_stat(t->client, MQC_STAT_CONNS_OPENED);
+            t->destroyed = true;
+            /* A cursor's pending batch fails with the client too; batch_cb destroys the cursor. */
+            mqc_collection_destroy(t->coll);
+            t->coll = NULL;
+            mqc_client_destroy(t->client);
+            t->client = NULL;
+            ev_break(loop, EVBREAK_ONE);
+        }
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    mqthread_t *t = arg;
+    mqload_run_t *run = t->run;
+    ev_timer_init(&t->tick, tick_cb, TICK_S, TICK_S);
+    t->tick.data = t;
+    ev_timer_start(t->loop, &t->tick);
+    ev_timer_init(&t->due, due_cb, 0, 0);
+    t->due.data = t;
+    /* Wait for the common start so that all threads' warmup and window line up. */
+    int64_t now = mqload_now_ns();
+    if (run->t0_ns > now) {
+        struct timespec ts = {(run->t0_ns - now) / 1000000000, (run->t0_ns - now) % 1000000000};
+        nanosleep(&ts, NULL);
+    }
+    if (t->open_loop) {
+        open_pump(t);
+    } else {
+        size_t n = (size_t) mqload_share(run->cfg->concurrency, run->n_stats, t->index);
+        for (size_t i = 0; i < n; i++) slot_new(t);
+        for (size_t i = 0; i < n; i++) submit_next(t->slots[i]);
+    }
+    if (!(t->stopping && t->in_flight == 0)) ev_run(t->loop, 0);
+    ev_timer_stop(t->loop, &t->tick);
+    ev_timer_stop(t->loop, &t->due);
+    mqload_tstats_flush(t->stats, INT64_MAX);
+    if (t->client) t->stats->r.conns_opened = mqc_client_stat(t->client, MQC_STAT_CONNS_OPENED);
+    atomic_fetch_add(&run->threads_done, 1);
+    return NULL;
+}
+
+bool mqload_mqc_prepare(mqload_run_t *run, char *err, size_t esz)
+{
+    const mqload_config_t *cfg = run->cfg;
+    mqc_engine_t *e = calloc(1, sizeof *e);
+    if (!e) abort();
+    run->engine = e;
+    e->n = cfg->threads;
+    e->threads = calloc(e->n, sizeof *e->threads);
+    run->n_stats = e->n;
+    run->stats = calloc(e->n, sizeof *run->stats);
+    if (!e->threads || !run->stats) abort();
+    for (size_t i = 0; i < e->n; i++) {
+        mqload_tstats_init(&run->stats[i]);
+        for (size_t k = 0; k < run->wl->n_ops; k++)
+            mqload_result_op(&run->stats[i].r, run->wl->ops[k].name, mqload_op_type_name(run->wl->ops[k].type));
+    }
+    for (size_t i = 0; i < e->n; i++) {
+        mqthread_t *t = &e->threads[i];
+        t->run = run;
+        t->index = i;
+        t->stats = &run->stats[i];
+        bson_init(&t->opts);
+        bson_init(&t->find_opts);
+        if (cfg->timeout_s > 0) BSON_APPEND_INT64(&t->opts, "timeoutMS", (int64_t) (cfg->timeout_s * 1000 + 0.5));
+        t->loop = ev_loop_new(EVFLAG_AUTO);
+        if (!t->loop) {
+            snprintf(err, esz, "cannot create an event loop");
+            return false;
+        }
+        mqc_error_t me;
+        memset(&me, 0, sizeof me);
+        t->client = mqc_client_new_from_uri(t->loop, run->uri, &me);
+        if (!t->client) {
+            /* The library's messages never contain the password (mqc.h). */
+            snprintf(err, esz, "bad --uri %s: %s", run->uri_redacted, me.message);
+            return false;
+        }
+        t->coll = mqc_client_get_collection(t->client, run->wl->db, run->wl->collection);
+        if (!mqload_wl_thread_init(&t->wl, run->wl, run->rng_seed, run->lane0 + i, run->lanes, err, esz)) return false;
+        t->requests_left = cfg->requests ? mqload_share(cfg->requests, e->n, i) : UINT64_MAX;
+        if (cfg->rate > 0) {
+            t->open_loop = true;
+            double r = cfg->rate / (double) cfg->workers / (double) e->n;
+            t->interval_ns = 1e9 / r;
+            t->cap = cfg->concurrency_set ? mqload_share(cfg->concurrency, e->n, i) : OPEN_LOOP_DEFAULT_CAP;
+        }
+    }
+    return true;
+}
+
+static void ping_cb(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
+{
+    (void) op, (void) reply;
+    mqc_error_t *out = ud;
+    if (error) *out = *error;
+    else out->domain = MQC_ERROR_NONE, out->code = 1; /* code 1: answered */
+}
+
+bool mqload_mqc_check(mqload_run_t *run, char *err, size_t esz)
+{
+    mqc_engine_t *e = run->engine;
+    mqc_error_t res;
+    memset(&res, 0, sizeof res);
+    bson_t ping = BSON_INITIALIZER;
+    BSON_APPEND_INT32(&ping, "ping", 1);
+    mqc_client_command(e->threads[0].client, "admin", &ping, NULL, ping_cb, &res);
+    bson_destroy(&ping);
+    mqc_client_run_until_idle(e->threads[0].client, 0);
+    if (res.domain != MQC_ERROR_NONE || res.code != 1) {
+        snprintf(err, esz, "cannot use the server at %s: %s error: %s", run->uri_redacted,
+                 res.domain ? mqc_error_domain_name(res.domain) : "no answer", res.message[0] ? res.message : "(no reply)");
+        return false;
+    }
+    return true;
+}
+
+bool mqload_mqc_seed(mqload_run_t *run, char *err, size_t esz)
+{
+    mqc_engine_t *e = run->engine;
+    return mqload_seed_mqc(e->threads[0].client, run, err, esz);
+}
+
+bool mqload_mqc_start(mqload_run_t *run, char *err, size_t esz)
+{
+    mqc_engine_t *e = run->engine;
+    for (size_t i = 0; i < e->n; i++)
+        if (pthread_create(&e->threads[i].tid, NULL, thread_main, &e->threads[i]) != 0) {
+            snprintf(err, esz, "cannot start thread %zu", i);
+            atomic_store(&run->stop, 1);
+            for (size_t k = 0; k < i; k++) pthread_join(e->threads[k].tid, NULL);
+            e->n = i;
+            return false;
+        }
+    return true;
+}
+
+void mqload_mqc_join(mqload_run_t *run)
+{
+    mqc_engine_t *e = run->engine;
+    run->conns_opened = 0;
+    for (size_t i = 0; i < e->n; i++) {
+        pthread_join(e->threads[i].tid, NULL);
+        run->conns_opened += run->stats[i].r.conns_opened;
+    }
+}
+
+void mqload_mqc_cleanup(mqload_run_t *run)
+{
+    mqc_engine_t *e = run->engine;
+    if (!e) return;
+    for (size_t i = 0; i < e->n; i++) {
+        mqthread_t *t = &e->threads[i];
+        mqc_collection_destroy(t->coll);
+        /* Destroying the client may still run callbacks of operations never finished (a failed
+         * start); they touch only this thread's slots, which are freed after. */
+        t->destroyed = true;
+        mqc_client_destroy(t->client);
+        for (size_t k = 0; k < t->n_slots; k++) {
+            mqload_opinst_free(&t->slots[k]->oi);
+            free(t->slots[k]);
+        }
+        free(t->slots);
+        if (t->wl.wl) mqload_wl_thread_free(&t->wl);
+        bson_destroy(&t->opts);
+        bson_destroy(&t->find_opts);
+        if (t->loop) ev_loop_destroy(t->loop);
+    }
+    free(e->threads);
+    free(e);
+    run->engine = NULL;
+}

@@ -1,0 +1,200 @@
+/* stats: per-thread recording and exact merging of results (stats.h). */
+#include "stats.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void mqload_result_init(mqload_result_t *r)
+{
+    memset(r, 0, sizeof *r);
+    bson_init(&r->config);
+    r->hist = mqload_hist_new();
+    r->runs = 1;
+}
+
+void mqload_result_free(mqload_result_t *r)
+{
+    bson_destroy(&r->config);
+    mqload_hist_destroy(r->hist);
+    for (size_t i = 0; i < r->n_ops; i++) mqload_hist_destroy(r->ops[i].hist);
+    for (size_t i = 0; i < r->n_seconds; i++) mqload_sparse_free(&r->timeline[i].hist);
+    free(r->timeline);
+    free(r->errs);
+    memset(r, 0, sizeof *r);
+}
+
+int mqload_result_op(mqload_result_t *r, const char *name, const char *type)
+{
+    for (size_t i = 0; i < r->n_ops; i++)
+        if (!strcmp(r->ops[i].name, name)) return (int) i;
+    if (r->n_ops == MQLOAD_RESULT_MAX_OPS) return -1;
+    mqload_opstats_t *o = &r->ops[r->n_ops];
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%s", name);
+    snprintf(o->type, sizeof o->type, "%s", type ? type : name);
+    o->hist = mqload_hist_new();
+    return (int) r->n_ops++;
+}
+
+void mqload_result_add_error(mqload_result_t *r, const char *kind, uint64_t n)
+{
+    for (size_t i = 0; i < r->n_errs; i++)
+        if (!strcmp(r->errs[i].kind, kind)) {
+            r->errs[i].count += n;
+            return;
+        }
+    if (r->n_errs == r->cap_errs) {
+        r->cap_errs = r->cap_errs ? r->cap_errs * 2 : 8;
+        r->errs = realloc(r->errs, r->cap_errs * sizeof *r->errs);
+        if (!r->errs) abort();
+    }
+    mqload_errcount_t *e = &r->errs[r->n_errs++];
+    snprintf(e->kind, sizeof e->kind, "%s", kind);
+    e->count = n;
+}
+
+mqload_second_t *mqload_result_second(mqload_result_t *r, size_t sec)
+{
+    if (sec >= r->cap_seconds) {
+        size_t cap = r->cap_seconds ? r->cap_seconds : 64;
+        while (cap <= sec) cap *= 2;
+        r->timeline = realloc(r->timeline, cap * sizeof *r->timeline);
+        if (!r->timeline) abort();
+        r->cap_seconds = cap;
+    }
+    while (r->n_seconds <= sec) {
+        mqload_second_t *s = &r->timeline[r->n_seconds++];
+        s->ops = s->ok = s->errors = 0;
+        mqload_sparse_init(&s->hist);
+    }
+    return &r->timeline[sec];
+}
+
+void mqload_result_merge(mqload_result_t *dst, const mqload_result_t *src, size_t offset_s)
+{
+    dst->submitted += src->submitted;
+    dst->completed += src->completed;
+    dst->ok += src->ok;
+    dst->errors += src->errors;
+    dst->conns_opened += src->conns_opened;
+    dst->interrupted = dst->interrupted || src->interrupted;
+    mqload_hist_merge(dst->hist, src->hist);
+    for (size_t i = 0; i < src->n_ops; i++) {
+        int j = mqload_result_op(dst, src->ops[i].name, src->ops[i].type);
+        if (j < 0) continue;
+        dst->ops[j].ok += src->ops[i].ok;
+        dst->ops[j].errors += src->ops[i].errors;
+        mqload_hist_merge(dst->ops[j].hist, src->ops[i].hist);
+    }
+    for (size_t i = 0; i < src->n_errs; i++) mqload_result_add_error(dst, src->errs[i].kind, src->errs[i].count);
+    for (size_t i = 0; i < src->n_seconds; i++) {
+        const mqload_second_t *s = &src->timeline[i];
+        mqload_second_t *d = mqload_result_second(dst, i + offset_s);
+        d->ops += s->ops;
+        d->ok += s->ok;
+        d->errors += s->errors;
+        mqload_sparse_merge(&d->hist, &s->hist);
+    }
+}
+
+static int cmp_err(const void *a, const void *b)
+{
+    const mqload_errcount_t *x = a, *y = b;
+    if (x->count != y->count) return x->count < y->count ? 1 : -1;
+    return strcmp(x->kind, y->kind);
+}
+
+void mqload_result_sort_errors(mqload_result_t *r)
+{
+    if (r->n_errs > 1) qsort(r->errs, r->n_errs, sizeof *r->errs, cmp_err);
+}
+
+double mqload_result_throughput(const mqload_result_t *r)
+{
+    return r->duration_s > 0 ? (double) r->completed / r->duration_s : 0;
+}
+
+void mqload_tstats_init(mqload_tstats_t *s)
+{
+    memset(s, 0, sizeof *s);
+    mqload_result_init(&s->r);
+    s->sec_hist = mqload_hist_new();
+    s->cur_sec = -1;
+    s->pub_sec = -1;
+    mqload_sparse_init(&s->pub_hist);
+    pthread_mutex_init(&s->pub_lock, NULL);
+}
+
+void mqload_tstats_free(mqload_tstats_t *s)
+{
+    mqload_result_free(&s->r);
+    mqload_hist_destroy(s->sec_hist);
+    mqload_sparse_free(&s->pub_hist);
+    pthread_mutex_destroy(&s->pub_lock);
+}
+
+void mqload_tstats_flush(mqload_tstats_t *s, int64_t sec)
+{
+    if (s->cur_sec < 0 || sec <= s->cur_sec) return;
+    mqload_second_t *t = mqload_result_second(&s->r, (size_t) s->cur_sec);
+    t->ops += s->sec_ops;
+    t->ok += s->sec_ok;
+    t->errors += s->sec_err;
+    mqload_sparse_t sp;
+    mqload_sparse_init(&sp);
+    mqload_sparse_from_hist(&sp, s->sec_hist);
+    mqload_sparse_merge(&t->hist, &sp);
+    pthread_mutex_lock(&s->pub_lock);
+    mqload_sparse_free(&s->pub_hist);
+    s->pub_hist = sp; /* handed over */
+    s->pub_sec = s->cur_sec;
+    s->pub_ops = s->sec_ops;
+    s->pub_errors = s->sec_err;
+    pthread_mutex_unlock(&s->pub_lock);
+    mqload_hist_init(s->sec_hist);
+    s->sec_ops = s->sec_ok = s->sec_err = 0;
+    s->cur_sec = -1;
+}
+
+void mqload_tstats_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns, const char *err_kind, int64_t sec)
+{
+    if (sec < 0) sec = 0;
+    if (s->cur_sec >= 0 && sec != s->cur_sec) {
+        if (sec > s->cur_sec) {
+            mqload_tstats_flush(s, sec);
+        } else {
+            /* A completion stamped before the open second (clock read order between callbacks):
+             * put it straight into its own second's entry, it is already closed. */
+            mqload_second_t *t = mqload_result_second(&s->r, (size_t) sec);
+            mqload_sparse_t one;
+            mqload_sparse_init(&one);
+            mqload_sparse_push(&one, mqload_hist_index(latency_ns), 1);
+            one.total = 1, one.min_ns = one.max_ns = latency_ns, one.sum_ns = (double) latency_ns;
+            mqload_sparse_merge(&t->hist, &one);
+            mqload_sparse_free(&one);
+            t->ops++;
+            if (err_kind) t->errors++;
+            else t->ok++;
+            goto totals;
+        }
+    }
+    s->cur_sec = sec;
+    mqload_hist_record(s->sec_hist, latency_ns);
+    s->sec_ops++;
+    if (err_kind) s->sec_err++;
+    else s->sec_ok++;
+totals:
+    mqload_hist_record(s->r.hist, latency_ns);
+    mqload_hist_record(s->r.ops[op].hist, latency_ns);
+    s->r.completed++;
+    if (err_kind) {
+        s->r.errors++;
+        s->r.ops[op].errors++;
+        mqload_result_add_error(&s->r, err_kind, 1);
+        atomic_fetch_add_explicit(&s->a_errors, 1, memory_order_relaxed);
+    } else {
+        s->r.ok++;
+        s->r.ops[op].ok++;
+    }
+}
