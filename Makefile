@@ -48,7 +48,10 @@ CSTD    := -std=c11 -D_GNU_SOURCE
 OPT     ?= -O2 -g
 ifneq ($(SAN),)
   OPT    := -O1 -g -fno-omit-frame-pointer
-  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  # libbson declares bson_t 128-byte aligned, but malloc (and libbson's own bson_new) give
+  # 16: every struct embedding a bson_t would trip UBSan's alignment check while x86-64 and
+  # libbson are fine with it. Every other UBSan check stays on and fatal.
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize=alignment -fno-sanitize-recover=undefined
 endif
 CPPFLAGS_ALL := -Iinclude -Ilib $(PKG_CFLAGS) $(LIBEV_CFLAGS) -DMQC_VERSION='"$(VERSION)"'
 CFLAGS_ALL   := $(CSTD) $(OPT) $(WARN) -fPIC -MMD -MP $(SANFLAGS) $(CFLAGS)

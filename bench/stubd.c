@@ -167,6 +167,7 @@ static struct {
     int32_t error_code;
     fault_t faults[F_COUNT];
     bool any_fault;
+    bool fault_hello; /* hello is spared unless asked, so that connections come up */
 } g_opt = { .port = 27017, .bind = "127.0.0.1", .docs = 100, .fault_rate = 0.05 };
 
 static struct {
@@ -833,7 +834,7 @@ static step_t answer(request_t *rq)
         return STEP_NEXT;
     }
 
-    int fault = hello ? -1 : fault_pick();
+    int fault = hello && !g_opt.fault_hello ? -1 : fault_pick();
     uint64_t delay = hello ? 0 : g_opt.delay_ns;
     int32_t response_to = rq->request_id;
     if (fault >= 0) g_opt.faults[fault].injected++;
@@ -871,9 +872,18 @@ static step_t answer(request_t *rq)
     size_t start = dst->len;
     bool close_after = false;
     if (fault == F_GARBAGE) {
+        /* Half of the time all random (the length check catches it), half of the time behind a
+         * true header of this reply (the body's parser must catch it). */
         size_t n = 16 + (size_t) (rng_next() % 497);
         buf_reserve(dst, n);
-        for (size_t i = 0; i < n; i++) dst->p[dst->len++] = (uint8_t) rng_next();
+        for (size_t i = 0; i < n; i++) dst->p[dst->len + i] = (uint8_t) rng_next();
+        if (rng_next() & 1) {
+            put_le32(dst->p + dst->len, (uint32_t) n);
+            put_le32(dst->p + dst->len + 4, (uint32_t) ++g_next_request_id);
+            put_le32(dst->p + dst->len + 8, (uint32_t) response_to);
+            put_le32(dst->p + dst->len + 12, rq->legacy ? OP_REPLY : OP_MSG);
+        }
+        dst->len += n;
     } else {
         frame_reply(dst, rq, &g_reply, response_to);
         if (fault == F_OVERSIZE) {
@@ -1134,7 +1144,8 @@ static void usage(FILE *out)
           "  --fault-wrong-response-to[=RATE]  a reply whose responseTo matches nothing\n"
           "  --fault-slow MS[:RATE]         reply MS milliseconds late\n"
           "  --fault-error CODE[:RATE]      reply {ok: 0, code: CODE, codeName}\n"
-          "  --fault-rate P      total probability shared by the faults given no RATE (default 0.05)\n",
+          "  --fault-rate P      total probability shared by the faults given no RATE (default 0.05)\n"
+          "  --fault-hello       hello commands get faults too (not delays)\n",
           out);
 }
 
@@ -1159,7 +1170,7 @@ static bool parse_rate(fault_t *f, const char *s)
 
 static bool parse_options(int argc, char **argv)
 {
-    enum { O_PORT = 256, O_BIND, O_DOCS, O_DELAY, O_STATS, O_SEED, O_RATE, O_SLOW, O_ERROR, O_FAULT0 };
+    enum { O_PORT = 256, O_BIND, O_DOCS, O_DELAY, O_STATS, O_SEED, O_RATE, O_SLOW, O_ERROR, O_HELLO, O_FAULT0 };
     static const struct option opts[] = {
         { "port", required_argument, NULL, O_PORT },
         { "bind", required_argument, NULL, O_BIND },
@@ -1170,6 +1181,7 @@ static bool parse_options(int argc, char **argv)
         { "fault-rate", required_argument, NULL, O_RATE },
         { "fault-slow", required_argument, NULL, O_SLOW },
         { "fault-error", required_argument, NULL, O_ERROR },
+        { "fault-hello", no_argument, NULL, O_HELLO },
         { "fault-hangup-before", optional_argument, NULL, O_FAULT0 + F_HANGUP_BEFORE },
         { "fault-hangup-mid", optional_argument, NULL, O_FAULT0 + F_HANGUP_MID },
         { "fault-garbage", optional_argument, NULL, O_FAULT0 + F_GARBAGE },
@@ -1191,6 +1203,7 @@ static bool parse_options(int argc, char **argv)
         case O_DOCS: g_opt.docs = strtoll(optarg, &end, 10); if (*end || g_opt.docs < 0) goto bad; break;
         case O_DELAY: g_opt.delay_ns = strtoull(optarg, &end, 10) * 1000u; if (*end) goto bad; break;
         case O_STATS: g_opt.stats_path = optarg; break;
+        case O_HELLO: g_opt.fault_hello = true; break;
         case O_SEED: g_opt.seed = strtoull(optarg, &end, 0); seeded = true; if (*end) goto bad; break;
         case O_RATE:
             g_opt.fault_rate = strtod(optarg, &end);

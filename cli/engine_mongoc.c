@@ -199,10 +199,19 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* libmongoc logs warnings (e.g. servers without endSessions) to stderr by default: keep only
+ * errors, so the report and the progress line stay readable. */
+static void quiet_log(mongoc_log_level_t level, const char *domain, const char *message, void *ud)
+{
+    (void) ud;
+    if (level <= MONGOC_LOG_LEVEL_ERROR) fprintf(stderr, "mqload: libmongoc %s: %s\n", domain, message);
+}
+
 bool mqload_mongoc_prepare(mqload_run_t *run, char *err, size_t esz)
 {
     const mqload_config_t *cfg = run->cfg;
     mongoc_init();
+    mongoc_log_set_handler(quiet_log, NULL);
     mongoc_engine_t *e = calloc(1, sizeof *e);
     if (!e) abort();
     run->engine = e;

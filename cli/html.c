@@ -120,9 +120,12 @@ static void log_axis(mqload_strbuf_t *o, double lo_us, double hi_us, double *dlo
     if (*dhi <= *dlo) *dhi = *dlo + 1;
     for (double d = *dlo; d <= *dhi + 1e-9; d++) {
         double f = (d - *dlo) / (*dhi - *dlo);
-        double us = pow(10, d);
+        /* Decade labels: 1us 10us 100us 1ms ... (no needless decimals). */
+        static const char *const units[] = {"us", "ms", "s"};
+        int e = (int) d, u = e < 0 ? 0 : e / 3;
+        if (u > 2) u = 2;
         char lab[32];
-        mqload_fmt_latency(us * 1e3, lab, sizeof lab);
+        snprintf(lab, sizeof lab, "%g%s", pow(10, e - 3 * u), units[u]);
         if (vertical) {
             double y = MT + (H - MT - MB) * (1 - f);
             mqload_sb_printf(o, "<line class=\"grid\" x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\"/>", x0, x1, y, y);
@@ -211,8 +214,10 @@ static void chart_percentiles(mqload_strbuf_t *o, const mqload_result_t *r)
         mqload_sb_printf(o, "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"/>", pts.s, color,
                          s == 0 ? "2.6" : "1.6");
         mqload_sb_free(&pts);
+        /* Legend bottom right, where percentile curves never go. */
+        size_t ly0 = (size_t) (H - MB - 12) - (nser - 1 - s) * 16;
         mqload_sb_printf(o, "<rect x=\"%d\" y=\"%zu\" width=\"12\" height=\"3\" fill=\"%s\"/><text class=\"legend\" x=\"%d\" y=\"%zu\">",
-                         ML + 14, MT + 6 + s * 16, color, ML + 32, MT + 12 + s * 16);
+                         W - MR - 110, ly0 - 4, color, W - MR - 92, ly0);
         mqload_sb_html(o, s == 0 ? "total" : r->ops[s - 1].name);
         mqload_sb_puts(o, "</text>");
     }

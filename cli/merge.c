@@ -152,6 +152,7 @@ bool mqload_result_from_json(mqload_result_t *r, const char *json, size_t len, c
     bson_t *doc = bson_new_from_json((const uint8_t *) json, (ssize_t) len, &be);
     if (!doc) {
         snprintf(err, esz, "not JSON: %s", be.message);
+        mqload_result_free(r);
         return false;
     }
     bson_iter_t it;

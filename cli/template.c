@@ -223,13 +223,17 @@ static tnode_t *compile_generator(const bson_iter_t *doc_it, bool *is_gen, bool 
             bson_iter_t w;
             size_t i = 0;
             double sum = 0;
+            bool bad = false;
             bson_iter_recurse(&weights, &w);
             while (bson_iter_next(&w)) {
-                if (i >= n->n || !BSON_ITER_HOLDS_NUMBER(&w) || bson_iter_as_double(&w) < 0) break;
+                if (i >= n->n || !BSON_ITER_HOLDS_NUMBER(&w) || bson_iter_as_double(&w) < 0) {
+                    bad = true;
+                    break;
+                }
                 sum += bson_iter_as_double(&w);
                 n->cum[i++] = sum;
             }
-            if (i != n->n || bson_iter_next(&w) || sum <= 0) {
+            if (bad || i != n->n || sum <= 0) {
                 errf(err, esz, "$choose: weights must be %zu non-negative numbers, not all zero", n->n);
                 goto fail;
             }

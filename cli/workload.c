@@ -312,7 +312,7 @@ void mqload_workload_to_bson(const mqload_workload_t *wl, bson_t *out)
     BSON_APPEND_ARRAY_BEGIN(out, "operations", &ops);
     for (size_t i = 0; i < wl->n_ops; i++) {
         const mqload_opdef_t *o = &wl->ops[i];
-        char k[16];
+        char k[24];
         snprintf(k, sizeof k, "%zu", i);
         BSON_APPEND_DOCUMENT_BEGIN(&ops, k, &op);
         BSON_APPEND_UTF8(&op, "op", OP_NAMES[o->type]);
@@ -386,6 +386,11 @@ bool mqload_workload_load(mqload_workload_t *wl, const mqload_config_t *cfg, cha
     /* Compile every template once here, so that a malformed one fails before any traffic. */
     mqload_wl_thread_t probe;
     if (!mqload_wl_thread_init(&probe, wl, 1, 0, 1, err, esz)) {
+        if (cfg->workload_file) {
+            char inner[512];
+            snprintf(inner, sizeof inner, "%s", err);
+            fail(err, esz, "--workload %s: %s", cfg->workload_file, inner);
+        }
         mqload_workload_free(wl);
         return false;
     }

@@ -44,6 +44,16 @@ const char *mqc_conn_state_name(mqc_conn_state_t s)
 
 static void set_state(mqc_conn_t *c, mqc_conn_state_t s)
 {
+    /* An idle pooled connection only listens for a hang-up: like libev's own "background"
+     * watchers it must not keep ev_run(loop, 0) from returning once the application is done. */
+    bool idle = s == MQC_CS_READY && ev_is_active(&c->rio);
+    if (idle && !c->weak) {
+        ev_unref(c->client->loop);
+        c->weak = true;
+    } else if (!idle && c->weak) {
+        ev_ref(c->client->loop);
+        c->weak = false;
+    }
     c->state = s;
     c->state_since_us = mqc_now_us();
 }
@@ -78,6 +88,10 @@ static void conn_shut(mqc_conn_t *c)
 {
     struct ev_loop *loop = c->client->loop;
     if (c->state == MQC_CS_CLOSED) return;
+    if (c->weak) {
+        ev_ref(loop);
+        c->weak = false;
+    }
     ev_io_stop(loop, &c->rio);
     ev_io_stop(loop, &c->wio);
     ev_timer_stop(loop, &c->timer);
@@ -538,7 +552,10 @@ void mqc_conn_start_request(mqc_conn_t *c, mqc_op_t *op)
         }
     }
     if (unacked) {
-        c->unacked_ids[c->unacked_next++ % 8] = rid;
+        /* Request ids only grow (per client), so the ids sent here unacknowledged form a range;
+         * a server that answers them anyway (FerretDB does) answers within it. */
+        if (c->unacked_lo == 0 || rid < c->unacked_lo) c->unacked_lo = rid;
+        c->unacked_hi = rid;
         ev_timer_stop(c->client->loop, &c->timer);
     } else {
         arm_reply_timer(c);
@@ -571,9 +588,7 @@ void mqc_conn_abandon(mqc_conn_t *c)
 
 static bool is_unacked_reply(const mqc_conn_t *c, int32_t response_to)
 {
-    for (unsigned i = 0; i < 8; i++)
-        if (c->unacked_ids[i] == response_to && response_to != 0) return true;
-    return false;
+    return c->unacked_lo != 0 && response_to >= c->unacked_lo && response_to <= c->unacked_hi;
 }
 
 /* One whole message arrived. */

@@ -38,13 +38,13 @@ struct mqc_conn {
     int32_t request_id;          /* the request in flight (HELLO, AUTH, BUSY) */
     bool request_unacked;        /* it carries moreToCome: no reply expected */
     mqc_op_t *op;                /* BUSY: the op the request belongs to */
-    int32_t unacked_ids[8];      /* recent moreToCome ids: stray replies to them are dropped */
-    unsigned unacked_next;
+    int32_t unacked_lo, unacked_hi; /* moreToCome ids sent here: stray replies to them are dropped */
     struct addrinfo *addrs;      /* owned copy of the server's addresses for this attempt */
     struct addrinfo *ai;         /* the address being tried */
     mqc_error_t fail;            /* a failure to report from the loop */
     bool fail_pending;
     int handling;                /* > 0 while a handler of ours is on the stack */
+    bool weak;                   /* idle: its watcher does not keep ev_run alive (ev_unref) */
     bool free_pending;           /* closed while handling: free on the way out */
     uint32_t server_connection_id;
     mqc_link_t rlink;            /* in server->resolve_waiters while RESOLVING */

@@ -263,14 +263,10 @@ void mqc_sd_init_from_hello(mqc_sd_t *sd, const char *address, const bson_t *rep
         else if (!strcmp(k, "tags") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
             uint32_t len;
             const uint8_t *data;
+            bson_t view;
             bson_iter_document(&it, &len, &data);
-            bson_destroy(&sd->tags);
-            if (!bson_init_static(&sd->tags, data, len)) bson_init(&sd->tags);
-            else {
-                bson_t tmp;
-                bson_copy_to(&sd->tags, &tmp);
-                sd->tags = tmp;
-            }
+            bson_reinit(&sd->tags);
+            if (bson_init_static(&view, data, len)) bson_concat(&sd->tags, &view);
         } else if (!strcmp(k, "lastWrite") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
             bson_iter_t ch;
             if (bson_iter_recurse(&it, &ch) && bson_iter_find(&ch, "lastWriteDate")) {

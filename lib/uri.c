@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common.h"
 #include "uri.h"
@@ -81,6 +82,12 @@ static bool take_extras(char *s, extras_t *x, mqc_uri_t *out, mqc_error_t *error
     if (mqc_uri_find_password(s, &pw_start, &pw_len)) from = s + pw_start + pw_len;
     char *q = strchr(from, '?');
     if (!q) return true;
+    if (!memchr(from, '/', (size_t) (q - from))) {
+        /* "mongodb://host?opts": the spec allows a missing '/', libmongoc 1.23 does not. s has room
+         * for it (see mqc_uri_parse). */
+        memmove(q + 1, q, strlen(q) + 1);
+        *q++ = '/';
+    }
     char *r = q + 1, *w = q + 1;
     while (*r) {
         size_t item = strcspn(r, "&");
@@ -210,16 +217,32 @@ static void fill_concerns(mqc_uri_t *out, const mongoc_uri_t *mu)
     if (out->max_staleness_seconds <= 0) out->max_staleness_seconds = -1;
 }
 
+/* authSource as written in the URI (libmongoc keeps it with the credentials), or NULL. */
+static const char *given_auth_source(const mongoc_uri_t *mu)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find_case(&it, mongoc_uri_get_credentials(mu), MONGOC_URI_AUTHSOURCE) && BSON_ITER_HOLDS_UTF8(&it))
+        return bson_iter_utf8(&it, NULL);
+    return NULL;
+}
+
 static void fill_auth_and_tls(mqc_uri_t *out, const mongoc_uri_t *mu)
 {
     bstrdup_opt(&out->username, mongoc_uri_get_username(mu));
     bstrdup_opt(&out->password, mongoc_uri_get_password(mu));
     bstrdup_opt(&out->auth_mechanism, mongoc_uri_get_auth_mechanism(mu));
     bstrdup_opt(&out->database, mongoc_uri_get_database(mu));
-    /* libmongoc resolves the source: authSource, else "$external" for external mechanisms, else
-     * the database, else "admin". */
-    bstrdup_opt(&out->auth_source, mongoc_uri_get_auth_source(mu));
-    if (!out->auth_source) out->auth_source = bson_strdup(out->database ? out->database : "admin");
+    /* The auth spec's source: authSource, else "$external" for mechanisms whose credentials live
+     * outside the server (libmongoc 1.23 resolves GSSAPI and X509 itself, not MONGODB-AWS/OIDC),
+     * else the database ("$external" for PLAIN without one), else "admin". */
+    const char *m = out->auth_mechanism;
+    const char *given = given_auth_source(mu);
+    bool external = m && (!strcasecmp(m, "GSSAPI") || !strcasecmp(m, "MONGODB-X509") ||
+                          !strcasecmp(m, "MONGODB-AWS") || !strcasecmp(m, "MONGODB-OIDC"));
+    if (given) out->auth_source = bson_strdup(given);
+    else if (external) out->auth_source = bson_strdup("$external");
+    else if (out->database) out->auth_source = bson_strdup(out->database);
+    else out->auth_source = bson_strdup(m && !strcasecmp(m, "PLAIN") ? "$external" : "admin");
     bson_t props;
     if (mongoc_uri_get_mechanism_properties(mu, &props)) {
         bson_copy_to_excluding_noinit(&props, &out->auth_mechanism_properties, "", NULL);
@@ -263,6 +286,10 @@ static bool validate(mqc_uri_t *out, const mongoc_uri_t *mu, mqc_error_t *error)
                       out->min_pool_size, out->max_pool_size);
         return false;
     }
+    if (given_auth_source(mu) && !*out->auth_source) {
+        mqc_error_set(error, MQC_ERROR_URI, 0, "invalid connection string: authSource must not be empty");
+        return false;
+    }
     if (mongoc_uri_get_srv_hostname(mu)) {
         mqc_error_set(error, MQC_ERROR_URI, 0,
                       "invalid connection string: mongodb+srv:// is not supported by mqc (no SRV lookup); "
@@ -289,7 +316,8 @@ bool mqc_uri_parse(mqc_uri_t *out, const char *uri, mqc_error_t *error)
     }
 
     extras_t x = {{false}, {0}};
-    char *stripped = bson_strdup(uri);
+    char *stripped = bson_malloc(strlen(uri) + 2); /* + a '/' take_extras may insert */
+    memcpy(stripped, uri, strlen(uri) + 1);
     if (!take_extras(stripped, &x, out, error)) {
         wipe_free(stripped);
         mqc_uri_cleanup(out);

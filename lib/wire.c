@@ -111,11 +111,9 @@ static void crc_init(void)
             crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
 }
 
-uint32_t mqc_crc32c(uint32_t crc, const void *data, size_t len)
+static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
 {
-    const uint8_t *p = data;
     pthread_once(&crc_once, crc_init);
-    crc = ~crc;
     while (len >= 8) {
         uint32_t lo = crc ^ rd_u32(p), hi = rd_u32(p + 4);
         crc = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^ crc_table[5][(lo >> 16) & 0xFF] ^
@@ -125,8 +123,41 @@ uint32_t mqc_crc32c(uint32_t crc, const void *data, size_t len)
         len -= 8;
     }
     while (len--) crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xFF];
-    return ~crc;
+    return crc;
 }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* SSE4.2 has CRC-32C as an instruction (8 bytes per step): about ten times the tables. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
+{
+    uint64_t c = crc;
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        len -= 8;
+    }
+    uint32_t c32 = (uint32_t) c;
+    while (len--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return c32;
+}
+
+static bool crc_hw;
+static pthread_once_t crc_hw_once = PTHREAD_ONCE_INIT;
+static void crc_hw_init(void) { crc_hw = __builtin_cpu_supports("sse4.2"); }
+#endif
+
+uint32_t mqc_crc32c(uint32_t crc, const void *data, size_t len)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    pthread_once(&crc_hw_once, crc_hw_init);
+    if (crc_hw) return ~crc32c_hw(~crc, data, len);
+#endif
+    return ~crc32c_sw(~crc, data, len);
+}
+
+uint32_t mqc_crc32c_portable(uint32_t crc, const void *data, size_t len) { return ~crc32c_sw(~crc, data, len); }
 
 /* ---- decoding ------------------------------------------------------------------------- */
 
@@ -442,6 +473,7 @@ static uint8_t *reader_scratch(mqc_wire_reader_t *r, size_t min, size_t *avail)
 uint8_t *mqc_wire_reader_space(mqc_wire_reader_t *r, size_t min, size_t *avail)
 {
     if (min == 0) min = 1;
+    if (min > INT32_MAX) wire_abort("space for %zu bytes asked of the reader", min);
     if (r->failed) return reader_scratch(r, min, avail);
     size_t pending = r->end - r->start, need = min;
     bool length_known = false;

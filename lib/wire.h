@@ -113,7 +113,9 @@ mqc_wire_rc_t mqc_wire_decode(const uint8_t *data, size_t len, int32_t max_messa
 
 /* ---- encoding -------------------------------------------------------------------------- */
 
-/* OP_MSG into b (appended at b->len): begin, one body, any sequences, end. */
+/* OP_MSG into b (appended at b->len): begin, one body, any sequences, end. Between begin and
+ * end nothing else may write to b: the encoder keeps its offsets in b's spare capacity, past
+ * b->len (see enc_state_t in wire.c). Calls out of order abort. */
 void mqc_wire_msg_begin(mqc_buf_t *b, int32_t request_id, uint32_t flags);
 void mqc_wire_msg_body(mqc_buf_t *b, const bson_t *body);
 /* The body may also be given as raw BSON bytes. */
@@ -125,12 +127,15 @@ void mqc_wire_msg_seq_end(mqc_buf_t *b);
  * total length. */
 size_t mqc_wire_msg_end(mqc_buf_t *b);
 
-/* Legacy OP_QUERY of a command ("admin.$cmd", numberToReturn -1), for a first hello to servers
+/* Legacy OP_QUERY of a command ("<db>.$cmd", numberToReturn -1), for a first hello to servers
  * that may not know OP_MSG yet. */
 void mqc_wire_query_command(mqc_buf_t *b, int32_t request_id, const char *db, const bson_t *cmd);
 
 /* CRC-32C (Castagnoli) as OP_MSG's checksum uses it. */
 uint32_t mqc_crc32c(uint32_t crc, const void *data, size_t len);
+/* The same with the portable table code, whatever the CPU offers (mqc_crc32c uses the SSE4.2
+ * instruction when there is one): for tests. */
+uint32_t mqc_crc32c_portable(uint32_t crc, const void *data, size_t len);
 
 /* ---- write batch splitting ------------------------------------------------------------- */
 

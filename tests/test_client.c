@@ -1,4 +1,5 @@
 /* The client against a real server (FerretDB started by the harness, or MQC_TEST_URI). */
+#include <ev.h>
 #include <mongoc/mongoc.h>
 #include <stdlib.h>
 
@@ -34,7 +35,9 @@ static mqc_client_t *new_client(const char *extra)
     mqc_error_t err;
     char uri[1024];
     const char *base = tf_server_uri("plain");
-    snprintf(uri, sizeof uri, "%s%s%s", base, strchr(base, '?') ? "&" : "/?", extra ? extra : "");
+    size_t bl = strlen(base);
+    const char *sep = strchr(base, '?') ? "&" : (bl && base[bl - 1] == '/') ? "?" : "/?";
+    snprintf(uri, sizeof uri, "%s%s%s", base, sep, extra ? extra : "");
     mqc_client_t *c = mqc_client_new_from_uri(NULL, uri, &err);
     ASSERT_MSG(c, "client: %s", err.message);
     return c;
@@ -329,20 +332,22 @@ static void on_gather(mqc_gather_t *g, const mqc_error_t *error, void *ud)
     for (size_t i = 0; i < k->n; i++) {
         const bson_t *doc = mqc_gather_reply(g, i);
         bson_iter_t it;
-        /* Slot i asked for _id i % 1000: the results come back in the order added. */
-        if (!doc || !bson_iter_init_find(&it, doc, "v") || bson_iter_as_int64(&it) != (int64_t) (i % 1000) * 3)
+        /* Slot i asked for _id i % 10: the results come back in the order added. */
+        if (!doc || !bson_iter_init_find(&it, doc, "v") || bson_iter_as_int64(&it) != (int64_t) (i % 10) * 3)
             k->all_match = false;
     }
 }
 
 TEST("/client/gather/10000_finds", client_gather_10000)
 {
-    mqc_client_t *c = new_client("maxPoolSize=64");
+    /* FerretDB's SQLite backend scans the collection per query: keep it small so that the test
+     * measures the client's 10,000 concurrent operations, not the server's scans. */
+    mqc_client_t *c = new_client("maxPoolSize=16");
     mqc_collection_t *coll = mqc_client_get_collection(c, "mqc_test", tf_unique("gather"));
-    seed(c, coll, 1000);
+    seed(c, coll, 10);
     mqc_gather_t *g = mqc_gather_new(c, MQC_GATHER_ALL);
     for (int i = 0; i < 10000; i++) {
-        bson_t *f = BCON_NEW("_id", BCON_INT32(i % 1000));
+        bson_t *f = BCON_NEW("_id", BCON_INT32(i % 10));
         ASSERT(mqc_gather_add(g, mqc_collection_find_one(coll, f, NULL, NULL, NULL)));
         bson_destroy(f);
     }
@@ -353,7 +358,8 @@ TEST("/client/gather/10000_finds", client_gather_10000)
     ASSERT_EQ(k.n, 10000);
     ASSERT_EQ(k.ok, 10000);
     ASSERT(k.all_match);
-    ASSERT_LE(mqc_client_stat(c, MQC_STAT_CONNS_OPENED), 64);
+    ASSERT_LE(mqc_client_stat(c, MQC_STAT_CONNS_OPENED), 16);
+    ASSERT_EQ(mqc_client_stat(c, MQC_STAT_OPS_SUBMITTED), mqc_client_stat(c, MQC_STAT_OPS_COMPLETED));
     mqc_collection_destroy(coll);
     mqc_client_destroy(c);
 }
@@ -573,7 +579,6 @@ TEST("/client/libmongoc/readback_bytes", client_libmongoc_readback)
     EXPECT_OK(r);
     result_reset(&r);
 
-    mongoc_init();
     mongoc_client_t *mc = mongoc_client_new(tf_server_uri("plain"));
     mongoc_collection_t *mcoll = mongoc_client_get_collection(mc, "mqc_test", name);
     bson_t *f = BCON_NEW("_id", BCON_INT32(42));
@@ -585,7 +590,6 @@ TEST("/client/libmongoc/readback_bytes", client_libmongoc_readback)
     mongoc_cursor_destroy(cur);
     mongoc_collection_destroy(mcoll);
     mongoc_client_destroy(mc);
-    mongoc_cleanup();
     bson_destroy(f);
     bson_destroy(doc);
     mqc_collection_destroy(coll);

@@ -1,6 +1,8 @@
 /* The client against a scripted server: timeouts, cancellation, broken replies. Each fault ends
  * the operation with one clear error, the bad connection is never reused and a later operation
  * succeeds. */
+#include <ev.h>
+
 #include "fakesrv.h"
 #include "mqc.h"
 #include "tf.h"

@@ -124,6 +124,39 @@ TEST("/wire/crc32c/vectors", wire_crc32c_vectors)
         ASSERT_EQ(mqc_crc32c(mqc_crc32c(0, "123456789", k), "123456789" + k, 9 - k), 0xE3069283u);
 }
 
+/* Bit by bit, from the definition: the reference for both implementations. */
+static uint32_t crc32c_ref(const uint8_t *p, size_t len)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1)));
+    }
+    return ~crc;
+}
+
+TEST("/wire/crc32c/reference", wire_crc32c_reference)
+{
+    uint8_t buf[1031];
+    uint32_t seed = 7;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        seed = seed * 1103515245u + 12345u;
+        buf[i] = (uint8_t) (seed >> 16);
+    }
+    /* Every length and misalignment up to a few words, then longer runs. */
+    for (size_t off = 0; off < 9; off++)
+        for (size_t len = 0; len + off <= 64; len++) {
+            ASSERT_EQ(mqc_crc32c(0, buf + off, len), crc32c_ref(buf + off, len));
+            ASSERT_EQ(mqc_crc32c_portable(0, buf + off, len), crc32c_ref(buf + off, len));
+        }
+    ASSERT_EQ(mqc_crc32c(0, buf, sizeof buf), crc32c_ref(buf, sizeof buf));
+    ASSERT_EQ(mqc_crc32c_portable(0, buf, sizeof buf), crc32c_ref(buf, sizeof buf));
+    ASSERT_EQ(mqc_crc32c(mqc_crc32c(0, buf, 333), buf + 333, sizeof buf - 333), crc32c_ref(buf, sizeof buf));
+    ASSERT_EQ(mqc_crc32c_portable(mqc_crc32c_portable(0, buf, 333), buf + 333, sizeof buf - 333),
+              crc32c_ref(buf, sizeof buf));
+    ASSERT_EQ(mqc_crc32c_portable(0, "123456789", 9), 0xE3069283u);
+}
+
 /* ---- buffer --------------------------------------------------------------------------- */
 
 TEST("/wire/buf/basics", wire_buf_basics)

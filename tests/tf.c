@@ -1,6 +1,10 @@
 /* tf: runner for the single test binary. See tf.h. */
 #include "tf.h"
 
+#include <mongoc/mongoc.h>
+
+#include "mqc.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -113,9 +117,13 @@ const char *tf_tmpdir(void)
             abort();
         }
     }
+    static char *kept[256];
     snprintf(buf, sizeof buf, "%s/%u", g_tmp_root, ++n);
     if (mkdir(buf, 0700) != 0 && errno != EEXIST) FAIL("mkdir %s: %s", buf, strerror(errno));
-    return strdup(buf); /* lives until exit, by contract */
+    /* Lives until exit, by contract; kept here so that leak checkers see it referenced. */
+    char *p = strdup(buf);
+    if (n <= sizeof kept / sizeof kept[0]) kept[n - 1] = p;
+    return p;
 }
 
 const char *tf_unique(const char *prefix)
@@ -178,7 +186,9 @@ static const char *start_server(const char *kind, const char *flags)
     if (rc != 0 || strncmp(last, "mongodb://", 10) != 0)
         FAIL("could not start FerretDB (%s): '%s' exited %d, last line '%s'", kind, cmd, rc, last);
     s->uri = strdup(last);
-    fprintf(stderr, "tf: FerretDB %s started in %.1f s: %s\n", kind, tf_now() - t0, s->uri);
+    char shown[4096];
+    fprintf(stderr, "tf: FerretDB %s started in %.1f s: %s\n", kind, tf_now() - t0,
+            mqc_uri_redact(s->uri, shown, sizeof shown));
     return s->uri;
 }
 
@@ -311,6 +321,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     find_dirs(argv[0]);
     atexit(rm_tmp);
+    /* libmongoc (the environment tests, the mongoc baseline) cannot be initialised again after
+     * mongoc_cleanup: once per run, here. */
+    mongoc_init();
+    atexit(mongoc_cleanup);
     if (getenv("MQC_TEST_TIMEOUT")) g_timeout = (unsigned) atoi(getenv("MQC_TEST_TIMEOUT"));
 
     for (int i = 1; i < argc; i++) {

@@ -1,8 +1,8 @@
 /* Server Selection and Max Staleness spec tests:
- *   server-selection/tests/server_selection/<Topology>/<read|write>/*.json  suitable + latency window
- *   server-selection/tests/in_window/*.json   frequencies of the power-of-two choice
- *   server-selection/tests/rtt/*.json         the RTT moving average
- *   max-staleness/tests/<Topology>/*.json     staleness filtering and read preference validation
+ *   server-selection/tests/server_selection/<Topology>/<read|write>/<file>.json  suitable + latency window
+ *   server-selection/tests/in_window/<file>.json   frequencies of the power-of-two choice
+ *   server-selection/tests/rtt/<file>.json         the RTT moving average
+ *   max-staleness/tests/<Topology>/<file>.json     staleness filtering and read preference validation
  * One test per file: "/spec/server-selection/<folder>/.../<file>", "/spec/max-staleness/...".
  * Other folders (logging: unified format against a live server) are one skipped test each.
  *
