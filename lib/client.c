@@ -345,6 +345,32 @@ mqc_op_t *mqc_cmd_op_new(mqc_client_t *client, const char *db, const bson_t *cmd
     return op;
 }
 
+mqc_cmd_impl_t *mqc_cmd_impl_new(void)
+{
+    mqc_cmd_impl_t *impl = calloc(1, sizeof *impl);
+    if (!impl) abort();
+    bson_init(&impl->cmd);
+    return impl;
+}
+
+mqc_op_t *mqc_cmd_op_take(mqc_client_t *client, const char *db, bson_t *cmd, mqc_reply_cb cb, void *ud)
+{
+    mqc_cmd_impl_t *impl = calloc(1, sizeof *impl);
+    if (!impl) abort();
+    /* The command was built for us (with "$db"): move it in instead of copying it again. */
+    bson_steal(&impl->cmd, cmd);
+    return mqc_cmd_op_adopt(client, db, impl, cb, ud);
+}
+
+mqc_op_t *mqc_cmd_op_adopt(mqc_client_t *client, const char *db, mqc_cmd_impl_t *impl, mqc_reply_cb cb, void *ud)
+{
+    bson_iter_t it;
+    mqc_op_t *op = mqc_op_new(client, &mqc_cmd_vt, "command", db, cb, ud);
+    op->impl = impl;
+    if (bson_iter_init(&it, &impl->cmd) && bson_iter_next(&it)) op->name = bson_iter_key(&it);
+    return op;
+}
+
 static bool key_in(const char *key, const char *const *list)
 {
     for (; list && *list; list++)

@@ -94,8 +94,7 @@ struct mqc_op {
     mqc_link_t link;             /* client->ops: every live op, for shutdown */
     mqc_link_t qlink;            /* client->completions */
     bson_t *q_reply;             /* queued completion */
-    mqc_error_t q_error;
-    bool q_has_error;
+    mqc_error_t *q_error;        /* queued or early error; allocated only then (ops stay small) */
 
     struct mqc_gather *gather;   /* the group this op belongs to, if any */
     size_t gather_slot;
@@ -179,6 +178,12 @@ extern const mqc_op_vt_t mqc_cmd_vt;
 /* New command op: copies cmd and appends "$db" (and readConcern/writeConcern as given). */
 mqc_op_t *mqc_cmd_op_new(mqc_client_t *client, const char *db, const bson_t *cmd, mqc_reply_cb cb,
                          void *ud);
+/* The same for a command built by the caller, already holding "$db": takes it over (cmd is
+ * left destroyed), saving a copy on the hot path. */
+mqc_op_t *mqc_cmd_op_take(mqc_client_t *client, const char *db, bson_t *cmd, mqc_reply_cb cb, void *ud);
+/* Cheapest of all: the command is built straight into impl->cmd (from mqc_cmd_impl_new). */
+mqc_cmd_impl_t *mqc_cmd_impl_new(void);
+mqc_op_t *mqc_cmd_op_adopt(mqc_client_t *client, const char *db, mqc_cmd_impl_t *impl, mqc_reply_cb cb, void *ud);
 /* Checks a command reply: ok:1 -> true; else error (SERVER) filled. */
 bool mqc_reply_ok(const bson_t *reply, mqc_error_t *error);
 /* Appends the client's (or opts') readConcern / $readPreference to a read command. */

@@ -16,7 +16,7 @@
 
 #include "conn_secure.h"
 
-#define READ_CHUNK 16384
+#define READ_CHUNK 512 /* the reader grows to a whole message once its length is known */
 #define ADDR_TTL_US (60 * 1000000LL)
 
 static void conn_fail(mqc_conn_t *c, const mqc_error_t *error);

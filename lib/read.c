@@ -60,15 +60,14 @@ void mqc_build_aggregate(mqc_client_t *client, const mqc_collection_t *coll, con
     BSON_APPEND_UTF8(cmd, "$db", coll->db);
 }
 
-/* A command op around a command already holding "$db". */
+/* A command op taking over a command that already holds "$db". */
 static mqc_op_t *op_for(mqc_collection_t *coll, bson_t *cmd, const bson_t *opts, void (*post)(mqc_op_t *, const bson_t *),
                         mqc_reply_cb cb, void *ud)
 {
-    mqc_op_t *op = mqc_cmd_op_new(coll->client, coll->db, cmd, cb, ud);
+    mqc_op_t *op = mqc_cmd_op_take(coll->client, coll->db, cmd, cb, ud);
     mqc_cmd_impl_t *impl = op->impl;
     impl->post = post;
     mqc_op_set_timeout_from(op, opts);
-    bson_destroy(cmd);
     return op;
 }
 
@@ -115,19 +114,21 @@ static void find_one_post(mqc_op_t *op, const bson_t *reply)
 mqc_op_t *mqc_collection_find_one(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts, mqc_reply_cb cb,
                                   void *ud)
 {
+    /* Built in one pass: this is the hot path of key lookups. */
     static const char *const drop[] = {"limit", "batchSize", "singleBatch", NULL};
-    bson_t o, cmd;
-    bson_init(&o);
-    mqc_copy_passthrough_opts(&o, opts, drop);
-    bson_iter_t it;
-    for (const char *const *k = (const char *const[]){"readConcern", "readPreference", "timeoutMS", NULL}; *k; k++)
-        if (opts && bson_iter_init_find(&it, opts, *k)) bson_append_iter(&o, *k, -1, &it);
-    BSON_APPEND_INT32(&o, "limit", 1);
-    BSON_APPEND_BOOL(&o, "singleBatch", true);
-    bson_init(&cmd);
-    mqc_build_find(coll->client, coll, filter, &o, &cmd);
-    mqc_op_t *op = op_for(coll, &cmd, &o, find_one_post, cb, ud);
-    bson_destroy(&o);
+    bson_t empty;
+    mqc_cmd_impl_t *impl = mqc_cmd_impl_new();
+    bson_t *cmd = &impl->cmd;
+    bson_append_utf8(cmd, "find", 4, coll->name, -1);
+    BSON_APPEND_DOCUMENT(cmd, "filter", or_empty(filter, &empty));
+    mqc_copy_passthrough_opts(cmd, opts, drop);
+    BSON_APPEND_INT32(cmd, "limit", 1);
+    BSON_APPEND_BOOL(cmd, "singleBatch", true);
+    mqc_apply_read_opts(coll->client, cmd, opts);
+    BSON_APPEND_UTF8(cmd, "$db", coll->db);
+    impl->post = find_one_post;
+    mqc_op_t *op = mqc_cmd_op_adopt(coll->client, coll->db, impl, cb, ud);
+    mqc_op_set_timeout_from(op, opts);
     return mqc_op_submit(op);
 }
 
@@ -198,6 +199,7 @@ mqc_op_t *mqc_collection_distinct(mqc_collection_t *coll, const char *key, const
     BSON_APPEND_DOCUMENT(&cmd, "query", or_empty(filter, &empty));
     mqc_copy_passthrough_opts(&cmd, opts, NULL);
     mqc_apply_read_opts(coll->client, &cmd, opts);
+    BSON_APPEND_UTF8(&cmd, "$db", coll->db);
     mqc_op_t *op = op_for(coll, &cmd, opts, NULL, cb, ud);
     if (!key || !*key) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "distinct: no key");
     return mqc_op_submit(op);
@@ -253,6 +255,7 @@ static mqc_op_t *find_and_modify(mqc_collection_t *coll, const bson_t *filter, c
     if (opts && bson_iter_init_find(&it, opts, "projection")) bson_append_iter(&cmd, "fields", -1, &it);
     mqc_copy_passthrough_opts(&cmd, opts, handled);
     mqc_apply_write_concern(coll->client, &cmd, opts, &unacked);
+    BSON_APPEND_UTF8(&cmd, "$db", coll->db);
     mqc_op_t *op = op_for(coll, &cmd, opts, fam_post, cb, ud);
     op->is_write = true;
     if (bad) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "findAndModify: %s", bad);

@@ -1122,7 +1122,7 @@ TEST("/wire/reader/compaction", wire_reader_compaction)
     mqc_wire_msg_t msg;
     mqc_error_t err;
     int32_t next_id = 0;
-    size_t off = 0, chunks[] = {777, 4093, 1, 13, 9000, 16384};
+    size_t off = 0, chunks[] = {777, 4093, 1, 13, 9000, 16384}, cap0 = 0;
     for (unsigned k = 0; off < b.len; k++) {
         size_t avail, n = chunks[k % 6];
         uint8_t *p = mqc_wire_reader_space(r, 1, &avail);
@@ -1141,7 +1141,9 @@ TEST("/wire/reader/compaction", wire_reader_compaction)
             next_id++;
         }
         ASSERT_EQ(rc, MQC_WIRE_NEED_MORE);
-        ASSERT_EQ(mqc_wire_reader_capacity(r), 16384);
+        /* Small messages never make the buffer grow: it compacts instead. */
+        if (!cap0) cap0 = mqc_wire_reader_capacity(r);
+        ASSERT_EQ(mqc_wire_reader_capacity(r), cap0);
     }
     ASSERT_EQ(next_id, 2000);
     mqc_wire_reader_destroy(r);
