@@ -205,7 +205,8 @@ typedef struct {
     const char *server;        /* "host:port" */
     uint32_t connection_id;    /* CONN_* events */
     const char *reason;        /* CONN_CLOSED: "stale", "idle", "error", "poolClosed";
-                                  CHECKOUT_FAILED: "timeout", "connectionError", "poolClosed" */
+                                  CHECKOUT_FAILED: "timeout", "connectionError", "poolClosed",
+                                  "overloaded" */
     int64_t duration_us;       /* CONN_READY: since created; CHECKED_OUT/CHECKOUT_FAILED: since started */
     const mqc_error_t *error;  /* CONN_CLOSED for "error", POOL_CLEARED's cause, may be NULL */
 } mqc_pool_event_t;

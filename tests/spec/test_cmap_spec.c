@@ -8,6 +8,7 @@
  * of the main thread is compared by type (messages differ between drivers). Cases that need a
  * server (integration style, failPoint) are skipped. */
 #include <ev.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -58,11 +59,14 @@ struct runner {
     char why[1024];
 };
 
-static void rfail(runner_t *r, const char *fmt, const char *a, long long b)
+__attribute__((format(printf, 2, 3))) static void rfail(runner_t *r, const char *fmt, ...)
 {
+    va_list ap;
     if (r->failed) return;
     r->failed = true;
-    snprintf(r->why, sizeof r->why, fmt, a, b);
+    va_start(ap, fmt);
+    vsnprintf(r->why, sizeof r->why, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- scripted connector ----------------------------------------------------------------- */
@@ -237,7 +241,7 @@ static void do_checkout(runner_t *r, sthread_t *t, const char *label)
     run_until(r, thread_idle, self, 10.0);
     if (self->busy) {
         mqc_pool_cancel_waiter(r->pool, &self->w, false);
-        rfail(r, "main-thread checkOut never completed%s%lld", "", 0);
+        rfail(r, "main-thread checkOut never completed");
         return;
     }
     if (self->error.domain) r->main_error = self->error;
@@ -314,7 +318,7 @@ static void do_op(runner_t *r, sthread_t *t, const bson_t *op)
     if (!t && tname) {
         sthread_t *th = find_thread(r, tname);
         if (!th) {
-            rfail(r, "operation for unknown thread %s%lld", tname, 0);
+            rfail(r, "operation for unknown thread %s", tname);
             return;
         }
         bson_t tmp;
@@ -341,20 +345,20 @@ static void do_op(runner_t *r, sthread_t *t, const bson_t *op)
         sthread_t *th = find_thread(r, spec_str(op, "target"));
         if (!th) return;
         run_until(r, thread_idle, th, 10.0);
-        if (!thread_idle(r, th)) rfail(r, "thread %s did not finish in 10 s%lld", th->name, 0);
+        if (!thread_idle(r, th)) rfail(r, "thread %s did not finish in 10 s", th->name);
         else if (th->error.domain && !r->main_error.domain) r->main_error = th->error;
     } else if (!strcmp(name, "waitForEvent")) {
         double timeout = spec_has(op, "timeout") ? (double) spec_int(op, "timeout", 1000) / 1000.0 : 10.0;
         run_until(r, events_reached, op, timeout);
         if (!events_reached(r, op))
-            rfail(r, "timed out waiting for %s events (count %lld)", spec_str(op, "event") ? spec_str(op, "event") : "?",
-                  (long long) spec_int(op, "count", 1));
+            rfail(r, "timed out waiting for %lld %s events", (long long) spec_int(op, "count", 1),
+                  spec_str(op, "event") ? spec_str(op, "event") : "?");
     } else if (!strcmp(name, "checkOut")) {
         do_checkout(r, t, spec_str(op, "label"));
     } else if (!strcmp(name, "checkIn")) {
         mqc_pconn_t *c = get_label(r, spec_str(op, "connection"));
         if (!c) {
-            rfail(r, "checkIn of unknown connection %s%lld", spec_str(op, "connection") ? spec_str(op, "connection") : "?", 0);
+            rfail(r, "checkIn of unknown connection %s", spec_str(op, "connection") ? spec_str(op, "connection") : "?");
             return;
         }
         set_label(r, spec_str(op, "connection"), NULL);
@@ -366,7 +370,7 @@ static void do_op(runner_t *r, sthread_t *t, const bson_t *op)
     } else if (!strcmp(name, "ready")) {
         mqc_pool_ready(r->pool);
     } else {
-        rfail(r, "unknown operation %s%lld", name, 0);
+        rfail(r, "unknown operation %s", name);
     }
 }
 
@@ -442,17 +446,15 @@ static void compare(runner_t *r, const bson_t *c)
     if (spec_sub(c, "error", &expected_error)) {
         const char *type = spec_str(&expected_error, "type");
         if (!r->main_error.domain) {
-            rfail(r, "expected a %s error, none was raised%lld", type ? type : "", 0);
+            rfail(r, "expected a %s error, none was raised", type ? type : "");
             return;
         }
         if (type && strcmp(type, error_type(&r->main_error)) != 0) {
-            char msg[600];
-            snprintf(msg, sizeof msg, "expected %s, got %s (%s)", type, error_type(&r->main_error), r->main_error.message);
-            rfail(r, "%s%lld", msg, 0);
+            rfail(r, "expected %s, got %s (%s)", type, error_type(&r->main_error), r->main_error.message);
             return;
         }
     } else if (r->main_error.domain) {
-        rfail(r, "unexpected error: %s%lld", r->main_error.message, 0);
+        rfail(r, "unexpected error: %s", r->main_error.message);
         return;
     }
     bson_iter_t it;
@@ -461,8 +463,7 @@ static void compare(runner_t *r, const bson_t *c)
     while (bson_iter_next(&it)) {
         while (a < r->n_events && has_ignore && ignored(&ignore, spec_str(r->events[a], "type"))) a++;
         if (a >= r->n_events) {
-            rfail(r, "expected event %lld missing (only fewer events were emitted) %s", NULL, (long long) idx);
-            snprintf(r->why, sizeof r->why, "expected event #%zu missing: only %zu were emitted", idx, a);
+            rfail(r, "expected event #%zu missing: only %zu were emitted", idx, a);
             return;
         }
         bson_t e;
