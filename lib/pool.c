@@ -21,7 +21,13 @@ typedef enum { POOL_PAUSED, POOL_READY, POOL_CLOSED } pool_state_t;
 /* mqc_pool_waiter_t.where */
 enum { W_NONE = 0, W_QUEUED, W_FAILED, W_CLEARING };
 /* mqc_pool_waiter_t.fail_kind */
-enum { FAIL_CLOSED = 1, FAIL_PAUSED, FAIL_OVERLOADED, FAIL_OPEN };
+enum { FAIL_CLOSED = 1, FAIL_PAUSED, FAIL_OVERLOADED, FAIL_OPEN, FAIL_BACKOFF };
+
+/* Back-off after an establishment failure that a retry cannot fix soon (authentication, TLS):
+ * no new connection until backoff_until_us, checkouts meanwhile fail at once with that error.
+ * The delay doubles per consecutive failure and is forgotten on the first success. */
+#define BACKOFF_MIN_US (100 * 1000LL)
+#define BACKOFF_MAX_US (10 * 1000 * 1000LL)
 
 struct mqc_pool {
     struct ev_loop *loop;
@@ -45,6 +51,9 @@ struct mqc_pool {
     mqc_link_t failed;   /* deferred failures, delivered by kick */
     mqc_link_t clearing; /* waiters being failed by clear/close */
     mqc_error_t last_clear;
+    int64_t backoff_us;       /* the current delay, 0 when the last establishment succeeded */
+    int64_t backoff_until_us; /* no establishment before this */
+    mqc_error_t backoff_error;
 
     ev_timer kick;
     ev_timer maint;
@@ -80,9 +89,11 @@ static void emit(mqc_pool_t *p, mqc_pool_event_type_t type, const mqc_pconn_t *c
 
 static size_t total(const mqc_pool_t *p) { return p->n_available + p->n_pending + p->n_in_use; }
 
+static bool backing_off(const mqc_pool_t *p) { return p->backoff_us > 0 && mqc_now_us() < p->backoff_until_us; }
+
 static bool can_establish(const mqc_pool_t *p)
 {
-    return p->state == POOL_READY && !p->doomed &&
+    return p->state == POOL_READY && !p->doomed && !backing_off(p) &&
            (p->opts.max_pool_size <= 0 || total(p) < (size_t) p->opts.max_pool_size) &&
            p->n_pending < (size_t) p->opts.max_connecting;
 }
@@ -217,6 +228,9 @@ static const char *failure_of(mqc_pool_t *p, int kind, mqc_error_t *err)
         mqc_error_set(err, MQC_ERROR_OVERLOADED, 0, "connection pool for %s: %zu checkouts already wait (limit)",
                       p->server, p->n_waiters);
         return "overloaded";
+    case FAIL_BACKOFF:
+        *err = p->backoff_error;
+        return "connectionError";
     default:
         mqc_error_set(err, MQC_ERROR_NETWORK, 0, "connection pool for %s could not open a connection", p->server);
         return "connectionError";
@@ -414,6 +428,8 @@ mqc_pconn_t *mqc_pool_checkout(mqc_pool_t *pool, mqc_pool_waiter_t *w)
     } else if (mqc_list_empty(&p->waiters) && (c = pop_available(p))) {
         mark_in_use(p, c);
         emit(p, MQC_CONN_CHECKED_OUT, c, NULL, mqc_now_us() - w->started_us, NULL);
+    } else if (backing_off(p)) {
+        defer_failure(p, w, FAIL_BACKOFF);
     } else if (p->opts.max_waiters && p->n_waiters >= p->opts.max_waiters) {
         defer_failure(p, w, FAIL_OVERLOADED);
     } else {
@@ -468,13 +484,22 @@ void mqc_pool_conn_established(mqc_pool_t *pool, mqc_pconn_t *conn, const mqc_er
     if (error) {
         /* SDAM: a network error before the handshake completes clears the pool (waiters fail).
          * conn stays listed meanwhile, so that a destroy from a callback closes it. */
-        if (conn->generation == p->generation) mqc_pool_clear(p, error);
+        if (conn->generation == p->generation) {
+            if (error->domain == MQC_ERROR_AUTH || error->domain == MQC_ERROR_TLS) {
+                p->backoff_us = p->backoff_us ? p->backoff_us * 2 : BACKOFF_MIN_US;
+                if (p->backoff_us > BACKOFF_MAX_US) p->backoff_us = BACKOFF_MAX_US;
+                p->backoff_until_us = mqc_now_us() + p->backoff_us;
+                p->backoff_error = *error;
+            }
+            mqc_pool_clear(p, error);
+        }
         if (!p->doomed) close_conn(p, conn, "error", error);
         if (!p->doomed) pump(p, true);
         leave(p);
         return;
     }
     emit(p, MQC_CONN_READY, conn, NULL, mqc_now_us() - conn->created_us, NULL);
+    p->backoff_us = 0;
     if (p->state == POOL_CLOSED) {
         close_conn(p, conn, "poolClosed", NULL);
     } else if (conn->generation != p->generation) {

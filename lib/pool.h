@@ -101,7 +101,10 @@ void mqc_pool_checkin(mqc_pool_t *pool, mqc_pconn_t *conn, bool healthy);
 /* From the connector: the establishment of conn finished. error NULL: ready (CONN_READY); it goes
  * to the oldest waiter or the available stack. Else the connection is closed (reason "error") and
  * the pool is cleared with that error (waiters fail with it; see mqc_pool_clear), as SDAM
- * requires for a network error during a handshake. */
+ * requires for a network error during a handshake. An MQC_ERROR_AUTH or MQC_ERROR_TLS error also
+ * starts a back-off (100 ms, doubling per consecutive failure up to 10 s, forgotten on the first
+ * success): no connection is opened meanwhile and checkouts that find no idle connection fail at
+ * once with that error, so that a wrong password does not become a storm of handshakes. */
 void mqc_pool_conn_established(mqc_pool_t *pool, mqc_pconn_t *conn, const mqc_error_t *error);
 /* From the connector: an available (idle) connection was found dead (peer hung up). The pool
  * closes it (reason "error"). */

@@ -401,7 +401,7 @@ mqc_wire_rc_t mqc_wire_decode(const uint8_t *data, size_t len, int32_t max_messa
  * without bound. A buffer above READER_SHRINK_ABOVE is given back after a few small messages, so
  * that one huge reply does not pin memory on every pooled connection (a cursor of large batches
  * keeps its buffer). */
-#define READER_INITIAL 2048
+#define READER_INITIAL 1024
 #define READER_SLACK (1024 * 1024)
 #define READER_SHRINK_ABOVE (1024 * 1024)
 #define READER_SHRINK_STREAK 4
