@@ -76,7 +76,7 @@ MQLOAD := $(BUILD)/mqload
 TESTBIN := $(BUILD)/mqc-test
 CLILIB := $(BUILD)/libmqload.a
 
-.PHONY: all lib test test-bin spec-test bench fuzz demo install uninstall clean check-deps valgrind soak
+.PHONY: all lib test test-run test-bin spec-test bench fuzz demo install uninstall clean check-deps valgrind soak
 all: check-deps lib $(MQLOAD) $(EX_BIN) $(BENCH_BIN)
 lib: $(STATIC) $(SHARED)
 
@@ -125,9 +125,16 @@ $(TESTBIN): $(TEST_OBJ) $(CLILIB) $(STATIC)
 
 test-bin: check-deps $(TESTBIN) $(MQLOAD) $(EX_BIN) $(BENCH_BIN)
 
-# The plain build and the sanitizer build each run the whole suite; scripts/run-tests sums them
-# into one closing line ("N passed, N failed, N skipped").
-test: test-bin
+# `make test` does the whole set-up on a fresh machine: Debian packages first (in a sub-make,
+# since pkg-config is read when the Makefile is), then FerretDB (unless MQC_TEST_URI names a
+# server). The plain build and the sanitizer build each run the whole suite; scripts/run-tests
+# sums them into one closing line ("N passed, N failed, N skipped").
+test:
+	$(Q)scripts/install-deps
+	$(Q)if [ -z "$$MQC_TEST_URI" ]; then scripts/ferretdb build; fi
+	$(Q)$(MAKE) --no-print-directory test-run
+
+test-run: test-bin
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 test-bin
 	$(Q)scripts/run-tests $(BUILD) $(BUILD)/asan -- $(TEST_ARGS)
 

@@ -13,6 +13,7 @@
 
 #include "args.h"
 #include "engine.h"
+#include "frame.h"
 #include "html.h"
 #include "redact.h"
 #include "mqc.h"
@@ -52,9 +53,11 @@ static void config_bson(const mqload_config_t *cfg, const mqload_workload_t *wl,
     BSON_APPEND_UTF8(b, "mode", cfg->rate > 0 ? "open-loop" : "closed-loop");
     if (cfg->rate > 0) BSON_APPEND_DOUBLE(b, "rate", cfg->rate);
     BSON_APPEND_INT32(b, "concurrency", (int32_t) cfg->concurrency);
+    if (cfg->workers > 1) BSON_APPEND_INT32(b, "concurrency_total", (int32_t) cfg->concurrency_total);
     BSON_APPEND_INT32(b, "threads", (int32_t) (cfg->engine == MQLOAD_ENGINE_MONGOC ? run->n_stats : cfg->threads));
     if (cfg->connections) BSON_APPEND_INT32(b, "connections", (int32_t) cfg->connections);
     if (cfg->requests) BSON_APPEND_INT64(b, "requests", (int64_t) cfg->requests);
+    if (cfg->requests && cfg->workers > 1) BSON_APPEND_INT64(b, "requests_total", (int64_t) cfg->requests_total);
     else BSON_APPEND_DOUBLE(b, "duration_s", cfg->duration_s);
     BSON_APPEND_DOUBLE(b, "warmup_s", cfg->warmup_s);
     BSON_APPEND_UTF8(b, "db", wl->db);
@@ -68,6 +71,12 @@ static void config_bson(const mqload_config_t *cfg, const mqload_workload_t *wl,
     if (cfg->workers > 1) {
         BSON_APPEND_INT32(b, "worker_index", (int32_t) cfg->worker_index);
         BSON_APPEND_INT32(b, "workers", (int32_t) cfg->workers);
+    }
+    if (cfg->start_at > 0) {
+        /* merge reads these three to tell which workers started late. */
+        BSON_APPEND_DOUBLE(b, "start_at", cfg->start_at);
+        BSON_APPEND_DOUBLE(b, "start_tolerance_s", cfg->start_tolerance_s);
+        BSON_APPEND_DOUBLE(b, "start_late_s", run->start_late_s);
     }
     bson_t d;
     BSON_APPEND_DOCUMENT_BEGIN(b, "workload_def", &d);
@@ -123,7 +132,43 @@ static int fail_setup(const mqload_config_t *cfg, const char *msg)
     snprintf(buf, sizeof buf, "%s", msg);
     mqload_scrub_secret(cfg->uri, buf);
     fprintf(stderr, "mqload: %s\n", buf);
+    if (cfg->json_framed) {
+        /* Whoever collects the logs learns that this worker has no result, and why. */
+        mqload_strbuf_t sb;
+        mqload_sb_init(&sb);
+        mqload_frame_failed(&sb, cfg->worker_index, 1, buf);
+        fputs(sb.s, stdout);
+        fflush(stdout);
+        mqload_sb_free(&sb);
+    }
     return 1;
+}
+
+static double wall_now(void)
+{
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    return (double) rt.tv_sec + (double) rt.tv_nsec / 1e9;
+}
+
+/* Sleeps (no busy wait) until wall-clock time `until`; a clock step while asleep is followed. */
+static void sleep_until_wall(double until)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t) until;
+    ts.tv_nsec = (long) ((until - (double) ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+}
+
+/* Key lanes per worker: the most engine threads any worker runs, so that every worker computes the
+ * same lane layout even when the concurrency (mongoc's thread count) is split unevenly. */
+static uint64_t lanes_per_worker(const mqload_config_t *cfg)
+{
+    if (cfg->engine == MQLOAD_ENGINE_MQC || cfg->workers <= 1) return mqload_engine_threads(cfg);
+    mqload_config_t first = *cfg;
+    first.concurrency = (uint32_t) mqload_share(cfg->concurrency_total, cfg->workers, 0);
+    return mqload_engine_threads(&first);
 }
 
 int mqload_run_main(int argc, char **argv)
@@ -174,8 +219,8 @@ int mqload_run_main(int argc, char **argv)
         run.rng_seed = (uint64_t) tv.tv_sec * 1000003u ^ (uint64_t) tv.tv_usec ^ ((uint64_t) getpid() << 32);
     }
     /* Lanes: every engine thread of every worker inserts its own keys. */
-    run.lanes = (uint64_t) mqload_engine_threads(&cfg) * cfg.workers;
-    run.lane0 = (uint64_t) mqload_engine_threads(&cfg) * cfg.worker_index;
+    run.lanes = lanes_per_worker(&cfg) * cfg.workers;
+    run.lane0 = lanes_per_worker(&cfg) * cfg.worker_index;
     bool prepared = eng->prepare(&run, err, sizeof err);
     if (!prepared || !eng->check(&run, err, sizeof err) || (cfg.seed_set && !eng->seed(&run, err, sizeof err))) {
         rc = fail_setup(&cfg, err);
@@ -183,13 +228,37 @@ int mqload_run_main(int argc, char **argv)
     }
 
     /* Timing: a short head start so that every thread is ready at t0. */
+    const int64_t head_ns = 20 * 1000000;
     int64_t now = mqload_now_ns();
-    run.t0_ns = now + 20 * 1000000;
-    run.measure_ns = run.t0_ns + (int64_t) (cfg.warmup_s * 1e9);
+    if (cfg.start_at > 0) {
+        /* --start-at: the measured window opens at that wall-clock moment in every worker and the
+         * warmup runs just before it. Wake up a head start early, then map the wall clock onto the
+         * monotonic one (both read now, microseconds apart). */
+        double wake = cfg.start_at - cfg.warmup_s - (double) head_ns / 1e9, wait = wake - wall_now();
+        if (wait > 0) {
+            if (!cfg.quiet)
+                fprintf(stderr, "mqload: worker %u of %u waiting %.1fs for --start-at %.3f%s\n", cfg.worker_index, cfg.workers,
+                        wait + (double) head_ns / 1e9 + cfg.warmup_s, cfg.start_at, cfg.warmup_s > 0 ? " (warmup first)" : "");
+            sleep_until_wall(wake);
+        }
+        now = mqload_now_ns();
+        double now_unix = wall_now();
+        run.measure_ns = now + (int64_t) ((cfg.start_at - now_unix) * 1e9);
+        run.t0_ns = run.measure_ns - (int64_t) (cfg.warmup_s * 1e9);
+        if (run.t0_ns < now + head_ns) run.t0_ns = now + head_ns; /* late: a shorter warmup, or none */
+        /* A worker that comes after the start keeps the common second grid (its first seconds are
+         * empty, which is what happened) and says how late it was. */
+        run.start_late_s = run.t0_ns > run.measure_ns ? (double) (run.t0_ns - run.measure_ns) / 1e9 : 0;
+        run.start_unix = cfg.start_at;
+        if (run.start_late_s > cfg.start_tolerance_s)
+            fprintf(stderr, "mqload: worker %u started %.3fs after --start-at (tolerance %.3fs)\n", cfg.worker_index,
+                    run.start_late_s, cfg.start_tolerance_s);
+    } else {
+        run.t0_ns = now + head_ns;
+        run.measure_ns = run.t0_ns + (int64_t) (cfg.warmup_s * 1e9);
+        run.start_unix = wall_now() + (double) (run.measure_ns - now) / 1e9;
+    }
     run.end_ns = cfg.requests ? INT64_MAX : run.measure_ns + (int64_t) (cfg.duration_s * 1e9);
-    struct timespec rt;
-    clock_gettime(CLOCK_REALTIME, &rt);
-    run.start_unix = (double) rt.tv_sec + (double) rt.tv_nsec / 1e9 + (double) (run.measure_ns - now) / 1e9;
 
     sigset_t block, old;
     sigemptyset(&block);
@@ -247,6 +316,9 @@ int mqload_run_main(int argc, char **argv)
     res.conns_opened = run.conns_opened;
     res.interrupted = stopped;
     res.start_unix = run.start_unix;
+    if (cfg.start_at > 0 && run.start_late_s > cfg.start_tolerance_s)
+        snprintf(res.notes, sizeof res.notes, "worker %u started %.3fs after --start-at (tolerance %.3fs)", cfg.worker_index,
+                 run.start_late_s, cfg.start_tolerance_s);
     int64_t stop_ns = atomic_load(&run.stop_ns), last = atomic_load(&run.last_done_ns);
     int64_t window_end = cfg.requests ? last : run.end_ns;
     if (stopped && stop_ns < window_end) window_end = stop_ns;
@@ -284,6 +356,17 @@ int mqload_run_main(int argc, char **argv)
         if (rc == 0) rc = 1;
     }
     if (stopped && rc == 0) rc = 130;
+    if (cfg.json_framed) {
+        /* Last, so that the frame carries the exit status. */
+        mqload_strbuf_t fr;
+        mqload_sb_init(&fr);
+        sb.len = 0;
+        mqload_report_json(&res, &sb);
+        mqload_frame_result(&fr, cfg.worker_index, sb.s, sb.len, rc);
+        fputs(fr.s, stdout);
+        fflush(stdout);
+        mqload_sb_free(&fr);
+    }
     mqload_sb_free(&sb);
     mqload_result_free(&res);
 done:

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keydist.h"
 #include "mqc.h"
@@ -27,6 +28,7 @@ void mqload_config_init(mqload_config_t *cfg)
     cfg->progress = -1;
     cfg->grace_s = 5;
     cfg->workers = 1;
+    cfg->start_tolerance_s = 1;
 }
 
 void mqload_config_free(mqload_config_t *cfg)
@@ -72,10 +74,17 @@ void mqload_usage(FILE *out)
           "  --keys N                  key space for {\"$key\": {}} (default: --seed N, else 10000)\n"
           "  --key-dist uniform|zipfian|latest   key distribution (default uniform)\n"
           "  --seed-rng N              seed of the random generators (default: from the clock)\n"
-          "  --worker-index I --workers N   this process is worker I of N (share of rate,\n"
-          "                            concurrency and keys; default from JOB_COMPLETION_INDEX)\n"
+          "distributed (docs/distributed.md)\n"
+          "  --worker-index I --workers N   this process is worker I of N: its share of rate,\n"
+          "                            concurrency, requests and keys (defaults: env\n"
+          "                            JOB_COMPLETION_INDEX and MQLOAD_WORKERS)\n"
+          "  --start-at TIME           start the measured window at this wall-clock time: RFC 3339\n"
+          "                            (2030-01-02T03:04:05Z) or Unix seconds; warmup runs before it\n"
+          "      --start-tolerance DUR a start later than --start-at + DUR is recorded as late (1s)\n"
           "output\n"
           "  --json FILE               machine-readable result (\"-\" for stdout)\n"
+          "      --json-framed         also the result on stdout between MQLOAD-RESULT-BEGIN/END lines\n"
+          "                            (base64), for pod logs; `mqload merge` reads such logs\n"
           "  --html FILE               self-contained HTML report with charts\n"
           "  --threshold EXPR          e.g. \"p99<5ms,errors<0.1%,ops>10000\": exit 2 when violated\n"
           "  -q, --quiet               no progress line and no text report\n"
@@ -131,12 +140,66 @@ bool mqload_parse_number(const char *s, double *out)
     return true;
 }
 
+/* "2030-01-02T03:04:05[.frac](Z|+hh:mm|-hh:mm)" (RFC 3339, 'T' or ' ', any case). */
+static bool parse_rfc3339(const char *s, double *out)
+{
+    int Y, M, D, h, m, sec, n = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &Y, &M, &D, &n) != 3 || n != 10) return false;
+    s += n;
+    if (*s != 'T' && *s != 't' && *s != ' ') return false;
+    s++;
+    if (sscanf(s, "%2d:%2d:%2d%n", &h, &m, &sec, &n) != 3 || n != 8) return false;
+    s += n;
+    double frac = 0;
+    if (*s == '.') {
+        double scale = 0.1;
+        if (!(s[1] >= '0' && s[1] <= '9')) return false;
+        for (s++; *s >= '0' && *s <= '9'; s++, scale /= 10) frac += (*s - '0') * scale;
+    }
+    long off = 0;
+    if (*s == 'Z' || *s == 'z') s++;
+    else if (*s == '+' || *s == '-') {
+        int oh, om;
+        if (sscanf(s + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59) return false;
+        off = (*s == '-' ? -1 : 1) * (oh * 3600L + om * 60L);
+        s += 6;
+    } else return false;
+    if (*s || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) return false;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = Y - 1900, tm.tm_mon = M - 1, tm.tm_mday = D;
+    tm.tm_hour = h, tm.tm_min = m, tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    if (t == (time_t) -1) return false;
+    /* A local time offset +02:00 is two hours ahead of UTC: subtract it. */
+    *out = (double) t - (double) off + frac;
+    return true;
+}
+
+bool mqload_parse_start_at(const char *s, double *out)
+{
+    if (!s || !*s) return false;
+    if (strchr(s, '-') || strchr(s, ':')) return parse_rfc3339(s, out);
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    /* Digits and one optional fraction only: no exponent, no hex, no "inf". */
+    if (errno || *end || !isfinite(v) || v <= 0 || strspn(s, "0123456789.") != strlen(s)) return false;
+    *out = v;
+    return true;
+}
+
 static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
 {
     double v;
     if (!mqload_parse_number(s, &v) || v != floor(v) || v > (double) max) return false;
     *out = (uint64_t) v;
     return true;
+}
+
+static uint64_t share_of(uint64_t total, uint64_t n, uint64_t i)
+{
+    return n ? total / n + (i < total % n ? 1 : 0) : total;
 }
 
 static void set_str(char **dst, const char *v)
@@ -149,7 +212,7 @@ typedef enum {
     O_URI, O_DB, O_COLL, O_DURATION, O_REQUESTS, O_WARMUP, O_CONC, O_RATE, O_THREADS, O_CONNS, O_OP,
     O_MIX, O_WORKLOAD, O_PRESET, O_SEED, O_SEED_BATCH, O_KEYS, O_KEYDIST, O_SEED_RNG, O_JSON, O_HTML,
     O_THRESHOLD, O_ENGINE, O_QUIET, O_PROGRESS, O_NO_PROGRESS, O_TIMEOUT, O_GRACE, O_WORKER_INDEX,
-    O_WORKERS, O_HELP, O_VERSION,
+    O_WORKERS, O_START_AT, O_START_TOL, O_JSON_FRAMED, O_HELP, O_VERSION,
 } opt_id_t;
 
 typedef struct {
@@ -175,6 +238,8 @@ static const opt_t OPTS[] = {
     {"progress", 0, false, O_PROGRESS}, {"no-progress", 0, false, O_NO_PROGRESS},
     {"timeout", 0, true, O_TIMEOUT},  {"grace", 0, true, O_GRACE},
     {"worker-index", 0, true, O_WORKER_INDEX}, {"workers", 0, true, O_WORKERS},
+    {"start-at", 0, true, O_START_AT}, {"start-tolerance", 0, true, O_START_TOL},
+    {"json-framed", 0, false, O_JSON_FRAMED},
     {"help", 'h', false, O_HELP},     {"version", 'V', false, O_VERSION},
 };
 
@@ -280,8 +345,18 @@ static mqload_args_rc_t apply(mqload_config_t *cfg, const opt_t *o, const char *
         break;
     case O_WORKERS:
         if (!parse_uint(v, 100000, &u) || !u) return fail(err, esz, "--workers: expected a positive integer; got '%s'", v);
-        cfg->workers = (uint32_t) u;
+        cfg->workers = (uint32_t) u, cfg->workers_set = true;
         break;
+    case O_START_AT:
+        if (!mqload_parse_start_at(v, &d))
+            return fail(err, esz, "--start-at: expected RFC 3339 (2030-01-02T03:04:05Z) or Unix seconds; got '%s'", v);
+        cfg->start_at = d;
+        break;
+    case O_START_TOL:
+        if (!mqload_parse_duration(v, &d)) return fail(err, esz, "--start-tolerance: expected a duration like 1s; got '%s'", v);
+        cfg->start_tolerance_s = d;
+        break;
+    case O_JSON_FRAMED: cfg->json_framed = true; break;
     case O_HELP:
         mqload_usage(out);
         return MQLOAD_ARGS_EXIT;
@@ -296,11 +371,24 @@ static mqload_args_rc_t check(mqload_config_t *cfg, char *err, size_t esz)
 {
     int sources = !!cfg->op + !!cfg->mix + !!cfg->workload_file + !!cfg->preset;
     if (sources > 1) return fail(err, esz, "--op, --mix, --workload and --preset choose the workload: give one of them");
-    if (cfg->workers > 1 && cfg->worker_index >= cfg->workers)
-        return fail(err, esz, "--worker-index %u is not below --workers %u", cfg->worker_index, cfg->workers);
+    if (cfg->worker_index >= cfg->workers)
+        return fail(err, esz, "--worker-index %u (or JOB_COMPLETION_INDEX) is not below --workers %u (or MQLOAD_WORKERS)",
+                    cfg->worker_index, cfg->workers);
     if (cfg->rate > 0 && cfg->requests == 0 && cfg->duration_s <= 0)
         return fail(err, esz, "--rate needs a duration or a request count");
     if (cfg->seed_set && !cfg->keys_set && cfg->seed_docs > 0) cfg->keys = cfg->seed_docs;
+    /* This worker's share; the remainders go to the first workers, so the shares add up to the totals. */
+    cfg->concurrency_total = cfg->concurrency;
+    cfg->requests_total = cfg->requests;
+    cfg->concurrency = (uint32_t) share_of(cfg->concurrency, cfg->workers, cfg->worker_index);
+    if (cfg->concurrency == 0)
+        return fail(err, esz, "--concurrency %u is below --workers %u: every worker needs an operation in flight",
+                    cfg->concurrency_total, cfg->workers);
+    if (cfg->requests) {
+        cfg->requests = share_of(cfg->requests, cfg->workers, cfg->worker_index);
+        if (cfg->requests == 0)
+            return fail(err, esz, "--requests %llu is below --workers %u", (unsigned long long) cfg->requests_total, cfg->workers);
+    }
     if (cfg->threads > cfg->concurrency && cfg->rate <= 0)
         return fail(err, esz, "--threads %u exceeds --concurrency %u: every thread needs an operation in flight",
                     cfg->threads, cfg->concurrency);
@@ -313,9 +401,15 @@ mqload_args_rc_t mqload_args_parse(mqload_config_t *cfg, int argc, char **argv, 
 {
     if (err && errsize) err[0] = 0;
     const char *jci = getenv("JOB_COMPLETION_INDEX");
+    uint64_t u;
     if (jci && *jci) {
-        uint64_t u;
-        if (parse_uint(jci, 100000, &u)) cfg->worker_index = (uint32_t) u;
+        if (!parse_uint(jci, 100000, &u)) return fail(err, errsize, "JOB_COMPLETION_INDEX: expected an integer; got '%s'", jci);
+        cfg->worker_index = (uint32_t) u;
+    }
+    const char *envw = getenv("MQLOAD_WORKERS");
+    if (envw && *envw) {
+        if (!parse_uint(envw, 100000, &u) || !u) return fail(err, errsize, "MQLOAD_WORKERS: expected a positive integer; got '%s'", envw);
+        cfg->workers = (uint32_t) u, cfg->workers_set = true;
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;

@@ -43,6 +43,13 @@ typedef struct {
     double timeout_s;          /* --timeout: per-operation timeoutMS; 0 = none */
     double grace_s;            /* --grace: waiting for in-flight operations at the end */
     uint32_t worker_index, workers; /* --worker-index/--workers: this process's share */
+    bool workers_set;          /* --workers or MQLOAD_WORKERS given */
+    /* After parsing, concurrency and requests are this worker's share; the totals asked for: */
+    uint32_t concurrency_total;
+    uint64_t requests_total;
+    double start_at;           /* --start-at: wall-clock start of the measured window (Unix s); 0 = none */
+    double start_tolerance_s;  /* --start-tolerance: later than start_at + this is a late start */
+    bool json_framed;          /* --json-framed: the JSON result on stdout, framed for pod logs */
 } mqload_config_t;
 
 typedef enum {
@@ -55,13 +62,18 @@ void mqload_config_init(mqload_config_t *cfg);
 void mqload_config_free(mqload_config_t *cfg);
 
 /* Parses argv (argv[0] is the program). Long options take "--name value" or "--name=value";
- * short ones "-c 8" or "-c8". Environment MQLOAD_URI is the default --uri. out receives --help
- * and --version text. */
+ * short ones "-c 8" or "-c8". Environment MQLOAD_URI is the default --uri, JOB_COMPLETION_INDEX
+ * of --worker-index, MQLOAD_WORKERS of --workers. With several workers, concurrency and requests
+ * become this worker's share (the first workers take the remainder); rate stays the total (the
+ * engines divide it). out receives --help and --version text. */
 mqload_args_rc_t mqload_args_parse(mqload_config_t *cfg, int argc, char **argv, FILE *out, char *err,
                                    size_t errsize);
 
 /* "10", "10s", "500ms", "2m", "1h", "250us": seconds. false when malformed or negative. */
 bool mqload_parse_duration(const char *s, double *out);
+/* --start-at: RFC 3339 ("2030-01-02T03:04:05.25Z", "...+02:00", 't'/'z'/' ' accepted) or Unix
+ * seconds ("1900000000.5"). Seconds since the epoch; false when malformed. */
+bool mqload_parse_start_at(const char *s, double *out);
 /* "5000", "5k", "1.5M": a count or rate. */
 bool mqload_parse_number(const char *s, double *out);
 

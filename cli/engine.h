@@ -26,6 +26,7 @@ typedef struct mqload_run {
     int64_t measure_ns;          /* start of the measured window */
     int64_t end_ns;              /* end of the measured window (INT64_MAX with --requests) */
     double start_unix;           /* wall clock at measure_ns */
+    double start_late_s;         /* --start-at: how much after it this worker could start */
     _Atomic int stop;            /* set by Ctrl-C: stop submitting, drain, report */
     _Atomic int64_t stop_ns;
 

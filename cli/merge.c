@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
+#include "frame.h"
 #include "html.h"
 #include "report.h"
 #include "threshold.h"
@@ -225,74 +227,218 @@ static char *read_all(const char *path, size_t *len, char *err, size_t esz)
     return buf;
 }
 
+/* One result to merge and where it came from. */
+typedef struct {
+    mqload_result_t r;
+    char label[600];          /* "a.json" or "pods.log (worker 3)" */
+    int64_t worker, workers;  /* from its config; -1 / 1 when not a worker of many */
+    int exit_status;          /* from a log frame; -1 unknown */
+    double start_at, late_s, tolerance_s;
+} input_t;
+
+typedef struct {
+    input_t *v;
+    size_t n, cap;
+    char notes[1024];
+    uint64_t *failed;         /* workers noted as failed by a log, not to be noted missing again */
+    size_t n_failed;
+} inputs_t;
+
+static void note(char *notes, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note(char *notes, size_t cap, const char *fmt, ...)
+{
+    size_t l = strlen(notes);
+    if (l + 8 >= cap) return;
+    if (l) l += (size_t) snprintf(notes + l, cap - l, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(notes + l, cap - l, fmt, ap);
+    va_end(ap);
+}
+
+static void read_worker_config(input_t *in)
+{
+    bson_iter_t it;
+    in->worker = -1, in->workers = 1, in->start_at = 0, in->late_s = 0, in->tolerance_s = 1;
+    if (!bson_iter_init(&it, &in->r.config)) return;
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        if (!BSON_ITER_HOLDS_NUMBER(&it)) continue;
+        if (!strcmp(k, "worker_index")) in->worker = bson_iter_as_int64(&it);
+        else if (!strcmp(k, "workers")) in->workers = bson_iter_as_int64(&it);
+        else if (!strcmp(k, "start_at")) in->start_at = bson_iter_as_double(&it);
+        else if (!strcmp(k, "start_late_s")) in->late_s = bson_iter_as_double(&it);
+        else if (!strcmp(k, "start_tolerance_s")) in->tolerance_s = bson_iter_as_double(&it);
+    }
+}
+
+static bool add_input(inputs_t *ins, const char *json, size_t len, const char *label, int exit_status, char *err, size_t esz)
+{
+    char inner[512];
+    if (ins->n == ins->cap) {
+        ins->cap = ins->cap ? ins->cap * 2 : 8;
+        ins->v = realloc(ins->v, ins->cap * sizeof *ins->v);
+        if (!ins->v) abort();
+    }
+    input_t *in = &ins->v[ins->n];
+    memset(in, 0, sizeof *in);
+    if (!mqload_result_from_json(&in->r, json, len, inner, sizeof inner)) {
+        snprintf(err, esz, "%s: %s", label, inner);
+        return false;
+    }
+    ins->n++;
+    snprintf(in->label, sizeof in->label, "%s", label);
+    in->exit_status = exit_status;
+    read_worker_config(in);
+    return true;
+}
+
+/* A file is one JSON result, or a log holding any number of framed results (frame.h). */
+static bool load_path(inputs_t *ins, const char *path, char *err, size_t esz)
+{
+    size_t len;
+    char *text = read_all(path, &len, err, esz);
+    if (!text) return false;
+    size_t skip = strspn(text, " \t\r\n");
+    bool ok = true;
+    if (text[skip] == '{') {
+        ok = add_input(ins, text, len, path, -1, err, esz);
+        free(text);
+        return ok;
+    }
+    mqload_frame_t *fr;
+    size_t nf = mqload_frames_scan(text, len, &fr);
+    free(text);
+    if (nf == 0) {
+        snprintf(err, esz, "%s: neither an mqload JSON result nor a log with MQLOAD-RESULT frames (mqload --json-framed)", path);
+        mqload_frames_free(fr, nf);
+        return false;
+    }
+    for (size_t i = 0; i < nf && ok; i++) {
+        char label[600];
+        snprintf(label, sizeof label, "%s (worker %u)", path, fr[i].worker);
+        if (fr[i].kind == MQLOAD_FRAME_RESULT) {
+            ok = add_input(ins, fr[i].json, fr[i].len, label, fr[i].exit_status, err, esz);
+            continue;
+        }
+        if (fr[i].kind == MQLOAD_FRAME_FAILED)
+            note(ins->notes, sizeof ins->notes, "worker %u failed without a result (exit %d): %s", fr[i].worker,
+                 fr[i].exit_status, fr[i].message);
+        else note(ins->notes, sizeof ins->notes, "worker %u: %s", fr[i].worker, fr[i].message);
+        ins->failed = realloc(ins->failed, (ins->n_failed + 1) * sizeof *ins->failed);
+        if (!ins->failed) abort();
+        ins->failed[ins->n_failed++] = fr[i].worker;
+    }
+    mqload_frames_free(fr, nf);
+    return ok;
+}
+
+/* What a reader of the merged report must know about the workers: failures, absences, late starts. */
+static bool check_workers(inputs_t *ins, char *err, size_t esz)
+{
+    int64_t workers = 1;
+    double lo = INFINITY, hi = -INFINITY, tol = 1;
+    for (size_t i = 0; i < ins->n; i++) {
+        input_t *a = &ins->v[i];
+        if (a->workers > workers) workers = a->workers;
+        if (a->r.start_unix < lo) lo = a->r.start_unix;
+        if (a->r.start_unix > hi) hi = a->r.start_unix;
+        if (a->tolerance_s > tol) tol = a->tolerance_s;
+        for (size_t k = 0; k < i && a->worker >= 0; k++)
+            if (ins->v[k].worker == a->worker && ins->v[k].workers == a->workers) {
+                snprintf(err, esz, "worker %lld appears twice (%s and %s): merging it twice would count its operations twice",
+                         (long long) a->worker, ins->v[k].label, a->label);
+                return false;
+            }
+        if (a->exit_status > 0)
+            note(ins->notes, sizeof ins->notes, "worker %lld exited with status %d%s", (long long) a->worker, a->exit_status,
+                 a->exit_status == 2 ? " (threshold violated)" : a->exit_status == 130 ? " (interrupted)" : "");
+        if (a->start_at > 0 && a->late_s > a->tolerance_s)
+            note(ins->notes, sizeof ins->notes, "worker %lld started %.3fs after --start-at", (long long) a->worker, a->late_s);
+    }
+    if (hi - lo > tol)
+        note(ins->notes, sizeof ins->notes, "measured windows start %.3fs apart: the workers did not start together "
+             "(give them one --start-at)", hi - lo);
+    if (workers > 1) {
+        char missing[512] = "";
+        size_t n_missing = 0;
+        for (int64_t w = 0; w < workers; w++) {
+            bool seen = false;
+            for (size_t i = 0; i < ins->n && !seen; i++) seen = ins->v[i].worker == w;
+            for (size_t i = 0; i < ins->n_failed && !seen; i++) seen = ins->failed[i] == (uint64_t) w;
+            if (seen) continue;
+            size_t l = strlen(missing);
+            if (l + 24 < sizeof missing) snprintf(missing + l, sizeof missing - l, "%s%lld", l ? ", " : "", (long long) w);
+            n_missing++;
+        }
+        if (n_missing)
+            note(ins->notes, sizeof ins->notes, "no result from worker%s %s of %lld", n_missing > 1 ? "s" : "", missing,
+                 (long long) workers);
+    }
+    return true;
+}
+
 bool mqload_merge_files(mqload_result_t *out, const char *const *paths, size_t n, char *err, size_t esz)
 {
-    mqload_result_t *in = calloc(n, sizeof *in);
-    if (!in) abort();
-    size_t loaded = 0;
+    inputs_t ins;
+    memset(&ins, 0, sizeof ins);
     bool ok = true;
-    char inner[512];
-    for (; loaded < n && ok; loaded++) {
-        size_t len;
-        char *text = read_all(paths[loaded], &len, err, esz);
-        if (!text) {
-            ok = false;
-            break;
-        }
-        if (!mqload_result_from_json(&in[loaded], text, len, inner, sizeof inner)) {
-            snprintf(err, esz, "%s: %s", paths[loaded], inner);
-            free(text);
-            ok = false;
-            break;
-        }
-        free(text);
-        if (loaded && strcmp(in[loaded].workload_id, in[0].workload_id)) {
-            snprintf(err, esz, "%s has workload_id %s but %s has %s: these runs measured different workloads and cannot be merged",
-                     paths[loaded], in[loaded].workload_id, paths[0], in[0].workload_id);
-            loaded++;
-            ok = false;
-            break;
-        }
+    for (size_t i = 0; i < n && ok; i++) ok = load_path(&ins, paths[i], err, esz);
+    if (ok && ins.n == 0) {
+        snprintf(err, esz, "no result to merge%s%s", ins.notes[0] ? ": " : "", ins.notes);
+        ok = false;
     }
+    for (size_t i = 1; ok && i < ins.n; i++)
+        if (strcmp(ins.v[i].r.workload_id, ins.v[0].r.workload_id)) {
+            snprintf(err, esz, "%s has workload_id %s but %s has %s: these runs measured different workloads and cannot be merged",
+                     ins.v[i].label, ins.v[i].r.workload_id, ins.v[0].label, ins.v[0].r.workload_id);
+            ok = false;
+        }
+    if (ok) ok = check_workers(&ins, err, esz);
     if (ok) {
         mqload_result_init(out);
         double start = INFINITY, end = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (in[i].start_unix < start) start = in[i].start_unix;
-            if (in[i].start_unix + in[i].duration_s > end) end = in[i].start_unix + in[i].duration_s;
+        for (size_t i = 0; i < ins.n; i++) {
+            if (ins.v[i].r.start_unix < start) start = ins.v[i].r.start_unix;
+            if (ins.v[i].r.start_unix + ins.v[i].r.duration_s > end) end = ins.v[i].r.start_unix + ins.v[i].r.duration_s;
         }
-        const mqload_result_t *first = &in[0];
+        const mqload_result_t *first = &ins.v[0].r;
         snprintf(out->tool_version, sizeof out->tool_version, "%s", first->tool_version);
         snprintf(out->engine, sizeof out->engine, "%s", first->engine);
         snprintf(out->uri_redacted, sizeof out->uri_redacted, "%s", first->uri_redacted);
         snprintf(out->workload_id, sizeof out->workload_id, "%s", first->workload_id);
         snprintf(out->workload_name, sizeof out->workload_name, "%s", first->workload_name);
-        bson_concat(&out->config, &first->config);
+        /* The configuration echoed is the common one: what only the first worker had is left out. */
+        if (ins.v[0].workers > 1)
+            bson_copy_to_excluding_noinit(&first->config, &out->config, "worker_index", "start_late_s", "concurrency",
+                                          "requests", "rng_seed", NULL);
+        else bson_concat(&out->config, &first->config);
         out->runs = 0;
         out->start_unix = start;
         out->duration_s = end - start;
         out->conns_opened = 0;
-        for (size_t i = 0; i < n; i++) {
+        snprintf(out->notes, sizeof out->notes, "%s", ins.notes);
+        for (size_t i = 0; i < ins.n; i++) {
+            const mqload_result_t *r = &ins.v[i].r;
             /* Seconds line up by wall clock: run i's second 0 is the merged second offset. */
-            double off = floor(in[i].start_unix - start + 0.5);
-            if (strcmp(in[i].engine, out->engine) && !strstr(out->notes, "engines differ"))
-                snprintf(out->notes + strlen(out->notes), sizeof out->notes - strlen(out->notes),
-                         "%sengines differ (%s, %s)", out->notes[0] ? "; " : "", out->engine, in[i].engine);
-            if (in[i].conns_opened == UINT64_MAX || out->conns_opened == UINT64_MAX) {
-                mqload_result_t tmp = in[i];
+            double off = floor(r->start_unix - start + 0.5);
+            if (strcmp(r->engine, out->engine) && !strstr(out->notes, "engines differ"))
+                note(out->notes, sizeof out->notes, "engines differ (%s, %s)", out->engine, r->engine);
+            if (r->conns_opened == UINT64_MAX || out->conns_opened == UINT64_MAX) {
+                mqload_result_t tmp = *r;
                 tmp.conns_opened = 0;
                 mqload_result_merge(out, &tmp, (size_t) (off > 0 ? off : 0));
                 out->conns_opened = UINT64_MAX;
             } else {
-                mqload_result_merge(out, &in[i], (size_t) (off > 0 ? off : 0));
+                mqload_result_merge(out, r, (size_t) (off > 0 ? off : 0));
             }
-            out->runs += in[i].runs;
+            out->runs += r->runs;
         }
         mqload_result_sort_errors(out);
     }
-    for (size_t i = 0; i < loaded && i < n; i++)
-        if (in[i].hist) mqload_result_free(&in[i]);
-    free(in);
+    for (size_t i = 0; i < ins.n; i++) mqload_result_free(&ins.v[i].r);
+    free(ins.v);
+    free(ins.failed);
     return ok;
 }
 
@@ -314,7 +460,8 @@ int mqload_merge_main(int argc, char **argv)
             quiet = true;
             continue;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: mqload merge FILE.json... [--json F] [--html F] [--threshold EXPR] [-q]\n");
+            printf("usage: mqload merge FILE... [--json F] [--html F] [--threshold EXPR] [-q]\n"
+                   "  FILE: a result (mqload --json) or a log with framed results (mqload --json-framed)\n");
             free(paths);
             return 0;
         } else if (a[0] == '-' && a[1]) {
@@ -355,6 +502,8 @@ int mqload_merge_main(int argc, char **argv)
     int rc = 0;
     mqload_strbuf_t sb;
     mqload_sb_init(&sb);
+    /* Failed, missing or late workers are in the text report's notes; say them when it is not shown. */
+    if (r.notes[0] && (quiet || (json && !strcmp(json, "-")))) fprintf(stderr, "mqload merge: notes: %s\n", r.notes);
     if (!quiet && !(json && !strcmp(json, "-"))) {
         mqload_report_text(&r, &sb);
         fputs(sb.s, stdout);

@@ -186,8 +186,10 @@ void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
         const mqload_second_t *s = &r->timeline[i];
         mqload_hist_t *h = mqload_hist_new();
         mqload_hist_add_sparse(h, &s->hist);
-        mqload_sb_printf(out, "%s{\"t\":%zu,\"ops\":%llu,\"ok\":%llu,\"errors\":%llu,\"p50_us\":", i ? ",\n" : "\n", i,
-                         (unsigned long long) s->ops, (unsigned long long) s->ok, (unsigned long long) s->errors);
+        /* "unix": the wall-clock second this entry starts at, so runs of many machines line up. */
+        mqload_sb_printf(out, "%s{\"t\":%zu,\"unix\":%.3f,\"ops\":%llu,\"ok\":%llu,\"errors\":%llu,\"p50_us\":",
+                         i ? ",\n" : "\n", i, r->start_unix + (double) i, (unsigned long long) s->ops,
+                         (unsigned long long) s->ok, (unsigned long long) s->errors);
         mqload_sb_json_num(out, mqload_hist_quantile(h, 0.5) / 1e3);
         mqload_sb_puts(out, ",\"p99_us\":");
         mqload_sb_json_num(out, mqload_hist_quantile(h, 0.99) / 1e3);

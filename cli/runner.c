@@ -321,6 +321,17 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+/* A failover during a run explains a latency spike: say when the primary changes (the first
+ * discovery of a primary is no change). */
+static void on_topology(const mqc_topology_event_t *ev, void *ud)
+{
+    static char last[300]; /* the last primary seen ("" before the first); thread 0 only */
+    (void) ud;
+    if (ev->type != MQC_TOPOLOGY_PRIMARY_CHANGED || !ev->current || !ev->current[0]) return;
+    if (last[0] && strcmp(last, ev->current) != 0) fprintf(stderr, "mqload: primary changed: %s -> %s\n", last, ev->current);
+    snprintf(last, sizeof last, "%s", ev->current);
+}
+
 static void *thread_main(void *arg)
 {
     mqthread_t *t = arg;
@@ -388,6 +399,10 @@ bool mqload_mqc_prepare(mqload_run_t *run, char *err, size_t esz)
             /* The library's messages never contain the password (mqc.h). */
             snprintf(err, esz, "bad --uri %s: %s", run->uri_redacted, me.message);
             return false;
+        }
+        if (i == 0) { /* one client's view is enough for the primary-change line */
+            mqc_monitor_t mon = {.topology = on_topology};
+            mqc_client_set_monitor(t->client, &mon, NULL);
         }
         t->coll = mqc_client_get_collection(t->client, run->wl->db, run->wl->collection);
         if (!mqload_wl_thread_init(&t->wl, run->wl, run->rng_seed, run->lane0 + i, run->lanes, err, esz)) return false;

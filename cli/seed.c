@@ -15,6 +15,36 @@ void mqload_seed_range(const mqload_run_t *run, uint64_t *lo, uint64_t *hi)
     *hi = *lo + mqload_share(n, w, i);
 }
 
+/* With several workers nobody may drop the collection (a drop by one would race with the others'
+ * seeding): each worker deletes only the keys it owns, its seeding range and the keys its lanes
+ * insert (keys + lane + lanes * i, i.e. _id >= keys with _id % lanes == (keys + lane) % lanes). */
+static void own_keys_filter(const mqload_run_t *run, uint64_t lo, uint64_t hi, bson_t *filter)
+{
+    bson_t or, c, id, mod;
+    uint64_t keys = run->wl->keys, per = run->lanes / (run->cfg->workers ? run->cfg->workers : 1);
+    BSON_APPEND_ARRAY_BEGIN(filter, "$or", &or);
+    BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &c);
+    BSON_APPEND_DOCUMENT_BEGIN(&c, "_id", &id);
+    BSON_APPEND_INT64(&id, "$gte", (int64_t) lo);
+    BSON_APPEND_INT64(&id, "$lt", (int64_t) hi);
+    bson_append_document_end(&c, &id);
+    bson_append_document_end(&or, &c);
+    for (uint64_t l = 0; l < per; l++) {
+        char key[24];
+        snprintf(key, sizeof key, "%llu", (unsigned long long) (l + 1));
+        BSON_APPEND_DOCUMENT_BEGIN(&or, key, &c);
+        BSON_APPEND_DOCUMENT_BEGIN(&c, "_id", &id);
+        BSON_APPEND_INT64(&id, "$gte", (int64_t) keys);
+        BSON_APPEND_ARRAY_BEGIN(&id, "$mod", &mod);
+        BSON_APPEND_INT64(&mod, "0", (int64_t) run->lanes);
+        BSON_APPEND_INT64(&mod, "1", (int64_t) ((keys + run->lane0 + l) % run->lanes));
+        bson_append_array_end(&id, &mod);
+        bson_append_document_end(&c, &id);
+        bson_append_document_end(&or, &c);
+    }
+    bson_append_array_end(filter, &or);
+}
+
 typedef struct {
     mqc_client_t *client;
     mqc_collection_t *coll;
@@ -75,7 +105,8 @@ static void drop_cb(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error,
     seeder_t *s = ud;
     (void) op, (void) reply;
     s->in_flight--;
-    /* NamespaceNotFound (26): nothing to drop, which is fine. */
+    /* NamespaceNotFound (26): nothing to drop, which is fine (also the answer to the delete of a
+     * worker's own keys). */
     if (error && !(error->domain == MQC_ERROR_SERVER && error->code == 26)) {
         s->error = *error;
         s->failed = true;
@@ -94,14 +125,18 @@ bool mqload_seed_mqc(mqc_client_t *client, mqload_run_t *run, char *err, size_t 
     if (!mqload_wl_thread_init(&s.wl, run->wl, run->rng_seed ^ 0x5eed, 0, 1, err, esz)) return false;
     s.coll = mqc_client_get_collection(client, run->wl->db, run->wl->collection);
     uint64_t want = s.hi - s.next;
-    if (run->cfg->worker_index == 0) {
+    if (run->cfg->workers > 1) {
+        bson_t filter = BSON_INITIALIZER;
+        own_keys_filter(run, s.next, s.hi, &filter);
+        s.in_flight++;
+        mqc_collection_delete_many(s.coll, &filter, NULL, drop_cb, &s);
+        bson_destroy(&filter);
+    } else {
         bson_t cmd = BSON_INITIALIZER;
         BSON_APPEND_UTF8(&cmd, "drop", run->wl->collection);
         s.in_flight++;
         mqc_client_command(client, run->wl->db, &cmd, NULL, drop_cb, &s);
         bson_destroy(&cmd);
-    } else {
-        seed_submit(&s);
     }
     mqc_client_run_until_idle(client, 0);
     mqc_collection_destroy(s.coll);
@@ -129,8 +164,16 @@ bool mqload_seed_mongoc(void *mongoc_client, mqload_run_t *run, char *err, size_
     if (!mqload_wl_thread_init(&wl, run->wl, run->rng_seed ^ 0x5eed, 0, 1, err, esz)) return false;
     mongoc_collection_t *coll = mongoc_client_get_collection(client, run->wl->db, run->wl->collection);
     bool ok = true;
-    if (run->cfg->worker_index == 0 && !mongoc_collection_drop(coll, &be) && be.code != 26 &&
-        !strstr(be.message, "ns not found")) {
+    if (run->cfg->workers > 1) {
+        bson_t filter = BSON_INITIALIZER;
+        own_keys_filter(run, lo, hi, &filter);
+        if (!mongoc_collection_delete_many(coll, &filter, NULL, NULL, &be)) {
+            snprintf(err, esz, "seeding %s.%s: deleting this worker's keys failed: %s", run->wl->db, run->wl->collection,
+                     be.message);
+            ok = false;
+        }
+        bson_destroy(&filter);
+    } else if (!mongoc_collection_drop(coll, &be) && be.code != 26 && !strstr(be.message, "ns not found")) {
         snprintf(err, esz, "seeding %s.%s: drop failed: %s", run->wl->db, run->wl->collection, be.message);
         ok = false;
     }

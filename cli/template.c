@@ -84,7 +84,8 @@ static bool iter_int64(const bson_iter_t *it, int64_t *out)
     }
     if (BSON_ITER_HOLDS_DOUBLE(it)) {
         double d = bson_iter_double(it);
-        if (d != (double) (int64_t) d) return false;
+        /* range first: converting a double outside int64 is undefined (fuzz_template found it) */
+        if (!(d >= -0x1p63 && d < 0x1p63) || d != (double) (int64_t) d) return false;
         *out = (int64_t) d;
         return true;
     }

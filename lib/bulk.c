@@ -7,8 +7,10 @@
 
 #include "client.h"
 #include "conn.h"
+#include "reply.h"
 
-typedef enum { W_INSERT = 0, W_UPDATE, W_DELETE } wkind_t;
+/* the same order as reply.h's mqc_write_kind_t, which the replies are folded with */
+typedef enum { W_INSERT = MQC_WRITE_INSERT, W_UPDATE = MQC_WRITE_UPDATE, W_DELETE = MQC_WRITE_DELETE } wkind_t;
 
 static const char *const kind_cmd[] = {"insert", "update", "delete"};
 static const char *const kind_seq[] = {"documents", "updates", "deletes"};
@@ -35,14 +37,10 @@ typedef struct {
     mqc_bulk_t *bulk;
     size_t next;             /* first model not yet sent */
     size_t batch_start, batch_n;
-    int64_t inserted, matched, modified, deleted, upserted;
-    bson_t upserted_ids;
-    bson_t write_errors, wc_errors;
-    uint32_t n_write_errors, n_wc_errors;
-    mqc_error_t first_error;
-    bool has_error;
+    mqc_write_result_t res;  /* counts and errors of the replies so far (reply.c) */
     bool unacked;
     bson_t wc_opts;          /* {writeConcern: ...} resolved once */
+    size_t txn_batch;        /* the batch (its first model) op->txn_number belongs to */
 } exec_t;
 
 mqc_bulk_t *mqc_collection_bulk_new(mqc_collection_t *coll, const bson_t *opts)
@@ -208,6 +206,14 @@ static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t 
     BSON_APPEND_BOOL(&body, "ordered", b->ordered);
     mqc_copy_passthrough_opts(&body, &b->opts, handled);
     bson_concat(&body, &x->wc_opts);
+    if (op->txn_ok) {
+        /* Each batch is its own retryable write; its retry (same x->next) reuses the number. */
+        if (op->txn_number == 0 || x->txn_batch != x->next) {
+            op->txn_number = ++op->client->txn_counter;
+            x->txn_batch = x->next;
+        }
+        mqc_client_append_txn(op->client, &body, op->txn_number);
+    }
     BSON_APPEND_UTF8(&body, "$db", b->db);
 
     size_t sizes_small[64], *sizes = run <= 64 ? sizes_small : malloc(run * sizeof *sizes);
@@ -247,61 +253,22 @@ static void finish_result(mqc_op_t *op)
     if (x->unacked) {
         BSON_APPEND_BOOL(&r, "acknowledged", false);
     } else {
-        BSON_APPEND_INT64(&r, "insertedCount", x->inserted);
-        BSON_APPEND_INT64(&r, "matchedCount", x->matched);
-        BSON_APPEND_INT64(&r, "modifiedCount", x->modified);
-        BSON_APPEND_INT64(&r, "deletedCount", x->deleted);
-        BSON_APPEND_INT64(&r, "upsertedCount", x->upserted);
-        BSON_APPEND_DOCUMENT(&r, "upsertedIds", &x->upserted_ids);
-        if (x->bulk->report_inserted_id && x->inserted == 1) {
+        BSON_APPEND_INT64(&r, "insertedCount", x->res.inserted);
+        BSON_APPEND_INT64(&r, "matchedCount", x->res.matched);
+        BSON_APPEND_INT64(&r, "modifiedCount", x->res.modified);
+        BSON_APPEND_INT64(&r, "deletedCount", x->res.deleted);
+        BSON_APPEND_INT64(&r, "upsertedCount", x->res.upserted);
+        BSON_APPEND_DOCUMENT(&r, "upsertedIds", &x->res.upserted_ids);
+        if (x->bulk->report_inserted_id && x->res.inserted == 1) {
             bson_iter_t it;
             if (bson_iter_init_find(&it, &x->bulk->models[0].doc, "_id"))
                 bson_append_iter(&r, "insertedId", -1, &it);
         }
-        if (x->n_write_errors) BSON_APPEND_ARRAY(&r, "writeErrors", &x->write_errors);
-        if (x->n_wc_errors) BSON_APPEND_ARRAY(&r, "writeConcernErrors", &x->wc_errors);
+        if (x->res.n_write_errors) BSON_APPEND_ARRAY(&r, "writeErrors", &x->res.write_errors);
+        if (x->res.n_wc_errors) BSON_APPEND_ARRAY(&r, "writeConcernErrors", &x->res.wc_errors);
     }
-    mqc_op_finish(op, &r, x->has_error ? &x->first_error : NULL);
+    mqc_op_finish(op, &r, x->res.has_error ? &x->res.first_error : NULL);
     bson_destroy(&r);
-}
-
-static int64_t get_i64(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_int64(&it) : 0;
-}
-
-/* Folds one reply's writeErrors into the result, with indexes relative to the whole bulk. */
-static bool fold_write_errors(exec_t *x, const bson_t *reply)
-{
-    bson_iter_t it, arr;
-    bool any = false;
-    if (!bson_iter_init_find(&it, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &arr))
-        return false;
-    while (bson_iter_next(&arr)) {
-        bson_t we, out;
-        uint32_t len;
-        const uint8_t *data;
-        char key[16];
-        if (!BSON_ITER_HOLDS_DOCUMENT(&arr)) continue;
-        bson_iter_document(&arr, &len, &data);
-        if (!bson_init_static(&we, data, len)) continue;
-        int64_t index = (int64_t) x->batch_start + get_i64(&we, "index");
-        snprintf(key, sizeof key, "%u", x->n_write_errors++);
-        BSON_APPEND_DOCUMENT_BEGIN(&x->write_errors, key, &out);
-        BSON_APPEND_INT64(&out, "index", index);
-        bson_iter_t f;
-        if (bson_iter_init(&f, &we))
-            while (bson_iter_next(&f))
-                if (strcmp(bson_iter_key(&f), "index") != 0) bson_append_iter(&out, NULL, 0, &f);
-        bson_append_document_end(&x->write_errors, &out);
-        if (!x->has_error) {
-            mqc_error_from_reply(&x->first_error, MQC_ERROR_WRITE, &we);
-            x->has_error = true;
-        }
-        any = true;
-    }
-    return any;
 }
 
 static mqc_step_t bulk_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
@@ -309,55 +276,17 @@ static mqc_step_t bulk_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *re
     (void) conn;
     exec_t *x = op->impl;
     mqc_bulk_t *b = x->bulk;
-    bson_iter_t it, arr;
     mqc_error_t err;
     if (!mqc_reply_ok(reply, &err)) {
         /* The whole command failed: what earlier batches did stays in the result. */
-        x->first_error = err;
-        x->has_error = true;
+        x->res.first_error = err;
+        x->res.has_error = true;
         finish_result(op);
         return MQC_STEP_DONE;
     }
     wkind_t kind = b->models[x->batch_start].kind;
-    int64_t n = get_i64(reply, "n");
-    if (kind == W_INSERT) {
-        x->inserted += n;
-    } else if (kind == W_DELETE) {
-        x->deleted += n;
-    } else {
-        int64_t ups = 0;
-        if (bson_iter_init_find(&it, reply, "upserted") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr))
-            while (bson_iter_next(&arr)) {
-                bson_iter_t d, idx, id;
-                if (!bson_iter_recurse(&arr, &d)) continue;
-                idx = d;
-                if (!bson_iter_find(&idx, "index") || !bson_iter_recurse(&arr, &id) || !bson_iter_find(&id, "_id"))
-                    continue;
-                char key[24];
-                snprintf(key, sizeof key, "%lld", (long long) (x->batch_start + (size_t) bson_iter_as_int64(&idx)));
-                bson_append_iter(&x->upserted_ids, key, -1, &id);
-                ups++;
-            }
-        x->upserted += ups;
-        x->matched += n - ups;
-        x->modified += get_i64(reply, "nModified");
-    }
-    bool stop = fold_write_errors(x, reply) && b->ordered;
-    if (bson_iter_init_find(&it, reply, "writeConcernError") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-        char key[16];
-        snprintf(key, sizeof key, "%u", x->n_wc_errors++);
-        bson_append_iter(&x->wc_errors, key, -1, &it);
-        if (!x->has_error) {
-            bson_t wce;
-            uint32_t len;
-            const uint8_t *data;
-            bson_iter_document(&it, &len, &data);
-            if (bson_init_static(&wce, data, len)) {
-                mqc_error_from_reply(&x->first_error, MQC_ERROR_WRITE_CONCERN, &wce);
-                x->has_error = true;
-            }
-        }
-    }
+    bool stop = mqc_write_result_fold(&x->res, (mqc_write_kind_t) kind, x->batch_start, x->batch_n, reply) &&
+                b->ordered;
     x->next = x->batch_start + x->batch_n;
     if (stop || x->next >= b->n) {
         finish_result(op);
@@ -383,9 +312,7 @@ static void bulk_exec_destroy(mqc_op_t *op)
     exec_t *x = op->impl;
     if (!x) return;
     mqc_bulk_destroy(x->bulk);
-    bson_destroy(&x->upserted_ids);
-    bson_destroy(&x->write_errors);
-    bson_destroy(&x->wc_errors);
+    mqc_write_result_cleanup(&x->res);
     bson_destroy(&x->wc_opts);
     free(x);
 }
@@ -397,14 +324,13 @@ mqc_op_t *mqc_bulk_execute(mqc_bulk_t *b, mqc_reply_cb cb, void *ud)
     exec_t *x = calloc(1, sizeof *x);
     if (!x) abort();
     x->bulk = b;
-    bson_init(&x->upserted_ids);
-    bson_init(&x->write_errors);
-    bson_init(&x->wc_errors);
+    mqc_write_result_init(&x->res);
     bson_init(&x->wc_opts);
     mqc_apply_write_concern(b->client, &x->wc_opts, &b->opts, &x->unacked);
     mqc_op_t *op = mqc_op_new(b->client, &bulk_vt, b->n ? kind_cmd[b->models[0].kind] : "bulk", b->db, cb, ud);
     op->impl = x;
     op->is_write = true;
+    op->retry = x->unacked ? MQC_RETRY_NONE : MQC_RETRY_WRITE;
     mqc_op_set_timeout_from(op, &b->opts);
     if (b->has_invalid) mqc_op_fail_early(op, b->invalid.domain, b->invalid.code, "%s", b->invalid.message);
     else if (b->n == 0) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "a bulk write needs at least one operation");

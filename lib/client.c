@@ -3,12 +3,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/utsname.h>
 
 #include "client.h"
 #include "conn.h"
 #include "scram.h"
 #include "tls.h"
+#include "topology.h"
 
 static void on_flush(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -53,7 +55,7 @@ static void build_metadata(mqc_client_t *client)
     BSON_APPEND_UTF8(&client->metadata, "platform", platform);
 }
 
-static mqc_server_t *server_new(mqc_client_t *client, const mqc_uri_host_t *host)
+mqc_server_t *mqc_server_new(mqc_client_t *client, const mqc_uri_host_t *host, bool monitored)
 {
     mqc_server_t *s = calloc(1, sizeof *s);
     if (!s) abort();
@@ -70,13 +72,16 @@ static mqc_server_t *server_new(mqc_client_t *client, const mqc_uri_host_t *host
     s->pool = mqc_pool_new(client->loop, host->host_and_port, &po, &mqc_conn_connector, s);
     mqc_monitor_t m = {.pool = on_pool_event};
     mqc_pool_set_monitor(s->pool, &m, client);
-    /* Until a monitor (SDAM) says otherwise, a server is usable: a cleared pool reopens at once. */
-    mqc_pool_set_auto_ready(s->pool, true);
-    mqc_pool_ready(s->pool);
+    /* Without a monitor (a Single topology) a server is usable at once and a cleared pool
+     * reopens at once; a monitored server's pool waits for its monitor (SDAM's POOL_READY). */
+    if (!monitored) {
+        mqc_pool_set_auto_ready(s->pool, true);
+        mqc_pool_ready(s->pool);
+    }
     return s;
 }
 
-static void server_destroy(mqc_server_t *s)
+void mqc_server_destroy(mqc_server_t *s)
 {
     if (!s) return;
     if (s->resolving) mqc_resolver_cancel(s->client->resolver, s);
@@ -84,6 +89,8 @@ static void server_destroy(mqc_server_t *s)
     if (s->addrs) freeaddrinfo(s->addrs);
     free(s);
 }
+
+static void client_free(mqc_client_t *client);
 
 mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc_error_t *error)
 {
@@ -132,10 +139,20 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
             return NULL;
         }
     }
-    client->n_servers = client->uri.n_hosts;
-    client->servers = calloc(client->n_servers ? client->n_servers : 1, sizeof *client->servers);
-    if (!client->servers) abort();
-    for (size_t i = 0; i < client->n_servers; i++) client->servers[i] = server_new(client, &client->uri.hosts[i]);
+    mqc_list_init(&client->selecting);
+    /* The session id of retryable writes: a random UUID (version 4, variant 1). */
+    if (getrandom(client->lsid, sizeof client->lsid, 0) != (ssize_t) sizeof client->lsid) {
+        uint64_t x = (uint64_t) mqc_now_us() ^ (uint64_t) (uintptr_t) client;
+        for (size_t i = 0; i < sizeof client->lsid; i++, x = x * 6364136223846793005ULL + 1442695040888963407ULL)
+            client->lsid[i] = (uint8_t) (x >> 56);
+    }
+    client->lsid[6] = (uint8_t) ((client->lsid[6] & 0x0f) | 0x40);
+    client->lsid[8] = (uint8_t) ((client->lsid[8] & 0x3f) | 0x80);
+    if (!mqc_topology_start(client, error)) {
+        client->closing = true;
+        client_free(client);
+        return NULL;
+    }
     return client;
 }
 
@@ -144,7 +161,8 @@ static void client_free(mqc_client_t *client)
     client->closing = true;
     mqc_op_fail_all(client);
     mqc_cursor_detach_all(client);
-    for (size_t i = 0; i < client->n_servers; i++) server_destroy(client->servers[i]);
+    mqc_topology_stop(client);
+    for (size_t i = 0; i < client->n_servers; i++) mqc_server_destroy(client->servers[i]);
     /* Callbacks of pool waiters already ran through mqc_op_fail_all; nothing else is pending. */
     mqc_op_flush_completions(client);
     ev_timer_stop(client->loop, &client->flush_timer);
@@ -246,11 +264,18 @@ int32_t mqc_client_next_request_id(mqc_client_t *client)
     return id;
 }
 
-/* Without topology monitoring every listed server is a candidate: a single server, or a list of
- * mongos routers, among which the one with the shortest wait queue wins. */
+/* A monitored topology selects by the specification (and may ask the op to wait). Without
+ * monitoring (a Single topology, a load balancer) every listed server is a candidate, the one
+ * with the shortest wait queue first. */
 mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error)
 {
     if (op->pin) return op->pin;
+    if (client->topo && client->topo->monitored) {
+        bool wait;
+        mqc_server_t *s = mqc_topology_select(client, op, &wait, error);
+        if (!s && wait) mqc_error_clear(error);
+        return s;
+    }
     if (client->n_servers == 0) {
         mqc_error_set(error, MQC_ERROR_SELECTION, 0, "no servers in the connection string");
         return NULL;
@@ -277,12 +302,79 @@ bool mqc_reply_ok(const bson_t *reply, mqc_error_t *error)
     return false;
 }
 
+void mqc_client_append_txn(mqc_client_t *client, bson_t *cmd, int64_t txn_number)
+{
+    bson_t lsid;
+    BSON_APPEND_DOCUMENT_BEGIN(cmd, "lsid", &lsid);
+    bson_append_binary(&lsid, "id", 2, BSON_SUBTYPE_UUID, client->lsid, sizeof client->lsid);
+    bson_append_document_end(cmd, &lsid);
+    BSON_APPEND_INT64(cmd, "txnNumber", txn_number);
+}
+
+/* Replaces the command's $readPreference with mode (or removes it for NULL). */
+static void cmd_set_read_pref(mqc_cmd_impl_t *impl, const bson_t *rp)
+{
+    bson_t copy;
+    bson_init(&copy);
+    bson_copy_to_excluding_noinit(&impl->cmd, &copy, "$readPreference", NULL);
+    if (rp) BSON_APPEND_DOCUMENT(&copy, "$readPreference", rp);
+    bson_destroy(&impl->cmd);
+    bson_steal(&impl->cmd, &copy);
+}
+
+/* What depends on the server the command goes to: lsid/txnNumber of a retryable write (the
+ * same on its retry), and $readPreference by the server selection spec's rules: a direct
+ * connection to a replica set member that is not primary reads with primaryPreferred (else
+ * the member refuses); mongos and replica set members are told a non-primary mode from the
+ * URI when the command carries none. */
+static void cmd_prepare(mqc_op_t *op, mqc_conn_t *conn)
+{
+    mqc_client_t *client = op->client;
+    mqc_cmd_impl_t *impl = op->impl;
+    bson_iter_t it;
+    bool changed = false;
+    if (op->txn_ok && op->txn_number == 0) {
+        op->txn_number = ++client->txn_counter;
+        mqc_client_append_txn(client, &impl->cmd, op->txn_number);
+        changed = true;
+    }
+    mqc_topology_type_t tt = mqc_topology_type(client);
+    mqc_server_type_t st = op->is_write || op->pin ? MQC_SERVER_STANDALONE : mqc_topology_server_type(client, conn->server);
+    if (st == MQC_SERVER_STANDALONE) goto done; /* nothing to tell a standalone (or for a write) */
+    bool has = bson_iter_init_find(&it, &impl->cmd, "$readPreference");
+    changed = true;
+    if (tt == MQC_TOPOLOGY_SINGLE && st != MQC_SERVER_MONGOS && st != MQC_SERVER_STANDALONE &&
+        st != MQC_SERVER_UNKNOWN && st != MQC_SERVER_RS_PRIMARY) {
+        bson_t rp = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&rp, "mode", "primaryPreferred");
+        cmd_set_read_pref(impl, &rp);
+        bson_destroy(&rp);
+    } else if (!has && client->uri.read_mode != MQC_READ_PRIMARY && st != MQC_SERVER_STANDALONE &&
+               (tt != MQC_TOPOLOGY_SINGLE || st == MQC_SERVER_MONGOS)) {
+        bson_t rp = BSON_INITIALIZER, tags;
+        BSON_APPEND_UTF8(&rp, "mode", mqc_read_mode_name(client->uri.read_mode));
+        if (!bson_empty(&client->uri.read_tags)) {
+            bson_copy_to(&client->uri.read_tags, &tags);
+            BSON_APPEND_ARRAY(&rp, "tags", &tags);
+            bson_destroy(&tags);
+        }
+        if (client->uri.max_staleness_seconds > 0)
+            BSON_APPEND_INT64(&rp, "maxStalenessSeconds", client->uri.max_staleness_seconds);
+        cmd_set_read_pref(impl, &rp);
+        bson_destroy(&rp);
+    }
+done:
+    /* The command's buffer may have moved: the op's name points into it. */
+    if (changed && bson_iter_init(&it, &impl->cmd) && bson_iter_next(&it)) op->name = bson_iter_key(&it);
+}
+
 static bool cmd_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t rid, bool *unacked,
                        mqc_error_t *error)
 {
-    (void) conn;
     (void) error;
     mqc_cmd_impl_t *impl = op->impl;
+    if (op->txn_ok || (!op->is_write && !op->pin && !conn->server->caps.is_writable_primary)) cmd_prepare(op, conn);
+    else if (!op->is_write && !op->pin && mqc_topology_type(op->client) != MQC_TOPOLOGY_SINGLE) cmd_prepare(op, conn);
     *unacked = impl->unacknowledged;
     mqc_wire_msg_begin(buf, rid, impl->unacknowledged ? MQC_MSG_MORE_TO_COME : 0);
     mqc_wire_msg_body(buf, &impl->cmd);

@@ -37,7 +37,13 @@ struct mqc_server {
     bool resolving;
     mqc_link_t resolve_waiters;  /* conns waiting for addrs (mqc_conn_t.rlink) */
     uint64_t in_use;             /* ops dispatched, for choosing among mongos */
+    struct mqc_srvmon *monitor;  /* SDAM monitor (lib/monitor.c), NULL for a Single topology */
+    char address[272];           /* normalised "host:port": the key in the topology */
+    bool retired;                /* removed from the topology: kept until destroy for live ops */
 };
+
+/* What an operation is, for the retry rules (set by the builders in read.c / bulk.c). */
+enum { MQC_RETRY_NONE = 0, MQC_RETRY_READ, MQC_RETRY_WRITE };
 
 /* Steps an operation goes through. */
 typedef enum {
@@ -90,6 +96,13 @@ struct mqc_op {
     bool timer_on;
     bool cancelled;
     bool is_write;
+    uint8_t retry;               /* MQC_RETRY_*: may be retried once */
+    bool retried;                /* the one retry was used */
+    bool selecting;              /* waiting (in client->selecting via qlink) for a suitable server */
+    int64_t select_deadline_us;  /* when the wait for a server gives up */
+    int64_t txn_number;          /* retryable write: the current batch's txnNumber (0: none) */
+    bool txn_ok;                 /* retryable write: lsid + txnNumber go with the command */
+    mqc_server_t *tried;         /* a retry avoids this server (deprioritized) */
 
     mqc_link_t link;             /* client->ops: every live op, for shutdown */
     mqc_link_t qlink;            /* client->completions */
@@ -131,6 +144,10 @@ struct mqc_client {
     struct mqc_scram_cache *scram_cache; /* salted passwords, per credential */
     struct mqc_tls_ctx *tls_ctx;         /* when the URI asks for TLS */
     mqc_link_t cursors;          /* live cursors, made inert on destroy */
+    struct mqc_topology *topo;   /* discovery, monitoring, selection (lib/topology.c) */
+    mqc_link_t selecting;        /* ops waiting for a suitable server (mqc_op_t.qlink) */
+    int64_t txn_counter;         /* the last txnNumber used with lsid */
+    uint8_t lsid[16];            /* the client's session id (UUID v4) for retryable writes */
 };
 
 /* ---- client internals (client.c) ------------------------------------------------------- */
@@ -140,8 +157,14 @@ void mqc_client_enter(mqc_client_t *client);
 void mqc_client_leave(mqc_client_t *client);
 void mqc_client_emit_pool(mqc_client_t *client, const mqc_pool_event_t *ev);
 void mqc_client_emit_command(mqc_client_t *client, const mqc_command_event_t *ev);
-/* Picks a server for op (pin, or by topology) or NULL with error. */
+/* Picks a server for op (pin, or by topology) or NULL with error; NULL with error unset (domain
+ * NONE): nothing suitable yet, the op waits for the topology to change. */
 mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error);
+/* A server and its pool (monitored: the pool waits for the monitor's first success). */
+mqc_server_t *mqc_server_new(mqc_client_t *client, const mqc_uri_host_t *host, bool monitored);
+void mqc_server_destroy(mqc_server_t *s);
+/* Appends {lsid: {id: <the client's UUID>}, txnNumber} to a retryable write command. */
+void mqc_client_append_txn(mqc_client_t *client, bson_t *cmd, int64_t txn_number);
 
 /* ---- op life (op.c) -------------------------------------------------------------------- */
 mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
@@ -162,6 +185,8 @@ void mqc_op_on_sent(mqc_op_t *op, mqc_conn_t *conn);
 void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *error);
 /* Delivers every queued completion (the flush timer's job; also used by destroy). */
 void mqc_op_flush_completions(mqc_client_t *client);
+/* The topology changed: ops waiting for a server try selection again. */
+void mqc_op_wake_selecting(mqc_client_t *client);
 /* Fails every live op with MQC_ERROR_SHUTDOWN (client destroy). */
 void mqc_op_fail_all(mqc_client_t *client);
 /* Used by gather: deliver to the gather after the op's own callback. */

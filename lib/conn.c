@@ -445,8 +445,14 @@ static void conn_send_hello(mqc_conn_t *c)
 static int32_t get_i32(const bson_t *doc, const char *key, int32_t dflt)
 {
     bson_iter_t it;
-    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it)) return (int32_t) bson_iter_as_int64(&it);
-    return dflt;
+    /* Out of int32 range (or a double that is): the default, never a wrapped value. */
+    if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_NUMBER(&it)) return dflt;
+    if (BSON_ITER_HOLDS_DOUBLE(&it)) {
+        double d = bson_iter_double(&it);
+        return d >= INT32_MIN && d <= INT32_MAX ? (int32_t) d : dflt;
+    }
+    int64_t v = bson_iter_as_int64(&it);
+    return v >= INT32_MIN && v <= INT32_MAX ? (int32_t) v : dflt;
 }
 
 static void state_hello_reply(mqc_conn_t *c, const bson_t *reply)

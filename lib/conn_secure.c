@@ -7,7 +7,9 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -117,24 +119,81 @@ void mqc_conn_tls_step(mqc_conn_t *c)
     mqc_conn_after_tls(c);
 }
 
-/* ---- AUTH: SCRAM over saslStart/saslContinue, speculative in the hello when possible ---- */
+/* ---- AUTH: SCRAM over saslStart/saslContinue, or MONGODB-X509; speculative in the hello -- */
 
 struct mqc_auth {
-    mqc_scram_t *scram;
-    bool speculative;            /* a saslStart rode in the hello */
+    mqc_scram_t *scram;          /* SCRAM: the conversation */
+    bool x509;                   /* MONGODB-X509: a single authenticate command */
+    char *x509_user;             /* its user (URI or certificate subject), NULL: the server's choice */
+    bool speculative;            /* the first step rode in the hello */
 };
 
-bool mqc_conn_auth_needed(const mqc_conn_t *c) { return c->client->uri.username != NULL; }
+static bool is_x509(const mqc_client_t *client)
+{
+    return client->uri.auth_mechanism && strcasecmp(client->uri.auth_mechanism, MQC_AUTH_X509) == 0;
+}
 
+bool mqc_conn_auth_needed(const mqc_conn_t *c) { return c->client->uri.username != NULL || is_x509(c->client); }
+
+void mqc_auth_x509_command(bson_t *cmd, const char *user, bool speculative)
+{
+    bson_init(cmd);
+    BSON_APPEND_INT32(cmd, "authenticate", 1);
+    BSON_APPEND_UTF8(cmd, "mechanism", MQC_AUTH_X509);
+    /* MongoDB 3.4+ takes the user from the certificate when none is given. */
+    if (user) BSON_APPEND_UTF8(cmd, "user", user);
+    if (speculative) BSON_APPEND_UTF8(cmd, "db", "$external");
+}
+
+/* The X.509 user: the URI's, else the client certificate's subject (RFC 2253), else none. */
+static char *x509_user(const mqc_client_t *client)
+{
+    char subject[1024];
+    if (client->uri.username) return bson_strdup(client->uri.username);
+    if (client->tls_ctx && mqc_tls_ctx_client_subject(client->tls_ctx, subject, sizeof subject))
+        return bson_strdup(subject);
+    return NULL;
+}
+
+static void auth_free(struct mqc_auth *a)
+{
+    if (!a) return;
+    mqc_scram_destroy(a->scram);
+    bson_free(a->x509_user);
+    free(a);
+}
+
+static struct mqc_auth *auth_new(void)
+{
+    struct mqc_auth *a = calloc(1, sizeof *a);
+    if (!a) abort();
+    return a;
+}
+
+/* Which SCRAM mechanism the URI names: false when it names none; true with *mech set, or true
+ * with error set when it names one mqc does not speak. */
 static bool mech_from_uri(const mqc_client_t *client, mqc_scram_mech_t *mech, mqc_error_t *error)
 {
     const char *m = client->uri.auth_mechanism;
     if (!m) return false;
     if (mqc_scram_mech_from_name(m, mech)) return true;
     mqc_error_set(error, MQC_ERROR_AUTH, MQC_CLIENT_UNSUPPORTED,
-                  "authentication mechanism %s (user \"%s\") is not supported: mqc speaks SCRAM-SHA-256 and SCRAM-SHA-1",
-                  m, client->uri.username);
+                  "authentication mechanism %s (user \"%s\") is not supported: mqc speaks SCRAM-SHA-256, "
+                  "SCRAM-SHA-1 and MONGODB-X509",
+                  m, client->uri.username ? client->uri.username : "");
     return true;
+}
+
+static void x509_add_to_hello(mqc_conn_t *c, bson_t *hello)
+{
+    c->auth = auth_new();
+    c->auth->x509 = true;
+    c->auth->x509_user = x509_user(c->client);
+    bson_t spec;
+    mqc_auth_x509_command(&spec, c->auth->x509_user, true);
+    BSON_APPEND_DOCUMENT(hello, "speculativeAuthenticate", &spec);
+    bson_destroy(&spec);
+    c->auth->speculative = true;
 }
 
 void mqc_conn_auth_add_to_hello(mqc_conn_t *c, bson_t *hello)
@@ -142,16 +201,19 @@ void mqc_conn_auth_add_to_hello(mqc_conn_t *c, bson_t *hello)
     mqc_client_t *client = c->client;
     mqc_error_t err = {0};
     mqc_scram_mech_t mech = MQC_SCRAM_SHA_256;
+    if (is_x509(client)) {
+        x509_add_to_hello(c, hello);
+        return;
+    }
     if (!client->uri.username) return;
     bool named = mech_from_uri(client, &mech, &err);
     if (!named) mqc_scram_append_sasl_supported_mechs(hello, client->uri.auth_source, client->uri.username);
     else if (err.domain == MQC_ERROR_AUTH && err.code == MQC_CLIENT_UNSUPPORTED) return; /* reported in auth_start */
     /* The auth spec: speculate with the named mechanism, or SCRAM-SHA-256 when none is named. */
-    c->auth = calloc(1, sizeof *c->auth);
-    if (!c->auth) abort();
+    c->auth = auth_new();
     c->auth->scram = mqc_scram_new(mech, client->uri.username, client->uri.password ? client->uri.password : "",
                                    client->scram_cache, &err);
-    if (!c->auth->scram) return;
+    if (!c->auth->scram) return; /* auth_start makes the error again and reports it */
     bson_t spec;
     if (mqc_scram_speculative(c->auth->scram, client->uri.auth_source, &spec, &err)) {
         BSON_APPEND_DOCUMENT(hello, "speculativeAuthenticate", &spec);
@@ -162,7 +224,7 @@ void mqc_conn_auth_add_to_hello(mqc_conn_t *c, bson_t *hello)
 
 static void auth_send(mqc_conn_t *c, bson_t *cmd)
 {
-    BSON_APPEND_UTF8(cmd, "$db", c->client->uri.auth_source);
+    BSON_APPEND_UTF8(cmd, "$db", c->auth && c->auth->x509 ? "$external" : c->client->uri.auth_source);
     mqc_conn_send_internal(c, cmd);
     bson_destroy(cmd);
 }
@@ -174,6 +236,37 @@ static void auth_result(mqc_conn_t *c, mqc_scram_result_t rc, bson_t *next, cons
     else mqc_conn_fail_now(c, err);
 }
 
+/* The reply to {authenticate: 1, mechanism: "MONGODB-X509"}: ok 1 is the end. */
+static void x509_reply(mqc_conn_t *c, const bson_t *reply)
+{
+    mqc_error_t err;
+    if (mqc_reply_ok(reply, &err)) {
+        mqc_conn_established(c);
+        return;
+    }
+    char msg[sizeof err.message];
+    snprintf(msg, sizeof msg, "%s", err.message);
+    const char *user = c->auth->x509_user;
+    mqc_error_set(&err, MQC_ERROR_AUTH, err.code, "%s authentication failed for user \"%s\": %s", MQC_AUTH_X509,
+                  user ? user : "(from the certificate)", msg);
+    mqc_conn_fail_now(c, &err);
+}
+
+static void x509_start(mqc_conn_t *c, const bson_t *hello_reply)
+{
+    bson_iter_t it;
+    /* A speculativeAuthenticate document in the hello reply means the server accepted it. */
+    if (c->auth->speculative && bson_iter_init_find(&it, hello_reply, "speculativeAuthenticate") &&
+        BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        mqc_conn_established(c);
+        return;
+    }
+    c->auth->speculative = false;
+    bson_t cmd;
+    mqc_auth_x509_command(&cmd, c->auth->x509_user, false);
+    auth_send(c, &cmd);
+}
+
 void mqc_conn_auth_start(mqc_conn_t *c, const bson_t *hello_reply)
 {
     mqc_client_t *client = c->client;
@@ -181,6 +274,10 @@ void mqc_conn_auth_start(mqc_conn_t *c, const bson_t *hello_reply)
     mqc_scram_mech_t mech = MQC_SCRAM_SHA_256;
     bson_iter_t it;
     bson_t next;
+    if (c->auth && c->auth->x509) {
+        x509_start(c, hello_reply);
+        return;
+    }
     if (mech_from_uri(client, &mech, &err) && err.domain == MQC_ERROR_AUTH && err.code == MQC_CLIENT_UNSUPPORTED) {
         mqc_conn_fail_now(c, &err);
         return;
@@ -198,10 +295,7 @@ void mqc_conn_auth_start(mqc_conn_t *c, const bson_t *hello_reply)
         }
     }
     if (!client->uri.auth_mechanism) mech = mqc_scram_mech_negotiate(hello_reply);
-    if (!c->auth) {
-        c->auth = calloc(1, sizeof *c->auth);
-        if (!c->auth) abort();
-    }
+    if (!c->auth) c->auth = auth_new();
     if (!c->auth->scram || mqc_scram_get_mech(c->auth->scram) != mech) {
         mqc_scram_destroy(c->auth->scram);
         c->auth->scram = mqc_scram_new(mech, client->uri.username, client->uri.password ? client->uri.password : "",
@@ -224,6 +318,10 @@ void mqc_conn_auth_reply(mqc_conn_t *c, const bson_t *reply)
 {
     mqc_error_t err;
     bson_t next;
+    if (c->auth->x509) {
+        x509_reply(c, reply);
+        return;
+    }
     mqc_scram_result_t rc = mqc_scram_reply(c->auth->scram, reply, &next, &err);
     auth_result(c, rc, &next, &err);
 }
@@ -232,9 +330,6 @@ void mqc_conn_secure_free(mqc_conn_t *c)
 {
     mqc_tls_destroy(c->tls);
     c->tls = NULL;
-    if (c->auth) {
-        mqc_scram_destroy(c->auth->scram);
-        free(c->auth);
-        c->auth = NULL;
-    }
+    auth_free(c->auth);
+    c->auth = NULL;
 }

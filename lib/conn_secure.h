@@ -18,7 +18,12 @@ bool mqc_conn_io_wants_write(const mqc_conn_t *c);
 void mqc_conn_tls_start(mqc_conn_t *c);
 void mqc_conn_tls_step(mqc_conn_t *c);
 
-/* AUTH state. */
+/* AUTH state: SCRAM-SHA-256 / SCRAM-SHA-1 (lib/scram.c) or MONGODB-X509. */
+#define MQC_AUTH_X509 "MONGODB-X509"
+/* Initialises *cmd (the caller destroys it) with the MONGODB-X509 command: {authenticate: 1,
+ * mechanism: "MONGODB-X509", user (when not NULL)}, plus db: "$external" for the hello's
+ * speculativeAuthenticate (speculative); sent as a command, it goes to $external. */
+void mqc_auth_x509_command(bson_t *cmd, const char *user, bool speculative);
 bool mqc_conn_auth_needed(const mqc_conn_t *c);
 void mqc_conn_auth_add_to_hello(mqc_conn_t *c, bson_t *hello);
 void mqc_conn_auth_start(mqc_conn_t *c, const bson_t *hello_reply);

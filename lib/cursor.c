@@ -6,6 +6,7 @@
 
 #include "client.h"
 #include "read.h"
+#include "reply.h"
 
 struct mqc_cursor {
     mqc_client_t *client;        /* NULL once the client is gone */
@@ -45,14 +46,13 @@ static void kill_server_cursor(mqc_cursor_t *c)
     c->id = 0;
 }
 
-/* Splits "db.coll" (the reply's ns) into the cursor's names. */
-static void take_ns(mqc_cursor_t *c, const char *ns)
+/* Takes "db.coll" (the reply's ns) as the cursor's names; a malformed ns keeps the old ones. */
+static void take_ns(mqc_cursor_t *c, const char *ns, uint32_t len)
 {
-    const char *dot = strchr(ns, '.');
-    if (!dot) return;
+    char *coll;
+    if (!mqc_ns_split(ns, len, c->db, sizeof c->db, &coll)) return;
     free(c->coll);
-    c->coll = strdup(dot + 1);
-    snprintf(c->db, sizeof c->db, "%.*s", (int) (dot - ns), ns);
+    c->coll = coll;
 }
 
 static void deliver(mqc_cursor_t *c, const bson_t *docs, size_t n, const mqc_error_t *err)
@@ -74,34 +74,17 @@ static void on_batch(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error
         deliver(c, NULL, 0, error);
         return;
     }
-    bson_iter_t it, cur, batch;
-    if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &cur)) {
+    mqc_cursor_reply_t cr;
+    if (!mqc_cursor_reply_parse(reply, &cr)) {
         mqc_error_t e;
         mqc_error_set(&e, MQC_ERROR_PROTOCOL, 0, "%s: the reply has no cursor document", mqc_op_get_name(op));
         c->dead = true;
         deliver(c, NULL, 0, &e);
         return;
     }
-    while (bson_iter_next(&cur)) {
-        const char *k = bson_iter_key(&cur);
-        if (!strcmp(k, "id")) c->id = bson_iter_as_int64(&cur);
-        else if (!strcmp(k, "ns") && BSON_ITER_HOLDS_UTF8(&cur)) take_ns(c, bson_iter_utf8(&cur, NULL));
-    }
-    size_t n = 0;
-    if (mqc_reply_first_batch(reply, &batch)) {
-        while (bson_iter_next(&batch)) {
-            uint32_t len;
-            const uint8_t *data;
-            if (!BSON_ITER_HOLDS_DOCUMENT(&batch)) continue;
-            if (n == c->docs_cap) {
-                c->docs_cap = c->docs_cap ? c->docs_cap * 2 : 16;
-                c->docs = realloc(c->docs, c->docs_cap * sizeof *c->docs);
-                if (!c->docs) abort();
-            }
-            bson_iter_document(&batch, &len, &data);
-            if (bson_init_static(&c->docs[n], data, len)) n++;
-        }
-    }
+    c->id = cr.id;
+    if (cr.ns) take_ns(c, cr.ns, cr.ns_len);
+    size_t n = cr.has_batch ? mqc_batch_collect(&cr.batch, &c->docs, &c->docs_cap) : 0;
     c->count += n;
     if (c->id == 0) c->exhausted = true;
     deliver(c, c->docs, n, NULL);

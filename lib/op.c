@@ -8,9 +8,12 @@
 
 #include "client.h"
 #include "conn.h"
+#include "topology.h"
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 static void op_dispatch(mqc_op_t *op);
+static bool may_retry(mqc_op_t *op, const mqc_error_t *error);
+static void op_retry(mqc_op_t *op);
 
 mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
                      mqc_reply_cb cb, void *ud)
@@ -137,6 +140,10 @@ static void op_detach(mqc_op_t *op, bool reply_complete)
         ev_timer_stop(client->loop, &op->timer);
         op->timer_on = false;
     }
+    if (op->selecting) {
+        mqc_list_remove(&op->qlink);
+        op->selecting = false;
+    }
     if (op->state == MQC_OP_WAITING && op->server) {
         mqc_pool_cancel_waiter(op->server->pool, &op->waiter, false);
         client->stats[MQC_STAT_WAIT_QUEUE]--;
@@ -187,22 +194,77 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
     op->client->stats[MQC_STAT_WAIT_QUEUE]--;
     op->state = MQC_OP_ACTIVE; /* out of the queue: op_detach must not cancel the waiter */
     if (error) {
-        mqc_op_finish(op, NULL, error);
+        /* Nothing was sent: a pool cleared under the op (the server stepped down, say) or a
+         * connection that could not be made is retryable. */
+        if (may_retry(op, error)) op_retry(op);
+        else mqc_op_finish(op, NULL, error);
         return;
     }
     op->server->in_use++;
     mqc_conn_start_request((mqc_conn_t *) pc, op);
 }
 
+/* The op's timer runs to its deadline, or, while it waits for a server, to the end of that
+ * wait when it comes first. */
+static void arm_timer(mqc_op_t *op)
+{
+    mqc_client_t *client = op->client;
+    int64_t at = op->deadline_us;
+    if (op->selecting && (at == 0 || op->select_deadline_us < at)) at = op->select_deadline_us;
+    if (op->timer_on) ev_timer_stop(client->loop, &op->timer);
+    op->timer_on = at > 0;
+    if (!op->timer_on) return;
+    double after = (double) (at - mqc_now_us()) / 1e6;
+    ev_timer_set(&op->timer, after > 0 ? after : 0., 0.);
+    ev_timer_start(client->loop, &op->timer);
+}
+
+/* No suitable server yet: wait on the loop for the topology to change, at most
+ * serverSelectionTimeoutMS from the first try (and never past the op's deadline). */
+static void op_wait_for_server(mqc_op_t *op)
+{
+    mqc_client_t *client = op->client;
+    if (op->select_deadline_us == 0) {
+        int64_t ms = client->uri.server_selection_timeout_ms > 0 ? client->uri.server_selection_timeout_ms : 30000;
+        op->select_deadline_us = mqc_now_us() + ms * 1000;
+    }
+    op->selecting = true;
+    mqc_list_push_back(&client->selecting, &op->qlink);
+    arm_timer(op);
+}
+
+void mqc_op_wake_selecting(mqc_client_t *client)
+{
+    size_t n = 0;
+    for (mqc_link_t *l = client->selecting.next; l != &client->selecting; l = l->next) n++;
+    /* Ops that still find nothing go back to the end of the list: look at each once. */
+    while (n-- > 0 && !client->closing) {
+        mqc_link_t *l = mqc_list_pop_front(&client->selecting);
+        if (!l) break;
+        mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
+        op->selecting = false;
+        op_dispatch(op);
+    }
+}
+
 static void op_dispatch(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
     mqc_error_t err;
+    mqc_error_clear(&err);
     mqc_server_t *s = mqc_client_select(client, op, &err);
     if (!s) {
-        mqc_op_finish(op, NULL, &err);
+        if (!mqc_error_is_set(&err)) op_wait_for_server(op);
+        else mqc_op_finish(op, NULL, &err);
         return;
     }
+    if (op->select_deadline_us) {
+        op->select_deadline_us = 0;
+        arm_timer(op);
+    }
+    /* A retryable write carries lsid + txnNumber when the deployment has sessions and the write
+     * is acknowledged (the builders only mark acknowledged writes). */
+    op->txn_ok = op->retry == MQC_RETRY_WRITE && client->uri.retry_writes && mqc_topology_supports_sessions(client, s);
     if (client->max_pending && client->stats[MQC_STAT_WAIT_QUEUE] >= client->max_pending &&
         mqc_pool_available(s->pool) == 0) {
         mqc_error_set(&err, MQC_ERROR_OVERLOADED, 0,
@@ -242,6 +304,59 @@ static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const 
     mqc_client_emit_command(op->client, &ev);
 }
 
+/* ---- retries ------------------------------------------------------------------------------ */
+
+/* The retryable reads/writes rules: one retry, for an op marked retryable (and, for a write,
+ * sent with lsid + txnNumber, or not sent at all), on a network error or a retryable server
+ * error (a write: the RetryableWriteError label). */
+static bool may_retry(mqc_op_t *op, const mqc_error_t *error)
+{
+    mqc_client_t *client = op->client;
+    if (op->retried || op->cancelled || client->closing || !client->topo || !client->topo->monitored) return false;
+    if (op->retry == MQC_RETRY_READ) {
+        if (!client->uri.retry_reads) return false;
+        return error->domain == MQC_ERROR_NETWORK || (error->labels & MQC_LABEL_RETRYABLE_READ);
+    }
+    if (op->retry == MQC_RETRY_WRITE) {
+        if (!client->uri.retry_writes) return false;
+        if (op->state == MQC_OP_ACTIVE && !op->conn && op->request_id == 0) return error->domain == MQC_ERROR_NETWORK;
+        if (!op->txn_ok) return false;
+        return error->domain == MQC_ERROR_NETWORK || (error->labels & MQC_LABEL_RETRYABLE_WRITE);
+    }
+    return false;
+}
+
+static void op_retry(mqc_op_t *op)
+{
+    op->retried = true;
+    op->tried = op->server;
+    op->server = NULL;
+    op->state = MQC_OP_NEW;
+    op_dispatch(op);
+}
+
+/* A reply's SDAM meaning (a "not writable primary" or "node is recovering" error marks the
+ * server Unknown), and whether it is retried instead of handed to the op. */
+static bool reply_retried(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
+{
+    bson_iter_t it;
+    bool ok = bson_iter_init_find(&it, reply, "ok") && bson_iter_as_bool(&it);
+    if (ok && !bson_iter_init_find(&it, reply, "writeConcernError")) return false;
+    mqc_client_t *client = op->client;
+    mqc_server_t *s = op->server;
+    int32_t code = 0;
+    if (s && mqc_sdam_classify_reply(reply, &code) != MQC_SDAM_STATE_NONE)
+        mqc_topology_op_error(client, s, conn->pc.generation, MQC_SDAM_ERR_COMMAND, reply, NULL);
+    if (ok) return false;
+    mqc_error_t err;
+    mqc_error_from_reply(&err, MQC_ERROR_SERVER, reply);
+    if (op->state != MQC_OP_ACTIVE || !may_retry(op, &err)) return false;
+    op->conn = NULL;
+    mqc_conn_release(conn, true);
+    op_retry(op);
+    return true;
+}
+
 void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
 {
     if (op->client->monitor.command) {
@@ -249,6 +364,7 @@ void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
         bool ok = mqc_reply_ok(reply, &e);
         emit_result(op, conn, reply, ok ? NULL : &e);
     }
+    if (op->client->topo && op->client->topo->monitored && reply_retried(op, conn, reply)) return;
     if (op->vt->on_reply(op, conn, reply) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
         mqc_conn_start_request(conn, op);
 }
@@ -262,14 +378,24 @@ void mqc_op_on_sent(mqc_op_t *op, mqc_conn_t *conn)
 void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *error)
 {
     mqc_server_t *s = op->server;
+    mqc_client_t *client = op->client;
+    uint32_t generation = conn->pc.generation;
     op->conn = NULL;
     emit_result(op, conn, NULL, error);
     mqc_pool_checkin(s->pool, &conn->pc, false);
     /* SDAM: a network error (not a timeout) on an established connection clears the pool:
-     * its other connections are suspect. Timeouts only close the one connection. */
-    if (error->domain == MQC_ERROR_NETWORK || error->domain == MQC_ERROR_PROTOCOL)
+     * its other connections are suspect. Timeouts only close the one connection. A monitored
+     * topology also marks the server Unknown (handleError). */
+    bool net = error->domain == MQC_ERROR_NETWORK || error->domain == MQC_ERROR_PROTOCOL;
+    if (client->topo && client->topo->monitored) {
+        if (net || error->domain == MQC_ERROR_TIMEOUT)
+            mqc_topology_op_error(client, s, generation, net ? MQC_SDAM_ERR_NETWORK : MQC_SDAM_ERR_TIMEOUT, NULL,
+                                  error->message);
+    } else if (net) {
         mqc_pool_clear(s->pool, error);
-    mqc_op_finish(op, NULL, error);
+    }
+    if (op->state == MQC_OP_ACTIVE && may_retry(op, error)) op_retry(op);
+    else mqc_op_finish(op, NULL, error);
 }
 
 /* ---- deadline and cancellation ------------------------------------------------------------ */
@@ -283,6 +409,17 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     mqc_error_t err;
     op->timer_on = false;
     mqc_client_enter(client);
+    if (op->selecting) {
+        char topo[400];
+        bool own = op->deadline_us > 0 && op->deadline_us <= op->select_deadline_us;
+        mqc_error_set(&err, MQC_ERROR_SELECTION, 0, "%s: no suitable server (%s) within %s: %s",
+                      op->name ? op->name : "operation", op->is_write ? "a writable one" : "by read preference",
+                      own ? "the operation's timeout" : "serverSelectionTimeoutMS",
+                      mqc_topology_describe(client, topo, sizeof topo));
+        op_abort(op, &err);
+        mqc_client_leave(client);
+        return;
+    }
     const char *where = op->state == MQC_OP_WAITING ? "waiting for a connection" : "awaiting the reply";
     mqc_error_set(&err, MQC_ERROR_TIMEOUT, MQC_TIMEOUT_OPERATION, "%s: operation exceeded its timeout (%lld ms) %s",
                   op->name ? op->name : "operation", (long long) ((op->deadline_us - op->start_us) / 1000), where);

@@ -67,6 +67,7 @@ static mqc_op_t *op_for(mqc_collection_t *coll, bson_t *cmd, const bson_t *opts,
     mqc_op_t *op = mqc_cmd_op_take(coll->client, coll->db, cmd, cb, ud);
     mqc_cmd_impl_t *impl = op->impl;
     impl->post = post;
+    op->retry = MQC_RETRY_READ; /* count, distinct; findAndModify turns it into a write */
     mqc_op_set_timeout_from(op, opts);
     return op;
 }
@@ -128,6 +129,7 @@ mqc_op_t *mqc_collection_find_one(mqc_collection_t *coll, const bson_t *filter, 
     BSON_APPEND_UTF8(cmd, "$db", coll->db);
     impl->post = find_one_post;
     mqc_op_t *op = mqc_cmd_op_adopt(coll->client, coll->db, impl, cb, ud);
+    op->retry = MQC_RETRY_READ;
     mqc_op_set_timeout_from(op, opts);
     return mqc_op_submit(op);
 }
@@ -258,6 +260,8 @@ static mqc_op_t *find_and_modify(mqc_collection_t *coll, const bson_t *filter, c
     BSON_APPEND_UTF8(&cmd, "$db", coll->db);
     mqc_op_t *op = op_for(coll, &cmd, opts, fam_post, cb, ud);
     op->is_write = true;
+    /* findAndModify is a retryable write (when acknowledged). */
+    op->retry = unacked ? MQC_RETRY_NONE : MQC_RETRY_WRITE;
     if (bad) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "findAndModify: %s", bad);
     return mqc_op_submit(op);
 }

@@ -207,6 +207,20 @@ void mqc_sd_init_unknown(mqc_sd_t *sd, const char *address, const char *error)
 
 static bool iter_true(const bson_iter_t *it) { return bson_iter_as_bool(it); }
 
+/* A size limit from a hello reply: kept only when it is a positive int32 (a double is range
+ * checked before conversion). Anything else leaves the default: a zero or negative (or wrapped)
+ * maxMessageSizeBytes would later make every message "too large" (fuzz_hello found this). */
+static void positive_i32(const bson_iter_t *it, int32_t *out)
+{
+    if (BSON_ITER_HOLDS_DOUBLE(it)) {
+        double d = bson_iter_double(it);
+        if (d >= 1 && d <= INT32_MAX) *out = (int32_t) d;
+        return;
+    }
+    int64_t v = bson_iter_as_int64(it);
+    if (v >= 1 && v <= INT32_MAX) *out = (int32_t) v;
+}
+
 void mqc_sd_init_from_hello(mqc_sd_t *sd, const char *address, const bson_t *reply, double rtt_ms,
                             int64_t now_ms)
 {
@@ -285,11 +299,11 @@ void mqc_sd_init_from_hello(mqc_sd_t *sd, const char *address, const bson_t *rep
         else if (!strcmp(k, "logicalSessionTimeoutMinutes") && BSON_ITER_HOLDS_NUMBER(&it))
             sd->session_timeout_minutes = bson_iter_as_int64(&it);
         else if (!strcmp(k, "maxBsonObjectSize") && BSON_ITER_HOLDS_NUMBER(&it))
-            sd->max_bson_object_size = (int32_t) bson_iter_as_int64(&it);
+            positive_i32(&it, &sd->max_bson_object_size);
         else if (!strcmp(k, "maxMessageSizeBytes") && BSON_ITER_HOLDS_NUMBER(&it))
-            sd->max_message_size_bytes = (int32_t) bson_iter_as_int64(&it);
+            positive_i32(&it, &sd->max_message_size_bytes);
         else if (!strcmp(k, "maxWriteBatchSize") && BSON_ITER_HOLDS_NUMBER(&it))
-            sd->max_write_batch_size = (int32_t) bson_iter_as_int64(&it);
+            positive_i32(&it, &sd->max_write_batch_size);
     }
     mqc_topology_version_from_doc(reply, &sd->topology_version);
 
@@ -519,8 +533,12 @@ static void replace_sd(mqc_sdam_server_t *s, const mqc_sd_t *sd, mqc_sdam_change
             e->new_type = copy.type;
         }
     }
+    /* Never assign a mqc_sd_t by value: a bson_t that outgrew its inline storage points into
+     * itself (tags over 120 bytes), so the copy would point into the dead stack copy (fuzz_hello:
+     * double free). Copy in place instead. */
     mqc_sd_cleanup(&s->sd);
-    s->sd = copy;
+    mqc_sd_copy(&s->sd, &copy);
+    mqc_sd_cleanup(&copy);
 }
 
 static void mark_unknown(mqc_sdam_server_t *s, const char *error, mqc_sdam_changes_t *ch)

@@ -138,7 +138,9 @@ static void uri_fail(mqc_error_t *error, const char *what, const char *uri)
     size_t start, len;
     if (mqc_uri_find_password(uri, &start, &len) && len > 0) {
         char *raw = bson_strndup(uri + start, len);
-        char *dec = bson_malloc(len + 1);
+        /* zeroed: pct_decode stops without terminating on a bad escape, and wipe_free reads
+         * up to the terminator (fuzz_uri found it) */
+        char *dec = bson_malloc0(len + 1);
         mqc_uri_scrub_secret(msg, raw);
         if (pct_decode(raw, len, dec)) mqc_uri_scrub_secret(msg, dec);
         wipe_free(raw);

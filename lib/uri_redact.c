@@ -106,10 +106,17 @@ char *mqc_uri_redact(const char *uri, char *out, size_t out_size)
 
 char *mqc_uri_redact_dup(const char *uri)
 {
+    /* Each "***" may replace fewer bytes than it takes (an empty or 1-2 byte secret): grow
+     * until the result fits, so the copy is never cut short (fuzz_uri found a truncation). */
     size_t n = (uri ? strlen(uri) : 0) + 8;
-    char *out = malloc(n);
-    if (!out) abort();
-    return mqc_uri_redact(uri, out, n);
+    for (;;) {
+        char *out = malloc(n);
+        if (!out) abort();
+        mqc_uri_redact(uri, out, n);
+        if (strlen(out) + 1 < n) return out;
+        free(out);
+        n *= 2;
+    }
 }
 
 void mqc_uri_scrub_secret(char *text, const char *secret)

@@ -26,6 +26,8 @@ struct fakesrv {
     int nconns;
     int commands;
     bool stopping;
+    bson_t *last[2];          /* copies of the latest command: [0] other, [1] hello */
+    bool accept_speculative;  /* answer a MONGODB-X509 speculativeAuthenticate in the hello */
 };
 
 typedef struct {
@@ -135,6 +137,13 @@ static void *conn_main(void *argp)
         if (bson_init_static(&cmd, docp, (size_t) get32(docp)) && bson_iter_init(&it, &cmd) && bson_iter_next(&it))
             name = bson_iter_key(&it);
         bool is_hello = !strcasecmp(name, "hello") || !strcasecmp(name, "ismaster");
+        bool speculative_ok = false;
+        pthread_mutex_lock(&s->mu);
+        if (s->last[is_hello]) bson_destroy(s->last[is_hello]);
+        s->last[is_hello] = bson_copy(&cmd);
+        if (is_hello && s->accept_speculative && bson_iter_init_find(&it, &cmd, "speculativeAuthenticate"))
+            speculative_ok = true;
+        pthread_mutex_unlock(&s->mu);
         fake_mode_t mode = FAKE_OK;
         int arg = 0;
         if (!is_hello) {
@@ -146,7 +155,15 @@ static void *conn_main(void *argp)
             pthread_mutex_unlock(&s->mu);
         }
         bson_t *reply;
-        if (is_hello) reply = hello_doc();
+        if (is_hello) {
+            reply = hello_doc();
+            if (speculative_ok) { /* as MongoDB answers an accepted MONGODB-X509 speculation */
+                bson_t sub;
+                BSON_APPEND_DOCUMENT_BEGIN(reply, "speculativeAuthenticate", &sub);
+                BSON_APPEND_UTF8(&sub, "dbname", "$external");
+                bson_append_document_end(reply, &sub);
+            }
+        }
         else if (mode == FAKE_ERROR)
             reply = BCON_NEW("ok", BCON_DOUBLE(0), "code", BCON_INT32(arg), "codeName", BCON_UTF8("FakeError"), "errmsg",
                              BCON_UTF8("injected by fakesrv"));
@@ -246,6 +263,23 @@ const char *fakesrv_uri(const fakesrv_t *s, const char *extra)
 }
 
 int fakesrv_connections(const fakesrv_t *s) { return s->nconns; }
+
+bool fakesrv_last_command(fakesrv_t *s, bool hello, bson_t *out)
+{
+    pthread_mutex_lock(&s->mu);
+    bool have = s->last[hello] != NULL;
+    if (have) bson_copy_to(s->last[hello], out);
+    pthread_mutex_unlock(&s->mu);
+    return have;
+}
+
+void fakesrv_set_accept_speculative(fakesrv_t *s, bool on)
+{
+    pthread_mutex_lock(&s->mu);
+    s->accept_speculative = on;
+    pthread_mutex_unlock(&s->mu);
+}
+
 int fakesrv_commands(const fakesrv_t *s) { return s->commands; }
 
 void fakesrv_stop(fakesrv_t *s)
@@ -262,6 +296,8 @@ void fakesrv_stop(fakesrv_t *s)
         pthread_join(s->threads[i], NULL);
         close(s->conns[i]);
     }
+    for (int i = 0; i < 2; i++)
+        if (s->last[i]) bson_destroy(s->last[i]);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <bson/bson.h>
+
 typedef enum {
     FAKE_OK = 0,          /* {ok: 1, n: 1, cursor: {id: 0, firstBatch: [{_id: 1}]}} */
     FAKE_DELAY,           /* the same after `arg` ms */
@@ -29,6 +31,11 @@ uint16_t fakesrv_port(const fakesrv_t *s);
 const char *fakesrv_uri(const fakesrv_t *s, const char *extra);
 int fakesrv_connections(const fakesrv_t *s);
 int fakesrv_commands(const fakesrv_t *s);
+/* A copy of the latest hello (hello) or other command into *out (initialised; the caller
+ * destroys it); false when none came yet. */
+bool fakesrv_last_command(fakesrv_t *s, bool hello, bson_t *out);
+/* on: a hello carrying speculativeAuthenticate is answered as accepted (MONGODB-X509 style). */
+void fakesrv_set_accept_speculative(fakesrv_t *s, bool on);
 void fakesrv_stop(fakesrv_t *s);
 
 #endif

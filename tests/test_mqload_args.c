@@ -23,6 +23,7 @@ static void parse(parsed_t *p, const char *const *args)
     FILE *out = fmemopen(p->out, sizeof p->out, "w");
     unsetenv("MQLOAD_URI");
     unsetenv("JOB_COMPLETION_INDEX");
+    unsetenv("MQLOAD_WORKERS");
     mqload_config_init(&p->cfg);
     p->rc = mqload_args_parse(&p->cfg, argc, argv, out, p->err, sizeof p->err);
     fclose(out);
@@ -61,7 +62,8 @@ TEST("/mqload/args/every_flag", mqload_args_every_flag)
     ASSERT_STR_EQ(p.cfg.collection, "c1");
     ASSERT_DBL_NEAR(p.cfg.duration_s, 120, 1e-9);
     ASSERT_DBL_NEAR(p.cfg.warmup_s, 0.5, 1e-9);
-    ASSERT_EQ(p.cfg.concurrency, 64);
+    ASSERT_EQ(p.cfg.concurrency, 21); /* worker 1 of 3: 64 = 22 + 21 + 21 */
+    ASSERT_EQ(p.cfg.concurrency_total, 64);
     ASSERT_DBL_NEAR(p.cfg.rate, 5000, 0);
     ASSERT_EQ(p.cfg.threads, 4);
     ASSERT_EQ(p.cfg.connections, 8);

@@ -1,0 +1,343 @@
+/* topology: see topology.h. lib/sdam.c decides; this file carries the decisions out. */
+#include "topology.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "monitor.h"
+
+/* "host:port" / "[v6]:port" (normalised by sdam) into a URI host. */
+static void host_from_address(const char *addr, mqc_uri_host_t *h)
+{
+    memset(h, 0, sizeof *h);
+    snprintf(h->host_and_port, sizeof h->host_and_port, "%s", addr);
+    const char *colon = strrchr(addr, ':');
+    size_t hl = colon ? (size_t) (colon - addr) : strlen(addr);
+    const char *start = addr;
+    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
+        start++;
+        hl -= 2;
+    }
+    if (hl >= sizeof h->host) hl = sizeof h->host - 1;
+    memcpy(h->host, start, hl);
+    h->port = colon ? (uint16_t) atoi(colon + 1) : 27017;
+}
+
+static void add_server(mqc_client_t *client, mqc_server_t *s)
+{
+    mqc_server_t **v = realloc(client->servers, (client->n_servers + 1) * sizeof *v);
+    if (!v) abort();
+    client->servers = v;
+    client->servers[client->n_servers++] = s;
+}
+
+static mqc_server_t *server_at(const mqc_topology_t *t, const char *address)
+{
+    mqc_sdam_server_t *ss = mqc_topology_find(&t->td, address);
+    return ss ? ss->ud : NULL;
+}
+
+static void emit(mqc_client_t *client, mqc_topology_event_type_t type, const char *server, const char *previous,
+                 const char *current)
+{
+    if (!client->monitor.topology) return;
+    mqc_topology_event_t ev = {.type = type, .server = server, .previous = previous, .current = current};
+    client->monitor.topology(&ev, client->monitor_ud);
+}
+
+static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    mqc_client_t *client = w->data;
+    mqc_client_enter(client);
+    mqc_op_wake_selecting(client);
+    mqc_client_leave(client);
+}
+
+/* Acts on the events of the last update, in order. They are copied first: acting may run
+ * callbacks that report errors, which update the topology (and its change list) again. */
+static void apply_changes(mqc_topology_t *t)
+{
+    mqc_client_t *client = t->client;
+    size_t n = t->ch.n;
+    if (n == 0) return;
+    mqc_sdam_event_t *evs = malloc(n * sizeof *evs);
+    if (!evs) abort();
+    memcpy(evs, t->ch.ev, n * sizeof *evs);
+    t->ch.n = 0;
+    mqc_client_enter(client);
+    for (size_t i = 0; i < n && client->topo == t; i++) {
+        const mqc_sdam_event_t *ev = &evs[i];
+        mqc_server_t *s = ev->kind == MQC_SDAM_SERVER_REMOVED ? ev->ud : server_at(t, ev->address);
+        switch (ev->kind) {
+        case MQC_SDAM_SERVER_ADDED: {
+            mqc_uri_host_t h;
+            host_from_address(ev->address, &h);
+            s = mqc_server_new(client, &h, true);
+            snprintf(s->address, sizeof s->address, "%s", ev->address);
+            add_server(client, s);
+            mqc_sdam_server_t *ss = mqc_topology_find(&t->td, ev->address);
+            if (ss) ss->ud = s;
+            s->monitor = mqc_srvmon_new(client, s);
+            break;
+        }
+        case MQC_SDAM_SERVER_REMOVED:
+            /* Ops may still point at it (a cursor's pin, an op on its connection): it stays
+             * allocated, out of the topology, until the client goes. */
+            if (s) {
+                s->retired = true;
+                mqc_srvmon_destroy(s->monitor);
+                s->monitor = NULL;
+                mqc_pool_close(s->pool);
+            }
+            break;
+        case MQC_SDAM_SERVER_CHANGED:
+            emit(client, MQC_TOPOLOGY_SERVER_CHANGED, ev->address, mqc_server_type_name(ev->old_type),
+                 mqc_server_type_name(ev->new_type));
+            break;
+        case MQC_SDAM_TOPOLOGY_CHANGED:
+            emit(client, MQC_TOPOLOGY_CHANGED, "", mqc_topology_type_name(ev->old_topology),
+                 mqc_topology_type_name(ev->new_topology));
+            break;
+        case MQC_SDAM_PRIMARY_CHANGED:
+            snprintf(t->primary, sizeof t->primary, "%s", ev->address);
+            emit(client, MQC_TOPOLOGY_PRIMARY_CHANGED, ev->address, ev->previous, ev->address);
+            break;
+        case MQC_SDAM_CLEAR_POOL:
+            if (s && !s->retired) {
+                mqc_error_t err;
+                mqc_error_set(&err, MQC_ERROR_NETWORK, 0, "connection pool for %s cleared: the server was marked Unknown",
+                              ev->address);
+                err.labels |= MQC_LABEL_NETWORK;
+                mqc_pool_clear(s->pool, &err);
+            }
+            break;
+        case MQC_SDAM_REQUEST_CHECK:
+            if (s) mqc_srvmon_request_check(s->monitor);
+            break;
+        case MQC_SDAM_CANCEL_CHECK:
+            if (s) mqc_srvmon_cancel_check(s->monitor);
+            break;
+        case MQC_SDAM_POOL_READY:
+            if (s && !s->retired) mqc_pool_ready(s->pool);
+            break;
+        }
+    }
+    free(evs);
+    /* Waiting ops look again, from the loop (never from inside this update's caller). */
+    if (client->topo == t && !mqc_list_empty(&client->selecting) && !ev_is_active(&t->wake)) {
+        ev_timer_set(&t->wake, 0., 0.);
+        ev_timer_start(client->loop, &t->wake);
+    }
+    mqc_client_leave(client);
+}
+
+bool mqc_topology_start(mqc_client_t *client, mqc_error_t *error)
+{
+    mqc_uri_t *u = &client->uri;
+    mqc_topology_t *t = calloc(1, sizeof *t);
+    if (!t) abort();
+    t->client = client;
+    mqc_sdam_changes_init(&t->ch);
+    mqc_rand_seed(&t->rng, (uint64_t) mqc_now_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) client);
+    ev_init(&t->wake, on_wake);
+    t->wake.data = client;
+    bool unix_host = false;
+    for (size_t i = 0; i < u->n_hosts; i++) unix_host |= u->hosts[i].is_unix;
+    bool direct = u->direct_connection_set && u->direct_connection;
+    bool lone = u->n_hosts == 1 && !u->replica_set && !u->direct_connection_set;
+    client->topo = t;
+    if (u->load_balanced || direct || lone || unix_host || u->n_hosts == 0) {
+        /* Nothing to discover: the server is used as it is, as a direct connection should. */
+        for (size_t i = 0; i < u->n_hosts; i++) {
+            mqc_server_t *s = mqc_server_new(client, &u->hosts[i], false);
+            if (!mqc_sdam_normalize_address(u->hosts[i].host_and_port, s->address, sizeof s->address))
+                snprintf(s->address, sizeof s->address, "%s", u->hosts[i].host_and_port);
+            add_server(client, s);
+        }
+        t->td.type = u->load_balanced ? MQC_TOPOLOGY_LOAD_BALANCED : MQC_TOPOLOGY_SINGLE;
+        t->td.session_timeout_minutes = -1;
+        return true;
+    }
+    t->monitored = true;
+    mqc_topology_type_t type;
+    const char **seeds = calloc(u->n_hosts, sizeof *seeds);
+    if (!seeds) abort();
+    for (size_t i = 0; i < u->n_hosts; i++) seeds[i] = u->hosts[i].host_and_port;
+    bool ok = mqc_topology_initial_type(u->n_hosts, u->direct_connection_set, u->direct_connection,
+                                        u->replica_set != NULL, u->load_balanced, &type, error) &&
+              mqc_topology_desc_init(&t->td, type, u->replica_set, seeds, u->n_hosts, &t->ch, error);
+    free(seeds);
+    if (!ok) {
+        mqc_sdam_changes_cleanup(&t->ch);
+        free(t);
+        client->topo = NULL;
+        return false;
+    }
+    t->td.heartbeat_frequency_ms = u->heartbeat_frequency_ms;
+    apply_changes(t);
+    return true;
+}
+
+void mqc_topology_stop(mqc_client_t *client)
+{
+    mqc_topology_t *t = client->topo;
+    if (!t) return;
+    client->topo = NULL;
+    for (size_t i = 0; i < client->n_servers; i++) {
+        mqc_srvmon_destroy(client->servers[i]->monitor);
+        client->servers[i]->monitor = NULL;
+    }
+    ev_timer_stop(client->loop, &t->wake);
+    if (t->monitored) mqc_topology_desc_cleanup(&t->td);
+    mqc_sdam_changes_cleanup(&t->ch);
+    free(t);
+}
+
+void mqc_topology_on_check(mqc_client_t *client, const mqc_sd_t *sd)
+{
+    mqc_topology_t *t = client->topo;
+    if (!t || !t->monitored) return;
+    mqc_topology_apply_sd(&t->td, sd, &t->ch);
+    apply_changes(t);
+}
+
+bool mqc_topology_server_known(const mqc_client_t *client, const char *address)
+{
+    const mqc_topology_t *t = client->topo;
+    if (!t || !t->monitored) return false;
+    const mqc_sdam_server_t *ss = mqc_topology_find(&t->td, address);
+    return ss && ss->sd.type != MQC_SERVER_UNKNOWN;
+}
+
+void mqc_topology_op_error(mqc_client_t *client, mqc_server_t *s, uint32_t generation, mqc_sdam_err_kind_t kind,
+                           const bson_t *reply, const char *message)
+{
+    mqc_topology_t *t = client->topo;
+    if (!t || !t->monitored || s->retired) return;
+    mqc_sdam_app_error_t e = {.address = s->address, .when = MQC_SDAM_WHEN_ESTABLISHED, .kind = kind,
+                              .generation = generation, .max_wire_version = s->caps_known ? s->caps.max_wire_version : 0,
+                              .reply = reply, .message = message};
+    mqc_sdam_error_result_t r;
+    mqc_topology_handle_error(&t->td, &e, &r, &t->ch);
+    apply_changes(t);
+}
+
+/* ---- selection ----------------------------------------------------------------------------- */
+
+/* The op's read preference: its command's "$readPreference", else the URI's. */
+static void op_read_pref(mqc_client_t *client, mqc_op_t *op, mqc_read_pref_t *rp, bson_t *tags_out)
+{
+    bson_iter_t it, f;
+    mqc_read_pref_init(rp);
+    rp->mode = client->uri.read_mode;
+    if (!bson_empty(&client->uri.read_tags)) rp->tag_sets = &client->uri.read_tags;
+    rp->max_staleness_seconds = client->uri.max_staleness_seconds;
+    if (op->vt != &mqc_cmd_vt || !op->impl) return;
+    const mqc_cmd_impl_t *impl = op->impl;
+    if (!bson_iter_init_find(&it, &impl->cmd, "$readPreference") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+        !bson_iter_recurse(&it, &f))
+        return;
+    rp->tag_sets = NULL;
+    rp->max_staleness_seconds = -1;
+    while (bson_iter_next(&f)) {
+        const char *k = bson_iter_key(&f);
+        if (!strcmp(k, "mode") && BSON_ITER_HOLDS_UTF8(&f)) {
+            mqc_read_mode_t m;
+            if (mqc_read_mode_from_name(bson_iter_utf8(&f, NULL), &m)) rp->mode = m;
+        } else if (!strcmp(k, "tags") && BSON_ITER_HOLDS_ARRAY(&f)) {
+            uint32_t len;
+            const uint8_t *data;
+            bson_iter_array(&f, &len, &data);
+            if (bson_init_static(tags_out, data, len)) rp->tag_sets = tags_out;
+        } else if (!strcmp(k, "maxStalenessSeconds") && BSON_ITER_HOLDS_NUMBER(&f)) {
+            rp->max_staleness_seconds = bson_iter_as_int64(&f);
+        }
+    }
+}
+
+mqc_server_t *mqc_topology_select(mqc_client_t *client, mqc_op_t *op, bool *wait, mqc_error_t *error)
+{
+    mqc_topology_t *t = client->topo;
+    *wait = false;
+    mqc_read_pref_t rp;
+    bson_t tags;
+    mqc_select_opts_t so;
+    mqc_select_opts_init(&so);
+    so.write = op->is_write;
+    if (!op->is_write) {
+        op_read_pref(client, op, &rp, &tags);
+        so.read_pref = &rp;
+    }
+    so.local_threshold_ms = client->uri.local_threshold_ms;
+    const char *tried[1];
+    if (op->tried) {
+        tried[0] = op->tried->address;
+        so.deprioritized = tried;
+        so.n_deprioritized = 1;
+    }
+    /* Operations in progress per server, for the "power of two choices": the pool knows. */
+    for (size_t i = 0; i < t->td.n_servers; i++) {
+        mqc_server_t *s = t->td.servers[i]->ud;
+        t->td.servers[i]->operation_count =
+            s ? (uint32_t) (mqc_pool_waiters(s->pool) + mqc_pool_total(s->pool) - mqc_pool_available(s->pool)) : 0;
+    }
+    mqc_error_clear(error);
+    mqc_sdam_server_t *ss = mqc_select_server(&t->td, &so, mqc_rand_next, &t->rng, error);
+    if (ss) {
+        mqc_select_done(ss);
+        if (ss->ud) return ss->ud;
+    }
+    if (mqc_error_is_set(error)) return NULL;
+    /* Nothing suitable: look again soon (monitors keep minHeartbeatFrequencyMS between checks). */
+    *wait = true;
+    for (size_t i = 0; i < t->td.n_servers; i++) {
+        mqc_server_t *s = t->td.servers[i]->ud;
+        if (s) mqc_srvmon_request_check(s->monitor);
+    }
+    return NULL;
+}
+
+const char *mqc_topology_describe(const mqc_client_t *client, char *buf, size_t size)
+{
+    const mqc_topology_t *t = client->topo;
+    size_t n = 0;
+    buf[0] = '\0';
+    if (!t) return buf;
+    n += (size_t) snprintf(buf, size, "%s", mqc_topology_type_name(t->td.type));
+    for (size_t i = 0; t->monitored && i < t->td.n_servers && n < size; i++) {
+        const mqc_sd_t *sd = &t->td.servers[i]->sd;
+        n += (size_t) snprintf(buf + n, size - n, "%s %s (%s%s%s)", i ? "," : ":", sd->address,
+                               mqc_server_type_name(sd->type), sd->error[0] ? ": " : "", sd->error);
+    }
+    return buf;
+}
+
+mqc_topology_type_t mqc_topology_type(const mqc_client_t *client)
+{
+    return client->topo ? client->topo->td.type : MQC_TOPOLOGY_UNKNOWN;
+}
+
+mqc_server_type_t mqc_topology_server_type(const mqc_client_t *client, const mqc_server_t *s)
+{
+    const mqc_topology_t *t = client->topo;
+    if (t && t->monitored) {
+        const mqc_sdam_server_t *ss = mqc_topology_find(&t->td, s->address);
+        return ss ? ss->sd.type : MQC_SERVER_UNKNOWN;
+    }
+    if (!s->caps_known) return MQC_SERVER_UNKNOWN;
+    if (s->caps.is_mongos) return MQC_SERVER_MONGOS;
+    return s->caps.is_writable_primary ? MQC_SERVER_STANDALONE : MQC_SERVER_RS_SECONDARY;
+}
+
+bool mqc_topology_supports_sessions(const mqc_client_t *client, const mqc_server_t *s)
+{
+    const mqc_topology_t *t = client->topo;
+    /* Retryable writes need a replica set or mongos: a Single topology keeps today's commands. */
+    if (!t || !t->monitored || t->td.session_timeout_minutes < 0) return false;
+    mqc_server_type_t st = mqc_topology_server_type(client, s);
+    return st == MQC_SERVER_RS_PRIMARY || st == MQC_SERVER_MONGOS;
+}

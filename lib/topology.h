@@ -1,0 +1,61 @@
+/* topology: the client's view of the deployment, wiring lib/sdam.c (descriptions) and
+ * lib/select.c (selection) to real servers: the mqc_server_t registry keyed by address, a pool
+ * and a monitor (lib/monitor.c) per server, the events of every update acted upon (servers made
+ * and retired, pools cleared and made ready, checks requested) and published through
+ * mqc_monitor_t.topology, and ops waiting for a server woken after each change.
+ *
+ * Two modes. A Single topology (directConnection=true, or one host without replicaSet) and a
+ * load balancer keep the one server usable at once without a monitor, as a direct connection
+ * needs nothing to discover. Every other URI (replicaSet, several hosts) is monitored: servers
+ * are usable once their monitor has seen them, and operations wait for a suitable one. */
+#ifndef MQC_TOPOLOGY_H
+#define MQC_TOPOLOGY_H
+
+#include "client.h"
+#include "sdam.h"
+#include "select.h"
+
+/* minHeartbeatFrequencyMS of the SDAM spec: checks are never closer together than this. */
+#define MQC_MIN_HEARTBEAT_MS 500
+
+typedef struct mqc_topology {
+    mqc_client_t *client;
+    bool monitored;
+    mqc_topology_desc_t td;
+    mqc_sdam_changes_t ch;
+    mqc_rand_t rng;
+    ev_timer wake;               /* zero-delay: waiting ops retry selection from the loop */
+    char primary[MQC_SDAM_ADDR_MAX];
+} mqc_topology_t;
+
+/* Builds client->topo and the seed servers (client->servers) from client->uri; starts the
+ * monitors. false with error (MQC_ERROR_URI) for option combinations the spec forbids. */
+bool mqc_topology_start(mqc_client_t *client, mqc_error_t *error);
+/* Stops every monitor and frees the topology; the servers stay for the client to free. */
+void mqc_topology_stop(mqc_client_t *client);
+
+/* Server selection for op: the op's read preference ("$readPreference" of its command, else the
+ * URI's), write or read, servers the op tried already deprioritized. Returns the server, or NULL
+ * with error set (invalid request, incompatible topology), or NULL with *wait set: nothing
+ * suitable now (checks were requested). */
+mqc_server_t *mqc_topology_select(mqc_client_t *client, mqc_op_t *op, bool *wait, mqc_error_t *error);
+/* "ReplicaSetNoPrimary: a:1 (RSSecondary), b:2 (Unknown: connection refused)" into buf. */
+const char *mqc_topology_describe(const mqc_client_t *client, char *buf, size_t size);
+
+/* A monitor's check ended: sd is the outcome (Unknown with an error for a failure). */
+void mqc_topology_on_check(mqc_client_t *client, const mqc_sd_t *sd);
+/* True when the server at address is of a known type now (a monitor's retry rule). */
+bool mqc_topology_server_known(const mqc_client_t *client, const char *address);
+
+/* An operation's error on server s (SDAM handleError): a network error (reply NULL) or the
+ * server's reply. No-op for a Single topology, where the pool is cleared as before. */
+void mqc_topology_op_error(mqc_client_t *client, mqc_server_t *s, uint32_t generation, mqc_sdam_err_kind_t kind,
+                           const bson_t *reply, const char *message);
+
+/* The topology's type and the server's, for $readPreference and retryable writes. */
+mqc_topology_type_t mqc_topology_type(const mqc_client_t *client);
+mqc_server_type_t mqc_topology_server_type(const mqc_client_t *client, const mqc_server_t *s);
+/* logicalSessionTimeoutMinutes of the topology (Single: from the handshake), -1 when none. */
+bool mqc_topology_supports_sessions(const mqc_client_t *client, const mqc_server_t *s);
+
+#endif

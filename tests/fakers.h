@@ -1,0 +1,32 @@
+/* fakers: a scripted replica set of fake members inside the test binary (one thread per
+ * connection, blocking I/O, libbson only). Every member answers hello as a member of set "rs0"
+ * with the hosts list of all members, its role (primary or secondary), setVersion, electionId
+ * and topologyVersion; writes on a secondary fail with NotWritablePrimary (10107, labelled
+ * RetryableWriteError when the command carries a txnNumber), reads on a secondary need a
+ * non-primary $readPreference. The primary can be moved (an election) or removed at any time. */
+#ifndef MQC_FAKERS_H
+#define MQC_FAKERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct fakers fakers_t;
+
+/* n members (<= 8) on 127.0.0.1 ports; member `primary` is primary (-1: none). */
+fakers_t *fakers_start(int n, int primary);
+/* Makes member i primary (-1: no primary) with a higher electionId; the others secondaries. */
+void fakers_set_primary(fakers_t *rs, int i);
+uint16_t fakers_port(const fakers_t *rs, int i);
+/* "mongodb://127.0.0.1:PORT(of member i)/?replicaSet=rs0&" plus extra. Static storage (4 slots). */
+const char *fakers_uri(const fakers_t *rs, int i, const char *extra);
+/* Counters of member i: writes applied, reads answered, commands refused (not primary), and
+ * writes that carried lsid + txnNumber. */
+int fakers_writes(fakers_t *rs, int i);
+int fakers_reads(fakers_t *rs, int i);
+int fakers_refused(fakers_t *rs, int i);
+int fakers_txn_writes(fakers_t *rs, int i);
+/* The member index listening on port, or -1. */
+int fakers_member_of(const fakers_t *rs, uint16_t port);
+void fakers_stop(fakers_t *rs);
+
+#endif

@@ -1,0 +1,533 @@
+/* chaos: the fault matrix against bench/stubd (connection refused, a reply slower than the
+ * deadline, retryable server errors, a server killed and restarted during a load run), the
+ * invariant under random faults (mqload and the library directly), and the regression tests of
+ * what the fuzzers found. The single-fault cases against tests/fakesrv are in test_faults.c; a
+ * name that does not resolve is /client/network/... in test_client.c. See docs/reliability.md. */
+#include <bson/bson.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "chaos_stub.h"
+#include "mqc.h"
+#include "../cli/template.h"
+#include "reply.h"
+#include "sdam.h"
+#include "uri.h"
+#include "uri_redact.h"
+
+/* ---- helpers ---- */
+
+typedef struct {
+    int calls;
+    mqc_error_t err;
+    bool has_err;
+    bson_t *reply;
+} one_t;
+
+static void one_cb(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
+{
+    (void) op;
+    one_t *o = ud;
+    o->calls++;
+    o->has_err = error != NULL;
+    if (error) o->err = *error;
+    if (reply && !o->reply) o->reply = bson_copy(reply);
+}
+
+static mqc_client_t *client_for(int port, const char *extra)
+{
+    char uri[256];
+    mqc_error_t err;
+    snprintf(uri, sizeof uri, "mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=2000&connectTimeoutMS=2000%s", port,
+             extra ? extra : "");
+    mqc_client_t *c = mqc_client_new_from_uri(NULL, uri, &err);
+    ASSERT_MSG(c, "client: %s", err.message);
+    return c;
+}
+
+/* Runs one ping (opts may set timeoutMS) to completion; the callback must come exactly once. */
+static one_t ping(mqc_client_t *c, const bson_t *opts)
+{
+    one_t o = {0};
+    bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
+    mqc_client_command(c, "admin", cmd, opts, one_cb, &o);
+    bson_destroy(cmd);
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    ASSERT_EQ(o.calls, 1);
+    if (o.reply) bson_destroy(o.reply), o.reply = NULL;
+    return o;
+}
+
+/* A loopback port nothing listens on: bound, then closed. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(bind(fd, (struct sockaddr *) &a, sizeof a), 0);
+    ASSERT_EQ(getsockname(fd, (struct sockaddr *) &a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* ---- the fault matrix ---- */
+
+TEST("/chaos/matrix/refused_then_server_appears", chaos_refused)
+{
+    int port = free_port();
+    mqc_client_t *c = client_for(port, NULL);
+    one_t o = ping(c, NULL);
+    ASSERT(o.has_err);
+    tf_note("refused: %s (%s)", o.err.message, mqc_error_domain_name(o.err.domain));
+    ASSERT_MSG(o.err.domain == MQC_ERROR_NETWORK || o.err.domain == MQC_ERROR_SELECTION, "domain %u: %s",
+               o.err.domain, o.err.message);
+    ASSERT_EQ(mqc_client_stat(c, MQC_STAT_CONNS_OPEN), 0);
+    ASSERT_GE(mqc_client_stat(c, MQC_STAT_CONNS_FAILED), 1);
+    chaos_stub_t s;
+    chaos_stub_start(&s, port, NULL);
+    /* the pool was cleared by the failure: the next operation opens a fresh connection */
+    o = ping(c, NULL);
+    ASSERT_MSG(!o.has_err, "after the server came up: %s", o.err.message);
+    ASSERT_EQ(mqc_client_stat(c, MQC_STAT_CONNS_OPENED), 1);
+    ASSERT_EQ(mqc_client_stat(c, MQC_STAT_OPS_PENDING), 0);
+    mqc_client_destroy(c);
+    chaos_stub_stop(&s);
+}
+
+TEST("/chaos/matrix/slower_than_deadline", chaos_slow)
+{
+    chaos_stub_t s;
+    const char *const args[] = {"--seed", "1", "--fault-slow", "300:@2", NULL};
+    chaos_stub_start(&s, 0, args);
+    mqc_client_t *c = client_for(s.port, NULL);
+    bson_t *opts = BCON_NEW("timeoutMS", BCON_INT32(100));
+    one_t a = ping(c, opts); /* command 1: on time */
+    ASSERT_MSG(!a.has_err, "%s", a.err.message);
+    double t0 = chaos_now();
+    one_t b = ping(c, opts); /* command 2: 300 ms late, deadline 100 ms */
+    double took = chaos_now() - t0;
+    ASSERT(b.has_err);
+    ASSERT_EQ(b.err.domain, MQC_ERROR_TIMEOUT);
+    ASSERT_MSG(took < 0.25, "the timeout came after %.3f s", took);
+    /* the connection carried a request whose reply is now stale: it must be closed */
+    ASSERT_GE(mqc_client_stat(c, MQC_STAT_CONNS_CLOSED), 1);
+    uint64_t opened = mqc_client_stat(c, MQC_STAT_CONNS_OPENED);
+    one_t d = ping(c, opts); /* command 3: on time, on a new connection */
+    ASSERT_MSG(!d.has_err, "%s", d.err.message);
+    ASSERT_EQ(mqc_client_stat(c, MQC_STAT_CONNS_OPENED), opened + 1);
+    bson_destroy(opts);
+    mqc_client_destroy(c);
+    chaos_stub_stop(&s);
+    ASSERT_EQ(chaos_stub_stat(&s, "slow"), 1);
+}
+
+static one_t find_one(mqc_client_t *c)
+{
+    one_t o = {0};
+    mqc_collection_t *coll = mqc_client_get_collection(c, "db", "coll");
+    bson_t filter = BSON_INITIALIZER;
+    mqc_collection_find_one(coll, &filter, NULL, one_cb, &o);
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    ASSERT_EQ(o.calls, 1);
+    if (o.reply) bson_destroy(o.reply), o.reply = NULL;
+    mqc_collection_destroy(coll);
+    return o;
+}
+
+TEST("/chaos/matrix/retryable_error", chaos_retryable)
+{
+    /* 91 ShutdownInProgress on every 2nd command: a read is retried once (retryable reads spec)
+     * and the retry (command 3) succeeds; with retryReads=false the error surfaces as it is. */
+    chaos_stub_t s;
+    const char *const args[] = {"--seed", "1", "--fault-error", "91:@2", NULL};
+    chaos_stub_start(&s, 0, args);
+    mqc_client_t *c = client_for(s.port, NULL);
+    one_t a = find_one(c); /* command 1 */
+    ASSERT_MSG(!a.has_err, "%s", a.err.message);
+    one_t b = find_one(c); /* command 2 fails with 91, its retry is command 3 */
+    ASSERT_MSG(!b.has_err, "the retry should have succeeded: %s", b.err.message);
+    mqc_client_destroy(c);
+
+    c = client_for(s.port, "&retryReads=false");
+    one_t d = find_one(c); /* command 4: every 2nd fails */
+    ASSERT(d.has_err);
+    ASSERT_EQ(d.err.domain, MQC_ERROR_SERVER);
+    ASSERT_EQ(d.err.code, 91);
+    one_t e = find_one(c); /* command 5 */
+    ASSERT_MSG(!e.has_err, "%s", e.err.message);
+    mqc_client_destroy(c);
+    chaos_stub_stop(&s);
+    ASSERT_EQ(chaos_stub_stat(&s, "error"), 2);
+}
+
+/* ---- mqload runs ---- */
+
+/* Runs mqload with args (NULL-terminated) writing JSON to a file; returns the parsed JSON. When
+ * midway is set it is called (in this process) while mqload runs. */
+static bson_t *run_mqload(const char *const *args, void (*midway)(void *), void *ud)
+{
+    char exe[PATH_MAX], json[PATH_MAX];
+    static unsigned runs;
+    snprintf(exe, sizeof exe, "%s/mqload", tf_build_dir());
+    snprintf(json, sizeof json, "%s/chaos-mqload-%u.json", tf_tmpdir(), ++runs);
+    const char *argv[64] = {exe, "--json", json, "-q"};
+    int argc = 4;
+    for (; *args && argc < 63; args++) argv[argc++] = *args;
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) dup2(devnull, 1), dup2(devnull, 2);
+        execv(exe, (char *const *) argv);
+        _exit(127);
+    }
+    if (midway) midway(ud);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_MSG(WIFEXITED(status), "mqload died: status %d", status);
+    FILE *f = fopen(json, "rb");
+    ASSERT_MSG(f, "mqload wrote no JSON (exit %d)", WEXITSTATUS(status));
+    static char text[1 << 20];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = 0;
+    bson_error_t be;
+    bson_t *doc = bson_new_from_json((const uint8_t *) text, (ssize_t) len, &be);
+    ASSERT_MSG(doc, "mqload's JSON (exit %d) did not parse: %s", WEXITSTATUS(status), be.message);
+    return doc;
+}
+
+static int64_t jget(const bson_t *doc, const char *path)
+{
+    bson_iter_t it, f;
+    if (!bson_iter_init(&it, doc) || !bson_iter_find_descendant(&it, path, &f)) return 0;
+    return BSON_ITER_HOLDS_NUMBER(&f) ? bson_iter_as_int64(&f) : 0;
+}
+
+typedef struct {
+    chaos_stub_t *s;
+    int port;
+} restart_t;
+
+static void kill_and_restart(void *ud)
+{
+    restart_t *r = ud;
+    usleep(1200 * 1000);
+    chaos_stub_kill9(r->s);
+    usleep(500 * 1000);
+    chaos_stub_start(r->s, r->port, NULL);
+}
+
+TEST("/chaos/matrix/server_restarted_during_load", chaos_restart)
+{
+    chaos_stub_t s;
+    chaos_stub_start(&s, 0, NULL);
+    char uri[128];
+    snprintf(uri, sizeof uri, "mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=2000", s.port);
+    restart_t r = {&s, s.port};
+    const char *const args[] = {"--uri", uri, "--op", "command", "-c", "32", "-d", "3s", "--timeout", "1s", NULL};
+    bson_t *res = run_mqload(args, kill_and_restart, &r);
+    int64_t sub = jget(res, "submitted"), comp = jget(res, "completed"), ok = jget(res, "ok"),
+            errs = jget(res, "errors");
+    tf_note("restart: submitted %lld completed %lld ok %lld errors %lld", (long long) sub, (long long) comp,
+            (long long) ok, (long long) errs);
+    ASSERT_EQ(sub, comp);
+    ASSERT_EQ(comp, ok + errs);
+    ASSERT_GT(errs, 0);  /* the kill failed what was in flight, and the 0.5 s without a server */
+    ASSERT_LT(errs, ok); /* and the rest of the run went through */
+    /* the last full second of the run (after the restart) has no errors */
+    bson_iter_t it, tl;
+    ASSERT(bson_iter_init_find(&it, res, "timeline") && bson_iter_recurse(&it, &tl));
+    int64_t last_ok = -1, last_err = -1;
+    while (bson_iter_next(&tl)) { /* the kill is at 1.2 s, the new server at 1.7 s: second 2 is clean */
+        bson_t e;
+        uint32_t len;
+        const uint8_t *d;
+        bson_iter_document(&tl, &len, &d);
+        ASSERT(bson_init_static(&e, d, len));
+        last_ok = jget(&e, "ok"), last_err = jget(&e, "errors");
+    }
+    tf_note("last timeline second: ok %lld errors %lld", (long long) last_ok, (long long) last_err);
+    ASSERT_GT(last_ok, 0);
+    ASSERT_EQ(last_err, 0);
+    bson_destroy(res);
+    chaos_stub_stop(&s);
+}
+
+/* ---- the invariant under chaos ---- */
+
+/* Every fault stubd has, sharing --fault-rate. Slow replies (200 ms) exceed the deadline the
+ * clients set (100 ms); error code 2 (BadValue) is not retryable, and pings ("--op command") are
+ * never retried: so each injected fault fails exactly the one operation it hit. */
+#define CHAOS_FAULTS                                                                                           \
+    "--fault-hangup-before", "--fault-hangup-mid", "--fault-garbage", "--fault-oversize",                      \
+        "--fault-wrong-response-to", "--fault-slow", "200", "--fault-error", "2"
+
+static long long faults_total(const chaos_stub_t *s)
+{
+    return chaos_stub_stat(s, "total");
+}
+
+TEST("/chaos/invariant/mqload", chaos_invariant_mqload)
+{
+    const char *n = getenv("MQC_CHAOS_OPS");
+    const char *nops = n && *n ? n : "100000";
+    chaos_stub_t s;
+    const char *const sargs[] = {"--seed", "42", "--fault-rate", "0.02", CHAOS_FAULTS, NULL};
+    chaos_stub_start(&s, 0, sargs);
+    char uri[128];
+    snprintf(uri, sizeof uri, "mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=2000", s.port);
+    const char *const args[] = {"--uri", uri, "--op", "command", "-c", "64", "-n", nops, "--timeout", "100ms", NULL};
+    double t0 = chaos_now();
+    bson_t *res = run_mqload(args, NULL, NULL);
+    double took = chaos_now() - t0;
+    chaos_stub_stop(&s);
+    int64_t sub = jget(res, "submitted"), comp = jget(res, "completed"), ok = jget(res, "ok"),
+            errs = jget(res, "errors");
+    long long injected = faults_total(&s);
+    tf_note("mqload %s ops in %.1f s: submitted %lld completed %lld ok %lld errors %lld; stubd injected %lld "
+            "(hangup_before %lld hangup_mid %lld garbage %lld oversize %lld wrong_response_to %lld slow %lld "
+            "error %lld)",
+            nops, took, (long long) sub, (long long) comp, (long long) ok, (long long) errs, injected,
+            chaos_stub_stat(&s, "hangup_before"), chaos_stub_stat(&s, "hangup_mid"), chaos_stub_stat(&s, "garbage"),
+            chaos_stub_stat(&s, "oversize"), chaos_stub_stat(&s, "wrong_response_to"), chaos_stub_stat(&s, "slow"),
+            chaos_stub_stat(&s, "error"));
+    ASSERT_EQ(sub, atoll(nops));
+    ASSERT_EQ(sub, comp);
+    ASSERT_EQ(comp, ok + errs);
+    ASSERT_GT(injected, 0);
+    /* Each fault fails exactly the operation it hit, and nothing else fails (one op per
+     * connection: a hang-up or a bad reply takes no bystander with it). */
+    ASSERT_EQ(errs, injected);
+    ASSERT_EQ(jget(res, "errors_by_kind.server:BadValue(2)") + 0, chaos_stub_stat(&s, "error"));
+    bson_destroy(res);
+}
+
+/* The library directly: random deadlines and cancels on top of the server's faults. The op's
+ * index travels in ud; the run's state is a file static (one run at a time). */
+typedef struct {
+    mqc_client_t *client;
+    uint8_t *calls;          /* callbacks per op: each must end at exactly 1 */
+    uint64_t n, submitted, done, ok, errors, cancels;
+    uint64_t by_domain[32];
+    uint64_t rng;
+    bson_t *cmd, *short_deadline, *deadline;
+} lib_chaos_t;
+
+static lib_chaos_t *g_lib;
+
+static uint64_t xorshift(uint64_t *x)
+{
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    return *x;
+}
+
+static void lib_submit(lib_chaos_t *t);
+
+static void lib_cb(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
+{
+    (void) op, (void) reply;
+    lib_chaos_t *t = g_lib;
+    uint64_t i = (uint64_t) (uintptr_t) ud;
+    if (t->calls[i] < 255) t->calls[i]++;
+    t->done++;
+    if (error) t->errors++, t->by_domain[error->domain < 32 ? error->domain : 0]++;
+    else t->ok++;
+    if (t->submitted < t->n) lib_submit(t); /* from the callback, as a closed loop does */
+}
+
+static void lib_submit(lib_chaos_t *t)
+{
+    uint64_t i = t->submitted++;
+    uint64_t r = xorshift(&t->rng) % 100;
+    /* 10%: a 1 ms deadline (races the reply); 90%: 100 ms (what slow faults exceed) */
+    const bson_t *opts = r < 10 ? t->short_deadline : t->deadline;
+    mqc_op_t *op = mqc_client_command(t->client, "admin", t->cmd, opts, lib_cb, (void *) (uintptr_t) i);
+    if (r >= 95) { /* 5%: cancelled at once (never from inside the submit call: still pending) */
+        mqc_op_cancel(op);
+        t->cancels++;
+    }
+}
+
+/* Runs n ops with `window` in flight against a stubd with every fault; checks exactly-once and
+ * that memory and the pending count come back. Shared with `make soak` (MQC_CHAOS_OPS). */
+static void lib_chaos_run(uint64_t n)
+{
+    chaos_stub_t s;
+    const char *const sargs[] = {"--seed", "7", "--fault-rate", "0.02", CHAOS_FAULTS, NULL};
+    chaos_stub_start(&s, 0, sargs);
+    lib_chaos_t t = {0};
+    g_lib = &t;
+    t.client = client_for(s.port, "&maxPoolSize=64");
+    t.n = n;
+    t.calls = calloc(n, 1);
+    ASSERT_NOT_NULL(t.calls);
+    t.rng = 0x9e3779b97f4a7c15ull;
+    t.cmd = BCON_NEW("ping", BCON_INT32(1));
+    t.short_deadline = BCON_NEW("timeoutMS", BCON_INT32(1));
+    t.deadline = BCON_NEW("timeoutMS", BCON_INT32(100));
+
+    /* Baseline after a warm-up tenth (pool filled, allocator arenas grown). */
+    uint64_t warm = n / 10;
+    t.n = warm;
+    for (int k = 0; k < 64; k++) lib_submit(&t);
+    ASSERT(mqc_client_run_until_idle(t.client, 120));
+    long long rss_base = chaos_rss_bytes();
+    t.n = n;
+    double t0 = chaos_now();
+    for (int k = 0; k < 64 && t.submitted < n; k++) lib_submit(&t);
+    ASSERT(mqc_client_run_until_idle(t.client, 600));
+    double took = chaos_now() - t0;
+    long long rss_end = chaos_rss_bytes();
+    uint64_t pending = mqc_client_stat(t.client, MQC_STAT_OPS_PENDING);
+    uint64_t stat_sub = mqc_client_stat(t.client, MQC_STAT_OPS_SUBMITTED),
+             stat_done = mqc_client_stat(t.client, MQC_STAT_OPS_COMPLETED);
+    uint64_t opened = mqc_client_stat(t.client, MQC_STAT_CONNS_OPENED);
+    mqc_client_destroy(t.client);
+    chaos_stub_stop(&s);
+
+    uint64_t bad = 0;
+    for (uint64_t i = 0; i < n; i++) bad += t.calls[i] != 1;
+    tf_note("library: %llu ops in %.1f s (%.0f/s): ok %llu errors %llu (network %llu protocol %llu timeout %llu "
+            "cancelled %llu server %llu); %llu cancels asked; %llu connections; stubd injected %lld; "
+            "RSS %lld -> %lld KiB",
+            (unsigned long long) n, took, (double) (n - warm) / took, (unsigned long long) t.ok,
+            (unsigned long long) t.errors, (unsigned long long) t.by_domain[MQC_ERROR_NETWORK],
+            (unsigned long long) t.by_domain[MQC_ERROR_PROTOCOL], (unsigned long long) t.by_domain[MQC_ERROR_TIMEOUT],
+            (unsigned long long) t.by_domain[MQC_ERROR_CANCELLED], (unsigned long long) t.by_domain[MQC_ERROR_SERVER],
+            (unsigned long long) t.cancels, (unsigned long long) opened, faults_total(&s), rss_base / 1024,
+            rss_end / 1024);
+    free(t.calls);
+    bson_destroy(t.cmd), bson_destroy(t.short_deadline), bson_destroy(t.deadline);
+    g_lib = NULL;
+    ASSERT_EQ(bad, 0);                 /* every op: exactly one callback */
+    ASSERT_EQ(t.done, n);
+    ASSERT_EQ(t.ok + t.errors, n);
+    ASSERT_EQ(pending, 0);
+    ASSERT_EQ(stat_sub, stat_done);
+    ASSERT_GT(t.by_domain[MQC_ERROR_CANCELLED], 0);
+    ASSERT_GT(t.by_domain[MQC_ERROR_NETWORK] + t.by_domain[MQC_ERROR_PROTOCOL], 0);
+    /* Memory back near the baseline: nothing per operation survives. 16 MiB of slack covers the
+     * allocator keeping freed pages (ASan's quarantine most of all) while a leak of even 200 bytes
+     * per op over 90,000 ops would exceed it. */
+    ASSERT_LT(rss_end - rss_base, 16ll << 20);
+}
+
+TEST("/chaos/invariant/library", chaos_invariant_library)
+{
+    const char *n = getenv("MQC_CHAOS_OPS");
+    lib_chaos_run(n && *n ? strtoull(n, NULL, 10) : 100000);
+}
+
+/* ---- regressions of what the fuzzers found (docs/reliability.md) ---- */
+
+TEST("/chaos/regress/uri_bad_escape_in_password", chaos_regress_uri_escape)
+{
+    /* fuzz_uri: a password with a bad %-escape made the error path read past a buffer (ASan) */
+    mqc_uri_t u;
+    mqc_error_t err = {0};
+    ASSERT(!mqc_uri_parse(&u, "mongodb://user:pa%4@h1:27017,h2,[::1]:27018/db?replicaSet=rs0&"
+                              "tlsCertificateKeyFilePassword=secrCCCC", &err));
+    ASSERT_EQ(err.domain, MQC_ERROR_URI);
+    ASSERT(!strstr(err.message, "pa%4"));
+    mqc_uri_cleanup(&u);
+}
+
+TEST("/chaos/regress/uri_redact_dup_not_cut", chaos_regress_redact)
+{
+    /* fuzz_uri: empty secrets become "***", longer than the input: the copy was cut short */
+    const char *uri = "mongodb://u:@h/?tlsCertificateKeyFilePassword=&tlsCertificateKeyFilePassword=&"
+                      "tlsCertificateKeyFilePassword=&appname=x";
+    char *dup = mqc_uri_redact_dup(uri);
+    char big[512];
+    mqc_uri_redact(uri, big, sizeof big);
+    ASSERT_STR_EQ(dup, big);
+    ASSERT_STR_CONTAINS(dup, "appname=x");
+    free(dup);
+}
+
+TEST("/chaos/regress/hello_out_of_range_sizes", chaos_regress_hello_sizes)
+{
+    /* fuzz_hello: maxBsonObjectSize 1.6e22 became a wrapped (negative) limit */
+    bson_t *r = BCON_NEW("ok", BCON_INT32(1), "maxBsonObjectSize", BCON_DOUBLE(1.6e22), "maxMessageSizeBytes",
+                         BCON_INT64(-5), "maxWriteBatchSize", BCON_INT64(1ll << 40));
+    mqc_sd_t sd;
+    mqc_sd_init_from_hello(&sd, "a:27017", r, -1, 0);
+    ASSERT_EQ(sd.max_bson_object_size, 16 * 1024 * 1024);
+    ASSERT_EQ(sd.max_message_size_bytes, 48000000);
+    ASSERT_EQ(sd.max_write_batch_size, 100000);
+    mqc_sd_cleanup(&sd);
+    bson_destroy(r);
+}
+
+TEST("/chaos/regress/hello_big_tags_applied_twice", chaos_regress_hello_tags)
+{
+    /* fuzz_hello: tags over bson_t's 120 inline bytes, applied to a topology: the description was
+     * assigned by value (a bson_t pointing into itself): double free */
+    char key[200];
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = 0;
+    bson_t *r = BCON_NEW("ok", BCON_INT32(1), "isWritablePrimary", BCON_BOOL(true), "maxWireVersion", BCON_INT32(21),
+                         "tags", "{", key, "ny", "}");
+    mqc_sd_t sd;
+    mqc_sd_init_from_hello(&sd, "a:27017", r, -1, 0);
+    mqc_topology_desc_t td;
+    mqc_error_t err;
+    const char *seeds[] = {"a:27017"};
+    ASSERT(mqc_topology_desc_init(&td, MQC_TOPOLOGY_UNKNOWN, NULL, seeds, 1, NULL, &err));
+    ASSERT(mqc_topology_apply_sd(&td, &sd, NULL));
+    ASSERT(mqc_topology_apply_sd(&td, &sd, NULL));
+    bson_iter_t it;
+    ASSERT(bson_iter_init_find(&it, &td.servers[0]->sd.tags, key));
+    mqc_topology_desc_cleanup(&td);
+    mqc_sd_cleanup(&sd);
+    bson_destroy(r);
+}
+
+TEST("/chaos/regress/template_huge_double", chaos_regress_template)
+{
+    /* fuzz_template: a $randInt bound of 5.5e58 was converted to int64 (undefined) */
+    bson_error_t be;
+    bson_t *doc = bson_new_from_json((const uint8_t *) "{\"a\": {\"$randInt\": [8, 5.5e58]}}", -1, &be);
+    ASSERT_NOT_NULL(doc);
+    char err[256] = "";
+    mqload_template_t *t = mqload_template_compile(doc, false, err, sizeof err);
+    ASSERT_NULL(t);
+    ASSERT(err[0]);
+    bson_destroy(doc);
+}
+
+TEST("/chaos/regress/write_result_saturates", chaos_regress_write_result)
+{
+    /* reply.c: counts from the server never overflow; indexes outside the batch become -1 */
+    bson_t *r = BCON_NEW("ok", BCON_INT32(1), "n", BCON_INT64(INT64_MAX), "nModified", BCON_INT64(-3), "writeErrors",
+                         "[", "{", "index", BCON_INT64(INT64_MAX), "code", BCON_INT32(11000), "errmsg", "dup", "}",
+                         "{", "index", BCON_INT32(1), "code", BCON_INT32(121), "errmsg", "v", "}", "]");
+    mqc_write_result_t w;
+    mqc_write_result_init(&w);
+    ASSERT(mqc_write_result_fold(&w, MQC_WRITE_UPDATE, 10, 2, r));
+    ASSERT(mqc_write_result_fold(&w, MQC_WRITE_UPDATE, 12, 2, r));
+    ASSERT_EQ(w.matched, INT64_MAX);
+    ASSERT_EQ(w.modified, 0);
+    ASSERT_EQ(w.n_write_errors, 4);
+    bson_iter_t it;
+    ASSERT(bson_iter_init(&it, &w.write_errors));
+    int64_t idx[4];
+    for (int k = 0; k < 4; k++) {
+        bson_iter_t f;
+        ASSERT(bson_iter_next(&it) && bson_iter_recurse(&it, &f) && bson_iter_find(&f, "index"));
+        idx[k] = bson_iter_as_int64(&f);
+    }
+    ASSERT_EQ(idx[0], -1);
+    ASSERT_EQ(idx[1], 11);
+    ASSERT_EQ(idx[2], -1);
+    ASSERT_EQ(idx[3], 13);
+    ASSERT_EQ(w.first_error.domain, MQC_ERROR_WRITE);
+    ASSERT_EQ(w.first_error.code, 11000);
+    mqc_write_result_cleanup(&w);
+    bson_destroy(r);
+}
