@@ -55,7 +55,7 @@ ifneq ($(SAN),)
 endif
 CPPFLAGS_ALL := -Iinclude -Ilib $(PKG_CFLAGS) $(LIBEV_CFLAGS) -DMQC_VERSION='"$(VERSION)"'
 CFLAGS_ALL   := $(CSTD) $(OPT) $(WARN) -fPIC -MMD -MP $(SANFLAGS) $(CFLAGS)
-LIBS_ALL     := $(PKG_LIBS) $(LIBEV_LIBS) -lpthread -lm -lanl
+LIBS_ALL     := $(PKG_LIBS) $(LIBEV_LIBS) -lpthread -lm -lanl -lresolv
 LDFLAGS_ALL  := $(SANFLAGS) $(LDFLAGS)
 
 LIB_SRC   := $(sort $(wildcard lib/*.c))
@@ -161,7 +161,7 @@ $(BUILD)/mqc.pc: Makefile
 	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: mqc' 'Description: asynchronous MongoDB client for C (libev)' 'Version: $(VERSION)' \
 	  'Requires: libbson-1.0 libmongoc-1.0 openssl' 'Cflags: -I$${includedir}/mqc' \
-	  'Libs: -L$${libdir} -lmqc' 'Libs.private: $(LIBEV_LIBS) -lpthread -lm -lanl' > $@
+	  'Libs: -L$${libdir} -lmqc' 'Libs.private: $(LIBEV_LIBS) -lpthread -lm -lanl -lresolv' > $@
 
 install: all $(BUILD)/mqc.pc
 	$(Q)install -d $(DESTDIR)$(PREFIX)/include/mqc $(DESTDIR)$(PREFIX)/lib/pkgconfig \

@@ -9,6 +9,7 @@
 #include "client.h"
 #include "conn.h"
 #include "scram.h"
+#include "srv.h"
 #include "tls.h"
 #include "topology.h"
 
@@ -148,7 +149,8 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     }
     client->lsid[6] = (uint8_t) ((client->lsid[6] & 0x0f) | 0x40);
     client->lsid[8] = (uint8_t) ((client->lsid[8] & 0x3f) | 0x80);
-    if (!mqc_topology_start(client, error)) {
+    /* mongodb+srv: the topology starts once the SRV lookup has found the hosts (lib/srv.c). */
+    if (client->uri.srv_host ? !mqc_srv_client_start(client, error) : !mqc_topology_start(client, error)) {
         client->closing = true;
         client_free(client);
         return NULL;
@@ -161,6 +163,7 @@ static void client_free(mqc_client_t *client)
     client->closing = true;
     mqc_op_fail_all(client);
     mqc_cursor_detach_all(client);
+    mqc_srv_client_stop(client);
     mqc_topology_stop(client);
     for (size_t i = 0; i < client->n_servers; i++) mqc_server_destroy(client->servers[i]);
     /* Callbacks of pool waiters already ran through mqc_op_fail_all; nothing else is pending. */
@@ -270,6 +273,7 @@ int32_t mqc_client_next_request_id(mqc_client_t *client)
 mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error)
 {
     if (op->pin) return op->pin;
+    if (client->srv && !mqc_srv_client_ready(client, error)) return NULL; /* SRV lookup running or failed */
     if (client->topo && client->topo->monitored) {
         bool wait;
         mqc_server_t *s = mqc_topology_select(client, op, &wait, error);

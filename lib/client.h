@@ -146,6 +146,7 @@ struct mqc_client {
     mqc_link_t cursors;          /* live cursors, made inert on destroy */
     struct mqc_topology *topo;   /* discovery, monitoring, selection (lib/topology.c) */
     mqc_link_t selecting;        /* ops waiting for a suitable server (mqc_op_t.qlink) */
+    struct mqc_srv_state *srv;   /* mongodb+srv: the seed list lookup (lib/srv.c), else NULL */
     int64_t txn_counter;         /* the last txnNumber used with lsid */
     uint8_t lsid[16];            /* the client's session id (UUID v4) for retryable writes */
 };

@@ -113,6 +113,9 @@ static mqc_cursor_t *cursor_new(mqc_collection_t *coll, const bson_t *opts, mqc_
 static void cursor_start(mqc_cursor_t *c, bson_t *cmd, const bson_t *opts)
 {
     c->op = mqc_cmd_op_new(c->client, c->db, cmd, on_batch, c);
+    /* The opening find/aggregate is a retryable read; getMore is not (the cursor lives on one
+     * server). */
+    c->op->retry = MQC_RETRY_READ;
     mqc_op_set_timeout_from(c->op, opts);
     c->started = true;
     bson_destroy(cmd);

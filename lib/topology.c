@@ -148,7 +148,7 @@ bool mqc_topology_start(mqc_client_t *client, mqc_error_t *error)
     bool unix_host = false;
     for (size_t i = 0; i < u->n_hosts; i++) unix_host |= u->hosts[i].is_unix;
     bool direct = u->direct_connection_set && u->direct_connection;
-    bool lone = u->n_hosts == 1 && !u->replica_set && !u->direct_connection_set;
+    bool lone = u->n_hosts == 1 && !u->replica_set && !u->direct_connection_set && !u->srv_host; /* srv: monitored, per spec */
     client->topo = t;
     if (u->load_balanced || direct || lone || unix_host || u->n_hosts == 0) {
         /* Nothing to discover: the server is used as it is, as a direct connection should. */

@@ -129,6 +129,36 @@ static bool take_extras(char *s, extras_t *x, mqc_uri_t *out, mqc_error_t *error
     return true;
 }
 
+/* libmongoc 1.23 applies the SRV rule of before 2024: a mongodb+srv name needs three labels or
+ * more. The specification now allows one or two ("mongodb+srv://localhost", "mongo.local"),
+ * guarding them instead by what their SRV targets may be (lib/srv.c). Such a name goes to
+ * libmongoc lengthened by this suffix, which mqc_uri_parse takes off again. Returns the new
+ * string (wipe it: it may hold the password), or NULL when s needs no change. */
+#define SHORT_SRV_SUFFIX ".mqc-srv.invalid"
+
+static char *lengthen_short_srv_host(const char *s)
+{
+    static const char scheme[] = "mongodb+srv://";
+    if (strncmp(s, scheme, sizeof scheme - 1) != 0) return NULL;
+    const char *start = s + sizeof scheme - 1;
+    const char *end = start + strcspn(start, "/?");
+    for (const char *p = start; p < end; p++)
+        if (*p == '@') start = p + 1;
+    if (start == end) return NULL;
+    size_t dots = 0;
+    for (const char *p = start; p < end; p++) {
+        if (strchr(",:%[]", *p)) return NULL; /* libmongoc's own errors are the right ones */
+        dots += *p == '.';
+    }
+    if (dots >= 2) return NULL;
+    size_t n = strlen(s), at = (size_t) (end - s), k = sizeof SHORT_SRV_SUFFIX - 1;
+    char *out = bson_malloc(n + k + 1);
+    memcpy(out, s, at);
+    memcpy(out + at, SHORT_SRV_SUFFIX, k);
+    memcpy(out + at + k, s + at, n - at + 1);
+    return out;
+}
+
 /* libmongoc's messages may quote parts of the URI: never let the password through. */
 static void uri_fail(mqc_error_t *error, const char *what, const char *uri)
 {
@@ -241,6 +271,7 @@ static void fill_auth_and_tls(mqc_uri_t *out, const mongoc_uri_t *mu)
     const char *given = given_auth_source(mu);
     bool external = m && (!strcasecmp(m, "GSSAPI") || !strcasecmp(m, "MONGODB-X509") ||
                           !strcasecmp(m, "MONGODB-AWS") || !strcasecmp(m, "MONGODB-OIDC"));
+    out->auth_source_given = given != NULL;
     if (given) out->auth_source = bson_strdup(given);
     else if (external) out->auth_source = bson_strdup("$external");
     else if (out->database) out->auth_source = bson_strdup(out->database);
@@ -292,13 +323,7 @@ static bool validate(mqc_uri_t *out, const mongoc_uri_t *mu, mqc_error_t *error)
         mqc_error_set(error, MQC_ERROR_URI, 0, "invalid connection string: authSource must not be empty");
         return false;
     }
-    if (mongoc_uri_get_srv_hostname(mu)) {
-        mqc_error_set(error, MQC_ERROR_URI, 0,
-                      "invalid connection string: mongodb+srv:// is not supported by mqc (no SRV lookup); "
-                      "list the hosts with mongodb://");
-        return false;
-    }
-    if (out->n_hosts == 0) {
+    if (out->n_hosts == 0 && !out->srv_host) {
         mqc_error_set(error, MQC_ERROR_URI, 0, "invalid connection string: no host");
         return false;
     }
@@ -325,6 +350,11 @@ bool mqc_uri_parse(mqc_uri_t *out, const char *uri, mqc_error_t *error)
         mqc_uri_cleanup(out);
         return false;
     }
+    char *longer = lengthen_short_srv_host(stripped);
+    if (longer) {
+        wipe_free(stripped);
+        stripped = longer;
+    }
     bson_error_t berr;
     mongoc_uri_t *mu = mongoc_uri_new_with_error(stripped, &berr);
     wipe_free(stripped);
@@ -342,6 +372,17 @@ bool mqc_uri_parse(mqc_uri_t *out, const char *uri, mqc_error_t *error)
     out->direct_connection_set = mongoc_uri_has_option(mu, MONGOC_URI_DIRECTCONNECTION);
     out->direct_connection = mongoc_uri_get_option_as_bool(mu, MONGOC_URI_DIRECTCONNECTION, false);
     out->load_balanced = mongoc_uri_get_option_as_bool(mu, MONGOC_URI_LOADBALANCED, false);
+    out->load_balanced_set = mongoc_uri_has_option(mu, MONGOC_URI_LOADBALANCED);
+    if (mongoc_uri_get_srv_hostname(mu)) {
+        /* libmongoc has checked the rest: one name, no port, no directConnection=true,
+         * srvMaxHosts >= 0 and not with replicaSet or loadBalanced=true; tls defaults to true. */
+        out->srv_host = bson_strdup(mongoc_uri_get_srv_hostname(mu));
+        size_t hl = strlen(out->srv_host), k = sizeof SHORT_SRV_SUFFIX - 1;
+        if (longer && hl > k && strcmp(out->srv_host + hl - k, SHORT_SRV_SUFFIX) == 0) out->srv_host[hl - k] = 0;
+        for (char *c = out->srv_host; *c; c++) *c = (char) tolower((unsigned char) *c); /* DNS ignores case */
+        out->srv_service_name = bson_strdup(mongoc_uri_get_srv_service_name(mu));
+        out->srv_max_hosts = (int32_t) opt_i64(mu, MONGOC_URI_SRVMAXHOSTS, 0);
+    }
 
     out->max_pool_size = (int32_t) opt_i64(mu, MONGOC_URI_MAXPOOLSIZE, 100);
     out->min_pool_size = (int32_t) opt_i64(mu, MONGOC_URI_MINPOOLSIZE, 0);
@@ -377,6 +418,8 @@ void mqc_uri_cleanup(mqc_uri_t *uri)
     bson_free(uri->redacted);
     bson_free(uri->hosts);
     bson_free(uri->replica_set);
+    bson_free(uri->srv_host);
+    bson_free(uri->srv_service_name);
     bson_free(uri->appname);
     /* A zeroed mqc_uri_t (never parsed) has len 0 documents: nothing to destroy. */
     if (uri->write_concern.len) bson_destroy(&uri->write_concern);

@@ -36,6 +36,12 @@ typedef struct mqc_uri {
     bool direct_connection;      /* directConnection=true */
     bool direct_connection_set;
     bool load_balanced;
+    bool load_balanced_set;      /* loadBalanced given (a TXT record's value must then not apply) */
+
+    /* mongodb+srv (lib/srv.c): hosts stays empty until the SRV lookup fills it */
+    char *srv_host;              /* the name to look up, NULL for mongodb:// */
+    char *srv_service_name;      /* srvServiceName, "mongodb" by default (NULL without srv_host) */
+    int32_t srv_max_hosts;       /* srvMaxHosts, 0: no limit */
 
     /* pool and timing; -1 where "unset" matters */
     int32_t max_pool_size;       /* 100 */
@@ -66,6 +72,7 @@ typedef struct mqc_uri {
     char *username;
     char *password;              /* wiped and freed by mqc_uri_cleanup */
     char *auth_source;           /* resolved: the URI's authSource, else the database, else "admin" */
+    bool auth_source_given;      /* authSource was in the URI (a TXT record's must then not apply) */
     char *auth_mechanism;        /* NULL: negotiate */
     bson_t auth_mechanism_properties;
 

@@ -156,7 +156,7 @@ TEST("/uri/parse/errors", uri_parse_errors)
     expect_error("mongodb://u:Sekr3tPw@h:99999/", NULL, "Sekr3tPw");
     expect_error("mongodb://u:Sekr3t:Pw@h/", NULL, "Sekr3t");
     expect_error("mongodb://u:Sekr3tPw@/", NULL, "Sekr3tPw");
-    expect_error("mongodb+srv://u:Sekr3tPw@cluster.example.com/", "mongodb+srv", "Sekr3tPw");
+    expect_error("mongodb+srv://u:Sekr3tPw@cluster.example.com:27017/", "SRV", "Sekr3tPw");
     expect_error("mongo://u:Sekr3tPw@h/", NULL, "Sekr3tPw");
     expect_error("", NULL, NULL);
     expect_error(NULL, NULL, NULL);
