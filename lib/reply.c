@@ -47,16 +47,22 @@ bool mqc_ns_split(const char *ns, size_t len, char *db_out, size_t db_size, char
 
 size_t mqc_batch_collect(bson_iter_t *batch, bson_t **docs, size_t *cap)
 {
-    size_t n = 0;
-    while (bson_iter_next(batch)) {
+    /* Count first, then grow once: a static bson_t points into itself, so initialised entries
+     * must never be moved by a realloc. */
+    bson_iter_t count_it = *batch;
+    size_t want = 0, n = 0;
+    while (bson_iter_next(&count_it))
+        if (BSON_ITER_HOLDS_DOCUMENT(&count_it)) want++;
+    if (want > *cap) {
+        free(*docs);
+        *cap = want;
+        *docs = malloc(*cap * sizeof **docs);
+        if (!*docs) abort();
+    }
+    while (n < want && bson_iter_next(batch)) {
         uint32_t len;
         const uint8_t *data;
         if (!BSON_ITER_HOLDS_DOCUMENT(batch)) continue;
-        if (n == *cap) {
-            *cap = *cap ? *cap * 2 : 16;
-            *docs = realloc(*docs, *cap * sizeof **docs);
-            if (!*docs) abort();
-        }
         bson_iter_document(batch, &len, &data);
         if (bson_init_static(&(*docs)[n], data, len)) n++;
     }

@@ -105,6 +105,10 @@ const char *tf_spec_dir(void)
 const char *tf_src_dir(void) { return g_src_dir; }
 const char *tf_build_dir(void) { return g_build_dir; }
 
+/* Folders handed out by tf_tmpdir, referenced here so that leak checkers see them (file scope: a
+ * write-only static inside the function would be optimised away). */
+char *tf_kept_tmpdirs[256];
+
 const char *tf_tmpdir(void)
 {
     static unsigned n;
@@ -117,12 +121,11 @@ const char *tf_tmpdir(void)
             abort();
         }
     }
-    static char *kept[256];
     snprintf(buf, sizeof buf, "%s/%u", g_tmp_root, ++n);
     if (mkdir(buf, 0700) != 0 && errno != EEXIST) FAIL("mkdir %s: %s", buf, strerror(errno));
     /* Lives until exit, by contract; kept here so that leak checkers see it referenced. */
     char *p = strdup(buf);
-    if (n <= sizeof kept / sizeof kept[0]) kept[n - 1] = p;
+    if (n <= sizeof tf_kept_tmpdirs / sizeof tf_kept_tmpdirs[0]) tf_kept_tmpdirs[n - 1] = p;
     return p;
 }
 

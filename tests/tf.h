@@ -107,6 +107,7 @@ const char *tf_spec_dir(void);
 /* A fresh folder under the run's temporary folder, removed at exit. Returned string is static
  * storage that lives until exit. */
 const char *tf_tmpdir(void);
+extern char *tf_kept_tmpdirs[256];
 /* The top of the source tree (where Makefile is), and the build folder holding mqc-test. */
 const char *tf_src_dir(void);
 const char *tf_build_dir(void);
