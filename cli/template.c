@@ -375,7 +375,8 @@ static void eval_into(tnode_t *n, mqload_tctx_t *ctx, bson_t *out, const char *k
         break;
     case T_SEQ: {
         uint64_t lanes = ctx->lanes ? ctx->lanes : 1;
-        int64_t v = n->seq_start + n->seq_step * (int64_t) (ctx->lane + lanes * n->seq_count++);
+        /* unsigned arithmetic: a huge step wraps instead of overflowing (undefined; fuzz_template) */
+        int64_t v = (int64_t) ((uint64_t) n->seq_start + (uint64_t) n->seq_step * (ctx->lane + lanes * n->seq_count++));
         bson_append_int64(out, key, klen, v);
         break;
     }
