@@ -1,5 +1,6 @@
 /* fakers: see fakers.h. Independent of mqc's codec, so that it checks mqc. */
 #include "fakers.h"
+#include "fakesrv.h"
 
 #include <arpa/inet.h>
 #include <bson/bson.h>
@@ -43,49 +44,6 @@ typedef struct {
     member_t *m;
     int fd;
 } conn_arg_t;
-
-static bool read_full(int fd, void *buf, size_t n)
-{
-    uint8_t *p = buf;
-    while (n) {
-        ssize_t r = recv(fd, p, n, 0);
-        if (r <= 0) {
-            if (r < 0 && errno == EINTR) continue;
-            return false;
-        }
-        p += r;
-        n -= (size_t) r;
-    }
-    return true;
-}
-
-static bool write_full(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR) continue;
-            return false;
-        }
-        p += w;
-        n -= (size_t) w;
-    }
-    return true;
-}
-
-static void put32(uint8_t *p, int32_t v)
-{
-    uint32_t u = BSON_UINT32_TO_LE((uint32_t) v);
-    memcpy(p, &u, 4);
-}
-
-static int32_t get32(const uint8_t *p)
-{
-    uint32_t u;
-    memcpy(&u, p, 4);
-    return (int32_t) BSON_UINT32_FROM_LE(u);
-}
 
 static void addr_of(const fakers_t *rs, int i, char *out, size_t size)
 {
@@ -146,12 +104,12 @@ static uint8_t *encode(const bson_t *doc, int32_t response_to, bool legacy, size
 {
     size_t n = legacy ? 16 + 20 + doc->len : 16 + 4 + 1 + doc->len;
     uint8_t *b = calloc(1, n);
-    put32(b, (int32_t) n);
-    put32(b + 4, 4242);
-    put32(b + 8, response_to);
-    put32(b + 12, legacy ? 1 : 2013);
+    fake_put32(b, (int32_t) n);
+    fake_put32(b + 4, 4242);
+    fake_put32(b + 8, response_to);
+    fake_put32(b + 12, legacy ? 1 : 2013);
     if (legacy) {
-        put32(b + 16 + 16, 1);
+        fake_put32(b + 16 + 16, 1);
         memcpy(b + 36, bson_get_data(doc), doc->len);
     } else {
         memcpy(b + 21, bson_get_data(doc), doc->len);
@@ -229,16 +187,16 @@ static void *conn_main(void *argp)
     free(a);
     for (;;) {
         uint8_t hdr[16];
-        if (!read_full(fd, hdr, 16)) break;
-        int32_t len = get32(hdr), rid = get32(hdr + 4), opcode = get32(hdr + 12);
+        if (!fake_read_full(fd, hdr, 16)) break;
+        int32_t len = fake_get32(hdr), rid = fake_get32(hdr + 4), opcode = fake_get32(hdr + 12);
         if (len < 16 || len > 64 * 1024 * 1024) break;
         uint8_t *body = malloc((size_t) len - 16);
-        if (!read_full(fd, body, (size_t) len - 16)) {
+        if (!fake_read_full(fd, body, (size_t) len - 16)) {
             free(body);
             break;
         }
         bool legacy = opcode == 2004;
-        bool more_to_come = !legacy && (get32(body) & 2);
+        bool more_to_come = !legacy && (fake_get32(body) & 2);
         const uint8_t *docp = body + 5;
         if (legacy) {
             const uint8_t *p = body + 4;
@@ -249,7 +207,7 @@ static void *conn_main(void *argp)
         const char *name = "";
         bson_iter_t it;
         bson_t *reply;
-        if (bson_init_static(&cmd, docp, (size_t) get32(docp)) && bson_iter_init(&it, &cmd) && bson_iter_next(&it))
+        if (bson_init_static(&cmd, docp, (size_t) fake_get32(docp)) && bson_iter_init(&it, &cmd) && bson_iter_next(&it))
             name = bson_iter_key(&it);
         pthread_mutex_lock(&rs->mu);
         if (!strcasecmp(name, "hello") || !strcasecmp(name, "ismaster")) reply = hello_doc(m);
@@ -263,7 +221,7 @@ static void *conn_main(void *argp)
         size_t n;
         uint8_t *out = encode(reply, rid, legacy, &n);
         bson_destroy(reply);
-        bool ok = write_full(fd, out, n);
+        bool ok = fake_write_full(fd, out, n);
         free(out);
         if (!ok) break;
     }

@@ -35,7 +35,7 @@ typedef struct {
     int fd;
 } conn_arg_t;
 
-static bool read_full(int fd, void *buf, size_t n)
+bool fake_read_full(int fd, void *buf, size_t n)
 {
     uint8_t *p = buf;
     while (n) {
@@ -50,7 +50,7 @@ static bool read_full(int fd, void *buf, size_t n)
     return true;
 }
 
-static bool write_full(int fd, const void *buf, size_t n)
+bool fake_write_full(int fd, const void *buf, size_t n)
 {
     const uint8_t *p = buf;
     while (n) {
@@ -65,13 +65,13 @@ static bool write_full(int fd, const void *buf, size_t n)
     return true;
 }
 
-static void put32(uint8_t *p, int32_t v)
+void fake_put32(uint8_t *p, int32_t v)
 {
     uint32_t u = BSON_UINT32_TO_LE((uint32_t) v);
     memcpy(p, &u, 4);
 }
 
-static int32_t get32(const uint8_t *p)
+int32_t fake_get32(const uint8_t *p)
 {
     uint32_t u;
     memcpy(&u, p, 4);
@@ -91,12 +91,12 @@ static uint8_t *encode(const bson_t *doc, int32_t response_to, bool legacy, size
 {
     size_t n = legacy ? 16 + 20 + doc->len : 16 + 4 + 1 + doc->len;
     uint8_t *b = calloc(1, n);
-    put32(b, (int32_t) n);
-    put32(b + 4, 7777);
-    put32(b + 8, response_to);
-    put32(b + 12, legacy ? 1 : 2013);
+    fake_put32(b, (int32_t) n);
+    fake_put32(b + 4, 7777);
+    fake_put32(b + 8, response_to);
+    fake_put32(b + 12, legacy ? 1 : 2013);
     if (legacy) {
-        put32(b + 16 + 16, 1); /* numberReturned; flags, cursorId, startingFrom are 0 */
+        fake_put32(b + 16 + 16, 1); /* numberReturned; flags, cursorId, startingFrom are 0 */
         memcpy(b + 36, bson_get_data(doc), doc->len);
     } else {
         memcpy(b + 21, bson_get_data(doc), doc->len);
@@ -113,16 +113,16 @@ static void *conn_main(void *argp)
     free(a);
     for (;;) {
         uint8_t hdr[16];
-        if (!read_full(fd, hdr, 16)) break;
-        int32_t len = get32(hdr), rid = get32(hdr + 4), opcode = get32(hdr + 12);
+        if (!fake_read_full(fd, hdr, 16)) break;
+        int32_t len = fake_get32(hdr), rid = fake_get32(hdr + 4), opcode = fake_get32(hdr + 12);
         if (len < 16 || len > 64 * 1024 * 1024) break;
         uint8_t *body = malloc((size_t) len - 16);
-        if (!read_full(fd, body, (size_t) len - 16)) {
+        if (!fake_read_full(fd, body, (size_t) len - 16)) {
             free(body);
             break;
         }
         bool legacy = opcode == 2004;
-        bool more_to_come = !legacy && (get32(body) & 2);
+        bool more_to_come = !legacy && (fake_get32(body) & 2);
         const uint8_t *docp = NULL;
         if (legacy) {
             const uint8_t *p = body + 4;
@@ -134,7 +134,7 @@ static void *conn_main(void *argp)
         bson_t cmd;
         const char *name = "";
         bson_iter_t it;
-        if (bson_init_static(&cmd, docp, (size_t) get32(docp)) && bson_iter_init(&it, &cmd) && bson_iter_next(&it))
+        if (bson_init_static(&cmd, docp, (size_t) fake_get32(docp)) && bson_iter_init(&it, &cmd) && bson_iter_next(&it))
             name = bson_iter_key(&it);
         bool is_hello = !strcasecmp(name, "hello") || !strcasecmp(name, "ismaster");
         bool speculative_ok = false;
@@ -180,12 +180,12 @@ static void *conn_main(void *argp)
         bson_destroy(reply);
         bool ok = true;
         switch (mode) {
-        case FAKE_DELAY: usleep((useconds_t) arg * 1000); ok = write_full(fd, out, n); break;
+        case FAKE_DELAY: usleep((useconds_t) arg * 1000); ok = fake_write_full(fd, out, n); break;
         case FAKE_HANGUP_BEFORE: ok = false; break;
-        case FAKE_HANGUP_MID: write_full(fd, out, n / 2); ok = false; break;
-        case FAKE_GARBAGE: memset(out + 4, 0xAB, n - 4); put32(out, (int32_t) n); ok = write_full(fd, out, n); break;
-        case FAKE_OVERSIZE: put32(out, 100 * 1024 * 1024); ok = write_full(fd, out, n); break;
-        default: ok = write_full(fd, out, n); break;
+        case FAKE_HANGUP_MID: fake_write_full(fd, out, n / 2); ok = false; break;
+        case FAKE_GARBAGE: memset(out + 4, 0xAB, n - 4); fake_put32(out, (int32_t) n); ok = fake_write_full(fd, out, n); break;
+        case FAKE_OVERSIZE: fake_put32(out, 100 * 1024 * 1024); ok = fake_write_full(fd, out, n); break;
+        default: ok = fake_write_full(fd, out, n); break;
         }
         free(out);
         if (!ok) break;

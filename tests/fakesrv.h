@@ -38,4 +38,12 @@ bool fakesrv_last_command(fakesrv_t *s, bool hello, bson_t *out);
 void fakesrv_set_accept_speculative(fakesrv_t *s, bool on);
 void fakesrv_stop(fakesrv_t *s);
 
+/* Framing helpers shared by the scripted servers (fakesrv.c, fakers.c): blocking whole reads and
+ * writes, little-endian int32. */
+#include <stddef.h>
+bool fake_read_full(int fd, void *buf, size_t n);
+bool fake_write_full(int fd, const void *buf, size_t n);
+void fake_put32(uint8_t *p, int32_t v);
+int32_t fake_get32(const uint8_t *p);
+
 #endif
