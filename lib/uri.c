@@ -72,6 +72,66 @@ static bool parse_int(const char *text, int64_t min, int64_t max, int64_t *out)
     return true;
 }
 
+/* ---- secrets kept from libmongoc --------------------------------------------------------
+ * libmongoc 1.23 copies the password while parsing (the unescaped userinfo, the URI string it
+ * keeps) and frees those copies without wiping them; a memory scan after mqc_client_destroy
+ * found them. So libmongoc never sees a secret mqc can read itself: the password and the values
+ * of secret options are decoded here and overwritten in place with as many 'x's before
+ * libmongoc parses the string. Only values libmongoc would accept are taken (valid UTF-8, every
+ * '%' a non-zero escape, decoded UTF-8 valid, none of the characters that would split the
+ * field): anything else is left for libmongoc to reject with its own message (scrubbed by
+ * uri_fail), so the URI's validity is libmongoc's alone. */
+static char *take_value(char *raw, size_t n, const char *forbidden)
+{
+    if (n == 0 || !bson_utf8_validate(raw, n, false)) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (strchr(forbidden, raw[i])) return NULL;
+        if (raw[i] == '%' && (i + 2 >= n || hexval((unsigned char) raw[i + 1]) < 0 ||
+                              hexval((unsigned char) raw[i + 2]) < 0 ||
+                              (raw[i + 1] == '0' && raw[i + 2] == '0')))
+            return NULL;
+    }
+    char *dec = bson_malloc0(n + 1);
+    if (!pct_decode(raw, n, dec) || !bson_utf8_validate(dec, strlen(dec), false)) {
+        wipe_free(dec);
+        return NULL;
+    }
+    memset(raw, 'x', n);
+    return dec;
+}
+
+static void take_secrets(char *s, mqc_uri_t *out)
+{
+    size_t pw_start, pw_len;
+    char *from = strstr(s, "://");
+    if (!from) return;
+    from += 3;
+    if (mqc_uri_find_password(s, &pw_start, &pw_len)) {
+        out->password = take_value(s + pw_start, pw_len, "@:/?#[]");
+        out->password_taken = out->password != NULL || pw_len == 0;
+        from = s + pw_start + pw_len;
+    }
+    char *q = strchr(from, '?');
+    while (q && *q) {
+        char *item = q + 1;
+        size_t n = strcspn(item, "&");
+        char *eq = memchr(item, '=', n);
+        if (eq && mqc_uri_is_secret_option(item, (size_t) (eq - item))) {
+            char *v = take_value(eq + 1, n - (size_t) (eq + 1 - item), "&");
+            size_t klen = (size_t) (eq - item);
+            bool tls = !(klen == strlen("proxyPassword") && strncasecmp(item, "proxyPassword", klen) == 0);
+            if (v && tls) {
+                wipe_free(out->tls_certificate_key_file_password);
+                out->tls_certificate_key_file_password = v;
+                out->tls_key_password_taken = true;
+            } else {
+                wipe_free(v);
+            }
+        }
+        q = item[n] ? item + n : NULL;
+    }
+}
+
 /* Takes mqc's own options out of the query of *s (edited in place). */
 static bool take_extras(char *s, extras_t *x, mqc_uri_t *out, mqc_error_t *error)
 {
@@ -261,7 +321,8 @@ static const char *given_auth_source(const mongoc_uri_t *mu)
 static void fill_auth_and_tls(mqc_uri_t *out, const mongoc_uri_t *mu)
 {
     bstrdup_opt(&out->username, mongoc_uri_get_username(mu));
-    bstrdup_opt(&out->password, mongoc_uri_get_password(mu));
+    if (!out->password_taken) bstrdup_opt(&out->password, mongoc_uri_get_password(mu));
+    else if (!out->password) out->password = bson_strdup(""); /* "user:@host" */
     bstrdup_opt(&out->auth_mechanism, mongoc_uri_get_auth_mechanism(mu));
     bstrdup_opt(&out->database, mongoc_uri_get_database(mu));
     /* The auth spec's source: authSource, else "$external" for mechanisms whose credentials live
@@ -285,8 +346,9 @@ static void fill_auth_and_tls(mqc_uri_t *out, const mongoc_uri_t *mu)
     out->tls = mongoc_uri_get_tls(mu);
     bstrdup_opt(&out->tls_ca_file, mongoc_uri_get_option_as_utf8(mu, MONGOC_URI_TLSCAFILE, NULL));
     bstrdup_opt(&out->tls_certificate_key_file, mongoc_uri_get_option_as_utf8(mu, MONGOC_URI_TLSCERTIFICATEKEYFILE, NULL));
-    bstrdup_opt(&out->tls_certificate_key_file_password,
-                mongoc_uri_get_option_as_utf8(mu, MONGOC_URI_TLSCERTIFICATEKEYFILEPASSWORD, NULL));
+    if (!out->tls_key_password_taken)
+        bstrdup_opt(&out->tls_certificate_key_file_password,
+                    mongoc_uri_get_option_as_utf8(mu, MONGOC_URI_TLSCERTIFICATEKEYFILEPASSWORD, NULL));
     bool insecure = mongoc_uri_get_option_as_bool(mu, MONGOC_URI_TLSINSECURE, false);
     out->tls_allow_invalid_certificates =
         insecure || mongoc_uri_get_option_as_bool(mu, MONGOC_URI_TLSALLOWINVALIDCERTIFICATES, false);
@@ -345,6 +407,7 @@ bool mqc_uri_parse(mqc_uri_t *out, const char *uri, mqc_error_t *error)
     extras_t x = {{false}, {0}};
     char *stripped = bson_malloc(strlen(uri) + 2); /* + a '/' take_extras may insert */
     memcpy(stripped, uri, strlen(uri) + 1);
+    take_secrets(stripped, out);
     if (!take_extras(stripped, &x, out, error)) {
         wipe_free(stripped);
         mqc_uri_cleanup(out);

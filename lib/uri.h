@@ -71,6 +71,8 @@ typedef struct mqc_uri {
     /* credentials (username NULL when none) */
     char *username;
     char *password;              /* wiped and freed by mqc_uri_cleanup */
+    bool password_taken;         /* decoded by mqc, libmongoc saw 'x's (lib/uri.c take_secrets) */
+    bool tls_key_password_taken; /* the same for tlsCertificateKeyFilePassword */
     char *auth_source;           /* resolved: the URI's authSource, else the database, else "admin" */
     bool auth_source_given;      /* authSource was in the URI (a TXT record's must then not apply) */
     char *auth_mechanism;        /* NULL: negotiate */

@@ -13,7 +13,7 @@ static const char *const secret_options[] = {
     "tlscertificatekeyfilepassword", "sslclientcertificatekeypassword", "proxypassword",
 };
 
-static bool is_secret_option(const char *key, size_t len)
+bool mqc_uri_is_secret_option(const char *key, size_t len)
 {
     for (size_t i = 0; i < sizeof secret_options / sizeof secret_options[0]; i++)
         if (strlen(secret_options[i]) == len && strncasecmp(secret_options[i], key, len) == 0) return true;
@@ -93,7 +93,7 @@ char *mqc_uri_redact(const char *uri, char *out, size_t out_size)
         pos++;
         size_t item = strcspn(uri + pos, "&;");
         const char *eq = memchr(uri + pos, '=', item);
-        if (eq && is_secret_option(uri + pos, (size_t) (eq - (uri + pos)))) {
+        if (eq && mqc_uri_is_secret_option(uri + pos, (size_t) (eq - (uri + pos)))) {
             put(&s, uri + pos, (size_t) (eq + 1 - (uri + pos)));
             put(&s, "***", 3);
         } else {

@@ -10,6 +10,9 @@
 /* Finds the password of uri's userinfo as written (percent-encoded): offset and length. False
  * when there is none. Tolerates invalid URIs (an unescaped '/' or '@' in the password). */
 bool mqc_uri_find_password(const char *uri, size_t *start, size_t *len);
+/* Whether the option named key[0..len) holds a secret (tlsCertificateKeyFilePassword, its ssl
+ * alias, proxyPassword), compared case-insensitively. */
+bool mqc_uri_is_secret_option(const char *key, size_t len);
 /* mqc_uri_redact into a new malloc'd string (free it). */
 char *mqc_uri_redact_dup(const char *uri);
 /* Replaces occurrences of secret in text (NUL-terminated, edited in place, never longer). */

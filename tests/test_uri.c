@@ -1,6 +1,7 @@
 /* Unit tests of lib/uri.c and lib/uri_redact.c: redaction, mqc's own options, defaults, and
  * errors that never show the password. */
 #include <bson/bson.h>
+#include <mongoc/mongoc.h>
 #include <string.h>
 
 #include "tf.h"
@@ -160,6 +161,34 @@ TEST("/uri/parse/errors", uri_parse_errors)
     expect_error("mongo://u:Sekr3tPw@h/", NULL, "Sekr3tPw");
     expect_error("", NULL, NULL);
     expect_error(NULL, NULL, NULL);
+}
+
+/* Secrets are decoded by mqc and reach libmongoc only as 'x's (lib/uri.c take_secrets). */
+TEST("/uri/parse/secrets_kept_from_libmongoc", uri_parse_secrets_kept)
+{
+    mqc_uri_t u;
+    mqc_error_t e;
+    ASSERT_MSG(mqc_uri_parse(&u, "mongodb://u:p%40s%3As%C3%A9@h/?tlsCertificateKeyFilePassword=k%26y&tls=true", &e),
+               "%s", e.message);
+    ASSERT_STR_EQ(u.password, "p@s:s\xc3\xa9");
+    ASSERT(u.password_taken);
+    ASSERT_STR_EQ(u.tls_certificate_key_file_password, "k&y");
+    const mongoc_uri_t *mu = u.mongoc_uri;
+    ASSERT_STR_EQ(mongoc_uri_get_password(mu), "xxxxxxxxxxxxxxx");
+    ASSERT_STR_EQ(mongoc_uri_get_option_as_utf8(mu, MONGOC_URI_TLSCERTIFICATEKEYFILEPASSWORD, ""), "xxxxx");
+    ASSERT(strstr(mongoc_uri_get_string(mu), "p%40") == NULL);
+    mqc_uri_cleanup(&u);
+
+    /* An empty password stays one; the ssl alias is taken too. */
+    ASSERT_MSG(mqc_uri_parse(&u, "mongodb://u:@h/?sslClientCertificateKeyPassword=abc&tls=true", &e), "%s", e.message);
+    ASSERT_STR_EQ(u.password, "");
+    ASSERT_STR_EQ(u.tls_certificate_key_file_password, "abc");
+    mqc_uri_cleanup(&u);
+
+    /* What libmongoc would reject is left for it to reject, with the secret scrubbed. */
+    expect_error("mongodb://u:Sekr%zz3t@h/", NULL, "Sekr");
+    expect_error("mongodb://u:Sekr3t%00@h/", NULL, "Sekr3t");
+    expect_error("mongodb://u:Sek/r3t@h/", NULL, "r3t@");
 }
 
 TEST("/uri/scrub", uri_scrub)
