@@ -7,6 +7,7 @@
 #include <sys/utsname.h>
 
 #include "client.h"
+#include "worker.h"
 #include "conn.h"
 #include "scram.h"
 #include "srv.h"
@@ -122,7 +123,9 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     client->max_pending = client->uri.max_pending > 0 ? (size_t) client->uri.max_pending : 0;
     client->next_request_id = 1;
     build_metadata(client);
-    if (client->uri.username) client->scram_cache = mqc_scram_cache_new();
+    mqc_list_init(&client->auth_waiters);
+    if (client->uri.username && (client->scram_cache = mqc_scram_cache_new()))
+        mqc_scram_cache_set_deferred(client->scram_cache, true);
     if (client->uri.tls) {
         mqc_tls_options_t to = {.ca_file = client->uri.tls_ca_file,
                                 .cert_key_file = client->uri.tls_certificate_key_file,
@@ -170,6 +173,7 @@ static void client_free(mqc_client_t *client)
     mqc_op_flush_completions(client);
     ev_timer_stop(client->loop, &client->flush_timer);
     mqc_resolver_destroy(client->resolver);
+    mqc_worker_destroy(client->kdf_worker);
     free(client->servers);
     bson_destroy(&client->metadata);
     mqc_scram_cache_destroy(client->scram_cache);

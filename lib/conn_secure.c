@@ -5,6 +5,7 @@
 
 #include "scram.h"
 #include "tls.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -122,6 +123,8 @@ void mqc_conn_tls_step(mqc_conn_t *c)
 /* ---- AUTH: SCRAM over saslStart/saslContinue, or MONGODB-X509; speculative in the hello -- */
 
 struct mqc_auth {
+    mqc_conn_t *conn;
+    mqc_link_t wait_link;        /* in client->auth_waiters while its keys are derived */
     mqc_scram_t *scram;          /* SCRAM: the conversation */
     bool x509;                   /* MONGODB-X509: a single authenticate command */
     char *x509_user;             /* its user (URI or certificate subject), NULL: the server's choice */
@@ -158,15 +161,17 @@ static char *x509_user(const mqc_client_t *client)
 static void auth_free(struct mqc_auth *a)
 {
     if (!a) return;
+    mqc_list_remove(&a->wait_link);
     mqc_scram_destroy(a->scram);
     bson_free(a->x509_user);
     free(a);
 }
 
-static struct mqc_auth *auth_new(void)
+static struct mqc_auth *auth_new(mqc_conn_t *c)
 {
     struct mqc_auth *a = calloc(1, sizeof *a);
     if (!a) abort();
+    a->conn = c;
     return a;
 }
 
@@ -186,7 +191,7 @@ static bool mech_from_uri(const mqc_client_t *client, mqc_scram_mech_t *mech, mq
 
 static void x509_add_to_hello(mqc_conn_t *c, bson_t *hello)
 {
-    c->auth = auth_new();
+    c->auth = auth_new(c);
     c->auth->x509 = true;
     c->auth->x509_user = x509_user(c->client);
     bson_t spec;
@@ -210,7 +215,7 @@ void mqc_conn_auth_add_to_hello(mqc_conn_t *c, bson_t *hello)
     if (!named) mqc_scram_append_sasl_supported_mechs(hello, client->uri.auth_source, client->uri.username);
     else if (err.domain == MQC_ERROR_AUTH && err.code == MQC_CLIENT_UNSUPPORTED) return; /* reported in auth_start */
     /* The auth spec: speculate with the named mechanism, or SCRAM-SHA-256 when none is named. */
-    c->auth = auth_new();
+    c->auth = auth_new(c);
     c->auth->scram = mqc_scram_new(mech, client->uri.username, client->uri.password ? client->uri.password : "",
                                    client->scram_cache, &err);
     if (!c->auth->scram) return; /* auth_start makes the error again and reports it */
@@ -229,11 +234,75 @@ static void auth_send(mqc_conn_t *c, bson_t *cmd)
     bson_destroy(cmd);
 }
 
+/* ---- PBKDF2 off the loop ------------------------------------------------------------------
+ * The first conversation of a credential misses the client's (deferred) cache: its keys are
+ * derived on the client's worker thread while the connection waits in client->auth_waiters,
+ * with any other connection of the same credential (MQC_SCRAM_WAIT). When the keys are stored,
+ * every waiter resumes; a waiter whose connection closes meanwhile just leaves the list. */
+
+typedef struct {
+    mqc_client_t *client;
+    mqc_scram_kdf_t *kdf;
+} kdf_job_t;
+
+static void auth_result(mqc_conn_t *c, mqc_scram_result_t rc, bson_t *next, const mqc_error_t *err);
+
+static void resume_waiters(mqc_client_t *client)
+{
+    /* A batch of its own: a resumed conversation may wait again, or its failure may close
+     * other waiting connections (each unlinks itself). */
+    mqc_link_t batch, *l;
+    mqc_list_init(&batch);
+    while ((l = mqc_list_pop_front(&client->auth_waiters))) mqc_list_push_back(&batch, l);
+    while ((l = mqc_list_pop_front(&batch))) {
+        struct mqc_auth *a = mqc_container_of(l, struct mqc_auth, wait_link);
+        mqc_error_t err = {0};
+        bson_t next;
+        mqc_scram_result_t rc = mqc_scram_resume(a->scram, &next, &err);
+        auth_result(a->conn, rc, &next, &err);
+    }
+}
+
+static void kdf_run(void *data) { mqc_scram_kdf_run(((kdf_job_t *) data)->kdf); }
+
+static void kdf_done(void *data, bool cancelled)
+{
+    kdf_job_t *j = data;
+    mqc_client_t *client = j->client;
+    if (cancelled) {
+        mqc_scram_kdf_free(j->kdf); /* the client is going away, its cache with it */
+        free(j);
+        return;
+    }
+    mqc_scram_kdf_store(client->scram_cache, j->kdf);
+    free(j);
+    resume_waiters(client);
+}
+
+static void derive(mqc_conn_t *c)
+{
+    mqc_client_t *client = c->client;
+    kdf_job_t *j = malloc(sizeof *j);
+    if (!j) abort();
+    j->client = client;
+    j->kdf = mqc_scram_kdf_take(c->auth->scram);
+    mqc_list_push_back(&client->auth_waiters, &c->auth->wait_link);
+    if (!client->kdf_worker) client->kdf_worker = mqc_worker_new(client->loop);
+    if (client->kdf_worker && mqc_worker_submit(client->kdf_worker, kdf_run, kdf_done, j)) return;
+    /* No thread to be had: derive here, as a client without the worker would. */
+    kdf_run(j);
+    kdf_done(j, false);
+}
+
 static void auth_result(mqc_conn_t *c, mqc_scram_result_t rc, bson_t *next, const mqc_error_t *err)
 {
-    if (rc == MQC_SCRAM_SEND) auth_send(c, next);
-    else if (rc == MQC_SCRAM_DONE) mqc_conn_established(c);
-    else mqc_conn_fail_now(c, err);
+    switch (rc) {
+    case MQC_SCRAM_SEND: auth_send(c, next); break;
+    case MQC_SCRAM_DONE: mqc_conn_established(c); break;
+    case MQC_SCRAM_DERIVE: derive(c); break;
+    case MQC_SCRAM_WAIT: mqc_list_push_back(&c->client->auth_waiters, &c->auth->wait_link); break;
+    default: mqc_conn_fail_now(c, err); break;
+    }
 }
 
 /* The reply to {authenticate: 1, mechanism: "MONGODB-X509"}: ok 1 is the end. */
@@ -295,7 +364,7 @@ void mqc_conn_auth_start(mqc_conn_t *c, const bson_t *hello_reply)
         }
     }
     if (!client->uri.auth_mechanism) mech = mqc_scram_mech_negotiate(hello_reply);
-    if (!c->auth) c->auth = auth_new();
+    if (!c->auth) c->auth = auth_new(c);
     if (!c->auth->scram || mqc_scram_get_mech(c->auth->scram) != mech) {
         mqc_scram_destroy(c->auth->scram);
         c->auth->scram = mqc_scram_new(mech, client->uri.username, client->uri.password ? client->uri.password : "",

@@ -1,5 +1,5 @@
-/* SCRAM-SHA-1 and SCRAM-SHA-256 for MongoDB: messages, proofs, the salted-password cache, and
- * the saslStart/saslContinue commands. See scram.h. */
+/* SCRAM-SHA-1 and SCRAM-SHA-256 for MongoDB: messages, proofs, and the saslStart/saslContinue
+ * commands. The salted-password cache is lib/scram_cache.c. See scram.h. */
 #include "scram.h"
 
 #include <openssl/crypto.h>
@@ -14,29 +14,15 @@
 
 #include "common.h"
 #include "saslprep.h"
+#include "scram_cache.h"
 
-#define HASH_MAX 32            /* SHA-256; SHA-1 is 20 */
+#define HASH_MAX MQC_SCRAM_HASH_MAX
 #define NONCE_MAX 128
-#define CACHE_SLOTS 8
-
-typedef struct {
-    bool used;
-    uint8_t id[32];            /* HMAC-SHA-256 under the cache's key of the whole credential */
-    uint8_t client_key[HASH_MAX];
-    uint8_t server_key[HASH_MAX];
-    uint64_t last_use;
-} cache_entry_t;
-
-struct mqc_scram_cache {
-    uint8_t key[32];
-    cache_entry_t e[CACHE_SLOTS];
-    uint64_t tick;
-    uint64_t pbkdf2_runs;
-};
 
 typedef enum {
     ST_INIT = 0,               /* nothing sent */
     ST_FIRST_SENT,             /* client-first made: expecting server-first */
+    ST_KEYS,                   /* server-first checked: waiting for the keys (deferred cache) */
     ST_FINAL_SENT,             /* client-final made: expecting server-final */
     ST_VERIFIED,               /* server signature checked, the server has not said done yet */
     ST_DONE,
@@ -60,7 +46,17 @@ struct mqc_scram {
     int64_t conversation_id;
     bool conversation_id_is_32;
     state_t state;
+    /* the checked server-first message, kept until the keys are known */
+    uint8_t *server_first;
+    size_t server_first_len;
+    size_t snonce_off, snonce_len;   /* the server's nonce, within server_first */
+    uint8_t salt[256];
+    size_t salt_len;
+    uint32_t iterations;
+    uint8_t cache_id[32];            /* the credential's id, once get_keys has made it */
 };
+
+typedef enum { KEYS_READY, KEYS_DERIVE, KEYS_WAIT, KEYS_FAILED } keys_t;
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -183,103 +179,47 @@ static void set_out(mqc_scram_t *s, uint8_t *msg, size_t len)
     s->out_len = len;
 }
 
-/* ---- cache ------------------------------------------------------------------------------ */
+/* ---- keys: from the cache, from PBKDF2, or deferred (lib/scram_cache.c) ---------------- */
 
-mqc_scram_cache_t *mqc_scram_cache_new(void)
+/* ClientKey and ServerKey for the server-first's salt and iteration count: from the cache, or
+ * from PBKDF2 now, or (deferred cache) KEYS_DERIVE / KEYS_WAIT for the caller to arrange. */
+static keys_t get_keys(mqc_scram_t *s, uint8_t *client_key, uint8_t *server_key, mqc_error_t *error)
 {
-    mqc_scram_cache_t *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
-    if (RAND_bytes(c->key, sizeof c->key) != 1) {
-        free(c);
-        return NULL;
-    }
-    return c;
-}
-
-void mqc_scram_cache_destroy(mqc_scram_cache_t *cache) { wipe_free(cache, sizeof *cache); }
-
-uint64_t mqc_scram_cache_pbkdf2_runs(const mqc_scram_cache_t *cache) { return cache ? cache->pbkdf2_runs : 0; }
-
-static void put_len(EVP_MAC_CTX *m, const void *p, size_t n)
-{
-    uint8_t b[4] = {(uint8_t) (n >> 24), (uint8_t) (n >> 16), (uint8_t) (n >> 8), (uint8_t) n};
-    EVP_MAC_update(m, b, 4);
-    EVP_MAC_update(m, p, n);
-}
-
-/* The id of a credential: every field length-prefixed, so no two credentials share a string. */
-static bool cache_id(const mqc_scram_cache_t *c, const mqc_scram_t *s, const uint8_t *salt,
-                     size_t salt_len, uint32_t iterations, uint8_t id[32])
-{
-    bool ok = false;
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *m = mac ? EVP_MAC_CTX_new(mac) : NULL;
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *) "SHA256", 0),
-                           OSSL_PARAM_construct_end()};
-    size_t n = 0;
-    uint8_t mech = (uint8_t) s->mech;
-    if (m && EVP_MAC_init(m, c->key, sizeof c->key, params)) {
-        put_len(m, &mech, 1);
-        put_len(m, s->user, strlen(s->user));
-        put_len(m, s->secret, s->secret_len);
-        put_len(m, salt, salt_len);
-        put_len(m, &iterations, sizeof iterations);
-        ok = EVP_MAC_final(m, id, &n, 32) && n == 32;
-    }
-    EVP_MAC_CTX_free(m);
-    EVP_MAC_free(mac);
-    return ok;
-}
-
-/* ClientKey and ServerKey for the salt and iteration count, from the cache or from PBKDF2. */
-static bool derive_keys(mqc_scram_t *s, const uint8_t *salt, size_t salt_len, uint32_t iterations,
-                        uint8_t *client_key, uint8_t *server_key, mqc_error_t *error)
-{
-    uint8_t id[32], salted[HASH_MAX];
-    unsigned n1 = 0, n2 = 0;
     mqc_scram_cache_t *c = s->cache;
     if (!s->secret) {
         fail(s, error, 0, "the conversation cannot restart after the password was used");
-        return false;
+        return KEYS_FAILED;
     }
     if (c) {
-        if (!cache_id(c, s, salt, salt_len, iterations, id)) {
+        if (!mqc_scram_cache_id(c, (int) s->mech, s->user, s->secret, s->secret_len, s->salt, s->salt_len,
+                                s->iterations, s->cache_id)) {
             fail(s, error, 0, "HMAC failed");
-            return false;
+            return KEYS_FAILED;
         }
-        for (int i = 0; i < CACHE_SLOTS; i++)
-            if (c->e[i].used && CRYPTO_memcmp(c->e[i].id, id, sizeof id) == 0) {
-                memcpy(client_key, c->e[i].client_key, s->hlen);
-                memcpy(server_key, c->e[i].server_key, s->hlen);
-                c->e[i].last_use = ++c->tick;
-                return true;
-            }
+        switch (mqc_scram_cache_lookup(c, s->cache_id, client_key, server_key, s->hlen)) {
+        case MQC_SCRAM_CACHE_HIT: return KEYS_READY;
+        case MQC_SCRAM_CACHE_PENDING: return KEYS_WAIT;
+        default: break;
+        }
+        if (mqc_scram_cache_is_deferred(c)) {
+            mqc_scram_cache_reserve(c, s->cache_id);
+            return KEYS_DERIVE;
+        }
     }
-    if (PKCS5_PBKDF2_HMAC(s->secret, (int) s->secret_len, salt, (int) salt_len, (int) iterations,
-                          s->md, (int) s->hlen, salted) != 1 ||
-        !HMAC(s->md, salted, (int) s->hlen, (const uint8_t *) "Client Key", 10, client_key, &n1) ||
-        !HMAC(s->md, salted, (int) s->hlen, (const uint8_t *) "Server Key", 10, server_key, &n2)) {
-        OPENSSL_cleanse(salted, sizeof salted);
+    if (!mqc_scram_pbkdf2_keys(s->md, s->hlen, s->secret, s->secret_len, s->salt, s->salt_len, s->iterations,
+                               client_key, server_key)) {
         fail(s, error, 0, "key derivation failed");
-        return false;
+        return KEYS_FAILED;
     }
-    OPENSSL_cleanse(salted, sizeof salted);
-    if (c) {
-        c->pbkdf2_runs++;
-        int slot = 0;   /* a free slot, else the least recently used one */
-        for (int i = 0; i < CACHE_SLOTS; i++) {
-            if (!c->e[i].used) { slot = i; break; }
-            if (c->e[i].last_use < c->e[slot].last_use) slot = i;
-        }
-        cache_entry_t *e = &c->e[slot];
-        OPENSSL_cleanse(e, sizeof *e);
-        e->used = true;
-        memcpy(e->id, id, sizeof id);
-        memcpy(e->client_key, client_key, s->hlen);
-        memcpy(e->server_key, server_key, s->hlen);
-        e->last_use = ++c->tick;
-    }
-    return true;
+    if (c) mqc_scram_cache_put(c, s->cache_id, client_key, server_key, s->hlen);
+    return KEYS_READY;
+}
+
+mqc_scram_kdf_t *mqc_scram_kdf_take(mqc_scram_t *s)
+{
+    if (s->state != ST_KEYS || !s->secret || !s->cache) return NULL;
+    return mqc_scram_kdf_new(s->md, s->hlen, s->secret, s->secret_len, s->salt, s->salt_len, s->iterations,
+                             s->cache_id);
 }
 
 /* ---- conversation ----------------------------------------------------------------------- */
@@ -351,6 +291,7 @@ void mqc_scram_destroy(mqc_scram_t *s)
     wipe_free(s->secret, s->secret_len);
     free(s->user);
     free(s->first_bare);
+    free(s->server_first);
     wipe_free(s->out, s->out_len);
     OPENSSL_cleanse(s, sizeof *s);
     free(s);
@@ -446,14 +387,12 @@ static bool server_error(mqc_scram_t *s, const uint8_t *in, size_t n, mqc_error_
     return false;
 }
 
-bool mqc_scram_handle_server_first(mqc_scram_t *s, const uint8_t *in, size_t in_len,
-                                   const uint8_t **out, size_t *out_len, mqc_error_t *error)
+/* Checks the server-first message and keeps what the client-final needs from it. */
+static bool check_server_first(mqc_scram_t *s, const uint8_t *in, size_t in_len, mqc_error_t *error)
 {
     const char *p = (const char *) in, *end = p + in_len, *v;
     size_t vn, nlen = strlen(s->nonce);
-    uint8_t salt[256];
     long salt_len;
-    uint32_t iterations = 0;
     if (s->state != ST_FIRST_SENT) {
         fail(s, error, 0, "server-first message out of order");
         return false;
@@ -475,13 +414,14 @@ bool mqc_scram_handle_server_first(mqc_scram_t *s, const uint8_t *in, size_t in_
         fail(s, error, 0, "server nonce does not extend the client nonce");
         return false;
     }
-    const char *snonce = v;
-    size_t snonce_len = vn;
-    if (!attr(&p, end, 's', &v, &vn) || vn == 0 || vn / 4 * 3 > sizeof salt ||
-        (salt_len = b64_decode(v, vn, salt)) <= 0) {
+    s->snonce_off = (size_t) (v - (const char *) in);
+    s->snonce_len = vn;
+    if (!attr(&p, end, 's', &v, &vn) || vn == 0 || vn / 4 * 3 > sizeof s->salt ||
+        (salt_len = b64_decode(v, vn, s->salt)) <= 0) {
         fail(s, error, 0, "malformed server-first message (salt)");
         return false;
     }
+    s->salt_len = (size_t) salt_len;
     if (!attr(&p, end, 'i', &v, &vn) || vn == 0 || vn > 10 || (vn > 1 && v[0] == '0')) {
         fail(s, error, 0, "malformed server-first message (iteration count)");
         return false;
@@ -498,26 +438,39 @@ bool mqc_scram_handle_server_first(mqc_scram_t *s, const uint8_t *in, size_t in_
         fail(s, error, 0, "malformed server-first message (iteration count)");
         return false;
     }
-    iterations = (uint32_t) it;
-    if (iterations < MQC_SCRAM_MIN_ITERATIONS) {
-        fail(s, error, 0, "iteration count %u is below the minimum of %d", iterations,
-             MQC_SCRAM_MIN_ITERATIONS);
+    s->iterations = (uint32_t) it;
+    if (s->iterations < MQC_SCRAM_MIN_ITERATIONS) {
+        fail(s, error, 0, "iteration count %u is below the minimum of %d", s->iterations, MQC_SCRAM_MIN_ITERATIONS);
         return false;
     }
     /* Anything after this is extensions, which a client ignores (RFC 5802 section 7). */
-
-    uint8_t client_key[HASH_MAX], server_key[HASH_MAX], stored_key[HASH_MAX], sig[HASH_MAX];
-    unsigned n = 0;
-    if (!derive_keys(s, salt, (size_t) salt_len, iterations, client_key, server_key, error))
+    free(s->server_first);
+    s->server_first = malloc(in_len + 1);
+    if (!s->server_first) {
+        fail(s, error, 0, "out of memory");
         return false;
+    }
+    memcpy(s->server_first, in, in_len);
+    s->server_first_len = in_len;
+    s->state = ST_KEYS;
+    return true;
+}
+
+/* With the keys: the proof, and the client-final message made from it. */
+static bool make_final(mqc_scram_t *s, uint8_t *client_key, uint8_t *server_key, mqc_error_t *error)
+{
+    uint8_t stored_key[HASH_MAX], sig[HASH_MAX];
+    unsigned n = 0;
     /* The password has done its work: wipe it now rather than at destroy. */
     wipe_free(s->secret, s->secret_len);
     s->secret = NULL;
     s->secret_len = 0;
 
     /* AuthMessage = client-first-bare "," server-first "," client-final-without-proof */
+    const char *snonce = (const char *) s->server_first + s->snonce_off;
+    size_t in_len = s->server_first_len;
     size_t bare_len = strlen(s->first_bare);
-    size_t wp_len = 9 + snonce_len;   /* "c=biws,r=" nonce */
+    size_t wp_len = 9 + s->snonce_len;   /* "c=biws,r=" nonce */
     size_t am_len = bare_len + 1 + in_len + 1 + wp_len;
     size_t proof_b64 = 4 * ((s->hlen + 2) / 3);
     char *am = malloc(am_len + 1);
@@ -525,10 +478,10 @@ bool mqc_scram_handle_server_first(mqc_scram_t *s, const uint8_t *in, size_t in_
     bool ok = am && msg;
     if (ok) {
         memcpy(msg, "c=biws,r=", 9);
-        memcpy(msg + 9, snonce, snonce_len);
+        memcpy(msg + 9, snonce, s->snonce_len);
         memcpy(am, s->first_bare, bare_len);
         am[bare_len] = ',';
-        memcpy(am + bare_len + 1, in, in_len);
+        memcpy(am + bare_len + 1, s->server_first, in_len);
         am[bare_len + 1 + in_len] = ',';
         memcpy(am + bare_len + 2 + in_len, msg, wp_len);
         am[am_len] = 0;
@@ -543,18 +496,38 @@ bool mqc_scram_handle_server_first(mqc_scram_t *s, const uint8_t *in, size_t in_
         set_out(s, msg, wp_len + 3 + plen);
         msg = NULL;
         s->state = ST_FINAL_SENT;
-        *out = s->out;
-        *out_len = s->out_len;
     } else {
         fail(s, error, 0, "computing the proof failed");
     }
-    OPENSSL_cleanse(client_key, sizeof client_key);
-    OPENSSL_cleanse(server_key, sizeof server_key);
     OPENSSL_cleanse(stored_key, sizeof stored_key);
     OPENSSL_cleanse(sig, sizeof sig);
     free(am);
     free(msg);
     return ok;
+}
+
+/* Keys, then the client-final message; or what the caller must arrange first. */
+static keys_t keys_and_final(mqc_scram_t *s, mqc_error_t *error)
+{
+    uint8_t client_key[HASH_MAX], server_key[HASH_MAX];
+    keys_t k = get_keys(s, client_key, server_key, error);
+    if (k == KEYS_READY && !make_final(s, client_key, server_key, error)) k = KEYS_FAILED;
+    OPENSSL_cleanse(client_key, sizeof client_key);
+    OPENSSL_cleanse(server_key, sizeof server_key);
+    return k;
+}
+
+bool mqc_scram_handle_server_first(mqc_scram_t *s, const uint8_t *in, size_t in_len,
+                                   const uint8_t **out, size_t *out_len, mqc_error_t *error)
+{
+    if (s->cache && mqc_scram_cache_is_deferred(s->cache)) {
+        fail(s, error, 0, "a deferred cache needs mqc_scram_reply");
+        return false;
+    }
+    if (!check_server_first(s, in, in_len, error) || keys_and_final(s, error) != KEYS_READY) return false;
+    *out = s->out;
+    *out_len = s->out_len;
+    return true;
 }
 
 bool mqc_scram_handle_server_final(mqc_scram_t *s, const uint8_t *in, size_t in_len, mqc_error_t *error)
@@ -619,13 +592,32 @@ static void make_continue(mqc_scram_t *s, bson_t *next, const uint8_t *payload, 
     bson_append_binary(next, "payload", -1, BSON_SUBTYPE_BINARY, payload, (uint32_t) n);
 }
 
+static mqc_scram_result_t after_keys(mqc_scram_t *s, keys_t k, bson_t *next)
+{
+    switch (k) {
+    case KEYS_READY: make_continue(s, next, s->out, s->out_len); return MQC_SCRAM_SEND;
+    case KEYS_DERIVE: return MQC_SCRAM_DERIVE;
+    case KEYS_WAIT: return MQC_SCRAM_WAIT;
+    default: return MQC_SCRAM_FAILED;
+    }
+}
+
+mqc_scram_result_t mqc_scram_resume(mqc_scram_t *s, bson_t *next, mqc_error_t *error)
+{
+    if (s->state != ST_KEYS) {
+        fail(s, error, 0, "no key derivation was awaited");
+        return MQC_SCRAM_FAILED;
+    }
+    return after_keys(s, keys_and_final(s, error), next);
+}
+
 mqc_scram_result_t mqc_scram_reply(mqc_scram_t *s, const bson_t *reply, bson_t *next, mqc_error_t *error)
 {
     bson_iter_t it;
     const uint8_t *payload = NULL;
     uint32_t plen = 0;
     bool done = false;
-    if (s->state == ST_FAILED || s->state == ST_DONE || s->state == ST_INIT) {
+    if (s->state == ST_FAILED || s->state == ST_DONE || s->state == ST_INIT || s->state == ST_KEYS) {
         fail(s, error, 0, "unexpected reply (no conversation in progress)");
         return MQC_SCRAM_FAILED;
     }
@@ -653,17 +645,13 @@ mqc_scram_result_t mqc_scram_reply(mqc_scram_t *s, const bson_t *reply, bson_t *
     }
 
     switch (s->state) {
-    case ST_FIRST_SENT: {
-        const uint8_t *out;
-        size_t out_len;
-        if (!mqc_scram_handle_server_first(s, payload, plen, &out, &out_len, error)) return MQC_SCRAM_FAILED;
+    case ST_FIRST_SENT:
         if (done) {
             fail(s, error, 0, "the server ended the conversation before the client's proof");
             return MQC_SCRAM_FAILED;
         }
-        make_continue(s, next, out, out_len);
-        return MQC_SCRAM_SEND;
-    }
+        if (!check_server_first(s, payload, plen, error)) return MQC_SCRAM_FAILED;
+        return after_keys(s, keys_and_final(s, error), next);
     case ST_FINAL_SENT:
         if (!mqc_scram_handle_server_final(s, payload, plen, error)) return MQC_SCRAM_FAILED;
         if (done) {

@@ -60,6 +60,12 @@ mqc_scram_cache_t *mqc_scram_cache_new(void);
 void mqc_scram_cache_destroy(mqc_scram_cache_t *cache);
 /* How many times PBKDF2 ran for conversations using this cache (for tests and stats). */
 uint64_t mqc_scram_cache_pbkdf2_runs(const mqc_scram_cache_t *cache);
+/* Deferred: a conversation that misses the cache does not run PBKDF2 itself (5-10 ms at the
+ * servers' iteration counts: far too long for an event loop); mqc_scram_reply returns
+ * MQC_SCRAM_DERIVE, and the caller runs the derivation elsewhere (mqc_scram_kdf_*). The first
+ * conversation to miss reserves the entry; others for the same credential get MQC_SCRAM_WAIT
+ * until it is stored, so PBKDF2 still runs once per credential. */
+void mqc_scram_cache_set_deferred(mqc_scram_cache_t *cache, bool deferred);
 
 /* ---- one conversation ----------------------------------------------------------------- */
 
@@ -69,6 +75,9 @@ typedef enum {
     MQC_SCRAM_FAILED = -1,   /* error set (MQC_ERROR_AUTH); the conversation is over */
     MQC_SCRAM_SEND = 0,      /* send the command written to *next, feed its reply */
     MQC_SCRAM_DONE = 1,      /* authenticated: the server proved it knows the password */
+    MQC_SCRAM_DERIVE = 2,    /* deferred cache, miss: derive the keys (mqc_scram_kdf_take), then resume */
+    MQC_SCRAM_WAIT = 3,      /* deferred cache: another conversation derives these keys; resume
+                              * after it has stored them (or failed) */
 } mqc_scram_result_t;
 
 /* Starts a conversation for user/password (NUL-terminated UTF-8; both copied or digested, the
@@ -114,5 +123,30 @@ bool mqc_scram_speculative(mqc_scram_t *s, const char *db, bson_t *doc, mqc_erro
  * server said done: true, else SEND with an empty payload (servers without skipEmptyExchange,
  * and FerretDB, want that extra round trip), whose reply must then say done: true. */
 mqc_scram_result_t mqc_scram_reply(mqc_scram_t *s, const bson_t *reply, bson_t *next, mqc_error_t *error);
+
+/* After MQC_SCRAM_DERIVE or MQC_SCRAM_WAIT, once the derivation has been stored: continues
+ * with the keys from the cache (SEND, *next initialised as by mqc_scram_reply), or WAIT again,
+ * or DERIVE (the derivation failed or its entry was evicted: this conversation derives). */
+mqc_scram_result_t mqc_scram_resume(mqc_scram_t *s, bson_t *next, mqc_error_t *error);
+
+/* ---- derivation off the loop ------------------------------------------------------------
+ * After MQC_SCRAM_DERIVE:  k = mqc_scram_kdf_take(s);  mqc_scram_kdf_run(k) on any thread;
+ * then, on the loop thread, mqc_scram_kdf_store(cache, k) and mqc_scram_resume on every
+ * conversation that got DERIVE or WAIT. The derivation is independent of s (s may be
+ * destroyed meanwhile). */
+typedef struct mqc_scram_kdf mqc_scram_kdf_t;
+
+/* A derivation of s's keys: copies the prepared password, the salt and the iteration count.
+ * Owned by the caller (mqc_scram_kdf_store or mqc_scram_kdf_free). NULL when s has not just
+ * returned MQC_SCRAM_DERIVE (aborts when out of memory: the cache's reservation must end in a
+ * store). */
+mqc_scram_kdf_t *mqc_scram_kdf_take(mqc_scram_t *s);
+/* PBKDF2 and the keys; touches only k, so it runs on any thread. Wipes k's password copy. */
+void mqc_scram_kdf_run(mqc_scram_kdf_t *k);
+/* Puts the keys in the cache (or, when run failed or never ran, drops the reservation so that
+ * the next conversation derives again), then wipes and frees k. Accepts NULL. */
+void mqc_scram_kdf_store(mqc_scram_cache_t *cache, mqc_scram_kdf_t *k);
+/* Wipes and frees k without storing (the cache is going away). Accepts NULL. */
+void mqc_scram_kdf_free(mqc_scram_kdf_t *k);
 
 #endif

@@ -569,3 +569,103 @@ TEST("/scram/negotiate", scram_negotiate)
     ASSERT_STR_EQ(bson_iter_utf8(&it, NULL), "admin.\xE2\x85\xA8");
     bson_destroy(&hello);
 }
+
+/* ---- deferred cache: PBKDF2 off the loop ----------------------------------------------------- */
+
+static mqc_scram_t *started(mqc_scram_cache_t *cache)
+{
+    mqc_error_t e;
+    bson_t cmd;
+    mqc_scram_t *s = new_conv(MQC_SCRAM_SHA_256, "user", "pencil", SHA256_NONCE, cache);
+    ASSERT(mqc_scram_sasl_start(s, &cmd, &e));
+    bson_destroy(&cmd);
+    return s;
+}
+
+static mqc_scram_result_t feed_first(mqc_scram_t *s, bson_t *next)
+{
+    mqc_error_t e = {0};
+    bson_t *r = reply_doc(1, SHA256_SFIRST, false, true);
+    mqc_scram_result_t rc = mqc_scram_reply(s, r, next, &e);
+    bson_destroy(r);
+    return rc;
+}
+
+TEST("/scram/cache/deferred_derives_once_off_the_caller", scram_cache_deferred)
+{
+    mqc_error_t e;
+    bson_t next;
+    mqc_scram_cache_t *cache = mqc_scram_cache_new();
+    mqc_scram_cache_set_deferred(cache, true);
+    mqc_scram_t *a = started(cache), *b = started(cache);
+    /* The first miss reserves the entry and must derive; the second waits for it. */
+    ASSERT_EQ(feed_first(a, &next), MQC_SCRAM_DERIVE);
+    ASSERT_EQ(feed_first(b, &next), MQC_SCRAM_WAIT);
+    ASSERT_EQ(mqc_scram_resume(b, &next, &e), MQC_SCRAM_WAIT);
+    ASSERT_EQ(mqc_scram_cache_pbkdf2_runs(cache), 0);
+    mqc_scram_kdf_t *k = mqc_scram_kdf_take(a);
+    ASSERT_NOT_NULL(k);
+    mqc_scram_t *idle = started(cache); /* not waiting for keys: nothing to derive */
+    ASSERT_NULL(mqc_scram_kdf_take(idle));
+    mqc_scram_destroy(idle);
+    mqc_scram_kdf_run(k);
+    /* The conversation may be gone by the time its derivation ends: the keys still count. */
+    mqc_scram_destroy(a);
+    mqc_scram_kdf_store(cache, k);
+    ASSERT_EQ(mqc_scram_cache_pbkdf2_runs(cache), 1);
+    ASSERT_EQ(mqc_scram_resume(b, &next, &e), MQC_SCRAM_SEND);
+    bson_payload(&next, SHA256_FINAL);
+    bson_destroy(&next);
+    bson_t *r2 = reply_doc(1, SHA256_SFINAL, true, true);
+    ASSERT_EQ(mqc_scram_reply(b, r2, &next, &e), MQC_SCRAM_DONE);
+    bson_destroy(r2);
+    mqc_scram_destroy(b);
+    /* Later conversations hit the cache at once. */
+    mqc_scram_t *c = started(cache);
+    ASSERT_EQ(feed_first(c, &next), MQC_SCRAM_SEND);
+    bson_payload(&next, SHA256_FINAL);
+    bson_destroy(&next);
+    mqc_scram_destroy(c);
+    /* resume without a derivation awaited is an error, not a crash */
+    c = started(cache);
+    ASSERT_EQ(mqc_scram_resume(c, &next, &e), MQC_SCRAM_FAILED);
+    mqc_scram_destroy(c);
+    mqc_scram_cache_destroy(cache);
+}
+
+TEST("/scram/cache/deferred_failed_derivation_frees_the_reservation", scram_cache_deferred_failed)
+{
+    mqc_error_t e;
+    bson_t next;
+    mqc_scram_cache_t *cache = mqc_scram_cache_new();
+    mqc_scram_cache_set_deferred(cache, true);
+    mqc_scram_t *a = started(cache), *b = started(cache);
+    ASSERT_EQ(feed_first(a, &next), MQC_SCRAM_DERIVE);
+    ASSERT_EQ(feed_first(b, &next), MQC_SCRAM_WAIT);
+    /* Stored without having run (as when its thread never got to it): nothing cached, and the
+     * waiter becomes the one to derive, so nobody waits forever. */
+    mqc_scram_kdf_store(cache, mqc_scram_kdf_take(a));
+    ASSERT_EQ(mqc_scram_cache_pbkdf2_runs(cache), 0);
+    ASSERT_EQ(mqc_scram_resume(b, &next, &e), MQC_SCRAM_DERIVE);
+    mqc_scram_kdf_t *k = mqc_scram_kdf_take(b);
+    mqc_scram_kdf_run(k);
+    mqc_scram_kdf_store(cache, k);
+    ASSERT_EQ(mqc_scram_resume(b, &next, &e), MQC_SCRAM_SEND);
+    bson_destroy(&next);
+    /* a's own resume now finds the keys too */
+    ASSERT_EQ(mqc_scram_resume(a, &next, &e), MQC_SCRAM_SEND);
+    bson_payload(&next, SHA256_FINAL);
+    bson_destroy(&next);
+    mqc_scram_destroy(a);
+    mqc_scram_destroy(b);
+    /* The raw API refuses a deferred cache rather than block. */
+    const uint8_t *out;
+    size_t n;
+    mqc_scram_t *c = new_conv(MQC_SCRAM_SHA_256, "user", "pencil", SHA256_NONCE, cache);
+    ASSERT(mqc_scram_client_first(c, &out, &n, &e));
+    ASSERT(!mqc_scram_handle_server_first(c, u8(SHA256_SFIRST), strlen(SHA256_SFIRST), &out, &n, &e));
+    mqc_scram_destroy(c);
+    mqc_scram_kdf_free(NULL);
+    mqc_scram_kdf_store(cache, NULL);
+    mqc_scram_cache_destroy(cache);
+}

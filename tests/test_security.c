@@ -443,34 +443,29 @@ static void meter_stop(blockmeter_t *m, struct ev_loop *loop)
     ev_check_stop(loop, &m->check);
 }
 
-static void loop_block(const char *kind, int n)
+/* bounded: fail above the bound (auth); else the figure is reported only (TLS: see below). */
+static void loop_block(const char *kind, int n, bool bounded)
 {
     char u[1200];
     snprintf(u, sizeof u, "%s&maxPoolSize=%d&maxConnecting=%d&connectTimeoutMS=60000", tf_server_uri(kind), n, n);
     mqc_error_t err;
     mqc_client_t *c = mqc_client_new_from_uri(NULL, u, &err);
     ASSERT_NOT_NULL(c);
-    blockmeter_t m, cold;
+    blockmeter_t m;
     pings_t p = {0};
-    /* Cold: the first conversation runs PBKDF2 on the loop (the one time per credential). */
-    meter_start(&cold, c->loop);
-    submit_ping(c, &p);
-    mqc_client_run_until_idle(c, 30);
-    meter_stop(&cold, c->loop);
-    ASSERT_MSG(p.ok == 1, "%s", p.err.message);
-    /* Warm: n at once, on up to n connections authenticating together. */
+    /* Cold: n at once on a new client, so up to n connections authenticate together and the
+     * first of them finds no salted password: PBKDF2 runs once, on the worker thread, while
+     * the others wait for it (lib/conn_secure.c). Every loop iteration is measured. */
     meter_start(&m, c->loop);
     double t0 = tf_now();
-    for (int i = 1; i < n; i++) submit_ping(c, &p);
+    for (int i = 0; i < n; i++) submit_ping(c, &p);
     mqc_client_run_until_idle(c, 120);
     double took = tf_now() - t0;
     meter_stop(&m, c->loop);
     uint64_t opened = mqc_client_stat(c, MQC_STAT_CONNS_OPENED), runs = mqc_scram_cache_pbkdf2_runs(c->scram_cache);
-    tf_note("%s: first conversation (PBKDF2): longest iteration %.2f ms wall, %.2f ms CPU", kind,
-            cold.max_wall * 1e3, cold.max_cpu * 1e3);
-    tf_note("%s: %d pings on %llu new connections in %.2f s; PBKDF2 ran %llu time(s); longest loop iteration "
-            "%.2f ms wall, %.2f ms CPU",
-            kind, n - 1, (unsigned long long) opened, took, (unsigned long long) runs, m.max_wall * 1e3, m.max_cpu * 1e3);
+    tf_note("%s: %d pings on %llu new connections in %.2f s; PBKDF2 ran %llu time(s), off the loop; longest loop "
+            "iteration %.2f ms wall, %.2f ms CPU",
+            kind, n, (unsigned long long) opened, took, (unsigned long long) runs, m.max_wall * 1e3, m.max_cpu * 1e3);
     mqc_client_destroy(c);
     ASSERT_MSG(p.ok == n, "%d of %d failed: %s", p.failed, n, p.err.message);
     ASSERT_GT(opened, 1);
@@ -481,12 +476,21 @@ static void loop_block(const char *kind, int n)
 #else
     const double bound = 0.010;
 #endif
-    ASSERT_MSG(m.max_cpu < bound, "the loop was blocked %.2f ms in one iteration", m.max_cpu * 1e3);
+    if (bounded) ASSERT_MSG(m.max_cpu < bound, "the loop was blocked %.2f ms in one iteration", m.max_cpu * 1e3);
 }
 
 TEST("/security/cache/loop_block_500", security_cache_loop_block)
 {
-    loop_block("auth", 500);
+    loop_block("auth", 500, true);
+}
+
+TEST("/security/cache/loop_block_500_tls", security_cache_loop_block_tls)
+{
+    /* Reported, not bounded: with maxConnecting=500 hundreds of TLS handshakes (certificate
+     * checks, key exchange) become ready in one iteration, ~0.07 ms of CPU each. That is
+     * OpenSSL's work per connection, not authentication's; maxConnecting (2 by default) is
+     * what bounds it. PBKDF2 still runs once, off the loop. */
+    loop_block("tls,auth", 500, false);
 }
 
 TEST("/security/cache/pbkdf2_cost", security_cache_pbkdf2_cost)
