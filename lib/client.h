@@ -144,6 +144,8 @@ struct mqc_client {
     struct mqc_scram_cache *scram_cache; /* salted passwords, per credential */
     struct mqc_worker *kdf_worker; /* PBKDF2 off the loop (lib/conn_secure.c), made on first need */
     mqc_link_t auth_waiters;     /* connections waiting for their keys (struct mqc_auth.wait_link) */
+    unsigned tls_iteration;      /* TLS handshake budget per loop iteration (lib/conn_secure.c) */
+    int64_t tls_spent_us;
     struct mqc_tls_ctx *tls_ctx;         /* when the URI asks for TLS */
     mqc_link_t cursors;          /* live cursors, made inert on destroy */
     struct mqc_topology *topo;   /* discovery, monitoring, selection (lib/topology.c) */
