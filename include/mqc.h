@@ -154,6 +154,7 @@ typedef enum {
     MQC_STAT_WAIT_QUEUE,       /* operations waiting for a connection now */
     MQC_STAT_BYTES_SENT,
     MQC_STAT_BYTES_RECEIVED,
+    MQC_STAT_OPS_RETRIED,      /* operations retried (retryable reads/writes: once at most each) */
     MQC_STAT__COUNT
 } mqc_stat_t;
 

@@ -31,6 +31,7 @@ struct mqc_bulk {
     bool report_inserted_id; /* insert_one */
     mqc_error_t invalid;     /* first invalid model: reported at execute */
     bool has_invalid;
+    bool multi;              /* holds an updateMany or deleteMany: not a retryable write */
 };
 
 typedef struct {
@@ -144,6 +145,7 @@ static bool add_update(mqc_bulk_t *b, const bson_t *filter, const bson_t *update
     if (pipe) BSON_APPEND_ARRAY(&m->doc, "u", update);
     else BSON_APPEND_DOCUMENT(&m->doc, "u", update);
     BSON_APPEND_BOOL(&m->doc, "multi", multi);
+    b->multi |= multi;
     append_model_opts(&m->doc, opts);
     return true;
 }
@@ -169,6 +171,7 @@ static bool add_delete(mqc_bulk_t *b, const bson_t *filter, const bson_t *opts, 
     wmodel_t *m = add_model(b, W_DELETE);
     BSON_APPEND_DOCUMENT(&m->doc, "q", filter);
     BSON_APPEND_INT32(&m->doc, "limit", limit);
+    b->multi |= limit == 0;
     for (const char *const *k = keys; opts && *k; k++)
         if (bson_iter_init_find(&it, opts, *k)) bson_append_iter(&m->doc, *k, -1, &it);
     return true;
@@ -330,7 +333,10 @@ mqc_op_t *mqc_bulk_execute(mqc_bulk_t *b, mqc_reply_cb cb, void *ud)
     mqc_op_t *op = mqc_op_new(b->client, &bulk_vt, b->n ? kind_cmd[b->models[0].kind] : "bulk", b->db, cb, ud);
     op->impl = x;
     op->is_write = true;
-    op->retry = x->unacked ? MQC_RETRY_NONE : MQC_RETRY_WRITE;
+    /* The retryable writes specification excludes multi-document statements (updateMany,
+     * deleteMany): a server refuses them with a txnNumber, and a retry could apply them twice.
+     * As other drivers do, such a bulk is not retryable as a whole. */
+    op->retry = x->unacked || b->multi ? MQC_RETRY_NONE : MQC_RETRY_WRITE;
     mqc_op_set_timeout_from(op, &b->opts);
     if (b->has_invalid) mqc_op_fail_early(op, b->invalid.domain, b->invalid.code, "%s", b->invalid.message);
     else if (b->n == 0) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "a bulk write needs at least one operation");

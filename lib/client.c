@@ -64,6 +64,7 @@ mqc_server_t *mqc_server_new(mqc_client_t *client, const mqc_uri_host_t *host, b
     s->client = client;
     s->host = *host;
     mqc_list_init(&s->resolve_waiters);
+    mqc_conn_server_init(s);
     mqc_wire_limits_default(&s->caps.limits);
     mqc_pool_options_t po;
     mqc_pool_options_default(&po);
@@ -87,6 +88,7 @@ void mqc_server_destroy(mqc_server_t *s)
 {
     if (!s) return;
     if (s->resolving) mqc_resolver_cancel(s->client->resolver, s);
+    mqc_conn_server_cleanup(s);
     mqc_pool_destroy(s->pool);
     if (s->addrs) freeaddrinfo(s->addrs);
     free(s);

@@ -22,6 +22,8 @@ typedef struct {
     int32_t min_wire_version;
     bool is_writable_primary;
     bool is_mongos;
+    bool is_rs_member;           /* setName: a replica-set member */
+    int32_t session_timeout_minutes; /* logicalSessionTimeoutMinutes, -1 when absent */
 } mqc_server_caps_t;
 
 /* One server: its address, the addresses it resolved to, its pool. */
@@ -36,6 +38,7 @@ struct mqc_server {
     int64_t addrs_expire_us;
     bool resolving;
     mqc_link_t resolve_waiters;  /* conns waiting for addrs (mqc_conn_t.rlink) */
+    ev_timer connect_later;      /* starts resolve_waiters left over by the budget (lib/conn.c) */
     uint64_t in_use;             /* ops dispatched, for choosing among mongos */
     struct mqc_srvmon *monitor;  /* SDAM monitor (lib/monitor.c), NULL for a Single topology */
     char address[272];           /* normalised "host:port": the key in the topology */
@@ -144,8 +147,8 @@ struct mqc_client {
     struct mqc_scram_cache *scram_cache; /* salted passwords, per credential */
     struct mqc_worker *kdf_worker; /* PBKDF2 off the loop (lib/conn_secure.c), made on first need */
     mqc_link_t auth_waiters;     /* connections waiting for their keys (struct mqc_auth.wait_link) */
-    unsigned tls_iteration;      /* TLS handshake budget per loop iteration (lib/conn_secure.c) */
-    int64_t tls_spent_us;
+    unsigned est_iteration;      /* connection establishment budget per loop iteration (lib/conn.c) */
+    int64_t est_spent_us;
     struct mqc_tls_ctx *tls_ctx;         /* when the URI asks for TLS */
     mqc_link_t cursors;          /* live cursors, made inert on destroy */
     struct mqc_topology *topo;   /* discovery, monitoring, selection (lib/topology.c) */

@@ -155,6 +155,87 @@ static void server_set_addrs(mqc_server_t *s, struct addrinfo *res)
     s->addrs_expire_us = mqc_now_us() + ADDR_TTL_US;
 }
 
+/* ---- establishment budget ------------------------------------------------------------
+ * Each step of opening a connection costs CPU: socket and connect, the hello, SCRAM (10-20 us),
+ * a TLS handshake (0.1-0.5 ms). Hundreds of connections reach the same step in the same loop
+ * iteration (a name resolved for all of them, a burst of submissions with a large
+ * maxConnecting), and 1,000 connections made one iteration take 17 ms, 500 TLS handshakes 23-53
+ * ms. So establishment work has a budget per iteration; past it, a ready connection waits for
+ * the next one. libev's io watchers are level-triggered, so a socket left ready fires again
+ * without re-arming; connections whose name has just resolved continue from a zero timer. Every
+ * iteration runs at least one step, so nothing starves. */
+#define ESTABLISH_BUDGET_US 2000
+
+static bool budget_left(mqc_client_t *client)
+{
+    unsigned it = ev_iteration(client->loop);
+    if (it != client->est_iteration) {
+        client->est_iteration = it;
+        client->est_spent_us = 0;
+    }
+    return client->est_spent_us < ESTABLISH_BUDGET_US;
+}
+
+static void budget_spend(mqc_client_t *client, int64_t since_us) { client->est_spent_us += mqc_now_us() - since_us; }
+
+static bool establishing(const mqc_conn_t *c)
+{
+    return c->state == MQC_CS_CONNECTING || c->state == MQC_CS_TLS || c->state == MQC_CS_HELLO ||
+           c->state == MQC_CS_AUTH;
+}
+
+/* Starts (or, when resolution failed, fails) the connections waiting for s's addresses, within
+ * the budget; the rest wait for s->connect_later. */
+static void start_resolve_waiters(mqc_server_t *s, const mqc_error_t *failed)
+{
+    mqc_client_t *client = s->client;
+    mqc_link_t waiters = s->resolve_waiters;
+    if (mqc_list_empty(&s->resolve_waiters)) mqc_list_init(&waiters);
+    else {
+        waiters.next->prev = &waiters;
+        waiters.prev->next = &waiters;
+    }
+    mqc_list_init(&s->resolve_waiters);
+    mqc_link_t *l;
+    while ((l = mqc_list_pop_front(&waiters))) {
+        mqc_conn_t *c = mqc_container_of(l, mqc_conn_t, rlink);
+        if (!failed && !budget_left(client)) {
+            mqc_list_push_front(&waiters, l);
+            break;
+        }
+        int64_t t0 = mqc_now_us();
+        enter(c);
+        if (!failed) conn_start_connect(c);
+        else conn_fail(c, failed);
+        leave(c);
+        budget_spend(client, t0);
+    }
+    if (mqc_list_empty(&waiters)) return;
+    while ((l = mqc_list_pop_front(&waiters))) mqc_list_push_back(&s->resolve_waiters, l);
+    if (!ev_is_active(&s->connect_later)) {
+        ev_timer_set(&s->connect_later, 0., 0.);
+        ev_timer_start(client->loop, &s->connect_later);
+    }
+}
+
+static void on_connect_later(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    mqc_server_t *s = w->data;
+    mqc_client_enter(s->client);
+    start_resolve_waiters(s, NULL);
+    mqc_client_leave(s->client);
+}
+
+void mqc_conn_server_init(mqc_server_t *s)
+{
+    ev_init(&s->connect_later, on_connect_later);
+    s->connect_later.data = s;
+}
+
+void mqc_conn_server_cleanup(mqc_server_t *s) { ev_timer_stop(s->client->loop, &s->connect_later); }
+
 static void on_resolved(void *ctx, struct addrinfo *res, int gai_code)
 {
     mqc_server_t *s = ctx;
@@ -166,21 +247,7 @@ static void on_resolved(void *ctx, struct addrinfo *res, int gai_code)
     else
         mqc_error_set(&err, MQC_ERROR_RESOLVE, gai_code, "cannot resolve %s: %s", s->host.host,
                       gai_strerror(gai_code));
-    mqc_link_t waiters = s->resolve_waiters;
-    if (mqc_list_empty(&s->resolve_waiters)) mqc_list_init(&waiters);
-    else {
-        waiters.next->prev = &waiters;
-        waiters.prev->next = &waiters;
-    }
-    mqc_list_init(&s->resolve_waiters);
-    mqc_link_t *l;
-    while ((l = mqc_list_pop_front(&waiters))) {
-        mqc_conn_t *c = mqc_container_of(l, mqc_conn_t, rlink);
-        enter(c);
-        if (res) conn_start_connect(c);
-        else conn_fail(c, &err);
-        leave(c);
-    }
+    start_resolve_waiters(s, res ? NULL : &err);
     mqc_client_leave(client);
 }
 
@@ -480,6 +547,8 @@ static void state_hello_reply(mqc_conn_t *c, const bson_t *reply)
                                bson_iter_as_bool(&it);
     caps.is_mongos = bson_iter_init_find(&it, reply, "msg") && BSON_ITER_HOLDS_UTF8(&it) &&
                      strcmp(bson_iter_utf8(&it, NULL), "isdbgrid") == 0;
+    caps.is_rs_member = bson_iter_init_find(&it, reply, "setName") && BSON_ITER_HOLDS_UTF8(&it);
+    caps.session_timeout_minutes = get_i32(reply, "logicalSessionTimeoutMinutes", -1);
     c->server_connection_id = (uint32_t) get_i32(reply, "connectionId", 0);
     /* OP_MSG needs wire version 6 (MongoDB 3.6). */
     if (caps.max_wire_version < 6) {
@@ -573,6 +642,13 @@ void mqc_conn_start_request(mqc_conn_t *c, mqc_op_t *op)
         mqc_op_on_sent(op, c);
     }
     leave(c);
+}
+
+bool mqc_conn_request_unsent(const mqc_conn_t *c)
+{
+    /* out holds only the request in flight (it is reset after each whole write), so bytes still
+     * in it mean the server never saw the message's end. */
+    return c->out.len > 0 && c->out_off < c->out.len;
 }
 
 void mqc_conn_release(mqc_conn_t *c, bool healthy)
@@ -681,10 +757,15 @@ static void on_rio(struct ev_loop *loop, ev_io *w, int revents)
     (void) loop;
     (void) revents;
     mqc_conn_t *c = w->data;
+    mqc_client_t *client = c->client;
+    bool est = establishing(c);
+    if (est && !budget_left(client)) return; /* the next iteration: see the budget above */
+    int64_t t0 = est ? mqc_now_us() : 0;
     enter(c);
     if (c->state == MQC_CS_TLS) mqc_conn_tls_step(c);
     else if (c->state != MQC_CS_CLOSED) conn_read(c);
     leave(c);
+    if (est) budget_spend(client, t0);
 }
 
 static void on_wio(struct ev_loop *loop, ev_io *w, int revents)
@@ -692,6 +773,10 @@ static void on_wio(struct ev_loop *loop, ev_io *w, int revents)
     (void) loop;
     (void) revents;
     mqc_conn_t *c = w->data;
+    mqc_client_t *client = c->client;
+    bool est = establishing(c);
+    if (est && !budget_left(client)) return;
+    int64_t t0 = est ? mqc_now_us() : 0;
     enter(c);
     if (c->state == MQC_CS_CONNECTING) state_connecting(c);
     else if (c->state == MQC_CS_TLS) mqc_conn_tls_step(c);
@@ -704,6 +789,7 @@ static void on_wio(struct ev_loop *loop, ev_io *w, int revents)
         }
     }
     leave(c);
+    if (est) budget_spend(client, t0);
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)

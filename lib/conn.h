@@ -63,6 +63,14 @@ void mqc_conn_start_request(mqc_conn_t *conn, mqc_op_t *op);
 /* The op no longer wants the reply of its request (timeout, cancel): the connection is closed
  * (never reused) and returned to the pool as broken. */
 void mqc_conn_abandon(mqc_conn_t *conn);
+/* True when the request in flight was not completely written to the socket (or TLS): the server
+ * cannot have received it whole, so it cannot have run it. A failed write that never reached the
+ * server may then be retried like one that was never sent. */
+bool mqc_conn_request_unsent(const mqc_conn_t *conn);
+/* A server's part of connection opening (its connect_later timer), from mqc_server_new and
+ * mqc_server_destroy. */
+void mqc_conn_server_init(mqc_server_t *s);
+void mqc_conn_server_cleanup(mqc_server_t *s);
 /* Returns a connection whose op is done to its pool. */
 void mqc_conn_release(mqc_conn_t *conn, bool healthy);
 const char *mqc_conn_state_name(mqc_conn_state_t s);

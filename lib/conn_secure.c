@@ -85,36 +85,12 @@ bool mqc_conn_io_wants_write(const mqc_conn_t *c) { return c->tls && c->tls_read
 
 /* ---- TLS: the handshake right after connect; never a fallback to plaintext -------------- */
 
-/* Handshake steps cost CPU (key exchange, certificate checks: 0.1-0.5 ms per connection on
- * the development machine), and with a large maxConnecting hundreds of connections become
- * ready in the same loop iteration: 23-53 ms of handshakes in one iteration were measured. So
- * each iteration has a budget; a step that finds it spent waits for the next iteration. Nothing
- * needs re-arming: libev's io watchers are level-triggered, and the socket stays readable or
- * writable until the step runs. Every iteration runs at least one step. */
-#define TLS_BUDGET_US 2000
-
-static bool tls_budget_left(mqc_client_t *client)
-{
-    unsigned it = ev_iteration(client->loop);
-    if (it != client->tls_iteration) {
-        client->tls_iteration = it;
-        client->tls_spent_us = 0;
-    }
-    return client->tls_spent_us < TLS_BUDGET_US;
-}
-
 void mqc_conn_tls_start(mqc_conn_t *c)
 {
     mqc_error_t err;
-    struct ev_loop *loop = c->client->loop;
     if (!c->client->tls_ctx) {
         mqc_error_set(&err, MQC_ERROR_TLS, 0, "TLS requested but no TLS context");
         mqc_conn_fail_now(c, &err);
-        return;
-    }
-    if (!tls_budget_left(c->client)) {
-        /* The connected socket is writable: on_wio comes back to mqc_conn_tls_step. */
-        if (!ev_is_active(&c->wio)) ev_io_start(loop, &c->wio);
         return;
     }
     c->tls = mqc_tls_new(c->client->tls_ctx, c->fd, c->server->host.host, &err);
@@ -129,16 +105,9 @@ void mqc_conn_tls_step(mqc_conn_t *c)
 {
     mqc_error_t err;
     int want = 0;
-    mqc_client_t *client = c->client;
-    struct ev_loop *loop = client->loop;
-    if (!c->tls) {
-        mqc_conn_tls_start(c);
-        return;
-    }
-    if (!tls_budget_left(client)) return;
-    int64_t t0 = mqc_now_us();
+    struct ev_loop *loop = c->client->loop;
+    /* Called within the establishment budget of lib/conn.c (on_rio / on_wio). */
     int rc = mqc_tls_handshake(c->tls, &want, &err);
-    client->tls_spent_us += mqc_now_us() - t0;
     if (rc < 0) {
         mqc_conn_fail_now(c, &err);
         return;

@@ -110,12 +110,12 @@ static mqc_cursor_t *cursor_new(mqc_collection_t *coll, const bson_t *opts, mqc_
     return c;
 }
 
-static void cursor_start(mqc_cursor_t *c, bson_t *cmd, const bson_t *opts)
+static void cursor_start(mqc_cursor_t *c, bson_t *cmd, const bson_t *opts, bool retryable)
 {
     c->op = mqc_cmd_op_new(c->client, c->db, cmd, on_batch, c);
-    /* The opening find/aggregate is a retryable read; getMore is not (the cursor lives on one
-     * server). */
-    c->op->retry = MQC_RETRY_READ;
+    /* The opening find/aggregate is a retryable read (an aggregate that writes is not); getMore
+     * is not (the cursor lives on one server, and a lost reply may have advanced it). */
+    c->op->retry = retryable ? MQC_RETRY_READ : MQC_RETRY_NONE;
     mqc_op_set_timeout_from(c->op, opts);
     c->started = true;
     bson_destroy(cmd);
@@ -129,8 +129,23 @@ mqc_cursor_t *mqc_collection_find(mqc_collection_t *coll, const bson_t *filter, 
     bson_t cmd;
     bson_init(&cmd);
     mqc_build_find(coll->client, coll, filter, opts, &cmd);
-    cursor_start(c, &cmd, opts);
+    cursor_start(c, &cmd, opts, true);
     return c;
+}
+
+/* True when a stage of the aggregate command's pipeline writes ($out, $merge): the retryable
+ * reads specification excludes such an aggregate, since a retry after a lost reply could write
+ * twice. */
+static bool pipeline_writes(const bson_t *cmd)
+{
+    bson_iter_t f, it, stage;
+    if (!bson_iter_init_find(&f, cmd, "pipeline") || !BSON_ITER_HOLDS_ARRAY(&f) || !bson_iter_recurse(&f, &it))
+        return false;
+    while (bson_iter_next(&it))
+        if (BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &stage) && bson_iter_next(&stage) &&
+            (!strcmp(bson_iter_key(&stage), "$out") || !strcmp(bson_iter_key(&stage), "$merge")))
+            return true;
+    return false;
 }
 
 mqc_cursor_t *mqc_collection_aggregate(mqc_collection_t *coll, const bson_t *pipeline, const bson_t *opts,
@@ -140,7 +155,7 @@ mqc_cursor_t *mqc_collection_aggregate(mqc_collection_t *coll, const bson_t *pip
     bson_t cmd;
     bson_init(&cmd);
     mqc_build_aggregate(coll->client, coll, pipeline, opts, &cmd);
-    cursor_start(c, &cmd, opts);
+    cursor_start(c, &cmd, opts, !pipeline_writes(&cmd));
     return c;
 }
 

@@ -12,7 +12,7 @@
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 static void op_dispatch(mqc_op_t *op);
-static bool may_retry(mqc_op_t *op, const mqc_error_t *error);
+static bool may_retry(mqc_op_t *op, const mqc_error_t *error, bool sent);
 static void op_retry(mqc_op_t *op);
 
 mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
@@ -194,13 +194,22 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
     op->client->stats[MQC_STAT_WAIT_QUEUE]--;
     op->state = MQC_OP_ACTIVE; /* out of the queue: op_detach must not cancel the waiter */
     if (error) {
-        /* Nothing was sent: a pool cleared under the op (the server stepped down, say) or a
-         * connection that could not be made is retryable. */
-        if (may_retry(op, error)) op_retry(op);
+        /* Nothing was sent: a pool cleared under the op (CMAP's PoolClearedError: another
+         * connection of this server broke, or a connection could not be made) is retryable,
+         * for writes too. This is what keeps one bad connection from failing every op that
+         * waited for a connection at that moment (docs/reliability.md, amplification). */
+        if (may_retry(op, error, false)) op_retry(op);
         else mqc_op_finish(op, NULL, error);
         return;
     }
     op->server->in_use++;
+    /* A lone host's kind (standalone, primary, mongos) is known once a handshake is done: an op
+     * dispatched before the first one learns it here. Only before its first txnNumber: a write
+     * sent without one is never retried (may_retry), so this cannot give a retry a number its
+     * first attempt lacked. */
+    if (op->txn_number == 0 && !op->txn_ok)
+        op->txn_ok = op->retry == MQC_RETRY_WRITE && op->client->uri.retry_writes &&
+                     mqc_topology_supports_sessions(op->client, op->server);
     mqc_conn_start_request((mqc_conn_t *) pc, op);
 }
 
@@ -306,21 +315,32 @@ static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const 
 
 /* ---- retries ------------------------------------------------------------------------------ */
 
-/* The retryable reads/writes rules: one retry, for an op marked retryable (and, for a write,
- * sent with lsid + txnNumber, or not sent at all), on a network error or a retryable server
- * error (a write: the RetryableWriteError label). */
-static bool may_retry(mqc_op_t *op, const mqc_error_t *error)
+/* The retryable reads/writes rules: one retry, for an op marked retryable, on a network error or
+ * a retryable server error (a write: the RetryableWriteError label; a pool cleared while the op
+ * waited carries both labels). sent: the request may have reached the server.
+ *
+ * Every topology retries, a Single one without a monitor too: the retryable reads specification
+ * retries on a standalone as well, and a retryable write needs lsid + txnNumber only when its
+ * request may have run. A write that never (wholly) reached the server cannot have run, so it
+ * is retried whatever the server: the at-most-once promise is kept trivially, and it is still
+ * executed "exactly once" as the specification asks of servers without retryable writes. One
+ * that was sent is retried only with txnNumber (op->txn_ok: a replica set primary or mongos),
+ * never on a standalone, where the server could not tell a duplicate.
+ *
+ * The retry goes through selection again. Unmonitored, that is the same server and a pool that
+ * is ready at once (it readies itself after a clear), so the retry waits for a fresh connection;
+ * the broken one was closed before we get here. op->retried makes it once (no CSOT-style retry
+ * loop), and the op's deadline timer keeps running across it, so timeoutMS bounds the total. */
+static bool may_retry(mqc_op_t *op, const mqc_error_t *error, bool sent)
 {
     mqc_client_t *client = op->client;
-    if (op->retried || op->cancelled || client->closing || !client->topo || !client->topo->monitored) return false;
+    if (op->retried || op->cancelled || client->closing || !client->topo) return false;
     if (op->retry == MQC_RETRY_READ) {
         if (!client->uri.retry_reads) return false;
         return error->domain == MQC_ERROR_NETWORK || (error->labels & MQC_LABEL_RETRYABLE_READ);
     }
     if (op->retry == MQC_RETRY_WRITE) {
-        if (!client->uri.retry_writes) return false;
-        if (op->state == MQC_OP_ACTIVE && !op->conn && op->request_id == 0) return error->domain == MQC_ERROR_NETWORK;
-        if (!op->txn_ok) return false;
+        if (!client->uri.retry_writes || (sent && !op->txn_ok)) return false;
         return error->domain == MQC_ERROR_NETWORK || (error->labels & MQC_LABEL_RETRYABLE_WRITE);
     }
     return false;
@@ -328,6 +348,7 @@ static bool may_retry(mqc_op_t *op, const mqc_error_t *error)
 
 static void op_retry(mqc_op_t *op)
 {
+    op->client->stats[MQC_STAT_OPS_RETRIED]++;
     op->retried = true;
     op->tried = op->server;
     op->server = NULL;
@@ -335,8 +356,31 @@ static void op_retry(mqc_op_t *op)
     op_dispatch(op);
 }
 
+/* The error a reply means for the retry rules: ok: 0's own, or (ok: 1) its writeConcernError's
+ * code with the reply's labels. Servers before 4.4 (wire version 9) label nothing: the
+ * retryable writes specification has the driver add RetryableWriteError for a retryable code. */
+static void retry_error(mqc_error_t *err, const mqc_conn_t *conn, const bson_t *reply, bool ok)
+{
+    bson_iter_t it;
+    mqc_error_from_reply(err, ok ? MQC_ERROR_WRITE_CONCERN : MQC_ERROR_SERVER, reply);
+    if (ok && bson_iter_init_find(&it, reply, "writeConcernError") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        uint32_t len;
+        const uint8_t *data;
+        bson_t wce;
+        bson_iter_document(&it, &len, &data);
+        uint32_t labels = err->labels;
+        if (bson_init_static(&wce, data, len)) mqc_error_from_reply(err, MQC_ERROR_WRITE_CONCERN, &wce);
+        err->labels |= labels;
+    }
+    if (conn->server->caps.max_wire_version < 9 && mqc_error_code_is_retryable(err->code))
+        err->labels |= MQC_LABEL_RETRYABLE_WRITE;
+}
+
 /* A reply's SDAM meaning (a "not writable primary" or "node is recovering" error marks the
- * server Unknown), and whether it is retried instead of handed to the op. */
+ * server Unknown), and whether it is retried instead of handed to the op: an error reply, or
+ * a write's writeConcernError (retryable writes: RetryableWriteError, or a retryable code
+ * before 4.4). The retried reply is not seen by the op, so nothing is counted twice; the retry
+ * keeps its txnNumber, so the server does not apply the write again. */
 static bool reply_retried(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
 {
     bson_iter_t it;
@@ -347,10 +391,10 @@ static bool reply_retried(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
     int32_t code = 0;
     if (s && mqc_sdam_classify_reply(reply, &code) != MQC_SDAM_STATE_NONE)
         mqc_topology_op_error(client, s, conn->pc.generation, MQC_SDAM_ERR_COMMAND, reply, NULL);
-    if (ok) return false;
+    if (ok && op->retry != MQC_RETRY_WRITE) return false;
     mqc_error_t err;
-    mqc_error_from_reply(&err, MQC_ERROR_SERVER, reply);
-    if (op->state != MQC_OP_ACTIVE || !may_retry(op, &err)) return false;
+    retry_error(&err, conn, reply, ok);
+    if (op->state != MQC_OP_ACTIVE || !may_retry(op, &err, true)) return false;
     op->conn = NULL;
     mqc_conn_release(conn, true);
     op_retry(op);
@@ -364,7 +408,10 @@ void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
         bool ok = mqc_reply_ok(reply, &e);
         emit_result(op, conn, reply, ok ? NULL : &e);
     }
-    if (op->client->topo && op->client->topo->monitored && reply_retried(op, conn, reply)) return;
+    /* Unmonitored, a reply has no SDAM meaning: only an op that may still retry looks at it
+     * (pings and getMores, the hot path of a lone server, skip the extra scan). */
+    const mqc_topology_t *t = op->client->topo;
+    if (t && (t->monitored || (op->retry != MQC_RETRY_NONE && !op->retried)) && reply_retried(op, conn, reply)) return;
     if (op->vt->on_reply(op, conn, reply) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
         mqc_conn_start_request(conn, op);
 }
@@ -380,12 +427,14 @@ void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *err
     mqc_server_t *s = op->server;
     mqc_client_t *client = op->client;
     uint32_t generation = conn->pc.generation;
+    bool sent = !mqc_conn_request_unsent(conn); /* read before the pool closes it */
     op->conn = NULL;
     emit_result(op, conn, NULL, error);
-    mqc_pool_checkin(s->pool, &conn->pc, false);
     /* SDAM: a network error (not a timeout) on an established connection clears the pool:
      * its other connections are suspect. Timeouts only close the one connection. A monitored
-     * topology also marks the server Unknown (handleError). */
+     * topology also marks the server Unknown (handleError). The clear comes before the broken
+     * connection's check-in: a check-in opens connections for the waiters, which the clear
+     * would make stale at once, wasting maxConnecting slots while the pool refills. */
     bool net = error->domain == MQC_ERROR_NETWORK || error->domain == MQC_ERROR_PROTOCOL;
     if (client->topo && client->topo->monitored) {
         if (net || error->domain == MQC_ERROR_TIMEOUT)
@@ -394,7 +443,8 @@ void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *err
     } else if (net) {
         mqc_pool_clear(s->pool, error);
     }
-    if (op->state == MQC_OP_ACTIVE && may_retry(op, error)) op_retry(op);
+    mqc_pool_checkin(s->pool, &conn->pc, false);
+    if (op->state == MQC_OP_ACTIVE && may_retry(op, error, sent)) op_retry(op);
     else mqc_op_finish(op, NULL, error);
 }
 

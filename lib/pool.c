@@ -540,6 +540,14 @@ void mqc_pool_clear(mqc_pool_t *pool, const mqc_error_t *error)
     while (!mqc_list_empty(&p->available))
         close_conn(p, mqc_container_of(p->available.next, mqc_pconn_t, link), "stale", NULL);
     if (p->auto_ready) mqc_pool_ready(p);
+    /* CMAP: the wait queue is cleared eagerly, every waiter failing with a PoolClearedError that
+     * "MUST be considered a retryable error", so that operations retry at once (lib/op.c: once,
+     * writes too, since nothing of theirs was sent). The error keeps the cause's domain, code and
+     * message and gains both retryable labels. An auto_ready pool is ready again already, and
+     * leaving its waiters queued would look cheaper, but CMAP gives no such exception, and it
+     * would also retry, without counting, ops that must not be retried (a generic command, a
+     * getMore): those fail here as the specifications say. */
+    err.labels |= MQC_LABEL_RETRYABLE_READ | MQC_LABEL_RETRYABLE_WRITE;
     fail_clearing(p, "connectionError", &err);
     leave(p);
 }

@@ -111,7 +111,8 @@ void mqc_pool_conn_established(mqc_pool_t *pool, mqc_pconn_t *conn, const mqc_er
 void mqc_pool_conn_lost(mqc_pool_t *pool, mqc_pconn_t *conn);
 
 /* CMAP clear: generation++, PAUSED, every waiter fails with error (or a "pool cleared"
- * MQC_ERROR_NETWORK when NULL), idle connections closed ("stale"), POOL_CLEARED emitted. With
+ * MQC_ERROR_NETWORK when NULL) plus MQC_LABEL_RETRYABLE_READ | MQC_LABEL_RETRYABLE_WRITE (a
+ * PoolClearedError is retryable), idle connections closed ("stale"), POOL_CLEARED emitted. With
  * auto_ready set (mqc_pool_set_auto_ready), the pool becomes READY again at once, as a client
  * without a monitor must. */
 void mqc_pool_clear(mqc_pool_t *pool, const mqc_error_t *error);

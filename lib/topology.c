@@ -330,14 +330,19 @@ mqc_server_type_t mqc_topology_server_type(const mqc_client_t *client, const mqc
     }
     if (!s->caps_known) return MQC_SERVER_UNKNOWN;
     if (s->caps.is_mongos) return MQC_SERVER_MONGOS;
-    return s->caps.is_writable_primary ? MQC_SERVER_STANDALONE : MQC_SERVER_RS_SECONDARY;
+    if (s->caps.is_writable_primary) return s->caps.is_rs_member ? MQC_SERVER_RS_PRIMARY : MQC_SERVER_STANDALONE;
+    return MQC_SERVER_RS_SECONDARY;
 }
 
 bool mqc_topology_supports_sessions(const mqc_client_t *client, const mqc_server_t *s)
 {
     const mqc_topology_t *t = client->topo;
-    /* Retryable writes need a replica set or mongos: a Single topology keeps today's commands. */
-    if (!t || !t->monitored || t->td.session_timeout_minutes < 0) return false;
+    /* Retryable writes need a replica-set primary or a mongos with sessions. Monitored: as SDAM
+     * sees the deployment. A lone host without a monitor: as its last handshake said (unknown
+     * before the first one: lib/op.c asks again when the op gets its connection). */
+    if (!t) return false;
+    if (!t->monitored && (!s->caps_known || s->caps.session_timeout_minutes < 0)) return false;
+    if (t->monitored && t->td.session_timeout_minutes < 0) return false;
     mqc_server_type_t st = mqc_topology_server_type(client, s);
     return st == MQC_SERVER_RS_PRIMARY || st == MQC_SERVER_MONGOS;
 }

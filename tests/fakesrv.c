@@ -21,6 +21,10 @@ struct fakesrv {
     pthread_mutex_t mu;
     fake_mode_t mode;
     int arg, times;
+    fake_mode_t then_mode;    /* the mode once `times` ran out */
+    int then_arg;
+    int hello_hangups;        /* handshakes still to be answered by a hang-up */
+    bool resetting;           /* fakesrv_reset_connections: close with RST on the way out */
     int conns[MAX_CONNS];
     pthread_t threads[MAX_CONNS];
     int nconns;
@@ -28,6 +32,7 @@ struct fakesrv {
     bool stopping;
     bson_t *last[2];          /* copies of the latest command: [0] other, [1] hello */
     bool accept_speculative;  /* answer a MONGODB-X509 speculativeAuthenticate in the hello */
+    bson_t *hello_extra;      /* fields appended to the hello reply */
 };
 
 typedef struct {
@@ -78,12 +83,16 @@ int32_t fake_get32(const uint8_t *p)
     return (int32_t) BSON_UINT32_FROM_LE(u);
 }
 
-static bson_t *hello_doc(void)
+static bson_t *hello_doc(fakesrv_t *s)
 {
-    return BCON_NEW("ismaster", BCON_BOOL(true), "isWritablePrimary", BCON_BOOL(true), "helloOk", BCON_BOOL(true),
+    bson_t *h = BCON_NEW("ismaster", BCON_BOOL(true), "isWritablePrimary", BCON_BOOL(true), "helloOk", BCON_BOOL(true),
                     "maxBsonObjectSize", BCON_INT32(16777216), "maxMessageSizeBytes", BCON_INT32(48000000),
                     "maxWriteBatchSize", BCON_INT32(100000), "minWireVersion", BCON_INT32(0), "maxWireVersion",
                     BCON_INT32(17), "connectionId", BCON_INT32(1), "ok", BCON_DOUBLE(1));
+    pthread_mutex_lock(&s->mu);
+    if (s->hello_extra) bson_concat(h, s->hello_extra);
+    pthread_mutex_unlock(&s->mu);
+    return h;
 }
 
 /* A whole OP_MSG (or OP_REPLY when legacy) carrying doc, into a malloc'd buffer. */
@@ -138,12 +147,21 @@ static void *conn_main(void *argp)
             name = bson_iter_key(&it);
         bool is_hello = !strcasecmp(name, "hello") || !strcasecmp(name, "ismaster");
         bool speculative_ok = false;
+        bool hello_hangup = false;
         pthread_mutex_lock(&s->mu);
         if (s->last[is_hello]) bson_destroy(s->last[is_hello]);
         s->last[is_hello] = bson_copy(&cmd);
         if (is_hello && s->accept_speculative && bson_iter_init_find(&it, &cmd, "speculativeAuthenticate"))
             speculative_ok = true;
+        if (is_hello && s->hello_hangups > 0) {
+            s->hello_hangups--;
+            hello_hangup = true;
+        }
         pthread_mutex_unlock(&s->mu);
+        if (hello_hangup) {
+            free(body);
+            break;
+        }
         fake_mode_t mode = FAKE_OK;
         int arg = 0;
         if (!is_hello) {
@@ -151,12 +169,15 @@ static void *conn_main(void *argp)
             s->commands++;
             mode = s->mode;
             arg = s->arg;
-            if (s->times > 0 && --s->times == 0) s->mode = FAKE_OK;
+            if (s->times > 0 && --s->times == 0) {
+                s->mode = s->then_mode;
+                s->arg = s->then_arg;
+            }
             pthread_mutex_unlock(&s->mu);
         }
         bson_t *reply;
         if (is_hello) {
-            reply = hello_doc();
+            reply = hello_doc(s);
             if (speculative_ok) { /* as MongoDB answers an accepted MONGODB-X509 speculation */
                 bson_t sub;
                 BSON_APPEND_DOCUMENT_BEGIN(reply, "speculativeAuthenticate", &sub);
@@ -167,6 +188,10 @@ static void *conn_main(void *argp)
         else if (mode == FAKE_ERROR)
             reply = BCON_NEW("ok", BCON_DOUBLE(0), "code", BCON_INT32(arg), "codeName", BCON_UTF8("FakeError"), "errmsg",
                              BCON_UTF8("injected by fakesrv"));
+        else if (mode == FAKE_WC_ERROR)
+            reply = BCON_NEW("ok", BCON_DOUBLE(1), "n", BCON_INT32(1), "writeConcernError", "{", "code", BCON_INT32(arg),
+                             "codeName", BCON_UTF8("FakeWriteConcernError"), "errmsg", BCON_UTF8("injected by fakesrv"),
+                             "}", "errorLabels", "[", BCON_UTF8("RetryableWriteError"), "]");
         else
             reply = BCON_NEW("ok", BCON_DOUBLE(1), "n", BCON_INT32(1), "cursor", "{", "id", BCON_INT64(0), "ns",
                              BCON_UTF8("db.c"), "firstBatch", "[", "{", "_id", BCON_INT32(1), "}", "]", "}");
@@ -190,7 +215,20 @@ static void *conn_main(void *argp)
         free(out);
         if (!ok) break;
     }
-    shutdown(fd, SHUT_RDWR);
+    pthread_mutex_lock(&s->mu);
+    bool reset = s->resetting;
+    if (reset)
+        for (int i = 0; i < s->nconns; i++)
+            if (s->conns[i] == fd) s->conns[i] = -1; /* closed here: fakesrv_stop must not close it again */
+    pthread_mutex_unlock(&s->mu);
+    if (reset) {
+        /* linger 0: close() aborts the connection with RST */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(fd);
+    } else {
+        shutdown(fd, SHUT_RDWR);
+    }
     return NULL;
 }
 
@@ -242,13 +280,50 @@ fakesrv_t *fakesrv_start(fake_mode_t mode, int arg)
     return s;
 }
 
-void fakesrv_set_mode(fakesrv_t *s, fake_mode_t mode, int arg, int times)
+void fakesrv_set_mode_then(fakesrv_t *s, fake_mode_t mode, int arg, int times, fake_mode_t then_mode, int then_arg)
 {
     pthread_mutex_lock(&s->mu);
     s->mode = mode;
     s->arg = arg;
     s->times = times;
+    s->then_mode = then_mode;
+    s->then_arg = then_arg;
     pthread_mutex_unlock(&s->mu);
+}
+
+void fakesrv_set_mode(fakesrv_t *s, fake_mode_t mode, int arg, int times)
+{
+    fakesrv_set_mode_then(s, mode, arg, times, FAKE_OK, 0);
+}
+
+void fakesrv_hangup_hellos(fakesrv_t *s, int times)
+{
+    pthread_mutex_lock(&s->mu);
+    s->hello_hangups = times;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void fakesrv_reset_connections(fakesrv_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->resetting = true;
+    /* SHUT_RD wakes each connection's thread (its recv returns 0) without sending anything; the
+     * thread then closes with RST (conn_main) */
+    for (int i = 0; i < s->nconns; i++)
+        if (s->conns[i] >= 0) shutdown(s->conns[i], SHUT_RD);
+    pthread_mutex_unlock(&s->mu);
+    for (int tries = 0; tries < 2000; tries++) {
+        bool open = false;
+        pthread_mutex_lock(&s->mu);
+        for (int i = 0; i < s->nconns; i++) open |= s->conns[i] >= 0;
+        pthread_mutex_unlock(&s->mu);
+        if (!open) break;
+        usleep(1000);
+    }
+    pthread_mutex_lock(&s->mu);
+    s->resetting = false;
+    pthread_mutex_unlock(&s->mu);
+    usleep(20 * 1000); /* the RSTs cross loopback at once; this is margin, not a wait for them */
 }
 
 uint16_t fakesrv_port(const fakesrv_t *s) { return s->port; }
@@ -273,6 +348,14 @@ bool fakesrv_last_command(fakesrv_t *s, bool hello, bson_t *out)
     return have;
 }
 
+void fakesrv_set_hello_extra(fakesrv_t *s, const bson_t *extra)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->hello_extra) bson_destroy(s->hello_extra);
+    s->hello_extra = extra ? bson_copy(extra) : NULL;
+    pthread_mutex_unlock(&s->mu);
+}
+
 void fakesrv_set_accept_speculative(fakesrv_t *s, bool on)
 {
     pthread_mutex_lock(&s->mu);
@@ -291,13 +374,15 @@ void fakesrv_stop(fakesrv_t *s)
     shutdown(s->lfd, SHUT_RDWR);
     close(s->lfd);
     pthread_join(s->acceptor, NULL);
-    for (int i = 0; i < s->nconns; i++) shutdown(s->conns[i], SHUT_RDWR);
+    for (int i = 0; i < s->nconns; i++)
+        if (s->conns[i] >= 0) shutdown(s->conns[i], SHUT_RDWR);
     for (int i = 0; i < s->nconns; i++) {
         pthread_join(s->threads[i], NULL);
-        close(s->conns[i]);
+        if (s->conns[i] >= 0) close(s->conns[i]);
     }
     for (int i = 0; i < 2; i++)
         if (s->last[i]) bson_destroy(s->last[i]);
+    if (s->hello_extra) bson_destroy(s->hello_extra);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

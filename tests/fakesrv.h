@@ -18,6 +18,8 @@ typedef enum {
     FAKE_OVERSIZE,        /* a length prefix of 100 MB */
     FAKE_WRONG_RESPONSE_TO,
     FAKE_ERROR,           /* {ok: 0, code: arg, codeName: "FakeError", errmsg} */
+    FAKE_WC_ERROR,        /* {ok: 1, n: 1, writeConcernError: {code: arg, errmsg},
+                           *  errorLabels: ["RetryableWriteError"]} (as a 4.4+ server labels it) */
 } fake_mode_t;
 
 typedef struct fakesrv fakesrv_t;
@@ -26,6 +28,15 @@ fakesrv_t *fakesrv_start(fake_mode_t mode, int arg);
 /* Changes the mode for commands that arrive from now on; `times` > 0: only for that many
  * commands, then back to FAKE_OK. */
 void fakesrv_set_mode(fakesrv_t *s, fake_mode_t mode, int arg, int times);
+/* The same, but after `times` commands the mode becomes then_mode (then_arg) instead of FAKE_OK:
+ * "hang up once, then answer late" scripts a retry's fate. */
+void fakesrv_set_mode_then(fakesrv_t *s, fake_mode_t mode, int arg, int times, fake_mode_t then_mode, int then_arg);
+/* The next `times` handshakes (hello) are answered by closing the connection. */
+void fakesrv_hangup_hellos(fakesrv_t *s, int times);
+/* Resets (RST, not FIN) every open connection without reading from it, and returns once they
+ * are all closed: a client's idle pooled connection is then dead without its loop knowing, and
+ * its next write fails at once, before any byte reaches the server. */
+void fakesrv_reset_connections(fakesrv_t *s);
 uint16_t fakesrv_port(const fakesrv_t *s);
 /* "mongodb://127.0.0.1:PORT/?" plus extra options. Static storage per call (8 slots). */
 const char *fakesrv_uri(const fakesrv_t *s, const char *extra);
@@ -34,6 +45,9 @@ int fakesrv_commands(const fakesrv_t *s);
 /* A copy of the latest hello (hello) or other command into *out (initialised; the caller
  * destroys it); false when none came yet. */
 bool fakesrv_last_command(fakesrv_t *s, bool hello, bson_t *out);
+/* Fields appended to every hello reply from now on (copied; NULL: none), e.g. setName and
+ * logicalSessionTimeoutMinutes to play a replica-set primary. */
+void fakesrv_set_hello_extra(fakesrv_t *s, const bson_t *extra);
 /* on: a hello carrying speculativeAuthenticate is answered as accepted (MONGODB-X509 style). */
 void fakesrv_set_accept_speculative(fakesrv_t *s, bool on);
 void fakesrv_stop(fakesrv_t *s);

@@ -443,10 +443,17 @@ static void meter_stop(blockmeter_t *m, struct ev_loop *loop)
     ev_check_stop(loop, &m->check);
 }
 
-static void loop_block(const char *kind, int n)
+/* by_name: "localhost" instead of 127.0.0.1, so that the client resolves it (lib/resolve.c). */
+static void loop_block(const char *kind, int n, bool by_name)
 {
-    char u[1200];
-    snprintf(u, sizeof u, "%s&maxPoolSize=%d&maxConnecting=%d&connectTimeoutMS=60000", tf_server_uri(kind), n, n);
+    char u[1200], base[1100];
+    snprintf(base, sizeof base, "%s", tf_server_uri(kind));
+    char *ip = strstr(base, "127.0.0.1");
+    if (by_name && ip) {
+        memmove(ip + 9, ip + 9, strlen(ip + 9) + 1);
+        memcpy(ip, "localhost", 9); /* as long as "127.0.0.1" */
+    }
+    snprintf(u, sizeof u, "%s&maxPoolSize=%d&maxConnecting=%d&connectTimeoutMS=60000", base, n, n);
     mqc_error_t err;
     mqc_client_t *c = mqc_client_new_from_uri(NULL, u, &err);
     ASSERT_NOT_NULL(c);
@@ -480,7 +487,7 @@ static void loop_block(const char *kind, int n)
 
 TEST("/security/cache/loop_block_500", security_cache_loop_block)
 {
-    loop_block("auth", 500);
+    loop_block("auth", 500, false);
 }
 
 TEST("/security/cache/loop_block_500_tls", security_cache_loop_block_tls)
@@ -488,7 +495,14 @@ TEST("/security/cache/loop_block_500_tls", security_cache_loop_block_tls)
     /* With maxConnecting=500 hundreds of TLS handshakes (key exchange, certificate checks)
      * become ready in one iteration: lib/conn_secure.c spreads them with a budget per
      * iteration (before it: 23-53 ms CPU in one iteration). */
-    loop_block("tls,auth", 500);
+    loop_block("tls,auth", 500, false);
+}
+
+TEST("/security/cache/loop_block_1000_by_name", security_cache_loop_block_1000)
+{
+    /* The issue's case whole: 1,000 connections opening at once, each resolving "localhost",
+     * connecting, authenticating (the first credential derivation included). */
+    loop_block("auth", 1000, true);
 }
 
 TEST("/security/cache/pbkdf2_cost", security_cache_pbkdf2_cost)

@@ -98,6 +98,36 @@ TEST("/topology/rs/discovery_from_one_seed", topo_discovery)
     fakers_stop(rs);
 }
 
+TEST("/topology/rs/multi_document_writes_not_retryable", topo_multi_not_retryable)
+{
+    /* updateMany / deleteMany get no txnNumber (a server refuses one on a multi-document write),
+     * updateOne / deleteOne do. */
+    fakers_t *rs = fakers_start(3, 0);
+    mqc_client_t *c = rs_client(rs, 0, "heartbeatFrequencyMS=500");
+    tally_t t = {.rs = rs};
+    insert(c, &t);
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    ASSERT_EQ(fakers_txn_writes(rs, 0), 1);
+    mqc_collection_t *coll = mqc_client_get_collection(c, "db", "c");
+    bson_t *f = BCON_NEW("x", BCON_INT32(1)), *u = BCON_NEW("$set", "{", "y", BCON_INT32(2), "}");
+    mqc_collection_update_many(coll, f, u, NULL, on_op, &t);
+    mqc_collection_delete_many(coll, f, NULL, on_op, &t);
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    ASSERT_EQ(fakers_writes(rs, 0), 3);
+    ASSERT_EQ(fakers_txn_writes(rs, 0), 1);
+    mqc_collection_update_one(coll, f, u, NULL, on_op, &t);
+    mqc_collection_delete_one(coll, f, NULL, on_op, &t);
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    ASSERT_EQ(fakers_writes(rs, 0), 5);
+    ASSERT_EQ(fakers_txn_writes(rs, 0), 3);
+    ASSERT_MSG(t.errors == 0, "%s", t.error.message);
+    bson_destroy(f);
+    bson_destroy(u);
+    mqc_collection_destroy(coll);
+    mqc_client_destroy(c);
+    fakers_stop(rs);
+}
+
 TEST("/topology/rs/read_preference", topo_read_pref)
 {
     fakers_t *rs = fakers_start(3, 0);
