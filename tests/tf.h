@@ -52,11 +52,20 @@ __attribute__((format(printf, 1, 2))) void tf_note(const char *fmt, ...);
 #define ASSERT_MSG(cond, ...)                                                           \
     do { if (!(cond)) tf_fail(__FILE__, __LINE__, __VA_ARGS__); } while (0)
 
+/* Integers compare as long long; when either side is floating (a time, a ratio), both compare
+ * as long double: a cast to an integer would make "took < 1.4" mean "took < 1". */
+#define TF_IS_FLOAT(x) _Generic((x), float: 1, double: 1, long double: 1, default: 0)
 #define TF_CMP_INT(a, op, b)                                                            \
     do {                                                                                \
-        long long tf_a_ = (long long) (a), tf_b_ = (long long) (b);                     \
-        if (!(tf_a_ op tf_b_))                                                          \
-            tf_fail(__FILE__, __LINE__, "%s %s %s: %lld vs %lld", #a, #op, #b, tf_a_, tf_b_); \
+        if (TF_IS_FLOAT(a) || TF_IS_FLOAT(b)) {                                         \
+            long double tf_fa_ = (long double) (a), tf_fb_ = (long double) (b);         \
+            if (!(tf_fa_ op tf_fb_))                                                    \
+                tf_fail(__FILE__, __LINE__, "%s %s %s: %Lg vs %Lg", #a, #op, #b, tf_fa_, tf_fb_); \
+        } else {                                                                        \
+            long long tf_a_ = (long long) (a), tf_b_ = (long long) (b);                 \
+            if (!(tf_a_ op tf_b_))                                                      \
+                tf_fail(__FILE__, __LINE__, "%s %s %s: %lld vs %lld", #a, #op, #b, tf_a_, tf_b_); \
+        }                                                                               \
     } while (0)
 #define ASSERT_EQ(a, b) TF_CMP_INT(a, ==, b)
 #define ASSERT_NE(a, b) TF_CMP_INT(a, !=, b)
