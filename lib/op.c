@@ -408,10 +408,9 @@ void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
         bool ok = mqc_reply_ok(reply, &e);
         emit_result(op, conn, reply, ok ? NULL : &e);
     }
-    /* Unmonitored, a reply has no SDAM meaning: only an op that may still retry looks at it
-     * (pings and getMores, the hot path of a lone server, skip the extra scan). */
-    const mqc_topology_t *t = op->client->topo;
-    if (t && (t->monitored || (op->retry != MQC_RETRY_NONE && !op->retried)) && reply_retried(op, conn, reply)) return;
+    /* Every reply is looked at: an error may mean a retry, and (a lone host too) a pool clear
+     * when the server is shutting down. A success costs one look for "ok". */
+    if (op->client->topo && reply_retried(op, conn, reply)) return;
     if (op->vt->on_reply(op, conn, reply) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
         mqc_conn_start_request(conn, op);
 }

@@ -139,17 +139,17 @@ static one_t find_one(mqc_client_t *c)
 
 TEST("/chaos/matrix/retryable_error", chaos_retryable)
 {
-    /* 91 ShutdownInProgress on every 2nd command: a read is retried once (retryable reads spec)
+    /* 189 PrimarySteppedDown on every 2nd command: a read is retried once (retryable reads spec)
      * and the retry succeeds; with retryReads=false the error surfaces as it is. Both for a lone
      * host (used directly, no monitor) and with directConnection=false (the server discovered
      * by a monitor, Single). */
     chaos_stub_t s;
-    const char *const args[] = {"--seed", "1", "--fault-error", "91:@2", NULL};
+    const char *const args[] = {"--seed", "1", "--fault-error", "189:@2", NULL};
     chaos_stub_start(&s, 0, args);
     mqc_client_t *c = client_for(s.port, NULL);
     one_t a = find_one(c); /* command 1 */
     ASSERT_MSG(!a.has_err, "%s", a.err.message);
-    one_t b = find_one(c); /* command 2 fails with 91, its retry is command 3 */
+    one_t b = find_one(c); /* command 2 fails with 189, its retry is command 3 */
     ASSERT_MSG(!b.has_err, "the retry should have succeeded: %s", b.err.message);
     ASSERT_EQ(mqc_client_stat(c, MQC_STAT_OPS_RETRIED), 1);
     ASSERT_EQ(mqc_client_stat(c, MQC_STAT_CONNS_OPENED), 1); /* a server error: the connection is kept */
@@ -165,7 +165,7 @@ TEST("/chaos/matrix/retryable_error", chaos_retryable)
     one_t e = find_one(c); /* command 6: every 2nd fails */
     ASSERT(e.has_err);
     ASSERT_EQ(e.err.domain, MQC_ERROR_SERVER);
-    ASSERT_EQ(e.err.code, 91);
+    ASSERT_EQ(e.err.code, 189);
     one_t f = find_one(c); /* command 7 */
     ASSERT_MSG(!f.has_err, "%s", f.err.message);
     ASSERT_EQ(mqc_client_stat(c, MQC_STAT_OPS_RETRIED), 0);

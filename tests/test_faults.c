@@ -137,7 +137,7 @@ TEST("/faults/hangup_mid_reply", faults_hangup_mid) { check_fault(FAKE_HANGUP_MI
 TEST("/faults/garbage", faults_garbage) { check_fault(FAKE_GARBAGE, 0, MQC_ERROR_PROTOCOL); }
 TEST("/faults/oversize_length", faults_oversize) { check_fault(FAKE_OVERSIZE, 0, MQC_ERROR_PROTOCOL); }
 TEST("/faults/wrong_response_to", faults_wrong_rt) { check_fault(FAKE_WRONG_RESPONSE_TO, 0, MQC_ERROR_PROTOCOL); }
-TEST("/faults/server_error", faults_server_error) { check_fault(FAKE_ERROR, 91, MQC_ERROR_SERVER); }
+TEST("/faults/server_error", faults_server_error) { check_fault(FAKE_ERROR, 189, MQC_ERROR_SERVER); }
 
 TEST("/faults/overloaded", faults_overloaded)
 {

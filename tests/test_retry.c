@@ -162,10 +162,11 @@ TEST("/faults/retry/read_hangup_twice", retry_read_hangup_twice)
 
 TEST("/faults/retry/read_retryable_code", retry_read_code)
 {
-    /* 91 ShutdownInProgress: retried once; the connection is healthy and kept */
+    /* 189 PrimarySteppedDown (a state change, not a shutdown): retried once; the connection is
+     * healthy and kept */
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
     mqc_client_t *c = client_for(s, NULL, NULL);
-    fakesrv_set_mode(s, FAKE_ERROR, 91, 1);
+    fakesrv_set_mode(s, FAKE_ERROR, 189, 1);
     res_t r = find_one(c, NULL);
     ASSERT_MSG(!r.failed, "%s", r.error.message);
     ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 1);
@@ -315,6 +316,42 @@ TEST("/faults/retry/write_concern_error_retried", retry_write_concern_error)
     ASSERT_EQ(r.error.domain, MQC_ERROR_WRITE_CONCERN);
     ASSERT_EQ(r.error.code, 91);
     ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 2);
+    mqc_client_destroy(c);
+    fakesrv_stop(s);
+}
+
+TEST("/faults/retry/shutdown_error_clears_lone_pool", retry_shutdown_clears)
+{
+    /* A lone host answering ShutdownInProgress (91): its other connections are about to die,
+     * so the pool is cleared (SDAM); a plain command error (2, BadValue) leaves it alone. The
+     * ping itself is never retried (a generic command). */
+    fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
+    mqc_client_t *c = client_for(s, NULL, NULL);
+    bson_t *ping = BCON_NEW("ping", BCON_INT32(1));
+    res_t r = {0};
+    mqc_client_command(c, "admin", ping, NULL, on_res, &r);
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    ASSERT_EQ(cstat(c, MQC_STAT_CONNS_OPENED), 1);
+    fakesrv_set_mode(s, FAKE_ERROR, 2, 1);
+    mqc_client_command(c, "admin", ping, NULL, on_res, &r);
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    ASSERT(r.failed);
+    mqc_client_command(c, "admin", ping, NULL, on_res, &r);
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    ASSERT(!r.failed);
+    ASSERT_EQ(cstat(c, MQC_STAT_CONNS_OPENED), 1); /* BadValue: the same connection */
+    fakesrv_set_mode(s, FAKE_ERROR, 91, 1);
+    mqc_client_command(c, "admin", ping, NULL, on_res, &r);
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    ASSERT(r.failed);
+    ASSERT_EQ(r.error.code, 91);
+    ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 0);
+    mqc_client_command(c, "admin", ping, NULL, on_res, &r);
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    ASSERT(!r.failed);
+    ASSERT_EQ(cstat(c, MQC_STAT_CONNS_OPENED), 2); /* cleared: a new connection */
+    ASSERT_EQ(r.calls, 5);
+    bson_destroy(ping);
     mqc_client_destroy(c);
     fakesrv_stop(s);
 }
