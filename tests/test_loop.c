@@ -144,7 +144,7 @@ TEST("/loop/latency/thousand_connections", loop_latency)
     chaos_stub_stop(&s);
     ASSERT_EQ(t.ok, 1000);
     ASSERT_GE(opened, 500); /* most pings needed a connection of their own */
-    ASSERT_LT(m.worst * 1e3, 50); /* ms */
+    if (tf_time_bounds()) ASSERT_LT(m.worst * 1e3, 50); /* ms */
 }
 
 /* ---- destroy in the middle of everything ---- */

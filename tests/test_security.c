@@ -482,7 +482,8 @@ static void loop_block(const char *kind, int n, bool by_name)
 #else
     const double bound = 0.010;
 #endif
-    ASSERT_MSG(m.max_cpu < bound, "the loop was blocked %.2f ms in one iteration", m.max_cpu * 1e3);
+    if (tf_time_bounds())
+        ASSERT_MSG(m.max_cpu < bound, "the loop was blocked %.2f ms in one iteration", m.max_cpu * 1e3);
 }
 
 TEST("/security/cache/loop_block_500", security_cache_loop_block)

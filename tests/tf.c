@@ -373,3 +373,9 @@ int main(int argc, char **argv)
     fflush(stdout);
     return failed || selected == 0 ? 1 : 0;
 }
+
+bool tf_time_bounds(void)
+{
+    const char *v = getenv("MQC_TEST_VALGRIND");
+    return !(v && *v && strcmp(v, "0") != 0);
+}

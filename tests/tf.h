@@ -116,6 +116,9 @@ const char *tf_spec_dir(void);
 /* A fresh folder under the run's temporary folder, removed at exit. Returned string is static
  * storage that lives until exit. */
 const char *tf_tmpdir(void);
+/* False under valgrind (MQC_TEST_VALGRIND, set by scripts/run-tests --valgrind), which runs code
+ * 20-50 times slower: tests that bound a time (the longest loop iteration) then only report it. */
+bool tf_time_bounds(void);
 extern char *tf_kept_tmpdirs[256];
 /* The top of the source tree (where Makefile is), and the build folder holding mqc-test. */
 const char *tf_src_dir(void);
