@@ -494,7 +494,7 @@ TEST("/security/cache/loop_block_500", security_cache_loop_block)
 TEST("/security/cache/loop_block_500_tls", security_cache_loop_block_tls)
 {
     /* With maxConnecting=500 hundreds of TLS handshakes (key exchange, certificate checks)
-     * become ready in one iteration: lib/conn_secure.c spreads them with a budget per
+     * become ready in one iteration: lib/conn.c spreads connection opening with a budget per
      * iteration (before it: 23-53 ms CPU in one iteration). */
     loop_block("tls,auth", 500, false);
 }
