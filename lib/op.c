@@ -188,6 +188,13 @@ void mqc_op_flush_completions(mqc_client_t *client)
 
 /* ---- dispatch -------------------------------------------------------------------------- */
 
+/* A retryable write carries lsid + txnNumber when the server has sessions and the write is
+ * acknowledged (the builders only mark acknowledged writes retryable). */
+static bool wants_txn(const mqc_op_t *op, const mqc_server_t *s)
+{
+    return op->retry == MQC_RETRY_WRITE && op->client->uri.retry_writes && mqc_topology_supports_sessions(op->client, s);
+}
+
 static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t *error)
 {
     mqc_op_t *op = mqc_container_of(w, mqc_op_t, waiter);
@@ -207,9 +214,7 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
      * dispatched before the first one learns it here. Only before its first txnNumber: a write
      * sent without one is never retried (may_retry), so this cannot give a retry a number its
      * first attempt lacked. */
-    if (op->txn_number == 0 && !op->txn_ok)
-        op->txn_ok = op->retry == MQC_RETRY_WRITE && op->client->uri.retry_writes &&
-                     mqc_topology_supports_sessions(op->client, op->server);
+    if (op->txn_number == 0 && !op->txn_ok) op->txn_ok = wants_txn(op, op->server);
     mqc_conn_start_request((mqc_conn_t *) pc, op);
 }
 
@@ -271,9 +276,7 @@ static void op_dispatch(mqc_op_t *op)
         op->select_deadline_us = 0;
         arm_timer(op);
     }
-    /* A retryable write carries lsid + txnNumber when the deployment has sessions and the write
-     * is acknowledged (the builders only mark acknowledged writes). */
-    op->txn_ok = op->retry == MQC_RETRY_WRITE && client->uri.retry_writes && mqc_topology_supports_sessions(client, s);
+    op->txn_ok = wants_txn(op, s);
     if (client->max_pending && client->stats[MQC_STAT_WAIT_QUEUE] >= client->max_pending &&
         mqc_pool_available(s->pool) == 0) {
         mqc_error_set(&err, MQC_ERROR_OVERLOADED, 0,

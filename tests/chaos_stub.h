@@ -1,6 +1,6 @@
-/* chaos_stub: bench/stubd as a child process for the reliability tests (test_chaos.c,
+/* chaos_stub: bench/stubd as a child process for the tests that need it (test_chaos.c, test_stubd.c,
  * test_loop.c): start on a free or given port, read its counters, kill -9 and restart, and the
- * process's resident memory. Header-only (static inline) so both test files share it. */
+ * process's resident memory. Header-only (static inline) so the test files share it. */
 #ifndef MQC_CHAOS_STUB_H
 #define MQC_CHAOS_STUB_H
 

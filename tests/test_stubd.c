@@ -1,98 +1,28 @@
 /* stubd (bench/stubd.c), the benchmark's and the fault tests' server, checked with libmongoc: if
  * the reference C driver accepts its answers, a benchmark against it measures a working client. */
 #include <bson/bson.h>
-#include <errno.h>
 #include <limits.h>
 #include <mongoc/mongoc.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "chaos_stub.h"
 #include "tf.h"
 
-typedef struct {
-    pid_t pid;
-    int port;
-    char stats_path[PATH_MAX];
-    char stats[4096]; /* the JSON line written at exit */
-} stub_t;
-
-/* Starts build/bench/stubd on a free port with `extra` options (NULL-terminated), reading the port
- * from its first line of output. */
-static void stub_start(stub_t *s, const char *const *extra)
+/* stubd with a fixed seed, so that any random fault option repeats (chaos_stub.h starts it). */
+static void stub_start(chaos_stub_t *s, const char *const *extra)
 {
-    char exe[PATH_MAX];
-    struct stat st;
-    snprintf(exe, sizeof exe, "%s/bench/stubd", tf_build_dir());
-    ASSERT_MSG(stat(exe, &st) == 0, "%s is missing (make builds it with the tests)", exe);
-    /* One folder for all (kept in a static: tf_tmpdir's string lives until exit). */
-    static const char *dir;
-    static unsigned runs;
-    if (!dir) dir = tf_tmpdir();
-    snprintf(s->stats_path, sizeof s->stats_path, "%s/stubd-stats-%u.json", dir, ++runs);
-    const char *argv[32] = { exe, "--port", "0", "--stats", s->stats_path, "--seed", "1" };
-    int argc = 7;
+    const char *argv[32] = {"--seed", "1"};
+    int argc = 2;
     for (; extra && *extra && argc < 31; extra++) argv[argc++] = *extra;
     argv[argc] = NULL;
-
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    s->pid = fork();
-    ASSERT_GE(s->pid, 0);
-    if (s->pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execv(exe, (char *const *) argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    char line[32] = { 0 };
-    size_t got = 0;
-    struct pollfd p = { .fd = fds[0], .events = POLLIN };
-    while (got < sizeof line - 1 && !memchr(line, '\n', got) && poll(&p, 1, 5000) == 1) {
-        ssize_t n = read(fds[0], line + got, sizeof line - 1 - got);
-        if (n <= 0) break;
-        got += (size_t) n;
-    }
-    close(fds[0]);
-    s->port = atoi(line);
-    if (s->port <= 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-        FAIL("stubd printed no port (got '%s')", line);
-    }
-}
-
-/* Stops it with SIGTERM and keeps the counters it writes on the way out. */
-static void stub_stop(stub_t *s)
-{
-    int status = 0;
-    kill(s->pid, SIGTERM);
-    ASSERT_EQ(waitpid(s->pid, &status, 0), s->pid);
-    ASSERT_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "stubd exit status %d", status);
-    FILE *f = fopen(s->stats_path, "r");
-    ASSERT_NOT_NULL(f);
-    size_t n = fread(s->stats, 1, sizeof s->stats - 1, f);
-    fclose(f);
-    s->stats[n] = '\0';
-}
-
-static long long stat_get(const stub_t *s, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(s->stats, pat);
-    ASSERT_MSG(p != NULL, "no %s in stats %s", key, s->stats);
-    return strtoll(p + strlen(pat), NULL, 10);
+    chaos_stub_start(s, 0, argv);
 }
 
 /* mongoc_init is idempotent; cleanup is left to exit because libmongoc cannot be initialised
  * again after mongoc_cleanup, and other tests in this binary use it too. */
-static mongoc_client_t *mongoc_for(const stub_t *s)
+static mongoc_client_t *mongoc_for(const chaos_stub_t *s)
 {
     char uri[128];
     mongoc_init();
@@ -117,7 +47,7 @@ static bool run_ping(mongoc_client_t *c, bson_error_t *err)
 
 TEST("/stubd/ping_and_unknown_command", stubd_ping)
 {
-    stub_t s;
+    chaos_stub_t s;
     stub_start(&s, NULL);
     mongoc_client_t *c = mongoc_for(&s);
     bson_error_t err;
@@ -132,13 +62,13 @@ TEST("/stubd/ping_and_unknown_command", stubd_ping)
     bson_destroy(&reply);
     bson_destroy(cmd);
     mongoc_client_destroy(c);
-    stub_stop(&s);
-    ASSERT_GE(stat_get(&s, "connections_accepted"), 1);
+    chaos_stub_stop(&s);
+    ASSERT_GE(chaos_stub_stat(&s, "connections_accepted"), 1);
 }
 
 TEST("/stubd/find_by_id", stubd_find_by_id)
 {
-    stub_t s;
+    chaos_stub_t s;
     stub_start(&s, NULL);
     mongoc_client_t *c = mongoc_for(&s);
     mongoc_collection_t *coll = mongoc_client_get_collection(c, "bench", "docs");
@@ -157,13 +87,13 @@ TEST("/stubd/find_by_id", stubd_find_by_id)
     bson_destroy(filter);
     mongoc_collection_destroy(coll);
     mongoc_client_destroy(c);
-    stub_stop(&s);
-    ASSERT_EQ(stat_get(&s, "cursors_opened"), 0);
+    chaos_stub_stop(&s);
+    ASSERT_EQ(chaos_stub_stat(&s, "cursors_opened"), 0);
 }
 
 TEST("/stubd/cursor_batches", stubd_cursor_batches)
 {
-    stub_t s;
+    chaos_stub_t s;
     stub_start(&s, (const char *const[]) { "--docs", "1000", NULL });
     mongoc_client_t *c = mongoc_for(&s);
     mongoc_collection_t *coll = mongoc_client_get_collection(c, "bench", "docs");
@@ -194,14 +124,14 @@ TEST("/stubd/cursor_batches", stubd_cursor_batches)
     bson_destroy(filter);
     mongoc_collection_destroy(coll);
     mongoc_client_destroy(c);
-    stub_stop(&s);
-    ASSERT_EQ(stat_get(&s, "cursors_opened"), 2);
-    ASSERT_EQ(stat_get(&s, "cursors_open"), 0);
+    chaos_stub_stop(&s);
+    ASSERT_EQ(chaos_stub_stat(&s, "cursors_opened"), 2);
+    ASSERT_EQ(chaos_stub_stat(&s, "cursors_open"), 0);
 }
 
 TEST("/stubd/insert_counts", stubd_insert_counts)
 {
-    stub_t s;
+    chaos_stub_t s;
     stub_start(&s, NULL);
     mongoc_client_t *c = mongoc_for(&s);
     mongoc_collection_t *coll = mongoc_client_get_collection(c, "bench", "docs");
@@ -230,14 +160,14 @@ TEST("/stubd/insert_counts", stubd_insert_counts)
     for (int i = 0; i < 10; i++) bson_destroy(docs[i]);
     mongoc_collection_destroy(coll);
     mongoc_client_destroy(c);
-    stub_stop(&s);
-    ASSERT_EQ(stat_get(&s, "no_reply"), 1);
-    ASSERT_EQ(stat_get(&s, "bad_messages"), 0);
+    chaos_stub_stop(&s);
+    ASSERT_EQ(chaos_stub_stat(&s, "no_reply"), 1);
+    ASSERT_EQ(chaos_stub_stat(&s, "bad_messages"), 0);
 }
 
 TEST("/stubd/delay", stubd_delay)
 {
-    stub_t s;
+    chaos_stub_t s;
     stub_start(&s, (const char *const[]) { "--delay-us", "200000", NULL });
     mongoc_client_t *c = mongoc_for(&s);
     bson_error_t err;
@@ -247,12 +177,12 @@ TEST("/stubd/delay", stubd_delay)
     double dt = tf_now() - t0;
     ASSERT_MSG(dt >= 0.19 && dt < 2.0, "a 200 ms delay took %.3f s", dt);
     mongoc_client_destroy(c);
-    stub_stop(&s);
+    chaos_stub_stop(&s);
 }
 
 TEST("/stubd/fault/error_reply", stubd_fault_error)
 {
-    stub_t s;
+    chaos_stub_t s;
     stub_start(&s, (const char *const[]) { "--fault-error", "91:@1", NULL });
     mongoc_client_t *c = mongoc_for(&s);
     bson_error_t err;
@@ -260,15 +190,15 @@ TEST("/stubd/fault/error_reply", stubd_fault_error)
     ASSERT_EQ(err.code, 91);
     ASSERT_STR_CONTAINS(err.message, "injected fault");
     mongoc_client_destroy(c);
-    stub_stop(&s);
+    chaos_stub_stop(&s);
     /* The ping, and the endSessions libmongoc sends on its way out. */
-    ASSERT_GE(stat_get(&s, "error"), 1);
-    ASSERT_EQ(stat_get(&s, "total"), stat_get(&s, "error"));
+    ASSERT_GE(chaos_stub_stat(&s, "error"), 1);
+    ASSERT_EQ(chaos_stub_stat(&s, "total"), chaos_stub_stat(&s, "error"));
 }
 
 TEST("/stubd/fault/hangup_every_other", stubd_fault_hangup)
 {
-    stub_t s;
+    chaos_stub_t s;
     stub_start(&s, (const char *const[]) { "--fault-hangup-before=@2", NULL });
     mongoc_client_t *c = mongoc_for(&s);
     bson_error_t err;
@@ -277,8 +207,8 @@ TEST("/stubd/fault/hangup_every_other", stubd_fault_hangup)
     ASSERT_EQ(err.domain, MONGOC_ERROR_STREAM);
     ASSERT_MSG(run_ping(c, &err), "third ping, on a new connection: %s", err.message);
     mongoc_client_destroy(c);
-    stub_stop(&s);
-    ASSERT_GE(stat_get(&s, "hangup_before"), 1);
-    ASSERT_EQ(stat_get(&s, "total"), stat_get(&s, "hangup_before"));
-    ASSERT_GE(stat_get(&s, "connections_accepted"), 2);
+    chaos_stub_stop(&s);
+    ASSERT_GE(chaos_stub_stat(&s, "hangup_before"), 1);
+    ASSERT_EQ(chaos_stub_stat(&s, "total"), chaos_stub_stat(&s, "hangup_before"));
+    ASSERT_GE(chaos_stub_stat(&s, "connections_accepted"), 2);
 }

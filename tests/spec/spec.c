@@ -1,5 +1,7 @@
 /* Shared pieces of the specification-test runners (see spec.h). */
 #include <dirent.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +68,53 @@ static void register_note(const char *path, bool fail, const char *fmt, const ch
     tf_register(path, note_test, n, note_free);
 }
 
+void spec_register_skip(const char *name, const char *reason) { register_note(name, false, "%s", reason); }
+
+bool spec_set(spec_outcome_t *o, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    if (o->rc) return false; /* the first reason is kept */
+    o->rc = rc;
+    va_start(ap, fmt);
+    vsnprintf(o->msg, sizeof o->msg, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+void spec_conclude(const spec_outcome_t *o)
+{
+    if (o->rc == 1) FAIL("%s", o->msg);
+    if (o->rc == 2) SKIP("%s", o->msg);
+}
+
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *) a, *(char *const *) b); }
+
+char **spec_subdirs(const char *root, const char *rel, size_t *n)
+{
+    char dir[4096];
+    char **v = NULL;
+    size_t cap = 0;
+    DIR *d;
+    struct dirent *e;
+    *n = 0;
+    snprintf(dir, sizeof dir, "%s/%s", root, rel);
+    if (!(d = opendir(dir))) return NULL;
+    while ((e = readdir(d))) {
+        char path[4096 + 256];
+        struct stat st;
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            if (!(v = realloc(v, cap * sizeof *v))) abort();
+        }
+        v[(*n)++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (*n) qsort(v, *n, sizeof *v, cmp_str);
+    return v;
+}
 
 /* Collects *.json under dir (recursively) into a growing array. */
 static void collect(const char *dir, char ***files, size_t *n, size_t *cap)
@@ -118,7 +166,8 @@ static void register_case(const char *area, const char *stem, const char *path, 
     const char *desc = spec_str(doc, "description");
     char idx[32];
     snprintf(idx, sizeof idx, "case %zu", index);
-    snprintf(name, sizeof name, "/spec/%s/%s/%s", area, stem, desc ? desc : idx);
+    if (index == SIZE_MAX) snprintf(name, sizeof name, "/spec/%s/%s", area, stem); /* the file is the case */
+    else snprintf(name, sizeof name, "/spec/%s/%s/%s", area, stem, desc ? desc : idx);
     spec_case_t *c = calloc(1, sizeof *c);
     c->file = strdup(path);
     c->doc = bson_copy(doc);
@@ -156,7 +205,7 @@ void spec_register_folder(const char *root, const char *rel, const char *area, c
             continue;
         }
         if (!cases_key) {
-            register_case(area, stem, files[i], &doc, &doc, 0, fn);
+            register_case(area, stem, files[i], &doc, &doc, SIZE_MAX, fn);
         } else {
             bson_iter_t it, a;
             if (bson_iter_init_find(&it, &doc, cases_key) && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &a)) {
@@ -208,16 +257,20 @@ int64_t spec_int(const bson_t *doc, const char *key, int64_t dflt)
     return dflt;
 }
 
+bool spec_sub_iter(const bson_iter_t *it, bson_t *out)
+{
+    uint32_t len;
+    const uint8_t *data;
+    if (BSON_ITER_HOLDS_DOCUMENT(it)) bson_iter_document(it, &len, &data);
+    else if (BSON_ITER_HOLDS_ARRAY(it)) bson_iter_array(it, &len, &data);
+    else return false;
+    return bson_init_static(out, data, len);
+}
+
 bool spec_sub(const bson_t *doc, const char *key, bson_t *out)
 {
     bson_iter_t it;
-    uint32_t len;
-    const uint8_t *data;
-    if (!doc || !bson_iter_init_find(&it, doc, key)) return false;
-    if (BSON_ITER_HOLDS_DOCUMENT(&it)) bson_iter_document(&it, &len, &data);
-    else if (BSON_ITER_HOLDS_ARRAY(&it)) bson_iter_array(&it, &len, &data);
-    else return false;
-    return bson_init_static(out, data, len);
+    return doc && bson_iter_init_find(&it, doc, key) && spec_sub_iter(&it, out);
 }
 
 /* ---- comparison ----------------------------------------------------------------------------- */
