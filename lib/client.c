@@ -9,6 +9,7 @@
 #include "client.h"
 #include "worker.h"
 #include "conn.h"
+#include "conn_secure.h"
 #include "scram.h"
 #include "srv.h"
 #include "tls.h"
@@ -125,7 +126,7 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     client->max_pending = client->uri.max_pending > 0 ? (size_t) client->uri.max_pending : 0;
     client->next_request_id = 1;
     build_metadata(client);
-    mqc_list_init(&client->auth_waiters);
+    mqc_conn_auth_client_init(client);
     if (client->uri.username && (client->scram_cache = mqc_scram_cache_new()))
         mqc_scram_cache_set_deferred(client->scram_cache, true);
     if (client->uri.tls) {
@@ -174,6 +175,7 @@ static void client_free(mqc_client_t *client)
     /* Callbacks of pool waiters already ran through mqc_op_fail_all; nothing else is pending. */
     mqc_op_flush_completions(client);
     ev_timer_stop(client->loop, &client->flush_timer);
+    mqc_conn_auth_client_cleanup(client);
     mqc_resolver_destroy(client->resolver);
     mqc_worker_destroy(client->kdf_worker);
     free(client->servers);

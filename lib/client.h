@@ -147,6 +147,7 @@ struct mqc_client {
     struct mqc_scram_cache *scram_cache; /* salted passwords, per credential */
     struct mqc_worker *kdf_worker; /* PBKDF2 off the loop (lib/conn_secure.c), made on first need */
     mqc_link_t auth_waiters;     /* connections waiting for their keys (struct mqc_auth.wait_link) */
+    ev_timer auth_resume;        /* resumes auth_waiters left over by the budget (lib/conn_secure.c) */
     unsigned est_iteration;      /* connection establishment budget per loop iteration (lib/conn.c) */
     int64_t est_spent_us;
     struct mqc_tls_ctx *tls_ctx;         /* when the URI asks for TLS */

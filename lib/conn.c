@@ -166,7 +166,7 @@ static void server_set_addrs(mqc_server_t *s, struct addrinfo *res)
  * iteration runs at least one step, so nothing starves. */
 #define ESTABLISH_BUDGET_US 2000
 
-static bool budget_left(mqc_client_t *client)
+bool mqc_conn_budget_left(mqc_client_t *client)
 {
     unsigned it = ev_iteration(client->loop);
     if (it != client->est_iteration) {
@@ -176,7 +176,10 @@ static bool budget_left(mqc_client_t *client)
     return client->est_spent_us < ESTABLISH_BUDGET_US;
 }
 
-static void budget_spend(mqc_client_t *client, int64_t since_us) { client->est_spent_us += mqc_now_us() - since_us; }
+void mqc_conn_budget_spend(mqc_client_t *client, int64_t since_us)
+{
+    client->est_spent_us += mqc_now_us() - since_us;
+}
 
 static bool establishing(const mqc_conn_t *c)
 {
@@ -199,7 +202,7 @@ static void start_resolve_waiters(mqc_server_t *s, const mqc_error_t *failed)
     mqc_link_t *l;
     while ((l = mqc_list_pop_front(&waiters))) {
         mqc_conn_t *c = mqc_container_of(l, mqc_conn_t, rlink);
-        if (!failed && !budget_left(client)) {
+        if (!failed && !mqc_conn_budget_left(client)) {
             mqc_list_push_front(&waiters, l);
             break;
         }
@@ -208,7 +211,7 @@ static void start_resolve_waiters(mqc_server_t *s, const mqc_error_t *failed)
         if (!failed) conn_start_connect(c);
         else conn_fail(c, failed);
         leave(c);
-        budget_spend(client, t0);
+        mqc_conn_budget_spend(client, t0);
     }
     if (mqc_list_empty(&waiters)) return;
     while ((l = mqc_list_pop_front(&waiters))) mqc_list_push_back(&s->resolve_waiters, l);
@@ -759,13 +762,13 @@ static void on_rio(struct ev_loop *loop, ev_io *w, int revents)
     mqc_conn_t *c = w->data;
     mqc_client_t *client = c->client;
     bool est = establishing(c);
-    if (est && !budget_left(client)) return; /* the next iteration: see the budget above */
+    if (est && !mqc_conn_budget_left(client)) return; /* the next iteration: see the budget above */
     int64_t t0 = est ? mqc_now_us() : 0;
     enter(c);
     if (c->state == MQC_CS_TLS) mqc_conn_tls_step(c);
     else if (c->state != MQC_CS_CLOSED) conn_read(c);
     leave(c);
-    if (est) budget_spend(client, t0);
+    if (est) mqc_conn_budget_spend(client, t0);
 }
 
 static void on_wio(struct ev_loop *loop, ev_io *w, int revents)
@@ -775,7 +778,7 @@ static void on_wio(struct ev_loop *loop, ev_io *w, int revents)
     mqc_conn_t *c = w->data;
     mqc_client_t *client = c->client;
     bool est = establishing(c);
-    if (est && !budget_left(client)) return;
+    if (est && !mqc_conn_budget_left(client)) return;
     int64_t t0 = est ? mqc_now_us() : 0;
     enter(c);
     if (c->state == MQC_CS_CONNECTING) state_connecting(c);
@@ -789,7 +792,7 @@ static void on_wio(struct ev_loop *loop, ev_io *w, int revents)
         }
     }
     leave(c);
-    if (est) budget_spend(client, t0);
+    if (est) mqc_conn_budget_spend(client, t0);
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)

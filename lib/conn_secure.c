@@ -248,6 +248,8 @@ typedef struct {
 
 static void auth_result(mqc_conn_t *c, mqc_scram_result_t rc, bson_t *next, const mqc_error_t *err);
 
+/* Resumes the waiting conversations within the establishment budget (hundreds may resume at
+ * once, each computing its proof); the rest continue in the next iteration. */
 static void resume_waiters(mqc_client_t *client)
 {
     /* A batch of its own: a resumed conversation may wait again, or its failure may close
@@ -256,13 +258,45 @@ static void resume_waiters(mqc_client_t *client)
     mqc_list_init(&batch);
     while ((l = mqc_list_pop_front(&client->auth_waiters))) mqc_list_push_back(&batch, l);
     while ((l = mqc_list_pop_front(&batch))) {
+        if (!mqc_conn_budget_left(client)) {
+            /* Not yet resumed first, then those that wait again. */
+            mqc_list_push_front(&batch, l);
+            while ((l = mqc_list_pop_front(&client->auth_waiters))) mqc_list_push_back(&batch, l);
+            while ((l = mqc_list_pop_front(&batch))) mqc_list_push_back(&client->auth_waiters, l);
+            if (!ev_is_active(&client->auth_resume)) {
+                ev_timer_set(&client->auth_resume, 0., 0.);
+                ev_timer_start(client->loop, &client->auth_resume);
+            }
+            return;
+        }
+        int64_t t0 = mqc_now_us();
         struct mqc_auth *a = mqc_container_of(l, struct mqc_auth, wait_link);
         mqc_error_t err = {0};
         bson_t next;
         mqc_scram_result_t rc = mqc_scram_resume(a->scram, &next, &err);
         auth_result(a->conn, rc, &next, &err);
+        mqc_conn_budget_spend(client, t0);
     }
 }
+
+static void on_auth_resume(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    mqc_client_t *client = w->data;
+    mqc_client_enter(client);
+    resume_waiters(client);
+    mqc_client_leave(client);
+}
+
+void mqc_conn_auth_client_init(mqc_client_t *client)
+{
+    mqc_list_init(&client->auth_waiters);
+    ev_init(&client->auth_resume, on_auth_resume);
+    client->auth_resume.data = client;
+}
+
+void mqc_conn_auth_client_cleanup(mqc_client_t *client) { ev_timer_stop(client->loop, &client->auth_resume); }
 
 static void kdf_run(void *data) { mqc_scram_kdf_run(((kdf_job_t *) data)->kdf); }
 

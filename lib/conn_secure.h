@@ -30,7 +30,16 @@ void mqc_conn_auth_start(mqc_conn_t *c, const bson_t *hello_reply);
 void mqc_conn_auth_reply(mqc_conn_t *c, const bson_t *reply);
 void mqc_conn_secure_free(mqc_conn_t *c);
 
+/* Connections resumed together after their keys were derived wait, past the establishment
+ * budget, for the next loop iteration (client->auth_resume). */
+void mqc_conn_auth_client_init(mqc_client_t *client);
+void mqc_conn_auth_client_cleanup(mqc_client_t *client);
+
 /* From conn.c, for the steps above. */
+/* The establishment budget of the running loop iteration (see lib/conn.c): whether any is
+ * left, and charging the work done since since_us to it. */
+bool mqc_conn_budget_left(mqc_client_t *client);
+void mqc_conn_budget_spend(mqc_client_t *client, int64_t since_us);
 void mqc_conn_established(mqc_conn_t *c);
 void mqc_conn_send_internal(mqc_conn_t *c, const bson_t *cmd);
 bool mqc_conn_send_buffered(mqc_conn_t *c);
