@@ -469,16 +469,21 @@ static void loop_block(const char *kind, int n, bool by_name)
     double took = tf_now() - t0;
     meter_stop(&m, c->loop);
     uint64_t opened = mqc_client_stat(c, MQC_STAT_CONNS_OPENED), runs = mqc_scram_cache_pbkdf2_runs(c->scram_cache);
-    tf_note("%s: %d pings on %llu new connections in %.2f s; PBKDF2 ran %llu time(s), off the loop; longest loop "
-            "iteration %.2f ms wall, %.2f ms CPU",
-            kind, n, (unsigned long long) opened, took, (unsigned long long) runs, m.max_wall * 1e3, m.max_cpu * 1e3);
+    uint64_t retried = mqc_client_stat(c, MQC_STAT_OPS_RETRIED);
+    tf_note("%s: %d pings on %llu new connections in %.2f s (%llu retried); PBKDF2 ran %llu time(s), off the loop; "
+            "longest loop iteration %.2f ms wall, %.2f ms CPU",
+            kind, n, (unsigned long long) opened, took, (unsigned long long) retried, (unsigned long long) runs,
+            m.max_wall * 1e3, m.max_cpu * 1e3);
     mqc_client_destroy(c);
     ASSERT_MSG(p.ok == n, "%d of %d failed: %s", p.failed, n, p.err.message);
     ASSERT_GT(opened, 1);
     ASSERT_EQ(runs, 1);
     /* CPU time, not wall time: the machine is shared and FerretDB runs beside us. */
 #ifdef __SANITIZE_ADDRESS__
-    const double bound = 0.030; /* instrumented code runs 2-3 times slower */
+    /* Instrumented code runs 2-3 times slower; with TLS, hundreds of replies can arrive in one
+     * iteration, each a TLS record read through OpenSSL's allocations, which ASan's allocator
+     * makes dear: 28-32 ms were measured there (plain: 3-5 ms), work per reply, not blocking. */
+    const double bound = strstr(kind, "tls") ? 0.050 : 0.030;
 #else
     const double bound = 0.010;
 #endif
