@@ -155,6 +155,12 @@ typedef enum {
     MQC_STAT_BYTES_SENT,
     MQC_STAT_BYTES_RECEIVED,
     MQC_STAT_OPS_RETRIED,      /* operations retried (retryable reads/writes: once at most each) */
+    /* Implicit server sessions (docs/api.md, "Sessions"): */
+    MQC_STAT_SESSIONS_CREATED, /* lsids made: distinct sessions this client used */
+    MQC_STAT_SESSIONS_IN_USE,  /* lent to operations or cursors now */
+    MQC_STAT_SESSIONS_PEAK,    /* the most lent at once */
+    MQC_STAT_SESSIONS_DISCARDED, /* dropped after a network error or near their expiry */
+    MQC_STAT_SESSIONS_ENDED,   /* sent in endSessions when the client was destroyed */
     MQC_STAT__COUNT
 } mqc_stat_t;
 

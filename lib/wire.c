@@ -630,6 +630,20 @@ void mqc_wire_msg_body(mqc_buf_t *b, const bson_t *body)
     mqc_wire_msg_body_raw(b, bson_get_data(body), body->len);
 }
 
+void mqc_wire_msg_body_ext(mqc_buf_t *b, const bson_t *body, const uint8_t *ext, size_t ext_len)
+{
+    enc_state_t st = enc_load(b, "mqc_wire_msg_body");
+    if (st.seq != SIZE_MAX) wire_abort("mqc_wire_msg_body inside a document sequence");
+    size_t len = body->len + ext_len;
+    if (len > INT32_MAX) wire_abort("body of %zu bytes", len);
+    buf_append_u8(b, 0);
+    buf_append_u32(b, (uint32_t) len);
+    mqc_buf_append(b, bson_get_data(body) + 4, body->len - 5);
+    mqc_buf_append(b, ext, ext_len);
+    buf_append_u8(b, 0);
+    enc_store(b, &st);
+}
+
 void mqc_wire_msg_seq_begin(mqc_buf_t *b, const char *identifier)
 {
     enc_state_t st = enc_load(b, "mqc_wire_msg_seq_begin");
