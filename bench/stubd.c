@@ -1132,11 +1132,11 @@ static void run_timers(void)
     while (g_heap_len && g_heap[0].due_ns <= now) {
         pending_t t = heap_pop();
         conn_t *c = (size_t) t.fd < g_conns_cap ? g_conns[t.fd] : NULL;
+        srules_end(&g_sessions, t.has_lsid ? t.lsid : NULL); /* done before the reply goes out */
         if (c && c->serial == t.serial) {
             if (t.close_after) c->close_after = true;
             conn_send(c, t.bytes, t.len);
         }
-        srules_end(&g_sessions, t.has_lsid ? t.lsid : NULL);
         free(t.bytes);
     }
 }

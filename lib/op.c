@@ -186,19 +186,16 @@ static void op_detach(mqc_op_t *op, bool reply_complete)
         mqc_pool_cancel_waiter(op->server->pool, &op->waiter, false);
         client->stats[MQC_STAT_WAIT_QUEUE]--;
     }
-    if (op->conn) {
-        mqc_conn_t *c = op->conn;
-        op->conn = NULL;
-        if (c->op == op || !reply_complete) {
-            /* A reply is still due: never reuse the connection, nor the session, which the
-             * server may still be running the request on. */
-            if (op->session) op->session->dirty = true;
-            mqc_conn_abandon(c);
-        } else {
-            mqc_conn_release(c, true);
-        }
-    }
+    mqc_conn_t *c = op->conn;
+    op->conn = NULL;
+    bool abandon = c && (c->op == op || !reply_complete);
+    /* A reply still due: never reuse the connection, nor the session, which the server may
+     * still be running the request on. The session goes back before the connection: a
+     * check-in can start a waiting op at once, which then finds it in the pool. */
+    if (abandon && op->session) op->session->dirty = true;
     if (!op->session_keep) op_release_session(op);
+    if (abandon) mqc_conn_abandon(c);
+    else if (c) mqc_conn_release(c, true);
 }
 
 void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)

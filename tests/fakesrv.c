@@ -93,7 +93,19 @@ static bson_t *hello_doc(fakesrv_t *s)
                     "maxWriteBatchSize", BCON_INT32(100000), "minWireVersion", BCON_INT32(0), "maxWireVersion",
                     BCON_INT32(17), "connectionId", BCON_INT32(1), "ok", BCON_DOUBLE(1));
     pthread_mutex_lock(&s->mu);
-    if (s->hello_extra) bson_concat(h, s->hello_extra);
+    if (s->hello_extra) {
+        /* The extra fields replace the defaults of the same name (maxWriteBatchSize: 10 makes
+         * bulks split), then join the rest. */
+        bson_t *merged = bson_new();
+        bson_iter_t it, probe;
+        if (bson_iter_init(&it, h))
+            while (bson_iter_next(&it))
+                if (!bson_iter_init_find(&probe, s->hello_extra, bson_iter_key(&it)))
+                    bson_append_iter(merged, NULL, 0, &it);
+        bson_concat(merged, s->hello_extra);
+        bson_destroy(h);
+        h = merged;
+    }
     pthread_mutex_unlock(&s->mu);
     return h;
 }
@@ -229,8 +241,12 @@ static void *conn_main(void *argp)
         uint8_t *out = encode(reply, mode == FAKE_WRONG_RESPONSE_TO ? rid + 1000 : rid, legacy, &n);
         bson_destroy(reply);
         bool ok = true;
+        if (mode == FAKE_DELAY) usleep((useconds_t) arg * 1000);
+        /* As MongoDB: the session is free once the command is done, before its reply is sent
+         * (else a client that reuses it at once would be counted as overlapping). */
+        if (!is_hello) session_end(s, lsid);
         switch (mode) {
-        case FAKE_DELAY: usleep((useconds_t) arg * 1000); ok = fake_write_full(fd, out, n); break;
+        case FAKE_DELAY: ok = fake_write_full(fd, out, n); break;
         case FAKE_HANGUP_BEFORE: ok = false; break;
         case FAKE_HANGUP_MID: fake_write_full(fd, out, n / 2); ok = false; break;
         case FAKE_GARBAGE: memset(out + 4, 0xAB, n - 4); fake_put32(out, (int32_t) n); ok = fake_write_full(fd, out, n); break;
@@ -238,7 +254,6 @@ static void *conn_main(void *argp)
         default: ok = fake_write_full(fd, out, n); break;
         }
         free(out);
-        if (!is_hello) session_end(s, lsid);
         if (!ok) break;
     }
     pthread_mutex_lock(&s->mu);
@@ -400,7 +415,7 @@ void fakesrv_sessions(fakesrv_t *s, fakesrv_sessions_t *out)
     pthread_mutex_unlock(&s->mu);
 }
 
-void fakesrv_play(fakesrv_t *s, fake_role_t role)
+void fakesrv_play(fakesrv_t *s, fake_role_t role, const bson_t *more)
 {
     char me[64];
     snprintf(me, sizeof me, "127.0.0.1:%u", (unsigned) s->port);
@@ -411,6 +426,10 @@ void fakesrv_play(fakesrv_t *s, fake_role_t role)
         extra = BCON_NEW("setName", "rs0", "setVersion", BCON_INT32(1), "secondary", BCON_BOOL(false), "hosts", "[",
                          BCON_UTF8(me), "]", "primary", BCON_UTF8(me), "me", BCON_UTF8(me),
                          "logicalSessionTimeoutMinutes", BCON_INT32(30));
+    if (more) {
+        if (!extra) extra = bson_new();
+        bson_concat(extra, more);
+    }
     fakesrv_set_hello_extra(s, extra);
     if (extra) bson_destroy(extra);
 }

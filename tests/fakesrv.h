@@ -67,9 +67,10 @@ void fakesrv_sessions(fakesrv_t *s, fakesrv_sessions_t *out);
 
 /* What the hello says the server is, with logicalSessionTimeoutMinutes: 30 (replaces the hello
  * extra): a mongos (msg: isdbgrid), or the primary of replica set rs0 (setName, hosts: itself,
- * primary, me), or a plain standalone without sessions (FAKE_ROLE_STANDALONE, the default). */
+ * primary, me), or a plain standalone without sessions (FAKE_ROLE_STANDALONE, the default).
+ * more: further hello fields (NULL: none); they replace defaults of the same name. */
 typedef enum { FAKE_ROLE_STANDALONE = 0, FAKE_ROLE_MONGOS, FAKE_ROLE_PRIMARY } fake_role_t;
-void fakesrv_play(fakesrv_t *s, fake_role_t role);
+void fakesrv_play(fakesrv_t *s, fake_role_t role, const bson_t *more);
 
 /* Framing helpers shared by the scripted servers (fakesrv.c, fakers.c): blocking whole reads and
  * writes, little-endian int32. */
