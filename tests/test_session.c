@@ -513,3 +513,93 @@ TEST("/session/client/cursor_keeps_its_session", session_cursor_keeps)
     chaos_stub_stop(&st);
     ASSERT_EQ(chaos_stub_stat(&st, "overlaps"), 0);
 }
+
+/* ---- the scripted servers are strict: a client that breaks the rules is caught -------------- */
+
+static bson_t *txn_insert(const uint8_t id[16], int64_t txn)
+{
+    return BCON_NEW("insert", "c", "documents", "[", "{", "x", BCON_INT32(1), "}", "]", "lsid", "{", "id",
+                    BCON_BIN(BSON_SUBTYPE_UUID, id, 16), "}", "txnNumber", BCON_INT64(txn));
+}
+
+typedef struct {
+    int done;
+    bool failed;
+    mqc_error_t error;
+    bool labelled;
+} strict_t;
+
+static void on_strict(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
+{
+    (void) op;
+    strict_t *r = ud;
+    r->done++;
+    if (error) {
+        r->failed = true;
+        r->error = *error;
+        r->labelled = (error->labels & MQC_LABEL_RETRYABLE_WRITE) != 0;
+    }
+    (void) reply;
+}
+
+static void strict_server_checks(bool stub)
+{
+    /* Commands bringing their own lsid (sent as given): an older txnNumber is refused with
+     * TransactionTooOld, not retryable; the same number again (a retry) is accepted; two
+     * requests at once on one lsid are counted as an overlap. */
+    chaos_stub_t st;
+    fakesrv_t *s = NULL;
+    char uri[128];
+    if (stub) {
+        const char *argv[] = {"--mongos", "--delay-us", "30000", NULL};
+        chaos_stub_start(&st, 0, argv);
+        snprintf(uri, sizeof uri, "mongodb://127.0.0.1:%d/", st.port);
+    } else {
+        s = fakesrv_start(FAKE_DELAY, 30);
+        fakesrv_play(s, FAKE_ROLE_MONGOS, NULL);
+        snprintf(uri, sizeof uri, "%s", fakesrv_uri(s, NULL));
+    }
+    mqc_client_t *c = client_for(uri, NULL);
+    uint8_t id[16];
+    memset(id, 0x33, sizeof id);
+    strict_t r5 = {0}, r3 = {0}, r5b = {0}, a = {0}, b = {0};
+    bson_t *c5 = txn_insert(id, 5), *c3 = txn_insert(id, 3), *c7 = txn_insert(id, 7);
+    mqc_client_command(c, "db", c5, NULL, on_strict, &r5);
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    ASSERT_MSG(!r5.failed, "%s", r5.error.message);
+    mqc_client_command(c, "db", c3, NULL, on_strict, &r3);
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    ASSERT(r3.failed);
+    ASSERT_EQ(r3.error.code, 225);
+    ASSERT_STR_EQ(r3.error.code_name, "TransactionTooOld");
+    ASSERT(!r3.labelled);
+    mqc_client_command(c, "db", c5, NULL, on_strict, &r5b);
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    ASSERT(!r5b.failed);
+    /* two at once on one lsid */
+    mqc_client_command(c, "db", c7, NULL, on_strict, &a);
+    mqc_client_command(c, "db", c7, NULL, on_strict, &b); /* the same number: whichever comes first */
+    ASSERT(mqc_client_run_until_idle(c, 10));
+    mqc_client_destroy(c);
+    uint64_t overlaps, too_old, distinct;
+    if (stub) {
+        chaos_stub_stop(&st);
+        overlaps = (uint64_t) chaos_stub_stat(&st, "overlaps");
+        too_old = (uint64_t) chaos_stub_stat(&st, "transaction_too_old");
+        distinct = (uint64_t) chaos_stub_stat(&st, "distinct");
+    } else {
+        fakesrv_sessions_t ss;
+        fakesrv_sessions(s, &ss);
+        overlaps = ss.overlaps, too_old = ss.too_old, distinct = ss.distinct;
+        fakesrv_stop(s);
+    }
+    ASSERT_EQ(overlaps, 1);
+    ASSERT_EQ(too_old, 1);
+    ASSERT_EQ(distinct, 1);
+    bson_destroy(c5);
+    bson_destroy(c3);
+    bson_destroy(c7);
+}
+
+TEST("/session/strict/fakesrv", session_strict_fakesrv) { strict_server_checks(false); }
+TEST("/session/strict/stubd", session_strict_stubd) { strict_server_checks(true); }
