@@ -130,7 +130,7 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
  * every connection is closed and the owned loop, if any, is destroyed. Cursors still held by the
  * application become inert: they must still be destroyed. Before the connections close, the
  * client's pooled server sessions are ended (endSessions, best effort) when a server has an idle
- * connection: this runs the loop for up to 1 s per batch of 10,000 sessions (a reply on
+ * connection: this runs the loop for up to 1 s (batches of 10,000 sessions go at once; a reply on
  * loopback takes well under a millisecond). Accepts NULL. */
 void mqc_client_destroy(mqc_client_t *client);
 

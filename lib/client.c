@@ -560,8 +560,8 @@ static void on_end_sessions(mqc_op_t *op, const bson_t *reply, const mqc_error_t
 
 /* The specification: a driver should end its pooled sessions when the client is closed, with
  * endSessions in batches of at most 10,000 ids, ignoring errors. Best effort and bounded: only
- * when a server can be picked now and has an idle connection (no new connection is made for
- * it), each batch limited to END_SESSIONS_MS, so a dead server delays destroy by that at most.
+ * when a server can be picked now and has an idle connection, every batch submitted at once with
+ * a deadline of END_SESSIONS_MS, so a dead server delays destroy by that at most.
  * The application's operations have all had their callbacks by now; these have none of its. */
 #define END_SESSIONS_MS 1000
 void mqc_client_end_sessions(mqc_client_t *client)
