@@ -14,6 +14,11 @@
  * reply is partial, so an idle connection costs a small struct. Delayed replies (--delay-us,
  * --fault-slow) sit in a min-heap of timers that bounds epoll_wait's timeout.
  *
+ * Sessions are held to MongoDB's rules (bench/session_rules.h): overlapping requests on one lsid
+ * are counted, an older txnNumber is refused with TransactionTooOld, distinct lsids are
+ * counted. --mongos and --replset NAME make the hello say what a mongos or a replica-set primary
+ * says, so that a client treats it as one (retryable writes with txnNumber).
+ *
  * The first line of stdout is the listening port (then stdout is flushed), so that scripts and
  * tests can start it with --port 0. Counters are printed as one JSON line on SIGUSR1 and on exit
  * (SIGTERM, SIGINT), to stderr or to --stats FILE (replaced atomically). */
@@ -37,6 +42,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "session_rules.h"
 
 #define OP_REPLY 1
 #define OP_QUERY 2004
@@ -168,6 +175,8 @@ static struct {
     fault_t faults[F_COUNT];
     bool any_fault;
     bool fault_hello; /* hello is spared unless asked, so that connections come up */
+    bool mongos;      /* hello says msg: isdbgrid */
+    const char *set_name; /* hello says it is this replica set's primary */
 } g_opt = { .port = 27017, .bind = "127.0.0.1", .docs = 100, .fault_rate = 0.05 };
 
 static struct {
@@ -197,6 +206,7 @@ static int32_t g_next_conn_id;
 static int32_t g_next_request_id;
 static uint8_t *g_rbuf;
 static buf_t g_stage; /* replies to the messages of one read, sent with one write */
+static srules_t g_sessions;
 static bson_t g_reply;
 
 typedef struct {
@@ -205,6 +215,8 @@ typedef struct {
     int fd;
     uint32_t serial;
     bool close_after;
+    bool has_lsid;    /* the request's session is busy until this reply goes out */
+    uint8_t lsid[16];
     uint8_t *bytes;
     size_t len;
 } pending_t;
@@ -423,6 +435,20 @@ static void reply_hello(bson_t *r, const request_t *rq)
     bson_iter_t it;
     BSON_APPEND_BOOL(r, "ismaster", true);
     BSON_APPEND_BOOL(r, "isWritablePrimary", true);
+    if (g_opt.mongos) BSON_APPEND_UTF8(r, "msg", "isdbgrid");
+    if (g_opt.set_name) {
+        char me[80];
+        bson_t hosts;
+        snprintf(me, sizeof me, "%s:%d", g_opt.bind, g_opt.port);
+        BSON_APPEND_UTF8(r, "setName", g_opt.set_name);
+        BSON_APPEND_INT32(r, "setVersion", 1);
+        BSON_APPEND_BOOL(r, "secondary", false);
+        BSON_APPEND_ARRAY_BEGIN(r, "hosts", &hosts);
+        BSON_APPEND_UTF8(&hosts, "0", me);
+        bson_append_array_end(r, &hosts);
+        BSON_APPEND_UTF8(r, "primary", me);
+        BSON_APPEND_UTF8(r, "me", me);
+    }
     if (bson_iter_init_find(&it, &rq->body, "helloOk")) BSON_APPEND_BOOL(r, "helloOk", true);
     BSON_APPEND_INT32(r, "maxBsonObjectSize", MAX_BSON_SIZE);
     BSON_APPEND_INT32(r, "maxMessageSizeBytes", MAX_MESSAGE_SIZE);
@@ -815,6 +841,8 @@ static void frame_reply(buf_t *dst, const request_t *rq, const bson_t *doc, int3
 /* What a message did to its connection. */
 typedef enum { STEP_NEXT, STEP_CLOSING, STEP_CLOSED } step_t;
 
+static step_t answer_reply(request_t *rq, bool hello, bool end_sessions, const uint8_t *lsid, bool *delayed);
+
 static step_t answer(request_t *rq)
 {
     conn_t *c = rq->conn;
@@ -828,13 +856,34 @@ static step_t answer(request_t *rq)
     bool hello = is_hello(name);
     g_count.commands++;
     bson_reinit(&g_reply);
-    run_command(&g_reply, rq, name, &it);
+    /* A copy: the body may live in the connection's buffer, which a hang-up frees. */
+    uint8_t lsid_copy[16];
+    const uint8_t *lsid = srules_lsid(&rq->body);
+    if (lsid) lsid = memcpy(lsid_copy, lsid, 16);
+    if (srules_begin(&g_sessions, &rq->body, lsid)) run_command(&g_reply, rq, name, &it);
+    else srules_too_old(&g_reply, &rq->body);
+    bool delayed = false;
+    step_t step = answer_reply(rq, hello, !strcmp(name, "endSessions"), lsid, &delayed);
+    /* The session is busy until the reply goes out: now, or when its timer fires (run_timers). */
+    if (!delayed) srules_end(&g_sessions, lsid);
+    return step;
+}
+
+/* Sends (or schedules) the reply in g_reply, with the fault the dice pick. *delayed: the reply
+ * waits in a timer, which ends the request's session use when it fires. */
+static step_t answer_reply(request_t *rq, bool hello, bool end_sessions, const uint8_t *lsid, bool *delayed)
+{
+    conn_t *c = rq->conn;
     if (rq->no_reply) {
         g_count.no_reply++;
         return STEP_NEXT;
     }
 
-    int fault = hello && !g_opt.fault_hello ? -1 : fault_pick();
+    /* endSessions is spared too: a client sends it when it closes, best effort, and ignores its
+     * result; a fault there would test nothing, and would shift every-Nth schedules and the
+     * counts that tests compare with what their own operations met. */
+    bool spared = (hello && !g_opt.fault_hello) || end_sessions;
+    int fault = spared ? -1 : fault_pick();
     uint64_t delay = hello ? 0 : g_opt.delay_ns;
     int32_t response_to = rq->request_id;
     if (fault >= 0) g_opt.faults[fault].injected++;
@@ -895,8 +944,11 @@ static step_t answer(request_t *rq)
     }
     g_count.replies++;
     if (delay) {
-        heap_push((pending_t) { .due_ns = now_ns() + delay, .seq = ++g_timer_seq, .fd = c->fd,
-                               .serial = c->serial, .close_after = close_after, .bytes = own.p, .len = own.len });
+        pending_t t = { .due_ns = now_ns() + delay, .seq = ++g_timer_seq, .fd = c->fd, .serial = c->serial,
+                        .close_after = close_after, .has_lsid = lsid != NULL, .bytes = own.p, .len = own.len };
+        if (lsid) memcpy(t.lsid, lsid, 16);
+        heap_push(t);
+        *delayed = true;
         return STEP_NEXT;
     }
     if (close_after) {
@@ -1084,6 +1136,7 @@ static void run_timers(void)
     while (g_heap_len && g_heap[0].due_ns <= now) {
         pending_t t = heap_pop();
         conn_t *c = (size_t) t.fd < g_conns_cap ? g_conns[t.fd] : NULL;
+        srules_end(&g_sessions, t.has_lsid ? t.lsid : NULL); /* done before the reply goes out */
         if (c && c->serial == t.serial) {
             if (t.close_after) c->close_after = true;
             conn_send(c, t.bytes, t.len);
@@ -1102,11 +1155,15 @@ static void print_stats(const char *event)
                      ",\"connections_accepted\":%" PRIu64 ",\"connections_open\":%" PRIu64
                      ",\"connections_max\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"commands\":%" PRIu64
                      ",\"replies\":%" PRIu64 ",\"no_reply\":%" PRIu64 ",\"bad_messages\":%" PRIu64
-                     ",\"cursors_opened\":%" PRIu64 ",\"cursors_open\":%" PRIu64 ",\"faults\":{",
+                     ",\"cursors_opened\":%" PRIu64 ",\"cursors_open\":%" PRIu64
+                     ",\"sessions\":{\"distinct\":%" PRIu64 ",\"overlaps\":%" PRIu64
+                     ",\"transaction_too_old\":%" PRIu64 ",\"with_lsid\":%" PRIu64 ",\"without_lsid\":%" PRIu64
+                     ",\"in_progress_max\":%" PRIu64 "},\"faults\":{",
                      event, g_opt.port, (double) (now_ns() - g_count.start_ns) / 1e9, g_opt.seed,
                      g_count.accepted, g_count.open, g_count.max_open, g_count.messages, g_count.commands,
                      g_count.replies, g_count.no_reply, g_count.bad_messages, g_count.cursors_opened,
-                     g_count.cursors_open);
+                     g_count.cursors_open, g_sessions.distinct, g_sessions.overlaps, g_sessions.too_old,
+                     g_sessions.with_lsid, g_sessions.without_lsid, g_sessions.busy_peak);
     uint64_t total = 0;
     for (int i = 0; i < F_COUNT; i++) {
         total += g_opt.faults[i].injected;
@@ -1145,7 +1202,12 @@ static void usage(FILE *out)
           "  --fault-slow MS[:RATE]         reply MS milliseconds late\n"
           "  --fault-error CODE[:RATE]      reply {ok: 0, code: CODE, codeName}\n"
           "  --fault-rate P      total probability shared by the faults given no RATE (default 0.05)\n"
-          "  --fault-hello       hello commands get faults too (not delays)\n",
+          "  --fault-hello       hello commands get faults too (not delays)\n"
+          "role (default: a standalone with sessions):\n"
+          "  --mongos            say msg: isdbgrid, as a mongos does\n"
+          "  --replset NAME      say it is the primary of replica set NAME (hosts: itself)\n"
+          "sessions are held to MongoDB's rules: overlaps on one lsid are counted, an older\n"
+          "txnNumber is refused with TransactionTooOld (225); see \"sessions\" in the counters\n",
           out);
 }
 
@@ -1170,7 +1232,8 @@ static bool parse_rate(fault_t *f, const char *s)
 
 static bool parse_options(int argc, char **argv)
 {
-    enum { O_PORT = 256, O_BIND, O_DOCS, O_DELAY, O_STATS, O_SEED, O_RATE, O_SLOW, O_ERROR, O_HELLO, O_FAULT0 };
+    enum { O_PORT = 256, O_BIND, O_DOCS, O_DELAY, O_STATS, O_SEED, O_RATE, O_SLOW, O_ERROR, O_HELLO, O_MONGOS, O_REPLSET,
+           O_FAULT0 };
     static const struct option opts[] = {
         { "port", required_argument, NULL, O_PORT },
         { "bind", required_argument, NULL, O_BIND },
@@ -1182,6 +1245,8 @@ static bool parse_options(int argc, char **argv)
         { "fault-slow", required_argument, NULL, O_SLOW },
         { "fault-error", required_argument, NULL, O_ERROR },
         { "fault-hello", no_argument, NULL, O_HELLO },
+        { "mongos", no_argument, NULL, O_MONGOS },
+        { "replset", required_argument, NULL, O_REPLSET },
         { "fault-hangup-before", optional_argument, NULL, O_FAULT0 + F_HANGUP_BEFORE },
         { "fault-hangup-mid", optional_argument, NULL, O_FAULT0 + F_HANGUP_MID },
         { "fault-garbage", optional_argument, NULL, O_FAULT0 + F_GARBAGE },
@@ -1204,6 +1269,8 @@ static bool parse_options(int argc, char **argv)
         case O_DELAY: g_opt.delay_ns = strtoull(optarg, &end, 10) * 1000u; if (*end) goto bad; break;
         case O_STATS: g_opt.stats_path = optarg; break;
         case O_HELLO: g_opt.fault_hello = true; break;
+        case O_MONGOS: g_opt.mongos = true; break;
+        case O_REPLSET: g_opt.set_name = optarg; break;
         case O_SEED: g_opt.seed = strtoull(optarg, &end, 0); seeded = true; if (*end) goto bad; break;
         case O_RATE:
             g_opt.fault_rate = strtod(optarg, &end);
@@ -1230,6 +1297,10 @@ static bool parse_options(int argc, char **argv)
         }
     }
     if (optind < argc) goto bad;
+    if (g_opt.mongos && g_opt.set_name) {
+        fprintf(stderr, "stubd: --mongos and --replset exclude each other\n");
+        return false;
+    }
     for (int i = 0; i < F_COUNT; i++) g_opt.any_fault |= g_opt.faults[i].enabled;
     if (!seeded) g_opt.seed = now_ns() ^ ((uint64_t) getpid() << 32);
     g_rng = g_opt.seed ? g_opt.seed : 0x9e3779b97f4a7c15ull;

@@ -128,7 +128,10 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
 /* Destroys the client: every pending operation fails with MQC_ERROR_SHUTDOWN (callbacks run
  * before this returns, or, when called from inside a callback, before the loop iteration ends),
  * every connection is closed and the owned loop, if any, is destroyed. Cursors still held by the
- * application become inert: they must still be destroyed. Accepts NULL. */
+ * application become inert: they must still be destroyed. Before the connections close, the
+ * client's pooled server sessions are ended (endSessions, best effort) when a server has an idle
+ * connection: this runs the loop for up to 1 s (batches of 10,000 sessions go at once; a reply on
+ * loopback takes well under a millisecond). Accepts NULL. */
 void mqc_client_destroy(mqc_client_t *client);
 
 /* The loop the client runs on. Owned by the application (or by the client when it made it). */
@@ -155,6 +158,12 @@ typedef enum {
     MQC_STAT_BYTES_SENT,
     MQC_STAT_BYTES_RECEIVED,
     MQC_STAT_OPS_RETRIED,      /* operations retried (retryable reads/writes: once at most each) */
+    /* Implicit server sessions (docs/topology.md, "Sessions"): */
+    MQC_STAT_SESSIONS_CREATED, /* lsids made: distinct sessions this client used */
+    MQC_STAT_SESSIONS_IN_USE,  /* lent to operations or cursors now */
+    MQC_STAT_SESSIONS_PEAK,    /* the most lent at once */
+    MQC_STAT_SESSIONS_DISCARDED, /* dropped after a network error or near their expiry */
+    MQC_STAT_SESSIONS_ENDED,   /* sent in endSessions when the client was destroyed */
     MQC_STAT__COUNT
 } mqc_stat_t;
 
@@ -239,6 +248,8 @@ void mqc_client_set_monitor(mqc_client_t *client, const mqc_monitor_t *monitor, 
 
 /* Runs command (its first key names it) on database db. opts (may be NULL): "timeoutMS" (int),
  * "readPreference" (document {mode, tags, maxStalenessSeconds}). The reply is the server's.
+ * The command gets the client's implicit session (an lsid) when the server supports sessions,
+ * unless it carries its own "lsid" (sent as given) or a writeConcern with w: 0.
  * Returns the operation's handle, never NULL (bad arguments fail through the callback). */
 mqc_op_t *mqc_client_command(mqc_client_t *client, const char *db, const bson_t *command,
                              const bson_t *opts, mqc_reply_cb cb, void *ud);

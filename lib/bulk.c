@@ -209,20 +209,18 @@ static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t 
     BSON_APPEND_BOOL(&body, "ordered", b->ordered);
     mqc_copy_passthrough_opts(&body, &b->opts, handled);
     bson_concat(&body, &x->wc_opts);
-    if (op->txn_ok) {
-        /* Each batch is its own retryable write; its retry (same x->next) reuses the number. */
-        if (op->txn_number == 0 || x->txn_batch != x->next) {
-            op->txn_number = ++op->client->txn_counter;
-            x->txn_batch = x->next;
-        }
-        mqc_client_append_txn(op->client, &body, op->txn_number);
+    /* Each batch is its own retryable write on the op's session; its retry (same x->next)
+     * reuses the number. lsid and txnNumber join the body in mqc_op_msg_body. */
+    if (op->txn_ok && (op->txn_number == 0 || x->txn_batch != x->next)) {
+        mqc_op_next_txn(op);
+        x->txn_batch = x->next;
     }
     BSON_APPEND_UTF8(&body, "$db", b->db);
 
     size_t sizes_small[64], *sizes = run <= 64 ? sizes_small : malloc(run * sizeof *sizes);
     if (!sizes) abort();
     for (size_t i = 0; i < run; i++) sizes[i] = b->models[x->next + i].doc.len;
-    size_t fit = mqc_wire_batch_fit(sizes, run, 0, body.len, strlen(kind_seq[kind]),
+    size_t fit = mqc_wire_batch_fit(sizes, run, 0, body.len + MQC_SESSION_EXT_MAX, strlen(kind_seq[kind]),
                                     &conn->server->caps.limits);
     if (sizes != sizes_small) free(sizes);
     if (fit == 0) {
@@ -235,7 +233,7 @@ static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t 
     }
     *unacked = x->unacked;
     mqc_wire_msg_begin(buf, rid, x->unacked ? MQC_MSG_MORE_TO_COME : 0);
-    mqc_wire_msg_body(buf, &body);
+    mqc_op_msg_body(op, buf, &body);
     mqc_wire_msg_seq_begin(buf, kind_seq[kind]);
     for (size_t i = 0; i < fit; i++)
         mqc_wire_msg_seq_add(buf, bson_get_data(&b->models[x->next + i].doc), b->models[x->next + i].doc.len);
@@ -337,6 +335,7 @@ mqc_op_t *mqc_bulk_execute(mqc_bulk_t *b, mqc_reply_cb cb, void *ud)
      * deleteMany): a server refuses them with a txnNumber, and a retry could apply them twice.
      * As other drivers do, such a bulk is not retryable as a whole. */
     op->retry = x->unacked || b->multi ? MQC_RETRY_NONE : MQC_RETRY_WRITE;
+    op->no_session = x->unacked; /* the sessions specification: no implicit session for w: 0 */
     mqc_op_set_timeout_from(op, &b->opts);
     if (b->has_invalid) mqc_op_fail_early(op, b->invalid.domain, b->invalid.code, "%s", b->invalid.message);
     else if (b->n == 0) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "a bulk write needs at least one operation");

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/utsname.h>
 
 #include "client.h"
@@ -147,14 +146,7 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
         }
     }
     mqc_list_init(&client->selecting);
-    /* The session id of retryable writes: a random UUID (version 4, variant 1). */
-    if (getrandom(client->lsid, sizeof client->lsid, 0) != (ssize_t) sizeof client->lsid) {
-        uint64_t x = (uint64_t) mqc_now_us() ^ (uint64_t) (uintptr_t) client;
-        for (size_t i = 0; i < sizeof client->lsid; i++, x = x * 6364136223846793005ULL + 1442695040888963407ULL)
-            client->lsid[i] = (uint8_t) (x >> 56);
-    }
-    client->lsid[6] = (uint8_t) ((client->lsid[6] & 0x0f) | 0x40);
-    client->lsid[8] = (uint8_t) ((client->lsid[8] & 0x3f) | 0x80);
+    mqc_session_pool_init(&client->sessions);
     /* mongodb+srv: the topology starts once the SRV lookup has found the hosts (lib/srv.c). */
     if (client->uri.srv_host ? !mqc_srv_client_start(client, error) : !mqc_topology_start(client, error)) {
         client->closing = true;
@@ -168,7 +160,8 @@ static void client_free(mqc_client_t *client)
 {
     client->closing = true;
     mqc_op_fail_all(client);
-    mqc_cursor_detach_all(client);
+    mqc_cursor_detach_all(client); /* their sessions go back to the pool, to be ended */
+    mqc_client_end_sessions(client);
     mqc_srv_client_stop(client);
     mqc_topology_stop(client);
     for (size_t i = 0; i < client->n_servers; i++) mqc_server_destroy(client->servers[i]);
@@ -179,6 +172,7 @@ static void client_free(mqc_client_t *client)
     mqc_resolver_destroy(client->resolver);
     mqc_worker_destroy(client->kdf_worker);
     free(client->servers);
+    mqc_session_pool_cleanup(&client->sessions);
     bson_destroy(&client->metadata);
     mqc_scram_cache_destroy(client->scram_cache);
     mqc_tls_ctx_destroy(client->tls_ctx);
@@ -248,6 +242,15 @@ void mqc_client_set_max_pending(mqc_client_t *client, size_t max_pending) { clie
 
 uint64_t mqc_client_stat(const mqc_client_t *client, mqc_stat_t which)
 {
+    /* The pool keeps its own counters: nothing is counted twice on the hot path. */
+    switch (which) {
+    case MQC_STAT_SESSIONS_CREATED: return client->sessions.created;
+    case MQC_STAT_SESSIONS_IN_USE: return client->sessions.in_use;
+    case MQC_STAT_SESSIONS_PEAK: return client->sessions.peak_in_use;
+    case MQC_STAT_SESSIONS_DISCARDED: return client->sessions.discarded;
+    case MQC_STAT_SESSIONS_ENDED: return client->sessions.ended;
+    default: break;
+    }
     return (unsigned) which < MQC_STAT__COUNT ? client->stats[which] : 0;
 }
 
@@ -314,15 +317,6 @@ bool mqc_reply_ok(const bson_t *reply, mqc_error_t *error)
     return false;
 }
 
-void mqc_client_append_txn(mqc_client_t *client, bson_t *cmd, int64_t txn_number)
-{
-    bson_t lsid;
-    BSON_APPEND_DOCUMENT_BEGIN(cmd, "lsid", &lsid);
-    bson_append_binary(&lsid, "id", 2, BSON_SUBTYPE_UUID, client->lsid, sizeof client->lsid);
-    bson_append_document_end(cmd, &lsid);
-    BSON_APPEND_INT64(cmd, "txnNumber", txn_number);
-}
-
 /* Replaces the command's $readPreference with mode (or removes it for NULL). */
 static void cmd_set_read_pref(mqc_cmd_impl_t *impl, const bson_t *rp)
 {
@@ -334,8 +328,8 @@ static void cmd_set_read_pref(mqc_cmd_impl_t *impl, const bson_t *rp)
     bson_steal(&impl->cmd, &copy);
 }
 
-/* What depends on the server the command goes to: lsid/txnNumber of a retryable write (the
- * same on its retry), and $readPreference by the server selection spec's rules: a direct
+/* What depends on the server the command goes to: $readPreference by the server selection
+ * spec's rules (lsid and txnNumber are added by mqc_op_msg_body, not here): a direct
  * connection to a replica set member that is not primary reads with primaryPreferred (else
  * the member refuses); mongos and replica set members are told a non-primary mode from the
  * URI when the command carries none. */
@@ -345,11 +339,6 @@ static void cmd_prepare(mqc_op_t *op, mqc_conn_t *conn)
     mqc_cmd_impl_t *impl = op->impl;
     bson_iter_t it;
     bool changed = false;
-    if (op->txn_ok && op->txn_number == 0) {
-        op->txn_number = ++client->txn_counter;
-        mqc_client_append_txn(client, &impl->cmd, op->txn_number);
-        changed = true;
-    }
     mqc_topology_type_t tt = mqc_topology_type(client);
     mqc_server_type_t st = op->is_write || op->pin ? MQC_SERVER_STANDALONE : mqc_topology_server_type(client, conn->server);
     if (st == MQC_SERVER_STANDALONE) goto done; /* nothing to tell a standalone (or for a write) */
@@ -385,11 +374,14 @@ static bool cmd_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t r
 {
     (void) error;
     mqc_cmd_impl_t *impl = op->impl;
-    if (op->txn_ok || (!op->is_write && !op->pin && !conn->server->caps.is_writable_primary)) cmd_prepare(op, conn);
-    else if (!op->is_write && !op->pin && mqc_topology_type(op->client) != MQC_TOPOLOGY_SINGLE) cmd_prepare(op, conn);
+    if (!op->is_write && !op->pin &&
+        (!conn->server->caps.is_writable_primary || mqc_topology_type(op->client) != MQC_TOPOLOGY_SINGLE))
+        cmd_prepare(op, conn);
+    /* A retryable write's number: once, so that its retry sends the same. */
+    if (op->txn_ok && op->txn_number == 0) mqc_op_next_txn(op);
     *unacked = impl->unacknowledged;
     mqc_wire_msg_begin(buf, rid, impl->unacknowledged ? MQC_MSG_MORE_TO_COME : 0);
-    mqc_wire_msg_body(buf, &impl->cmd);
+    mqc_op_msg_body(op, buf, &impl->cmd);
     mqc_wire_msg_end(buf);
     return true;
 }
@@ -527,11 +519,26 @@ void mqc_apply_write_concern(mqc_client_t *client, bson_t *cmd, const bson_t *op
     *unacked = w0 && !j;
 }
 
+/* A command the user runs gets an implicit session unless it brings its own lsid (the user's
+ * session: mqc must not add a second one) or is an unacknowledged write (w: 0). */
+static bool command_owns_session(const bson_t *command)
+{
+    bson_iter_t it, w;
+    if (!command) return false;
+    if (bson_iter_init_find(&it, command, "lsid")) return true;
+    if (bson_iter_init_find(&it, command, "writeConcern") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+        bson_iter_recurse(&it, &w) && bson_iter_find(&w, "w") && BSON_ITER_HOLDS_NUMBER(&w) &&
+        bson_iter_as_int64(&w) == 0)
+        return true;
+    return false;
+}
+
 mqc_op_t *mqc_client_command(mqc_client_t *client, const char *db, const bson_t *command, const bson_t *opts,
                              mqc_reply_cb cb, void *ud)
 {
     mqc_op_t *op = mqc_cmd_op_new(client, db, command, cb, ud);
     mqc_op_set_timeout_from(op, opts);
+    op->no_session = command_owns_session(command);
     if (opts) {
         mqc_cmd_impl_t *impl = op->impl;
         bson_iter_t it;
@@ -539,4 +546,64 @@ mqc_op_t *mqc_client_command(mqc_client_t *client, const char *db, const bson_t 
             bson_append_iter(&impl->cmd, "$readPreference", -1, &it);
     }
     return mqc_op_submit(op);
+}
+
+/* ---- endSessions at destroy --------------------------------------------------------------- */
+
+static void on_end_sessions(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
+{
+    (void) op;
+    (void) reply;
+    (void) error; /* best effort: the server times them out anyway */
+    (*(size_t *) ud)--;
+}
+
+/* The specification: a driver should end its pooled sessions when the client is closed, with
+ * endSessions in batches of at most 10,000 ids, ignoring errors. Best effort and bounded: only
+ * when a server can be picked now and has an idle connection, every batch submitted at once with
+ * a deadline of END_SESSIONS_MS, so a dead server delays destroy by that at most.
+ * The application's operations have all had their callbacks by now; these have none of its. */
+#define END_SESSIONS_MS 1000
+void mqc_client_end_sessions(mqc_client_t *client)
+{
+    mqc_session_pool_t *p = &client->sessions;
+    if (p->n_idle == 0 || !client->topo) return;
+    /* primaryPreferred, as the specification says, among servers with an idle connection */
+    mqc_server_t *s = NULL;
+    for (size_t i = 0; i < client->n_servers; i++) {
+        mqc_server_t *c = client->servers[i];
+        if (c->retired || mqc_pool_available(c->pool) == 0) continue;
+        mqc_server_type_t t = mqc_topology_server_type(client, c);
+        bool writable = t == MQC_SERVER_RS_PRIMARY || t == MQC_SERVER_MONGOS || t == MQC_SERVER_STANDALONE;
+        if (writable || (!s && t == MQC_SERVER_RS_SECONDARY)) s = c;
+        if (writable) break;
+    }
+    if (!s) return;
+    uint8_t (*ids)[16] = malloc(MQC_SESSION_END_BATCH * sizeof *ids);
+    if (!ids) abort();
+    size_t left = 0, n;
+    while ((n = mqc_session_pool_drain(p, ids, MQC_SESSION_END_BATCH)) > 0) {
+        mqc_cmd_impl_t *impl = mqc_cmd_impl_new();
+        bson_t arr, one;
+        char key[16];
+        BSON_APPEND_ARRAY_BEGIN(&impl->cmd, "endSessions", &arr);
+        for (size_t i = 0; i < n; i++) {
+            const char *k;
+            bson_uint32_to_string((uint32_t) i, &k, key, sizeof key);
+            bson_append_document_begin(&arr, k, -1, &one);
+            bson_append_binary(&one, "id", 2, BSON_SUBTYPE_UUID, ids[i], 16);
+            bson_append_document_end(&arr, &one);
+        }
+        bson_append_array_end(&impl->cmd, &arr);
+        BSON_APPEND_UTF8(&impl->cmd, "$db", "admin");
+        mqc_op_t *op = mqc_cmd_op_adopt(client, "admin", impl, on_end_sessions, &left);
+        op->internal = true;
+        op->no_session = true;
+        op->pin = s;
+        op->deadline_us = op->start_us + END_SESSIONS_MS * 1000;
+        left++;
+        mqc_op_submit(op);
+    }
+    free(ids);
+    while (left > 0) ev_run(client->loop, EVRUN_ONCE);
 }

@@ -9,6 +9,7 @@
 #include "mqc.h"
 #include "pool.h"
 #include "resolve.h"
+#include "session.h"
 #include "uri.h"
 #include "wire.h"
 
@@ -105,6 +106,13 @@ struct mqc_op {
     int64_t select_deadline_us;  /* when the wait for a server gives up */
     int64_t txn_number;          /* retryable write: the current batch's txnNumber (0: none) */
     bool txn_ok;                 /* retryable write: lsid + txnNumber go with the command */
+    /* The implicit server session (lib/session.c), taken when the op is first sent to a server
+     * with sessions, kept across its retry, given back when the op ends. */
+    mqc_session_t *session;
+    bool session_borrowed;       /* a cursor's (getMore): the cursor gives it back, not the op */
+    bool session_keep;           /* a cursor's first batch: the cursor may take the session */
+    bool no_session;             /* unacknowledged write, or a command with the user's own lsid */
+    bool internal;               /* endSessions at destroy: may be submitted while closing */
     mqc_server_t *tried;         /* a retry avoids this server (deprioritized) */
 
     mqc_link_t link;             /* client->ops: every live op, for shutdown */
@@ -155,8 +163,7 @@ struct mqc_client {
     struct mqc_topology *topo;   /* discovery, monitoring, selection (lib/topology.c) */
     mqc_link_t selecting;        /* ops waiting for a suitable server (mqc_op_t.qlink) */
     struct mqc_srv_state *srv;   /* mongodb+srv: the seed list lookup (lib/srv.c), else NULL */
-    int64_t txn_counter;         /* the last txnNumber used with lsid */
-    uint8_t lsid[16];            /* the client's session id (UUID v4) for retryable writes */
+    mqc_session_pool_t sessions; /* implicit server sessions (lib/session.c) */
 };
 
 /* ---- client internals (client.c) ------------------------------------------------------- */
@@ -172,8 +179,8 @@ mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t 
 /* A server and its pool (monitored: the pool waits for the monitor's first success). */
 mqc_server_t *mqc_server_new(mqc_client_t *client, const mqc_uri_host_t *host, bool monitored);
 void mqc_server_destroy(mqc_server_t *s);
-/* Appends {lsid: {id: <the client's UUID>}, txnNumber} to a retryable write command. */
-void mqc_client_append_txn(mqc_client_t *client, bson_t *cmd, int64_t txn_number);
+/* Sends endSessions for the pooled sessions (client destroy): best effort, bounded in time. */
+void mqc_client_end_sessions(mqc_client_t *client);
 
 /* ---- op life (op.c) -------------------------------------------------------------------- */
 mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
@@ -198,6 +205,14 @@ void mqc_op_flush_completions(mqc_client_t *client);
 void mqc_op_wake_selecting(mqc_client_t *client);
 /* Fails every live op with MQC_ERROR_SHUTDOWN (client destroy). */
 void mqc_op_fail_all(mqc_client_t *client);
+/* Writes the op's command body into buf, with the op's session (lsid, and txnNumber for a
+ * retryable write) appended when it has one. Every encoder sends its body through this. */
+void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body);
+/* The retryable write's txnNumber for a new statement (a bulk's next batch): the next number
+ * of the op's session. Only when op->txn_ok. */
+void mqc_op_next_txn(mqc_op_t *op);
+/* Gives a session back to the client's pool (a cursor's, when it is exhausted or dead). */
+void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mqc_session_t *s);
 /* Used by gather: deliver to the gather after the op's own callback. */
 void mqc_gather_on_member_done(mqc_op_t *member, const bson_t *reply, const mqc_error_t *error);
 

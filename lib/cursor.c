@@ -20,6 +20,9 @@ struct mqc_cursor {
     bson_t getmore_extra;        /* comment, maxTimeMS (as maxAwaitTimeMS is for tailable only) */
     mqc_server_t *server;        /* the server holding the cursor */
     mqc_op_t *op;                /* the batch request in flight */
+    mqc_session_t *session;      /* the implicit session of the opening command, until the
+                                  * cursor is exhausted or killed: getMore and killCursors
+                                  * must go with the lsid that opened it */
     int64_t timeout_ms;
     uint64_t count;
     bool started, exhausted, dead;
@@ -41,6 +44,9 @@ static void kill_server_cursor(mqc_cursor_t *c)
     bson_append_array_end(&cmd, &ids);
     mqc_op_t *op = mqc_cmd_op_new(c->client, c->db, &cmd, NULL, NULL);
     op->pin = c->server;
+    op->session = c->session; /* the kill op gives it back when it is done */
+    op->no_session = !c->session;
+    c->session = NULL;
     mqc_op_submit(op);
     bson_destroy(&cmd);
     c->id = 0;
@@ -63,13 +69,26 @@ static void deliver(mqc_cursor_t *c, const bson_t *docs, size_t n, const mqc_err
     if (c->destroy_requested) cursor_free(c);
 }
 
+/* The cursor is over on the server (exhausted, or an error): its session goes back. */
+static void release_session(mqc_cursor_t *c)
+{
+    if (c->session && c->client) mqc_op_session_checkin(c->client, c->server, c->session);
+    c->session = NULL;
+}
+
 static void on_batch(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
 {
     mqc_cursor_t *c = ud;
     c->op = NULL;
     if (!c->server) c->server = op->server;
+    if (op->session && !op->session_borrowed && !c->session) {
+        /* The opening command's session (session_keep): the cursor's from now on. */
+        c->session = op->session;
+        op->session = NULL;
+    }
     if (error) {
         c->dead = true;
+        release_session(c);
         /* A cursor the server knows is still worth killing unless the server said it is gone. */
         deliver(c, NULL, 0, error);
         return;
@@ -79,6 +98,7 @@ static void on_batch(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error
         mqc_error_t e;
         mqc_error_set(&e, MQC_ERROR_PROTOCOL, 0, "%s: the reply has no cursor document", mqc_op_get_name(op));
         c->dead = true;
+        release_session(c);
         deliver(c, NULL, 0, &e);
         return;
     }
@@ -86,7 +106,10 @@ static void on_batch(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error
     if (cr.ns) take_ns(c, cr.ns, cr.ns_len);
     size_t n = cr.has_batch ? mqc_batch_collect(&cr.batch, &c->docs, &c->docs_cap) : 0;
     c->count += n;
-    if (c->id == 0) c->exhausted = true;
+    if (c->id == 0) {
+        c->exhausted = true;
+        release_session(c);
+    }
     deliver(c, c->docs, n, NULL);
 }
 
@@ -116,6 +139,7 @@ static void cursor_start(mqc_cursor_t *c, bson_t *cmd, const bson_t *opts, bool 
     /* The opening find/aggregate is a retryable read (an aggregate that writes is not); getMore
      * is not (the cursor lives on one server, and a lost reply may have advanced it). */
     c->op->retry = retryable ? MQC_RETRY_READ : MQC_RETRY_NONE;
+    c->op->session_keep = true;
     mqc_op_set_timeout_from(c->op, opts);
     c->started = true;
     bson_destroy(cmd);
@@ -170,6 +194,9 @@ bool mqc_cursor_next(mqc_cursor_t *c)
     bson_concat(&cmd, &c->getmore_extra);
     c->op = mqc_cmd_op_new(c->client, c->db, &cmd, on_batch, c);
     c->op->pin = c->server;
+    c->op->session = c->session;
+    c->op->session_borrowed = true;
+    c->op->no_session = !c->session; /* opened without one: its getMore too */
     if (c->timeout_ms > 0) c->op->deadline_us = c->op->start_us + c->timeout_ms * 1000;
     bson_destroy(&cmd);
     mqc_op_submit(c->op);
@@ -183,6 +210,7 @@ uint64_t mqc_cursor_count(const mqc_cursor_t *c) { return c ? c->count : 0; }
 static void cursor_free(mqc_cursor_t *c)
 {
     kill_server_cursor(c);
+    release_session(c); /* when no killCursors took it */
     if (c->client) mqc_list_remove(&c->link);
     bson_destroy(&c->getmore_extra);
     free(c->docs);
@@ -208,6 +236,7 @@ void mqc_cursor_detach_all(mqc_client_t *client)
     mqc_link_t *l;
     while ((l = mqc_list_pop_front(&client->cursors))) {
         mqc_cursor_t *c = mqc_container_of(l, mqc_cursor_t, link);
+        release_session(c); /* pooled, then ended with the others: that kills its server cursor */
         c->client = NULL;
         c->server = NULL;
         c->op = NULL;

@@ -89,7 +89,7 @@ mqc_op_t *mqc_op_submit(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
     client->submitting++;
-    if (client->closing) {
+    if (client->closing && !op->internal) {
         mqc_error_t e;
         mqc_error_set(&e, MQC_ERROR_SHUTDOWN, 0, "the client is being destroyed");
         op_queue(op, NULL, &e);
@@ -108,8 +108,46 @@ mqc_op_t *mqc_op_submit(mqc_op_t *op)
     return op;
 }
 
+/* ---- sessions --------------------------------------------------------------------------- */
+
+/* The pool's clock: the loop's time is good enough for minute-long expiries and costs nothing. */
+static int64_t session_now(const mqc_client_t *client) { return (int64_t) (ev_now(client->loop) * 1e6); }
+
+void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mqc_session_t *s)
+{
+    if (!s) return;
+    mqc_session_checkin(&client->sessions, s, mqc_topology_session_timeout(client, server), session_now(client));
+}
+
+/* The op is done with its session: back to the pool, unless a cursor lent it (the cursor gives
+ * it back) or kept it (on_batch took it). */
+static void op_release_session(mqc_op_t *op)
+{
+    mqc_session_t *s = op->session;
+    if (!s) return;
+    op->session = NULL;
+    if (!op->session_borrowed) mqc_op_session_checkin(op->client, op->server, s);
+}
+
+void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body)
+{
+    if (!op->session) {
+        mqc_wire_msg_body(buf, body);
+        return;
+    }
+    uint8_t ext[MQC_SESSION_EXT_MAX];
+    size_t n = mqc_session_elements(op->session, op->txn_ok ? op->txn_number : 0, ext);
+    mqc_wire_msg_body_ext(buf, body, ext, n);
+}
+
+void mqc_op_next_txn(mqc_op_t *op)
+{
+    if (op->txn_ok && op->session) op->txn_number = mqc_session_next_txn(op->session);
+}
+
 static void op_free(mqc_op_t *op)
 {
+    op_release_session(op);
     if (op->vt->destroy) op->vt->destroy(op);
     if (op->q_reply) bson_destroy(op->q_reply);
     free(op->q_error);
@@ -148,12 +186,16 @@ static void op_detach(mqc_op_t *op, bool reply_complete)
         mqc_pool_cancel_waiter(op->server->pool, &op->waiter, false);
         client->stats[MQC_STAT_WAIT_QUEUE]--;
     }
-    if (op->conn) {
-        mqc_conn_t *c = op->conn;
-        op->conn = NULL;
-        if (c->op == op || !reply_complete) mqc_conn_abandon(c); /* a reply is still due: never reuse */
-        else mqc_conn_release(c, true);
-    }
+    mqc_conn_t *c = op->conn;
+    op->conn = NULL;
+    bool abandon = c && (c->op == op || !reply_complete);
+    /* A reply still due: never reuse the connection, nor the session, which the server may
+     * still be running the request on. The session goes back before the connection: a
+     * check-in can start a waiting op at once, which then finds it in the pool. */
+    if (abandon && op->session) op->session->dirty = true;
+    if (!op->session_keep) op_release_session(op);
+    if (abandon) mqc_conn_abandon(c);
+    else if (c) mqc_conn_release(c, true);
 }
 
 void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
@@ -192,7 +234,28 @@ void mqc_op_flush_completions(mqc_client_t *client)
  * acknowledged (the builders only mark acknowledged writes retryable). */
 static bool wants_txn(const mqc_op_t *op, const mqc_server_t *s)
 {
-    return op->retry == MQC_RETRY_WRITE && op->client->uri.retry_writes && mqc_topology_supports_sessions(op->client, s);
+    return op->session && op->retry == MQC_RETRY_WRITE && op->client->uri.retry_writes && mqc_topology_supports_sessions(op->client, s);
+}
+
+/* The op has a connection: it takes its implicit session now, not when it was queued, so that
+ * ops waiting for a connection hold none (the pool stays at the peak actually sent). A retry
+ * and the next batch of a bulk keep the one they have. Unacknowledged writes take none (the
+ * specification: the driver could not tell when the server is done with it). */
+static void op_send(mqc_op_t *op, mqc_conn_t *conn)
+{
+    mqc_client_t *client = op->client;
+    if (op->session) {
+        op->session->last_use_us = session_now(client);
+    } else if (!op->no_session) {
+        int64_t timeout = mqc_topology_session_timeout(client, op->server);
+        if (timeout >= 0) op->session = mqc_session_checkout(&client->sessions, timeout, session_now(client));
+    }
+    /* A lone host's kind (standalone, primary, mongos) is known once a handshake is done: an op
+     * dispatched before the first one learns it here. Only before its first txnNumber: a write
+     * sent without one is never retried (may_retry), so this cannot give a retry a number its
+     * first attempt lacked. */
+    if (op->txn_number == 0 && !op->txn_ok) op->txn_ok = wants_txn(op, op->server);
+    mqc_conn_start_request(conn, op);
 }
 
 static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t *error)
@@ -210,12 +273,7 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
         return;
     }
     op->server->in_use++;
-    /* A lone host's kind (standalone, primary, mongos) is known once a handshake is done: an op
-     * dispatched before the first one learns it here. Only before its first txnNumber: a write
-     * sent without one is never retried (may_retry), so this cannot give a retry a number its
-     * first attempt lacked. */
-    if (op->txn_number == 0 && !op->txn_ok) op->txn_ok = wants_txn(op, op->server);
-    mqc_conn_start_request((mqc_conn_t *) pc, op);
+    op_send(op, (mqc_conn_t *) pc);
 }
 
 /* The op's timer runs to its deadline, or, while it waits for a server, to the end of that
@@ -298,7 +356,7 @@ static void op_dispatch(mqc_op_t *op)
         client->stats[MQC_STAT_WAIT_QUEUE]--;
         op->state = MQC_OP_ACTIVE;
         s->in_use++;
-        mqc_conn_start_request((mqc_conn_t *) pc, op);
+        op_send(op, (mqc_conn_t *) pc);
     }
 }
 
@@ -431,6 +489,9 @@ void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *err
     uint32_t generation = conn->pc.generation;
     bool sent = !mqc_conn_request_unsent(conn); /* read before the pool closes it */
     op->conn = NULL;
+    /* The server may have run the request, or still be running it: the session is not reused
+     * (the retry keeps it, as the specification asks, then it is discarded). */
+    if (op->session) op->session->dirty = true;
     emit_result(op, conn, NULL, error);
     /* SDAM: a network error (not a timeout) on an established connection clears the pool:
      * its other connections are suspect. Timeouts only close the one connection. A monitored

@@ -262,6 +262,7 @@ static mqc_op_t *find_and_modify(mqc_collection_t *coll, const bson_t *filter, c
     op->is_write = true;
     /* findAndModify is a retryable write (when acknowledged). */
     op->retry = unacked ? MQC_RETRY_NONE : MQC_RETRY_WRITE;
+    op->no_session = unacked; /* the sessions specification: no implicit session for w: 0 */
     if (bad) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "findAndModify: %s", bad);
     return mqc_op_submit(op);
 }

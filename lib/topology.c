@@ -351,6 +351,14 @@ mqc_server_type_t mqc_topology_server_type(const mqc_client_t *client, const mqc
     return MQC_SERVER_RS_SECONDARY;
 }
 
+int64_t mqc_topology_session_timeout(const mqc_client_t *client, const mqc_server_t *s)
+{
+    const mqc_topology_t *t = client->topo;
+    if (!t) return -1;
+    if (t->monitored) return t->td.session_timeout_minutes;
+    return s && s->caps_known ? s->caps.session_timeout_minutes : -1;
+}
+
 bool mqc_topology_supports_sessions(const mqc_client_t *client, const mqc_server_t *s)
 {
     const mqc_topology_t *t = client->topo;

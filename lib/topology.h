@@ -55,7 +55,10 @@ void mqc_topology_op_error(mqc_client_t *client, mqc_server_t *s, uint32_t gener
 /* The topology's type and the server's, for $readPreference and retryable writes. */
 mqc_topology_type_t mqc_topology_type(const mqc_client_t *client);
 mqc_server_type_t mqc_topology_server_type(const mqc_client_t *client, const mqc_server_t *s);
-/* logicalSessionTimeoutMinutes of the topology (Single: from the handshake), -1 when none. */
+/* Retryable writes: s is a replica-set primary or a mongos, and the topology has sessions. */
 bool mqc_topology_supports_sessions(const mqc_client_t *client, const mqc_server_t *s);
+/* logicalSessionTimeoutMinutes of the topology (monitored: the least of the data-bearing
+ * servers'; otherwise s's handshake), -1 when sessions are not supported (or not known yet). */
+int64_t mqc_topology_session_timeout(const mqc_client_t *client, const mqc_server_t *s);
 
 #endif

@@ -630,6 +630,24 @@ void mqc_wire_msg_body(mqc_buf_t *b, const bson_t *body)
     mqc_wire_msg_body_raw(b, bson_get_data(body), body->len);
 }
 
+void mqc_wire_msg_body_ext(mqc_buf_t *b, const bson_t *body, const uint8_t *ext, size_t ext_len)
+{
+    enc_state_t st = enc_load(b, "mqc_wire_msg_body");
+    if (st.seq != SIZE_MAX) wire_abort("mqc_wire_msg_body inside a document sequence");
+    size_t blen = body->len, len = blen + ext_len;
+    if (len > INT32_MAX) wire_abort("body of %zu bytes", len);
+    /* One reservation and straight copies: this runs for every operation with a session. */
+    mqc_buf_reserve(b, 1 + len + sizeof st);
+    uint8_t *p = b->data + b->len;
+    p[0] = 0; /* section kind 0 */
+    wr_u32(p + 1, (uint32_t) len);
+    memcpy(p + 5, bson_get_data(body) + 4, blen - 5);
+    memcpy(p + blen, ext, ext_len);
+    p[len] = 0;
+    b->len += 1 + len;
+    enc_store(b, &st);
+}
+
 void mqc_wire_msg_seq_begin(mqc_buf_t *b, const char *identifier)
 {
     enc_state_t st = enc_load(b, "mqc_wire_msg_seq_begin");

@@ -120,6 +120,10 @@ void mqc_wire_msg_begin(mqc_buf_t *b, int32_t request_id, uint32_t flags);
 void mqc_wire_msg_body(mqc_buf_t *b, const bson_t *body);
 /* The body may also be given as raw BSON bytes. */
 void mqc_wire_msg_body_raw(mqc_buf_t *b, const uint8_t *bson, size_t len);
+/* The body with ext_len bytes of whole BSON elements appended inside it (before its terminating
+ * NUL, its length raised to match): how a session's lsid and txnNumber join a command without
+ * copying or growing the caller's bson_t. */
+void mqc_wire_msg_body_ext(mqc_buf_t *b, const bson_t *body, const uint8_t *ext, size_t ext_len);
 void mqc_wire_msg_seq_begin(mqc_buf_t *b, const char *identifier);
 void mqc_wire_msg_seq_add(mqc_buf_t *b, const uint8_t *bson, size_t len);
 void mqc_wire_msg_seq_end(mqc_buf_t *b);

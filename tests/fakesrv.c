@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../bench/session_rules.h"
+
 #define MAX_CONNS 256
 
 struct fakesrv {
@@ -33,6 +35,7 @@ struct fakesrv {
     bson_t *last[2];          /* copies of the latest command: [0] other, [1] hello */
     bool accept_speculative;  /* answer a MONGODB-X509 speculativeAuthenticate in the hello */
     bson_t *hello_extra;      /* fields appended to the hello reply */
+    srules_t sessions;        /* MongoDB's session rules (bench/session_rules.h), under mu */
 };
 
 typedef struct {
@@ -90,7 +93,19 @@ static bson_t *hello_doc(fakesrv_t *s)
                     "maxWriteBatchSize", BCON_INT32(100000), "minWireVersion", BCON_INT32(0), "maxWireVersion",
                     BCON_INT32(17), "connectionId", BCON_INT32(1), "ok", BCON_DOUBLE(1));
     pthread_mutex_lock(&s->mu);
-    if (s->hello_extra) bson_concat(h, s->hello_extra);
+    if (s->hello_extra) {
+        /* The extra fields replace the defaults of the same name (maxWriteBatchSize: 10 makes
+         * bulks split), then join the rest. */
+        bson_t *merged = bson_new();
+        bson_iter_t it, probe;
+        if (bson_iter_init(&it, h))
+            while (bson_iter_next(&it))
+                if (!bson_iter_init_find(&probe, s->hello_extra, bson_iter_key(&it)))
+                    bson_append_iter(merged, NULL, 0, &it);
+        bson_concat(merged, s->hello_extra);
+        bson_destroy(h);
+        h = merged;
+    }
     pthread_mutex_unlock(&s->mu);
     return h;
 }
@@ -112,6 +127,13 @@ static uint8_t *encode(const bson_t *doc, int32_t response_to, bool legacy, size
     }
     *len = n;
     return b;
+}
+
+static void session_end(fakesrv_t *s, const uint8_t *lsid)
+{
+    pthread_mutex_lock(&s->mu);
+    srules_end(&s->sessions, lsid);
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void *conn_main(void *argp)
@@ -162,6 +184,17 @@ static void *conn_main(void *argp)
             free(body);
             break;
         }
+        /* Session rules: the lsid is busy from here until the reply is written (or dropped). A
+         * copy, since body is freed before the reply goes out. */
+        uint8_t lsid_copy[16];
+        const uint8_t *lsid = is_hello ? NULL : srules_lsid(&cmd);
+        if (lsid) lsid = memcpy(lsid_copy, lsid, 16);
+        bool too_old = false;
+        if (!is_hello) {
+            pthread_mutex_lock(&s->mu);
+            too_old = !srules_begin(&s->sessions, &cmd, lsid);
+            pthread_mutex_unlock(&s->mu);
+        }
         fake_mode_t mode = FAKE_OK;
         int arg = 0;
         if (!is_hello) {
@@ -176,7 +209,10 @@ static void *conn_main(void *argp)
             pthread_mutex_unlock(&s->mu);
         }
         bson_t *reply;
-        if (is_hello) {
+        if (too_old) {
+            reply = bson_new();
+            srules_too_old(reply, &cmd);
+        } else if (is_hello) {
             reply = hello_doc(s);
             if (speculative_ok) { /* as MongoDB answers an accepted MONGODB-X509 speculation */
                 bson_t sub;
@@ -198,14 +234,19 @@ static void *conn_main(void *argp)
         free(body);
         if (more_to_come) {
             bson_destroy(reply);
+            if (!is_hello) session_end(s, lsid);
             continue;
         }
         size_t n;
         uint8_t *out = encode(reply, mode == FAKE_WRONG_RESPONSE_TO ? rid + 1000 : rid, legacy, &n);
         bson_destroy(reply);
         bool ok = true;
+        if (mode == FAKE_DELAY) usleep((useconds_t) arg * 1000);
+        /* As MongoDB: the session is free once the command is done, before its reply is sent
+         * (else a client that reuses it at once would be counted as overlapping). */
+        if (!is_hello) session_end(s, lsid);
         switch (mode) {
-        case FAKE_DELAY: usleep((useconds_t) arg * 1000); ok = fake_write_full(fd, out, n); break;
+        case FAKE_DELAY: ok = fake_write_full(fd, out, n); break;
         case FAKE_HANGUP_BEFORE: ok = false; break;
         case FAKE_HANGUP_MID: fake_write_full(fd, out, n / 2); ok = false; break;
         case FAKE_GARBAGE: memset(out + 4, 0xAB, n - 4); fake_put32(out, (int32_t) n); ok = fake_write_full(fd, out, n); break;
@@ -365,6 +406,34 @@ void fakesrv_set_accept_speculative(fakesrv_t *s, bool on)
 
 int fakesrv_commands(const fakesrv_t *s) { return s->commands; }
 
+void fakesrv_sessions(fakesrv_t *s, fakesrv_sessions_t *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = (fakesrv_sessions_t){.distinct = s->sessions.distinct, .overlaps = s->sessions.overlaps,
+                                .too_old = s->sessions.too_old, .with_lsid = s->sessions.with_lsid,
+                                .without_lsid = s->sessions.without_lsid, .in_progress_max = s->sessions.busy_peak};
+    pthread_mutex_unlock(&s->mu);
+}
+
+void fakesrv_play(fakesrv_t *s, fake_role_t role, const bson_t *more)
+{
+    char me[64];
+    snprintf(me, sizeof me, "127.0.0.1:%u", (unsigned) s->port);
+    bson_t *extra = NULL;
+    if (role == FAKE_ROLE_MONGOS)
+        extra = BCON_NEW("msg", "isdbgrid", "logicalSessionTimeoutMinutes", BCON_INT32(30));
+    else if (role == FAKE_ROLE_PRIMARY)
+        extra = BCON_NEW("setName", "rs0", "setVersion", BCON_INT32(1), "secondary", BCON_BOOL(false), "hosts", "[",
+                         BCON_UTF8(me), "]", "primary", BCON_UTF8(me), "me", BCON_UTF8(me),
+                         "logicalSessionTimeoutMinutes", BCON_INT32(30));
+    if (more) {
+        if (!extra) extra = bson_new();
+        bson_concat(extra, more);
+    }
+    fakesrv_set_hello_extra(s, extra);
+    if (extra) bson_destroy(extra);
+}
+
 void fakesrv_stop(fakesrv_t *s)
 {
     if (!s) return;
@@ -383,6 +452,7 @@ void fakesrv_stop(fakesrv_t *s)
     for (int i = 0; i < 2; i++)
         if (s->last[i]) bson_destroy(s->last[i]);
     if (s->hello_extra) bson_destroy(s->hello_extra);
+    srules_free(&s->sessions);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

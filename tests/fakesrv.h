@@ -52,6 +52,26 @@ void fakesrv_set_hello_extra(fakesrv_t *s, const bson_t *extra);
 void fakesrv_set_accept_speculative(fakesrv_t *s, bool on);
 void fakesrv_stop(fakesrv_t *s);
 
+/* Sessions as MongoDB holds them (bench/session_rules.h): every command's lsid is busy until its
+ * reply is written; one arriving while its lsid is busy counts as an overlap (MongoDB would make
+ * it wait); a txnNumber older than the highest seen on its lsid is refused with
+ * TransactionTooOld (225, not retryable). */
+typedef struct {
+    uint64_t distinct;        /* lsids seen */
+    uint64_t overlaps;
+    uint64_t too_old;
+    uint64_t with_lsid, without_lsid; /* commands other than hello */
+    uint64_t in_progress_max; /* the most commands being processed at once */
+} fakesrv_sessions_t;
+void fakesrv_sessions(fakesrv_t *s, fakesrv_sessions_t *out);
+
+/* What the hello says the server is, with logicalSessionTimeoutMinutes: 30 (replaces the hello
+ * extra): a mongos (msg: isdbgrid), or the primary of replica set rs0 (setName, hosts: itself,
+ * primary, me), or a plain standalone without sessions (FAKE_ROLE_STANDALONE, the default).
+ * more: further hello fields (NULL: none); they replace defaults of the same name. */
+typedef enum { FAKE_ROLE_STANDALONE = 0, FAKE_ROLE_MONGOS, FAKE_ROLE_PRIMARY } fake_role_t;
+void fakesrv_play(fakesrv_t *s, fake_role_t role, const bson_t *more);
+
 /* Framing helpers shared by the scripted servers (fakesrv.c, fakers.c): blocking whole reads and
  * writes, little-endian int32. */
 #include <stddef.h>

@@ -249,6 +249,26 @@ static int64_t txn_of_last(fakesrv_t *s)
     return n;
 }
 
+/* The lsid's UUID of the latest command; false when it has none. */
+static bool lsid_of_last(fakesrv_t *s, uint8_t id[16])
+{
+    bson_t last;
+    bson_iter_t it, sub;
+    bool found = false;
+    ASSERT(fakesrv_last_command(s, false, &last));
+    if (bson_iter_init_find(&it, &last, "lsid") && BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &sub) &&
+        bson_iter_find(&sub, "id") && BSON_ITER_HOLDS_BINARY(&sub)) {
+        const uint8_t *data;
+        uint32_t len;
+        bson_subtype_t st;
+        bson_iter_binary(&sub, &st, &len, &data);
+        found = st == BSON_SUBTYPE_UUID && len == 16;
+        if (found) memcpy(id, data, 16);
+    }
+    bson_destroy(&last);
+    return found;
+}
+
 /* fakesrv playing a replica-set primary (setName), with sessions or without. */
 static fakesrv_t *primary_srv(bool sessions)
 {
@@ -273,10 +293,17 @@ TEST("/faults/retry/write_sent_retried_on_single_primary", retry_write_single_pr
     ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 1);
     ASSERT_EQ(fakesrv_commands(s), 2);
     int64_t first = txn_of_last(s);
-    ASSERT_GT(first, 0);
+    ASSERT_EQ(first, 1); /* each session numbers its own writes */
+    uint8_t lsid1[16], lsid2[16];
+    ASSERT(lsid_of_last(s, lsid1));
     r = insert_one(c);
     ASSERT(!r.failed);
-    ASSERT_EQ(txn_of_last(s), first + 1);
+    /* The session saw a network error: discarded, so the next write has a new one (from 1). */
+    ASSERT(lsid_of_last(s, lsid2));
+    ASSERT(memcmp(lsid1, lsid2, 16) != 0);
+    ASSERT_EQ(txn_of_last(s), 1);
+    ASSERT_EQ(cstat(c, MQC_STAT_SESSIONS_DISCARDED), 1);
+    ASSERT_EQ(cstat(c, MQC_STAT_SESSIONS_CREATED), 2);
     mqc_client_destroy(c);
     fakesrv_stop(s);
 }
