@@ -1,5 +1,6 @@
 /* merge: results from JSON, merged exactly (merge.h). */
 #include "merge.h"
+#include "report_sched.h"
 
 #include <errno.h>
 #include <math.h>
@@ -34,6 +35,8 @@ static void copy_str(const bson_iter_t *it, char *dst, size_t n)
 {
     if (BSON_ITER_HOLDS_UTF8(it)) snprintf(dst, n, "%s", bson_iter_utf8(it, NULL));
 }
+
+static bool read_hist(const bson_iter_t *it, mqload_hist_t *h, char *err, size_t esz);
 
 static bool read_sparse(const bson_iter_t *hist_it, mqload_sparse_t *s, char *err, size_t esz)
 {
@@ -75,6 +78,11 @@ static bool read_sparse(const bson_iter_t *hist_it, mqload_sparse_t *s, char *er
     return true;
 }
 
+bool mqload_hist_from_json(const bson_iter_t *it, mqload_hist_t *h, char *err, size_t esz)
+{
+    return read_hist(it, h, err, esz);
+}
+
 static bool read_hist(const bson_iter_t *it, mqload_hist_t *h, char *err, size_t esz)
 {
     mqload_sparse_t s;
@@ -107,6 +115,8 @@ static bool read_ops(const bson_iter_t *it, mqload_result_t *r, char *err, size_
             else if (!strcmp(k, "histogram")) {
                 if (!read_hist(&f, r->ops[i].hist, err, esz)) return false;
                 have_hist = true;
+            } else if (!strcmp(k, "error_histogram") && !read_hist(&f, r->ops[i].err_hist, err, esz)) {
+                return false;
             }
         }
         if (!have_hist) return fail(err, esz, "op without a histogram", name);
@@ -193,6 +203,9 @@ bool mqload_result_from_json(mqload_result_t *r, const char *json, size_t len, c
             bson_iter_t e;
             bson_iter_recurse(&it, &e);
             while (bson_iter_next(&e)) mqload_result_add_error(r, bson_iter_key(&e), as_u64(&e));
+        } else {
+            bool handled;
+            ok = mqload_sched_from_json(r, k, &it, &handled, err, esz); /* schedule, stages, error details */
         }
     }
     bson_destroy(doc);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hist.h"
+#include "report_sched.h"
 
 static const struct {
     const char *key, *label;
@@ -80,6 +81,8 @@ void mqload_report_text(const mqload_result_t *r, mqload_strbuf_t *out)
     if (r->submitted != r->completed)
         mqload_sb_printf(out, "WARNING: %llu operations submitted but not completed\n",
                          (unsigned long long) (r->submitted - r->completed));
+    mqload_report_schedule_text(r, out);
+    /* Percentiles of successful operations; failures (often fast ones) get their own rows. */
     mqload_sb_printf(out, "\nlatency    %10s %10s %8s %9s %9s %9s %9s %9s %9s %9s %9s\n", "count", "ok", "errors", "min",
                      "mean", "p50", "p90", "p99", "p99.9", "p99.99", "max");
     for (size_t i = 0; i < r->n_ops; i++) {
@@ -87,10 +90,23 @@ void mqload_report_text(const mqload_result_t *r, mqload_strbuf_t *out)
         latency_row(out, o->name, o->ok + o->errors, o->ok, o->errors, o->hist);
     }
     latency_row(out, "total", r->completed, r->ok, r->errors, r->hist);
+    if (r->errors) {
+        mqload_sb_puts(out, "  (the rows above: successful operations; failed ones below)\n");
+        for (size_t i = 0; i < r->n_ops; i++) {
+            const mqload_opstats_t *o = &r->ops[i];
+            char name[64];
+            if (!o->errors || r->n_ops == 1) continue;
+            snprintf(name, sizeof name, "%s failed", o->name);
+            latency_row(out, name, o->errors, 0, o->errors, o->err_hist);
+        }
+        latency_row(out, "failed", r->errors, 0, r->errors, r->err_hist);
+    }
+    mqload_report_stages_text(r, out);
     if (r->n_errs) {
-        mqload_sb_puts(out, "\nerrors by kind\n");
+        mqload_sb_puts(out, "\nerrors by kind (with the first message of each)\n");
         for (size_t i = 0; i < r->n_errs; i++)
-            mqload_sb_printf(out, "  %10llu  %s\n", (unsigned long long) r->errs[i].count, r->errs[i].kind);
+            mqload_sb_printf(out, "  %10llu  %s%s%s\n", (unsigned long long) r->errs[i].count, r->errs[i].kind,
+                             r->errs[i].message[0] ? ": " : "", r->errs[i].message);
     }
 }
 
@@ -171,6 +187,10 @@ void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
         latency_json(o->hist, out);
         mqload_sb_puts(out, ",\"histogram\":");
         mqload_hist_json(o->hist, out);
+        mqload_sb_puts(out, ",\"error_latency_us\":");
+        latency_json(o->err_hist, out);
+        mqload_sb_puts(out, ",\"error_histogram\":");
+        mqload_hist_json(o->err_hist, out);
         mqload_sb_puts(out, "}");
     }
     mqload_sb_puts(out, "},\n\"errors_by_kind\":{");
@@ -181,6 +201,11 @@ void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
     }
     mqload_sb_puts(out, "},\n\"histogram\":");
     mqload_hist_json(r->hist, out);
+    mqload_sb_puts(out, ",\n\"error_latency_us\":");
+    latency_json(r->err_hist, out);
+    mqload_sb_puts(out, ",\n\"error_histogram\":");
+    mqload_hist_json(r->err_hist, out);
+    mqload_report_sched_json(r, out);
     mqload_sb_puts(out, ",\n\"timeline\":[");
     for (size_t i = 0; i < r->n_seconds; i++) {
         const mqload_second_t *s = &r->timeline[i];
