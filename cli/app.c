@@ -15,6 +15,7 @@
 #include "engine.h"
 #include "frame.h"
 #include "html.h"
+#include "precheck.h"
 #include "redact.h"
 #include "mqc.h"
 #include "report.h"
@@ -211,6 +212,7 @@ int mqload_run_main(int argc, char **argv)
     memset(&run, 0, sizeof run);
     memset(&wl, 0, sizeof wl);
     mqload_config_init(&cfg);
+    mqload_mongoc_log_quiet(); /* libmongoc parses URIs: its log lines speak as mqload's */
     mqload_args_rc_t arc = mqload_args_parse(&cfg, argc, argv, stdout, err, sizeof err);
     if (arc != MQLOAD_ARGS_RUN) {
         if (arc == MQLOAD_ARGS_ERROR) rc = fail_setup(&cfg, err);
@@ -231,6 +233,22 @@ int mqload_run_main(int argc, char **argv)
         mqload_config_free(&cfg);
         return rc;
     }
+    /* Everything that can be checked without the server, before any traffic: a mistake found
+     * after the run would cost the run. */
+    const char *names[MQLOAD_MAX_OPS];
+    for (size_t i = 0; i < wl.n_ops; i++) names[i] = wl.ops[i].name;
+    if (!mqload_uri_check(cfg.uri, err, sizeof err) || (th && !mqload_threshold_check_ops(th, names, wl.n_ops, err, sizeof err)) ||
+        !mqload_output_check("--json", cfg.json_out, err, sizeof err) || !mqload_output_check("--html", cfg.html_out, err, sizeof err)) {
+        rc = fail_setup(&cfg, err);
+        mqload_workload_free(&wl);
+        mqload_threshold_free(th);
+        mqload_config_free(&cfg);
+        return rc;
+    }
+    if (cfg.preset && !strncmp(cfg.preset, "ycsb", 4) && !cfg.seed_set)
+        fprintf(stderr, "mqload: warning: --preset %s reads and updates keys 0..%llu, which only --seed inserts; without "
+                        "--seed they exist only if an earlier run seeded %s.%s (add --seed %llu)\n",
+                cfg.preset, (unsigned long long) (wl.keys ? wl.keys - 1 : 0), wl.db, wl.collection, (unsigned long long) wl.keys);
 
     const engine_ops_t *eng = &ENGINES[cfg.engine];
     run.cfg = &cfg;
