@@ -76,6 +76,8 @@ void mqload_report_text(const mqload_result_t *r, mqload_strbuf_t *out)
                      (unsigned long long) r->ok, (unsigned long long) r->errors,
                      r->completed ? 100.0 * (double) r->errors / (double) r->completed : 0.0);
     mqload_sb_printf(out, "throughput %.1f ops/s", mqload_result_throughput(r));
+    if (r->errors && r->duration_s > 0) /* failures are often fast: never let them pass for throughput */
+        mqload_sb_printf(out, " (successful %.1f ops/s)", (double) r->ok / r->duration_s);
     if (r->conns_opened != UINT64_MAX) mqload_sb_printf(out, "  connections opened %llu", (unsigned long long) r->conns_opened);
     mqload_sb_puts(out, "\n");
     if (r->submitted != r->completed)

@@ -49,7 +49,7 @@ int mqload_result_op(mqload_result_t *r, const char *name, const char *type)
 bool mqload_result_stages(mqload_result_t *r, const char *kind, size_t n)
 {
     if (n > MQLOAD_MAX_STAGES) return false;
-    snprintf(r->stage_kind, sizeof r->stage_kind, "%s", kind);
+    if (kind != r->stage_kind) snprintf(r->stage_kind, sizeof r->stage_kind, "%s", kind);
     for (size_t i = r->n_stages; i < n; i++) {
         memset(&r->stages[i], 0, sizeof r->stages[i]);
         r->stages[i].hist = mqload_hist_new();
