@@ -55,7 +55,7 @@ static void config_bson(const mqload_config_t *cfg, const mqload_workload_t *wl,
     if (cfg->rate > 0) BSON_APPEND_DOUBLE(b, "rate", cfg->rate);
     if (cfg->stages_kind) {
         bson_t arr, st;
-        char key[16];
+        char key[24];
         BSON_APPEND_UTF8(b, "stages_kind", cfg->stages_kind == MQLOAD_STAGES_RATE ? "rate" : "concurrency");
         BSON_APPEND_ARRAY_BEGIN(b, "stages", &arr);
         for (size_t i = 0; i < cfg->n_stages; i++) {

@@ -365,7 +365,8 @@ static bool check_workers(inputs_t *ins, char *err, size_t esz)
             }
         if (a->exit_status > 0)
             note(ins->notes, sizeof ins->notes, "worker %lld exited with status %d%s", (long long) a->worker, a->exit_status,
-                 a->exit_status == 2 ? " (threshold violated)" : a->exit_status == 130 ? " (interrupted)" : "");
+                 a->exit_status == 2 ? " (threshold violated)" : a->exit_status == 3 ? " (target rate not reached)"
+                 : a->exit_status == 4 ? " (too many errors)" : a->exit_status == 130 ? " (interrupted)" : "");
         if (a->start_at > 0 && a->late_s > a->tolerance_s)
             note(ins->notes, sizeof ins->notes, "worker %lld started %.3fs after --start-at", (long long) a->worker, a->late_s);
     }
@@ -531,11 +532,19 @@ int mqload_merge_main(int argc, char **argv)
         mqload_report_html(&r, &sb);
         if (!mqload_write_file(html, sb.s, sb.len, err, sizeof err)) fprintf(stderr, "mqload merge: %s\n", err), rc = 1;
     }
+    bool th_failed = false;
     if (th && rc == 0) {
         sb.len = 0;
-        if (!mqload_threshold_check(th, &r, &sb)) rc = 2;
+        th_failed = !mqload_threshold_check(th, &r, &sb);
         fputs(sb.s, stderr);
     }
+    if (mqload_result_shortfall(&r)) {
+        /* The workers together fell short of their total target: the same verdict as one run's. */
+        fprintf(stderr, "mqload merge: the target rate was not reached: %llu of %llu scheduled operations sent (exit 3)\n",
+                (unsigned long long) r.submitted, (unsigned long long) r.scheduled);
+        if (rc == 0) rc = 3;
+    }
+    if (rc == 0 && th_failed) rc = 2;
     mqload_sb_free(&sb);
     mqload_threshold_free(th);
     mqload_result_free(&r);

@@ -41,9 +41,9 @@ void mqload_report_stages_text(const mqload_result_t *r, mqload_strbuf_t *out)
 {
     if (!r->n_stages) return;
     bool rate = !strcmp(r->stage_kind, "rate");
-    mqload_sb_printf(out, "\nstages (%s)  %9s %17s %10s %10s %8s %10s %8s %11s %9s %9s\n", rate ? "arrival rate" : "concurrency",
-                     "duration", rate ? "target ops/s" : "target in flight", "scheduled", "sent", "unsent", "ok", "errors",
-                     "ops/s", "p50", "p99");
+    mqload_sb_printf(out, "\nstages (%s)\n  %-8s %9s %17s %10s %10s %8s %10s %8s %11s %9s %9s\n",
+                     rate ? "arrival rate" : "concurrency", "stage", "duration", rate ? "target ops/s" : "target in flight",
+                     "scheduled", "sent", "unsent", "ok", "errors", "ops/s", "p50", "p99");
     for (size_t i = 0; i < r->n_stages; i++) {
         const mqload_stage_t *s = &r->stages[i];
         char p50[24] = "-", p99[24] = "-", tgt[40], sch[24] = "-", uns[24] = "-";
@@ -56,7 +56,7 @@ void mqload_report_stages_text(const mqload_result_t *r, mqload_strbuf_t *out)
             snprintf(sch, sizeof sch, "%llu", (unsigned long long) s->scheduled);
             snprintf(uns, sizeof uns, "%llu", (unsigned long long) s->unsent);
         }
-        mqload_sb_printf(out, "  stage %-2zu %17.1fs %17s %10s %10llu %8s %10llu %8llu %11.1f %9s %9s\n", i + 1, s->dur_s, tgt, sch,
+        mqload_sb_printf(out, "  %-8zu %8.1fs %17s %10s %10llu %8s %10llu %8llu %11.1f %9s %9s\n", i + 1, s->dur_s, tgt, sch,
                          (unsigned long long) s->submitted, uns, (unsigned long long) s->ok, (unsigned long long) s->errors,
                          s->dur_s > 0 ? (double) (s->ok + s->errors) / s->dur_s : 0.0, p50, p99);
     }

@@ -384,9 +384,12 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void) revents;
     int64_t now = mqload_now_ns();
     if (now >= run->measure_ns) mqload_tstats_flush(t->stats, (now - run->measure_ns) / 1000000000);
+    /* Open loop: what is due goes out first (after a stall, late but sent, while slots are free);
+     * only then does a closed window count what is left as unsent. This also keeps the live
+     * line's backlog fresh. */
+    if (t->open_loop && !t->stopping) open_pump(t);
     if (!t->stopping && past_end(t, now)) begin_stop(t, now);
     if (t->conc_ramp && !t->stopping) conc_adjust(t, now);
-    if (t->open_loop && !t->stopping && t->in_flight >= t->cap) open_pump(t); /* keeps the backlog figure fresh */
     if (t->stopping) {
         int64_t since = t->stopping_since;
         int64_t s_ns = atomic_load_explicit(&run->stop_ns, memory_order_relaxed);
