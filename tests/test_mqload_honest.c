@@ -286,7 +286,7 @@ TEST("/mqload/honest/live_line", mqload_honest_live_line)
     int rc = run_sh(NULL, args, g_out, sizeof g_out);
     chaos_stub_stop(&s);
     ASSERT_MSG(rc == 0, "exit %d: %s", rc, g_out);
-    ASSERT_STR_CONTAINS(g_out, "[warmup, 0.5s left]");
+    ASSERT_STR_CONTAINS(g_out, "[warmup, 0.");  /* 0.5 s of warmup left at the first line, give or take a tick */
     ASSERT_STR_CONTAINS(g_out, " err/s ");
     ASSERT_STR_CONTAINS(g_out, "s left]");
 }
