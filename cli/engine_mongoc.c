@@ -175,6 +175,7 @@ static void *thread_main(void *arg)
             stage = start >= run->measure_ns ? mqload_sched_stage_at(&sched, start) : -1;
             if (start >= run->measure_ns && now >= run->end_ns) {
                 st->r.unsent++; /* due in the window, never sent: every thread was busy until it closed */
+                if ((uint64_t) (run->end_ns - start) > st->r.unsent_wait_ns) st->r.unsent_wait_ns = (uint64_t) (run->end_ns - start);
                 if (stage >= 0 && (size_t) stage < st->r.n_stages) st->r.stages[stage].unsent++;
                 continue;
             }

@@ -28,13 +28,16 @@ void mqload_report_schedule_text(const mqload_result_t *r, mqload_strbuf_t *out)
                           " largest backlog %llu\n",
                      (unsigned long long) r->late, r->submitted ? 100.0 * (double) r->late / (double) r->submitted : 0.0,
                      MQLOAD_LATE_NS / 1e6, p50, p99, mx, (unsigned long long) r->max_backlog);
-    if (mqload_result_shortfall(r))
+    if (mqload_result_shortfall(r)) {
+        char w[24];
+        lat((double) r->unsent_wait_ns, w, sizeof w);
         mqload_sb_printf(out, "SHORTFALL: the target rate was not reached. Only %llu of the %llu operations scheduled in the window "
                               "were sent (%.1f%%); %llu were still waiting for a free slot (-c caps the operations in flight) "
-                              "when it closed. Latencies count from each operation's intended time; the unsent ones are not in "
-                              "them.\n",
+                              "when it closed, the oldest for %s. Latencies count from each operation's intended time; the "
+                              "unsent ones are not in them.\n",
                          (unsigned long long) r->submitted, (unsigned long long) r->scheduled,
-                         100.0 * (double) r->submitted / (double) r->scheduled, (unsigned long long) r->unsent);
+                         100.0 * (double) r->submitted / (double) r->scheduled, (unsigned long long) r->unsent, w);
+    }
 }
 
 void mqload_report_stages_text(const mqload_result_t *r, mqload_strbuf_t *out)
@@ -81,10 +84,10 @@ void mqload_report_sched_json(const mqload_result_t *r, mqload_strbuf_t *out)
         mqload_sb_puts(out, ",\"achieved_rate\":");
         mqload_sb_json_num(out, mqload_result_achieved_rate(r));
         mqload_sb_printf(out, ",\"scheduled\":%llu,\"sent\":%llu,\"unsent\":%llu,\"late\":%llu,\"late_threshold_us\":%g,"
-                              "\"max_backlog\":%llu,\"shortfall\":%s,\"send_delay_us\":",
+                              "\"max_backlog\":%llu,\"unsent_oldest_wait_us\":%.3f,\"shortfall\":%s,\"send_delay_us\":",
                          (unsigned long long) r->scheduled, (unsigned long long) r->submitted, (unsigned long long) r->unsent,
                          (unsigned long long) r->late, MQLOAD_LATE_NS / 1e3, (unsigned long long) r->max_backlog,
-                         mqload_result_shortfall(r) ? "true" : "false");
+                         (double) r->unsent_wait_ns / 1e3, mqload_result_shortfall(r) ? "true" : "false");
         hist_summary_json(r->lag, out);
         mqload_sb_puts(out, ",\"send_delay_histogram\":");
         mqload_hist_json(r->lag, out);
@@ -152,6 +155,7 @@ static bool read_schedule(mqload_result_t *r, const bson_iter_t *it, char *err, 
         else if (!strcmp(k, "unsent")) r->unsent = u64(&f);
         else if (!strcmp(k, "late")) r->late = u64(&f);
         else if (!strcmp(k, "max_backlog")) r->max_backlog = u64(&f);
+        else if (!strcmp(k, "unsent_oldest_wait_us")) r->unsent_wait_ns = (uint64_t) (dbl(&f) * 1e3);
         else if (!strcmp(k, "send_delay_histogram") && !mqload_hist_from_json(&f, r->lag, err, esz)) return false;
     }
     return true;

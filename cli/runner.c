@@ -121,6 +121,8 @@ static void count_unsent(mqthread_t *t, int64_t limit)
     if (to <= from) return;
     if (t->requests_left != UINT64_MAX && to - from > t->requests_left) to = from + t->requests_left;
     t->stats->r.unsent += to - from;
+    int64_t waited = limit - mqload_sched_time(&t->sched, from);
+    if (waited > 0 && (uint64_t) waited > t->stats->r.unsent_wait_ns) t->stats->r.unsent_wait_ns = (uint64_t) waited;
     for (size_t i = 0; i < t->sched.n; i++) {
         const mqload_piece_t *p = &t->sched.p[i];
         if (p->stage < 0 || (size_t) p->stage >= t->stats->r.n_stages) continue;

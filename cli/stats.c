@@ -130,6 +130,7 @@ void mqload_result_merge(mqload_result_t *dst, const mqload_result_t *src, size_
     dst->unsent += src->unsent;
     dst->late += src->late;
     dst->max_backlog += src->max_backlog;
+    if (src->unsent_wait_ns > dst->unsent_wait_ns) dst->unsent_wait_ns = src->unsent_wait_ns;
     mqload_hist_merge(dst->lag, src->lag);
     if (src->n_stages) {
         mqload_result_stages(dst, src->stage_kind, src->n_stages);

@@ -69,6 +69,7 @@ typedef struct {
     bool open_loop;
     double target_rate;       /* ops/s this result was asked for (summed on merge; 0 for stages) */
     uint64_t scheduled, unsent, late, max_backlog;
+    uint64_t unsent_wait_ns;  /* how long the oldest unsent operation had waited when the window closed */
     mqload_hist_t *lag;       /* send delay of the measured operations (ns) */
     char stage_kind[16];      /* "rate", "concurrency" or "" */
     mqload_stage_t stages[MQLOAD_MAX_STAGES];

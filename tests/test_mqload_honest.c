@@ -80,6 +80,7 @@ TEST("/mqload/honest/rate_shortfall", mqload_honest_rate_shortfall)
     ASSERT_GT(r.late, r.submitted / 2);
     ASSERT_GT(r.max_backlog, 1000);
     ASSERT_EQ(r.lag->total, r.submitted);
+    ASSERT_GT(r.unsent_wait_ns, 500000000ull); /* 6000 behind per second: the oldest unsent waited long */
     /* Waiting for a free slot counts in the latency: far above the 2 ms the server takes. */
     ASSERT_GT(mqload_hist_quantile(r.hist, 0.5), 50e6);
     ASSERT_GE(r.n_seconds, 2);
