@@ -421,7 +421,7 @@ int mqload_run_main(int argc, char **argv)
                         "%.1f ops/s of %.1f; see \"schedule\" in the report (exit 3)\n",
                 (unsigned long long) res.submitted, (unsigned long long) res.scheduled,
                 100.0 * (double) res.submitted / (double) res.scheduled, mqload_result_achieved_rate(&res),
-                res.scheduled / (res.duration_s > 0 ? res.duration_s : 1));
+                res.target_rate > 0 ? res.target_rate : res.scheduled / (res.duration_s > 0 ? res.duration_s : 1));
     if (too_many_errors)
         fprintf(stderr, "mqload: %.1f%% of the operations failed, more than --max-error-rate %g%% (exit 4)\n",
                 100 * mqload_result_error_rate(&res), 100 * cfg.max_error_rate);

@@ -196,8 +196,8 @@ static void *thread_main(void *arg)
             st->r.submitted++;
             if (t->requests_left != UINT64_MAX) t->requests_left--;
             if (open_loop) {
-                int64_t lag = mqload_now_ns() - start;
-                mqload_tstats_sent(st, (uint64_t) (lag > 0 ? lag : 0), stage);
+                int64_t now = mqload_now_ns(), lag = now - start;
+                mqload_tstats_sent(st, (uint64_t) (lag > 0 ? lag : 0), stage, (now - run->measure_ns) / 1000000000);
             }
         }
         atomic_fetch_add_explicit(&st->a_submitted, 1, memory_order_relaxed);

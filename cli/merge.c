@@ -143,6 +143,8 @@ static bool read_timeline(const bson_iter_t *it, mqload_result_t *r, char *err, 
             if (!strcmp(k, "ops")) s->ops += as_u64(&f);
             else if (!strcmp(k, "ok")) s->ok += as_u64(&f);
             else if (!strcmp(k, "errors")) s->errors += as_u64(&f);
+            else if (!strcmp(k, "sent")) s->sent += as_u64(&f);
+            else if (!strcmp(k, "late")) s->late += as_u64(&f);
             else if (!strcmp(k, "histogram")) {
                 mqload_sparse_t sp;
                 if (!read_sparse(&f, &sp, err, esz)) {

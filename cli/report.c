@@ -220,6 +220,7 @@ void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
         mqload_sb_json_num(out, mqload_hist_quantile(h, 0.5) / 1e3);
         mqload_sb_puts(out, ",\"p99_us\":");
         mqload_sb_json_num(out, mqload_hist_quantile(h, 0.99) / 1e3);
+        if (r->open_loop) mqload_sb_printf(out, ",\"sent\":%llu,\"late\":%llu", (unsigned long long) s->sent, (unsigned long long) s->late);
         mqload_sb_puts(out, ",\"histogram\":");
         mqload_sparse_json(&s->hist, out);
         mqload_sb_puts(out, "}");

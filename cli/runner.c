@@ -271,8 +271,8 @@ static void submit_at(slot_t *s, int64_t start_ns)
         if (t->requests_left != UINT64_MAX) t->requests_left--;
         if (t->open_loop) {
             s->stage = mqload_sched_stage_at(&t->sched, start_ns);
-            int64_t lag = mqload_now_ns() - start_ns;
-            mqload_tstats_sent(t->stats, (uint64_t) (lag > 0 ? lag : 0), s->stage);
+            int64_t now = mqload_now_ns(), lag = now - start_ns;
+            mqload_tstats_sent(t->stats, (uint64_t) (lag > 0 ? lag : 0), s->stage, (now - run->measure_ns) / 1000000000);
         } else if (t->conc_ramp) {
             s->stage = mqload_sched_stage_at(&t->csched, start_ns);
             if (s->stage >= 0 && (size_t) s->stage < t->stats->r.n_stages) t->stats->r.stages[s->stage].submitted++;

@@ -108,7 +108,7 @@ mqload_second_t *mqload_result_second(mqload_result_t *r, size_t sec)
     }
     while (r->n_seconds <= sec) {
         mqload_second_t *s = &r->timeline[r->n_seconds++];
-        s->ops = s->ok = s->errors = 0;
+        s->ops = s->ok = s->errors = s->sent = s->late = 0;
         mqload_sparse_init(&s->hist);
     }
     return &r->timeline[sec];
@@ -161,6 +161,8 @@ void mqload_result_merge(mqload_result_t *dst, const mqload_result_t *src, size_
         d->ops += s->ops;
         d->ok += s->ok;
         d->errors += s->errors;
+        d->sent += s->sent;
+        d->late += s->late;
         mqload_sparse_merge(&d->hist, &s->hist);
     }
 }
@@ -229,11 +231,15 @@ void mqload_tstats_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns, co
     mqload_tstats_record_full(s, op, latency_ns, err_kind, NULL, sec, -1);
 }
 
-void mqload_tstats_sent(mqload_tstats_t *s, uint64_t lag_ns, int stage)
+void mqload_tstats_sent(mqload_tstats_t *s, uint64_t lag_ns, int stage, int64_t sec)
 {
     mqload_hist_record(s->r.lag, lag_ns);
     bool late = lag_ns >= MQLOAD_LATE_NS;
     if (late) s->r.late++;
+    /* The owning thread alone touches its result's timeline (the live line reads pub_* only). */
+    mqload_second_t *t = mqload_result_second(&s->r, (size_t) (sec > 0 ? sec : 0));
+    t->sent++;
+    if (late) t->late++;
     if (stage >= 0 && (size_t) stage < s->r.n_stages) {
         s->r.stages[stage].submitted++;
         if (late) s->r.stages[stage].late++;

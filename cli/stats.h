@@ -22,6 +22,7 @@ typedef struct {
 
 typedef struct {
     uint64_t ops, ok, errors; /* completed in this second of the measured window */
+    uint64_t sent, late;      /* open loop: measured operations sent in this second, and the late ones */
     mqload_sparse_t hist;     /* the latencies of the successful ones (failures never hide a slow second) */
 } mqload_second_t;
 
@@ -133,8 +134,9 @@ void mqload_tstats_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns, co
 /* The same with the error's message (kept when it is the first of its kind) and the stage (-1: none). */
 void mqload_tstats_record_full(mqload_tstats_t *s, size_t op, uint64_t latency_ns, const char *err_kind,
                                const char *err_msg, int64_t sec, int stage);
-/* A measured operation sent lag_ns after its intended time, in stage (-1: none). */
-void mqload_tstats_sent(mqload_tstats_t *s, uint64_t lag_ns, int stage);
+/* A measured operation sent lag_ns after its intended time, in stage (-1: none), during second
+ * sec of the window. */
+void mqload_tstats_sent(mqload_tstats_t *s, uint64_t lag_ns, int stage, int64_t sec);
 /* Closes the current second when sec has moved past it (call at least once a second, and with
  * INT64_MAX at the end). */
 void mqload_tstats_flush(mqload_tstats_t *s, int64_t sec);

@@ -86,6 +86,10 @@ TEST("/mqload/honest/rate_shortfall", mqload_honest_rate_shortfall)
     ASSERT_GE(r.n_seconds, 2);
     ASSERT_GT(r.timeline[0].ops, 500); /* the first second counts what completed in it */
     ASSERT_GT(r.timeline[1].ops, 500);
+    uint64_t sent = 0, late = 0;
+    for (size_t i = 0; i < r.n_seconds; i++) sent += r.timeline[i].sent, late += r.timeline[i].late;
+    ASSERT_EQ(sent, r.submitted); /* each second says what was sent in it */
+    ASSERT_EQ(late, r.late);
     mqload_result_free(&r);
     /* Merged results keep the verdict: the schedule's counts add up. */
     snprintf(args, sizeof args, "merge '%s' '%s' -q", json, json);
