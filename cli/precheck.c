@@ -30,7 +30,7 @@ static bool host_ok(const char *h, size_t n, bool srv, char *err, size_t esz)
         const char *close = memchr(h, ']', n);
         if (!close) return snprintf(err, esz, "--uri: host '%s': an IPv6 address opened with '[' is not closed with ']'", shown), false;
         for (const char *c = h + 1; c < close; c++)
-            if (!isxdigit((unsigned char) *c) && *c != ':' && *c != '.' && *c != '%')
+            if (!isalnum((unsigned char) *c) && *c != ':' && *c != '.' && *c != '%') /* a zone: %25eth0 */
                 return snprintf(err, esz, "--uri: host '%s': not an IPv6 address inside [ ]", shown), false;
         if (close == h + 1) return snprintf(err, esz, "--uri: host '%s': empty [ ]", shown), false;
         size_t rest = n - (size_t) (close + 1 - h);
@@ -58,12 +58,13 @@ bool mqload_uri_check(const char *uri, char *err, size_t esz)
     bool srv = !strncmp(uri, "mongodb+srv://", 14);
     const char *hosts = uri + (srv ? 14 : 10);
     if (!srv && strncmp(uri, "mongodb://", 10)) return snprintf(err, esz, "--uri: expected a mongodb:// or mongodb+srv:// connection string"), false;
-    size_t len = strcspn(hosts, "/?");
-    /* user:password@ ends at the last '@' before the path (a password may hold an encoded '@' only). */
+    /* user:password@ ends at the last '@' before the options, even when a password holds a '/'
+     * it should have percent-encoded: no part of it may reach a message. */
     const char *at = NULL;
-    for (const char *c = hosts; c < hosts + len; c++)
+    for (const char *c = hosts; *c && *c != '?'; c++)
         if (*c == '@') at = c;
-    if (at) len -= (size_t) (at + 1 - hosts), hosts = at + 1;
+    if (at) hosts = at + 1;
+    size_t len = strcspn(hosts, "/?");
     if (len == 0) return snprintf(err, esz, "--uri: no host"), false;
     size_t count = 0;
     for (const char *h = hosts; h <= hosts + len;) {

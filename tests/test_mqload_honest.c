@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../cli/merge.h"
+#include "../cli/precheck.h"
 #include "../cli/sched.h"
 #include "chaos_stub.h"
 #include "tf.h"
@@ -332,4 +333,47 @@ TEST("/mqload/sched/times_and_counts", mqload_sched_times_and_counts)
     }
     ASSERT_EQ(mqload_sched_stage_at(&s, 2500000000), 1);
     mqload_config_free(&cfg);
+}
+
+/* The URI's host list, strictly (libmongoc 1.23 alone takes "h:1:2" as port 1 and "h:12a" as 12). */
+TEST("/mqload/precheck/uri_hosts", mqload_precheck_uri_hosts)
+{
+    static const char *const good[] = {
+        "mongodb://127.0.0.1", "mongodb://127.0.0.1:27017/", "mongodb://h1:1,h2:65535,h3/?replicaSet=rs",
+        "mongodb://u:p%40ss@[::1]:27017/db?tls=false", "mongodb://[fe80::1%25eth0]", "mongodb://%2Ftmp%2Fm.sock",
+        "mongodb+srv://cluster0.example.com/?appName=x", "mongodb://user@host:1?x=1",
+    };
+    static const char *const bad[] = {
+        "mongodb://127.0.0.1:28111:99", "mongodb://[::1", "mongodb://h:12a", "mongodb://h:0", "mongodb://h:65536",
+        "mongodb://h1,,h2", "mongodb://", "mongodb://:27017", "mongodb://[::1]x", "mongodb://[]",
+        "mongodb+srv://a.example.com:27017", "mongodb+srv://a.example.com,b.example.com", "http://h",
+    };
+    char err[300];
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ASSERT_MSG(mqload_uri_check(good[i], err, sizeof err), "%s refused: %s", good[i], err);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        ASSERT_MSG(!mqload_uri_check(bad[i], err, sizeof err), "%s accepted", bad[i]);
+        ASSERT_MSG(!strncmp(err, "--uri: ", 7), "%s: message '%s'", bad[i], err);
+    }
+    /* The password never shows: the host list is all a message quotes. */
+    ASSERT(!mqload_uri_check("mongodb://u:s3cret@h:1:2", err, sizeof err));
+    ASSERT_MSG(!strstr(err, "s3cret"), "%s", err);
+    ASSERT(!mqload_uri_check("mongodb://u:s3/cret@h:1:2", err, sizeof err));
+    ASSERT_MSG(!strstr(err, "s3") && !strstr(err, "cret"), "%s", err);
+}
+
+TEST("/mqload/precheck/output_paths", mqload_precheck_output_paths)
+{
+    char err[600], path[600];
+    ASSERT(mqload_output_check("--json", "-", err, sizeof err));
+    ASSERT(mqload_output_check("--json", NULL, err, sizeof err));
+    snprintf(path, sizeof path, "%s/new-result.json", tf_tmpdir());
+    ASSERT_MSG(mqload_output_check("--json", path, err, sizeof err), "%s", err);
+    ASSERT_MSG(access(path, F_OK) != 0, "the check created %s", path);
+    ASSERT(!mqload_output_check("--json", "/nonexistent/x.json", err, sizeof err));
+    ASSERT_STR_CONTAINS(err, "--json /nonexistent/x.json: the directory /nonexistent does not exist");
+    ASSERT(!mqload_output_check("--html", tf_tmpdir(), err, sizeof err));
+    ASSERT_STR_CONTAINS(err, "is a directory");
+    ASSERT(mqload_output_check("--json", "relative.json", err, sizeof err)); /* the working directory */
 }
