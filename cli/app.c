@@ -68,7 +68,10 @@ static void config_bson(const mqload_config_t *cfg, const mqload_workload_t *wl,
         bson_append_array_end(b, &arr);
     }
     BSON_APPEND_DOUBLE(b, "max_error_rate", cfg->max_error_rate);
-    BSON_APPEND_INT32(b, "concurrency", (int32_t) cfg->concurrency);
+    if (cfg->open_loop && !cfg->concurrency_set) /* no -c: the cap is the engine's default, say which */
+        BSON_APPEND_INT64(b, "concurrency", cfg->engine == MQLOAD_ENGINE_MONGOC ? (int64_t) run->n_stats
+                                                                                 : (int64_t) cfg->threads * MQLOAD_OPEN_LOOP_DEFAULT_CAP);
+    else BSON_APPEND_INT32(b, "concurrency", (int32_t) cfg->concurrency);
     if (cfg->workers > 1) BSON_APPEND_INT32(b, "concurrency_total", (int32_t) cfg->concurrency_total);
     BSON_APPEND_INT32(b, "threads", (int32_t) (cfg->engine == MQLOAD_ENGINE_MONGOC ? run->n_stats : cfg->threads));
     if (cfg->connections) BSON_APPEND_INT32(b, "connections", (int32_t) cfg->connections);

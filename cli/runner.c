@@ -27,7 +27,6 @@
 #include "seed.h"
 
 #define TICK_S 0.05
-#define OPEN_LOOP_DEFAULT_CAP 10000
 
 typedef struct mqthread mqthread_t;
 
@@ -511,7 +510,7 @@ bool mqload_mqc_prepare(mqload_run_t *run, char *err, size_t esz)
         t->requests_left = cfg->requests ? mqload_share(cfg->requests, e->n, i) : UINT64_MAX;
         if (cfg->open_loop) {
             t->open_loop = true;
-            t->cap = cfg->concurrency_set ? mqload_share(cfg->concurrency, e->n, i) : OPEN_LOOP_DEFAULT_CAP;
+            t->cap = cfg->concurrency_set ? mqload_share(cfg->concurrency, e->n, i) : MQLOAD_OPEN_LOOP_DEFAULT_CAP;
         }
         t->conc_ramp = cfg->stages_kind == MQLOAD_STAGES_CONCURRENCY;
         if (cfg->stages_kind && !mqload_result_stages(&t->stats->r, t->open_loop ? "rate" : "concurrency", cfg->n_stages)) {
