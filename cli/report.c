@@ -217,9 +217,12 @@ void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
         mqload_sb_printf(out, "%s{\"t\":%zu,\"unix\":%.3f,\"ops\":%llu,\"ok\":%llu,\"errors\":%llu,\"p50_us\":",
                          i ? ",\n" : "\n", i, r->start_unix + (double) i, (unsigned long long) s->ops,
                          (unsigned long long) s->ok, (unsigned long long) s->errors);
-        mqload_sb_json_num(out, mqload_hist_quantile(h, 0.5) / 1e3);
+        /* A second without a success has no latency to show: null, never a 0 that reads as fast. */
+        if (h->total) mqload_sb_json_num(out, mqload_hist_quantile(h, 0.5) / 1e3);
+        else mqload_sb_puts(out, "null");
         mqload_sb_puts(out, ",\"p99_us\":");
-        mqload_sb_json_num(out, mqload_hist_quantile(h, 0.99) / 1e3);
+        if (h->total) mqload_sb_json_num(out, mqload_hist_quantile(h, 0.99) / 1e3);
+        else mqload_sb_puts(out, "null");
         if (r->open_loop) mqload_sb_printf(out, ",\"sent\":%llu,\"late\":%llu", (unsigned long long) s->sent, (unsigned long long) s->late);
         mqload_sb_puts(out, ",\"histogram\":");
         mqload_sparse_json(&s->hist, out);

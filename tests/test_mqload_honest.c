@@ -160,6 +160,17 @@ TEST("/mqload/honest/server_killed", mqload_honest_server_killed)
         ASSERT_EQ(r.ops[i].err_hist->total, r.ops[i].errors);
     }
     for (size_t i = 0; i < r.n_seconds; i++) ASSERT_EQ(r.timeline[i].hist.total, r.timeline[i].ok);
+    /* A second with failures only shows no latency in the JSON (null), not a fast one. */
+    bool all_failed_second = false;
+    for (size_t i = 0; i < r.n_seconds; i++) all_failed_second |= r.timeline[i].ok == 0 && r.timeline[i].errors > 0;
+    if (all_failed_second) {
+        FILE *jf = fopen(json, "r");
+        static char jbuf[8 << 20];
+        size_t jn = fread(jbuf, 1, sizeof jbuf - 1, jf);
+        fclose(jf);
+        jbuf[jn] = 0;
+        ASSERT_STR_CONTAINS(jbuf, "\"p50_us\":null");
+    }
     ASSERT_GT(r.n_errs, 0);
     for (size_t i = 0; i < r.n_errs; i++) ASSERT_MSG(r.errs[i].message[0], "error kind %s has no message", r.errs[i].kind);
     mqload_result_free(&r);
