@@ -434,7 +434,7 @@ int mqload_run_main(int argc, char **argv)
     if (res.submitted != res.completed) {
         fprintf(stderr, "mqload: BUG: %llu operations submitted, %llu completed\n", (unsigned long long) res.submitted,
                 (unsigned long long) res.completed);
-        if (rc == 0) rc = 1;
+        rc = 1; /* first in the order: a result that does not add up is no verdict on the server */
     }
     if (stopped && rc == 0) rc = 130;
     if (cfg.json_framed) {

@@ -8,11 +8,13 @@
  * due (not when it could be sent), so a stalled server shows in the tail instead of slowing the
  * generator down (wrk2's answer to coordinated omission). An operation waiting for a free slot
  * under the in-flight cap waits in its latency; one still unsent when the window closes is
- * counted as unsent, never dropped silently. The warmup's unsent backlog is dropped when the window
- * opens: it was never measured and would only delay the window's own operations.
- * --concurrency-stages ramp a closed loop's slots up and down on the tick. At the end (or on Ctrl-C) submission stops, operations in flight
- * get --grace to finish, then the client is destroyed, which ends the rest with an error: every
- * submitted operation is completed exactly once. */
+ * counted as unsent, never dropped silently. The warmup's unsent backlog is dropped when the
+ * window opens: it was never measured and would only delay the window's own operations.
+ * --concurrency-stages ramp a closed loop's slots up and down on the tick.
+ *
+ * At the end (or on Ctrl-C) submission stops, operations in flight get --grace to finish, then
+ * the client is destroyed, which ends the rest with an error: every submitted operation is
+ * completed exactly once. */
 #include <ev.h>
 #include <math.h>
 #include <pthread.h>
