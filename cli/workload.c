@@ -311,7 +311,7 @@ static bool load_file(mqload_workload_t *wl, const char *path, char *err, size_t
                 }
             }
         } else {
-            ok = fail(err, esz, "--workload %s: unknown or mistyped field '%s' (name, database, collection, keys, key_dist, document, operations)", path, k);
+            ok = fail(err, esz, "--workload %s: unknown field '%s' (the fields: name, database, collection, keys, key_dist, document, operations)", path, k);
         }
     }
     bson_destroy(doc);
