@@ -141,14 +141,25 @@ static void progress_line(mqload_run_t *run, int64_t now, uint64_t *last_complet
     double rate = dt > 0 ? (double) (comp - *last_completed) / dt : 0;
     double erate = dt > 0 ? (double) (errs - *last_errors) / dt : 0;
     double el = (double) (now - run->measure_ns) / 1e9;
-    char when[64], behind[40] = "";
+    char when[128], behind[40] = "";
     if (el < 0) snprintf(when, sizeof when, "warmup, %.1fs left", -el);
     else if (run->cfg->requests) snprintf(when, sizeof when, "%6.1fs of -n %llu", el, (unsigned long long) run->cfg->requests);
     else {
         double left = run->cfg->duration_s - el;
-        snprintf(when, sizeof when, "%6.1fs, %.0fs left", el, left > 0 ? left : 0);
+        if (left < 0) left = 0;
+        snprintf(when, sizeof when, left < 10 ? "%6.1fs, %.1fs left" : "%6.1fs, %.0fs left", el, left);
     }
     if (run->cfg->open_loop && backlog) snprintf(behind, sizeof behind, "  behind %llu", (unsigned long long) backlog);
+    if (run->cfg->stages_kind && el >= 0) {
+        /* Which stage, and the target it is heading for. */
+        const mqload_config_t *cfg = run->cfg;
+        double t = 0;
+        size_t i = 0;
+        while (i + 1 < cfg->n_stages && el >= t + cfg->stages[i].dur_s) t += cfg->stages[i++].dur_s;
+        size_t len = strlen(when);
+        snprintf(when + len, sizeof when - len, ", stage %zu/%zu -> %g%s", i + 1, cfg->n_stages, cfg->stages[i].target,
+                 cfg->stages_kind == MQLOAD_STAGES_RATE ? "/s" : " in flight");
+    }
     fprintf(stderr, "%s[%s] %8.0f ops/s %6.0f err/s  in flight %5llu%s  p50 %8s  p99 %8s  errors %llu%s",
             tty ? "\r\033[K" : "", when, rate, erate, (unsigned long long) (sub - comp), behind, p50, p99,
             (unsigned long long) errs, tty ? "" : "\n");

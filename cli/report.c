@@ -135,6 +135,12 @@ void mqload_hist_json(const mqload_hist_t *h, mqload_strbuf_t *out)
 
 static void latency_json(const mqload_hist_t *h, mqload_strbuf_t *out)
 {
+    if (!h->total) { /* nothing to measure: null, never a 0 that reads as fast */
+        mqload_sb_puts(out, "{\"min\":null,\"mean\":null");
+        for (size_t i = 0; i < 5; i++) mqload_sb_printf(out, ",\"%s\":null", QUANTILES[i].key);
+        mqload_sb_puts(out, ",\"max\":null}");
+        return;
+    }
     mqload_sb_puts(out, "{\"min\":");
     mqload_sb_json_num(out, h->total ? (double) h->min_ns / 1e3 : 0);
     mqload_sb_puts(out, ",\"mean\":");

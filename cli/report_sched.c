@@ -67,6 +67,10 @@ void mqload_report_stages_text(const mqload_result_t *r, mqload_strbuf_t *out)
 
 static void hist_summary_json(const mqload_hist_t *h, mqload_strbuf_t *out)
 {
+    if (!h->total) {
+        mqload_sb_puts(out, "{\"p50\":null,\"p99\":null,\"max\":null}");
+        return;
+    }
     mqload_sb_puts(out, "{\"p50\":");
     mqload_sb_json_num(out, mqload_hist_quantile(h, 0.5) / 1e3);
     mqload_sb_puts(out, ",\"p99\":");

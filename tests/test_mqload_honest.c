@@ -257,10 +257,11 @@ TEST("/mqload/honest/stages", mqload_honest_stages)
     char args[2048], json[600];
     snprintf(json, sizeof json, "%s/stages.json", tf_tmpdir());
     snprintf(args, sizeof args, "--uri 'mongodb://127.0.0.1:%d/?directConnection=true' --op find --stages 1s:200,1s:400,0.5s:0 "
-             "--json '%s' --no-progress", s.port, json);
+             "--json '%s' --progress", s.port, json);
     int rc = run_sh(NULL, args, g_out, sizeof g_out);
     ASSERT_MSG(rc == 0, "exit %d: %s", rc, g_out);
     ASSERT_STR_CONTAINS(g_out, "stages (arrival rate)");
+    ASSERT_STR_CONTAINS(g_out, "/3 -> "); /* the live line names the stage and its target */
     ASSERT_STR_CONTAINS(g_out, "  stage     duration");
     ASSERT_STR_CONTAINS(g_out, "\n  3             0.5s            400->0");
     mqload_result_t r;
