@@ -313,7 +313,7 @@ static mqload_args_rc_t apply(mqload_config_t *cfg, const opt_t *o, const char *
     case O_DURATION:
         if (!mqload_parse_duration(v, &d) || d <= 0)
             return fail(err, esz, "--duration: expected a positive duration like 10, 10s, 500ms, 2m; got '%s'", v);
-        cfg->duration_s = d;
+        cfg->duration_s = d, cfg->duration_set = true;
         break;
     case O_REQUESTS:
         if (!parse_uint(v, UINT64_MAX / 2, &u) || !u) return fail(err, esz, "--requests: expected a positive integer; got '%s'", v);
@@ -448,7 +448,8 @@ static mqload_args_rc_t check(mqload_config_t *cfg, char *err, size_t esz)
         return fail(err, esz, "--rate needs a duration or a request count");
     if (cfg->stages_kind) {
         /* The stages are the measured window: no --duration or --requests besides them. */
-        if (cfg->requests) return fail(err, esz, "--stages and --concurrency-stages set the duration: no --requests with them");
+        if (cfg->requests || cfg->duration_set)
+            return fail(err, esz, "--stages and --concurrency-stages set the duration (their sum): no --duration or --requests with them");
         double total = 0;
         for (size_t i = 0; i < cfg->n_stages; i++) total += cfg->stages[i].dur_s;
         cfg->duration_s = total;

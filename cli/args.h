@@ -61,7 +61,7 @@ typedef struct {
     double start_at;           /* --start-at: wall-clock start of the measured window (Unix s); 0 = none */
     double start_tolerance_s;  /* --start-tolerance: later than start_at + this is a late start */
     bool json_framed;          /* --json-framed: the JSON result on stdout, framed for pod logs */
-    bool warmup_set;
+    bool warmup_set, duration_set;
     mqload_stages_kind_t stages_kind;
     mqload_stage_arg_t stages[MQLOAD_MAX_STAGE_ARGS];
     size_t n_stages;

@@ -224,6 +224,8 @@ TEST("/mqload/honest/checked_before_traffic", mqload_honest_checked_before_traff
         {"--stages 10s:1k,", "a stage is missing", NULL},
         {"--concurrency-stages 1s:2.5", "is not a count of operations in flight", NULL},
         {"--max-error-rate 150", "--max-error-rate: expected a percentage", NULL},
+        {"--stages 1s:10 -d 5", "no --duration or --requests with them", NULL},
+        {"--stages 1s:10 --concurrency-stages 1s:2", "give one of them", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char a[2048], arg[1024];
