@@ -93,15 +93,12 @@ void mqload_report_text(const mqload_result_t *r, mqload_strbuf_t *out)
     }
     latency_row(out, "total", r->completed, r->ok, r->errors, r->hist);
     if (r->errors) {
-        mqload_sb_puts(out, "  (the rows above: successful operations; failed ones below)\n");
-        for (size_t i = 0; i < r->n_ops; i++) {
-            const mqload_opstats_t *o = &r->ops[i];
-            char name[64];
-            if (!o->errors || r->n_ops == 1) continue;
-            snprintf(name, sizeof name, "%s failed", o->name);
-            latency_row(out, name, o->errors, 0, o->errors, o->err_hist);
-        }
-        latency_row(out, "failed", r->errors, 0, r->errors, r->err_hist);
+        /* The rows above are the successful operations'; the failed ones get their own. */
+        mqload_sb_printf(out, "failed     %10s %10s %8s %9s %9s %9s %9s %9s %9s %9s %9s\n", "count", "ok", "errors", "min",
+                         "mean", "p50", "p90", "p99", "p99.9", "p99.99", "max");
+        for (size_t i = 0; i < r->n_ops && r->n_ops > 1; i++)
+            if (r->ops[i].errors) latency_row(out, r->ops[i].name, r->ops[i].errors, 0, r->ops[i].errors, r->ops[i].err_hist);
+        latency_row(out, "total", r->errors, 0, r->errors, r->err_hist);
     }
     mqload_report_stages_text(r, out);
     if (r->n_errs) {

@@ -146,7 +146,7 @@ TEST("/mqload/honest/server_killed", mqload_honest_server_killed)
     waitpid(s.pid, NULL, 0);
     ASSERT_MSG(rc == 4, "exit %d (more errors than --max-error-rate exits 4): %s", rc, g_out);
     ASSERT_STR_CONTAINS(g_out, "more than --max-error-rate 5%");
-    ASSERT_STR_CONTAINS(g_out, "  failed ");
+    ASSERT_STR_CONTAINS(g_out, "\nfailed          count");
     ASSERT_STR_CONTAINS(g_out, "network: ");
     mqload_result_t r;
     load(json, &r);
