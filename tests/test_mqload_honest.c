@@ -177,12 +177,19 @@ TEST("/mqload/honest/server_killed", mqload_honest_server_killed)
     mqload_result_free(&r);
     /* Adjustable: 100 turns it off. */
     chaos_stub_start(&s, 0, NULL);
-    snprintf(args, sizeof args, "--uri 'mongodb://127.0.0.1:%d/?directConnection=true' -c 8 -d 2 --warmup 0.2 -q "
-             "--max-error-rate 100", s.port);
+    /* With hundreds in flight and inserts past libbson's inline buffer. */
+    snprintf(args, sizeof args, "--uri 'mongodb://127.0.0.1:%d/?directConnection=true' --preset ycsb-a -c 300 -d 2 "
+             "--warmup 0.2 -q --max-error-rate 100 --json '%s'", s.port, json);
     kill_later(&s, prefix, sizeof prefix);
     rc = run_sh(prefix, args, g_out, sizeof g_out);
     waitpid(s.pid, NULL, 0);
     ASSERT_MSG(rc == 0, "exit %d with --max-error-rate 100: %s", rc, g_out);
+    load(json, &r);
+    ASSERT_GT(r.errors, 0);
+    ASSERT_EQ(r.hist->total, r.ok);
+    ASSERT_EQ(r.err_hist->total, r.errors);
+    ASSERT_EQ(r.submitted, r.completed);
+    mqload_result_free(&r);
 }
 
 /* Mistakes found before any traffic: the URI points at a closed port, so a message about the
