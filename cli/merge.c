@@ -540,6 +540,15 @@ int mqload_merge_main(int argc, char **argv)
         th_failed = !mqload_threshold_check(th, &r, &sb);
         fputs(sb.s, stderr);
     }
+    /* The workers' own --max-error-rate (the first input's config), applied to all of them together. */
+    bson_iter_t mi;
+    double max_err = bson_iter_init_find(&mi, &r.config, "max_error_rate") && BSON_ITER_HOLDS_NUMBER(&mi)
+                         ? bson_iter_as_double(&mi) : 1.0;
+    if (r.completed && mqload_result_error_rate(&r) > max_err) {
+        fprintf(stderr, "mqload merge: %.1f%% of the operations failed, more than the runs' --max-error-rate %g%% (exit 4)\n",
+                100 * mqload_result_error_rate(&r), 100 * max_err);
+        if (rc == 0) rc = 4;
+    }
     if (mqload_result_shortfall(&r)) {
         /* The workers together fell short of their total target: the same verdict as one run's. */
         fprintf(stderr, "mqload merge: the target rate was not reached: %llu of %llu scheduled operations sent (exit 3)\n",
