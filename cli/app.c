@@ -15,6 +15,7 @@
 #include "engine.h"
 #include "frame.h"
 #include "html.h"
+#include "precheck.h"
 #include "redact.h"
 #include "mqc.h"
 #include "report.h"
@@ -50,9 +51,27 @@ static const engine_ops_t ENGINES[] = {
 static void config_bson(const mqload_config_t *cfg, const mqload_workload_t *wl, const mqload_run_t *run, bson_t *b)
 {
     BSON_APPEND_UTF8(b, "engine", cfg->engine == MQLOAD_ENGINE_MONGOC ? "mongoc" : "mqc");
-    BSON_APPEND_UTF8(b, "mode", cfg->rate > 0 ? "open-loop" : "closed-loop");
+    BSON_APPEND_UTF8(b, "mode", cfg->open_loop ? "open-loop" : "closed-loop");
     if (cfg->rate > 0) BSON_APPEND_DOUBLE(b, "rate", cfg->rate);
-    BSON_APPEND_INT32(b, "concurrency", (int32_t) cfg->concurrency);
+    if (cfg->stages_kind) {
+        bson_t arr, st;
+        char key[24];
+        BSON_APPEND_UTF8(b, "stages_kind", cfg->stages_kind == MQLOAD_STAGES_RATE ? "rate" : "concurrency");
+        BSON_APPEND_ARRAY_BEGIN(b, "stages", &arr);
+        for (size_t i = 0; i < cfg->n_stages; i++) {
+            snprintf(key, sizeof key, "%zu", i);
+            BSON_APPEND_DOCUMENT_BEGIN(&arr, key, &st);
+            BSON_APPEND_DOUBLE(&st, "duration_s", cfg->stages[i].dur_s);
+            BSON_APPEND_DOUBLE(&st, "target", cfg->stages[i].target);
+            bson_append_document_end(&arr, &st);
+        }
+        bson_append_array_end(b, &arr);
+    }
+    BSON_APPEND_DOUBLE(b, "max_error_rate", cfg->max_error_rate);
+    if (cfg->open_loop && !cfg->concurrency_set) /* no -c: the cap is the engine's default, say which */
+        BSON_APPEND_INT64(b, "concurrency", cfg->engine == MQLOAD_ENGINE_MONGOC ? (int64_t) run->n_stats
+                                                                                 : (int64_t) cfg->threads * MQLOAD_OPEN_LOOP_DEFAULT_CAP);
+    else BSON_APPEND_INT32(b, "concurrency", (int32_t) cfg->concurrency);
     if (cfg->workers > 1) BSON_APPEND_INT32(b, "concurrency_total", (int32_t) cfg->concurrency_total);
     BSON_APPEND_INT32(b, "threads", (int32_t) (cfg->engine == MQLOAD_ENGINE_MONGOC ? run->n_stats : cfg->threads));
     if (cfg->connections) BSON_APPEND_INT32(b, "connections", (int32_t) cfg->connections);
@@ -84,9 +103,13 @@ static void config_bson(const mqload_config_t *cfg, const mqload_workload_t *wl,
     bson_append_document_end(b, &d);
 }
 
-static void progress_line(mqload_run_t *run, int64_t now, uint64_t *last_completed, int64_t *last_ns, bool tty)
+/* The live line: the last interval's operations and errors per second, the window's time (or the
+ * warmup's, labelled as such) and what is left, what is in flight and, in an open loop, how many
+ * due operations wait for a free slot. */
+static void progress_line(mqload_run_t *run, int64_t now, uint64_t *last_completed, uint64_t *last_errors, int64_t *last_ns,
+                          bool tty)
 {
-    uint64_t sub = 0, comp = 0, errs = 0;
+    uint64_t sub = 0, comp = 0, errs = 0, backlog = 0;
     mqload_sparse_t merged;
     mqload_sparse_init(&merged);
     int64_t sec = -1;
@@ -95,6 +118,7 @@ static void progress_line(mqload_run_t *run, int64_t now, uint64_t *last_complet
         sub += atomic_load_explicit(&s->a_submitted, memory_order_relaxed);
         comp += atomic_load_explicit(&s->a_completed, memory_order_relaxed);
         errs += atomic_load_explicit(&s->a_errors, memory_order_relaxed);
+        backlog += atomic_load_explicit(&s->a_backlog, memory_order_relaxed);
         pthread_mutex_lock(&s->pub_lock);
         if (s->pub_sec > sec) sec = s->pub_sec;
         pthread_mutex_unlock(&s->pub_lock);
@@ -115,12 +139,33 @@ static void progress_line(mqload_run_t *run, int64_t now, uint64_t *last_complet
     }
     double dt = (double) (now - *last_ns) / 1e9;
     double rate = dt > 0 ? (double) (comp - *last_completed) / dt : 0;
+    double erate = dt > 0 ? (double) (errs - *last_errors) / dt : 0;
     double el = (double) (now - run->measure_ns) / 1e9;
-    fprintf(stderr, "%s[%6.1fs%s] %9.0f ops/s  in flight %5llu  p50 %8s  p99 %8s  errors %llu%s", tty ? "\r\033[K" : "",
-            el < 0 ? -el : el, el < 0 ? " warmup" : "", rate, (unsigned long long) (sub - comp), p50, p99,
+    char when[128], behind[40] = "";
+    if (el < 0) snprintf(when, sizeof when, "warmup, %.1fs left", -el);
+    else if (run->cfg->requests) snprintf(when, sizeof when, "%6.1fs of -n %llu", el, (unsigned long long) run->cfg->requests);
+    else {
+        double left = run->cfg->duration_s - el;
+        if (left < 0) left = 0;
+        snprintf(when, sizeof when, left < 10 ? "%6.1fs, %.1fs left" : "%6.1fs, %.0fs left", el, left);
+    }
+    if (run->cfg->open_loop && backlog) snprintf(behind, sizeof behind, "  behind %llu", (unsigned long long) backlog);
+    if (run->cfg->stages_kind && el >= 0) {
+        /* Which stage, and the target it is heading for. */
+        const mqload_config_t *cfg = run->cfg;
+        double t = 0;
+        size_t i = 0;
+        while (i + 1 < cfg->n_stages && el >= t + cfg->stages[i].dur_s) t += cfg->stages[i++].dur_s;
+        size_t len = strlen(when);
+        snprintf(when + len, sizeof when - len, ", stage %zu/%zu -> %g%s", i + 1, cfg->n_stages, cfg->stages[i].target,
+                 cfg->stages_kind == MQLOAD_STAGES_RATE ? "/s" : " in flight");
+    }
+    fprintf(stderr, "%s[%s] %8.0f ops/s %6.0f err/s  in flight %5llu%s  p50 %8s  p99 %8s  errors %llu%s",
+            tty ? "\r\033[K" : "", when, rate, erate, (unsigned long long) (sub - comp), behind, p50, p99,
             (unsigned long long) errs, tty ? "" : "\n");
     fflush(stderr);
     *last_completed = comp;
+    *last_errors = errs;
     *last_ns = now;
     mqload_hist_destroy(h);
     mqload_sparse_free(&merged);
@@ -181,6 +226,7 @@ int mqload_run_main(int argc, char **argv)
     memset(&run, 0, sizeof run);
     memset(&wl, 0, sizeof wl);
     mqload_config_init(&cfg);
+    mqload_mongoc_log_quiet(); /* libmongoc parses URIs: its log lines speak as mqload's */
     mqload_args_rc_t arc = mqload_args_parse(&cfg, argc, argv, stdout, err, sizeof err);
     if (arc != MQLOAD_ARGS_RUN) {
         if (arc == MQLOAD_ARGS_ERROR) rc = fail_setup(&cfg, err);
@@ -201,6 +247,22 @@ int mqload_run_main(int argc, char **argv)
         mqload_config_free(&cfg);
         return rc;
     }
+    /* Everything that can be checked without the server, before any traffic: a mistake found
+     * after the run would cost the run. */
+    const char *names[MQLOAD_MAX_OPS];
+    for (size_t i = 0; i < wl.n_ops; i++) names[i] = wl.ops[i].name;
+    if (!mqload_uri_check(cfg.uri, err, sizeof err) || (th && !mqload_threshold_check_ops(th, names, wl.n_ops, err, sizeof err)) ||
+        !mqload_output_check("--json", cfg.json_out, err, sizeof err) || !mqload_output_check("--html", cfg.html_out, err, sizeof err)) {
+        rc = fail_setup(&cfg, err);
+        mqload_workload_free(&wl);
+        mqload_threshold_free(th);
+        mqload_config_free(&cfg);
+        return rc;
+    }
+    if (cfg.preset && !strncmp(cfg.preset, "ycsb", 4) && !cfg.seed_set)
+        fprintf(stderr, "mqload: warning: --preset %s reads and updates keys 0..%llu, which only --seed inserts; without "
+                        "--seed they exist only if an earlier run seeded %s.%s (add --seed %llu)\n",
+                cfg.preset, (unsigned long long) (wl.keys ? wl.keys - 1 : 0), wl.db, wl.collection, (unsigned long long) wl.keys);
 
     const engine_ops_t *eng = &ENGINES[cfg.engine];
     run.cfg = &cfg;
@@ -208,7 +270,13 @@ int mqload_run_main(int argc, char **argv)
     mqc_uri_redact(cfg.uri, run.uri_redacted, sizeof run.uri_redacted);
     uint32_t per_thread = cfg.connections;
     if (!per_thread) {
-        uint64_t c = cfg.rate > 0 && !cfg.concurrency_set ? 100 : (cfg.concurrency + cfg.threads - 1) / cfg.threads;
+        uint64_t c = cfg.open_loop && !cfg.concurrency_set ? 100 : (cfg.concurrency + cfg.threads - 1) / cfg.threads;
+        if (cfg.stages_kind == MQLOAD_STAGES_CONCURRENCY) {
+            double most = cfg.concurrency_set ? cfg.concurrency_total : 0;
+            for (size_t i = 0; i < cfg.n_stages; i++)
+                if (cfg.stages[i].target > most) most = cfg.stages[i].target;
+            c = (uint64_t) ceil(most / cfg.workers / cfg.threads);
+        }
         per_thread = (uint32_t) (c ? c : 1);
     }
     run.uri = mqload_uri_with_pool(cfg.uri, per_thread, cfg.connections != 0);
@@ -279,7 +347,7 @@ int mqload_run_main(int argc, char **argv)
     bool tty = isatty(2);
     bool progress = !cfg.quiet && (cfg.progress == 1 || (cfg.progress == -1 && tty));
     int64_t next_progress = run.t0_ns + 1000000000, last_ns = run.t0_ns;
-    uint64_t last_completed = 0;
+    uint64_t last_completed = 0, last_errors = 0;
     bool stopped = false;
     while (atomic_load(&run.threads_done) < run.n_stats && started) {
         struct timespec ts = {0, 50 * 1000000};
@@ -293,7 +361,7 @@ int mqload_run_main(int argc, char **argv)
                                     progress && tty ? "\n" : "", cfg.grace_s);
         }
         if (progress && now >= next_progress) {
-            progress_line(&run, now, &last_completed, &last_ns, tty);
+            progress_line(&run, now, &last_completed, &last_errors, &last_ns, tty);
             next_progress += 1000000000;
         }
     }
@@ -316,6 +384,15 @@ int mqload_run_main(int argc, char **argv)
     res.conns_opened = run.conns_opened;
     res.interrupted = stopped;
     res.start_unix = run.start_unix;
+    /* This worker's share of the targets: merging workers adds them up to the totals. */
+    if (cfg.open_loop && !cfg.stages_kind) res.target_rate = cfg.rate / cfg.workers;
+    for (size_t i = 0; i < res.n_stages && i < cfg.n_stages; i++) {
+        res.stages[i].dur_s = cfg.stages[i].dur_s;
+        double from = i ? cfg.stages[i - 1].target : cfg.stages_kind == MQLOAD_STAGES_RATE ? cfg.rate
+                      : cfg.concurrency_set ? cfg.concurrency_total : 0;
+        res.stages[i].from = from / cfg.workers;
+        res.stages[i].to = cfg.stages[i].target / cfg.workers;
+    }
     if (cfg.start_at > 0 && run.start_late_s > cfg.start_tolerance_s)
         snprintf(res.notes, sizeof res.notes, "worker %u started %.3fs after --start-at (tolerance %.3fs)", cfg.worker_index,
                  run.start_late_s, cfg.start_tolerance_s);
@@ -343,17 +420,32 @@ int mqload_run_main(int argc, char **argv)
         mqload_report_html(&res, &sb);
         if (!mqload_write_file(cfg.html_out, sb.s, sb.len, err, sizeof err)) fprintf(stderr, "mqload: %s\n", err), rc = 1;
     }
+    /* Exit status: the first of 1, 4, 3, 2, 130 that applies (docs/mqload.md); every reason is said. */
+    bool th_failed = false, shortfall = mqload_result_shortfall(&res);
+    bool too_many_errors = res.completed > 0 && mqload_result_error_rate(&res) > cfg.max_error_rate;
     if (th) {
         sb.len = 0;
         if (!mqload_threshold_check(th, &res, &sb)) {
             fputs(sb.s, stderr);
-            if (rc == 0) rc = 2;
+            th_failed = true;
         }
     }
+    if (shortfall)
+        fprintf(stderr, "mqload: the target rate was not reached: %llu of %llu scheduled operations sent (%.1f%%), "
+                        "%.1f ops/s of %.1f; see \"schedule\" in the report (exit 3)\n",
+                (unsigned long long) res.submitted, (unsigned long long) res.scheduled,
+                100.0 * (double) res.submitted / (double) res.scheduled, mqload_result_achieved_rate(&res),
+                res.target_rate > 0 ? res.target_rate : res.scheduled / (res.duration_s > 0 ? res.duration_s : 1));
+    if (too_many_errors)
+        fprintf(stderr, "mqload: %.1f%% of the operations failed, more than --max-error-rate %g%% (exit 4)\n",
+                100 * mqload_result_error_rate(&res), 100 * cfg.max_error_rate);
+    if (rc == 0 && too_many_errors) rc = 4;
+    if (rc == 0 && shortfall) rc = 3;
+    if (rc == 0 && th_failed) rc = 2;
     if (res.submitted != res.completed) {
         fprintf(stderr, "mqload: BUG: %llu operations submitted, %llu completed\n", (unsigned long long) res.submitted,
                 (unsigned long long) res.completed);
-        if (rc == 0) rc = 1;
+        rc = 1; /* first in the order: a result that does not add up is no verdict on the server */
     }
     if (stopped && rc == 0) rc = 130;
     if (cfg.json_framed) {

@@ -29,6 +29,7 @@ void mqload_config_init(mqload_config_t *cfg)
     cfg->grace_s = 5;
     cfg->workers = 1;
     cfg->start_tolerance_s = 1;
+    cfg->max_error_rate = MQLOAD_DEFAULT_MAX_ERROR_RATE;
 }
 
 void mqload_config_free(mqload_config_t *cfg)
@@ -58,7 +59,14 @@ void mqload_usage(FILE *out)
           "  -c, --concurrency N       operations in flight over all threads (default 16); with\n"
           "                            --rate, the most allowed in flight\n"
           "  -R, --rate OPS            fixed total arrival rate (open loop); latency counts from the\n"
-          "                            intended send time (no coordinated omission)\n"
+          "                            intended send time (no coordinated omission), waiting for a\n"
+          "                            free slot included; the report counts every scheduled\n"
+          "                            operation as sent or unsent, the late ones and the backlog\n"
+          "      --stages DUR:RATE,... arrival-rate stages, each ramping linearly from the previous\n"
+          "                            target (the first from --rate, default 0): 10s:1k,1m:5k,10s:0;\n"
+          "                            open loop, each stage reported on its own\n"
+          "      --concurrency-stages DUR:N,...   the same for operations in flight (closed loop;\n"
+          "                            the first ramps from -c, default 0): 10s:16,1m:64,10s:0\n"
           "  -t, --threads N           event-loop threads, each with its own client (default 1)\n"
           "  -C, --connections N       maxPoolSize per thread (default: enough for the concurrency)\n"
           "      --timeout DUR         per-operation timeout (timeoutMS; default none)\n"
@@ -86,15 +94,20 @@ void mqload_usage(FILE *out)
           "      --json-framed         also the result on stdout between MQLOAD-RESULT-BEGIN/END lines\n"
           "                            (base64), for pod logs; `mqload merge` reads such logs\n"
           "  --html FILE               self-contained HTML report with charts\n"
-          "  --threshold EXPR          e.g. \"p99<5ms,errors<0.1%,ops>10000\": exit 2 when violated\n"
+          "  --threshold EXPR          e.g. \"p99<5ms,errors<0.1%,ops>10000\": exit 2 when violated;\n"
+          "                            checked against the workload's operations before the run\n"
+          "      --max-error-rate PCT  more failed operations than this exits 4 (default 5%; 100 = off)\n"
           "  -q, --quiet               no progress line and no text report\n"
           "      --progress            a progress line every second on stderr (default on a terminal)\n"
           "      --no-progress\n"
           "  -h, --help                this text\n"
           "  -V, --version             the version\n"
           "\n"
-          "exit status: 0 success, 1 bad usage or setup failure, 2 threshold violated,\n"
-          "130 interrupted (the report of what was measured is still printed)\n",
+          "exit status: 0 success, 1 bad usage or setup failure (before any traffic) or a result\n"
+          "that could not be written, 2 threshold violated, 3 the target rate was not reached\n"
+          "(fewer than 99% of the scheduled operations sent), 4 more errors than --max-error-rate,\n"
+          "130 interrupted (the report of what was measured is still printed). When several\n"
+          "apply, the first in the order 1, 4, 3, 2, 130 is returned.\n",
           out);
 }
 
@@ -189,6 +202,41 @@ bool mqload_parse_start_at(const char *s, double *out)
     return true;
 }
 
+bool mqload_parse_stages(const char *s, bool integers, mqload_stage_arg_t *out, size_t max, size_t *n, char *err,
+                         size_t esz)
+{
+    size_t k = 0;
+    const char *p = s;
+    if (!*s) return snprintf(err, esz, "expected DUR:TARGET,... like 10s:1k,1m:5k,10s:0"), false;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        char one[64], *colon;
+        if (len == 0 || len >= sizeof one)
+            return snprintf(err, esz, "stage %zu: expected DUR:TARGET like 30s:%s", k + 1, integers ? "64" : "5k"), false;
+        memcpy(one, p, len);
+        one[len] = 0;
+        if (!(colon = strchr(one, ':')))
+            return snprintf(err, esz, "stage %zu '%s': expected DUR:TARGET like 30s:%s", k + 1, one, integers ? "64" : "5k"), false;
+        *colon = 0;
+        double d, t;
+        if (!mqload_parse_duration(one, &d) || d <= 0)
+            return snprintf(err, esz, "stage %zu: '%s' is not a positive duration like 10s or 2m", k + 1, one), false;
+        if (!mqload_parse_number(colon + 1, &t) || (integers && (t != floor(t) || t > 1000000)))
+            return snprintf(err, esz, "stage %zu: '%s' is not %s", k + 1, colon + 1,
+                            integers ? "a count of operations in flight (0..1000000)" : "a rate like 500, 5k or 0"), false;
+        if (k == max) return snprintf(err, esz, "at most %zu stages", max), false;
+        out[k].dur_s = d, out[k].target = t;
+        k++;
+        p += len;
+        if (*p == ',') {
+            p++;
+            if (!*p) return snprintf(err, esz, "a stage is missing after the last ','"), false;
+        }
+    }
+    *n = k;
+    return true;
+}
+
 static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
 {
     double v;
@@ -212,7 +260,7 @@ typedef enum {
     O_URI, O_DB, O_COLL, O_DURATION, O_REQUESTS, O_WARMUP, O_CONC, O_RATE, O_THREADS, O_CONNS, O_OP,
     O_MIX, O_WORKLOAD, O_PRESET, O_SEED, O_SEED_BATCH, O_KEYS, O_KEYDIST, O_SEED_RNG, O_JSON, O_HTML,
     O_THRESHOLD, O_ENGINE, O_QUIET, O_PROGRESS, O_NO_PROGRESS, O_TIMEOUT, O_GRACE, O_WORKER_INDEX,
-    O_WORKERS, O_START_AT, O_START_TOL, O_JSON_FRAMED, O_HELP, O_VERSION,
+    O_WORKERS, O_START_AT, O_START_TOL, O_JSON_FRAMED, O_HELP, O_VERSION, O_STAGES, O_CSTAGES, O_MAX_ERR,
 } opt_id_t;
 
 typedef struct {
@@ -239,7 +287,8 @@ static const opt_t OPTS[] = {
     {"timeout", 0, true, O_TIMEOUT},  {"grace", 0, true, O_GRACE},
     {"worker-index", 0, true, O_WORKER_INDEX}, {"workers", 0, true, O_WORKERS},
     {"start-at", 0, true, O_START_AT}, {"start-tolerance", 0, true, O_START_TOL},
-    {"json-framed", 0, false, O_JSON_FRAMED},
+    {"json-framed", 0, false, O_JSON_FRAMED}, {"stages", 0, true, O_STAGES},
+    {"concurrency-stages", 0, true, O_CSTAGES}, {"max-error-rate", 0, true, O_MAX_ERR},
     {"help", 'h', false, O_HELP},     {"version", 'V', false, O_VERSION},
 };
 
@@ -264,7 +313,7 @@ static mqload_args_rc_t apply(mqload_config_t *cfg, const opt_t *o, const char *
     case O_DURATION:
         if (!mqload_parse_duration(v, &d) || d <= 0)
             return fail(err, esz, "--duration: expected a positive duration like 10, 10s, 500ms, 2m; got '%s'", v);
-        cfg->duration_s = d;
+        cfg->duration_s = d, cfg->duration_set = true;
         break;
     case O_REQUESTS:
         if (!parse_uint(v, UINT64_MAX / 2, &u) || !u) return fail(err, esz, "--requests: expected a positive integer; got '%s'", v);
@@ -272,7 +321,7 @@ static mqload_args_rc_t apply(mqload_config_t *cfg, const opt_t *o, const char *
         break;
     case O_WARMUP:
         if (!mqload_parse_duration(v, &d)) return fail(err, esz, "--warmup: expected a duration like 1s or 0; got '%s'", v);
-        cfg->warmup_s = d;
+        cfg->warmup_s = d, cfg->warmup_set = true;
         break;
     case O_CONC:
         if (!parse_uint(v, 1000000, &u) || !u) return fail(err, esz, "--concurrency: expected an integer in 1..1000000; got '%s'", v);
@@ -357,6 +406,27 @@ static mqload_args_rc_t apply(mqload_config_t *cfg, const opt_t *o, const char *
         cfg->start_tolerance_s = d;
         break;
     case O_JSON_FRAMED: cfg->json_framed = true; break;
+    case O_STAGES:
+    case O_CSTAGES: {
+        mqload_stages_kind_t k = o->id == O_STAGES ? MQLOAD_STAGES_RATE : MQLOAD_STAGES_CONCURRENCY;
+        char e2[200];
+        if (cfg->stages_kind && cfg->stages_kind != k) return fail(err, esz, "--stages and --concurrency-stages: give one of them");
+        if (!mqload_parse_stages(v, k == MQLOAD_STAGES_CONCURRENCY, cfg->stages, MQLOAD_MAX_STAGE_ARGS, &cfg->n_stages, e2,
+                                 sizeof e2))
+            return fail(err, esz, "--%s: %s", o->name, e2);
+        cfg->stages_kind = k;
+        break;
+    }
+    case O_MAX_ERR: {
+        char *end;
+        errno = 0;
+        d = strtod(v, &end);
+        if (*end == '%') end++;
+        if (errno || end == v || *end || !isfinite(d) || d < 0 || d > 100)
+            return fail(err, esz, "--max-error-rate: expected a percentage in 0..100 like 5 or 0.5%%; got '%s'", v);
+        cfg->max_error_rate = d / 100;
+        break;
+    }
     case O_HELP:
         mqload_usage(out);
         return MQLOAD_ARGS_EXIT;
@@ -376,6 +446,19 @@ static mqload_args_rc_t check(mqload_config_t *cfg, char *err, size_t esz)
                     cfg->worker_index, cfg->workers);
     if (cfg->rate > 0 && cfg->requests == 0 && cfg->duration_s <= 0)
         return fail(err, esz, "--rate needs a duration or a request count");
+    if (cfg->stages_kind) {
+        /* The stages are the measured window: no --duration or --requests besides them. */
+        if (cfg->requests || cfg->duration_set)
+            return fail(err, esz, "--stages and --concurrency-stages set the duration (their sum): no --duration or --requests with them");
+        double total = 0;
+        for (size_t i = 0; i < cfg->n_stages; i++) total += cfg->stages[i].dur_s;
+        cfg->duration_s = total;
+        if (cfg->stages_kind == MQLOAD_STAGES_CONCURRENCY && cfg->rate > 0)
+            return fail(err, esz, "--concurrency-stages ramp a closed loop: no --rate with them (use --stages for rates)");
+        /* The warmup runs at the starting value; with none given (0) it would idle. */
+        if (!cfg->warmup_set) cfg->warmup_s = 0;
+    }
+    cfg->open_loop = cfg->rate > 0 || cfg->stages_kind == MQLOAD_STAGES_RATE;
     if (cfg->seed_set && !cfg->keys_set && cfg->seed_docs > 0) cfg->keys = cfg->seed_docs;
     /* This worker's share; the remainders go to the first workers, so the shares add up to the totals. */
     cfg->concurrency_total = cfg->concurrency;
@@ -389,7 +472,7 @@ static mqload_args_rc_t check(mqload_config_t *cfg, char *err, size_t esz)
         if (cfg->requests == 0)
             return fail(err, esz, "--requests %llu is below --workers %u", (unsigned long long) cfg->requests_total, cfg->workers);
     }
-    if (cfg->threads > cfg->concurrency && cfg->rate <= 0)
+    if (cfg->threads > cfg->concurrency && !cfg->open_loop && cfg->stages_kind != MQLOAD_STAGES_CONCURRENCY)
         return fail(err, esz, "--threads %u exceeds --concurrency %u: every thread needs an operation in flight",
                     cfg->threads, cfg->concurrency);
     if (cfg->json_out && cfg->html_out && !strcmp(cfg->json_out, cfg->html_out) && strcmp(cfg->json_out, "-"))

@@ -10,6 +10,17 @@
 
 typedef enum { MQLOAD_ENGINE_MQC = 0, MQLOAD_ENGINE_MONGOC } mqload_engine_t;
 
+/* --stages / --concurrency-stages: "10s:1k,1m:5k,10s:0", each stage ramping linearly from the
+ * previous target (the first from --rate or -c, default 0) to its own. */
+#define MQLOAD_MAX_STAGE_ARGS 32
+typedef enum { MQLOAD_STAGES_NONE = 0, MQLOAD_STAGES_RATE, MQLOAD_STAGES_CONCURRENCY } mqload_stages_kind_t;
+typedef struct {
+    double dur_s;
+    double target;             /* total ops/s, or total operations in flight */
+} mqload_stage_arg_t;
+
+#define MQLOAD_DEFAULT_MAX_ERROR_RATE 0.05 /* --max-error-rate: above this share of failures, exit 4 */
+
 typedef struct {
     char *uri;                 /* as given: contains the password, never print it */
     char *db, *collection;
@@ -50,6 +61,12 @@ typedef struct {
     double start_at;           /* --start-at: wall-clock start of the measured window (Unix s); 0 = none */
     double start_tolerance_s;  /* --start-tolerance: later than start_at + this is a late start */
     bool json_framed;          /* --json-framed: the JSON result on stdout, framed for pod logs */
+    bool warmup_set, duration_set;
+    mqload_stages_kind_t stages_kind;
+    mqload_stage_arg_t stages[MQLOAD_MAX_STAGE_ARGS];
+    size_t n_stages;
+    bool open_loop;            /* --rate or --stages: operations arrive on a schedule */
+    double max_error_rate;     /* 0..1; failures above it exit 4 (1 = never) */
 } mqload_config_t;
 
 typedef enum {
@@ -76,6 +93,9 @@ bool mqload_parse_duration(const char *s, double *out);
 bool mqload_parse_start_at(const char *s, double *out);
 /* "5000", "5k", "1.5M": a count or rate. */
 bool mqload_parse_number(const char *s, double *out);
+/* "10s:1k,1m:5k,10s:0" into out (at most max stages); false with err set when malformed. */
+bool mqload_parse_stages(const char *s, bool integers, mqload_stage_arg_t *out, size_t max, size_t *n, char *err,
+                         size_t esz);
 
 void mqload_usage(FILE *out);
 

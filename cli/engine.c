@@ -18,7 +18,7 @@ size_t mqload_engine_threads(const mqload_config_t *cfg)
 {
     if (cfg->engine == MQLOAD_ENGINE_MQC) return cfg->threads;
     /* libmongoc: a thread per operation in flight. */
-    return cfg->rate > 0 && !cfg->concurrency_set ? MQLOAD_MONGOC_OPEN_LOOP_THREADS : cfg->concurrency;
+    return cfg->open_loop && !cfg->concurrency_set ? MQLOAD_MONGOC_OPEN_LOOP_THREADS : cfg->concurrency;
 }
 
 uint64_t mqload_share(uint64_t total, uint64_t n, uint64_t i)

@@ -44,6 +44,8 @@ int64_t mqload_now_ns(void);
 /* How many threads (each with its own statistics and key lane) the configured engine runs. */
 size_t mqload_engine_threads(const mqload_config_t *cfg);
 #define MQLOAD_MONGOC_OPEN_LOOP_THREADS 64
+/* The mqc engine's in-flight cap per thread in an open loop without -c. */
+#define MQLOAD_OPEN_LOOP_DEFAULT_CAP 10000
 /* Share i of total split n ways (the first ones take the remainder). */
 uint64_t mqload_share(uint64_t total, uint64_t n, uint64_t i);
 /* The kind under which an error is counted ("server:DuplicateKey(11000)", "timeout:operation"). */

@@ -2,7 +2,9 @@
  * application uses it: one blocking thread per operation in flight. Closed loop: --concurrency
  * threads, each doing one operation after another. Open loop (--rate): a pool of threads takes
  * operation numbers k from a shared counter, sleeps until t0 + k / rate and times from that
- * intended moment, like the mqc engine. Statistics are per thread, as in the mqc engine. */
+ * intended moment, like the mqc engine; one taken after the window closed is counted as unsent, and
+ * the warmup's backlog is dropped when the window opens. Statistics are per thread, as in the mqc
+ * engine. */
 #include <mongoc/mongoc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "sched.h"
 #include "seed.h"
 
 typedef struct mgthread mgthread_t;
@@ -21,7 +24,8 @@ typedef struct {
     mgthread_t *threads;
     size_t n;
     _Atomic uint64_t next_k;      /* open loop: the next operation number to take */
-    double interval_ns;
+    mqload_sched_t sched;         /* copied by each thread (lookups keep a cursor) */
+    _Atomic uint64_t max_backlog;
 } mongoc_engine_t;
 
 struct mgthread {
@@ -151,19 +155,36 @@ static void *thread_main(void *arg)
     mgthread_t *t = arg;
     mqload_run_t *run = t->run;
     mqload_tstats_t *st = &run->stats[t->index];
-    bool open_loop = run->cfg->rate > 0;
+    bool open_loop = run->cfg->open_loop;
+    mqload_sched_t sched = t->e->sched;
     mongoc_client_t *client = mongoc_client_pool_pop(t->e->pool);
     mongoc_collection_t *coll = mongoc_client_get_collection(client, run->wl->db, run->wl->collection);
     sleep_until(run->t0_ns);
     for (;;) {
         int64_t start;
+        int stage = -1;
         if (atomic_load_explicit(&run->stop, memory_order_relaxed)) break;
         if (open_loop) {
             uint64_t k = atomic_fetch_add_explicit(&t->e->next_k, 1, memory_order_relaxed);
-            start = run->t0_ns + (int64_t) ((double) k * t->e->interval_ns);
+            start = mqload_sched_time(&sched, k);
             if (start >= run->end_ns) break;
             sleep_until(start);
             if (atomic_load_explicit(&run->stop, memory_order_relaxed)) break;
+            int64_t now = mqload_now_ns();
+            if (start < run->measure_ns && now >= run->measure_ns) continue; /* the warmup's backlog */
+            stage = start >= run->measure_ns ? mqload_sched_stage_at(&sched, start) : -1;
+            if (start >= run->measure_ns && now >= run->end_ns) {
+                st->r.unsent++; /* due in the window, never sent: every thread was busy until it closed */
+                if ((uint64_t) (run->end_ns - start) > st->r.unsent_wait_ns) st->r.unsent_wait_ns = (uint64_t) (run->end_ns - start);
+                if (stage >= 0 && (size_t) stage < st->r.n_stages) st->r.stages[stage].unsent++;
+                continue;
+            }
+            if (now >= run->measure_ns) {
+                uint64_t backlog = mqload_sched_count_before(&sched, now + 1) - k - 1, prev = atomic_load(&t->e->max_backlog);
+                if ((int64_t) backlog < 0) backlog = 0;
+                while (backlog > prev && !atomic_compare_exchange_weak(&t->e->max_backlog, &prev, backlog)) {}
+                atomic_store_explicit(&st->a_backlog, backlog, memory_order_relaxed);
+            }
         } else {
             start = mqload_now_ns();
             if (start >= run->end_ns) break;
@@ -174,6 +195,10 @@ static void *thread_main(void *arg)
         if (measured) {
             st->r.submitted++;
             if (t->requests_left != UINT64_MAX) t->requests_left--;
+            if (open_loop) {
+                int64_t now = mqload_now_ns(), lag = now - start;
+                mqload_tstats_sent(st, (uint64_t) (lag > 0 ? lag : 0), stage, (now - run->measure_ns) / 1000000000);
+            }
         }
         atomic_fetch_add_explicit(&st->a_submitted, 1, memory_order_relaxed);
         bson_error_t be;
@@ -183,11 +208,13 @@ static void *thread_main(void *arg)
         if (measured) {
             char kind[96];
             if (!ok) error_kind(&be, kind, sizeof kind);
-            mqload_tstats_record(st, t->oi.op, (uint64_t) (now - start), ok ? NULL : kind,
-                                 (now - run->measure_ns) / 1000000000);
+            mqload_tstats_record_full(st, t->oi.op, (uint64_t) (now - start), ok ? NULL : kind, ok ? NULL : be.message,
+                                      (now - run->measure_ns) / 1000000000, stage);
             int64_t prev = atomic_load_explicit(&run->last_done_ns, memory_order_relaxed);
             while (now > prev && !atomic_compare_exchange_weak_explicit(&run->last_done_ns, &prev, now,
                                                                         memory_order_relaxed, memory_order_relaxed)) {}
+        } else if (!ok) {
+            atomic_fetch_add_explicit(&st->a_errors, 1, memory_order_relaxed); /* the live line's */
         }
         atomic_fetch_add_explicit(&st->a_completed, 1, memory_order_relaxed);
         if (now >= run->measure_ns) mqload_tstats_flush(st, (now - run->measure_ns) / 1000000000);
@@ -230,7 +257,10 @@ bool mqload_mongoc_prepare(mqload_run_t *run, char *err, size_t esz)
     mongoc_client_pool_set_error_api(e->pool, MONGOC_ERROR_API_VERSION_2);
     /* A thread per operation in flight, and per thread a pooled client. */
     e->n = mqload_engine_threads(cfg);
-    e->interval_ns = cfg->rate > 0 ? 1e9 / (cfg->rate / (double) cfg->workers) : 0;
+    if (cfg->stages_kind == MQLOAD_STAGES_CONCURRENCY) {
+        snprintf(err, esz, "--concurrency-stages need --engine mqc (the mongoc engine has one thread per operation in flight)");
+        return false;
+    }
     mongoc_client_pool_max_size(e->pool, (uint32_t) e->n + 1);
     e->threads = calloc(e->n, sizeof *e->threads);
     run->n_stats = e->n;
@@ -238,6 +268,7 @@ bool mqload_mongoc_prepare(mqload_run_t *run, char *err, size_t esz)
     if (!e->threads || !run->stats) abort();
     for (size_t i = 0; i < e->n; i++) {
         mqload_tstats_init(&run->stats[i]);
+        if (cfg->stages_kind) mqload_result_stages(&run->stats[i].r, "rate", cfg->n_stages);
         for (size_t k = 0; k < run->wl->n_ops; k++)
             mqload_result_op(&run->stats[i].r, run->wl->ops[k].name, mqload_op_type_name(run->wl->ops[k].type));
         mgthread_t *t = &e->threads[i];
@@ -280,6 +311,8 @@ bool mqload_mongoc_seed(mqload_run_t *run, char *err, size_t esz)
 bool mqload_mongoc_start(mqload_run_t *run, char *err, size_t esz)
 {
     mongoc_engine_t *e = run->engine;
+    /* The schedule is one for all threads (they take operation numbers from one counter). */
+    mqload_sched_init_rate(&e->sched, run->cfg, (double) run->cfg->workers, run->t0_ns);
     for (size_t i = 0; i < e->n; i++) {
         if (pthread_create(&e->threads[i].tid, NULL, thread_main, &e->threads[i]) != 0) {
             snprintf(err, esz, "cannot start thread %zu of %zu", i, e->n);
@@ -296,6 +329,22 @@ void mqload_mongoc_join(mqload_run_t *run)
     mongoc_engine_t *e = run->engine;
     for (size_t i = 0; i < e->n; i++)
         if (e->threads[i].started) pthread_join(e->threads[i].tid, NULL), e->threads[i].started = false;
+    if (!run->cfg->open_loop || !e->n) return;
+    /* Operations due in the window that no thread took (an interruption): unsent as well. */
+    mqload_result_t *r0 = &run->stats[0].r;
+    int64_t limit = run->end_ns, s_ns = atomic_load(&run->stop_ns);
+    if (s_ns && s_ns < limit) limit = s_ns;
+    uint64_t from = mqload_sched_count_before(&e->sched, run->measure_ns), taken = atomic_load(&e->next_k);
+    uint64_t to = mqload_sched_count_before(&e->sched, limit);
+    if (taken > from) from = taken;
+    if (to > from && run->cfg->requests == 0) r0->unsent += to - from;
+    r0->max_backlog = atomic_load(&e->max_backlog);
+    for (size_t i = 0; i < e->n; i++) {
+        mqload_result_t *r = &run->stats[i].r;
+        r->open_loop = true;
+        r->scheduled = r->submitted + r->unsent;
+        for (size_t k = 0; k < r->n_stages; k++) r->stages[k].scheduled = r->stages[k].submitted + r->stages[k].unsent;
+    }
 }
 
 void mqload_mongoc_cleanup(mqload_run_t *run)

@@ -1,5 +1,6 @@
 /* merge: results from JSON, merged exactly (merge.h). */
 #include "merge.h"
+#include "report_sched.h"
 
 #include <errno.h>
 #include <math.h>
@@ -34,6 +35,8 @@ static void copy_str(const bson_iter_t *it, char *dst, size_t n)
 {
     if (BSON_ITER_HOLDS_UTF8(it)) snprintf(dst, n, "%s", bson_iter_utf8(it, NULL));
 }
+
+static bool read_hist(const bson_iter_t *it, mqload_hist_t *h, char *err, size_t esz);
 
 static bool read_sparse(const bson_iter_t *hist_it, mqload_sparse_t *s, char *err, size_t esz)
 {
@@ -75,6 +78,11 @@ static bool read_sparse(const bson_iter_t *hist_it, mqload_sparse_t *s, char *er
     return true;
 }
 
+bool mqload_hist_from_json(const bson_iter_t *it, mqload_hist_t *h, char *err, size_t esz)
+{
+    return read_hist(it, h, err, esz);
+}
+
 static bool read_hist(const bson_iter_t *it, mqload_hist_t *h, char *err, size_t esz)
 {
     mqload_sparse_t s;
@@ -107,6 +115,8 @@ static bool read_ops(const bson_iter_t *it, mqload_result_t *r, char *err, size_
             else if (!strcmp(k, "histogram")) {
                 if (!read_hist(&f, r->ops[i].hist, err, esz)) return false;
                 have_hist = true;
+            } else if (!strcmp(k, "error_histogram") && !read_hist(&f, r->ops[i].err_hist, err, esz)) {
+                return false;
             }
         }
         if (!have_hist) return fail(err, esz, "op without a histogram", name);
@@ -133,6 +143,8 @@ static bool read_timeline(const bson_iter_t *it, mqload_result_t *r, char *err, 
             if (!strcmp(k, "ops")) s->ops += as_u64(&f);
             else if (!strcmp(k, "ok")) s->ok += as_u64(&f);
             else if (!strcmp(k, "errors")) s->errors += as_u64(&f);
+            else if (!strcmp(k, "sent")) s->sent += as_u64(&f);
+            else if (!strcmp(k, "late")) s->late += as_u64(&f);
             else if (!strcmp(k, "histogram")) {
                 mqload_sparse_t sp;
                 if (!read_sparse(&f, &sp, err, esz)) {
@@ -193,6 +205,9 @@ bool mqload_result_from_json(mqload_result_t *r, const char *json, size_t len, c
             bson_iter_t e;
             bson_iter_recurse(&it, &e);
             while (bson_iter_next(&e)) mqload_result_add_error(r, bson_iter_key(&e), as_u64(&e));
+        } else {
+            bool handled;
+            ok = mqload_sched_from_json(r, k, &it, &handled, err, esz); /* schedule, stages, error details */
         }
     }
     bson_destroy(doc);
@@ -352,7 +367,8 @@ static bool check_workers(inputs_t *ins, char *err, size_t esz)
             }
         if (a->exit_status > 0)
             note(ins->notes, sizeof ins->notes, "worker %lld exited with status %d%s", (long long) a->worker, a->exit_status,
-                 a->exit_status == 2 ? " (threshold violated)" : a->exit_status == 130 ? " (interrupted)" : "");
+                 a->exit_status == 2 ? " (threshold violated)" : a->exit_status == 3 ? " (target rate not reached)"
+                 : a->exit_status == 4 ? " (too many errors)" : a->exit_status == 130 ? " (interrupted)" : "");
         if (a->start_at > 0 && a->late_s > a->tolerance_s)
             note(ins->notes, sizeof ins->notes, "worker %lld started %.3fs after --start-at", (long long) a->worker, a->late_s);
     }
@@ -518,11 +534,28 @@ int mqload_merge_main(int argc, char **argv)
         mqload_report_html(&r, &sb);
         if (!mqload_write_file(html, sb.s, sb.len, err, sizeof err)) fprintf(stderr, "mqload merge: %s\n", err), rc = 1;
     }
+    bool th_failed = false;
     if (th && rc == 0) {
         sb.len = 0;
-        if (!mqload_threshold_check(th, &r, &sb)) rc = 2;
+        th_failed = !mqload_threshold_check(th, &r, &sb);
         fputs(sb.s, stderr);
     }
+    /* The workers' own --max-error-rate (the first input's config), applied to all of them together. */
+    bson_iter_t mi;
+    double max_err = bson_iter_init_find(&mi, &r.config, "max_error_rate") && BSON_ITER_HOLDS_NUMBER(&mi)
+                         ? bson_iter_as_double(&mi) : 1.0;
+    if (r.completed && mqload_result_error_rate(&r) > max_err) {
+        fprintf(stderr, "mqload merge: %.1f%% of the operations failed, more than the runs' --max-error-rate %g%% (exit 4)\n",
+                100 * mqload_result_error_rate(&r), 100 * max_err);
+        if (rc == 0) rc = 4;
+    }
+    if (mqload_result_shortfall(&r)) {
+        /* The workers together fell short of their total target: the same verdict as one run's. */
+        fprintf(stderr, "mqload merge: the target rate was not reached: %llu of %llu scheduled operations sent (exit 3)\n",
+                (unsigned long long) r.submitted, (unsigned long long) r.scheduled);
+        if (rc == 0) rc = 3;
+    }
+    if (rc == 0 && th_failed) rc = 2;
     mqload_sb_free(&sb);
     mqload_threshold_free(th);
     mqload_result_free(&r);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hist.h"
+#include "report_sched.h"
 
 static const struct {
     const char *key, *label;
@@ -75,11 +76,15 @@ void mqload_report_text(const mqload_result_t *r, mqload_strbuf_t *out)
                      (unsigned long long) r->ok, (unsigned long long) r->errors,
                      r->completed ? 100.0 * (double) r->errors / (double) r->completed : 0.0);
     mqload_sb_printf(out, "throughput %.1f ops/s", mqload_result_throughput(r));
+    if (r->errors && r->duration_s > 0) /* failures are often fast: never let them pass for throughput */
+        mqload_sb_printf(out, " (successful %.1f ops/s)", (double) r->ok / r->duration_s);
     if (r->conns_opened != UINT64_MAX) mqload_sb_printf(out, "  connections opened %llu", (unsigned long long) r->conns_opened);
     mqload_sb_puts(out, "\n");
     if (r->submitted != r->completed)
         mqload_sb_printf(out, "WARNING: %llu operations submitted but not completed\n",
                          (unsigned long long) (r->submitted - r->completed));
+    mqload_report_schedule_text(r, out);
+    /* Percentiles of successful operations; failures (often fast ones) get their own rows. */
     mqload_sb_printf(out, "\nlatency    %10s %10s %8s %9s %9s %9s %9s %9s %9s %9s %9s\n", "count", "ok", "errors", "min",
                      "mean", "p50", "p90", "p99", "p99.9", "p99.99", "max");
     for (size_t i = 0; i < r->n_ops; i++) {
@@ -87,10 +92,20 @@ void mqload_report_text(const mqload_result_t *r, mqload_strbuf_t *out)
         latency_row(out, o->name, o->ok + o->errors, o->ok, o->errors, o->hist);
     }
     latency_row(out, "total", r->completed, r->ok, r->errors, r->hist);
+    if (r->errors) {
+        /* The rows above are the successful operations'; the failed ones get their own. */
+        mqload_sb_printf(out, "failed     %10s %10s %8s %9s %9s %9s %9s %9s %9s %9s %9s\n", "count", "ok", "errors", "min",
+                         "mean", "p50", "p90", "p99", "p99.9", "p99.99", "max");
+        for (size_t i = 0; i < r->n_ops && r->n_ops > 1; i++)
+            if (r->ops[i].errors) latency_row(out, r->ops[i].name, r->ops[i].errors, 0, r->ops[i].errors, r->ops[i].err_hist);
+        latency_row(out, "total", r->errors, 0, r->errors, r->err_hist);
+    }
+    mqload_report_stages_text(r, out);
     if (r->n_errs) {
-        mqload_sb_puts(out, "\nerrors by kind\n");
+        mqload_sb_puts(out, "\nerrors by kind (with the first message of each)\n");
         for (size_t i = 0; i < r->n_errs; i++)
-            mqload_sb_printf(out, "  %10llu  %s\n", (unsigned long long) r->errs[i].count, r->errs[i].kind);
+            mqload_sb_printf(out, "  %10llu  %s%s%s\n", (unsigned long long) r->errs[i].count, r->errs[i].kind,
+                             r->errs[i].message[0] ? ": " : "", r->errs[i].message);
     }
 }
 
@@ -117,6 +132,12 @@ void mqload_hist_json(const mqload_hist_t *h, mqload_strbuf_t *out)
 
 static void latency_json(const mqload_hist_t *h, mqload_strbuf_t *out)
 {
+    if (!h->total) { /* nothing to measure: null, never a 0 that reads as fast */
+        mqload_sb_puts(out, "{\"min\":null,\"mean\":null");
+        for (size_t i = 0; i < 5; i++) mqload_sb_printf(out, ",\"%s\":null", QUANTILES[i].key);
+        mqload_sb_puts(out, ",\"max\":null}");
+        return;
+    }
     mqload_sb_puts(out, "{\"min\":");
     mqload_sb_json_num(out, h->total ? (double) h->min_ns / 1e3 : 0);
     mqload_sb_puts(out, ",\"mean\":");
@@ -171,6 +192,10 @@ void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
         latency_json(o->hist, out);
         mqload_sb_puts(out, ",\"histogram\":");
         mqload_hist_json(o->hist, out);
+        mqload_sb_puts(out, ",\"error_latency_us\":");
+        latency_json(o->err_hist, out);
+        mqload_sb_puts(out, ",\"error_histogram\":");
+        mqload_hist_json(o->err_hist, out);
         mqload_sb_puts(out, "}");
     }
     mqload_sb_puts(out, "},\n\"errors_by_kind\":{");
@@ -181,6 +206,11 @@ void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
     }
     mqload_sb_puts(out, "},\n\"histogram\":");
     mqload_hist_json(r->hist, out);
+    mqload_sb_puts(out, ",\n\"error_latency_us\":");
+    latency_json(r->err_hist, out);
+    mqload_sb_puts(out, ",\n\"error_histogram\":");
+    mqload_hist_json(r->err_hist, out);
+    mqload_report_sched_json(r, out);
     mqload_sb_puts(out, ",\n\"timeline\":[");
     for (size_t i = 0; i < r->n_seconds; i++) {
         const mqload_second_t *s = &r->timeline[i];
@@ -190,9 +220,13 @@ void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
         mqload_sb_printf(out, "%s{\"t\":%zu,\"unix\":%.3f,\"ops\":%llu,\"ok\":%llu,\"errors\":%llu,\"p50_us\":",
                          i ? ",\n" : "\n", i, r->start_unix + (double) i, (unsigned long long) s->ops,
                          (unsigned long long) s->ok, (unsigned long long) s->errors);
-        mqload_sb_json_num(out, mqload_hist_quantile(h, 0.5) / 1e3);
+        /* A second without a success has no latency to show: null, never a 0 that reads as fast. */
+        if (h->total) mqload_sb_json_num(out, mqload_hist_quantile(h, 0.5) / 1e3);
+        else mqload_sb_puts(out, "null");
         mqload_sb_puts(out, ",\"p99_us\":");
-        mqload_sb_json_num(out, mqload_hist_quantile(h, 0.99) / 1e3);
+        if (h->total) mqload_sb_json_num(out, mqload_hist_quantile(h, 0.99) / 1e3);
+        else mqload_sb_puts(out, "null");
+        if (r->open_loop) mqload_sb_printf(out, ",\"sent\":%llu,\"late\":%llu", (unsigned long long) s->sent, (unsigned long long) s->late);
         mqload_sb_puts(out, ",\"histogram\":");
         mqload_sparse_json(&s->hist, out);
         mqload_sb_puts(out, "}");

@@ -3,13 +3,20 @@
  *
  * Closed loop (default): a thread keeps its share of --concurrency operations in flight, each
  * slot submitting the next operation from the previous one's callback; latency runs from submit
- * to callback. Open loop (--rate): operation k of a thread is due at t0 + k / rate; a timer submits
- * every operation that is due, and latency runs from the time it was due (not when it could be
- * sent), so a stalled server shows in the tail instead of slowing the generator down (wrk2's
- * answer to coordinated omission). At the end (or on Ctrl-C) submission stops, operations in flight
- * get --grace to finish, then the client is destroyed, which ends the rest with an error: every
- * submitted operation is completed exactly once. */
+ * to callback. Open loop (--rate, --stages): operation k of a thread is due at its intended time
+ * (sched.h); a timer submits every operation that is due, and latency runs from the time it was
+ * due (not when it could be sent), so a stalled server shows in the tail instead of slowing the
+ * generator down (wrk2's answer to coordinated omission). An operation waiting for a free slot
+ * under the in-flight cap waits in its latency; one still unsent when the window closes is
+ * counted as unsent, never dropped silently. The warmup's unsent backlog is dropped when the
+ * window opens: it was never measured and would only delay the window's own operations.
+ * --concurrency-stages ramp a closed loop's slots up and down on the tick.
+ *
+ * At the end (or on Ctrl-C) submission stops, operations in flight get --grace to finish, then
+ * the client is destroyed, which ends the rest with an error: every submitted operation is
+ * completed exactly once. */
 #include <ev.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,10 +25,10 @@
 
 #include "engine.h"
 #include "mqc.h"
+#include "sched.h"
 #include "seed.h"
 
 #define TICK_S 0.05
-#define OPEN_LOOP_DEFAULT_CAP 10000
 
 typedef struct mqthread mqthread_t;
 
@@ -30,6 +37,7 @@ typedef struct slot {
     mqload_opinst_t oi;
     int64_t start_ns;       /* submit time (closed) or intended time (open) */
     bool measured;
+    int stage;              /* the --stages stage it belongs to, -1 for none */
     bool busy;
     mqc_cursor_t *cursor;
     struct slot *next_free;
@@ -51,9 +59,14 @@ struct mqthread {
     uint64_t requests_left;   /* -n share; UINT64_MAX without -n */
     /* open loop */
     bool open_loop;
-    double interval_ns;
+    mqload_sched_t sched;
+    bool warm_dropped;        /* the warmup's backlog was dropped when the window opened */
     uint64_t next_k;
     uint64_t cap;
+    /* --concurrency-stages */
+    bool conc_ramp;
+    mqload_sched_t csched;    /* total operations in flight over time */
+    uint64_t active, target;  /* slots in use; the ramp's share for this thread now */
     ev_timer due;
     ev_timer tick;
     bool stopping;
@@ -98,12 +111,42 @@ static void maybe_finish(mqthread_t *t)
     if (t->in_flight == 0 && t->stopping) ev_break(t->loop, EVBREAK_ONE);
 }
 
+/* The operations due in the window before `limit` that were never sent: counted, per stage too. */
+static void count_unsent(mqthread_t *t, int64_t limit)
+{
+    mqload_run_t *run = t->run;
+    if (limit > run->end_ns) limit = run->end_ns;
+    uint64_t from = mqload_sched_count_before(&t->sched, run->measure_ns);
+    if (from < t->next_k) from = t->next_k;
+    uint64_t to = mqload_sched_count_before(&t->sched, limit);
+    if (to <= from) return;
+    if (t->requests_left != UINT64_MAX && to - from > t->requests_left) to = from + t->requests_left;
+    t->stats->r.unsent += to - from;
+    int64_t waited = limit - mqload_sched_time(&t->sched, from);
+    if (waited > 0 && (uint64_t) waited > t->stats->r.unsent_wait_ns) t->stats->r.unsent_wait_ns = (uint64_t) waited;
+    for (size_t i = 0; i < t->sched.n; i++) {
+        const mqload_piece_t *p = &t->sched.p[i];
+        if (p->stage < 0 || (size_t) p->stage >= t->stats->r.n_stages) continue;
+        int64_t a = t->sched.t0_ns + (int64_t) (p->start_s * 1e9), b = t->sched.t0_ns + (int64_t) ((p->start_s + p->dur_s) * 1e9);
+        uint64_t lo = mqload_sched_count_before(&t->sched, a), hi = mqload_sched_count_before(&t->sched, b);
+        if (lo < from) lo = from;
+        if (hi > to) hi = to;
+        if (hi > lo) t->stats->r.stages[p->stage].unsent += hi - lo;
+    }
+}
+
 static void begin_stop(mqthread_t *t, int64_t now)
 {
     if (t->stopping) return;
     t->stopping = true;
     t->stopping_since = now;
     ev_timer_stop(t->loop, &t->due);
+    if (t->open_loop) {
+        int64_t limit = now, s_ns = atomic_load_explicit(&t->run->stop_ns, memory_order_relaxed);
+        if (s_ns && s_ns < limit) limit = s_ns;
+        count_unsent(t, limit);
+        atomic_store_explicit(&t->stats->a_backlog, 0, memory_order_relaxed);
+    }
 }
 
 /* The end of one operation (every path: reply, error, batch error, last batch). */
@@ -116,11 +159,13 @@ static void complete(slot_t *s, const mqc_error_t *error)
         char kind[96];
         if (error) mqload_error_kind_mqc(error, kind, sizeof kind);
         int64_t lat = now - s->start_ns;
-        mqload_tstats_record(t->stats, s->oi.op, (uint64_t) (lat > 0 ? lat : 0), error ? kind : NULL,
-                             (now - run->measure_ns) / 1000000000);
+        mqload_tstats_record_full(t->stats, s->oi.op, (uint64_t) (lat > 0 ? lat : 0), error ? kind : NULL,
+                                  error ? error->message : NULL, (now - run->measure_ns) / 1000000000, s->stage);
         int64_t prev = atomic_load_explicit(&run->last_done_ns, memory_order_relaxed);
         while (now > prev && !atomic_compare_exchange_weak_explicit(&run->last_done_ns, &prev, now,
                                                                     memory_order_relaxed, memory_order_relaxed)) {}
+    } else if (error) {
+        atomic_fetch_add_explicit(&t->stats->a_errors, 1, memory_order_relaxed); /* the live line's */
     }
     atomic_fetch_add_explicit(&t->stats->a_completed, 1, memory_order_relaxed);
     t->in_flight--;
@@ -130,6 +175,10 @@ static void complete(slot_t *s, const mqc_error_t *error)
         s->next_free = t->free_slots;
         t->free_slots = s;
         open_pump(t);
+    } else if (t->conc_ramp && t->active > t->target) {
+        t->active--; /* ramping down: this slot rests */
+        s->next_free = t->free_slots;
+        t->free_slots = s;
     } else {
         submit_next(s);
     }
@@ -217,9 +266,18 @@ static void submit_at(slot_t *s, int64_t start_ns)
     mqload_wl_next(&t->wl, &s->oi);
     s->start_ns = start_ns;
     s->measured = start_ns >= run->measure_ns;
+    s->stage = -1;
     if (s->measured) {
         t->stats->r.submitted++;
         if (t->requests_left != UINT64_MAX) t->requests_left--;
+        if (t->open_loop) {
+            s->stage = mqload_sched_stage_at(&t->sched, start_ns);
+            int64_t now = mqload_now_ns(), lag = now - start_ns;
+            mqload_tstats_sent(t->stats, (uint64_t) (lag > 0 ? lag : 0), s->stage, (now - run->measure_ns) / 1000000000);
+        } else if (t->conc_ramp) {
+            s->stage = mqload_sched_stage_at(&t->csched, start_ns);
+            if (s->stage >= 0 && (size_t) s->stage < t->stats->r.n_stages) t->stats->r.stages[s->stage].submitted++;
+        }
     }
     s->busy = true;
     t->in_flight++;
@@ -253,16 +311,22 @@ static slot_t *slot_new(mqthread_t *t)
     return s;
 }
 
-static int64_t intended(const mqthread_t *t, uint64_t k)
+static int64_t intended(mqthread_t *t, uint64_t k)
 {
-    return t->run->t0_ns + (int64_t) ((double) k * t->interval_ns);
+    return mqload_sched_time(&t->sched, k);
 }
 
 /* Submits every operation that is due (while under the in-flight cap), then sleeps until the next. */
 static void open_pump(mqthread_t *t)
 {
     if (t->stopping) return;
+    mqload_run_t *run = t->run;
     int64_t now = mqload_now_ns();
+    if (!t->warm_dropped && now >= run->measure_ns) {
+        t->warm_dropped = true;
+        uint64_t first = mqload_sched_count_before(&t->sched, run->measure_ns);
+        if (t->next_k < first) t->next_k = first;
+    }
     while (t->in_flight < t->cap) {
         int64_t due = intended(t, t->next_k);
         if (past_end(t, due)) {
@@ -279,11 +343,35 @@ static void open_pump(mqthread_t *t)
     }
     ev_timer_stop(t->loop, &t->due);
     if (t->in_flight < t->cap) {
-        double wait = (double) (intended(t, t->next_k) - now) / 1e9;
+        int64_t next = intended(t, t->next_k);
+        double wait = (double) (next - now) / 1e9;
+        if (next == INT64_MAX || next >= run->end_ns) wait = (double) (run->end_ns - now) / 1e9; /* the tick ends it */
         ev_timer_set(&t->due, wait > 0 ? wait : 0, 0);
         ev_timer_start(t->loop, &t->due);
+        atomic_store_explicit(&t->stats->a_backlog, 0, memory_order_relaxed);
+    } else if (now >= run->measure_ns) {
+        /* At the cap: what is due and waits for a slot (the next completion calls us again). */
+        uint64_t due = mqload_sched_count_before(&t->sched, now + 1);
+        uint64_t backlog = due > t->next_k ? due - t->next_k : 0;
+        if (backlog > t->stats->r.max_backlog) t->stats->r.max_backlog = backlog;
+        atomic_store_explicit(&t->stats->a_backlog, backlog, memory_order_relaxed);
     }
-    /* At the cap the next completion calls us again. */
+}
+
+/* --concurrency-stages: this thread's share of the ramp now; more slots start at once, fewer
+ * retire as their operations complete. */
+static void conc_adjust(mqthread_t *t, int64_t now)
+{
+    mqload_run_t *run = t->run;
+    double total = mqload_sched_value_at(&t->csched, now);
+    t->target = mqload_share((uint64_t) llround(total), run->lanes, run->lane0 + t->index);
+    while (!t->stopping && t->active < t->target) {
+        slot_t *s = t->free_slots;
+        if (s) t->free_slots = s->next_free;
+        else s = slot_new(t);
+        t->active++;
+        submit_next(s);
+    }
 }
 
 static void due_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -299,7 +387,12 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void) revents;
     int64_t now = mqload_now_ns();
     if (now >= run->measure_ns) mqload_tstats_flush(t->stats, (now - run->measure_ns) / 1000000000);
+    /* Open loop: what is due goes out first (after a stall, late but sent, while slots are free);
+     * only then does a closed window count what is left as unsent. This also keeps the live
+     * line's backlog fresh. */
+    if (t->open_loop && !t->stopping) open_pump(t);
     if (!t->stopping && past_end(t, now)) begin_stop(t, now);
+    if (t->conc_ramp && !t->stopping) conc_adjust(t, now);
     if (t->stopping) {
         int64_t since = t->stopping_since;
         int64_t s_ns = atomic_load_explicit(&run->stop_ns, memory_order_relaxed);
@@ -348,7 +441,11 @@ static void *thread_main(void *arg)
         nanosleep(&ts, NULL);
     }
     if (t->open_loop) {
+        mqload_sched_init_rate(&t->sched, run->cfg, (double) run->lanes, run->t0_ns);
         open_pump(t);
+    } else if (t->conc_ramp) {
+        mqload_sched_init_conc(&t->csched, run->cfg, 1, run->t0_ns);
+        conc_adjust(t, mqload_now_ns());
     } else {
         size_t n = (size_t) mqload_share(run->cfg->concurrency, run->n_stats, t->index);
         for (size_t i = 0; i < n; i++) slot_new(t);
@@ -358,6 +455,12 @@ static void *thread_main(void *arg)
     ev_timer_stop(t->loop, &t->tick);
     ev_timer_stop(t->loop, &t->due);
     mqload_tstats_flush(t->stats, INT64_MAX);
+    t->stats->r.open_loop = t->open_loop;
+    if (t->open_loop) {
+        t->stats->r.scheduled = t->stats->r.submitted + t->stats->r.unsent;
+        for (size_t i = 0; i < t->stats->r.n_stages; i++)
+            t->stats->r.stages[i].scheduled = t->stats->r.stages[i].submitted + t->stats->r.stages[i].unsent;
+    }
     if (t->client) t->stats->r.conns_opened = mqc_client_stat(t->client, MQC_STAT_CONNS_OPENED);
     atomic_fetch_add(&run->threads_done, 1);
     return NULL;
@@ -407,11 +510,14 @@ bool mqload_mqc_prepare(mqload_run_t *run, char *err, size_t esz)
         t->coll = mqc_client_get_collection(t->client, run->wl->db, run->wl->collection);
         if (!mqload_wl_thread_init(&t->wl, run->wl, run->rng_seed, run->lane0 + i, run->lanes, err, esz)) return false;
         t->requests_left = cfg->requests ? mqload_share(cfg->requests, e->n, i) : UINT64_MAX;
-        if (cfg->rate > 0) {
+        if (cfg->open_loop) {
             t->open_loop = true;
-            double r = cfg->rate / (double) cfg->workers / (double) e->n;
-            t->interval_ns = 1e9 / r;
-            t->cap = cfg->concurrency_set ? mqload_share(cfg->concurrency, e->n, i) : OPEN_LOOP_DEFAULT_CAP;
+            t->cap = cfg->concurrency_set ? mqload_share(cfg->concurrency, e->n, i) : MQLOAD_OPEN_LOOP_DEFAULT_CAP;
+        }
+        t->conc_ramp = cfg->stages_kind == MQLOAD_STAGES_CONCURRENCY;
+        if (cfg->stages_kind && !mqload_result_stages(&t->stats->r, t->open_loop ? "rate" : "concurrency", cfg->n_stages)) {
+            snprintf(err, esz, "too many stages");
+            return false;
         }
     }
     return true;

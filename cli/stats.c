@@ -10,6 +10,8 @@ void mqload_result_init(mqload_result_t *r)
     memset(r, 0, sizeof *r);
     bson_init(&r->config);
     r->hist = mqload_hist_new();
+    r->err_hist = mqload_hist_new();
+    r->lag = mqload_hist_new();
     r->runs = 1;
 }
 
@@ -17,7 +19,13 @@ void mqload_result_free(mqload_result_t *r)
 {
     bson_destroy(&r->config);
     mqload_hist_destroy(r->hist);
-    for (size_t i = 0; i < r->n_ops; i++) mqload_hist_destroy(r->ops[i].hist);
+    mqload_hist_destroy(r->err_hist);
+    mqload_hist_destroy(r->lag);
+    for (size_t i = 0; i < r->n_ops; i++) {
+        mqload_hist_destroy(r->ops[i].hist);
+        mqload_hist_destroy(r->ops[i].err_hist);
+    }
+    for (size_t i = 0; i < r->n_stages; i++) mqload_hist_destroy(r->stages[i].hist);
     for (size_t i = 0; i < r->n_seconds; i++) mqload_sparse_free(&r->timeline[i].hist);
     free(r->timeline);
     free(r->errs);
@@ -34,14 +42,48 @@ int mqload_result_op(mqload_result_t *r, const char *name, const char *type)
     snprintf(o->name, sizeof o->name, "%s", name);
     snprintf(o->type, sizeof o->type, "%s", type ? type : name);
     o->hist = mqload_hist_new();
+    o->err_hist = mqload_hist_new();
     return (int) r->n_ops++;
+}
+
+bool mqload_result_stages(mqload_result_t *r, const char *kind, size_t n)
+{
+    if (n > MQLOAD_MAX_STAGES) return false;
+    if (kind != r->stage_kind) snprintf(r->stage_kind, sizeof r->stage_kind, "%s", kind);
+    for (size_t i = r->n_stages; i < n; i++) {
+        memset(&r->stages[i], 0, sizeof r->stages[i]);
+        r->stages[i].hist = mqload_hist_new();
+    }
+    if (n > r->n_stages) r->n_stages = n;
+    return true;
+}
+
+double mqload_result_achieved_rate(const mqload_result_t *r)
+{
+    return r->duration_s > 0 ? (double) r->submitted / r->duration_s : 0;
+}
+
+bool mqload_result_shortfall(const mqload_result_t *r)
+{
+    return r->open_loop && r->scheduled > 0 && (double) r->submitted < MQLOAD_SHORTFALL_SENT * (double) r->scheduled;
+}
+
+double mqload_result_error_rate(const mqload_result_t *r)
+{
+    return r->completed ? (double) r->errors / (double) r->completed : 0;
 }
 
 void mqload_result_add_error(mqload_result_t *r, const char *kind, uint64_t n)
 {
+    mqload_result_add_error_msg(r, kind, NULL, n);
+}
+
+void mqload_result_add_error_msg(mqload_result_t *r, const char *kind, const char *msg, uint64_t n)
+{
     for (size_t i = 0; i < r->n_errs; i++)
         if (!strcmp(r->errs[i].kind, kind)) {
             r->errs[i].count += n;
+            if (!r->errs[i].message[0] && msg) snprintf(r->errs[i].message, sizeof r->errs[i].message, "%s", msg);
             return;
         }
     if (r->n_errs == r->cap_errs) {
@@ -51,6 +93,7 @@ void mqload_result_add_error(mqload_result_t *r, const char *kind, uint64_t n)
     }
     mqload_errcount_t *e = &r->errs[r->n_errs++];
     snprintf(e->kind, sizeof e->kind, "%s", kind);
+    snprintf(e->message, sizeof e->message, "%s", msg ? msg : "");
     e->count = n;
 }
 
@@ -65,7 +108,7 @@ mqload_second_t *mqload_result_second(mqload_result_t *r, size_t sec)
     }
     while (r->n_seconds <= sec) {
         mqload_second_t *s = &r->timeline[r->n_seconds++];
-        s->ops = s->ok = s->errors = 0;
+        s->ops = s->ok = s->errors = s->sent = s->late = 0;
         mqload_sparse_init(&s->hist);
     }
     return &r->timeline[sec];
@@ -80,20 +123,46 @@ void mqload_result_merge(mqload_result_t *dst, const mqload_result_t *src, size_
     dst->conns_opened += src->conns_opened;
     dst->interrupted = dst->interrupted || src->interrupted;
     mqload_hist_merge(dst->hist, src->hist);
+    mqload_hist_merge(dst->err_hist, src->err_hist);
+    dst->open_loop = dst->open_loop || src->open_loop;
+    dst->target_rate += src->target_rate;
+    dst->scheduled += src->scheduled;
+    dst->unsent += src->unsent;
+    dst->late += src->late;
+    dst->max_backlog += src->max_backlog;
+    if (src->unsent_wait_ns > dst->unsent_wait_ns) dst->unsent_wait_ns = src->unsent_wait_ns;
+    mqload_hist_merge(dst->lag, src->lag);
+    if (src->n_stages) {
+        mqload_result_stages(dst, src->stage_kind, src->n_stages);
+        for (size_t i = 0; i < src->n_stages; i++) {
+            mqload_stage_t *d = &dst->stages[i];
+            const mqload_stage_t *s = &src->stages[i];
+            d->dur_s = s->dur_s;
+            /* Workers each run their share of a stage's target: the totals add up. */
+            d->from += s->from, d->to += s->to;
+            d->scheduled += s->scheduled, d->submitted += s->submitted, d->unsent += s->unsent;
+            d->late += s->late, d->ok += s->ok, d->errors += s->errors;
+            mqload_hist_merge(d->hist, s->hist);
+        }
+    }
     for (size_t i = 0; i < src->n_ops; i++) {
         int j = mqload_result_op(dst, src->ops[i].name, src->ops[i].type);
         if (j < 0) continue;
         dst->ops[j].ok += src->ops[i].ok;
         dst->ops[j].errors += src->ops[i].errors;
         mqload_hist_merge(dst->ops[j].hist, src->ops[i].hist);
+        mqload_hist_merge(dst->ops[j].err_hist, src->ops[i].err_hist);
     }
-    for (size_t i = 0; i < src->n_errs; i++) mqload_result_add_error(dst, src->errs[i].kind, src->errs[i].count);
+    for (size_t i = 0; i < src->n_errs; i++)
+        mqload_result_add_error_msg(dst, src->errs[i].kind, src->errs[i].message, src->errs[i].count);
     for (size_t i = 0; i < src->n_seconds; i++) {
         const mqload_second_t *s = &src->timeline[i];
         mqload_second_t *d = mqload_result_second(dst, i + offset_s);
         d->ops += s->ops;
         d->ok += s->ok;
         d->errors += s->errors;
+        d->sent += s->sent;
+        d->late += s->late;
         mqload_sparse_merge(&d->hist, &s->hist);
     }
 }
@@ -159,6 +228,32 @@ void mqload_tstats_flush(mqload_tstats_t *s, int64_t sec)
 
 void mqload_tstats_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns, const char *err_kind, int64_t sec)
 {
+    mqload_tstats_record_full(s, op, latency_ns, err_kind, NULL, sec, -1);
+}
+
+void mqload_tstats_sent(mqload_tstats_t *s, uint64_t lag_ns, int stage, int64_t sec)
+{
+    mqload_hist_record(s->r.lag, lag_ns);
+    bool late = lag_ns >= MQLOAD_LATE_NS;
+    if (late) s->r.late++;
+    /* The owning thread alone touches its result's timeline (the live line reads pub_* only). */
+    mqload_second_t *t = mqload_result_second(&s->r, (size_t) (sec > 0 ? sec : 0));
+    t->sent++;
+    if (late) t->late++;
+    if (stage >= 0 && (size_t) stage < s->r.n_stages) {
+        s->r.stages[stage].submitted++;
+        if (late) s->r.stages[stage].late++;
+    }
+}
+
+void mqload_tstats_record_full(mqload_tstats_t *s, size_t op, uint64_t latency_ns, const char *err_kind,
+                               const char *err_msg, int64_t sec, int stage)
+{
+    if (stage >= 0 && (size_t) stage < s->r.n_stages) {
+        mqload_stage_t *st = &s->r.stages[stage];
+        if (err_kind) st->errors++;
+        else st->ok++, mqload_hist_record(st->hist, latency_ns);
+    }
     if (sec < 0) sec = 0;
     if (s->cur_sec >= 0 && sec != s->cur_sec) {
         if (sec > s->cur_sec) {
@@ -167,12 +262,14 @@ void mqload_tstats_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns, co
             /* A completion stamped before the open second (clock read order between callbacks):
              * put it straight into its own second's entry, it is already closed. */
             mqload_second_t *t = mqload_result_second(&s->r, (size_t) sec);
-            mqload_sparse_t one;
-            mqload_sparse_init(&one);
-            mqload_sparse_push(&one, mqload_hist_index(latency_ns), 1);
-            one.total = 1, one.min_ns = one.max_ns = latency_ns, one.sum_ns = (double) latency_ns;
-            mqload_sparse_merge(&t->hist, &one);
-            mqload_sparse_free(&one);
+            if (!err_kind) {
+                mqload_sparse_t one;
+                mqload_sparse_init(&one);
+                mqload_sparse_push(&one, mqload_hist_index(latency_ns), 1);
+                one.total = 1, one.min_ns = one.max_ns = latency_ns, one.sum_ns = (double) latency_ns;
+                mqload_sparse_merge(&t->hist, &one);
+                mqload_sparse_free(&one);
+            }
             t->ops++;
             if (err_kind) t->errors++;
             else t->ok++;
@@ -180,18 +277,18 @@ void mqload_tstats_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns, co
         }
     }
     s->cur_sec = sec;
-    mqload_hist_record(s->sec_hist, latency_ns);
+    if (!err_kind) mqload_hist_record(s->sec_hist, latency_ns);
     s->sec_ops++;
     if (err_kind) s->sec_err++;
     else s->sec_ok++;
 totals:
-    mqload_hist_record(s->r.hist, latency_ns);
-    mqload_hist_record(s->r.ops[op].hist, latency_ns);
+    mqload_hist_record(err_kind ? s->r.err_hist : s->r.hist, latency_ns);
+    mqload_hist_record(err_kind ? s->r.ops[op].err_hist : s->r.ops[op].hist, latency_ns);
     s->r.completed++;
     if (err_kind) {
         s->r.errors++;
         s->r.ops[op].errors++;
-        mqload_result_add_error(&s->r, err_kind, 1);
+        mqload_result_add_error_msg(&s->r, err_kind, err_msg, 1);
         atomic_fetch_add_explicit(&s->a_errors, 1, memory_order_relaxed);
     } else {
         s->r.ok++;

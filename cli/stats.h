@@ -17,19 +17,35 @@
 typedef struct {
     char kind[96];            /* "server:DuplicateKey(11000)", "timeout", "network", ... */
     uint64_t count;
+    char message[256];        /* the first error of this kind ("" when unknown, e.g. old JSON) */
 } mqload_errcount_t;
 
 typedef struct {
     uint64_t ops, ok, errors; /* completed in this second of the measured window */
-    mqload_sparse_t hist;     /* their latencies */
+    uint64_t sent, late;      /* open loop: measured operations sent in this second, and the late ones */
+    mqload_sparse_t hist;     /* the latencies of the successful ones (failures never hide a slow second) */
 } mqload_second_t;
 
 typedef struct {
     char name[32];
     char type[16];
     uint64_t ok, errors;
-    mqload_hist_t *hist;      /* all completed operations of this name (ok and failed) */
+    mqload_hist_t *hist;      /* the successful operations of this name */
+    mqload_hist_t *err_hist;  /* the failed ones: a fast failure must not pass for a fast success */
 } mqload_opstats_t;
+
+/* One stage of --stages / --concurrency-stages: its own counts and successful latencies. An
+ * operation belongs to the stage its intended (open loop) or submit (closed loop) time falls in. */
+typedef struct {
+    double dur_s;
+    double from, to;          /* target at the stage's start and end (ops/s or operations in flight) */
+    uint64_t scheduled, submitted, unsent, late, ok, errors;
+    mqload_hist_t *hist;      /* successful operations */
+} mqload_stage_t;
+
+#define MQLOAD_MAX_STAGES 64
+/* An operation sent this long after its intended time counts as late. */
+#define MQLOAD_LATE_NS 1000000
 
 typedef struct {
     char tool_version[32];
@@ -44,7 +60,21 @@ typedef struct {
     uint64_t conns_opened;
     uint64_t runs;            /* results merged into this one (1 for a single run) */
     bool interrupted;
-    mqload_hist_t *hist;      /* every completed operation */
+    mqload_hist_t *hist;      /* every successful operation */
+    mqload_hist_t *err_hist;  /* every failed one */
+    /* Open loop (--rate, --stages): the schedule kept or not. scheduled = operations due in the
+     * window; submitted of them were sent, unsent never were (the in-flight cap was full until the
+     * window closed); late = sent MQLOAD_LATE_NS or more after their intended time; lag = how late
+     * each sent one was. max_backlog: the most operations due and not yet sent at one time (merged:
+     * the sum of each thread's or worker's largest). */
+    bool open_loop;
+    double target_rate;       /* ops/s this result was asked for (summed on merge; 0 for stages) */
+    uint64_t scheduled, unsent, late, max_backlog;
+    uint64_t unsent_wait_ns;  /* how long the oldest unsent operation had waited when the window closed */
+    mqload_hist_t *lag;       /* send delay of the measured operations (ns) */
+    char stage_kind[16];      /* "rate", "concurrency" or "" */
+    mqload_stage_t stages[MQLOAD_MAX_STAGES];
+    size_t n_stages;
     mqload_opstats_t ops[MQLOAD_RESULT_MAX_OPS];
     size_t n_ops;
     mqload_errcount_t *errs;
@@ -59,6 +89,17 @@ void mqload_result_free(mqload_result_t *r);
 /* The index of the op named name (created with type when missing; -1 when full). */
 int mqload_result_op(mqload_result_t *r, const char *name, const char *type);
 void mqload_result_add_error(mqload_result_t *r, const char *kind, uint64_t n);
+/* The same, keeping msg when it is the first message of this kind. */
+void mqload_result_add_error_msg(mqload_result_t *r, const char *kind, const char *msg, uint64_t n);
+/* Sets up n stages (their histograms); false when n is too large. */
+bool mqload_result_stages(mqload_result_t *r, const char *kind, size_t n);
+/* Operations sent per second over the window (open loop), and whether that fell short of the
+ * schedule: fewer than MQLOAD_SHORTFALL_SENT of the operations due were sent. */
+double mqload_result_achieved_rate(const mqload_result_t *r);
+#define MQLOAD_SHORTFALL_SENT 0.99
+bool mqload_result_shortfall(const mqload_result_t *r);
+/* Failed share of the completed operations (0..1). */
+double mqload_result_error_rate(const mqload_result_t *r);
 /* The timeline entry of second sec (grown as needed). */
 mqload_second_t *mqload_result_second(mqload_result_t *r, size_t sec);
 /* dst += src. src's timeline second i lands in dst's second i + offset_s. Counts, histograms,
@@ -78,6 +119,7 @@ typedef struct {
     int64_t cur_sec;          /* -1 before the first measured completion */
     uint64_t sec_ops, sec_ok, sec_err;
     _Atomic uint64_t a_submitted, a_completed, a_errors; /* all ops (warmup too), by the engine; errors measured */
+    _Atomic uint64_t a_backlog; /* open loop: operations due and not yet sent, now */
     pthread_mutex_t pub_lock;
     int64_t pub_sec;          /* the last second flushed (-1: none) */
     mqload_sparse_t pub_hist;
@@ -89,6 +131,12 @@ void mqload_tstats_free(mqload_tstats_t *s);
 /* Records one measured operation that ended at sec (second of the measured window it completed
  * in) after latency_ns. err_kind NULL for success. */
 void mqload_tstats_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns, const char *err_kind, int64_t sec);
+/* The same with the error's message (kept when it is the first of its kind) and the stage (-1: none). */
+void mqload_tstats_record_full(mqload_tstats_t *s, size_t op, uint64_t latency_ns, const char *err_kind,
+                               const char *err_msg, int64_t sec, int stage);
+/* A measured operation sent lag_ns after its intended time, in stage (-1: none), during second
+ * sec of the window. */
+void mqload_tstats_sent(mqload_tstats_t *s, uint64_t lag_ns, int stage, int64_t sec);
 /* Closes the current second when sec has moved past it (call at least once a second, and with
  * INT64_MAX at the end). */
 void mqload_tstats_flush(mqload_tstats_t *s, int64_t sec);

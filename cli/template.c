@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
 #include <sys/time.h>
 
 typedef enum {
@@ -109,6 +110,57 @@ static bool read_pair(const bson_iter_t *it, double *a, double *b, bool integers
         got++;
     }
     return got == 2;
+}
+
+static const char *const GENERATORS[] = {"$randInt", "$randDouble", "$randString", "$seq", "$choose", "$now", "$key"};
+
+/* MongoDB operators that lie close to a generator's name: never taken for a typo. */
+static const char *const REAL_NEAR[] = {"$eq", "$ne", "$set", "$sqrt", "$exp", "$rand", "$range", "$not", "$nor", "$max",
+                                        "$min", "$mod", "$pow", "$abs", "$let", "$map", "$meta", "$size", "$sum", "$sort",
+                                        "$toInt", "$round", "$trunc", "$concat", "$cond", "$type", "$in", "$nin", "$gt",
+                                        "$lt", "$gte", "$lte", "$and", "$or", "$inc", "$mul", "$pop", "$push", "$pull",
+                                        "$slice", "$split", "$strcasecmp", "$week", "$year", "$hour", "$second", "$ln",
+                                        "$log", "$log10", "$avg", "$first", "$last", "$each", "$bit", "$all", "$unset",
+                                        "$rename", "$merge", "$match", "$project", "$group", "$limit", "$skip", "$count",
+                                        "$out", "$sample", "$facet", "$search", "$text", "$where", "$regex", "$options",
+                                        "$comment", "$exists", "$expr", "$toLong", "$toDate", "$toBool", "$isArray",
+                                        "$reverseArray", "$reduce", "$filter", "$zip", "$ceil", "$floor", "$add",
+                                        "$subtract", "$multiply", "$divide", "$literal", "$switch", "$ifNull", "$shift"};
+
+/* Edit distance of a and b, case-insensitive, capped at 3. */
+static int distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40) return 3;
+    int d[41][41];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int) i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int) j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int c = tolower((unsigned char) a[i - 1]) != tolower((unsigned char) b[j - 1]);
+            int v = d[i - 1][j - 1] + c;
+            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb] < 3 ? d[la][lb] : 3;
+}
+
+/* The generator k looks like a misspelling of (NULL when k is a real operator or nothing close). */
+static const char *generator_lookalike(const char *k)
+{
+    for (size_t i = 0; i < sizeof REAL_NEAR / sizeof REAL_NEAR[0]; i++)
+        if (!strcmp(k, REAL_NEAR[i])) return NULL;
+    const char *best = NULL;
+    int bd = 3;
+    for (size_t i = 0; i < sizeof GENERATORS / sizeof GENERATORS[0]; i++) {
+        int d = distance(k, GENERATORS[i]);
+        /* Short names ($seq, $now, $key) are one edit from many words: only a case slip counts. */
+        int allowed = strlen(GENERATORS[i]) <= 4 ? 0 : 2;
+        if (d <= allowed && d < bd) best = GENERATORS[i], bd = d;
+        else if (d == 0 && strcmp(k, GENERATORS[i])) best = GENERATORS[i], bd = 0;
+    }
+    return best;
 }
 
 /* A one-key document whose key names a generator: compile it, or return NULL with *is_gen false. */
@@ -240,7 +292,15 @@ static tnode_t *compile_generator(const bson_iter_t *doc_it, bool *is_gen, bool 
             }
         }
     } else {
-        return NULL; /* a query or update operator such as $set: copied as it is */
+        /* A query or update operator such as $set is copied as it is; a generator's name
+         * misspelled ($randint) would reach the server as an operator nobody meant. */
+        const char *near = generator_lookalike(k);
+        if (near) {
+            errf(err, esz, "unknown template operator '%s' (did you mean %s? generators: $randInt, $randDouble, "
+                           "$randString, $seq, $choose, $now, $key)", k, near);
+            *is_gen = true;
+        }
+        return NULL;
     }
     return n;
 fail:

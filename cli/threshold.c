@@ -156,6 +156,23 @@ static bool compare(double a, cmp_t c, double b)
     }
 }
 
+bool mqload_threshold_check_ops(const mqload_threshold_t *t, const char *const *names, size_t n, char *err, size_t esz)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const cond_t *c = &t->c[i];
+        bool found = !c->op[0];
+        for (size_t k = 0; k < n && !found; k++) found = !strcmp(names[k], c->op);
+        if (found) continue;
+        char list[512] = "";
+        size_t len = 0;
+        for (size_t k = 0; k < n && len < sizeof list - 40; k++)
+            len += (size_t) snprintf(list + len, sizeof list - len, "%s%s", k ? ", " : "", names[k]);
+        snprintf(err, esz, "--threshold %s: no operation named '%s' (the workload has: %s)", c->text, c->op, list);
+        return false;
+    }
+    return true;
+}
+
 bool mqload_threshold_check(const mqload_threshold_t *t, const mqload_result_t *r, mqload_strbuf_t *out)
 {
     bool all = true;

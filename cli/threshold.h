@@ -18,6 +18,9 @@ typedef struct mqload_threshold mqload_threshold_t;
 /* NULL with err set for a malformed expression. */
 mqload_threshold_t *mqload_threshold_parse(const char *expr, char *err, size_t esz);
 void mqload_threshold_free(mqload_threshold_t *t);
+/* Before the run: every "<op>." prefix names one of the workload's operations (names[0..n-1]).
+ * false with err set ("--threshold fnd.p99<5ms: no operation named 'fnd' (the workload has: find)"). */
+bool mqload_threshold_check_ops(const mqload_threshold_t *t, const char *const *names, size_t n, char *err, size_t esz);
 /* True when every condition holds; each violated one adds a line to out ("threshold p99<5ms
  * violated: p99 = 7.31ms"). A condition naming an operation the result lacks is violated. */
 bool mqload_threshold_check(const mqload_threshold_t *t, const mqload_result_t *r, mqload_strbuf_t *out);

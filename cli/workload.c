@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 static const char *const OP_NAMES[MQLOAD_OP__COUNT] = {
     "find", "insert", "update", "delete", "aggregate", "count", "command", "scan", "rmw",
@@ -40,6 +41,23 @@ static bool fail(char *err, size_t esz, const char *fmt, ...)
     "\"field5\": {\"$randString\": 100}, \"field6\": {\"$randString\": 100}, \"field7\": {\"$randString\": 100}, " \
     "\"field8\": {\"$randString\": 100}, \"field9\": {\"$randString\": 100}}"
 #define YCSB_UPDATE "{\"$set\": {\"field0\": {\"$randString\": 100}}}"
+
+/* libbson says "position N" (a byte offset) or "Incomplete JSON": where that is, as " line L column C". */
+static void json_error_place(const char *data, size_t len, const char *msg, char *out, size_t outsz)
+{
+    const char *p = strstr(msg, "position ");
+    size_t pos = len;
+    out[0] = 0;
+    if (p) pos = (size_t) strtoull(p + 9, NULL, 10);
+    else if (!strstr(msg, "Incomplete")) return;
+    if (pos > len) pos = len;
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < pos; i++) {
+        if (data[i] == '\n') line++, col = 1;
+        else if (((unsigned char) data[i] & 0xC0) != 0x80) col++; /* columns in characters, not UTF-8 bytes */
+    }
+    snprintf(out, outsz, " line %zu column %zu%s:", line, col, p ? "" : " (the end of the file)");
+}
 
 static void json_into(bson_t *dst, const char *json)
 {
@@ -242,29 +260,43 @@ static bool load_file(mqload_workload_t *wl, const char *path, char *err, size_t
     data[len] = 0;
     bson_error_t be;
     bson_t *doc = bson_new_from_json((const uint8_t *) data, (ssize_t) len, &be);
+    if (!doc) {
+        char where[64];
+        json_error_place(data, len, be.message, where, sizeof where);
+        free(data);
+        return fail(err, esz, "--workload %s:%s invalid Extended JSON: %s", path, where, be.message);
+    }
     free(data);
-    if (!doc) return fail(err, esz, "--workload %s: invalid Extended JSON: %s", path, be.message);
     bool ok = true, have_ops = false;
     bson_iter_t it;
     bson_iter_init(&it, doc);
     while (ok && bson_iter_next(&it)) {
         const char *k = bson_iter_key(&it);
-        if (!strcmp(k, "name") && BSON_ITER_HOLDS_UTF8(&it)) {
+        /* A known field with a wrong value says so: "unknown field" would send the user looking for a typo. */
+        bool is_str = BSON_ITER_HOLDS_UTF8(&it);
+        if ((!strcmp(k, "name") || !strcmp(k, "database") || !strcmp(k, "collection") || !strcmp(k, "key_dist")) && !is_str) {
+            ok = fail(err, esz, "--workload %s: \"%s\" must be a string", path, k);
+        } else if (!strcmp(k, "name")) {
             snprintf(wl->name, sizeof wl->name, "%s", bson_iter_utf8(&it, NULL));
-        } else if (!strcmp(k, "database") && BSON_ITER_HOLDS_UTF8(&it)) {
+        } else if (!strcmp(k, "database")) {
             snprintf(wl->db, sizeof wl->db, "%s", bson_iter_utf8(&it, NULL));
-        } else if (!strcmp(k, "collection") && BSON_ITER_HOLDS_UTF8(&it)) {
+        } else if (!strcmp(k, "collection")) {
             snprintf(wl->collection, sizeof wl->collection, "%s", bson_iter_utf8(&it, NULL));
-        } else if (!strcmp(k, "keys") && BSON_ITER_HOLDS_NUMBER(&it) && bson_iter_as_int64(&it) > 0) {
-            wl->keys = (uint64_t) bson_iter_as_int64(&it);
-        } else if (!strcmp(k, "key_dist") && BSON_ITER_HOLDS_UTF8(&it)) {
+        } else if (!strcmp(k, "keys")) {
+            double v = BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_double(&it) : -1;
+            if (!(v >= 1 && v <= 9007199254740992.0 && v == floor(v)))
+                ok = fail(err, esz, "--workload %s: \"keys\" must be a positive integer (the key space 0..keys-1)", path);
+            else wl->keys = (uint64_t) v;
+        } else if (!strcmp(k, "key_dist")) {
             wl->key_dist = mqload_keydist_parse(bson_iter_utf8(&it, NULL));
             if (wl->key_dist < 0) ok = fail(err, esz, "--workload %s: key_dist must be uniform, zipfian or latest", path);
         } else if (!strcmp(k, "document")) {
             char where[300];
             snprintf(where, sizeof where, "--workload %s", path);
             ok = doc_field(&it, &wl->document, false, where, err, esz);
-        } else if (!strcmp(k, "operations") && BSON_ITER_HOLDS_ARRAY(&it)) {
+        } else if (!strcmp(k, "operations") && !BSON_ITER_HOLDS_ARRAY(&it)) {
+            ok = fail(err, esz, "--workload %s: \"operations\" must be an array of operations", path);
+        } else if (!strcmp(k, "operations")) {
             bson_iter_t a;
             size_t i = 0;
             have_ops = true;
@@ -279,7 +311,7 @@ static bool load_file(mqload_workload_t *wl, const char *path, char *err, size_t
                 }
             }
         } else {
-            ok = fail(err, esz, "--workload %s: unknown or mistyped field '%s' (name, database, collection, keys, key_dist, document, operations)", path, k);
+            ok = fail(err, esz, "--workload %s: unknown field '%s' (the fields: name, database, collection, keys, key_dist, document, operations)", path, k);
         }
     }
     bson_destroy(doc);
