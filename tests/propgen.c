@@ -74,6 +74,8 @@ static double rand_double(pg_rng_t *r, pg_types_t types)
     }
 }
 
+static void value_in(pg_rng_t *r, bson_t *out, const char *key, int depth, pg_types_t types, bool in_array);
+
 static void rand_fields(pg_rng_t *r, bson_t *d, int depth, pg_types_t types, bool array)
 {
     uint32_t n = pg_below(r, depth > 0 ? 6 : 3);
@@ -81,11 +83,17 @@ static void rand_fields(pg_rng_t *r, bson_t *d, int depth, pg_types_t types, boo
         char key[32];
         if (array) snprintf(key, sizeof key, "%u", i);
         else snprintf(key, sizeof key, "k%u_%c%u", i, 'a' + (char) pg_below(r, 26), pg_below(r, 100));
-        pg_value(r, d, key, depth - 1, types);
+        value_in(r, d, key, depth - 1, types, array);
     }
 }
 
 void pg_value(pg_rng_t *r, bson_t *out, const char *key, int depth, pg_types_t types)
+{
+    value_in(r, out, key, depth, types, false);
+}
+
+/* in_array: FerretDB 1.x refuses an array directly inside an array */
+static void value_in(pg_rng_t *r, bson_t *out, const char *key, int depth, pg_types_t types, bool in_array)
 {
     char s[64];
     uint8_t bin[40];
@@ -94,6 +102,7 @@ void pg_value(pg_rng_t *r, bson_t *out, const char *key, int depth, pg_types_t t
     int kinds = types == PG_TYPES_ALL ? 22 : 14;
     int k = (int) pg_below(r, (uint32_t) kinds);
     if (depth <= 0 && (k == 2 || k == 3)) k = 0; /* no deeper nesting */
+    if (k == 3 && in_array && types == PG_TYPES_FERRETDB) k = 2;
     switch (k) {
     case 0: BSON_APPEND_DOUBLE(out, key, rand_double(r, types)); break;
     case 1: rand_utf8(r, s, sizeof s); BSON_APPEND_UTF8(out, key, s); break;

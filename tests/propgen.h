@@ -26,7 +26,8 @@ size_t pg_size(pg_rng_t *r, size_t lo, size_t hi);
 typedef enum {
     PG_TYPES_ALL,            /* every type libbson writes, deprecated ones included */
     PG_TYPES_FERRETDB,       /* what FerretDB 1.x stores: no decimal128, code, symbol, dbpointer,
-                              * undefined, min/max key; finite doubles other than -0 */
+                              * undefined, min/max key, arrays in arrays; finite doubles
+                              * other than -0 */
 } pg_types_t;
 
 /* Appends `key: <random value>` to out; depth bounds nesting. */
