@@ -81,7 +81,7 @@ static bool has_id(coll_t *c, const bson_value_t *id, const bson_t *except)
 {
     bson_value_t v;
     for (size_t i = 0; i < c->n; i++)
-        if (c->docs[i] != except && get_field(c->docs[i], "_id", &v) && docsrv_compare_values(&v, id) == 0 &&
+        if (c->docs[i] != except && docsrv_get_field(c->docs[i], "_id", &v) && docsrv_compare_values(&v, id) == 0 &&
             v.value_type == id->value_type)
             return true;
     return false;
@@ -90,7 +90,7 @@ static bool has_id(coll_t *c, const bson_value_t *id, const bson_t *except)
 static int by_id(const void *a, const void *b)
 {
     bson_value_t va, vb;
-    bool ha = get_field(*(bson_t *const *) a, "_id", &va), hb = get_field(*(bson_t *const *) b, "_id", &vb);
+    bool ha = docsrv_get_field(*(bson_t *const *) a, "_id", &va), hb = docsrv_get_field(*(bson_t *const *) b, "_id", &vb);
     if (!ha || !hb) return ha - hb;
     return docsrv_compare_values(&va, &vb);
 }
@@ -207,7 +207,7 @@ static bson_t *cmd_write(docsrv_t *s, const bson_t *cmd, const char *kind, const
             if (st[i]->len > (uint32_t) s->lim.max_bson) {
                 s->st.limit_errors++;
                 write_error(&errs, &nerr, (int) i, 10334, "object to insert too large");
-            } else if (!get_field(st[i], "_id", &id)) {
+            } else if (!docsrv_get_field(st[i], "_id", &id)) {
                 write_error(&errs, &nerr, (int) i, 2, "docsrv: documents must come with an _id (drivers add it)");
             } else if (has_id(c, &id, NULL)) {
                 write_error(&errs, &nerr, (int) i, 11000, "E11000 duplicate key error collection: _id_ dup key");
@@ -223,7 +223,7 @@ static bson_t *cmd_write(docsrv_t *s, const bson_t *cmd, const char *kind, const
         if (field[0] == 'd') { /* delete */
             int64_t limit = int_field(st[i], "limit", 0);
             for (size_t k = 0; k < c->n;) {
-                if (matches(c->docs[k], &q)) {
+                if (docsrv_matches(c->docs[k], &q)) {
                     coll_remove(c, k);
                     count++;
                     if (limit == 1) break;
@@ -239,10 +239,10 @@ static bson_t *cmd_write(docsrv_t *s, const bson_t *cmd, const char *kind, const
         }
         int64_t matched = 0;
         for (size_t k = 0; k < c->n && (multi || matched == 0); k++) {
-            if (!matches(c->docs[k], &q)) continue;
+            if (!docsrv_matches(c->docs[k], &q)) continue;
             bool pipe;
             int code = 0;
-            bson_t *nd = apply_update(c->docs[k], &u, &pipe, &code);
+            bson_t *nd = docsrv_apply_update(c->docs[k], &u, &pipe, &code);
             matched++;
             if (!nd) {
                 write_error(&errs, &nerr, (int) i, code, "docsrv: unsupported update");
@@ -260,13 +260,13 @@ static bson_t *cmd_write(docsrv_t *s, const bson_t *cmd, const char *kind, const
         count += matched;
         if (matched == 0 && upsert) {
             int code = 0;
-            bson_t *nd = upsert_doc(&q, &u, &code);
+            bson_t *nd = docsrv_upsert_doc(&q, &u, &code);
             bson_value_t id;
             if (!nd) {
                 write_error(&errs, &nerr, (int) i, code, "docsrv: unsupported update");
                 continue;
             }
-            get_field(nd, "_id", &id);
+            docsrv_get_field(nd, "_id", &id);
             char k[16];
             bson_t e;
             snprintf(k, sizeof k, "%d", nups++);
@@ -297,7 +297,7 @@ static bson_t **select_docs(docsrv_t *s, const char *ns, const bson_t *filter, i
     bson_t **v = malloc(((c ? c->n : 0) + 1) * sizeof *v);
     size_t k = 0;
     for (size_t i = 0; c && i < c->n; i++)
-        if (matches(c->docs[i], filter)) v[k++] = c->docs[i];
+        if (docsrv_matches(c->docs[i], filter)) v[k++] = c->docs[i];
     if (sort) qsort(v, k, sizeof *v, by_id);
     if (sort < 0)
         for (size_t i = 0; i < k / 2; i++) {
@@ -464,9 +464,9 @@ static bson_t *cmd_find_and_modify(docsrv_t *s, const bson_t *cmd, const char *n
         BSON_APPEND_BOOL(&leo, "updatedExisting", false);
         bson_t *nd = NULL;
         int code = 0;
-        if (!remove && upsert && (nd = upsert_doc(&q, &u, &code))) {
+        if (!remove && upsert && (nd = docsrv_upsert_doc(&q, &u, &code))) {
             bson_value_t id;
-            get_field(nd, "_id", &id);
+            docsrv_get_field(nd, "_id", &id);
             BSON_APPEND_VALUE(&leo, "upserted", &id);
             coll_add(c, nd);
         }
@@ -475,9 +475,9 @@ static bson_t *cmd_find_and_modify(docsrv_t *s, const bson_t *cmd, const char *n
         else BSON_APPEND_NULL(r, "value");
     } else {
         bson_value_t id, v;
-        get_field(cand[0], "_id", &id);
+        docsrv_get_field(cand[0], "_id", &id);
         size_t k = 0;
-        while (k < c->n && !(get_field(c->docs[k], "_id", &v) && docsrv_compare_values(&v, &id) == 0)) k++;
+        while (k < c->n && !(docsrv_get_field(c->docs[k], "_id", &v) && docsrv_compare_values(&v, &id) == 0)) k++;
         BSON_APPEND_INT32(&leo, "n", 1);
         if (!remove) BSON_APPEND_BOOL(&leo, "updatedExisting", true);
         bson_append_document_end(r, &leo);
@@ -487,7 +487,7 @@ static bson_t *cmd_find_and_modify(docsrv_t *s, const bson_t *cmd, const char *n
         } else {
             bool pipe;
             int code = 0;
-            bson_t *nd = apply_update(c->docs[k], &u, &pipe, &code);
+            bson_t *nd = docsrv_apply_update(c->docs[k], &u, &pipe, &code);
             if (!nd) {
                 bson_destroy(r);
                 free_list(cand, n);

@@ -9,7 +9,7 @@
 
 /* ---- values and matching ------------------------------------------------------------------- */
 
-int type_rank(bson_type_t t)
+int docsrv_type_rank(bson_type_t t)
 {
     switch (t) {
     case BSON_TYPE_MINKEY: return 1;
@@ -47,7 +47,7 @@ static int cmp_bytes(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 
 int docsrv_compare_values(const bson_value_t *a, const bson_value_t *b)
 {
-    int ra = type_rank(a->value_type), rb = type_rank(b->value_type);
+    int ra = docsrv_type_rank(a->value_type), rb = docsrv_type_rank(b->value_type);
     if (ra != rb) return ra < rb ? -1 : 1;
     switch (ra) {
     case 3:
@@ -65,7 +65,7 @@ int docsrv_compare_values(const bson_value_t *a, const bson_value_t *b)
     }
 }
 
-bool get_field(const bson_t *doc, const char *key, bson_value_t *out)
+bool docsrv_get_field(const bson_t *doc, const char *key, bson_value_t *out)
 {
     bson_iter_t it;
     if (!bson_iter_init_find(&it, doc, key)) return false;
@@ -79,7 +79,7 @@ static bool match_ops(const bson_t *doc, const char *key, const bson_value_t *ha
         const char *op = bson_iter_key(ops);
         const bson_value_t *want = bson_iter_value(ops);
         int c = present ? docsrv_compare_values(have, want) : -2;
-        bool same_rank = present && type_rank(have->value_type) == type_rank(want->value_type);
+        bool same_rank = present && docsrv_type_rank(have->value_type) == docsrv_type_rank(want->value_type);
         if (!strcmp(op, "$eq") && !(present && c == 0)) return false;
         if (!strcmp(op, "$ne") && present && c == 0) return false;
         if (!strcmp(op, "$gt") && !(same_rank && c > 0)) return false;
@@ -100,7 +100,7 @@ static bool match_ops(const bson_t *doc, const char *key, const bson_value_t *ha
     return true;
 }
 
-bool matches(const bson_t *doc, const bson_t *filter)
+bool docsrv_matches(const bson_t *doc, const bson_t *filter)
 {
     bson_iter_t it;
     if (!filter || !bson_iter_init(&it, filter)) return true;
@@ -116,7 +116,7 @@ bool matches(const bson_t *doc, const bson_t *filter)
                 bson_t f;
                 bson_iter_document(&sub, &l, &d);
                 if (!d || !bson_init_static(&f, d, l)) return false;
-                bool m = matches(doc, &f);
+                bool m = docsrv_matches(doc, &f);
                 if (is_and && !m) return false;
                 any |= m;
             }
@@ -124,7 +124,7 @@ bool matches(const bson_t *doc, const bson_t *filter)
             continue;
         }
         bson_value_t have;
-        bool present = get_field(doc, key, &have);
+        bool present = docsrv_get_field(doc, key, &have);
         bson_iter_t ops;
         if (BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &ops) && bson_iter_next(&ops) &&
             bson_iter_key(&ops)[0] == '$') {
@@ -142,7 +142,7 @@ bool matches(const bson_t *doc, const bson_t *filter)
 
 /* doc with $set / $inc / $unset applied (a new document), or a replacement keeping _id. NULL with
  * *code set when the update is not one this server does. */
-bson_t *apply_update(const bson_t *doc, const bson_t *u, bool *is_pipeline, int *code)
+bson_t *docsrv_apply_update(const bson_t *doc, const bson_t *u, bool *is_pipeline, int *code)
 {
     bson_iter_t it;
     bson_t *out = bson_new();
@@ -197,7 +197,7 @@ bson_t *apply_update(const bson_t *doc, const bson_t *u, bool *is_pipeline, int 
 }
 
 /* The document an upsert inserts: the filter's equality fields, then the update. */
-bson_t *upsert_doc(const bson_t *q, const bson_t *u, int *code)
+bson_t *docsrv_upsert_doc(const bson_t *q, const bson_t *u, int *code)
 {
     bson_t base;
     bson_iter_t it;
@@ -213,7 +213,7 @@ bson_t *upsert_doc(const bson_t *q, const bson_t *u, int *code)
     while (bson_iter_next(&it))
         if (strcmp(bson_iter_key(&it), "_id") && bson_iter_key(&it)[0] != '$' && !BSON_ITER_HOLDS_DOCUMENT(&it))
             bson_append_iter(&base, NULL, 0, &it);
-    bson_t *out = apply_update(&base, u, &pipe, code);
+    bson_t *out = docsrv_apply_update(&base, u, &pipe, code);
     bson_destroy(&base);
     return out;
 }

@@ -6,15 +6,15 @@
 #include <stdbool.h>
 
 /* MongoDB's order of types (numbers together, then strings, documents...), 1..14. */
-int type_rank(bson_type_t t);
+int docsrv_type_rank(bson_type_t t);
 /* The value of doc's top-level field key (pointing into doc). */
-bool get_field(const bson_t *doc, const char *key, bson_value_t *out);
+bool docsrv_get_field(const bson_t *doc, const char *key, bson_value_t *out);
 /* Top-level equality, $eq/$ne/$gt/$gte/$lt/$lte/$in/$exists, $and/$or. NULL filter: all. */
-bool matches(const bson_t *doc, const bson_t *filter);
+bool docsrv_matches(const bson_t *doc, const bson_t *filter);
 /* doc with u applied: $set (in place, new fields at the end, as MongoDB), $inc, $unset, or a
  * replacement keeping _id. A new document, or NULL with *code set (unsupported update). */
-bson_t *apply_update(const bson_t *doc, const bson_t *u, bool *is_pipeline, int *code);
+bson_t *docsrv_apply_update(const bson_t *doc, const bson_t *u, bool *is_pipeline, int *code);
 /* The document an upsert inserts: _id and equality fields of q, then u applied. */
-bson_t *upsert_doc(const bson_t *q, const bson_t *u, int *code);
+bson_t *docsrv_upsert_doc(const bson_t *q, const bson_t *u, int *code);
 
 #endif
