@@ -20,6 +20,10 @@ typedef struct {
     char *ns;
     bson_t **docs;
     size_t n, cap;
+    /* _id hashes with counts (open addressing): a miss proves an _id new without a scan */
+    uint64_t *ih;
+    uint32_t *icount;
+    size_t icap, iused;
 } coll_t;
 
 typedef struct {
@@ -61,6 +65,37 @@ static coll_t *coll_get(docsrv_t *s, const char *ns, bool create)
     return c;
 }
 
+/* h's slot (claimed when insert), or NULL when absent */
+static uint32_t *id_slot(coll_t *c, uint64_t h, bool insert)
+{
+    size_t i = (size_t) (h % c->icap);
+    while (c->ih[i] && c->ih[i] != h) i = (i + 1) % c->icap;
+    if (!c->ih[i] && !insert) return NULL;
+    c->ih[i] = h;
+    return &c->icount[i];
+}
+
+static void id_count(coll_t *c, const bson_t *doc, int delta)
+{
+    bson_value_t id;
+    if (!docsrv_get_field(doc, "_id", &id)) return;
+    if (c->iused * 2 >= c->icap) {
+        uint64_t *oh = c->ih;
+        uint32_t *oc = c->icount;
+        size_t ocap = c->icap;
+        c->icap = ocap ? ocap * 2 : 256;
+        c->ih = calloc(c->icap, sizeof *c->ih);
+        c->icount = calloc(c->icap, sizeof *c->icount);
+        c->iused = 0;
+        for (size_t i = 0; i < ocap; i++)
+            if (oh[i] && oc[i]) *id_slot(c, oh[i], true) = oc[i], c->iused++;
+        free(oh), free(oc);
+    }
+    uint32_t *n = id_slot(c, docsrv_id_hash(&id), true);
+    if (*n == 0 && delta > 0) c->iused++; /* slots are never freed: a count of 0 still takes one */
+    *n = (uint32_t) ((int64_t) *n + delta);
+}
+
 static void coll_add(coll_t *c, bson_t *doc)
 {
     if (c->n == c->cap) {
@@ -68,10 +103,12 @@ static void coll_add(coll_t *c, bson_t *doc)
         c->docs = realloc(c->docs, c->cap * sizeof *c->docs);
     }
     c->docs[c->n++] = doc;
+    id_count(c, doc, 1);
 }
 
 static void coll_remove(coll_t *c, size_t i)
 {
+    id_count(c, c->docs[i], -1);
     bson_destroy(c->docs[i]);
     memmove(&c->docs[i], &c->docs[i + 1], (c->n - i - 1) * sizeof *c->docs);
     c->n--;
@@ -80,9 +117,10 @@ static void coll_remove(coll_t *c, size_t i)
 static bool has_id(coll_t *c, const bson_value_t *id, const bson_t *except)
 {
     bson_value_t v;
+    uint32_t *n = c->icap ? id_slot(c, docsrv_id_hash(id), false) : NULL;
+    if (!n || !*n) return false;
     for (size_t i = 0; i < c->n; i++)
-        if (c->docs[i] != except && docsrv_get_field(c->docs[i], "_id", &v) && docsrv_compare_values(&v, id) == 0 &&
-            v.value_type == id->value_type)
+        if (c->docs[i] != except && docsrv_get_field(c->docs[i], "_id", &v) && docsrv_compare_values(&v, id) == 0)
             return true;
     return false;
 }
@@ -731,6 +769,8 @@ void docsrv_stop(docsrv_t *s)
         for (size_t k = 0; k < s->colls[i].n; k++) bson_destroy(s->colls[i].docs[k]);
         free(s->colls[i].docs);
         free(s->colls[i].ns);
+        free(s->colls[i].ih);
+        free(s->colls[i].icount);
     }
     free(s->colls);
     for (size_t i = 0; i < s->ncursors; i++) cursor_free(s->cursors[i]);

@@ -218,3 +218,27 @@ bson_t *docsrv_upsert_doc(const bson_t *q, const bson_t *u, int *code)
     return out;
 }
 
+
+/* MongoDB's unique index equates 1, 1L and 1.0: numbers hash by value, the rest by bytes. */
+uint64_t docsrv_id_hash(const bson_value_t *v)
+{
+    uint64_t h = 1469598103934665603ull ^ (uint64_t) docsrv_type_rank(v->value_type);
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    double d;
+    switch (v->value_type) {
+    case BSON_TYPE_INT32: case BSON_TYPE_INT64: case BSON_TYPE_DOUBLE:
+        d = v->value_type == BSON_TYPE_DOUBLE ? v->value.v_double
+            : v->value_type == BSON_TYPE_INT32 ? v->value.v_int32 : (double) v->value.v_int64;
+        d = d == 0 ? 0 : d; /* -0 == 0 */
+        p = (const uint8_t *) &d, n = sizeof d;
+        break;
+    case BSON_TYPE_UTF8: p = (const uint8_t *) v->value.v_utf8.str, n = v->value.v_utf8.len; break;
+    case BSON_TYPE_OID: p = v->value.v_oid.bytes, n = 12; break;
+    case BSON_TYPE_DOCUMENT: case BSON_TYPE_ARRAY: p = v->value.v_doc.data, n = v->value.v_doc.data_len; break;
+    case BSON_TYPE_BINARY: p = v->value.v_binary.data, n = v->value.v_binary.data_len; break;
+    default: break;
+    }
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h | 1; /* 0 marks an empty slot */
+}

@@ -16,5 +16,7 @@ bool docsrv_matches(const bson_t *doc, const bson_t *filter);
 bson_t *docsrv_apply_update(const bson_t *doc, const bson_t *u, bool *is_pipeline, int *code);
 /* The document an upsert inserts: _id and equality fields of q, then u applied. */
 bson_t *docsrv_upsert_doc(const bson_t *q, const bson_t *u, int *code);
+/* A hash of an _id for the unique index: 1, 1L and 1.0 hash alike (MongoDB equates them). Never 0. */
+uint64_t docsrv_id_hash(const bson_value_t *v);
 
 #endif

@@ -259,6 +259,7 @@ enum { S_SET, S_REPLACE, S_DELETE, S_INSERT, S_FIND, S_UPSERT, S_KINDS };
 /* n single-document operations at once on distinct ids, each checked against the model */
 void prop_singles(prop_t *p, int n, int32_t space)
 {
+    if (n > space) n = space; /* distinct ids */
     int32_t *ids = pick_ids(p, n, space);
     prop_res_t *r = calloc((size_t) n, sizeof *r);
     int *kind = calloc((size_t) n, sizeof *kind);
@@ -372,6 +373,7 @@ void prop_many(prop_t *p)
 /* one bulk of n mixed operations on distinct ids */
 void prop_bulk(prop_t *p, int n, int32_t space, bool ordered)
 {
+    if (n > space) n = space; /* distinct ids */
     int32_t *ids = pick_ids(p, n, space);
     bson_t *opts = BCON_NEW("ordered", BCON_BOOL(ordered));
     mqc_bulk_t *b = mqc_collection_bulk_new(p->coll, opts);
@@ -419,6 +421,7 @@ void prop_bulk(prop_t *p, int n, int32_t space, bool ordered)
 /* find_one_and_update / _replace / _delete at once on distinct ids */
 void prop_find_and(prop_t *p, int n, int32_t space)
 {
+    if (n > space) n = space; /* distinct ids */
     int32_t *ids = pick_ids(p, n, space);
     prop_res_t *r = calloc((size_t) n, sizeof *r);
     bson_t **before = calloc((size_t) n, sizeof *before), **after = calloc((size_t) n, sizeof *after);
