@@ -8,6 +8,7 @@
  * Seed: MQC_PROPERTY_SEED (else from the clock), printed in every failure. MQC_PROPERTY_LONG=1
  * multiplies counts and sizes (and uses FerretDB's full maxBsonObjectSize). */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "docsrv.h"
 #include "propkit.h"
@@ -158,5 +159,36 @@ TEST("/property/docsrv/past_100000", property_docsrv_100000)
     check_server_saw_splits(s, &(docsrv_limits_t){16 * 1024 * 1024, 48000000, 100000});
     ASSERT_GE(docsrv_stats(s).write_batches, 2);
     prop_close(&p);
+    docsrv_stop(s);
+}
+
+/* Issue 14's first symptom through mqload: every YCSB preset seeds 2,000 documents of ~1 KB
+ * (insert_many in batches of 1,000, the bulk path that read freed memory) and runs, here against
+ * docsrv in this process. Exit 0, no errors, every preset. */
+TEST("/property/docsrv/mqload_ycsb_presets", property_docsrv_mqload_ycsb)
+{
+    char bin[1024], cmd[2048], out[8192];
+    snprintf(bin, sizeof bin, "%s/mqload", tf_build_dir());
+    if (access(bin, X_OK) != 0) SKIP("%s is not built", bin);
+    docsrv_t *s = docsrv_start(NULL);
+    for (char preset = 'a'; preset <= 'f'; preset++) {
+        snprintf(cmd, sizeof cmd, "'%s' --uri '%s' --preset ycsb-%c --seed 2000 -n 400 --warmup 0 --no-progress 2>&1",
+                 bin, docsrv_uri(s, NULL), preset);
+        FILE *f = popen(cmd, "r");
+        ASSERT_NOT_NULL(f);
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = '\0';
+        int rc = pclose(f);
+        ASSERT_MSG(rc == 0, "ycsb-%c: exit %d:\n%s", preset, rc, out);
+        ASSERT_STR_CONTAINS(out, "errors 0 (");
+    }
+    char ns[64];
+    size_t n;
+    snprintf(ns, sizeof ns, "mqload.bench"); /* mqload's default --db and --collection */
+    bson_t **docs = docsrv_docs(s, ns, &n);
+    tf_note("docsrv holds %zu documents of mqload's; the first is %u bytes", n, n ? docs[0]->len : 0);
+    ASSERT_GE(n, 2000); /* ycsb-f, the last, seeds 2,000 and inserts none */
+    ASSERT_GT(docs[0]->len, 120);
+    docsrv_free_docs(docs, n);
     docsrv_stop(s);
 }
