@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "../cli/merge.h"
 #include "../cli/report.h"
@@ -52,4 +53,44 @@ TEST("/bson_moves/mqload_merge_many_inputs", bson_moves_merge_many)
     ASSERT(bson_iter_init_find(&it, &m.config, "mix"));
     ASSERT_STR_CONTAINS(bson_iter_utf8(&it, NULL), "enough text");
     mqload_result_free(&m);
+}
+
+/* scripts/check-bson keeps the class out (run by .ci/run, and here): it must report every kind of
+ * move in tests/check_bson/bad.c.in (the lines marked FIND), nothing in good.c.in, and nothing in
+ * the tree. */
+static int run_check(const char *args, char *out, size_t outsz)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd '%s' && python3 scripts/check-bson %s 2>&1", tf_src_dir(), args);
+    FILE *p = popen(cmd, "r");
+    ASSERT_NOT_NULL(p);
+    size_t n = fread(out, 1, outsz - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST("/bson_moves/check_bson_finds_each_kind", bson_moves_check_bson)
+{
+    static char out[65536];
+    char path[1024], line[512];
+    ASSERT_EQ(run_check("tests/check_bson/bad.c.in", out, sizeof out), 1);
+    snprintf(path, sizeof path, "%s/tests/check_bson/bad.c.in", tf_src_dir());
+    FILE *f = fopen(path, "r");
+    ASSERT_NOT_NULL(f);
+    int lineno = 0, marked = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strstr(line, "FIND:")) continue;
+        char want[64];
+        snprintf(want, sizeof want, "bad.c.in:%d: ", lineno);
+        ASSERT_MSG(strstr(out, want), "line %d (%s) not reported:\n%s", lineno, line, out);
+        marked++;
+    }
+    fclose(f);
+    ASSERT_GE(marked, 8);
+    ASSERT_STR_CONTAINS(out, "finding(s)");
+    ASSERT_EQ(run_check("tests/check_bson/good.c.in", out, sizeof out), 0);
+    ASSERT_EQ(run_check("", out, sizeof out), 0);
+    ASSERT_STR_CONTAINS(out, "no moves");
 }
