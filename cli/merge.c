@@ -251,8 +251,9 @@ typedef struct {
     double start_at, late_s, tolerance_s;
 } input_t;
 
+/* Inputs by pointer: an input_t holds a bson_t (its result's config), which never moves. */
 typedef struct {
-    input_t *v;
+    input_t **v;
     size_t n, cap;
     char notes[1024];
     uint64_t *failed;         /* workers noted as failed by a log, not to be noted missing again */
@@ -295,13 +296,14 @@ static bool add_input(inputs_t *ins, const char *json, size_t len, const char *l
         ins->v = realloc(ins->v, ins->cap * sizeof *ins->v);
         if (!ins->v) abort();
     }
-    input_t *in = &ins->v[ins->n];
-    memset(in, 0, sizeof *in);
+    input_t *in = calloc(1, sizeof *in);
+    if (!in) abort();
     if (!mqload_result_from_json(&in->r, json, len, inner, sizeof inner)) {
         snprintf(err, esz, "%s: %s", label, inner);
+        free(in);
         return false;
     }
-    ins->n++;
+    ins->v[ins->n++] = in;
     snprintf(in->label, sizeof in->label, "%s", label);
     in->exit_status = exit_status;
     read_worker_config(in);
@@ -354,15 +356,15 @@ static bool check_workers(inputs_t *ins, char *err, size_t esz)
     int64_t workers = 1;
     double lo = INFINITY, hi = -INFINITY, tol = 1;
     for (size_t i = 0; i < ins->n; i++) {
-        input_t *a = &ins->v[i];
+        input_t *a = ins->v[i];
         if (a->workers > workers) workers = a->workers;
         if (a->r.start_unix < lo) lo = a->r.start_unix;
         if (a->r.start_unix > hi) hi = a->r.start_unix;
         if (a->tolerance_s > tol) tol = a->tolerance_s;
         for (size_t k = 0; k < i && a->worker >= 0; k++)
-            if (ins->v[k].worker == a->worker && ins->v[k].workers == a->workers) {
+            if (ins->v[k]->worker == a->worker && ins->v[k]->workers == a->workers) {
                 snprintf(err, esz, "worker %lld appears twice (%s and %s): merging it twice would count its operations twice",
-                         (long long) a->worker, ins->v[k].label, a->label);
+                         (long long) a->worker, ins->v[k]->label, a->label);
                 return false;
             }
         if (a->exit_status > 0)
@@ -380,7 +382,7 @@ static bool check_workers(inputs_t *ins, char *err, size_t esz)
         size_t n_missing = 0;
         for (int64_t w = 0; w < workers; w++) {
             bool seen = false;
-            for (size_t i = 0; i < ins->n && !seen; i++) seen = ins->v[i].worker == w;
+            for (size_t i = 0; i < ins->n && !seen; i++) seen = ins->v[i]->worker == w;
             for (size_t i = 0; i < ins->n_failed && !seen; i++) seen = ins->failed[i] == (uint64_t) w;
             if (seen) continue;
             size_t l = strlen(missing);
@@ -405,9 +407,9 @@ bool mqload_merge_files(mqload_result_t *out, const char *const *paths, size_t n
         ok = false;
     }
     for (size_t i = 1; ok && i < ins.n; i++)
-        if (strcmp(ins.v[i].r.workload_id, ins.v[0].r.workload_id)) {
+        if (strcmp(ins.v[i]->r.workload_id, ins.v[0]->r.workload_id)) {
             snprintf(err, esz, "%s has workload_id %s but %s has %s: these runs measured different workloads and cannot be merged",
-                     ins.v[i].label, ins.v[i].r.workload_id, ins.v[0].label, ins.v[0].r.workload_id);
+                     ins.v[i]->label, ins.v[i]->r.workload_id, ins.v[0]->label, ins.v[0]->r.workload_id);
             ok = false;
         }
     if (ok) ok = check_workers(&ins, err, esz);
@@ -415,17 +417,17 @@ bool mqload_merge_files(mqload_result_t *out, const char *const *paths, size_t n
         mqload_result_init(out);
         double start = INFINITY, end = 0;
         for (size_t i = 0; i < ins.n; i++) {
-            if (ins.v[i].r.start_unix < start) start = ins.v[i].r.start_unix;
-            if (ins.v[i].r.start_unix + ins.v[i].r.duration_s > end) end = ins.v[i].r.start_unix + ins.v[i].r.duration_s;
+            if (ins.v[i]->r.start_unix < start) start = ins.v[i]->r.start_unix;
+            if (ins.v[i]->r.start_unix + ins.v[i]->r.duration_s > end) end = ins.v[i]->r.start_unix + ins.v[i]->r.duration_s;
         }
-        const mqload_result_t *first = &ins.v[0].r;
+        const mqload_result_t *first = &ins.v[0]->r;
         snprintf(out->tool_version, sizeof out->tool_version, "%s", first->tool_version);
         snprintf(out->engine, sizeof out->engine, "%s", first->engine);
         snprintf(out->uri_redacted, sizeof out->uri_redacted, "%s", first->uri_redacted);
         snprintf(out->workload_id, sizeof out->workload_id, "%s", first->workload_id);
         snprintf(out->workload_name, sizeof out->workload_name, "%s", first->workload_name);
         /* The configuration echoed is the common one: what only the first worker had is left out. */
-        if (ins.v[0].workers > 1)
+        if (ins.v[0]->workers > 1)
             bson_copy_to_excluding_noinit(&first->config, &out->config, "worker_index", "start_late_s", "concurrency",
                                           "requests", "rng_seed", NULL);
         else bson_concat(&out->config, &first->config);
@@ -435,24 +437,24 @@ bool mqload_merge_files(mqload_result_t *out, const char *const *paths, size_t n
         out->conns_opened = 0;
         snprintf(out->notes, sizeof out->notes, "%s", ins.notes);
         for (size_t i = 0; i < ins.n; i++) {
-            const mqload_result_t *r = &ins.v[i].r;
+            const mqload_result_t *r = &ins.v[i]->r;
             /* Seconds line up by wall clock: run i's second 0 is the merged second offset. */
             double off = floor(r->start_unix - start + 0.5);
             if (strcmp(r->engine, out->engine) && !strstr(out->notes, "engines differ"))
                 note(out->notes, sizeof out->notes, "engines differ (%s, %s)", out->engine, r->engine);
-            if (r->conns_opened == UINT64_MAX || out->conns_opened == UINT64_MAX) {
-                mqload_result_t tmp = *r;
-                tmp.conns_opened = 0;
-                mqload_result_merge(out, &tmp, (size_t) (off > 0 ? off : 0));
-                out->conns_opened = UINT64_MAX;
-            } else {
-                mqload_result_merge(out, r, (size_t) (off > 0 ? off : 0));
-            }
+            /* An unknown count (UINT64_MAX) makes the sum unknown. (No copy of r with its count
+             * zeroed: a copied bson_t, r->config, would point into r.) */
+            bool unknown = r->conns_opened == UINT64_MAX || out->conns_opened == UINT64_MAX;
+            mqload_result_merge(out, r, (size_t) (off > 0 ? off : 0));
+            if (unknown) out->conns_opened = UINT64_MAX;
             out->runs += r->runs;
         }
         mqload_result_sort_errors(out);
     }
-    for (size_t i = 0; i < ins.n; i++) mqload_result_free(&ins.v[i].r);
+    for (size_t i = 0; i < ins.n; i++) {
+        mqload_result_free(&ins.v[i]->r);
+        free(ins.v[i]);
+    }
     free(ins.v);
     free(ins.failed);
     return ok;

@@ -367,7 +367,9 @@ void mqc_bulk_destroy(mqc_bulk_t *bulk);
 /* ---- cursors --------------------------------------------------------------------------- */
 
 /* One batch of a cursor: docs[0..n_docs-1] valid only during the callback. When error is set the
- * cursor is dead. mqc_cursor_more() tells whether another batch can be asked for. */
+ * cursor is dead. mqc_cursor_more() tells whether another batch can be asked for. Each docs[i] is
+ * a view that points into itself: keep one with bson_copy(&docs[i]), never by assigning or
+ * memcpy'ing the bson_t (see docs/development.md, "A bson_t never moves"). */
 typedef void (*mqc_batch_cb)(mqc_cursor_t *cursor, const bson_t *docs, size_t n_docs,
                              const mqc_error_t *error, void *ud);
 

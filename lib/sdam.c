@@ -322,7 +322,7 @@ void mqc_sd_init_from_hello(mqc_sd_t *sd, const char *address, const bson_t *rep
 
 void mqc_sd_copy(mqc_sd_t *dst, const mqc_sd_t *src)
 {
-    *dst = *src;
+    *dst = *src; /* bson-ok: dst->tags is made anew by bson_copy_to below, before any use */
     dst->me = src->me ? bson_strdup(src->me) : NULL;
     dst->set_name = src->set_name ? bson_strdup(src->set_name) : NULL;
     dst->primary = src->primary ? bson_strdup(src->primary) : NULL;
