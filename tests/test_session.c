@@ -242,9 +242,7 @@ static void on_reply(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error
     }
 }
 
-/* Documents of n bytes of padding: past libbson's 120-byte inline buffer for single writes.
- * insert_many uses small ones (small_doc) until branch h14b's fix of bulk's moved bson_t
- * (issue 14, part 1) is merged: big ones crash there today, which is that branch's test. */
+/* Documents of n bytes of padding: past libbson's 120-byte inline buffer. */
 static bson_t *pad_doc(int i, size_t n)
 {
     char pad[400];
@@ -254,7 +252,6 @@ static bson_t *pad_doc(int i, size_t n)
     return BCON_NEW("_id", BCON_INT32(i), "pad", BCON_UTF8(pad));
 }
 
-static bson_t *small_doc(int i) { return pad_doc(i, 40); }
 
 static bson_t *big_doc(int i)
 {
@@ -314,7 +311,7 @@ TEST("/session/client/bulk_batches_number_on_one_session", session_bulk_batches)
     mqc_client_command(c, "admin", cmd, NULL, on_reply, &r);
     ASSERT(mqc_client_run_until_idle(c, 5));
     bson_t *docs[35];
-    for (int i = 0; i < 35; i++) docs[i] = small_doc(i);
+    for (int i = 0; i < 35; i++) docs[i] = pad_doc(i, 200);
     int first = seen.n;
     mqc_collection_insert_many(coll, (const bson_t *const *) docs, 35, NULL, on_reply, &r);
     ASSERT(mqc_client_run_until_idle(c, 5));

@@ -117,9 +117,8 @@ static void run_load(const char *uri, int in_flight, int total, bool fam, int64_
     char pad[300];
     memset(pad, 'p', sizeof pad - 1);
     pad[sizeof pad - 1] = 0;
-    /* insert_many gets documents under 120 bytes until branch h14b's fix of bulk's moved bson_t
-     * (issue 14, part 1) is merged; insert_one and update_one send 300-byte ones. */
-    for (int i = 0; i < N_DOCS; i++) L.docs[i] = BCON_NEW("pad", BCON_UTF8(pad + 260), "i", BCON_INT32(i));
+    /* Every write sends documents past libbson's 120-byte inline buffer (~200 to 300 bytes). */
+    for (int i = 0; i < N_DOCS; i++) L.docs[i] = BCON_NEW("pad", BCON_UTF8(pad + 100), "i", BCON_INT32(i));
     L.big = BCON_NEW("pad", BCON_UTF8(pad));
     L.filter = BCON_NEW("_id", BCON_INT32(3));
     L.update = BCON_NEW("$set", "{", "pad", BCON_UTF8(pad), "}");
