@@ -306,8 +306,9 @@ static void usage(void)
 {
     puts("usage: mqc-test [-v] [--list] [--no-fork] [--spec-dir DIR] [--timeout SECS] [-x EXCLUDE]... [PATTERN]...\n"
          "  PATTERN selects tests whose name starts with or contains it (e.g. /wire/ or partial).\n"
-         "  Each test runs in a process of its own, killed after --timeout seconds (default 120;\n"
-         "  MQC_TEST_TIMEOUT); --no-fork (MQC_TEST_NO_FORK=1) runs them all in this process.\n"
+         "  Each test runs in a process of its own, killed after --timeout seconds (default 120,\n"
+         "  x3 with ASan, x10 under valgrind; MQC_TEST_TIMEOUT); --no-fork (MQC_TEST_NO_FORK=1)\n"
+         "  runs them all in this process.\n"
          "  Environment: MQC_TEST_URI (use this server, not FerretDB), MQC_TEST_RS_URI,\n"
          "  MQC_TEST_TLS_URI, MQC_TEST_AUTH_URI, MQC_SPEC_TESTS.");
 }
@@ -532,6 +533,10 @@ int main(int argc, char **argv)
     atexit(mongoc_cleanup);
     if (getenv("MQC_TEST_VALGRIND") && strcmp(getenv("MQC_TEST_VALGRIND"), "0") != 0)
         g_timeout *= 10;    /* valgrind runs code 20-50 times slower */
+#ifdef TF_LEAK_CHECKED_BUILD
+    else
+        g_timeout *= 3;     /* ASan: 2-3 times */
+#endif
     if (getenv("MQC_TEST_TIMEOUT")) g_timeout = (unsigned) atoi(getenv("MQC_TEST_TIMEOUT"));
     if (getenv("MQC_TEST_NO_FORK") && strcmp(getenv("MQC_TEST_NO_FORK"), "0") != 0) g_fork = false;
 
