@@ -20,7 +20,14 @@ SPEC_TESTS ?= ../shared/spec-tests
 FUZZ_SECONDS ?= 10
 TEST_ARGS ?=
 
-VERSION      := 0.1.0
+# The version is written once, in include/mqc.h (MQC_VERSION_MAJOR/MINOR/PATCH, from which the
+# header also makes the string MQC_VERSION): read it from there.
+mqc_version_part = $(shell sed -n 's/^[#]define MQC_VERSION_$(1)  *\([0-9][0-9]*\) *$$/\1/p' include/mqc.h)
+VERSION      := $(call mqc_version_part,MAJOR).$(call mqc_version_part,MINOR).$(call mqc_version_part,PATCH)
+ifeq ($(shell echo '$(VERSION)' | grep -Ex '[0-9]+[.][0-9]+[.][0-9]+'),)
+  $(error could not read the version from include/mqc.h (MQC_VERSION_MAJOR/MINOR/PATCH): got '$(VERSION)')
+endif
+# The ABI's version (the soname's number), raised when the ABI breaks; not the release's.
 SOVERSION    := 0
 SONAME       := libmqc.so.$(SOVERSION)
 
@@ -53,14 +60,19 @@ ifneq ($(SAN),)
   # libbson are fine with it. Every other UBSan check stays on and fatal.
   SANFLAGS := -fsanitize=address,undefined -fno-sanitize=alignment -fno-sanitize-recover=undefined
 endif
-CPPFLAGS_ALL := -Iinclude -Ilib $(PKG_CFLAGS) $(LIBEV_CFLAGS) -DMQC_VERSION='"$(VERSION)"'
+CPPFLAGS_ALL := -Iinclude -Ilib $(PKG_CFLAGS) $(LIBEV_CFLAGS)
 CFLAGS_ALL   := $(CSTD) $(OPT) $(WARN) -fPIC -MMD -MP $(SANFLAGS) $(CFLAGS)
-LIBS_ALL     := $(PKG_LIBS) $(LIBEV_LIBS) -lpthread -lm -lanl -lresolv
+# libmqc's objects hide every symbol but the public API, which include/mqc.h marks visible
+# (#pragma GCC visibility): libmqc.so exports exactly what mqc.h declares (scripts/check-install
+# checks it). Hidden symbols still link statically, so mqload and the tests, which link
+# libmqc.a, reach the internals.
+LIB_VISIBILITY := -fvisibility=hidden
+LIBS_ALL     := $(PKG_LIBS) $(LIBEV_LIBS) -lpthread -lm -lresolv
 LDFLAGS_ALL  := $(SANFLAGS) $(LDFLAGS)
 
 LIB_SRC   := $(sort $(wildcard lib/*.c))
 CLI_SRC   := $(filter-out cli/main.c,$(sort $(wildcard cli/*.c)))
-TEST_SRC  := $(sort $(wildcard tests/*.c tests/spec/*.c))
+TEST_SRC  := $(sort $(wildcard tests/*.c tests/spec/*.c tests/support/*.c))
 EX_SRC    := $(sort $(wildcard examples/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 
@@ -76,7 +88,7 @@ MQLOAD := $(BUILD)/mqload
 TESTBIN := $(BUILD)/mqc-test
 CLILIB := $(BUILD)/libmqload.a
 
-.PHONY: all lib test test-run test-bin spec-test bench fuzz demo install uninstall clean check-deps valgrind soak
+.PHONY: FORCE all lib test test-run test-bin spec-test bench fuzz demo install uninstall clean check-deps valgrind soak
 all: check-deps lib $(MQLOAD) $(EX_BIN) $(BENCH_BIN)
 lib: $(STATIC) $(SHARED)
 
@@ -86,10 +98,18 @@ check-deps:
 	  $(CC) -x c - -o /dev/null $(LIBEV_CFLAGS) $(LIBEV_LIBS) 2>/dev/null || \
 	  { echo "missing: libev (ev.h, -lev). Run: scripts/install-deps" >&2; exit 1; }
 
-$(BUILD)/obj/%.o: %.c
+# Objects are rebuilt when the compiler's flags change (a new warning, -fvisibility), not only
+# when a source does: the stamp is rewritten only when its content differs.
+FLAGS_STAMP := $(BUILD)/obj/flags.stamp
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LIB_VISIBILITY)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
-	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(if $(filter $(BUILD)/obj/lib/%,$@),$(LIB_VISIBILITY)) -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
 	$(call say,AR,$@)
@@ -156,12 +176,19 @@ fuzz:
 demo:
 	$(Q)scripts/demo
 
-$(BUILD)/mqc.pc: Makefile
+# Written on every make that asks for it, from this make's PREFIX (rewritten only when that
+# changes it): a second `make install PREFIX=...` installs a .pc naming the new prefix. Every path
+# in it derives from ${prefix}, so `pkg-config --define-prefix` finds a DESTDIR-staged copy (see
+# docs/install.md).
+$(BUILD)/mqc.pc: FORCE
 	@mkdir -p $(BUILD)
 	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: mqc' 'Description: asynchronous MongoDB client for C (libev)' 'Version: $(VERSION)' \
 	  'Requires: libbson-1.0 libmongoc-1.0 openssl' 'Cflags: -I$${includedir}/mqc' \
-	  'Libs: -L$${libdir} -lmqc' 'Libs.private: $(LIBEV_LIBS) -lpthread -lm -lanl -lresolv' > $@
+	  'Libs: -L$${libdir} -lmqc' 'Libs.private: $(LIBEV_LIBS) -lpthread -lm -lresolv' > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+FORCE:
 
 install: all $(BUILD)/mqc.pc
 	$(Q)install -d $(DESTDIR)$(PREFIX)/include/mqc $(DESTDIR)$(PREFIX)/lib/pkgconfig \

@@ -34,11 +34,22 @@
 extern "C" {
 #endif
 
+/* libmqc is built with -fvisibility=hidden: what this header declares is its ABI, and only that
+ * is exported (scripts/check-install fails on any other exported symbol). */
+#pragma GCC visibility push(default)
+
 struct ev_loop;
 
 #define MQC_VERSION_MAJOR 0
 #define MQC_VERSION_MINOR 1
 #define MQC_VERSION_PATCH 0
+/* The same as a string, "0.1.0". These three lines are the only place the version is written:
+ * the Makefile reads them (for the library's file name and mqc.pc). */
+#define MQC_VERSION_STR_(x) #x
+#define MQC_VERSION_STR(x) MQC_VERSION_STR_(x)
+#define MQC_VERSION                                                                          \
+    MQC_VERSION_STR(MQC_VERSION_MAJOR) "." MQC_VERSION_STR(MQC_VERSION_MINOR) "."          \
+    MQC_VERSION_STR(MQC_VERSION_PATCH)
 /* The library's version, e.g. "0.1.0". Static storage. */
 const char *mqc_version(void);
 
@@ -436,6 +447,8 @@ long mqc_gather_winner(const mqc_gather_t *gather);
 /* Counts of slots that succeeded and failed (cancelled ones count as failed). */
 size_t mqc_gather_ok_count(const mqc_gather_t *gather);
 size_t mqc_gather_error_count(const mqc_gather_t *gather);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

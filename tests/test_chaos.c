@@ -11,6 +11,7 @@
 
 #include "chaos_stub.h"
 #include "mqc.h"
+#include "support/result.h"
 #include "../cli/template.h"
 #include "reply.h"
 #include "sdam.h"
@@ -19,46 +20,16 @@
 
 /* ---- helpers ---- */
 
-typedef struct {
-    int calls;
-    mqc_error_t err;
-    bool has_err;
-    bson_t *reply;
-} one_t;
-
-static void one_cb(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
-{
-    (void) op;
-    one_t *o = ud;
-    o->calls++;
-    o->has_err = error != NULL;
-    if (error) o->err = *error;
-    if (reply && !o->reply) o->reply = bson_copy(reply);
-}
-
 static mqc_client_t *client_for(int port, const char *extra)
 {
     char uri[256];
-    mqc_error_t err;
     snprintf(uri, sizeof uri, "mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=2000&connectTimeoutMS=2000%s", port,
              extra ? extra : "");
-    mqc_client_t *c = mqc_client_new_from_uri(NULL, uri, &err);
-    ASSERT_MSG(c, "client: %s", err.message);
-    return c;
+    return tf_client_new(uri);
 }
 
 /* Runs one ping (opts may set timeoutMS) to completion; the callback must come exactly once. */
-static one_t ping(mqc_client_t *c, const bson_t *opts)
-{
-    one_t o = {0};
-    bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
-    mqc_client_command(c, "admin", cmd, opts, one_cb, &o);
-    bson_destroy(cmd);
-    ASSERT(mqc_client_run_until_idle(c, 10));
-    ASSERT_EQ(o.calls, 1);
-    if (o.reply) bson_destroy(o.reply), o.reply = NULL;
-    return o;
-}
+static tf_res_t ping(mqc_client_t *c, const bson_t *opts) { return tf_ping(c, opts, 10); }
 
 /* A loopback port nothing listens on: bound, then closed. */
 static int free_port(void)
@@ -79,18 +50,18 @@ TEST("/chaos/matrix/refused_then_server_appears", chaos_refused)
 {
     int port = free_port();
     mqc_client_t *c = client_for(port, NULL);
-    one_t o = ping(c, NULL);
-    ASSERT(o.has_err);
-    tf_note("refused: %s (%s)", o.err.message, mqc_error_domain_name(o.err.domain));
-    ASSERT_MSG(o.err.domain == MQC_ERROR_NETWORK || o.err.domain == MQC_ERROR_SELECTION, "domain %u: %s",
-               o.err.domain, o.err.message);
+    tf_res_t o = ping(c, NULL);
+    ASSERT(o.failed);
+    tf_note("refused: %s (%s)", o.error.message, mqc_error_domain_name(o.error.domain));
+    ASSERT_MSG(o.error.domain == MQC_ERROR_NETWORK || o.error.domain == MQC_ERROR_SELECTION, "domain %u: %s",
+               o.error.domain, o.error.message);
     ASSERT_EQ(mqc_client_stat(c, MQC_STAT_CONNS_OPEN), 0);
     ASSERT_GE(mqc_client_stat(c, MQC_STAT_CONNS_FAILED), 1);
     chaos_stub_t s;
     chaos_stub_start(&s, port, NULL);
     /* the pool was cleared by the failure: the next operation opens a fresh connection */
     o = ping(c, NULL);
-    ASSERT_MSG(!o.has_err, "after the server came up: %s", o.err.message);
+    ASSERT_MSG(!o.failed, "after the server came up: %s", o.error.message);
     ASSERT_EQ(mqc_client_stat(c, MQC_STAT_CONNS_OPENED), 1);
     ASSERT_EQ(mqc_client_stat(c, MQC_STAT_OPS_PENDING), 0);
     mqc_client_destroy(c);
@@ -104,19 +75,19 @@ TEST("/chaos/matrix/slower_than_deadline", chaos_slow)
     chaos_stub_start(&s, 0, args);
     mqc_client_t *c = client_for(s.port, NULL);
     bson_t *opts = BCON_NEW("timeoutMS", BCON_INT32(100));
-    one_t a = ping(c, opts); /* command 1: on time */
-    ASSERT_MSG(!a.has_err, "%s", a.err.message);
+    tf_res_t a = ping(c, opts); /* command 1: on time */
+    ASSERT_MSG(!a.failed, "%s", a.error.message);
     double t0 = chaos_now();
-    one_t b = ping(c, opts); /* command 2: 300 ms late, deadline 100 ms */
+    tf_res_t b = ping(c, opts); /* command 2: 300 ms late, deadline 100 ms */
     double took = chaos_now() - t0;
-    ASSERT(b.has_err);
-    ASSERT_EQ(b.err.domain, MQC_ERROR_TIMEOUT);
+    ASSERT(b.failed);
+    ASSERT_EQ(b.error.domain, MQC_ERROR_TIMEOUT);
     ASSERT_MSG(took < 0.25, "the timeout came after %.3f s", took);
     /* the connection carried a request whose reply is now stale: it must be closed */
     ASSERT_GE(mqc_client_stat(c, MQC_STAT_CONNS_CLOSED), 1);
     uint64_t opened = mqc_client_stat(c, MQC_STAT_CONNS_OPENED);
-    one_t d = ping(c, opts); /* command 3: on time, on a new connection */
-    ASSERT_MSG(!d.has_err, "%s", d.err.message);
+    tf_res_t d = ping(c, opts); /* command 3: on time, on a new connection */
+    ASSERT_MSG(!d.failed, "%s", d.error.message);
     ASSERT_EQ(mqc_client_stat(c, MQC_STAT_CONNS_OPENED), opened + 1);
     bson_destroy(opts);
     mqc_client_destroy(c);
@@ -124,15 +95,14 @@ TEST("/chaos/matrix/slower_than_deadline", chaos_slow)
     ASSERT_EQ(chaos_stub_stat(&s, "slow"), 1);
 }
 
-static one_t find_one(mqc_client_t *c)
+static tf_res_t find_one(mqc_client_t *c)
 {
-    one_t o = {0};
+    tf_res_t o = {0};
     mqc_collection_t *coll = mqc_client_get_collection(c, "db", "coll");
     bson_t filter = BSON_INITIALIZER;
-    mqc_collection_find_one(coll, &filter, NULL, one_cb, &o);
+    mqc_collection_find_one(coll, &filter, NULL, tf_res_cb, &o);
     ASSERT(mqc_client_run_until_idle(c, 10));
     ASSERT_EQ(o.calls, 1);
-    if (o.reply) bson_destroy(o.reply), o.reply = NULL;
     mqc_collection_destroy(coll);
     return o;
 }
@@ -147,27 +117,27 @@ TEST("/chaos/matrix/retryable_error", chaos_retryable)
     const char *const args[] = {"--seed", "1", "--fault-error", "189:@2", NULL};
     chaos_stub_start(&s, 0, args);
     mqc_client_t *c = client_for(s.port, NULL);
-    one_t a = find_one(c); /* command 1 */
-    ASSERT_MSG(!a.has_err, "%s", a.err.message);
-    one_t b = find_one(c); /* command 2 fails with 189, its retry is command 3 */
-    ASSERT_MSG(!b.has_err, "the retry should have succeeded: %s", b.err.message);
+    tf_res_t a = find_one(c); /* command 1 */
+    ASSERT_MSG(!a.failed, "%s", a.error.message);
+    tf_res_t b = find_one(c); /* command 2 fails with 189, its retry is command 3 */
+    ASSERT_MSG(!b.failed, "the retry should have succeeded: %s", b.error.message);
     ASSERT_EQ(mqc_client_stat(c, MQC_STAT_OPS_RETRIED), 1);
     ASSERT_EQ(mqc_client_stat(c, MQC_STAT_CONNS_OPENED), 1); /* a server error: the connection is kept */
     mqc_client_destroy(c);
 
     c = client_for(s.port, "&directConnection=false");
-    one_t d = find_one(c); /* command 4 fails, its retry is command 5 */
-    ASSERT_MSG(!d.has_err, "the retry should have succeeded: %s", d.err.message);
+    tf_res_t d = find_one(c); /* command 4 fails, its retry is command 5 */
+    ASSERT_MSG(!d.failed, "the retry should have succeeded: %s", d.error.message);
     ASSERT_EQ(mqc_client_stat(c, MQC_STAT_OPS_RETRIED), 1);
     mqc_client_destroy(c);
 
     c = client_for(s.port, "&retryReads=false");
-    one_t e = find_one(c); /* command 6: every 2nd fails */
-    ASSERT(e.has_err);
-    ASSERT_EQ(e.err.domain, MQC_ERROR_SERVER);
-    ASSERT_EQ(e.err.code, 189);
-    one_t f = find_one(c); /* command 7 */
-    ASSERT_MSG(!f.has_err, "%s", f.err.message);
+    tf_res_t e = find_one(c); /* command 6: every 2nd fails */
+    ASSERT(e.failed);
+    ASSERT_EQ(e.error.domain, MQC_ERROR_SERVER);
+    ASSERT_EQ(e.error.code, 189);
+    tf_res_t f = find_one(c); /* command 7 */
+    ASSERT_MSG(!f.failed, "%s", f.error.message);
     ASSERT_EQ(mqc_client_stat(c, MQC_STAT_OPS_RETRIED), 0);
     mqc_client_destroy(c);
     chaos_stub_stop(&s);

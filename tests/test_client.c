@@ -4,50 +4,11 @@
 #include <stdlib.h>
 
 #include "mqc.h"
+#include "support/result.h"
 #include "tf.h"
 
-typedef struct {
-    int calls;
-    bson_t *reply;
-    mqc_error_t error;
-    bool failed;
-} result_t;
-
-static void on_result(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
-{
-    (void) op;
-    result_t *r = ud;
-    r->calls++;
-    if (r->reply) bson_destroy(r->reply);
-    r->reply = reply ? bson_copy(reply) : NULL;
-    r->failed = error != NULL;
-    if (error) r->error = *error;
-}
-
-static void result_reset(result_t *r)
-{
-    if (r->reply) bson_destroy(r->reply);
-    memset(r, 0, sizeof *r);
-}
-
-static mqc_client_t *new_client(const char *extra)
-{
-    mqc_error_t err;
-    char uri[1024];
-    const char *base = tf_server_uri("plain");
-    size_t bl = strlen(base);
-    const char *sep = strchr(base, '?') ? "&" : (bl && base[bl - 1] == '/') ? "?" : "/?";
-    snprintf(uri, sizeof uri, "%s%s%s", base, sep, extra ? extra : "");
-    mqc_client_t *c = mqc_client_new_from_uri(NULL, uri, &err);
-    ASSERT_MSG(c, "client: %s", err.message);
-    return c;
-}
-
-static void wait_idle(mqc_client_t *c)
-{
-    ASSERT_MSG(mqc_client_run_until_idle(c, 60), "operations still pending after 60 s: %llu",
-               (unsigned long long) mqc_client_stat(c, MQC_STAT_OPS_PENDING));
-}
+static mqc_client_t *new_client(const char *extra) { return tf_client_new(tf_uri_with(tf_server_uri("plain"), extra)); }
+static void wait_idle(mqc_client_t *c) { tf_client_wait_idle(c, 60); }
 
 static int64_t get_int(const bson_t *doc, const char *key)
 {
@@ -76,9 +37,9 @@ TEST("/client/uri/bad", client_uri_bad)
 TEST("/client/command/ping", client_command_ping)
 {
     mqc_client_t *c = new_client(NULL);
-    result_t r = {0};
+    tf_res_t r = {.keep_reply = true};
     bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
-    mqc_op_t *op = mqc_client_command(c, "admin", cmd, NULL, on_result, &r);
+    mqc_op_t *op = mqc_client_command(c, "admin", cmd, NULL, tf_res_cb, &r);
     ASSERT_NOT_NULL(op);
     ASSERT_EQ(r.calls, 0); /* never from inside the submit call */
     wait_idle(c);
@@ -86,7 +47,7 @@ TEST("/client/command/ping", client_command_ping)
     ASSERT_EQ(get_int(r.reply, "ok"), 1);
     ASSERT_EQ(mqc_client_stat(c, MQC_STAT_OPS_COMPLETED), 1);
     ASSERT_GE(mqc_client_stat(c, MQC_STAT_CONNS_OPENED), 1);
-    result_reset(&r);
+    tf_res_reset(&r);
     bson_destroy(cmd);
     mqc_client_destroy(c);
 }
@@ -94,9 +55,9 @@ TEST("/client/command/ping", client_command_ping)
 TEST("/client/command/server_error", client_command_server_error)
 {
     mqc_client_t *c = new_client(NULL);
-    result_t r = {0};
+    tf_res_t r = {.keep_reply = true};
     bson_t *cmd = BCON_NEW("noSuchCommandMqc", BCON_INT32(1));
-    mqc_client_command(c, "admin", cmd, NULL, on_result, &r);
+    mqc_client_command(c, "admin", cmd, NULL, tf_res_cb, &r);
     wait_idle(c);
     ASSERT_EQ(r.calls, 1);
     ASSERT(r.failed);
@@ -104,14 +65,14 @@ TEST("/client/command/server_error", client_command_server_error)
     ASSERT_EQ(r.error.code, 59);
     ASSERT_STR_EQ(r.error.code_name, "CommandNotFound");
     /* The connection is still good: the next command succeeds on it. */
-    result_reset(&r);
+    tf_res_reset(&r);
     bson_destroy(cmd);
     cmd = BCON_NEW("ping", BCON_INT32(1));
-    mqc_client_command(c, "admin", cmd, NULL, on_result, &r);
+    mqc_client_command(c, "admin", cmd, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_EQ(mqc_client_stat(c, MQC_STAT_CONNS_OPENED), 1);
-    result_reset(&r);
+    tf_res_reset(&r);
     bson_destroy(cmd);
     mqc_client_destroy(c);
 }
@@ -120,129 +81,129 @@ TEST("/client/crud/roundtrip", client_crud_roundtrip)
 {
     mqc_client_t *c = new_client(NULL);
     mqc_collection_t *coll = mqc_client_get_collection(c, "mqc_test", tf_unique("crud"));
-    result_t r = {0};
+    tf_res_t r = {.keep_reply = true};
 
     bson_t *doc = BCON_NEW("_id", BCON_INT32(1), "name", BCON_UTF8("one"), "n", BCON_INT32(10));
-    mqc_collection_insert_one(coll, doc, NULL, on_result, &r);
+    mqc_collection_insert_one(coll, doc, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_EQ(get_int(r.reply, "insertedCount"), 1);
     ASSERT_EQ(get_int(r.reply, "insertedId"), 1);
-    result_reset(&r);
+    tf_res_reset(&r);
 
     bson_t *noid = BCON_NEW("name", BCON_UTF8("generated"));
-    mqc_collection_insert_one(coll, noid, NULL, on_result, &r);
+    mqc_collection_insert_one(coll, noid, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     bson_iter_t it;
     ASSERT(bson_iter_init_find(&it, r.reply, "insertedId") && BSON_ITER_HOLDS_OID(&it));
-    result_reset(&r);
+    tf_res_reset(&r);
 
     bson_t *docs[3];
     for (int i = 0; i < 3; i++) docs[i] = BCON_NEW("_id", BCON_INT32(100 + i), "n", BCON_INT32(i));
-    mqc_collection_insert_many(coll, (const bson_t *const *) docs, 3, NULL, on_result, &r);
+    mqc_collection_insert_many(coll, (const bson_t *const *) docs, 3, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_EQ(get_int(r.reply, "insertedCount"), 3);
-    result_reset(&r);
+    tf_res_reset(&r);
 
     bson_t *f1 = BCON_NEW("_id", BCON_INT32(1));
-    mqc_collection_find_one(coll, f1, NULL, on_result, &r);
+    mqc_collection_find_one(coll, f1, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_EQ(get_int(r.reply, "n"), 10);
-    result_reset(&r);
+    tf_res_reset(&r);
 
     bson_t *none = BCON_NEW("_id", BCON_INT32(999));
-    mqc_collection_find_one(coll, none, NULL, on_result, &r);
+    mqc_collection_find_one(coll, none, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_NULL(r.reply);
-    result_reset(&r);
+    tf_res_reset(&r);
 
     bson_t *upd = BCON_NEW("$set", "{", "n", BCON_INT32(11), "}");
-    mqc_collection_update_one(coll, f1, upd, NULL, on_result, &r);
+    mqc_collection_update_one(coll, f1, upd, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_EQ(get_int(r.reply, "matchedCount"), 1);
     ASSERT_EQ(get_int(r.reply, "modifiedCount"), 1);
-    result_reset(&r);
+    tf_res_reset(&r);
 
     bson_t *rng = BCON_NEW("_id", "{", "$gte", BCON_INT32(100), "}");
     bson_t *inc = BCON_NEW("$inc", "{", "n", BCON_INT32(5), "}");
-    mqc_collection_update_many(coll, rng, inc, NULL, on_result, &r);
+    mqc_collection_update_many(coll, rng, inc, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_EQ(get_int(r.reply, "matchedCount"), 3);
-    result_reset(&r);
+    tf_res_reset(&r);
 
     bson_t *up_f = BCON_NEW("_id", BCON_INT32(500));
     bson_t *up_opts = BCON_NEW("upsert", BCON_BOOL(true));
-    mqc_collection_update_one(coll, up_f, upd, up_opts, on_result, &r);
+    mqc_collection_update_one(coll, up_f, upd, up_opts, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_EQ(get_int(r.reply, "upsertedCount"), 1);
-    result_reset(&r);
+    tf_res_reset(&r);
 
     bson_t *repl = BCON_NEW("name", BCON_UTF8("replaced"));
-    mqc_collection_replace_one(coll, f1, repl, NULL, on_result, &r);
+    mqc_collection_replace_one(coll, f1, repl, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_EQ(get_int(r.reply, "modifiedCount"), 1);
-    result_reset(&r);
+    tf_res_reset(&r);
 
     /* An update without operators is refused by the client, through the callback. */
-    mqc_collection_update_one(coll, f1, repl, NULL, on_result, &r);
+    mqc_collection_update_one(coll, f1, repl, NULL, tf_res_cb, &r);
     ASSERT_EQ(r.calls, 0);
     wait_idle(c);
     ASSERT_EQ(r.calls, 1);
     ASSERT_EQ(r.error.domain, MQC_ERROR_CLIENT);
-    result_reset(&r);
+    tf_res_reset(&r);
 
-    mqc_collection_count_documents(coll, NULL, NULL, on_result, &r);
+    mqc_collection_count_documents(coll, NULL, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_EQ(get_int(r.reply, "count"), 6);
-    result_reset(&r);
+    tf_res_reset(&r);
 
-    mqc_collection_distinct(coll, "n", rng, NULL, on_result, &r);
+    mqc_collection_distinct(coll, "n", rng, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT(bson_iter_init_find(&it, r.reply, "values") && BSON_ITER_HOLDS_ARRAY(&it));
-    result_reset(&r);
+    tf_res_reset(&r);
 
     bson_t *fam_opts = BCON_NEW("returnDocument", BCON_UTF8("after"));
-    mqc_collection_find_one_and_update(coll, up_f, inc, fam_opts, on_result, &r);
+    mqc_collection_find_one_and_update(coll, up_f, inc, fam_opts, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     bson_iter_t v;
     ASSERT(bson_iter_init(&it, r.reply) && bson_iter_find_descendant(&it, "value.n", &v));
     ASSERT_EQ(bson_iter_as_int64(&v), 16);
-    result_reset(&r);
+    tf_res_reset(&r);
 
-    mqc_collection_find_one_and_replace(coll, up_f, repl, NULL, on_result, &r);
+    mqc_collection_find_one_and_replace(coll, up_f, repl, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
-    result_reset(&r);
+    tf_res_reset(&r);
 
-    mqc_collection_find_one_and_delete(coll, up_f, NULL, on_result, &r);
+    mqc_collection_find_one_and_delete(coll, up_f, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT(bson_iter_init(&it, r.reply) && bson_iter_find_descendant(&it, "value.name", &v));
     ASSERT_STR_EQ(bson_iter_utf8(&v, NULL), "replaced");
-    result_reset(&r);
+    tf_res_reset(&r);
 
-    mqc_collection_delete_one(coll, f1, NULL, on_result, &r);
+    mqc_collection_delete_one(coll, f1, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_EQ(get_int(r.reply, "deletedCount"), 1);
-    result_reset(&r);
+    tf_res_reset(&r);
 
-    mqc_collection_delete_many(coll, rng, NULL, on_result, &r);
+    mqc_collection_delete_many(coll, rng, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_EQ(get_int(r.reply, "deletedCount"), 3);
-    result_reset(&r);
+    tf_res_reset(&r);
 
     /* Ordered bulk with a duplicate key: stops at the error, which names its index. */
     mqc_bulk_t *b = mqc_collection_bulk_new(coll, NULL);
@@ -251,7 +212,7 @@ TEST("/client/crud/roundtrip", client_crud_roundtrip)
     ASSERT(mqc_bulk_insert(b, d7, &berr));
     ASSERT(mqc_bulk_insert(b, d7, &berr));
     ASSERT(mqc_bulk_delete_one(b, d7, NULL, &berr));
-    mqc_bulk_execute(b, on_result, &r);
+    mqc_bulk_execute(b, tf_res_cb, &r);
     wait_idle(c);
     ASSERT_EQ(r.calls, 1);
     ASSERT(r.failed);
@@ -261,7 +222,7 @@ TEST("/client/crud/roundtrip", client_crud_roundtrip)
     ASSERT_EQ(get_int(r.reply, "deletedCount"), 0);
     ASSERT(bson_iter_init(&it, r.reply) && bson_iter_find_descendant(&it, "writeErrors.0.index", &v));
     ASSERT_EQ(bson_iter_as_int64(&v), 1);
-    result_reset(&r);
+    tf_res_reset(&r);
 
     /* Unordered: goes on after the error. */
     bson_t *uo = BCON_NEW("ordered", BCON_BOOL(false));
@@ -269,11 +230,11 @@ TEST("/client/crud/roundtrip", client_crud_roundtrip)
     bson_t *d8 = BCON_NEW("_id", BCON_INT32(8));
     ASSERT(mqc_bulk_insert(b, d7, &berr));
     ASSERT(mqc_bulk_insert(b, d8, &berr));
-    mqc_bulk_execute(b, on_result, &r);
+    mqc_bulk_execute(b, tf_res_cb, &r);
     wait_idle(c);
     ASSERT(r.failed);
     ASSERT_EQ(get_int(r.reply, "insertedCount"), 1);
-    result_reset(&r);
+    tf_res_reset(&r);
 
     bson_t *drop = BCON_NEW("drop", BCON_UTF8(mqc_collection_get_name(coll)));
     mqc_client_command(c, "mqc_test", drop, NULL, NULL, NULL);
@@ -306,12 +267,12 @@ static void seed(mqc_client_t *c, mqc_collection_t *coll, int n)
 {
     bson_t **docs = calloc((size_t) n, sizeof *docs);
     for (int i = 0; i < n; i++) docs[i] = BCON_NEW("_id", BCON_INT32(i), "v", BCON_INT32(i * 3));
-    result_t r = {0};
-    mqc_collection_insert_many(coll, (const bson_t *const *) docs, (size_t) n, NULL, on_result, &r);
+    tf_res_t r = {.keep_reply = true};
+    mqc_collection_insert_many(coll, (const bson_t *const *) docs, (size_t) n, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_EQ(get_int(r.reply, "insertedCount"), n);
-    result_reset(&r);
+    tf_res_reset(&r);
     for (int i = 0; i < n; i++) bson_destroy(docs[i]);
     free(docs);
 }
@@ -445,12 +406,12 @@ TEST("/client/insert_many/200000_split", client_insert_many_200000)
     seed(c, coll, 200000);
     ASSERT_GE(g_insert_cmds, 2);
     tf_note("200000 documents went in %d insert commands", g_insert_cmds);
-    result_t r = {0};
-    mqc_collection_count_documents(coll, NULL, NULL, on_result, &r);
+    tf_res_t r = {.keep_reply = true};
+    mqc_collection_count_documents(coll, NULL, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_EQ(get_int(r.reply, "count"), 200000);
-    result_reset(&r);
+    tf_res_reset(&r);
     bson_t *drop = BCON_NEW("drop", BCON_UTF8(mqc_collection_get_name(coll)));
     mqc_client_command(c, "mqc_test", drop, NULL, NULL, NULL);
     wait_idle(c);
@@ -505,10 +466,10 @@ TEST("/client/w0/unacknowledged", client_w0)
 {
     mqc_client_t *c = new_client("w=0");
     mqc_collection_t *coll = mqc_client_get_collection(c, "mqc_test", tf_unique("w0"));
-    result_t r = {0};
+    tf_res_t r = {.keep_reply = true};
     for (int i = 0; i < 20; i++) {
         bson_t *d = BCON_NEW("_id", BCON_INT32(i));
-        mqc_collection_insert_one(coll, d, NULL, on_result, &r);
+        mqc_collection_insert_one(coll, d, NULL, tf_res_cb, &r);
         bson_destroy(d);
     }
     wait_idle(c);
@@ -516,14 +477,14 @@ TEST("/client/w0/unacknowledged", client_w0)
     ASSERT(!r.failed);
     bson_iter_t it;
     ASSERT(bson_iter_init_find(&it, r.reply, "acknowledged") && !bson_iter_as_bool(&it));
-    result_reset(&r);
+    tf_res_reset(&r);
     /* Reads on the same connections still get their own replies (stray w:0 replies dropped). */
     bson_t *ack = BCON_NEW("writeConcern", "{", "w", BCON_INT32(1), "}");
-    mqc_collection_count_documents(coll, NULL, ack, on_result, &r);
+    mqc_collection_count_documents(coll, NULL, ack, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
     ASSERT_LE(get_int(r.reply, "count"), 20);
-    result_reset(&r);
+    tf_res_reset(&r);
     bson_destroy(ack);
     mqc_collection_destroy(coll);
     mqc_client_destroy(c);
@@ -535,15 +496,15 @@ TEST("/client/network/refused", client_refused)
     /* Port 1 on loopback: nothing listens there. */
     mqc_client_t *c = mqc_client_new_from_uri(NULL, "mongodb://127.0.0.1:1/?connectTimeoutMS=2000", &err);
     ASSERT_NOT_NULL(c);
-    result_t r = {0};
+    tf_res_t r = {.keep_reply = true};
     bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
-    mqc_client_command(c, "admin", cmd, NULL, on_result, &r);
+    mqc_client_command(c, "admin", cmd, NULL, tf_res_cb, &r);
     wait_idle(c);
     ASSERT_EQ(r.calls, 1);
     ASSERT(r.failed);
     ASSERT_EQ(r.error.domain, MQC_ERROR_NETWORK);
     ASSERT_STR_CONTAINS(r.error.message, "refused");
-    result_reset(&r);
+    tf_res_reset(&r);
     bson_destroy(cmd);
     mqc_client_destroy(c);
 }
@@ -553,15 +514,15 @@ TEST("/client/network/unresolvable", client_unresolvable)
     mqc_error_t err;
     mqc_client_t *c = mqc_client_new_from_uri(NULL, "mongodb://no-such-host.invalid:27017/", &err);
     ASSERT_NOT_NULL(c);
-    result_t r = {0};
+    tf_res_t r = {.keep_reply = true};
     bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
-    mqc_client_command(c, "admin", cmd, NULL, on_result, &r);
+    mqc_client_command(c, "admin", cmd, NULL, tf_res_cb, &r);
     wait_idle(c);
     ASSERT_EQ(r.calls, 1);
     ASSERT(r.failed);
     ASSERT_EQ(r.error.domain, MQC_ERROR_RESOLVE);
     ASSERT_STR_CONTAINS(r.error.message, "no-such-host.invalid");
-    result_reset(&r);
+    tf_res_reset(&r);
     bson_destroy(cmd);
     mqc_client_destroy(c);
 }
@@ -573,11 +534,11 @@ TEST("/client/libmongoc/readback_bytes", client_libmongoc_readback)
     mqc_collection_t *coll = mqc_client_get_collection(c, "mqc_test", name);
     bson_t *doc = BCON_NEW("_id", BCON_INT32(42), "s", BCON_UTF8("héllo"), "d", BCON_DOUBLE(1.5), "a", "[",
                            BCON_INT32(1), BCON_INT64(2), "]", "sub", "{", "b", BCON_BOOL(true), "}");
-    result_t r = {0};
-    mqc_collection_insert_one(coll, doc, NULL, on_result, &r);
+    tf_res_t r = {.keep_reply = true};
+    mqc_collection_insert_one(coll, doc, NULL, tf_res_cb, &r);
     wait_idle(c);
     EXPECT_OK(r);
-    result_reset(&r);
+    tf_res_reset(&r);
 
     mongoc_client_t *mc = mongoc_client_new(tf_server_uri("plain"));
     mongoc_collection_t *mcoll = mongoc_client_get_collection(mc, "mqc_test", name);

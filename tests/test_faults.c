@@ -5,48 +5,17 @@
 
 #include "fakesrv.h"
 #include "mqc.h"
+#include "support/result.h"
 #include "tf.h"
 
-typedef struct {
-    int calls;
-    mqc_error_t error;
-    bool failed;
-} res_t;
-
-static void on_res(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
-{
-    (void) op;
-    (void) reply;
-    res_t *r = ud;
-    r->calls++;
-    r->failed = error != NULL;
-    if (error) r->error = *error;
-}
-
-static mqc_client_t *client_for(fakesrv_t *s, const char *extra)
-{
-    mqc_error_t err;
-    mqc_client_t *c = mqc_client_new_from_uri(NULL, fakesrv_uri(s, extra), &err);
-    ASSERT_MSG(c, "%s", err.message);
-    return c;
-}
-
-static res_t ping(mqc_client_t *c, const bson_t *opts)
-{
-    res_t r = {0};
-    bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
-    mqc_client_command(c, "admin", cmd, opts, on_res, &r);
-    bson_destroy(cmd);
-    ASSERT(mqc_client_run_until_idle(c, 20));
-    ASSERT_EQ(r.calls, 1);
-    return r;
-}
+static mqc_client_t *client_for(fakesrv_t *s, const char *extra) { return tf_client_new(fakesrv_uri(s, extra)); }
+static tf_res_t ping(mqc_client_t *c, const bson_t *opts) { return tf_ping(c, opts, 20); }
 
 TEST("/faults/ok_baseline", faults_ok)
 {
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
     mqc_client_t *c = client_for(s, NULL);
-    res_t r = ping(c, NULL);
+    tf_res_t r = ping(c, NULL);
     ASSERT_MSG(!r.failed, "%s", r.error.message);
     mqc_client_destroy(c);
     fakesrv_stop(s);
@@ -58,7 +27,7 @@ TEST("/faults/timeout/operation", faults_timeout_op)
     mqc_client_t *c = client_for(s, NULL);
     bson_t *opts = BCON_NEW("timeoutMS", BCON_INT32(200));
     double t0 = tf_now();
-    res_t r = ping(c, opts);
+    tf_res_t r = ping(c, opts);
     double took = tf_now() - t0;
     ASSERT(r.failed);
     ASSERT_EQ(r.error.domain, MQC_ERROR_TIMEOUT);
@@ -77,7 +46,7 @@ TEST("/faults/timeout/socket", faults_timeout_socket)
 {
     fakesrv_t *s = fakesrv_start(FAKE_DELAY, 1500);
     mqc_client_t *c = client_for(s, "socketTimeoutMS=200");
-    res_t r = ping(c, NULL);
+    tf_res_t r = ping(c, NULL);
     ASSERT(r.failed);
     ASSERT_EQ(r.error.domain, MQC_ERROR_TIMEOUT);
     ASSERT_EQ(r.error.code, MQC_TIMEOUT_SOCKET);
@@ -89,9 +58,9 @@ TEST("/faults/cancel/in_flight", faults_cancel)
 {
     fakesrv_t *s = fakesrv_start(FAKE_DELAY, 1000);
     mqc_client_t *c = client_for(s, NULL);
-    res_t r = {0};
+    tf_res_t r = {0};
     bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
-    mqc_op_t *op = mqc_client_command(c, "admin", cmd, NULL, on_res, &r);
+    mqc_op_t *op = mqc_client_command(c, "admin", cmd, NULL, tf_res_cb, &r);
     ev_run(mqc_client_get_loop(c), EVRUN_NOWAIT);
     ev_run(mqc_client_get_loop(c), EVRUN_NOWAIT);
     mqc_op_cancel(op);
@@ -101,7 +70,7 @@ TEST("/faults/cancel/in_flight", faults_cancel)
     ASSERT_EQ(r.error.domain, MQC_ERROR_CANCELLED);
     /* Cancelled before it was even sent: */
     memset(&r, 0, sizeof r);
-    op = mqc_client_command(c, "admin", cmd, NULL, on_res, &r);
+    op = mqc_client_command(c, "admin", cmd, NULL, tf_res_cb, &r);
     mqc_op_cancel(op);
     mqc_op_cancel(op); /* twice is harmless */
     ASSERT(mqc_client_run_until_idle(c, 5));
@@ -116,7 +85,7 @@ static void check_fault(fake_mode_t mode, int arg, uint32_t domain)
 {
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
     mqc_client_t *c = client_for(s, "socketTimeoutMS=3000");
-    res_t r = ping(c, NULL);
+    tf_res_t r = ping(c, NULL);
     ASSERT_MSG(!r.failed, "%s", r.error.message);
     fakesrv_set_mode(s, mode, arg, 1);
     r = ping(c, NULL);
@@ -144,10 +113,10 @@ TEST("/faults/overloaded", faults_overloaded)
     fakesrv_t *s = fakesrv_start(FAKE_DELAY, 100);
     mqc_client_t *c = client_for(s, "maxPoolSize=2&maxPendingOperations=10");
     int calls = 0, overloaded = 0;
-    res_t rs[40];
+    tf_res_t rs[40];
     memset(rs, 0, sizeof rs);
     bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
-    for (int i = 0; i < 40; i++) mqc_client_command(c, "admin", cmd, NULL, on_res, &rs[i]);
+    for (int i = 0; i < 40; i++) mqc_client_command(c, "admin", cmd, NULL, tf_res_cb, &rs[i]);
     ASSERT(mqc_client_run_until_idle(c, 20));
     for (int i = 0; i < 40; i++) {
         calls += rs[i].calls;

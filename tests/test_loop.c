@@ -7,6 +7,7 @@
 
 #include "chaos_stub.h"
 #include "mqc.h"
+#include "support/result.h"
 
 typedef struct {
     uint64_t calls, ok, overloaded, other;
@@ -25,13 +26,8 @@ static void tally_cb(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error
 
 static mqc_client_t *loop_client(int port, const char *host, const char *extra)
 {
-    char uri[256];
-    mqc_error_t err;
-    snprintf(uri, sizeof uri, "mongodb://%s:%d/?serverSelectionTimeoutMS=5000&connectTimeoutMS=5000%s", host, port,
-             extra ? extra : "");
-    mqc_client_t *c = mqc_client_new_from_uri(NULL, uri, &err);
-    ASSERT_MSG(c, "client: %s", err.message);
-    return c;
+    return tf_client_newf("mongodb://%s:%d/?serverSelectionTimeoutMS=5000&connectTimeoutMS=5000%s", host, port,
+                          extra ? extra : "");
 }
 
 TEST("/loop/overload/million_pings_bounded", loop_overload)

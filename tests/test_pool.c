@@ -1,70 +1,15 @@
-/* Unit tests of lib/pool.c with a scripted connector: connections "establish" after a zero (or
- * given) delay on the loop, or fail when told to. */
+/* Unit tests of lib/pool.c with the scripted connector of tests/support/fakeconn: connections
+ * "establish" after a zero (or given) delay on the loop, or fail when told to. */
 #include <ev.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pool.h"
+#include "support/fakeconn.h"
 #include "tf.h"
 
-typedef struct fake fake_t;
-typedef struct {
-    mqc_pconn_t pc; /* first: the pool hands it back */
-    ev_timer t;
-    fake_t *f;
-} fconn_t;
-
-struct fake {
-    struct ev_loop *loop;
-    mqc_pool_t *pool;
-    int opened, closed, live;
-    double delay;
-    bool fail_next;
-    char last_close_reason[32];
-};
-
-static void fconn_done(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    (void) loop;
-    (void) revents;
-    fconn_t *c = t->data;
-    fake_t *f = c->f;
-    if (f->fail_next) {
-        mqc_error_t e;
-        f->fail_next = false;
-        mqc_error_set(&e, MQC_ERROR_NETWORK, 111, "connection refused (scripted)");
-        mqc_pool_conn_established(f->pool, &c->pc, &e);
-    } else {
-        mqc_pool_conn_established(f->pool, &c->pc, NULL);
-    }
-}
-
-static mqc_pconn_t *fake_open(mqc_pool_t *pool, void *ctx)
-{
-    fake_t *f = ctx;
-    fconn_t *c = calloc(1, sizeof *c);
-    c->f = f;
-    f->opened++;
-    f->live++;
-    ev_timer_init(&c->t, fconn_done, f->delay, 0.);
-    c->t.data = c;
-    ev_timer_start(f->loop, &c->t);
-    (void) pool;
-    return &c->pc;
-}
-
-static void fake_close(mqc_pconn_t *conn, const char *reason, void *ctx)
-{
-    fake_t *f = ctx;
-    fconn_t *c = (fconn_t *) conn;
-    ev_timer_stop(f->loop, &c->t);
-    snprintf(f->last_close_reason, sizeof f->last_close_reason, "%s", reason);
-    f->closed++;
-    f->live--;
-    free(c);
-}
-
-static const mqc_pool_connector_t fake_connector = {fake_open, fake_close};
+/* The scripted connector is tests/support/fakeconn (shared with the CMAP runner). */
+typedef tf_fakeconn_t fake_t;
 
 typedef struct {
     mqc_pool_waiter_t w;
@@ -129,7 +74,7 @@ static void setup(fake_t *f, mqc_pool_options_t *o)
 {
     memset(f, 0, sizeof *f);
     f->loop = ev_loop_new(EVFLAG_AUTO);
-    f->pool = mqc_pool_new(f->loop, "fake:27017", o, &fake_connector, f);
+    f->pool = mqc_pool_new(f->loop, "fake:27017", o, &tf_fakeconn_connector, f);
     order_counter = 0;
 }
 

@@ -9,41 +9,14 @@
 
 #include "fakesrv.h"
 #include "mqc.h"
+#include "support/result.h"
 #include "tf.h"
-
-typedef struct {
-    int calls;
-    bool failed;
-    mqc_error_t error;
-    size_t docs;                 /* cursor callbacks: documents in the batch */
-} res_t;
 
 /* Command events: what was started on which connection, and how each attempt ended. */
 typedef struct {
     int started, succeeded, failed;
     uint32_t conn[8];            /* connection id of each started event */
 } events_t;
-
-static void on_res(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
-{
-    (void) op;
-    (void) reply;
-    res_t *r = ud;
-    r->calls++;
-    r->failed = error != NULL;
-    if (error) r->error = *error;
-}
-
-static void on_batch(mqc_cursor_t *cursor, const bson_t *docs, size_t n, const mqc_error_t *error, void *ud)
-{
-    (void) cursor;
-    (void) docs;
-    res_t *r = ud;
-    r->calls++;
-    r->failed = error != NULL;
-    r->docs = n;
-    if (error) r->error = *error;
-}
 
 static void on_command(const mqc_command_event_t *ev, void *ud)
 {
@@ -60,9 +33,7 @@ static void on_command(const mqc_command_event_t *ev, void *ud)
 
 static mqc_client_t *client_for(fakesrv_t *s, const char *extra, events_t *ev)
 {
-    mqc_error_t err;
-    mqc_client_t *c = mqc_client_new_from_uri(NULL, fakesrv_uri(s, extra ? extra : "socketTimeoutMS=3000"), &err);
-    ASSERT_MSG(c, "%s", err.message);
+    mqc_client_t *c = tf_client_new(fakesrv_uri(s, extra ? extra : "socketTimeoutMS=3000"));
     if (ev) {
         mqc_monitor_t m = {.command = on_command};
         mqc_client_set_monitor(c, &m, ev);
@@ -70,30 +41,8 @@ static mqc_client_t *client_for(fakesrv_t *s, const char *extra, events_t *ev)
     return c;
 }
 
-static res_t find_one(mqc_client_t *c, const bson_t *opts)
-{
-    res_t r = {0};
-    mqc_collection_t *coll = mqc_client_get_collection(c, "db", "c");
-    bson_t filter = BSON_INITIALIZER;
-    mqc_collection_find_one(coll, &filter, opts, on_res, &r);
-    ASSERT(mqc_client_run_until_idle(c, 20));
-    ASSERT_EQ(r.calls, 1);
-    mqc_collection_destroy(coll);
-    return r;
-}
-
-static res_t insert_one(mqc_client_t *c)
-{
-    res_t r = {0};
-    mqc_collection_t *coll = mqc_client_get_collection(c, "db", "c");
-    bson_t *doc = BCON_NEW("x", BCON_INT32(1));
-    mqc_collection_insert_one(coll, doc, NULL, on_res, &r);
-    ASSERT(mqc_client_run_until_idle(c, 20));
-    ASSERT_EQ(r.calls, 1);
-    bson_destroy(doc);
-    mqc_collection_destroy(coll);
-    return r;
-}
+static tf_res_t find_one(mqc_client_t *c, const bson_t *opts) { return tf_find_one(c, opts, 20); }
+static tf_res_t insert_one(mqc_client_t *c) { return tf_insert_one(c, NULL, 20); }
 
 static uint64_t cstat(mqc_client_t *c, mqc_stat_t which) { return mqc_client_stat(c, which); }
 
@@ -103,7 +52,7 @@ TEST("/faults/retry/read_hangup_once", retry_read_hangup_once)
     events_t ev = {0};
     mqc_client_t *c = client_for(s, NULL, &ev);
     fakesrv_set_mode(s, FAKE_HANGUP_BEFORE, 0, 1);
-    res_t r = find_one(c, NULL);
+    tf_res_t r = find_one(c, NULL);
     ASSERT_MSG(!r.failed, "the retry should have succeeded: %s", r.error.message);
     /* exactly one retry, on a new connection; the broken one was closed, never reused */
     ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 1);
@@ -124,10 +73,10 @@ TEST("/faults/retry/read_hangup_once", retry_read_hangup_once)
 
     /* a cursor's opening find is retried the same way (half a reply this time) */
     fakesrv_set_mode(s, FAKE_HANGUP_MID, 0, 1);
-    res_t b = {0};
+    tf_res_t b = {0};
     mqc_collection_t *coll = mqc_client_get_collection(c, "db", "c");
     bson_t filter = BSON_INITIALIZER;
-    mqc_cursor_t *cur = mqc_collection_find(coll, &filter, NULL, on_batch, &b);
+    mqc_cursor_t *cur = mqc_collection_find(coll, &filter, NULL, tf_res_batch_cb, &b);
     ASSERT(mqc_client_run_until_idle(c, 20));
     ASSERT_EQ(b.calls, 1);
     ASSERT_MSG(!b.failed, "%s", b.error.message);
@@ -145,7 +94,7 @@ TEST("/faults/retry/read_hangup_twice", retry_read_hangup_twice)
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
     mqc_client_t *c = client_for(s, NULL, NULL);
     fakesrv_set_mode(s, FAKE_HANGUP_BEFORE, 0, 2);
-    res_t r = find_one(c, NULL);
+    tf_res_t r = find_one(c, NULL);
     /* the retry failed as well: one clear network error, no second retry */
     ASSERT(r.failed);
     ASSERT_EQ(r.error.domain, MQC_ERROR_NETWORK);
@@ -167,7 +116,7 @@ TEST("/faults/retry/read_retryable_code", retry_read_code)
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
     mqc_client_t *c = client_for(s, NULL, NULL);
     fakesrv_set_mode(s, FAKE_ERROR, 189, 1);
-    res_t r = find_one(c, NULL);
+    tf_res_t r = find_one(c, NULL);
     ASSERT_MSG(!r.failed, "%s", r.error.message);
     ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 1);
     ASSERT_EQ(fakesrv_commands(s), 2);
@@ -189,7 +138,7 @@ TEST("/faults/retry/read_protocol_error_not_retried", retry_read_protocol)
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
     mqc_client_t *c = client_for(s, NULL, NULL);
     fakesrv_set_mode(s, FAKE_GARBAGE, 0, 1);
-    res_t r = find_one(c, NULL);
+    tf_res_t r = find_one(c, NULL);
     ASSERT(r.failed);
     ASSERT_EQ(r.error.domain, MQC_ERROR_PROTOCOL);
     ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 0);
@@ -203,7 +152,7 @@ TEST("/faults/retry/read_not_retried_with_retryReads_false", retry_read_disabled
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
     mqc_client_t *c = client_for(s, "retryReads=false", NULL);
     fakesrv_set_mode(s, FAKE_HANGUP_BEFORE, 0, 1);
-    res_t r = find_one(c, NULL);
+    tf_res_t r = find_one(c, NULL);
     ASSERT(r.failed);
     ASSERT_EQ(r.error.domain, MQC_ERROR_NETWORK);
     ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 0);
@@ -219,7 +168,7 @@ TEST("/faults/retry/write_sent_not_retried_on_standalone", retry_write_sent)
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
     mqc_client_t *c = client_for(s, NULL, NULL);
     fakesrv_set_mode(s, FAKE_HANGUP_BEFORE, 0, 1);
-    res_t r = insert_one(c);
+    tf_res_t r = insert_one(c);
     ASSERT(r.failed);
     ASSERT_EQ(r.error.domain, MQC_ERROR_NETWORK);
     ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 0);
@@ -288,7 +237,7 @@ TEST("/faults/retry/write_sent_retried_on_single_primary", retry_write_single_pr
     fakesrv_t *s = primary_srv(true);
     mqc_client_t *c = client_for(s, NULL, NULL);
     fakesrv_set_mode(s, FAKE_HANGUP_BEFORE, 0, 1);
-    res_t r = insert_one(c);
+    tf_res_t r = insert_one(c);
     ASSERT_MSG(!r.failed, "%s", r.error.message);
     ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 1);
     ASSERT_EQ(fakesrv_commands(s), 2);
@@ -313,7 +262,7 @@ TEST("/faults/retry/write_sent_not_retried_on_single_primary_without_sessions", 
     fakesrv_t *s = primary_srv(false);
     mqc_client_t *c = client_for(s, NULL, NULL);
     fakesrv_set_mode(s, FAKE_HANGUP_BEFORE, 0, 1);
-    res_t r = insert_one(c);
+    tf_res_t r = insert_one(c);
     ASSERT(r.failed);
     ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 0);
     ASSERT_EQ(txn_of_last(s), -1);
@@ -327,7 +276,7 @@ TEST("/faults/retry/write_concern_error_retried", retry_write_concern_error)
      * write is sent again with the same txnNumber; the retried reply is the op's result. */
     fakesrv_t *s = primary_srv(true);
     mqc_client_t *c = client_for(s, NULL, NULL);
-    res_t r = insert_one(c); /* a handshake first: the host is known to be a primary */
+    tf_res_t r = insert_one(c); /* a handshake first: the host is known to be a primary */
     ASSERT(!r.failed);
     int64_t before = txn_of_last(s);
     fakesrv_set_mode(s, FAKE_WC_ERROR, 91, 1);
@@ -355,25 +304,25 @@ TEST("/faults/retry/shutdown_error_clears_lone_pool", retry_shutdown_clears)
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
     mqc_client_t *c = client_for(s, NULL, NULL);
     bson_t *ping = BCON_NEW("ping", BCON_INT32(1));
-    res_t r = {0};
-    mqc_client_command(c, "admin", ping, NULL, on_res, &r);
+    tf_res_t r = {0};
+    mqc_client_command(c, "admin", ping, NULL, tf_res_cb, &r);
     ASSERT(mqc_client_run_until_idle(c, 10));
     ASSERT_EQ(cstat(c, MQC_STAT_CONNS_OPENED), 1);
     fakesrv_set_mode(s, FAKE_ERROR, 2, 1);
-    mqc_client_command(c, "admin", ping, NULL, on_res, &r);
+    mqc_client_command(c, "admin", ping, NULL, tf_res_cb, &r);
     ASSERT(mqc_client_run_until_idle(c, 10));
     ASSERT(r.failed);
-    mqc_client_command(c, "admin", ping, NULL, on_res, &r);
+    mqc_client_command(c, "admin", ping, NULL, tf_res_cb, &r);
     ASSERT(mqc_client_run_until_idle(c, 10));
     ASSERT(!r.failed);
     ASSERT_EQ(cstat(c, MQC_STAT_CONNS_OPENED), 1); /* BadValue: the same connection */
     fakesrv_set_mode(s, FAKE_ERROR, 91, 1);
-    mqc_client_command(c, "admin", ping, NULL, on_res, &r);
+    mqc_client_command(c, "admin", ping, NULL, tf_res_cb, &r);
     ASSERT(mqc_client_run_until_idle(c, 10));
     ASSERT(r.failed);
     ASSERT_EQ(r.error.code, 91);
     ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 0);
-    mqc_client_command(c, "admin", ping, NULL, on_res, &r);
+    mqc_client_command(c, "admin", ping, NULL, tf_res_cb, &r);
     ASSERT(mqc_client_run_until_idle(c, 10));
     ASSERT(!r.failed);
     ASSERT_EQ(cstat(c, MQC_STAT_CONNS_OPENED), 2); /* cleared: a new connection */
@@ -390,7 +339,7 @@ TEST("/faults/retry/write_retried_when_connect_failed", retry_write_connect)
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
     mqc_client_t *c = client_for(s, NULL, NULL);
     fakesrv_hangup_hellos(s, 1);
-    res_t r = insert_one(c);
+    tf_res_t r = insert_one(c);
     ASSERT_MSG(!r.failed, "the retry should have succeeded: %s", r.error.message);
     ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 1);
     ASSERT_EQ(cstat(c, MQC_STAT_CONNS_FAILED), 1);
@@ -418,7 +367,7 @@ TEST("/faults/retry/write_retried_when_send_failed", retry_write_send)
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
     events_t ev = {0};
     mqc_client_t *c = client_for(s, NULL, &ev);
-    res_t r = insert_one(c);
+    tf_res_t r = insert_one(c);
     ASSERT_MSG(!r.failed, "%s", r.error.message);
     fakesrv_reset_connections(s);
     r = insert_one(c);
@@ -444,8 +393,8 @@ TEST("/faults/retry/aggregate_with_out_not_retried", retry_aggregate_out)
     bson_t *writes = BCON_NEW("0", "{", "$match", "{", "}", "}", "1", "{", "$out", BCON_UTF8("x"), "}");
     bson_t *reads = BCON_NEW("pipeline", "[", "{", "$match", "{", "}", "}", "]");
     fakesrv_set_mode(s, FAKE_HANGUP_BEFORE, 0, 1);
-    res_t a = {0};
-    mqc_cursor_t *cur = mqc_collection_aggregate(coll, writes, NULL, on_batch, &a);
+    tf_res_t a = {0};
+    mqc_cursor_t *cur = mqc_collection_aggregate(coll, writes, NULL, tf_res_batch_cb, &a);
     ASSERT(mqc_client_run_until_idle(c, 20));
     mqc_cursor_destroy(cur);
     ASSERT_EQ(a.calls, 1);
@@ -454,8 +403,8 @@ TEST("/faults/retry/aggregate_with_out_not_retried", retry_aggregate_out)
     ASSERT_EQ(cstat(c, MQC_STAT_OPS_RETRIED), 0);
     ASSERT_EQ(fakesrv_commands(s), 1);
     fakesrv_set_mode(s, FAKE_HANGUP_BEFORE, 0, 1);
-    res_t b = {0};
-    cur = mqc_collection_aggregate(coll, reads, NULL, on_batch, &b);
+    tf_res_t b = {0};
+    cur = mqc_collection_aggregate(coll, reads, NULL, tf_res_batch_cb, &b);
     ASSERT(mqc_client_run_until_idle(c, 20));
     mqc_cursor_destroy(cur);
     ASSERT_EQ(b.calls, 1);
@@ -478,7 +427,7 @@ TEST("/faults/retry/deadline_bounds_the_total", retry_deadline)
     fakesrv_set_mode_then(s, FAKE_HANGUP_BEFORE, 0, 1, FAKE_DELAY, 1500);
     bson_t *opts = BCON_NEW("timeoutMS", BCON_INT32(300));
     double t0 = tf_now();
-    res_t r = find_one(c, opts);
+    tf_res_t r = find_one(c, opts);
     double took = tf_now() - t0;
     tf_note("took %.3f s: %s", took, r.error.message);
     ASSERT(r.failed);
@@ -493,11 +442,11 @@ TEST("/faults/retry/deadline_bounds_the_total", retry_deadline)
 
 /* Starts a find_one whose first attempt hangs up and whose retry waits (reply 1 s late), and
  * runs the loop until the retry is on the wire. */
-static mqc_op_t *start_retrying_find(fakesrv_t *s, mqc_client_t *c, mqc_collection_t *coll, res_t *r)
+static mqc_op_t *start_retrying_find(fakesrv_t *s, mqc_client_t *c, mqc_collection_t *coll, tf_res_t *r)
 {
     fakesrv_set_mode_then(s, FAKE_HANGUP_BEFORE, 0, 1, FAKE_DELAY, 1000);
     bson_t filter = BSON_INITIALIZER;
-    mqc_op_t *op = mqc_collection_find_one(coll, &filter, NULL, on_res, r);
+    mqc_op_t *op = mqc_collection_find_one(coll, &filter, NULL, tf_res_cb, r);
     double t0 = tf_now();
     while (fakesrv_commands(s) < 2 && tf_now() - t0 < 5) ev_run(mqc_client_get_loop(c), EVRUN_ONCE | EVRUN_NOWAIT);
     ASSERT_EQ(fakesrv_commands(s), 2);
@@ -511,7 +460,7 @@ TEST("/faults/retry/cancel_during_retry", retry_cancel)
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
     mqc_client_t *c = client_for(s, NULL, NULL);
     mqc_collection_t *coll = mqc_client_get_collection(c, "db", "c");
-    res_t r = {0};
+    tf_res_t r = {0};
     mqc_op_t *op = start_retrying_find(s, c, coll, &r);
     mqc_op_cancel(op);
     ASSERT(mqc_client_run_until_idle(c, 5));
@@ -529,7 +478,7 @@ TEST("/faults/retry/destroy_during_retry", retry_destroy)
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
     mqc_client_t *c = client_for(s, NULL, NULL);
     mqc_collection_t *coll = mqc_client_get_collection(c, "db", "c");
-    res_t r = {0};
+    tf_res_t r = {0};
     start_retrying_find(s, c, coll, &r);
     mqc_collection_destroy(coll);
     mqc_client_destroy(c);
@@ -547,10 +496,10 @@ TEST("/faults/retry/pool_cleared_waiters", retry_pool_cleared_waiters)
     mqc_client_t *c = client_for(s, "maxPoolSize=1&socketTimeoutMS=3000", NULL);
     mqc_collection_t *coll = mqc_client_get_collection(c, "db", "c");
     bson_t filter = BSON_INITIALIZER;
-    res_t r[5];
+    tf_res_t r[5];
     memset(r, 0, sizeof r);
     fakesrv_set_mode(s, FAKE_HANGUP_BEFORE, 0, 1);
-    for (int i = 0; i < 5; i++) mqc_collection_find_one(coll, &filter, NULL, on_res, &r[i]);
+    for (int i = 0; i < 5; i++) mqc_collection_find_one(coll, &filter, NULL, tf_res_cb, &r[i]);
     ASSERT(mqc_client_run_until_idle(c, 20));
     for (int i = 0; i < 5; i++) {
         ASSERT_EQ(r[i].calls, 1);
@@ -561,11 +510,11 @@ TEST("/faults/retry/pool_cleared_waiters", retry_pool_cleared_waiters)
 
     /* Generic commands are never retried (the specifications exclude runCommand): the waiters
      * fail with the clear's error, labelled retryable as CMAP says, for the application to see. */
-    res_t p[5];
+    tf_res_t p[5];
     memset(p, 0, sizeof p);
     bson_t *ping = BCON_NEW("ping", BCON_INT32(1));
     fakesrv_set_mode(s, FAKE_HANGUP_BEFORE, 0, 1);
-    for (int i = 0; i < 5; i++) mqc_client_command(c, "admin", ping, NULL, on_res, &p[i]);
+    for (int i = 0; i < 5; i++) mqc_client_command(c, "admin", ping, NULL, tf_res_cb, &p[i]);
     ASSERT(mqc_client_run_until_idle(c, 20));
     for (int i = 0; i < 5; i++) {
         ASSERT_EQ(p[i].calls, 1);

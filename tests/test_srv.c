@@ -23,6 +23,7 @@
 #include "fakesrv.h"
 #include "mqc.h"
 #include "srv.h"
+#include "support/result.h"
 #include "tf.h"
 #include "uri.h"
 
@@ -662,28 +663,10 @@ TEST("/srv/dns/async", srv_dns_async)
 
 /* ---- a client made from a mongodb+srv URI ----------------------------------------------------- */
 
-typedef struct {
-    int calls;
-    bool failed;
-    mqc_error_t error;
-    double at;
-} op_res_t;
-
-static void on_op(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
-{
-    (void) op;
-    (void) reply;
-    op_res_t *r = ud;
-    r->calls++;
-    r->failed = error != NULL;
-    if (error) r->error = *error;
-    r->at = tf_now();
-}
-
-static void ping(mqc_client_t *c, op_res_t *r)
+static void ping(mqc_client_t *c, tf_res_t *r)
 {
     bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
-    mqc_client_command(c, "admin", cmd, NULL, on_op, r);
+    mqc_client_command(c, "admin", cmd, NULL, tf_res_cb, r);
     bson_destroy(cmd);
 }
 
@@ -701,7 +684,7 @@ TEST("/srv/client/ping", srv_client_ping)
     ASSERT_MSG(c, "%s", e.message);
     double took = tf_now() - t0;
     ASSERT_MSG(took < 0.1, "creating the client took %.3f s: it must not wait for DNS", took);
-    op_res_t r = {0};
+    tf_res_t r = {0};
     ping(c, &r);
     ASSERT(mqc_client_run_until_idle(c, 20));
     ASSERT_EQ(r.calls, 1);
@@ -710,7 +693,7 @@ TEST("/srv/client/ping", srv_client_ping)
     ASSERT_MSG(r.at - t0 >= 0.29, "the ping ended %.3f s after the client was made", r.at - t0);
     ASSERT_EQ(fakesrv_commands(s), 1);
     /* later operations go straight to the server */
-    op_res_t r2 = {0};
+    tf_res_t r2 = {0};
     ping(c, &r2);
     ASSERT(mqc_client_run_until_idle(c, 20));
     ASSERT_MSG(!r2.failed, "%s", r2.error.message);
@@ -732,7 +715,7 @@ TEST("/srv/client/lookup_fails", srv_client_lookup_fails)
      * later ones */
     mqc_client_t *c = mqc_client_new_from_uri(NULL, "mongodb+srv://missing.0.1/?tls=false", &e);
     ASSERT_MSG(c, "%s", e.message);
-    op_res_t r = {0}, r2 = {0};
+    tf_res_t r = {0}, r2 = {0};
     ping(c, &r);
     ASSERT(mqc_client_run_until_idle(c, 20));
     ASSERT_EQ(r.calls, 1);
@@ -748,7 +731,7 @@ TEST("/srv/client/lookup_fails", srv_client_lookup_fails)
     /* a target outside the domain */
     c = mqc_client_new_from_uri(NULL, "mongodb+srv://bad.0.1/?tls=false", &e);
     ASSERT_MSG(c, "%s", e.message);
-    op_res_t r3 = {0};
+    tf_res_t r3 = {0};
     ping(c, &r3);
     ASSERT(mqc_client_run_until_idle(c, 20));
     ASSERT(r3.failed);
@@ -761,7 +744,7 @@ TEST("/srv/client/lookup_fails", srv_client_lookup_fails)
     int answered = atomic_load(&d->answered);
     c = mqc_client_new_from_uri(NULL, "mongodb+srv://db.0.1/?tls=false", &e);
     ASSERT_MSG(c, "%s", e.message);
-    op_res_t r4 = {0};
+    tf_res_t r4 = {0};
     ping(c, &r4);
     mqc_client_destroy(c);
     ASSERT_EQ(r4.calls, 1);

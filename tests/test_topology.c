@@ -8,6 +8,7 @@
 #include "client.h"
 #include "fakers.h"
 #include "mqc.h"
+#include "support/result.h"
 #include "tf.h"
 #include "topology.h"
 
@@ -36,10 +37,7 @@ static void on_op(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, v
 
 static mqc_client_t *rs_client(fakers_t *rs, int seed, const char *extra)
 {
-    mqc_error_t err;
-    mqc_client_t *c = mqc_client_new_from_uri(NULL, fakers_uri(rs, seed, extra), &err);
-    ASSERT_MSG(c, "%s", err.message);
-    return c;
+    return tf_client_new(fakers_uri(rs, seed, extra));
 }
 
 static void insert(mqc_client_t *c, tally_t *t)

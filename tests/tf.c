@@ -6,11 +6,14 @@
 #include "mqc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,7 +35,24 @@ static char g_skip_reason[512];
 static char g_fail_msg[2048];
 static const char *g_spec_dir;
 static char g_src_dir[PATH_MAX], g_build_dir[PATH_MAX], g_tmp_root[PATH_MAX];
-static unsigned g_timeout = 300;
+static unsigned g_timeout = 120;
+static size_t g_cur_index;      /* of the running test in g_tests: names its tmp folders */
+static pid_t g_runner_pid;      /* the process that owns the run's servers and tmp folder */
+
+/* What a test's process hands back to the runner, and what outlives the test's process: the
+ * servers it started (one FerretDB of each kind per run, whichever test asked first). Mapped
+ * shared before the first fork. */
+#define TF_MAX_SERVERS 8
+typedef struct {
+    char kind[16];
+    int state;                  /* 1 running (uri set), 2 failed to start */
+    char uri[4096];
+} tf_server_t;
+typedef struct {
+    tf_server_t servers[TF_MAX_SERVERS];
+    size_t nservers;
+} tf_shared_t;
+static tf_shared_t g_local_shared, *g_shared = &g_local_shared;
 
 void tf_register(const char *path, tf_fn fn, void *data, void (*free_data)(void *))
 {
@@ -109,19 +129,24 @@ const char *tf_build_dir(void) { return g_build_dir; }
  * write-only static inside the function would be optimised away). */
 char *tf_kept_tmpdirs[256];
 
+static void make_tmp_root(void)
+{
+    snprintf(g_tmp_root, sizeof g_tmp_root, "%s/mqc-test-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(g_tmp_root)) {
+        perror("mkdtemp");
+        abort();
+    }
+}
+
+/* Named after the test's index and a count within the test: each test runs in a process of its
+ * own, so a counter alone would hand two tests the same folder. */
 const char *tf_tmpdir(void)
 {
     static unsigned n;
     char buf[PATH_MAX + 64];
-    if (!g_tmp_root[0]) {
-        snprintf(g_tmp_root, sizeof g_tmp_root, "%s/mqc-test-XXXXXX",
-                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-        if (!mkdtemp(g_tmp_root)) {
-            perror("mkdtemp");
-            abort();
-        }
-    }
-    snprintf(buf, sizeof buf, "%s/%u", g_tmp_root, ++n);
+    if (!g_tmp_root[0]) make_tmp_root();
+    snprintf(buf, sizeof buf, "%s/%zu.%u", g_tmp_root, g_cur_index, ++n);
     if (mkdir(buf, 0700) != 0 && errno != EEXIST) FAIL("mkdir %s: %s", buf, strerror(errno));
     /* Lives until exit, by contract; kept here so that leak checkers see it referenced. */
     char *p = strdup(buf);
@@ -140,23 +165,17 @@ const char *tf_unique(const char *prefix)
 
 /* --- FerretDB fixture ---------------------------------------------------------------------- */
 
-typedef struct {
-    const char *kind;
-    char *uri;
-} tf_server_t;
-
-static tf_server_t g_servers[8];
-static size_t g_nservers;
-
-/* One call for all: the script stops them in parallel (each takes about a second to shut down). */
+/* One call for all: the script stops them in parallel (each takes about a second to shut down).
+ * Only the runner stops them: a test's process exits with the run still going. */
 static void stop_servers(void)
 {
-    char cmd[PATH_MAX + 8 * 4200];
+    if (getpid() != g_runner_pid) return;
+    char cmd[PATH_MAX + TF_MAX_SERVERS * 4200];
     size_t n = (size_t) snprintf(cmd, sizeof cmd, "'%s/scripts/ferretdb' stop", g_src_dir);
     bool any = false;
-    for (size_t i = 0; i < g_nservers && n < sizeof cmd; i++) {
-        if (!g_servers[i].uri) continue;
-        n += (size_t) snprintf(cmd + n, sizeof cmd - n, " '%s'", g_servers[i].uri);
+    for (size_t i = 0; i < g_shared->nservers && n < sizeof cmd; i++) {
+        if (g_shared->servers[i].state != 1) continue;
+        n += (size_t) snprintf(cmd + n, sizeof cmd - n, " '%s'", g_shared->servers[i].uri);
         any = true;
     }
     if (!any || n >= sizeof cmd - 32) return;
@@ -164,17 +183,20 @@ static void stop_servers(void)
     if (system(cmd) != 0) fprintf(stderr, "tf: could not stop every FerretDB: %s\n", cmd);
 }
 
+/* Started by the first test that asks, from that test's process: scripts/ferretdb detaches the
+ * server (setsid), so it outlives the test; the URI goes into the shared table, where the tests
+ * after it find it and from where the runner stops it at exit. */
 static const char *start_server(const char *kind, const char *flags)
 {
-    for (size_t i = 0; i < g_nservers; i++)
-        if (strcmp(g_servers[i].kind, kind) == 0) {
-            if (!g_servers[i].uri) FAIL("FerretDB (%s) failed to start earlier in this run", kind);
-            return g_servers[i].uri;
+    for (size_t i = 0; i < g_shared->nservers; i++)
+        if (strcmp(g_shared->servers[i].kind, kind) == 0) {
+            if (g_shared->servers[i].state != 1) FAIL("FerretDB (%s) failed to start earlier in this run", kind);
+            return g_shared->servers[i].uri;
         }
-    if (g_nservers == sizeof g_servers / sizeof g_servers[0]) FAIL("too many servers");
-    tf_server_t *s = &g_servers[g_nservers++];
-    s->kind = kind;
-    if (g_nservers == 1) atexit(stop_servers);
+    if (g_shared->nservers == TF_MAX_SERVERS) FAIL("too many servers");
+    tf_server_t *s = &g_shared->servers[g_shared->nservers++];
+    snprintf(s->kind, sizeof s->kind, "%s", kind);
+    s->state = 2;
 
     char cmd[PATH_MAX + 256], line[4096], last[4096] = "";
     snprintf(cmd, sizeof cmd, "'%s/scripts/ferretdb' start %s", g_src_dir, flags);
@@ -188,7 +210,8 @@ static const char *start_server(const char *kind, const char *flags)
     int rc = pclose(p);
     if (rc != 0 || strncmp(last, "mongodb://", 10) != 0)
         FAIL("could not start FerretDB (%s): '%s' exited %d, last line '%s'", kind, cmd, rc, last);
-    s->uri = strdup(last);
+    snprintf(s->uri, sizeof s->uri, "%s", last);
+    s->state = 1;
     char shown[4096];
     fprintf(stderr, "tf: FerretDB %s started in %.1f s: %s\n", kind, tf_now() - t0,
             mqc_uri_redact(s->uri, shown, sizeof shown));
@@ -227,6 +250,24 @@ const char *tf_rs_uri(void)
 
 /* --- runner -------------------------------------------------------------------------------- */
 
+/* Each test runs in a process of its own (as libuv's runner does): a crash, a sanitizer report, a
+ * leak or a hang is that test's failure, reported by its name, and what a failed test leaves
+ * behind (clients, threads, sockets: a failed assertion longjmps past their cleanup) dies with its
+ * process instead of running on into the tests after it. --no-fork runs them all in this
+ * process, one after the other, for a debugger. */
+
+typedef enum { TF_PASS, TF_FAIL, TF_SKIP } tf_verdict_t;
+
+/* What a test's process writes to the runner before it exits; the runner prints it. */
+typedef struct {
+    int verdict;                /* tf_verdict_t */
+    double ms;
+    char msg[2048];             /* the failure, or the skip's reason */
+} tf_report_t;
+
+static bool g_fork = true;
+static volatile sig_atomic_t g_child_pgid;
+
 static void on_alarm(int sig)
 {
     (void) sig;
@@ -235,6 +276,15 @@ static void on_alarm(int sig)
                      g_cur ? g_cur->path : "?", g_timeout);
     if (write(2, msg, (size_t) n) < 0) { /* nothing more to do */ }
     _exit(3);
+}
+
+/* The runner's SIGINT/SIGTERM: the running test is in a process group of its own, out of reach
+ * of the terminal's ^C, so take it (and whatever it started) down too. */
+static void on_stop_signal(int sig)
+{
+    if (g_child_pgid > 0) kill(-(pid_t) g_child_pgid, SIGKILL);
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 
 static bool matches(const char *path, char **pats, int npats, char **excl, int nexcl)
@@ -254,8 +304,11 @@ static int cmp_tests(const void *a, const void *b)
 
 static void usage(void)
 {
-    puts("usage: mqc-test [-v] [--list] [--spec-dir DIR] [--timeout SECS] [-x EXCLUDE]... [PATTERN]...\n"
+    puts("usage: mqc-test [-v] [--list] [--no-fork] [--spec-dir DIR] [--timeout SECS] [-x EXCLUDE]... [PATTERN]...\n"
          "  PATTERN selects tests whose name starts with or contains it (e.g. /wire/ or partial).\n"
+         "  Each test runs in a process of its own, killed after --timeout seconds (default 120,\n"
+         "  x3 with ASan, x10 under valgrind; MQC_TEST_TIMEOUT); --no-fork (MQC_TEST_NO_FORK=1)\n"
+         "  runs them all in this process.\n"
          "  Environment: MQC_TEST_URI (use this server, not FerretDB), MQC_TEST_RS_URI,\n"
          "  MQC_TEST_TLS_URI, MQC_TEST_AUTH_URI, MQC_SPEC_TESTS.");
 }
@@ -288,30 +341,178 @@ static void find_dirs(const char *argv0)
 
 static void rm_tmp(void)
 {
-    if (!g_tmp_root[0] || getenv("MQC_TEST_KEEP_TMP")) return;
+    if (getpid() != g_runner_pid || !g_tmp_root[0] || getenv("MQC_TEST_KEEP_TMP")) return;
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp_root);
     if (system(cmd) != 0) { /* best effort */ }
 }
 
-/* setjmp lives in its own frame so that no local of main can be clobbered by the longjmp. */
-static int run_one(const tf_test_t *t)
+/* setjmp lives in its own frame so that no local of the caller can be clobbered by the longjmp. */
+static void run_fn(const tf_test_t *t, tf_report_t *rep)
 {
-    g_cur = t;
     double t0 = tf_now();
-    alarm(g_timeout);
     int r = setjmp(g_jmp);
     if (r == 0) {
         t->fn();
-        printf("ok   %s (%.1f ms)\n", t->path, (tf_now() - t0) * 1e3);
+        rep->verdict = TF_PASS;
+        rep->ms = (tf_now() - t0) * 1e3;
     } else if (r == 1) {
-        printf("FAIL %s\n     %s\n", t->path, g_fail_msg);
+        rep->verdict = TF_FAIL;
+        snprintf(rep->msg, sizeof rep->msg, "%s", g_fail_msg);
     } else {
-        printf("skip %s: %s\n", t->path, g_skip_reason);
+        rep->verdict = TF_SKIP;
+        snprintf(rep->msg, sizeof rep->msg, "%s", g_skip_reason);
     }
+}
+
+static void print_report(const tf_test_t *t, const tf_report_t *rep)
+{
+    if (rep->verdict == TF_PASS) printf("ok   %s (%.1f ms)\n", t->path, rep->ms);
+    else if (rep->verdict == TF_FAIL) printf("FAIL %s\n     %s\n", t->path, rep->msg);
+    else printf("skip %s: %s\n", t->path, rep->msg);
+}
+
+static int run_in_process(const tf_test_t *t)
+{
+    tf_report_t rep = {0};
+    g_cur = t;
+    alarm(g_timeout);
+    run_fn(t, &rep);
     alarm(0);
     g_cur = NULL;
-    return r;
+    print_report(t, &rep);
+    return rep.verdict;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TF_LEAK_CHECKED_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TF_LEAK_CHECKED_BUILD 1
+#endif
+#endif
+
+/* Whether something checks the test's process for leaks when it exits: LeakSanitizer in an ASan
+ * build, or valgrind (which preloads its own library). Without one, exit()'s cleanup (libmongoc's,
+ * OpenSSL's) would be a few milliseconds per test spent for nothing. */
+static bool leak_checked(void)
+{
+#ifdef TF_LEAK_CHECKED_BUILD
+    return true;
+#else
+    const char *pre = getenv("LD_PRELOAD");
+    return !tf_time_bounds() || (pre && strstr(pre, "valgrind"));
+#endif
+}
+
+/* The test's process: runs the test, hands its report to the runner through fd, and exits. A
+ * test that passed or skipped exits through exit() when a leak checker watches, so that it checks
+ * the test and the exit status says so; a failed one leaves at once (_exit): its assertion
+ * skipped its cleanup, and the leaks that follow prove nothing. */
+static void run_child(const tf_test_t *t, int fd)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    tf_report_t rep = {0};
+    g_cur = t;
+    run_fn(t, &rep);
+    g_cur = NULL;
+    if (write(fd, &rep, sizeof rep) != (ssize_t) sizeof rep) _exit(120);
+    close(fd);
+    fflush(NULL);
+    if (rep.verdict == TF_FAIL || !leak_checked()) _exit(0);
+    exit(0);
+}
+
+static void describe_status(int status, char *out, size_t size)
+{
+    if (WIFSIGNALED(status))
+        snprintf(out, size, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(out, size, "exited %d", WEXITSTATUS(status));
+}
+
+/* Forks the test, waits for it at most g_timeout seconds (SIGCHLD is blocked in the runner, so
+ * sigtimedwait sleeps until a child ends), and prints its verdict. A status other than a clean
+ * exit fails the test even when its assertions passed: that is a sanitizer, leak or valgrind
+ * report (printed above by the test's process). */
+static int run_forked(const tf_test_t *t)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        perror("tf: pipe");
+        exit(2);
+    }
+    fflush(NULL);
+    double t0 = tf_now();
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("tf: fork");
+        exit(2);
+    }
+    if (pid == 0) {
+        /* Its own process group, so that a timeout also ends what the test started. */
+        setpgid(0, 0);
+        close(fds[0]);
+        run_child(t, fds[1]);
+    }
+    setpgid(pid, pid);
+    g_child_pgid = pid;
+    close(fds[1]);
+
+    int status = 0;
+    bool timed_out = false;
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) break;
+        if (w < 0 && errno != EINTR) {
+            perror("tf: waitpid");
+            exit(2);
+        }
+        double left = t0 + g_timeout - tf_now();
+        if (left <= 0) {
+            timed_out = true;
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) { /* retry */ }
+            break;
+        }
+        struct timespec ts = {(time_t) left, (long) ((left - (double) (time_t) left) * 1e9)};
+        if (ts.tv_sec > 1) ts.tv_sec = 1, ts.tv_nsec = 0;   /* re-check the clock now and then */
+        sigtimedwait(&chld, NULL, &ts);
+    }
+    /* What the test started and left running (a server, a child of its own) goes with it. */
+    kill(-pid, SIGKILL);
+    g_child_pgid = 0;
+
+    tf_report_t rep = {0};
+    ssize_t got = read(fds[0], &rep, sizeof rep);
+    close(fds[0]);
+    char how[128];
+    describe_status(status, how, sizeof how);
+    if (timed_out) {
+        rep.verdict = TF_FAIL;
+        snprintf(rep.msg, sizeof rep.msg, "timed out after %u s (killed; the run goes on)", g_timeout);
+    } else if (got != (ssize_t) sizeof rep) {
+        rep.verdict = TF_FAIL;
+        snprintf(rep.msg, sizeof rep.msg, "the test's process %s before the test ended", how);
+    } else if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        /* The assertions passed (or it skipped), then the process did not exit cleanly: a leak or
+         * another sanitizer report at exit. A failed test's own message says more than this. */
+        if (rep.verdict != TF_FAIL) {
+            snprintf(rep.msg, sizeof rep.msg, "%s, then its process %s (a sanitizer, leak or valgrind "
+                     "report above)", rep.verdict == TF_PASS ? "passed" : "skipped", how);
+            rep.verdict = TF_FAIL;
+        }
+    }
+    print_report(t, &rep);
+    return rep.verdict;
 }
 
 int main(int argc, char **argv)
@@ -322,17 +523,27 @@ int main(int argc, char **argv)
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
+    g_runner_pid = getpid();
     find_dirs(argv[0]);
     atexit(rm_tmp);
+    atexit(stop_servers);
     /* libmongoc (the environment tests, the mongoc baseline) cannot be initialised again after
-     * mongoc_cleanup: once per run, here. */
+     * mongoc_cleanup: once per run, here; each test's process inherits it. */
     mongoc_init();
     atexit(mongoc_cleanup);
+    if (getenv("MQC_TEST_VALGRIND") && strcmp(getenv("MQC_TEST_VALGRIND"), "0") != 0)
+        g_timeout *= 10;    /* valgrind runs code 20-50 times slower */
+#ifdef TF_LEAK_CHECKED_BUILD
+    else
+        g_timeout *= 3;     /* ASan: 2-3 times */
+#endif
     if (getenv("MQC_TEST_TIMEOUT")) g_timeout = (unsigned) atoi(getenv("MQC_TEST_TIMEOUT"));
+    if (getenv("MQC_TEST_NO_FORK") && strcmp(getenv("MQC_TEST_NO_FORK"), "0") != 0) g_fork = false;
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-v")) g_verbose = 1;
         else if (!strcmp(argv[i], "--list")) list = true;
+        else if (!strcmp(argv[i], "--no-fork")) g_fork = false;
         else if (!strcmp(argv[i], "--spec-dir") && i + 1 < argc) g_spec_dir = argv[++i];
         else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) g_timeout = (unsigned) atoi(argv[++i]);
         else if (!strcmp(argv[i], "-x") && i + 1 < argc && nexcl < 64) excl[nexcl++] = argv[++i];
@@ -340,24 +551,49 @@ int main(int argc, char **argv)
         else if (argv[i][0] == '-') { fprintf(stderr, "mqc-test: unknown option %s\n", argv[i]); usage(); return 1; }
         else if (npats < 256) pats[npats++] = argv[i];
     }
+    if (g_timeout == 0) g_timeout = 1;
+    /* Tests registered at run time (TF_SUITE_INIT) are registered here, before any fork: every
+     * test's process sees the same list. */
     for (size_t i = 0; i < g_ninits; i++) g_inits[i]();
     qsort(g_tests, g_ntests, sizeof *g_tests, cmp_tests);
 
+    if (g_fork && !list) {
+        void *m = mmap(NULL, sizeof *g_shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            perror("tf: mmap");
+            return 2;
+        }
+        g_shared = m;
+        /* Made before the first fork, so that every test's folders are under the one the runner
+         * removes at exit. */
+        make_tmp_root();
+        sigset_t chld;
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &chld, NULL);
+        signal(SIGINT, on_stop_signal);
+        signal(SIGTERM, on_stop_signal);
+    } else {
+        signal(SIGALRM, on_alarm);
+    }
+
     size_t passed = 0, failed = 0, skipped = 0, selected = 0;
     char **failures = calloc(g_ntests + 1, sizeof *failures);
-    signal(SIGALRM, on_alarm);
     for (size_t i = 0; i < g_ntests; i++) {
         tf_test_t *t = &g_tests[i];
         if (!matches(t->path, pats, npats, excl, nexcl)) continue;
         selected++;
         if (list) { puts(t->path); continue; }
-        int r = run_one(t);
-        if (r == 0) passed++;
-        else if (r == 1) failures[failed++] = t->path;
+        g_cur_index = i;
+        int r = g_fork ? run_forked(t) : run_in_process(t);
+        if (r == TF_PASS) passed++;
+        else if (r == TF_FAIL) failures[failed++] = t->path;
         else skipped++;
-        g_cur = NULL;
     }
-    if (list) return 0;
+    if (list) {
+        free(failures);
+        return 0;
+    }
     if (selected == 0) fprintf(stderr, "mqc-test: no test matches\n");
     if (failed) {
         printf("\nfailed tests:\n");

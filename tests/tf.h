@@ -1,8 +1,14 @@
 /* tf: the test framework of mqc's single test binary.
  *
  * Tests are named like paths ("/wire/reader/partial_header") and selected on the command line by
- * prefix or substring. A failed assertion prints both values and ends the test (longjmp); the run
- * continues with the next test. The binary ends with the line "N passed, N failed, N skipped".
+ * prefix or substring. Each test runs in a process of its own (forked from the runner, as libuv's
+ * are), killed after --timeout seconds: a crash, a hang, or a sanitizer or leak report at the
+ * process's exit fails that test by name, and nothing a test leaves behind reaches the next one.
+ * --no-fork runs them all in one process (for a debugger). A failed assertion prints both values
+ * and ends the test (longjmp). The binary ends with the line "N passed, N failed, N skipped".
+ *
+ * What a test's process changes is lost when it ends, except the servers the fixtures below
+ * start (one per kind per run, shared through memory the runner maps before forking).
  *
  *   TEST("/area/case", area_case) { ASSERT_EQ(1 + 1, 2); }
  *
@@ -113,8 +119,8 @@ const char *tf_rs_uri(void);
 bool tf_server_is_external(void);
 /* The spec-tests folder (--spec-dir, MQC_SPEC_TESTS, default ../shared/spec-tests), or NULL. */
 const char *tf_spec_dir(void);
-/* A fresh folder under the run's temporary folder, removed at exit. Returned string is static
- * storage that lives until exit. */
+/* A fresh folder under the run's temporary folder (named after the test), removed when the run
+ * ends. Returned string is static storage that lives until exit. */
 const char *tf_tmpdir(void);
 /* False under valgrind (MQC_TEST_VALGRIND, set by scripts/run-tests --valgrind), which runs code
  * 20-50 times slower: tests that bound a time (the longest loop iteration) then only report it. */

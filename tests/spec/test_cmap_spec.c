@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "../tf.h"
+#include "../support/fakeconn.h"
 #include "pool.h"
 #include "spec.h"
 
@@ -22,12 +23,6 @@
 #define MAX_EVENTS 512
 
 typedef struct runner runner_t;
-
-typedef struct {
-    mqc_pconn_t pc;
-    ev_timer t;
-    runner_t *r;
-} sconn_t;
 
 typedef struct {
     char name[64];
@@ -43,7 +38,7 @@ typedef struct {
 struct runner {
     struct ev_loop *loop;
     mqc_pool_t *pool;
-    int live_conns;
+    tf_fakeconn_t conns;  /* the scripted connector's state (tests/support/fakeconn) */
     bson_t *events[MAX_EVENTS];
     size_t n_events;
     bool recording;
@@ -69,42 +64,16 @@ __attribute__((format(printf, 2, 3))) static void rfail(runner_t *r, const char 
     va_end(ap);
 }
 
-/* ---- scripted connector ----------------------------------------------------------------- */
+/* ---- scripted connector (tests/support/fakeconn) --------------------------------------- */
 
-static void sconn_ready(struct ev_loop *loop, ev_timer *t, int revents)
+/* A closed connection no longer answers to its label. */
+static void on_conn_closed(tf_fakeconn_t *f, mqc_pconn_t *conn, void *ud)
 {
-    (void) loop;
-    (void) revents;
-    sconn_t *c = t->data;
-    mqc_pool_conn_established(c->r->pool, &c->pc, NULL);
-}
-
-static mqc_pconn_t *sconn_open(mqc_pool_t *pool, void *ctx)
-{
-    runner_t *r = ctx;
-    sconn_t *c = calloc(1, sizeof *c);
-    (void) pool;
-    c->r = r;
-    r->live_conns++;
-    ev_timer_init(&c->t, sconn_ready, 0., 0.);
-    c->t.data = c;
-    ev_timer_start(r->loop, &c->t);
-    return &c->pc;
-}
-
-static void sconn_close(mqc_pconn_t *conn, const char *reason, void *ctx)
-{
-    runner_t *r = ctx;
-    sconn_t *c = (sconn_t *) conn;
-    (void) reason;
-    ev_timer_stop(r->loop, &c->t);
+    runner_t *r = ud;
+    (void) f;
     for (size_t i = 0; i < r->n_labels; i++)
         if (r->labels[i].conn == conn) r->labels[i].conn = NULL;
-    r->live_conns--;
-    free(c);
 }
-
-static const mqc_pool_connector_t scripted = {sconn_open, sconn_close};
 
 /* ---- events ----------------------------------------------------------------------------- */
 
@@ -494,7 +463,8 @@ static void run_cmap_case(void)
     runner_t *r = calloc(1, sizeof *r);
     r->loop = ev_loop_new(EVFLAG_AUTO);
     r->recording = true;
-    r->pool = mqc_pool_new(r->loop, "localhost:27017", &o, &scripted, r);
+    r->conns = (tf_fakeconn_t) {.loop = r->loop, .on_close = on_conn_closed, .ud = r};
+    r->pool = r->conns.pool = mqc_pool_new(r->loop, "localhost:27017", &o, &tf_fakeconn_connector, &r->conns);
     mqc_monitor_t m = {.pool = on_event};
     mqc_pool_set_monitor(r->pool, &m, r);
 
@@ -519,7 +489,7 @@ static void run_cmap_case(void)
         bson_destroy(r->threads[i].ops);
     }
     mqc_pool_destroy(r->pool);
-    int live = r->live_conns;
+    int live = r->conns.live;
     for (size_t i = 0; i < r->n_events; i++) bson_destroy(r->events[i]);
     ev_loop_destroy(r->loop);
     bool failed = r->failed;
