@@ -50,6 +50,7 @@ typedef struct {
     double start_at;           /* --start-at: wall-clock start of the measured window (Unix s); 0 = none */
     double start_tolerance_s;  /* --start-tolerance: later than start_at + this is a late start */
     bool json_framed;          /* --json-framed: the JSON result on stdout, framed for pod logs */
+    char *server_label;        /* --server-label: what the server is, echoed in every report */
 } mqload_config_t;
 
 typedef enum {
