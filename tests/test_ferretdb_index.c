@@ -7,7 +7,7 @@
  * The measure is one that a busy machine cannot fake: the best of several single operations on a
  * collection of 30,000 documents against the best on one of 100, interleaved so that load affects
  * both alike. An index lookup costs about the same in both: ratios 0.8-1.4 measured, patched, on
- * both backends. A scan costs more the more rows it reads: unpatched, 10-26 on PostgreSQL, 20-300
+ * both backends. A scan costs more the more rows it reads: unpatched, 10-26 on PostgreSQL, 80-540
  * on SQLite (at 10,000 documents PostgreSQL's were only 3.6-6.4, too near the bound). Under
  * valgrind the ratio is only reported (tf_time_bounds).
  *
