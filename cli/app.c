@@ -51,6 +51,7 @@ static const engine_ops_t ENGINES[] = {
 static void config_bson(const mqload_config_t *cfg, const mqload_workload_t *wl, const mqload_run_t *run, bson_t *b)
 {
     BSON_APPEND_UTF8(b, "engine", cfg->engine == MQLOAD_ENGINE_MONGOC ? "mongoc" : "mqc");
+    if (cfg->server_label) BSON_APPEND_UTF8(b, "server", cfg->server_label);
     BSON_APPEND_UTF8(b, "mode", cfg->open_loop ? "open-loop" : "closed-loop");
     if (cfg->rate > 0) BSON_APPEND_DOUBLE(b, "rate", cfg->rate);
     if (cfg->stages_kind) {

@@ -35,7 +35,7 @@ void mqload_config_init(mqload_config_t *cfg)
 void mqload_config_free(mqload_config_t *cfg)
 {
     char **strs[] = {&cfg->uri, &cfg->db, &cfg->collection, &cfg->op, &cfg->mix, &cfg->workload_file,
-                     &cfg->preset, &cfg->json_out, &cfg->html_out, &cfg->threshold};
+                     &cfg->preset, &cfg->json_out, &cfg->html_out, &cfg->threshold, &cfg->server_label};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -52,6 +52,8 @@ void mqload_usage(FILE *out)
           "  --db NAME                 database (default mqload)\n"
           "  --collection NAME         collection (default bench)\n"
           "  --engine mqc|mongoc       mqc event loops, or libmongoc's pool with a thread per operation\n"
+          "  --server-label TEXT       what the server is (product, storage, settings), shown in the\n"
+          "                            reports so that its speed is not taken for mqload's\n"
           "load\n"
           "  -d, --duration DUR        measured time: 10, 10s, 500ms, 2m (default 10s)\n"
           "  -n, --requests N          measure N operations instead of a duration\n"
@@ -260,7 +262,7 @@ typedef enum {
     O_URI, O_DB, O_COLL, O_DURATION, O_REQUESTS, O_WARMUP, O_CONC, O_RATE, O_THREADS, O_CONNS, O_OP,
     O_MIX, O_WORKLOAD, O_PRESET, O_SEED, O_SEED_BATCH, O_KEYS, O_KEYDIST, O_SEED_RNG, O_JSON, O_HTML,
     O_THRESHOLD, O_ENGINE, O_QUIET, O_PROGRESS, O_NO_PROGRESS, O_TIMEOUT, O_GRACE, O_WORKER_INDEX,
-    O_WORKERS, O_START_AT, O_START_TOL, O_JSON_FRAMED, O_HELP, O_VERSION, O_STAGES, O_CSTAGES, O_MAX_ERR,
+    O_WORKERS, O_START_AT, O_START_TOL, O_JSON_FRAMED, O_HELP, O_VERSION, O_STAGES, O_CSTAGES, O_MAX_ERR, O_SERVER_LABEL,
 } opt_id_t;
 
 typedef struct {
@@ -289,6 +291,7 @@ static const opt_t OPTS[] = {
     {"start-at", 0, true, O_START_AT}, {"start-tolerance", 0, true, O_START_TOL},
     {"json-framed", 0, false, O_JSON_FRAMED}, {"stages", 0, true, O_STAGES},
     {"concurrency-stages", 0, true, O_CSTAGES}, {"max-error-rate", 0, true, O_MAX_ERR},
+    {"server-label", 0, true, O_SERVER_LABEL},
     {"help", 'h', false, O_HELP},     {"version", 'V', false, O_VERSION},
 };
 
@@ -371,6 +374,7 @@ static mqload_args_rc_t apply(mqload_config_t *cfg, const opt_t *o, const char *
     }
     case O_JSON: set_str(&cfg->json_out, v); break;
     case O_HTML: set_str(&cfg->html_out, v); break;
+    case O_SERVER_LABEL: set_str(&cfg->server_label, v); break;
     case O_THRESHOLD: set_str(&cfg->threshold, v); break;
     case O_ENGINE:
         if (!strcmp(v, "mqc")) cfg->engine = MQLOAD_ENGINE_MQC;

@@ -67,6 +67,7 @@ typedef struct {
     size_t n_stages;
     bool open_loop;            /* --rate or --stages: operations arrive on a schedule */
     double max_error_rate;     /* 0..1; failures above it exit 4 (1 = never) */
+    char *server_label;        /* --server-label: what the server is, echoed in every report */
 } mqload_config_t;
 
 typedef enum {

@@ -49,6 +49,7 @@ static void config_line(mqload_strbuf_t *out, const bson_t *cfg)
     while (bson_iter_next(&it)) {
         char val[160];
         const char *k = bson_iter_key(&it);
+        if (!strcmp(k, "server")) continue; /* a line of its own (mqload_report_text) */
         if (BSON_ITER_HOLDS_UTF8(&it)) snprintf(val, sizeof val, "%s", bson_iter_utf8(&it, NULL));
         else if (BSON_ITER_HOLDS_BOOL(&it)) snprintf(val, sizeof val, "%s", bson_iter_bool(&it) ? "yes" : "no");
         else if (BSON_ITER_HOLDS_DOUBLE(&it)) snprintf(val, sizeof val, "%g", bson_iter_double(&it));
@@ -66,6 +67,9 @@ static void config_line(mqload_strbuf_t *out, const bson_t *cfg)
 void mqload_report_text(const mqload_result_t *r, mqload_strbuf_t *out)
 {
     mqload_sb_printf(out, "mqload %s  engine %s  %s\n", r->tool_version, r->engine, r->uri_redacted);
+    bson_iter_t sv;
+    if (bson_iter_init_find(&sv, &r->config, "server") && BSON_ITER_HOLDS_UTF8(&sv))
+        mqload_sb_printf(out, "server %s\n", bson_iter_utf8(&sv, NULL));
     mqload_sb_printf(out, "workload %s (id %s)%s\n", r->workload_name, r->workload_id,
                      r->runs > 1 ? "  [merged]" : "");
     config_line(out, &r->config);

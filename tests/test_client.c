@@ -420,6 +420,63 @@ TEST("/client/insert_many/200000_split", client_insert_many_200000)
     mqc_client_destroy(c);
 }
 
+/* insert_many of documents past libbson's inline buffer, enough of them that the bulk's list of
+ * models grows several times while they are added, hundreds of operations in flight: each document
+ * must reach the server intact. (The models once held their bson_t by value: growing the list moved
+ * documents that point into themselves, and the first large insert_many crashed.) */
+TEST("/client/insert_many/large_documents", client_insert_many_large_documents)
+{
+    enum { OPS = 200, PER_OP = 20, PAD = 300 };
+    mqc_client_t *c = new_client(NULL);
+    mqc_collection_t *coll = mqc_client_get_collection(c, "mqc_test", tf_unique("large"));
+    char pad[PAD + 1];
+    memset(pad, 'q', PAD);
+    pad[PAD] = 0;
+    counter_t k = {0};
+    bson_t *docs[PER_OP];
+    for (int op = 0; op < OPS; op++) {
+        for (int i = 0; i < PER_OP; i++) {
+            int id = op * PER_OP + i;
+            pad[id % PAD] = (char) ('a' + id % 26); /* each document differs */
+            docs[i] = BCON_NEW("_id", BCON_INT32(id), "pad", BCON_UTF8(pad), "sub", "{", "id", BCON_INT32(id), "}");
+            pad[id % PAD] = 'q';
+            ASSERT_GT(docs[i]->len, 120u);
+        }
+        mqc_collection_insert_many(coll, (const bson_t *const *) docs, PER_OP, NULL, on_count, &k);
+        for (int i = 0; i < PER_OP; i++) bson_destroy(docs[i]);
+    }
+    wait_idle(c);
+    ASSERT_EQ(k.calls, OPS);
+    ASSERT_EQ(k.errors, 0);
+    /* Read back through libmongoc and check every document. */
+    bson_error_t err;
+    mongoc_client_t *mc = mongoc_client_new(tf_server_uri("plain"));
+    ASSERT_NOT_NULL(mc);
+    mongoc_collection_t *mcoll = mongoc_client_get_collection(mc, "mqc_test", mqc_collection_get_name(coll));
+    bson_t *sort = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}");
+    bson_t empty = BSON_INITIALIZER;
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(mcoll, &empty, sort, NULL);
+    const bson_t *got;
+    int n = 0;
+    while (mongoc_cursor_next(cur, &got)) {
+        bson_iter_t it;
+        ASSERT_MSG(bson_iter_init_find(&it, got, "_id") && bson_iter_as_int64(&it) == n, "document %d missing or out of order", n);
+        ASSERT_MSG(bson_iter_init_find(&it, got, "pad") && BSON_ITER_HOLDS_UTF8(&it), "document %d: no pad", n);
+        const char *p = bson_iter_utf8(&it, NULL);
+        ASSERT_MSG(strlen(p) == PAD && p[n % PAD] == 'a' + n % 26, "document %d: pad damaged", n);
+        n++;
+    }
+    ASSERT_MSG(!mongoc_cursor_error(cur, &err), "find: %s", err.message);
+    ASSERT_EQ(n, OPS * PER_OP);
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_drop(mcoll, NULL);
+    bson_destroy(sort);
+    mongoc_collection_destroy(mcoll);
+    mongoc_client_destroy(mc);
+    mqc_collection_destroy(coll);
+    mqc_client_destroy(c);
+}
+
 TEST("/client/destroy/1000_pending", client_destroy_pending)
 {
     mqc_client_t *c = new_client("maxPoolSize=4");

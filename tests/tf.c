@@ -165,6 +165,13 @@ const char *tf_unique(const char *prefix)
 
 /* --- FerretDB fixture ---------------------------------------------------------------------- */
 
+/* The backend scripts/ferretdb starts: its default, or MQC_FERRETDB_BACKEND. */
+static const char *ferretdb_backend(void)
+{
+    const char *b = getenv("MQC_FERRETDB_BACKEND");
+    return b && *b ? b : "sqlite";
+}
+
 /* One call for all: the script stops them in parallel (each takes about a second to shut down).
  * Only the runner stops them: a test's process exits with the run still going. */
 static void stop_servers(void)
@@ -213,9 +220,25 @@ static const char *start_server(const char *kind, const char *flags)
     snprintf(s->uri, sizeof s->uri, "%s", last);
     s->state = 1;
     char shown[4096];
-    fprintf(stderr, "tf: FerretDB %s started in %.1f s: %s\n", kind, tf_now() - t0,
-            mqc_uri_redact(s->uri, shown, sizeof shown));
+    fprintf(stderr, "tf: FerretDB %s (%s backend) started in %.1f s: %s\n", kind, ferretdb_backend(),
+            tf_now() - t0, mqc_uri_redact(s->uri, shown, sizeof shown));
     return s->uri;
+}
+
+/* Appends the running test's name to $MQC_TEST_SERVER_LOG, when set: the list of the tests that
+ * need a real server, which .ci/run runs once more against FerretDB's PostgreSQL backend
+ * (MQC_FERRETDB_BACKEND=postgresql, honoured by scripts/ferretdb). */
+static void log_server_test(void)
+{
+    const char *path = getenv("MQC_TEST_SERVER_LOG");
+    if (!path || !*path || !g_cur) return;
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        fprintf(stderr, "tf: MQC_TEST_SERVER_LOG=%s: %s\n", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%s\n", g_cur->path);
+    fclose(f);
 }
 
 bool tf_server_is_external(void)
@@ -233,6 +256,7 @@ const char *tf_server_uri(const char *kind)
     else if (strcmp(kind, "auth") == 0) env = "MQC_TEST_AUTH_URI", flags = "--auth";
     else if (strcmp(kind, "tls,auth") == 0) env = "MQC_TEST_TLS_AUTH_URI", flags = "--tls --auth";
     else FAIL("unknown server kind '%s'", kind);
+    log_server_test();
     const char *e = getenv(env);
     if (e && *e) return e;
     if (strcmp(kind, "plain") != 0 && tf_server_is_external())
@@ -242,6 +266,7 @@ const char *tf_server_uri(const char *kind)
 
 const char *tf_rs_uri(void)
 {
+    log_server_test();
     const char *e = getenv("MQC_TEST_RS_URI");
     if (e && *e) return e;
     if (tf_server_is_external()) SKIP("MQC_TEST_URI is set but MQC_TEST_RS_URI is not");
@@ -310,7 +335,9 @@ static void usage(void)
          "  x3 with ASan, x10 under valgrind; MQC_TEST_TIMEOUT); --no-fork (MQC_TEST_NO_FORK=1)\n"
          "  runs them all in this process.\n"
          "  Environment: MQC_TEST_URI (use this server, not FerretDB), MQC_TEST_RS_URI,\n"
-         "  MQC_TEST_TLS_URI, MQC_TEST_AUTH_URI, MQC_SPEC_TESTS.");
+         "  MQC_TEST_TLS_URI, MQC_TEST_AUTH_URI, MQC_SPEC_TESTS; MQC_FERRETDB_BACKEND (sqlite or\n"
+         "  postgresql: the FerretDB the tests start); MQC_TEST_SERVER_LOG (append the names of the\n"
+         "  tests that need a real server to this file).");
 }
 
 static void find_dirs(const char *argv0)
