@@ -26,7 +26,8 @@ struct mqc_bulk {
     char *coll;
     bson_t opts;
     bool ordered;
-    wmodel_t *models;
+    wmodel_t **models; /* each model allocated alone: a bson_t that outgrew its inline buffer
+                        * points into itself, so the array of them must never be realloc'ed */
     size_t n, cap;
     bool report_inserted_id; /* insert_one */
     mqc_error_t invalid;     /* first invalid model: reported at execute */
@@ -62,7 +63,10 @@ mqc_bulk_t *mqc_collection_bulk_new(mqc_collection_t *coll, const bson_t *opts)
 void mqc_bulk_destroy(mqc_bulk_t *b)
 {
     if (!b) return;
-    for (size_t i = 0; i < b->n; i++) bson_destroy(&b->models[i].doc);
+    for (size_t i = 0; i < b->n; i++) {
+        bson_destroy(&b->models[i]->doc);
+        free(b->models[i]);
+    }
     free(b->models);
     bson_destroy(&b->opts);
     free(b->coll);
@@ -76,7 +80,9 @@ static wmodel_t *add_model(mqc_bulk_t *b, wkind_t kind)
         b->models = realloc(b->models, b->cap * sizeof *b->models);
         if (!b->models) abort();
     }
-    wmodel_t *m = &b->models[b->n++];
+    wmodel_t *m = malloc(sizeof *m);
+    if (!m) abort();
+    b->models[b->n++] = m;
     m->kind = kind;
     bson_init(&m->doc);
     return m;
@@ -191,7 +197,7 @@ bool mqc_bulk_delete_many(mqc_bulk_t *b, const bson_t *f, const bson_t *o, mqc_e
 static size_t run_length(const mqc_bulk_t *b, size_t from)
 {
     size_t i = from;
-    while (i < b->n && b->models[i].kind == b->models[from].kind) i++;
+    while (i < b->n && b->models[i]->kind == b->models[from]->kind) i++;
     return i - from;
 }
 
@@ -202,7 +208,7 @@ static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t 
     mqc_bulk_t *b = x->bulk;
     static const char *const handled[] = {"ordered", "upsert", "arrayFilters", "collation", "hint", NULL};
     size_t run = run_length(b, x->next);
-    wkind_t kind = b->models[x->next].kind;
+    wkind_t kind = b->models[x->next]->kind;
     bson_t body;
     bson_init(&body);
     bson_append_utf8(&body, kind_cmd[kind], -1, b->coll, -1);
@@ -221,14 +227,14 @@ static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t 
 
     size_t sizes_small[64], *sizes = run <= 64 ? sizes_small : malloc(run * sizeof *sizes);
     if (!sizes) abort();
-    for (size_t i = 0; i < run; i++) sizes[i] = b->models[x->next + i].doc.len;
+    for (size_t i = 0; i < run; i++) sizes[i] = b->models[x->next + i]->doc.len;
     size_t fit = mqc_wire_batch_fit(sizes, run, 0, body.len, strlen(kind_seq[kind]),
                                     &conn->server->caps.limits);
     if (sizes != sizes_small) free(sizes);
     if (fit == 0) {
         mqc_error_set(error, MQC_ERROR_CLIENT, MQC_CLIENT_TOO_LARGE,
                       "%s: document %zu is %u bytes, beyond the server's maxBsonObjectSize (%d)",
-                      kind_cmd[kind], x->next, b->models[x->next].doc.len,
+                      kind_cmd[kind], x->next, b->models[x->next]->doc.len,
                       conn->server->caps.limits.max_bson_object_size);
         bson_destroy(&body);
         return false;
@@ -238,7 +244,7 @@ static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t 
     mqc_wire_msg_body(buf, &body);
     mqc_wire_msg_seq_begin(buf, kind_seq[kind]);
     for (size_t i = 0; i < fit; i++)
-        mqc_wire_msg_seq_add(buf, bson_get_data(&b->models[x->next + i].doc), b->models[x->next + i].doc.len);
+        mqc_wire_msg_seq_add(buf, bson_get_data(&b->models[x->next + i]->doc), b->models[x->next + i]->doc.len);
     mqc_wire_msg_seq_end(buf);
     mqc_wire_msg_end(buf);
     bson_destroy(&body);
@@ -264,7 +270,7 @@ static void finish_result(mqc_op_t *op)
         BSON_APPEND_DOCUMENT(&r, "upsertedIds", &x->res.upserted_ids);
         if (x->bulk->report_inserted_id && x->res.inserted == 1) {
             bson_iter_t it;
-            if (bson_iter_init_find(&it, &x->bulk->models[0].doc, "_id"))
+            if (bson_iter_init_find(&it, &x->bulk->models[0]->doc, "_id"))
                 bson_append_iter(&r, "insertedId", -1, &it);
         }
         if (x->res.n_write_errors) BSON_APPEND_ARRAY(&r, "writeErrors", &x->res.write_errors);
@@ -287,7 +293,7 @@ static mqc_step_t bulk_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *re
         finish_result(op);
         return MQC_STEP_DONE;
     }
-    wkind_t kind = b->models[x->batch_start].kind;
+    wkind_t kind = b->models[x->batch_start]->kind;
     bool stop = mqc_write_result_fold(&x->res, (mqc_write_kind_t) kind, x->batch_start, x->batch_n, reply) &&
                 b->ordered;
     x->next = x->batch_start + x->batch_n;
@@ -330,7 +336,7 @@ mqc_op_t *mqc_bulk_execute(mqc_bulk_t *b, mqc_reply_cb cb, void *ud)
     mqc_write_result_init(&x->res);
     bson_init(&x->wc_opts);
     mqc_apply_write_concern(b->client, &x->wc_opts, &b->opts, &x->unacked);
-    mqc_op_t *op = mqc_op_new(b->client, &bulk_vt, b->n ? kind_cmd[b->models[0].kind] : "bulk", b->db, cb, ud);
+    mqc_op_t *op = mqc_op_new(b->client, &bulk_vt, b->n ? kind_cmd[b->models[0]->kind] : "bulk", b->db, cb, ud);
     op->impl = x;
     op->is_write = true;
     /* The retryable writes specification excludes multi-document statements (updateMany,
