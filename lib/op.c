@@ -459,9 +459,9 @@ void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *err
      * server Unknown and clears its pool (handleError): its other connections are suspect.
      * Timeouts only close the one connection, and so do protocol errors (a reply that cannot
      * be parsed): like a timeout, they are evidence about this connection's stream, not about
-     * the server being reachable (docs/reliability.md, fault containment). The clear comes before the broken
-     * connection's check-in: a check-in opens connections for the waiters, which the clear
-     * would make stale at once, wasting maxConnecting slots while the pool refills. */
+     * the server being reachable (docs/reliability.md, fault containment). The clear comes
+     * before the broken connection's check-in: a check-in opens connections for the waiters,
+     * which the clear would make stale at once, wasting maxConnecting slots. */
     bool net = error->domain == MQC_ERROR_NETWORK;
     if (client->topo && client->topo->monitored) {
         if (net || error->domain == MQC_ERROR_TIMEOUT)

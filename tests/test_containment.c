@@ -69,7 +69,11 @@ static void submit_all(mqc_client_t *c, tally_t *t, bool mixed)
     bson_t *ping = BCON_NEW("ping", BCON_INT32(1));
     for (int i = 0; i < IN_FLIGHT; i++) {
         void *ud = (void *) (uintptr_t) i;
-        kind_t k = !mixed ? K_READ : i % 64 == 7 ? K_INSERT_MANY : i % 16 == 3 ? K_PING : i % 4 == 1 ? K_INSERT : K_READ;
+        kind_t k = !mixed         ? K_READ
+                   : i % 64 == 7  ? K_INSERT_MANY
+                   : i % 16 == 3  ? K_PING
+                   : i % 4 == 1   ? K_INSERT
+                                  : K_READ;
         t->kind[i] = k;
         if (k == K_READ) {
             mqc_collection_find_one(coll, &filter, NULL, on_done, ud);
@@ -119,8 +123,8 @@ static void one_fault(const char *fault_arg, const char *fault_arg2, bool mixed)
     long long injected = chaos_stub_stat(&s, "total");
     int failed = t.failed[K_READ] + t.failed[K_INSERT] + t.failed[K_INSERT_MANY] + t.failed[K_PING];
     tf_note("%s%s: %lld fault(s), %d failed (reads %d, inserts %d, insert_manys %d, pings %d)%s%s, %llu retried, "
-            "%llu connections opened, %llu closed", fault_arg, fault_arg2 ? fault_arg2 : "", injected, failed, t.failed[K_READ],
-            t.failed[K_INSERT], t.failed[K_INSERT_MANY], t.failed[K_PING], failed ? ": " : "",
+            "%llu connections opened, %llu closed", fault_arg, fault_arg2 ? fault_arg2 : "", injected, failed,
+            t.failed[K_READ], t.failed[K_INSERT], t.failed[K_INSERT_MANY], t.failed[K_PING], failed ? ": " : "",
             failed ? t.last_error.message : "", (unsigned long long) retried, (unsigned long long) opened,
             (unsigned long long) closed);
     check_once(&t);
