@@ -166,6 +166,7 @@ valgrind: test-bin
 
 bench: all
 	$(Q)scripts/bench
+	$(Q)BUILD=$(BUILD) scripts/bench-faults
 
 soak: all
 	$(Q)scripts/soak

@@ -12,6 +12,11 @@
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 static void op_dispatch(mqc_op_t *op);
+
+/* How many times a waiter failed by a pool clear it had no part in goes back through selection
+ * without using its retry (on_checkout). The client-backpressure specification's default retry
+ * budget for overload errors; only a server whose pool keeps being cleared reaches it. */
+#define MAX_REQUEUES 5
 static bool may_retry(mqc_op_t *op, const mqc_error_t *error, bool sent);
 static void op_retry(mqc_op_t *op);
 
@@ -266,10 +271,24 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
     if (error) {
         /* Nothing was sent: a pool cleared under the op (CMAP's PoolClearedError: another
          * connection of this server broke, or a connection could not be made) is retryable,
-         * for writes too. This is what keeps one bad connection from failing every op that
-         * waited for a connection at that moment (docs/reliability.md, amplification). */
-        if (may_retry(op, error, false)) op_retry(op);
-        else mqc_op_finish(op, NULL, error);
+         * for writes too. A clear for a reason outside this wait (another connection's error,
+         * the server marked Unknown) says nothing about the op, which never reached the
+         * server: it goes back through selection without using its one retry, whatever the
+         * op (a ping too), up to MAX_REQUEUES times and within its deadline and
+         * serverSelectionTimeoutMS, so that a burst of clears costs a wait, not the op. A
+         * clear because a connection could not be made uses the retry (docs/reliability.md,
+         * fault containment). */
+        if (w->cleared_elsewhere && w->requeues < MAX_REQUEUES && !op->cancelled && !op->client->closing &&
+            op->client->topo) {
+            w->requeues++;
+            op->server = NULL;
+            op->state = MQC_OP_NEW;
+            op_dispatch(op);
+        } else if (may_retry(op, error, false)) {
+            op_retry(op);
+        } else {
+            mqc_op_finish(op, NULL, error);
+        }
         return;
     }
     op->server->in_use++;
@@ -396,13 +415,17 @@ static bool may_retry(mqc_op_t *op, const mqc_error_t *error, bool sent)
 {
     mqc_client_t *client = op->client;
     if (op->retried || op->cancelled || client->closing || !client->topo) return false;
+    /* A reply that cannot be parsed (garbage, a length beyond maxMessageSizeBytes, a responseTo
+     * matching nothing) leaves the connection's byte stream unusable, as a hang-up mid-reply
+     * does: for the retry rules it is a network error on that connection. */
+    bool net = error->domain == MQC_ERROR_NETWORK || error->domain == MQC_ERROR_PROTOCOL;
     if (op->retry == MQC_RETRY_READ) {
         if (!client->uri.retry_reads) return false;
-        return error->domain == MQC_ERROR_NETWORK || (error->labels & MQC_LABEL_RETRYABLE_READ);
+        return net || (error->labels & MQC_LABEL_RETRYABLE_READ);
     }
     if (op->retry == MQC_RETRY_WRITE) {
         if (!client->uri.retry_writes || (sent && !op->txn_ok)) return false;
-        return error->domain == MQC_ERROR_NETWORK || (error->labels & MQC_LABEL_RETRYABLE_WRITE);
+        return net || (error->labels & MQC_LABEL_RETRYABLE_WRITE);
     }
     return false;
 }
@@ -493,18 +516,25 @@ void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *err
      * (the retry keeps it, as the specification asks, then it is discarded). */
     if (op->session) op->session->dirty = true;
     emit_result(op, conn, NULL, error);
-    /* SDAM: a network error (not a timeout) on an established connection clears the pool:
-     * its other connections are suspect. Timeouts only close the one connection. A monitored
-     * topology also marks the server Unknown (handleError). The clear comes before the broken
-     * connection's check-in: a check-in opens connections for the waiters, which the clear
-     * would make stale at once, wasting maxConnecting slots while the pool refills. */
-    bool net = error->domain == MQC_ERROR_NETWORK || error->domain == MQC_ERROR_PROTOCOL;
+    /* SDAM: a network error (not a timeout) on an established connection marks a monitored
+     * server Unknown and clears its pool (handleError): its other connections are suspect.
+     * Timeouts only close the one connection, and so do protocol errors (a reply that cannot
+     * be parsed): like a timeout, they are evidence about this connection's stream, not about
+     * the server being reachable (docs/reliability.md, fault containment). The clear comes
+     * before the broken connection's check-in: a check-in opens connections for the waiters,
+     * which the clear would make stale at once, wasting maxConnecting slots. */
+    bool net = error->domain == MQC_ERROR_NETWORK;
     if (client->topo && client->topo->monitored) {
         if (net || error->domain == MQC_ERROR_TIMEOUT)
             mqc_topology_op_error(client, s, generation, net ? MQC_SDAM_ERR_NETWORK : MQC_SDAM_ERR_TIMEOUT, NULL,
                                   error->message);
-    } else if (net) {
-        mqc_pool_clear(s->pool, error);
+    } else if (net && generation == mqc_pool_generation(s->pool)) {
+        /* A lone host without a monitor has no description to mark Unknown: of SDAM's rule
+         * what remains is closing the idle connections ("if one socket is bad, it is likely
+         * that all are"). No clear: the in-use ones are not interrupted anyway, and a dead
+         * server shows on the next connection, whose failure clears the pool. A stale
+         * connection's error (older generation) changes nothing. */
+        mqc_pool_close_idle(s->pool);
     }
     mqc_pool_checkin(s->pool, &conn->pc, false);
     if (op->state == MQC_OP_ACTIVE && may_retry(op, error, sent)) op_retry(op);

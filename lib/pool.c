@@ -65,6 +65,7 @@ struct mqc_pool {
 };
 
 static void pump(mqc_pool_t *p, bool deliver);
+static void clear(mqc_pool_t *p, const mqc_error_t *error, bool elsewhere);
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
@@ -246,12 +247,13 @@ static void fail_clearing(mqc_pool_t *p, const char *reason, const mqc_error_t *
     }
 }
 
-static void move_waiters_to_clearing(mqc_pool_t *p)
+static void move_waiters_to_clearing(mqc_pool_t *p, bool elsewhere)
 {
     mqc_link_t *l;
     while ((l = mqc_list_pop_front(&p->waiters))) {
         mqc_pool_waiter_t *w = mqc_container_of(l, mqc_pool_waiter_t, link);
         w->where = W_CLEARING;
+        w->cleared_elsewhere = elsewhere;
         mqc_list_push_back(&p->clearing, l);
     }
     p->n_waiters = 0;
@@ -417,6 +419,7 @@ mqc_pconn_t *mqc_pool_checkout(mqc_pool_t *pool, mqc_pool_waiter_t *w)
     enter(p);
     w->link.prev = w->link.next = NULL;
     w->where = W_NONE;
+    w->cleared_elsewhere = false;
     ev_init(&w->timer, on_waiter_timeout);
     w->timer.data = p;
     if (!w->started_us) w->started_us = mqc_now_us();
@@ -491,7 +494,7 @@ void mqc_pool_conn_established(mqc_pool_t *pool, mqc_pconn_t *conn, const mqc_er
                 p->backoff_until_us = mqc_now_us() + p->backoff_us;
                 p->backoff_error = *error;
             }
-            mqc_pool_clear(p, error);
+            clear(p, error, false);
         }
         if (!p->doomed) close_conn(p, conn, "error", error);
         if (!p->doomed) pump(p, true);
@@ -522,9 +525,9 @@ void mqc_pool_conn_lost(mqc_pool_t *pool, mqc_pconn_t *conn)
     leave(pool);
 }
 
-void mqc_pool_clear(mqc_pool_t *pool, const mqc_error_t *error)
+/* elsewhere: not an establishment failure of this pool (mqc_pool_waiter_t.cleared_elsewhere) */
+static void clear(mqc_pool_t *p, const mqc_error_t *error, bool elsewhere)
 {
-    mqc_pool_t *p = pool;
     if (p->state == POOL_CLOSED || p->doomed) return;
     enter(p);
     mqc_error_t err;
@@ -536,7 +539,7 @@ void mqc_pool_clear(mqc_pool_t *pool, const mqc_error_t *error)
     p->state = POOL_PAUSED;
     maint_stop(p);
     if (was_ready) emit(p, MQC_POOL_CLEARED, NULL, NULL, 0, &err);
-    move_waiters_to_clearing(p);
+    move_waiters_to_clearing(p, elsewhere);
     while (!mqc_list_empty(&p->available))
         close_conn(p, mqc_container_of(p->available.next, mqc_pconn_t, link), "stale", NULL);
     if (p->auto_ready) mqc_pool_ready(p);
@@ -549,6 +552,22 @@ void mqc_pool_clear(mqc_pool_t *pool, const mqc_error_t *error)
      * getMore): those fail here as the specifications say. */
     err.labels |= MQC_LABEL_RETRYABLE_READ | MQC_LABEL_RETRYABLE_WRITE;
     fail_clearing(p, "connectionError", &err);
+    leave(p);
+}
+
+void mqc_pool_clear(mqc_pool_t *pool, const mqc_error_t *error)
+{
+    clear(pool, error, true);
+}
+
+void mqc_pool_close_idle(mqc_pool_t *pool)
+{
+    mqc_pool_t *p = pool;
+    if (p->state == POOL_CLOSED || p->doomed || !p->n_available) return;
+    enter(p);
+    while (!mqc_list_empty(&p->available))
+        close_conn(p, mqc_container_of(p->available.next, mqc_pconn_t, link), "stale", NULL);
+    pump(p, false);
     leave(p);
 }
 
@@ -575,7 +594,7 @@ void mqc_pool_close(mqc_pool_t *pool)
     while (!mqc_list_empty(&p->available))
         close_conn(p, mqc_container_of(p->available.next, mqc_pconn_t, link), "poolClosed", NULL);
     emit(p, MQC_POOL_CLOSED, NULL, NULL, 0, NULL);
-    move_waiters_to_clearing(p);
+    move_waiters_to_clearing(p, false);
     mqc_error_t err;
     mqc_error_set(&err, MQC_ERROR_SHUTDOWN, 0, "connection pool for %s was closed", p->server);
     fail_clearing(p, "poolClosed", &err);

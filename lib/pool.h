@@ -68,6 +68,12 @@ typedef struct mqc_pool_waiter {
     ev_timer timer;             /* pool-internal */
     uint8_t where;              /* pool-internal: which pool list holds it (0: none) */
     uint8_t fail_kind;          /* pool-internal: why a deferred failure fails */
+    /* Set by the pool with a failure: the waiter failed because the pool was cleared for a
+     * reason other than a connection this pool was establishing (another connection's error,
+     * SDAM marking the server Unknown): a PoolClearedError that says nothing about this
+     * waiter's chances. Cleared again at each checkout. */
+    bool cleared_elsewhere;
+    uint8_t requeues;           /* the caller's: never touched by the pool */
     /* Called once, from the loop, when the waiter was queued: conn on success, else error. */
     void (*cb)(struct mqc_pool_waiter *w, mqc_pconn_t *conn, const mqc_error_t *error);
 } mqc_pool_waiter_t;
@@ -116,6 +122,11 @@ void mqc_pool_conn_lost(mqc_pool_t *pool, mqc_pconn_t *conn);
  * auto_ready set (mqc_pool_set_auto_ready), the pool becomes READY again at once, as a client
  * without a monitor must. */
 void mqc_pool_clear(mqc_pool_t *pool, const mqc_error_t *error);
+/* Closes the idle connections (reason "stale", CONN_CLOSED each) and nothing else: no new
+ * generation, no pause, in-use connections and waiters untouched. What SDAM's "close all idle
+ * sockets: if one socket is bad, it is likely that all are" comes to for a server that has no
+ * description to mark Unknown (docs/reliability.md, fault containment). */
+void mqc_pool_close_idle(mqc_pool_t *pool);
 void mqc_pool_ready(mqc_pool_t *pool);
 void mqc_pool_set_auto_ready(mqc_pool_t *pool, bool on);
 /* Closes the pool (CLOSED): waiters fail with MQC_ERROR_SHUTDOWN, idle connections close. */

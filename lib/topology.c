@@ -219,20 +219,22 @@ void mqc_topology_op_error(mqc_client_t *client, mqc_server_t *s, uint32_t gener
     mqc_topology_t *t = client->topo;
     if (!t || s->retired) return;
     if (!t->monitored) {
-        /* No description to mark Unknown; what SDAM's error handling still asks for a lone host
-         * is the pool clear after a state-change error from a server shutting down (or from
-         * one before 4.2, which closes every connection on a state change): its connections
-         * are about to die, and finding that out one operation at a time costs an error each. */
+        /* No description to mark Unknown. SDAM clears the pool after a state-change error from a
+         * server shutting down (or from one before 4.2, which closes every connection on a state
+         * change), because its connections are about to die. A lone host without a monitor
+         * closes its idle ones and nothing more: a clear would also close every in-use
+         * connection on check-in and fail every waiter, while each in-use connection of a
+         * server really going away shows that by its own error (retryable, so the op retries
+         * once on a new connection, whose failure to connect then clears the pool); and one
+         * spurious error (a fault, a proxy) would cost the whole pool (docs/reliability.md,
+         * fault containment). */
         int32_t code = 0;
         mqc_sdam_state_error_t st = kind == MQC_SDAM_ERR_COMMAND && reply ? mqc_sdam_classify_reply(reply, &code)
                                                                           : MQC_SDAM_STATE_NONE;
         bool old = s->caps_known && s->caps.max_wire_version < 8;
         if (st != MQC_SDAM_STATE_NONE && (st == MQC_SDAM_STATE_SHUTDOWN || old) &&
-            generation == mqc_pool_generation(s->pool)) {
-            mqc_error_t err;
-            mqc_error_from_reply(&err, MQC_ERROR_SERVER, reply);
-            mqc_pool_clear(s->pool, &err);
-        }
+            generation == mqc_pool_generation(s->pool))
+            mqc_pool_close_idle(s->pool);
         return;
     }
     mqc_sdam_app_error_t e = {.address = s->address, .when = MQC_SDAM_WHEN_ESTABLISHED, .kind = kind,

@@ -259,9 +259,9 @@ static long long faults_total(const chaos_stub_t *s)
 
 /* mqload with op ("command": pings, never retried; "find": find_one, a retryable read) at 64 in
  * flight against stubd with every fault, then the rules of docs/reliability.md checked from
- * mqload's JSON and stubd's counters. max_amp: the most network + protocol errors allowed per
- * connection fault. */
-static void mqload_invariant(const char *op, long long max_amp)
+ * mqload's JSON and stubd's counters. max_per_100: the most network + protocol errors allowed per
+ * 100 connection faults. */
+static void mqload_invariant(const char *op, long long max_per_100)
 {
     const char *n = getenv("MQC_CHAOS_OPS");
     const char *nops = n && *n ? n : "100000";
@@ -296,12 +296,13 @@ static void mqload_invariant(const char *op, long long max_amp)
      *   retry that meets it reports it), and nothing else produces that code;
      * - a slow reply fails exactly its operation with a timeout (its connection is closed);
      * - a connection fault (hang-up before or mid reply, garbage, oversize, wrong responseTo)
-     *   fails its operation unless it is retried, and clears the pool (CMAP/SDAM): the
-     *   operations waiting for a connection at that moment fail with a retryable
-     *   PoolClearedError. Pings are not retried: network + protocol errors are then at least
-     *   the connection faults, and at most the in-flight limit (64) times them. Reads are
-     *   retried once (the waiters too: nothing of theirs was sent), which bounds the
-     *   amplification much lower (max_amp);
+     *   fails its operation unless it is retried, and nothing else: a lone host's pool is not
+     *   cleared for one connection's error (fault containment). Pings are not retried: network
+     *   + protocol errors are then at least the connection faults (and at most the in-flight
+     *   limit, 64, times them: what a clear per fault would cost). Reads are retried once, so
+     *   one fails only when its retry meets a second fault (max_per_100);
+     * - a server error is reported by its operation, unless that operation timed out before
+     *   the reply was read (a retry in flight at its deadline);
      * - nothing fails without a fault (pings: errors >= injected), and no other kind appears. */
     int64_t server_errs = jget(res, "errors_by_kind.server:InjectedFault(2)");
     int64_t timeouts = jget(res, "errors_by_kind.timeout:operation");
@@ -313,22 +314,27 @@ static void mqload_invariant(const char *op, long long max_amp)
             (long long) server_errs, (long long) timeouts, (long long) conn_errs, conn_faults,
             conn_faults ? (double) conn_errs / (double) conn_faults : 0.0);
     tf_note("stubd: %s", s.stats);
-    ASSERT_EQ(server_errs, chaos_stub_stat(&s, "error"));
+    if (!retries) ASSERT_EQ(server_errs, chaos_stub_stat(&s, "error"));
+    else ASSERT_LE(server_errs, chaos_stub_stat(&s, "error"));
+    if (retries) ASSERT_GE(server_errs + timeouts - chaos_stub_stat(&s, "slow"), chaos_stub_stat(&s, "error"));
     if (!retries) ASSERT_EQ(timeouts, chaos_stub_stat(&s, "slow"));
     /* a retry may also run out of its op's 100 ms waiting for a connection while the pool refills */
     else ASSERT_GE(timeouts, chaos_stub_stat(&s, "slow"));
     if (!retries) ASSERT_GE(conn_errs, conn_faults);
-    ASSERT_LE(conn_errs, conn_faults * max_amp);
+    ASSERT_LE(conn_errs * 100, conn_faults * max_per_100);
     ASSERT_EQ(server_errs + timeouts + conn_errs, errs);
     if (!retries) ASSERT_GE(errs, injected);
     bson_destroy(res);
 }
 
-TEST("/chaos/invariant/mqload", chaos_invariant_mqload) { mqload_invariant("command", 64); }
+/* Pings: one failed op per connection fault, exactly (measured x37-42 while every fault cleared
+ * the pool; docs/reliability.md). */
+TEST("/chaos/invariant/mqload", chaos_invariant_mqload) { mqload_invariant("command", 100); }
 
-/* Measured x9-11 with the retries (lone host, 64 in flight), x39-42 before them (docs/reliability.md):
- * 20 sits between with room for a noisy machine. */
-TEST("/chaos/invariant/mqload_find", chaos_invariant_mqload_find) { mqload_invariant("find", 20); }
+/* Retryable reads: one fails only when its retry meets another fault, which at this test's rate
+ * (connection faults in 1.4% of replies) is 1.4 per 100 faults; measured 1.1-1.3 (x9-11 per
+ * fault while every fault cleared the pool, x39-42 before retries: docs/reliability.md). */
+TEST("/chaos/invariant/mqload_find", chaos_invariant_mqload_find) { mqload_invariant("find", 3); }
 
 /* The library directly: random deadlines and cancels on top of the server's faults. The op's
  * index travels in ud; the run's state is a file static (one run at a time). */

@@ -420,3 +420,76 @@ TEST("/pool/close", pool_close)
     ASSERT_STR_EQ(f.last_close_reason, "poolClosed");
     teardown(&f);
 }
+
+TEST("/pool/close_idle_keeps_the_rest", pool_close_idle)
+{
+    /* What a lone host does for one connection's error: the idle connections close ("stale"),
+     * nothing else changes: the generation stays, the pool stays ready, the connection in use
+     * comes back as usual, and the waiters keep waiting. */
+    fake_t f;
+    mqc_pool_options_t o;
+    mqc_pool_options_default(&o);
+    o.max_pool_size = 3;
+    setup(&f, &o);
+    mqc_pool_ready(f.pool);
+    twaiter_t w[3], q;
+    memset(&w, 0, sizeof w); memset(&q, 0, sizeof q);
+    for (int i = 0; i < 3; i++) ASSERT_NULL(checkout(f.pool, &w[i]));
+    run_for(f.loop, 0.005);
+    for (int i = 0; i < 3; i++) ASSERT_NOT_NULL(w[i].conn);
+    mqc_pool_checkin(f.pool, w[1].conn, true);
+    mqc_pool_checkin(f.pool, w[2].conn, true);
+    ASSERT_EQ(mqc_pool_available(f.pool), 2);
+    uint32_t gen = mqc_pool_generation(f.pool);
+    mqc_pool_close_idle(f.pool);
+    ASSERT_EQ(f.closed, 2);
+    ASSERT_STR_EQ(f.last_close_reason, "stale");
+    ASSERT_EQ(mqc_pool_available(f.pool), 0);
+    ASSERT_EQ(mqc_pool_generation(f.pool), gen);
+    ASSERT(mqc_pool_is_ready(f.pool));
+    /* a waiter queued now is not failed by it either */
+    ASSERT_NULL(checkout(f.pool, &q));
+    mqc_pool_close_idle(f.pool); /* nothing idle: nothing happens */
+    ASSERT_EQ(q.calls, 0);
+    mqc_pool_checkin(f.pool, w[0].conn, true);
+    run_for(f.loop, 0.005);
+    ASSERT_EQ(q.calls, 1);
+    ASSERT_NOT_NULL(q.conn);
+    ASSERT_EQ(f.closed, 2);
+    mqc_pool_checkin(f.pool, q.conn, true);
+    teardown(&f);
+}
+
+TEST("/pool/cleared_elsewhere", pool_cleared_elsewhere)
+{
+    /* A waiter failed by mqc_pool_clear (another connection's error, SDAM) is marked
+     * cleared_elsewhere: it may go back through selection without using its retry. One failed
+     * because a connection could not be made is not. */
+    fake_t f;
+    mqc_pool_options_t o;
+    mqc_pool_options_default(&o);
+    o.max_pool_size = 1;
+    setup(&f, &o);
+    mqc_pool_set_auto_ready(f.pool, true);
+    mqc_pool_ready(f.pool);
+    twaiter_t a, b, c;
+    memset(&a, 0, sizeof a); memset(&b, 0, sizeof b); memset(&c, 0, sizeof c);
+    ASSERT_NULL(checkout(f.pool, &a));
+    run_for(f.loop, 0.003);
+    ASSERT_NOT_NULL(a.conn);
+    ASSERT_NULL(checkout(f.pool, &b));
+    mqc_pool_clear(f.pool, NULL);
+    ASSERT_EQ(b.calls, 1);
+    ASSERT_NULL(b.conn);
+    ASSERT(b.w.cleared_elsewhere);
+    ASSERT(b.err.labels & MQC_LABEL_RETRYABLE_READ);
+    mqc_pool_checkin(f.pool, a.conn, true); /* stale: closed */
+    f.fail_next = true;
+    ASSERT_NULL(checkout(f.pool, &c));
+    run_for(f.loop, 0.003);
+    ASSERT_EQ(c.calls, 1);
+    ASSERT_NULL(c.conn);
+    ASSERT_EQ(c.err.code, 111);
+    ASSERT(!c.w.cleared_elsewhere);
+    teardown(&f);
+}
