@@ -60,7 +60,7 @@ LDFLAGS_ALL  := $(SANFLAGS) $(LDFLAGS)
 
 LIB_SRC   := $(sort $(wildcard lib/*.c))
 CLI_SRC   := $(filter-out cli/main.c,$(sort $(wildcard cli/*.c)))
-TEST_SRC  := $(sort $(wildcard tests/*.c tests/spec/*.c))
+TEST_SRC  := $(sort $(wildcard tests/*.c tests/spec/*.c tests/unified/*.c))
 EX_SRC    := $(sort $(wildcard examples/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 

@@ -1,0 +1,366 @@
+/* failproxy: a wire-level proxy that gives a server without fail points (FerretDB) the
+ * failCommand fail point of mongod. It answers configureFailPoint itself and applies failCommand
+ * as the server does (errorCode, errorLabels, closeConnection, blockConnection/blockTimeMS,
+ * writeConcernError, times/skip/activationProbability, failCommands, appName); every other
+ * message goes through byte for byte. One thread per connection, whole messages each way, so an
+ * injected reply never lands inside a forwarded one. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bson/bson.h>
+
+#include "failproxy.h"
+
+#define OP_MSG 2013
+
+typedef struct {
+    char name[64];               /* "failCommand" once configured */
+    int mode;                    /* 0 off, 1 alwaysOn, 2 times, 3 activationProbability */
+    int64_t times, skip;
+    double probability;
+    bson_t *data;                /* the "data" document */
+} failpoint_t;
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static failpoint_t g_fp;
+static char g_target_host[256];
+static int g_target_port;
+static int g_listen = -1;
+static char g_uri[128];
+
+static bool read_full(int fd, uint8_t *buf, size_t n)
+{
+    while (n) {
+        ssize_t r = read(fd, buf, n);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR) continue;
+            return false;
+        }
+        buf += r;
+        n -= (size_t) r;
+    }
+    return true;
+}
+
+static bool write_full(int fd, const uint8_t *buf, size_t n)
+{
+    while (n) {
+        ssize_t r = send(fd, buf, n, MSG_NOSIGNAL);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR) continue;
+            return false;
+        }
+        buf += r;
+        n -= (size_t) r;
+    }
+    return true;
+}
+
+/* One whole message (malloc'd) or NULL when the peer is gone or sends garbage. */
+static uint8_t *read_msg(int fd, uint32_t *len)
+{
+    uint8_t hdr[4];
+    if (!read_full(fd, hdr, 4)) return NULL;
+    uint32_t n = (uint32_t) hdr[0] | (uint32_t) hdr[1] << 8 | (uint32_t) hdr[2] << 16 | (uint32_t) hdr[3] << 24;
+    if (n < 16 || n > 64u * 1024 * 1024) return NULL;
+    uint8_t *m = malloc(n);
+    if (!m) return NULL;
+    memcpy(m, hdr, 4);
+    if (!read_full(fd, m + 4, n - 4)) {
+        free(m);
+        return NULL;
+    }
+    *len = n;
+    return m;
+}
+
+static int32_t rd32(const uint8_t *p) { return (int32_t) ((uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24); }
+static void wr32(uint8_t *p, int32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t) ((uint32_t) v >> (8 * i));
+}
+
+/* The body (section kind 0) of an OP_MSG, as a static view. */
+static bool msg_body(const uint8_t *m, uint32_t len, bson_t *body, uint32_t *flags)
+{
+    if (len < 21 || rd32(m + 12) != OP_MSG) return false;
+    *flags = (uint32_t) rd32(m + 16);
+    const uint8_t *p = m + 20, *end = m + len;
+    while (p < end) {
+        uint8_t kind = *p++;
+        if (p + 4 > end) return false;
+        int32_t n = rd32(p);
+        if (n < 5 || p + n > end) return false;
+        if (kind == 0) return bson_init_static(body, p, (size_t) n);
+        p += n + (kind == 1 ? 0 : 0);
+    }
+    return false;
+}
+
+static uint8_t *make_reply(int32_t response_to, const bson_t *doc, uint32_t *len)
+{
+    *len = 16 + 4 + 1 + doc->len;
+    uint8_t *m = malloc(*len);
+    if (!m) abort();
+    wr32(m, (int32_t) *len);
+    wr32(m + 4, rand());
+    wr32(m + 8, response_to);
+    wr32(m + 12, OP_MSG);
+    wr32(m + 16, 0);
+    m[20] = 0;
+    memcpy(m + 21, bson_get_data(doc), doc->len);
+    return m;
+}
+
+static void configure(const bson_t *cmd, bson_t *reply)
+{
+    bson_iter_t it, mi;
+    const char *name = NULL;
+    if (bson_iter_init_find(&it, cmd, "configureFailPoint") && BSON_ITER_HOLDS_UTF8(&it)) name = bson_iter_utf8(&it, NULL);
+    if (!name || strcmp(name, "failCommand")) {
+        BSON_APPEND_DOUBLE(reply, "ok", 0);
+        BSON_APPEND_UTF8(reply, "errmsg", "failproxy: only the failCommand fail point is supported");
+        BSON_APPEND_INT32(reply, "code", 2);
+        BSON_APPEND_UTF8(reply, "codeName", "BadValue");
+        return;
+    }
+    pthread_mutex_lock(&g_mu);
+    if (g_fp.data) bson_destroy(g_fp.data);
+    memset(&g_fp, 0, sizeof g_fp);
+    snprintf(g_fp.name, sizeof g_fp.name, "%s", name);
+    if (bson_iter_init_find(&it, cmd, "mode")) {
+        if (BSON_ITER_HOLDS_UTF8(&it)) g_fp.mode = !strcmp(bson_iter_utf8(&it, NULL), "alwaysOn") ? 1 : 0;
+        else if (BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &mi)) {
+            while (bson_iter_next(&mi)) {
+                const char *k = bson_iter_key(&mi);
+                if (!strcmp(k, "times")) g_fp.mode = 2, g_fp.times = bson_iter_as_int64(&mi);
+                else if (!strcmp(k, "skip")) g_fp.skip = bson_iter_as_int64(&mi), g_fp.mode = g_fp.mode ? g_fp.mode : 1;
+                else if (!strcmp(k, "activationProbability")) g_fp.mode = 3, g_fp.probability = bson_iter_as_double(&mi);
+            }
+        }
+    }
+    if (bson_iter_init_find(&it, cmd, "data") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        uint32_t n;
+        const uint8_t *d;
+        bson_iter_document(&it, &n, &d);
+        g_fp.data = bson_new_from_data(d, n);
+    }
+    pthread_mutex_unlock(&g_mu);
+    BSON_APPEND_INT32(reply, "count", 0);
+    BSON_APPEND_DOUBLE(reply, "ok", 1);
+}
+
+/* Decides whether failCommand fires for command on a connection of app; copies its data. */
+static bson_t *fires(const char *command, const char *app)
+{
+    bson_iter_t it, li;
+    bson_t *data = NULL;
+    pthread_mutex_lock(&g_mu);
+    if (!g_fp.mode || !g_fp.data) goto out;
+    bool listed = false;
+    if (bson_iter_init_find(&it, g_fp.data, "failCommands") && bson_iter_recurse(&it, &li))
+        while (bson_iter_next(&li))
+            if (BSON_ITER_HOLDS_UTF8(&li) && !strcmp(bson_iter_utf8(&li, NULL), command)) listed = true;
+    if (!listed) goto out;
+    if (bson_iter_init_find(&it, g_fp.data, "appName") && BSON_ITER_HOLDS_UTF8(&it) &&
+        strcmp(bson_iter_utf8(&it, NULL), app))
+        goto out;
+    if (g_fp.skip > 0) {
+        g_fp.skip--;
+        goto out;
+    }
+    if (g_fp.mode == 3 && (double) rand() / RAND_MAX >= g_fp.probability) goto out;
+    if (g_fp.mode == 2 && g_fp.times-- <= 1) g_fp.mode = 0;
+    data = bson_copy(g_fp.data);
+out:
+    pthread_mutex_unlock(&g_mu);
+    return data;
+}
+
+static void append_labels(bson_t *reply, const bson_t *data)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, data, "errorLabels") && BSON_ITER_HOLDS_ARRAY(&it))
+        bson_append_iter(reply, "errorLabels", -1, &it);
+}
+
+typedef struct {
+    int client, server;
+    char app[128];
+} conn_t;
+
+/* The exchange of one request that failCommand turned into something else. Returns false when
+ * the connection must close. */
+static bool apply(conn_t *c, const uint8_t *req, uint32_t len, int32_t req_id, const bson_t *data)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, data, "blockConnection") && bson_iter_as_bool(&it)) {
+        int64_t ms = bson_iter_init_find(&it, data, "blockTimeMS") ? bson_iter_as_int64(&it) : 0;
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (bson_iter_init_find(&it, data, "closeConnection") && bson_iter_as_bool(&it)) return false;
+    bson_t reply = BSON_INITIALIZER;
+    uint32_t rlen;
+    uint8_t *out;
+    if (bson_iter_init_find(&it, data, "errorCode")) {
+        BSON_APPEND_DOUBLE(&reply, "ok", 0);
+        BSON_APPEND_UTF8(&reply, "errmsg", "Failing command via 'failCommand' failpoint");
+        BSON_APPEND_INT32(&reply, "code", (int32_t) bson_iter_as_int64(&it));
+        append_labels(&reply, data);
+        out = make_reply(req_id, &reply, &rlen);
+    } else {
+        /* The command runs; the reply gains what the fail point adds (writeConcernError). */
+        uint8_t *srv;
+        uint32_t slen, flags;
+        bson_t body;
+        if (!write_full(c->server, req, len) || !(srv = read_msg(c->server, &slen))) {
+            bson_destroy(&reply);
+            return false;
+        }
+        if (!bson_iter_init_find(&it, data, "writeConcernError") || !msg_body(srv, slen, &body, &flags)) {
+            bool ok = write_full(c->client, srv, slen);
+            free(srv);
+            bson_destroy(&reply);
+            return ok;
+        }
+        bson_copy_to_excluding_noinit(&body, &reply, "writeConcernError", "errorLabels", NULL);
+        bson_append_iter(&reply, "writeConcernError", -1, &it);
+        append_labels(&reply, data);
+        free(srv);
+        out = make_reply(req_id, &reply, &rlen);
+    }
+    bool ok = write_full(c->client, out, rlen);
+    free(out);
+    bson_destroy(&reply);
+    return ok;
+}
+
+static void *serve(void *arg)
+{
+    conn_t *c = arg;
+    for (;;) {
+        uint32_t len, flags = 0;
+        uint8_t *m = read_msg(c->client, &len);
+        if (!m) break;
+        bson_t body;
+        bson_iter_t it;
+        int32_t req_id = rd32(m + 4);
+        const char *cmd = NULL;
+        if (msg_body(m, len, &body, &flags) && bson_iter_init(&it, &body) && bson_iter_next(&it)) cmd = bson_iter_key(&it);
+        if (cmd && (!strcasecmp(cmd, "hello") || !strcasecmp(cmd, "isMaster")) &&
+            bson_iter_init(&it, &body) && bson_iter_find_descendant(&it, "client.application.name", &it) &&
+            BSON_ITER_HOLDS_UTF8(&it))
+            snprintf(c->app, sizeof c->app, "%s", bson_iter_utf8(&it, NULL));
+        bool ok = true;
+        bson_t *data = NULL;
+        if (cmd && !strcmp(cmd, "configureFailPoint")) {
+            bson_t reply = BSON_INITIALIZER;
+            uint32_t rlen;
+            configure(&body, &reply);
+            uint8_t *out = make_reply(req_id, &reply, &rlen);
+            ok = write_full(c->client, out, rlen);
+            free(out);
+            bson_destroy(&reply);
+        } else if (cmd && (data = fires(cmd, c->app))) {
+            ok = apply(c, m, len, req_id, data);
+            bson_destroy(data);
+        } else {
+            ok = write_full(c->server, m, len);
+            /* moreToCome (bit 1): no reply comes for this request. */
+            if (ok && !(flags & 2u)) {
+                uint32_t rl;
+                uint8_t *r = read_msg(c->server, &rl);
+                ok = r && write_full(c->client, r, rl);
+                /* An exhaust reply (moreToCome) is followed by more without a request. */
+                while (ok && r && rd32(r + 12) == OP_MSG && (rd32(r + 16) & 2)) {
+                    free(r);
+                    r = read_msg(c->server, &rl);
+                    ok = r && write_full(c->client, r, rl);
+                }
+                free(r);
+            }
+        }
+        free(m);
+        if (!ok) break;
+    }
+    close(c->client);
+    close(c->server);
+    free(c);
+    return NULL;
+}
+
+static int dial(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t) g_target_port)};
+    inet_pton(AF_INET, g_target_host, &a.sin_addr);
+    if (fd < 0 || connect(fd, (struct sockaddr *) &a, sizeof a) != 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static void *acceptor(void *arg)
+{
+    (void) arg;
+    for (;;) {
+        int fd = accept(g_listen, NULL, NULL);
+        if (fd < 0) {
+            if (errno == EINTR) continue;
+            return NULL;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conn_t *c = calloc(1, sizeof *c);
+        c->client = fd;
+        if ((c->server = dial()) < 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        pthread_t t;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &at, serve, c) != 0) {
+            close(c->client);
+            close(c->server);
+            free(c);
+        }
+        pthread_attr_destroy(&at);
+    }
+}
+
+const char *failproxy_start(const char *target_uri)
+{
+    if (g_listen >= 0) return g_uri;
+    /* "mongodb://127.0.0.1:PORT/..." of a single loopback server. */
+    const char *p = strstr(target_uri, "://");
+    if (!p || sscanf(p + 3, "%255[^:/]:%d", g_target_host, &g_target_port) != 2) return NULL;
+    g_listen = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t al = sizeof a;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (g_listen < 0 || bind(g_listen, (struct sockaddr *) &a, sizeof a) != 0 || listen(g_listen, 128) != 0 ||
+        getsockname(g_listen, (struct sockaddr *) &a, &al) != 0)
+        return NULL;
+    pthread_t t;
+    if (pthread_create(&t, NULL, acceptor, NULL) != 0) return NULL;
+    pthread_detach(t);
+    snprintf(g_uri, sizeof g_uri, "mongodb://127.0.0.1:%d/", ntohs(a.sin_port));
+    return g_uri;
+}
