@@ -7,6 +7,7 @@
 #include <sys/utsname.h>
 
 #include "client.h"
+#include "cmd_event.h"
 #include "worker.h"
 #include "conn.h"
 #include "conn_secure.h"
@@ -265,7 +266,7 @@ void mqc_client_emit_pool(mqc_client_t *client, const mqc_pool_event_t *ev)
 
 void mqc_client_emit_command(mqc_client_t *client, const mqc_command_event_t *ev)
 {
-    if (client->monitor.command) client->monitor.command(ev, client->monitor_ud);
+    if (client->monitor.command) mqc_command_event_deliver(client->monitor.command, ev, client->monitor_ud);
 }
 
 int32_t mqc_client_next_request_id(mqc_client_t *client)

@@ -307,6 +307,10 @@ static void op_dispatch(mqc_op_t *op)
 static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const mqc_error_t *error)
 {
     if (!op->client->monitor.command) return;
+    /* The reply to a hello that carried speculative authentication is as sensitive as it. */
+    bson_t empty = BSON_INITIALIZER;
+    if (reply && op->vt == &mqc_cmd_vt && bson_has_field(&((mqc_cmd_impl_t *) op->impl)->cmd, "speculativeAuthenticate"))
+        reply = &empty;
     mqc_command_event_t ev = {.type = error ? MQC_COMMAND_FAILED : MQC_COMMAND_SUCCEEDED,
                               .command_name = op->name, .database = op->db, .reply = reply,
                               .error = error, .request_id = op->request_id, .operation_id = op->id,

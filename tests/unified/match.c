@@ -145,18 +145,24 @@ static bool match_op(ux_run_t *run, const char *op, const bson_value_t *arg, con
         return fail(why, size, path, "greater than", arg, a);
     }
     if (!strcmp(op, "$$matchAsDocument") || !strcmp(op, "$$matchAsRoot")) {
-        bson_t ed, ad;
+        bson_t ed;
         bson_error_t err;
         bool as_root = !strcmp(op, "$$matchAsRoot");
         if (!doc_of(arg, &ed)) return fail(why, size, path, "operator wants a document", arg, a);
         if (as_root) {
-            if (a->value_type != BSON_TYPE_DOCUMENT || !doc_of(a, &ad)) return fail(why, size, path, "not a document", arg, a);
-            return match_doc_in(run, &ed, &ad, true, path, why, size);
+            if (a->value_type != BSON_TYPE_DOCUMENT) return fail(why, size, path, "not a document", arg, a);
+            return ux_match(run, arg, a, true, path, why, size);
         }
-        if (a->value_type != BSON_TYPE_UTF8) return fail(why, size, path, "not a JSON string", arg, a);
+        const char *js = a->value_type == BSON_TYPE_UTF8 ? a->value.v_utf8.str : NULL;
+        while (js && (*js == ' ' || *js == '\t' || *js == '\n' || *js == '\r')) js++;
+        if (!js || *js != '{') return fail(why, size, path, "not a JSON object string", arg, a);
         bson_t *parsed = bson_new_from_json((const uint8_t *) a->value.v_utf8.str, a->value.v_utf8.len, &err);
         if (!parsed) return fail(why, size, path, "not parseable as JSON", arg, a);
-        bool ok = match_doc_in(run, &ed, parsed, false, path, why, size);
+        bson_value_t pv = {.value_type = BSON_TYPE_DOCUMENT};
+        pv.value.v_doc.data = (uint8_t *) bson_get_data(parsed);
+        pv.value.v_doc.data_len = parsed->len;
+        (void) ed;
+        bool ok = ux_match(run, arg, &pv, false, path, why, size);
         bson_destroy(parsed);
         return ok;
     }
