@@ -76,6 +76,11 @@ bool ux_create_entities(ux_run_t *run, const bson_t *arr);
 const char *ux_server_version(void);
 const char *ux_topology(void);
 
+/* ---- gaps.c ---- */
+/* True (why set, a "server cannot" reason with its evidence) when test_path is a known FerretDB
+ * gap and the server is FerretDB. */
+bool ux_gap_for(const char *test_path, char *why, size_t size);
+
 /* ---- ops.c ---- */
 struct ux_cursor;
 void ux_cursor_free(struct ux_cursor *c);
