@@ -81,3 +81,10 @@ void mqc_command_event_deliver(void (*hook)(const mqc_command_event_t *, void *)
     if (copy.reply) copy.reply = &empty;
     hook(&copy, ud);
 }
+
+const char *mqc_command_name(const bson_t *cmd, const char *dflt)
+{
+    bson_iter_t it;
+    if (cmd && bson_iter_init(&it, cmd) && bson_iter_next(&it)) return bson_iter_key(&it);
+    return dflt;
+}

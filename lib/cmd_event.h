@@ -17,4 +17,8 @@ bool mqc_command_from_msg(const uint8_t *msg, size_t len, bson_t *out);
 void mqc_command_event_deliver(void (*hook)(const mqc_command_event_t *, void *), const mqc_command_event_t *ev,
                                void *ud);
 
+/* The command's name as the server sees it (its first key; an op's name may differ: "count" for
+ * countDocuments' aggregate), or dflt. Points into cmd. */
+const char *mqc_command_name(const bson_t *cmd, const char *dflt);
+
 #endif

@@ -642,7 +642,7 @@ void mqc_conn_start_request(mqc_conn_t *c, mqc_op_t *op)
         memcpy(&mlen, m, 4);
         mlen = BSON_UINT32_FROM_LE(mlen);
         if (mqc_command_from_msg(m, mlen, &body)) {
-            mqc_command_event_t ev = {.type = MQC_COMMAND_STARTED, .command_name = op->name,
+            mqc_command_event_t ev = {.type = MQC_COMMAND_STARTED, .command_name = mqc_command_name(&body, op->name),
                                       .database = op->db, .command = &body, .request_id = rid,
                                       .operation_id = op->id, .connection_id = c->pc.id,
                                       .server = c->server->host.host_and_port};

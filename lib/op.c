@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "cmd_event.h"
 #include "conn.h"
 #include "topology.h"
 
@@ -311,8 +312,9 @@ static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const 
     bson_t empty = BSON_INITIALIZER;
     if (reply && op->vt == &mqc_cmd_vt && bson_has_field(&((mqc_cmd_impl_t *) op->impl)->cmd, "speculativeAuthenticate"))
         reply = &empty;
+    const char *name = op->vt == &mqc_cmd_vt ? mqc_command_name(&((mqc_cmd_impl_t *) op->impl)->cmd, op->name) : op->name;
     mqc_command_event_t ev = {.type = error ? MQC_COMMAND_FAILED : MQC_COMMAND_SUCCEEDED,
-                              .command_name = op->name, .database = op->db, .reply = reply,
+                              .command_name = name, .database = op->db, .reply = reply,
                               .error = error, .request_id = op->request_id, .operation_id = op->id,
                               .connection_id = c ? c->pc.id : 0,
                               .server = op->server ? op->server->host.host_and_port : "",

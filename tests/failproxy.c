@@ -197,11 +197,22 @@ static void append_labels(bson_t *reply, const bson_t *data)
 typedef struct {
     int client, server;
     char app[128];
+    int32_t wce_request;         /* the request whose reply gains a writeConcernError (0: none) */
+    bson_t *wce_data;
 } conn_t;
 
-/* The exchange of one request that failCommand turned into something else. Returns false when
- * the connection must close. */
-static bool apply(conn_t *c, const uint8_t *req, uint32_t len, int32_t req_id, const bson_t *data)
+static bool send_reply(int fd, int32_t response_to, const bson_t *doc)
+{
+    uint32_t rlen;
+    uint8_t *out = make_reply(response_to, doc, &rlen);
+    bool ok = write_full(fd, out, rlen);
+    free(out);
+    return ok;
+}
+
+/* A request that failCommand turns into something else. Returns false when the connection must
+ * close. */
+static bool apply(conn_t *c, const uint8_t *req, uint32_t len, int32_t req_id, bson_t *data)
 {
     bson_iter_t it;
     if (bson_iter_init_find(&it, data, "blockConnection") && bson_iter_as_bool(&it)) {
@@ -210,92 +221,96 @@ static bool apply(conn_t *c, const uint8_t *req, uint32_t len, int32_t req_id, c
         nanosleep(&ts, NULL);
     }
     if (bson_iter_init_find(&it, data, "closeConnection") && bson_iter_as_bool(&it)) return false;
-    bson_t reply = BSON_INITIALIZER;
-    uint32_t rlen;
-    uint8_t *out;
     if (bson_iter_init_find(&it, data, "errorCode")) {
+        bson_t reply = BSON_INITIALIZER;
         BSON_APPEND_DOUBLE(&reply, "ok", 0);
         BSON_APPEND_UTF8(&reply, "errmsg", "Failing command via 'failCommand' failpoint");
         BSON_APPEND_INT32(&reply, "code", (int32_t) bson_iter_as_int64(&it));
         append_labels(&reply, data);
-        out = make_reply(req_id, &reply, &rlen);
-    } else {
-        /* The command runs; the reply gains what the fail point adds (writeConcernError). */
-        uint8_t *srv;
-        uint32_t slen, flags;
-        bson_t body;
-        if (!write_full(c->server, req, len) || !(srv = read_msg(c->server, &slen))) {
-            bson_destroy(&reply);
-            return false;
-        }
-        if (!bson_iter_init_find(&it, data, "writeConcernError") || !msg_body(srv, slen, &body, &flags)) {
-            bool ok = write_full(c->client, srv, slen);
-            free(srv);
-            bson_destroy(&reply);
-            return ok;
-        }
-        bson_copy_to_excluding_noinit(&body, &reply, "writeConcernError", "errorLabels", NULL);
-        bson_append_iter(&reply, "writeConcernError", -1, &it);
-        append_labels(&reply, data);
-        free(srv);
-        out = make_reply(req_id, &reply, &rlen);
+        bool ok = send_reply(c->client, req_id, &reply);
+        bson_destroy(&reply);
+        return ok;
     }
-    bool ok = write_full(c->client, out, rlen);
-    free(out);
+    /* The command runs; its reply gains what the fail point adds (writeConcernError). */
+    if (bson_iter_init_find(&it, data, "writeConcernError")) {
+        if (c->wce_data) bson_destroy(c->wce_data);
+        c->wce_data = bson_copy(data);
+        c->wce_request = req_id;
+    }
+    return write_full(c->server, req, len);
+}
+
+/* A message from the client: answered here, failed here, or forwarded. */
+static bool from_client(conn_t *c, uint8_t *m, uint32_t len)
+{
+    uint32_t flags = 0;
+    bson_t body;
+    bson_iter_t it;
+    int32_t req_id = rd32(m + 4);
+    const char *cmd = NULL;
+    if (msg_body(m, len, &body, &flags) && bson_iter_init(&it, &body) && bson_iter_next(&it)) cmd = bson_iter_key(&it);
+    if (cmd && (!strcasecmp(cmd, "hello") || !strcasecmp(cmd, "isMaster")) && bson_iter_init(&it, &body) &&
+        bson_iter_find_descendant(&it, "client.application.name", &it) && BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(c->app, sizeof c->app, "%s", bson_iter_utf8(&it, NULL));
+    if (cmd && !strcmp(cmd, "configureFailPoint")) {
+        bson_t reply = BSON_INITIALIZER;
+        configure(&body, &reply);
+        bool ok = send_reply(c->client, req_id, &reply);
+        bson_destroy(&reply);
+        return ok;
+    }
+    bson_t *data = cmd ? fires(cmd, c->app) : NULL;
+    if (data) {
+        bool ok = apply(c, m, len, req_id, data);
+        bson_destroy(data);
+        return ok;
+    }
+    return write_full(c->server, m, len);
+}
+
+/* A message from the server: forwarded, with the writeConcernError added when it answers the
+ * request the fail point marked. */
+static bool from_server(conn_t *c, uint8_t *m, uint32_t len)
+{
+    bson_t body;
+    uint32_t flags;
+    bson_iter_t it;
+    if (!c->wce_request || rd32(m + 8) != c->wce_request || !msg_body(m, len, &body, &flags))
+        return write_full(c->client, m, len);
+    bson_t reply = BSON_INITIALIZER;
+    bson_copy_to_excluding_noinit(&body, &reply, "writeConcernError", "errorLabels", NULL);
+    if (bson_iter_init_find(&it, c->wce_data, "writeConcernError")) bson_append_iter(&reply, "writeConcernError", -1, &it);
+    append_labels(&reply, c->wce_data);
+    bool ok = send_reply(c->client, c->wce_request, &reply);
     bson_destroy(&reply);
+    bson_destroy(c->wce_data);
+    c->wce_data = NULL;
+    c->wce_request = 0;
     return ok;
 }
 
 static void *serve(void *arg)
 {
     conn_t *c = arg;
+    struct pollfd fds[2] = {{.fd = c->client, .events = POLLIN}, {.fd = c->server, .events = POLLIN}};
     for (;;) {
-        uint32_t len, flags = 0;
-        uint8_t *m = read_msg(c->client, &len);
-        if (!m) break;
-        bson_t body;
-        bson_iter_t it;
-        int32_t req_id = rd32(m + 4);
-        const char *cmd = NULL;
-        if (msg_body(m, len, &body, &flags) && bson_iter_init(&it, &body) && bson_iter_next(&it)) cmd = bson_iter_key(&it);
-        if (cmd && (!strcasecmp(cmd, "hello") || !strcasecmp(cmd, "isMaster")) &&
-            bson_iter_init(&it, &body) && bson_iter_find_descendant(&it, "client.application.name", &it) &&
-            BSON_ITER_HOLDS_UTF8(&it))
-            snprintf(c->app, sizeof c->app, "%s", bson_iter_utf8(&it, NULL));
-        bool ok = true;
-        bson_t *data = NULL;
-        if (cmd && !strcmp(cmd, "configureFailPoint")) {
-            bson_t reply = BSON_INITIALIZER;
-            uint32_t rlen;
-            configure(&body, &reply);
-            uint8_t *out = make_reply(req_id, &reply, &rlen);
-            ok = write_full(c->client, out, rlen);
-            free(out);
-            bson_destroy(&reply);
-        } else if (cmd && (data = fires(cmd, c->app))) {
-            ok = apply(c, m, len, req_id, data);
-            bson_destroy(data);
-        } else {
-            ok = write_full(c->server, m, len);
-            /* moreToCome (bit 1): no reply comes for this request. */
-            if (ok && !(flags & 2u)) {
-                uint32_t rl;
-                uint8_t *r = read_msg(c->server, &rl);
-                ok = r && write_full(c->client, r, rl);
-                /* An exhaust reply (moreToCome) is followed by more without a request. */
-                while (ok && r && rd32(r + 12) == OP_MSG && (rd32(r + 16) & 2)) {
-                    free(r);
-                    r = read_msg(c->server, &rl);
-                    ok = r && write_full(c->client, r, rl);
-                }
-                free(r);
-            }
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
         }
-        free(m);
+        bool ok = true;
+        for (int i = 0; i < 2 && ok; i++) {
+            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            uint32_t len;
+            uint8_t *m = read_msg(fds[i].fd, &len);
+            ok = m && (i == 0 ? from_client(c, m, len) : from_server(c, m, len));
+            free(m);
+        }
         if (!ok) break;
     }
     close(c->client);
     close(c->server);
+    if (c->wce_data) bson_destroy(c->wce_data);
     free(c);
     return NULL;
 }

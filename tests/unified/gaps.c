@@ -79,16 +79,18 @@ static bool is_ferretdb(void)
     return known == 1;
 }
 
-bool ux_gap_for(const char *test_path, char *why, size_t size)
+bool ux_gap_for(const char *test_path, const char *failure, char *why, size_t size)
 {
     load();
     for (size_t i = 0; i < g_n; i++) {
         const gap_t *g = &g_gaps[i];
         size_t n = strlen(g->path);
-        bool match = g->path[n - 1] == '/' ? !strncmp(test_path, g->path, n) : !strcmp(test_path, g->path);
+        bool match;
+        if (!strncmp(g->path, "failure: ", 9)) match = failure && strstr(failure, g->path + 9);
+        else match = g->path[n - 1] == '/' ? !strncmp(test_path, g->path, n) : !strcmp(test_path, g->path);
         if (match && is_ferretdb()) {
             snprintf(why, size, SKIP_SERVER "%s (evidence: tests/unified/ferretdb-gaps.txt line %d, checked by "
-                                            "/unified/ferretdb-gaps/%d)", g->reason, g->line, g->line);
+                                            "/unified/ferretdb-gaps/%03d)", g->reason, g->line, g->line);
             return true;
         }
     }
@@ -120,6 +122,9 @@ static void gap_test(void)
     if (!strcmp(g->expect, "closes")) still = !ok && err.domain != MONGOC_ERROR_SERVER && err.domain != MONGOC_ERROR_QUERY;
     else if (!strncmp(g->expect, "error:", 6)) still = !ok && err.code == (uint32_t) atoi(g->expect + 6);
     else if (!strcmp(g->expect, "accepts")) still = ok;
+    else if (!strncmp(g->expect, "writeError:", 11))
+        still = ok && bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "writeErrors.0.code", &it) &&
+                bson_iter_as_int64(&it) == atoi(g->expect + 11);
     else if (!strncmp(g->expect, "lacks:", 6)) still = ok && !(bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, g->expect + 6, &it));
     else FAIL("line %d: unknown expectation %s", g->line, g->expect);
     bson_free(js);
@@ -136,7 +141,7 @@ TF_SUITE_INIT(gaps_register)
     load();
     for (size_t i = 0; i < g_n; i++) {
         char path[128];
-        snprintf(path, sizeof path, "/unified/ferretdb-gaps/%d", g_gaps[i].line);
+        snprintf(path, sizeof path, "/unified/ferretdb-gaps/%03d", g_gaps[i].line);
         tf_register(path, gap_test, &g_gaps[i], NULL);
     }
 }

@@ -61,9 +61,11 @@ static void on_batch_all(mqc_cursor_t *c, const bson_t *docs, size_t n, const mq
     if (!mqc_cursor_more(c) || !mqc_cursor_next(c)) r->done = true;
 }
 
+/* Runs the loop until *done; an operation that never ends is a failure of mqc (every operation
+ * ends in one callback), reported by the caller as a missing result, not a hung run. */
 static void wait_for(mqc_client_t *client, bool *done)
 {
-    while (!*done) mqc_client_run_until_idle(client, 60);
+    for (int i = 0; i < 300 && !*done; i++) mqc_client_run_until_idle(client, 0.1);
 }
 
 /* ---- cursor entities -------------------------------------------------------------------------- */
@@ -92,6 +94,9 @@ void ux_cursor_free(struct ux_cursor *c)
 {
     if (!c) return;
     mqc_cursor_destroy(c->cursor);
+    /* A batch still asked for calls back (cancelled) from the loop: not into freed memory. */
+    for (int i = 0; i < 300 && c->batch_pending; i++) mqc_client_run_until_idle(c->client, 0.1);
+    if (c->batch_pending) return; /* leaked rather than written after free */
     res_free(&c->r);
     free(c);
 }
@@ -107,7 +112,7 @@ static struct ux_cursor *cursor_wrap(mqc_client_t *client)
 
 static void cursor_wait(struct ux_cursor *c)
 {
-    while (c->batch_pending) mqc_client_run_until_idle(c->client, 60);
+    for (int i = 0; i < 300 && c->batch_pending; i++) mqc_client_run_until_idle(c->client, 0.1);
 }
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
@@ -117,7 +122,7 @@ typedef struct {
     const bson_t *args;
     ux_entity_t *obj;
     const char *name;
-    res_t r;
+    res_t *r;                     /* heap: an op that never ends may still write into it */
     bson_value_t result;          /* what expectResult compares, when has_result */
     bool has_result;
     bool skip;                    /* the verdict is a skip already set */
@@ -160,6 +165,10 @@ static bool opts_from_args(call_t *c, bson_t *opts, const char *const *taken)
             bson_destroy(opts);
             return lacks(c, "explicit sessions");
         }
+        if (!strcmp(k, "rawData")) {
+            bson_destroy(opts);
+            return lacks(c, "the rawData option (left out for servers before 8.2)");
+        }
         if (!strcmp(k, "timeoutMode") || !strcmp(k, "cursorType")) {
             bson_destroy(opts);
             return lacks(c, k);
@@ -175,6 +184,11 @@ static bool opts_from_args(call_t *c, bson_t *opts, const char *const *taken)
         }
         bson_append_iter(opts, k, -1, &it);
     }
+    /* The handle's options (collectionOptions, databaseOptions); runCommand takes none of them. */
+    if (c->obj && c->obj->defaults && strcmp(c->name, "runCommand") && strcmp(c->name, "runCursorCommand") &&
+        strcmp(c->name, "createCommandCursor") && bson_iter_init(&it, c->obj->defaults))
+        while (bson_iter_next(&it))
+            if (!bson_has_field(opts, bson_iter_key(&it))) bson_append_iter(opts, bson_iter_key(&it), -1, &it);
     return true;
 }
 
@@ -318,8 +332,8 @@ static bool op_bulk(call_t *c, mqc_collection_t *coll)
         else ok = bad(c, "unknown bulk request %s", kind);
         if (!ok && !c->run->v.rc) {
             /* The library refused the request: a client error, as a driver raises it. */
-            c->r.err = err;
-            c->r.has_err = c->r.done = true;
+            c->r->err = err;
+            c->r->has_err = c->r->done = true;
             bson_destroy(&o);
             mqc_bulk_destroy(b);
             bson_destroy(&ids);
@@ -333,9 +347,9 @@ static bool op_bulk(call_t *c, mqc_collection_t *coll)
         bson_destroy(&ids);
         return false;
     }
-    mqc_bulk_execute(b, on_reply, &c->r);
-    wait_for(mqc_collection_get_client(coll), &c->r.done);
-    write_result(c, c->r.reply, "bulk", &ids);
+    mqc_bulk_execute(b, on_reply, c->r);
+    wait_for(mqc_collection_get_client(coll), &c->r->done);
+    write_result(c, c->r->reply, "bulk", &ids);
     bson_destroy(&ids);
     return true;
 }
@@ -351,9 +365,9 @@ static bool collection_op(call_t *c, mqc_collection_t *coll)
         if (!arg_doc(c, "document", &doc, true) || !opts_from_args(c, &opts, taken)) return false;
         bson_t *d = with_id(&doc), ids = BSON_INITIALIZER;
         id_of(d, &ids, 0);
-        mqc_collection_insert_one(coll, d, &opts, on_reply, &c->r);
-        wait_for(client, &c->r.done);
-        write_result(c, c->r.reply, "insertOne", &ids);
+        mqc_collection_insert_one(coll, d, &opts, on_reply, c->r);
+        wait_for(client, &c->r->done);
+        write_result(c, c->r->reply, "insertOne", &ids);
         bson_destroy(d);
         bson_destroy(&ids);
         bson_destroy(&opts);
@@ -374,9 +388,9 @@ static bool collection_op(call_t *c, mqc_collection_t *coll)
             id_of(v[i], &ids, i);
             i++;
         }
-        mqc_collection_insert_many(coll, (const bson_t *const *) v, i, &opts, on_reply, &c->r);
-        wait_for(client, &c->r.done);
-        write_result(c, c->r.reply, "insertMany", &ids);
+        mqc_collection_insert_many(coll, (const bson_t *const *) v, i, &opts, on_reply, c->r);
+        wait_for(client, &c->r->done);
+        write_result(c, c->r->reply, "insertMany", &ids);
         for (size_t j = 0; j < i; j++) bson_destroy(v[j]);
         free(v);
         bson_destroy(&ids);
@@ -392,10 +406,10 @@ static bool collection_op(call_t *c, mqc_collection_t *coll)
                                                                spec_sub_iter(&it, &upd)))
             return repl ? false : bad(c, "%s", "no update");
         if (!opts_from_args(c, &opts, taken)) return false;
-        if (repl) mqc_collection_replace_one(coll, &filter, &upd, &opts, on_reply, &c->r);
-        else (!strcmp(n, "updateOne") ? mqc_collection_update_one : mqc_collection_update_many)(coll, &filter, &upd, &opts, on_reply, &c->r);
-        wait_for(client, &c->r.done);
-        write_result(c, c->r.reply, "update", NULL);
+        if (repl) mqc_collection_replace_one(coll, &filter, &upd, &opts, on_reply, c->r);
+        else (!strcmp(n, "updateOne") ? mqc_collection_update_one : mqc_collection_update_many)(coll, &filter, &upd, &opts, on_reply, c->r);
+        wait_for(client, &c->r->done);
+        write_result(c, c->r->reply, "update", NULL);
         bson_destroy(&opts);
         return true;
     }
@@ -403,9 +417,9 @@ static bool collection_op(call_t *c, mqc_collection_t *coll)
         static const char *const taken[] = {"filter", NULL};
         if (!has_filter) return bad(c, "%s", "no filter");
         if (!opts_from_args(c, &opts, taken)) return false;
-        (!strcmp(n, "deleteOne") ? mqc_collection_delete_one : mqc_collection_delete_many)(coll, &filter, &opts, on_reply, &c->r);
-        wait_for(client, &c->r.done);
-        write_result(c, c->r.reply, "delete", NULL);
+        (!strcmp(n, "deleteOne") ? mqc_collection_delete_one : mqc_collection_delete_many)(coll, &filter, &opts, on_reply, c->r);
+        wait_for(client, &c->r->done);
+        write_result(c, c->r->reply, "delete", NULL);
         bson_destroy(&opts);
         return true;
     }
@@ -415,28 +429,28 @@ static bool collection_op(call_t *c, mqc_collection_t *coll)
         if (!has_filter) return bad(c, "%s", "no filter");
         if (!opts_from_args(c, &opts, taken)) return false;
         if (!strcmp(n, "findOne")) {
-            mqc_collection_find_one(coll, &filter, &opts, on_reply, &c->r);
-            wait_for(client, &c->r.done);
-            if (c->r.reply) set_result_doc(c, c->r.reply);
+            mqc_collection_find_one(coll, &filter, &opts, on_reply, c->r);
+            wait_for(client, &c->r->done);
+            if (c->r->reply) set_result_doc(c, c->r->reply);
             else c->has_result = true, c->result.value_type = BSON_TYPE_NULL;
         } else if (!strcmp(n, "find")) {
-            mqc_cursor_t *cur = mqc_collection_find(coll, &filter, &opts, on_batch_all, &c->r);
-            wait_for(client, &c->r.done);
+            mqc_cursor_t *cur = mqc_collection_find(coll, &filter, &opts, on_batch_all, c->r);
+            wait_for(client, &c->r->done);
             mqc_cursor_destroy(cur);
-            set_result_docs(c, c->r.docs, c->r.n);
+            set_result_docs(c, c->r->docs, c->r->n);
         } else {
             struct ux_cursor *uc = cursor_wrap(client);
             uc->cursor = mqc_collection_find(coll, &filter, &opts, on_batch_one, uc);
             cursor_wait(uc);
             bson_destroy(&opts);
             if (uc->r.has_err) {
-                c->r.err = uc->r.err;
-                c->r.has_err = c->r.done = true;
+                c->r->err = uc->r.err;
+                c->r->has_err = c->r->done = true;
                 ux_cursor_free(uc);
                 return true;
             }
             /* The cursor becomes an entity through saveResultAsEntity (the caller). */
-            c->r.done = true;
+            c->r->done = true;
             c->new_cursor = uc;
             return true;
         }
@@ -446,10 +460,10 @@ static bool collection_op(call_t *c, mqc_collection_t *coll)
     if (!strcmp(n, "aggregate")) {
         static const char *const taken[] = {"pipeline", NULL};
         if (!arg_doc(c, "pipeline", &pipeline, true) || !opts_from_args(c, &opts, taken)) return false;
-        mqc_cursor_t *cur = mqc_collection_aggregate(coll, &pipeline, &opts, on_batch_all, &c->r);
-        wait_for(client, &c->r.done);
+        mqc_cursor_t *cur = mqc_collection_aggregate(coll, &pipeline, &opts, on_batch_all, c->r);
+        wait_for(client, &c->r->done);
         mqc_cursor_destroy(cur);
-        set_result_docs(c, c->r.docs, c->r.n);
+        set_result_docs(c, c->r->docs, c->r->n);
         bson_destroy(&opts);
         return true;
     }
@@ -458,10 +472,10 @@ static bool collection_op(call_t *c, mqc_collection_t *coll)
         bool est = !strcmp(n, "estimatedDocumentCount");
         if (!est && !has_filter) return bad(c, "%s", "no filter");
         if (!opts_from_args(c, &opts, taken)) return false;
-        if (est) mqc_collection_estimated_document_count(coll, &opts, on_reply, &c->r);
-        else mqc_collection_count_documents(coll, &filter, &opts, on_reply, &c->r);
-        wait_for(client, &c->r.done);
-        set_result_field(c, c->r.reply, "count");
+        if (est) mqc_collection_estimated_document_count(coll, &opts, on_reply, c->r);
+        else mqc_collection_count_documents(coll, &filter, &opts, on_reply, c->r);
+        wait_for(client, &c->r->done);
+        set_result_field(c, c->r->reply, "count");
         bson_destroy(&opts);
         return true;
     }
@@ -470,9 +484,9 @@ static bool collection_op(call_t *c, mqc_collection_t *coll)
         const char *field = spec_str(c->args, "fieldName");
         if (!field) return bad(c, "%s", "no fieldName");
         if (!opts_from_args(c, &opts, taken)) return false;
-        mqc_collection_distinct(coll, field, has_filter ? &filter : NULL, &opts, on_reply, &c->r);
-        wait_for(client, &c->r.done);
-        set_result_field(c, c->r.reply, "values");
+        mqc_collection_distinct(coll, field, has_filter ? &filter : NULL, &opts, on_reply, c->r);
+        wait_for(client, &c->r->done);
+        set_result_field(c, c->r->reply, "values");
         bson_destroy(&opts);
         return true;
     }
@@ -484,15 +498,15 @@ static bool collection_op(call_t *c, mqc_collection_t *coll)
             return bad(c, "%s", "no update");
         if (!strcmp(n, "findOneAndReplace") && !arg_doc(c, "replacement", &upd, true)) return false;
         if (!opts_from_args(c, &opts, taken)) return false;
-        if (!strcmp(n, "findOneAndUpdate")) mqc_collection_find_one_and_update(coll, &filter, &upd, &opts, on_reply, &c->r);
-        else if (!strcmp(n, "findOneAndReplace")) mqc_collection_find_one_and_replace(coll, &filter, &upd, &opts, on_reply, &c->r);
-        else if (!strcmp(n, "findOneAndDelete")) mqc_collection_find_one_and_delete(coll, &filter, &opts, on_reply, &c->r);
+        if (!strcmp(n, "findOneAndUpdate")) mqc_collection_find_one_and_update(coll, &filter, &upd, &opts, on_reply, c->r);
+        else if (!strcmp(n, "findOneAndReplace")) mqc_collection_find_one_and_replace(coll, &filter, &upd, &opts, on_reply, c->r);
+        else if (!strcmp(n, "findOneAndDelete")) mqc_collection_find_one_and_delete(coll, &filter, &opts, on_reply, c->r);
         else {
             bson_destroy(&opts);
             return bad(c, "%s", "unknown findOneAnd operation");
         }
-        wait_for(client, &c->r.done);
-        set_result_field(c, c->r.reply, "value");
+        wait_for(client, &c->r->done);
+        set_result_field(c, c->r->reply, "value");
         bson_destroy(&opts);
         return true;
     }
@@ -503,9 +517,9 @@ static bool collection_op(call_t *c, mqc_collection_t *coll)
         if (!arg_doc(c, "keys", &keys, true) || !opts_from_args(c, &opts, taken)) return false;
         for (const char *const *k = taken + 1; *k; k++)
             if (bson_iter_init_find(&it, c->args, *k)) bson_append_iter(&cmd_opts, *k, -1, &it);
-        mqc_collection_create_index(coll, &keys, &opts, &cmd_opts, on_reply, &c->r);
-        wait_for(client, &c->r.done);
-        set_result_field(c, c->r.reply, "name");
+        mqc_collection_create_index(coll, &keys, &opts, &cmd_opts, on_reply, c->r);
+        wait_for(client, &c->r->done);
+        set_result_field(c, c->r->reply, "name");
         bson_destroy(&opts);
         bson_destroy(&cmd_opts);
         return true;
@@ -515,30 +529,30 @@ static bool collection_op(call_t *c, mqc_collection_t *coll)
         const char *name = spec_str(c->args, "name");
         if (!strcmp(n, "dropIndex") && !name) return bad(c, "%s", "no name");
         if (!opts_from_args(c, &opts, taken)) return false;
-        if (!strcmp(n, "dropIndex")) mqc_collection_drop_index(coll, name, &opts, on_reply, &c->r);
-        else mqc_collection_drop_indexes(coll, &opts, on_reply, &c->r);
-        wait_for(client, &c->r.done);
-        if (c->r.reply) set_result_doc(c, c->r.reply);
+        if (!strcmp(n, "dropIndex")) mqc_collection_drop_index(coll, name, &opts, on_reply, c->r);
+        else mqc_collection_drop_indexes(coll, &opts, on_reply, c->r);
+        wait_for(client, &c->r->done);
+        if (c->r->reply) set_result_doc(c, c->r->reply);
         bson_destroy(&opts);
         return true;
     }
     if (!strcmp(n, "listIndexes") || !strcmp(n, "listIndexNames")) {
         if (!opts_from_args(c, &opts, NULL)) return false;
-        mqc_cursor_t *cur = mqc_collection_list_indexes(coll, &opts, on_batch_all, &c->r);
-        wait_for(client, &c->r.done);
+        mqc_cursor_t *cur = mqc_collection_list_indexes(coll, &opts, on_batch_all, c->r);
+        wait_for(client, &c->r->done);
         mqc_cursor_destroy(cur);
         if (!strcmp(n, "listIndexNames")) {
             bson_t arr = BSON_INITIALIZER;
             char key[24];
-            for (size_t i = 0; i < c->r.n; i++) {
+            for (size_t i = 0; i < c->r->n; i++) {
                 bson_iter_t it;
                 snprintf(key, sizeof key, "%zu", i);
-                if (bson_iter_init_find(&it, c->r.docs[i], "name")) bson_append_iter(&arr, key, -1, &it);
+                if (bson_iter_init_find(&it, c->r->docs[i], "name")) bson_append_iter(&arr, key, -1, &it);
             }
             set_result_doc(c, &arr);
             c->result.value_type = BSON_TYPE_ARRAY;
             bson_destroy(&arr);
-        } else set_result_docs(c, c->r.docs, c->r.n);
+        } else set_result_docs(c, c->r->docs, c->r->n);
         bson_destroy(&opts);
         return true;
     }
@@ -547,16 +561,16 @@ static bool collection_op(call_t *c, mqc_collection_t *coll)
         const char *to = spec_str(c->args, "to");
         if (!to) return bad(c, "%s", "no \"to\"");
         if (!opts_from_args(c, &opts, taken)) return false;
-        mqc_collection_rename(coll, NULL, to, &opts, on_reply, &c->r);
-        wait_for(client, &c->r.done);
-        if (c->r.reply) set_result_doc(c, c->r.reply);
+        mqc_collection_rename(coll, NULL, to, &opts, on_reply, c->r);
+        wait_for(client, &c->r->done);
+        if (c->r->reply) set_result_doc(c, c->r->reply);
         bson_destroy(&opts);
         return true;
     }
     if (!strcmp(n, "drop")) {
         if (!opts_from_args(c, &opts, NULL)) return false;
-        mqc_collection_drop(coll, &opts, on_reply, &c->r);
-        wait_for(client, &c->r.done);
+        mqc_collection_drop(coll, &opts, on_reply, c->r);
+        wait_for(client, &c->r->done);
         bson_destroy(&opts);
         return true;
     }
@@ -574,10 +588,10 @@ static void names_of(call_t *c, const char *field)
 {
     bson_t arr = BSON_INITIALIZER;
     char key[24];
-    for (size_t i = 0; i < c->r.n; i++) {
+    for (size_t i = 0; i < c->r->n; i++) {
         bson_iter_t it;
         snprintf(key, sizeof key, "%zu", i);
-        if (bson_iter_init_find(&it, c->r.docs[i], field)) bson_append_iter(&arr, key, -1, &it);
+        if (bson_iter_init_find(&it, c->r->docs[i], field)) bson_append_iter(&arr, key, -1, &it);
     }
     set_result_doc(c, &arr);
     c->result.value_type = BSON_TYPE_ARRAY;
@@ -592,9 +606,9 @@ static bool database_op(call_t *c, mqc_database_t *db)
     if (!strcmp(n, "runCommand")) {
         static const char *const taken[] = {"command", "commandName", NULL};
         if (!arg_doc(c, "command", &cmd, true) || !opts_from_args(c, &opts, taken)) return false;
-        mqc_database_command(db, &cmd, &opts, on_reply, &c->r);
-        wait_for(client, &c->r.done);
-        if (c->r.reply) set_result_doc(c, c->r.reply);
+        mqc_database_command(db, &cmd, &opts, on_reply, c->r);
+        wait_for(client, &c->r->done);
+        if (c->r->reply) set_result_doc(c, c->r->reply);
         bson_destroy(&opts);
         return true;
     }
@@ -624,16 +638,16 @@ static bool database_op(call_t *c, mqc_database_t *db)
             uc->cursor = mqc_database_run_cursor_command(db, &built, &opts, on_batch_one, uc);
             cursor_wait(uc);
             if (uc->r.has_err) {
-                c->r.err = uc->r.err;
-                c->r.has_err = true;
+                c->r->err = uc->r.err;
+                c->r->has_err = true;
                 ux_cursor_free(uc);
             } else c->new_cursor = uc;
-            c->r.done = true;
+            c->r->done = true;
         } else {
-            mqc_cursor_t *cur = mqc_database_run_cursor_command(db, &built, &opts, on_batch_all, &c->r);
-            wait_for(client, &c->r.done);
+            mqc_cursor_t *cur = mqc_database_run_cursor_command(db, &built, &opts, on_batch_all, c->r);
+            wait_for(client, &c->r->done);
             mqc_cursor_destroy(cur);
-            set_result_docs(c, c->r.docs, c->r.n);
+            set_result_docs(c, c->r->docs, c->r->n);
         }
         bson_destroy(&built);
         bson_destroy(&opts);
@@ -644,9 +658,9 @@ static bool database_op(call_t *c, mqc_database_t *db)
         const char *name = spec_str(c->args, "collection");
         if (!name) return bad(c, "%s", "no collection");
         if (!opts_from_args(c, &opts, taken)) return false;
-        if (!strcmp(n, "createCollection")) mqc_database_create_collection(db, name, &opts, on_reply, &c->r);
-        else mqc_database_drop_collection(db, name, &opts, on_reply, &c->r);
-        wait_for(client, &c->r.done);
+        if (!strcmp(n, "createCollection")) mqc_database_create_collection(db, name, &opts, on_reply, c->r);
+        else mqc_database_drop_collection(db, name, &opts, on_reply, c->r);
+        wait_for(client, &c->r->done);
         bson_destroy(&opts);
         return true;
     }
@@ -656,11 +670,11 @@ static bool database_op(call_t *c, mqc_database_t *db)
         if (!opts_from_args(c, &opts, taken)) return false;
         if (names) BSON_APPEND_BOOL(&opts, "nameOnly", true);
         mqc_cursor_t *cur = mqc_database_list_collections(db, arg_doc(c, "filter", &filter, false) ? &filter : NULL,
-                                                          &opts, on_batch_all, &c->r);
-        wait_for(client, &c->r.done);
+                                                          &opts, on_batch_all, c->r);
+        wait_for(client, &c->r->done);
         mqc_cursor_destroy(cur);
         if (names) names_of(c, "name");
-        else set_result_docs(c, c->r.docs, c->r.n);
+        else set_result_docs(c, c->r->docs, c->r->n);
         bson_destroy(&opts);
         return true;
     }
@@ -679,11 +693,11 @@ static bool client_op(call_t *c, mqc_client_t *client)
         if (!opts_from_args(c, &opts, taken)) return false;
         if (names) BSON_APPEND_BOOL(&opts, "nameOnly", true);
         mqc_cursor_t *cur = mqc_client_list_databases(client, arg_doc(c, "filter", &filter, false) ? &filter : NULL,
-                                                      &opts, on_batch_all, &c->r);
-        wait_for(client, &c->r.done);
+                                                      &opts, on_batch_all, c->r);
+        wait_for(client, &c->r->done);
         mqc_cursor_destroy(cur);
         if (names) names_of(c, "name");
-        else set_result_docs(c, c->r.docs, c->r.n);
+        else set_result_docs(c, c->r->docs, c->r->n);
         bson_destroy(&opts);
         return true;
     }
@@ -699,7 +713,7 @@ static bool cursor_op(call_t *c, struct ux_cursor *uc)
     if (!strcmp(n, "close")) {
         mqc_cursor_destroy(uc->cursor);
         uc->cursor = NULL;
-        c->r.done = true;
+        c->r->done = true;
         return true;
     }
     if (!strcmp(n, "iterateUntilDocumentOrError") || !strcmp(n, "iterateOnce")) {
@@ -710,8 +724,8 @@ static bool cursor_op(call_t *c, struct ux_cursor *uc)
                 break;
             }
             if (uc->r.has_err) {
-                c->r.err = uc->r.err;
-                c->r.has_err = true;
+                c->r->err = uc->r.err;
+                c->r->has_err = true;
                 break;
             }
             if (!uc->cursor || !mqc_cursor_more(uc->cursor)) {
@@ -723,7 +737,7 @@ static bool cursor_op(call_t *c, struct ux_cursor *uc)
             cursor_wait(uc);
             if (once && uc->head == uc->r.n && !uc->r.has_err) break;
         }
-        c->r.done = true;
+        c->r->done = true;
         return true;
     }
     return bad(c, "%s is not an operation of a cursor", n);
@@ -792,7 +806,7 @@ static bool runner_op(call_t *c)
 {
     const char *n = c->name;
     ux_entity_t *e;
-    c->r.done = true;
+    c->r->done = true;
     if (!strcmp(n, "failPoint")) {
         bson_t fp, reply;
         mqc_error_t err;
@@ -901,10 +915,10 @@ static bool is_server_error(const mqc_error_t *err)
 static bool check_error(call_t *c, const bson_t *ee)
 {
     ux_run_t *run = c->run;
-    const mqc_error_t *err = &c->r.err;
+    const mqc_error_t *err = &c->r->err;
     bson_iter_t it;
     bson_t sub;
-    if (!c->r.has_err) return ux_set(&run->v, 1, "%s: succeeded, an error was expected", c->name);
+    if (!c->r->has_err) return ux_set(&run->v, 1, "%s: succeeded, an error was expected", c->name);
     const char *s;
     if (bson_iter_init_find(&it, ee, "isClientError") && bson_iter_as_bool(&it) != !is_server_error(err))
         return ux_set(&run->v, 1, "%s: isClientError %d, error %s %d %s", c->name, bson_iter_as_bool(&it),
@@ -974,7 +988,8 @@ bool ux_operation_known(const char *name)
 
 bool ux_run_operation(ux_run_t *run, const bson_t *opdoc)
 {
-    call_t c = {.run = run};
+    call_t c = {.run = run, .r = calloc(1, sizeof(res_t))};
+    if (!c.r) abort();
     bson_t args = BSON_INITIALIZER, ee;
     bson_iter_t it;
     const char *obj = spec_str(opdoc, "object");
@@ -992,17 +1007,20 @@ bool ux_run_operation(ux_run_t *run, const bson_t *opdoc)
     else {
         ux_entity_t *e = ux_entity(run, obj);
         if (!e) return ux_set(&run->v, 1, "%s: no entity \"%s\"", c.name, obj);
+        c.obj = e;
         if (e->kind == ENT_COLLECTION) ok = collection_op(&c, e->coll);
         else if (e->kind == ENT_DATABASE) ok = database_op(&c, e->db);
         else if (e->kind == ENT_CLIENT) ok = client_op(&c, e->client);
         else if (e->kind == ENT_CURSOR) ok = cursor_op(&c, e->cursor);
         else ok = bad(&c, "entity %s takes no operations", obj);
     }
+    if (ok && !c.r->done && !c.skip)
+        ok = ux_set(&run->v, 1, "%s: no callback within 30 s (every operation must end in one)", c.name);
     if (ok && !ignore) {
         if (expect_error) ok = check_error(&c, &ee);
-        else if (c.r.has_err)
-            ok = ux_set(&run->v, 1, "%s: %s error %d (%s): %s", c.name, mqc_error_domain_name(c.r.err.domain),
-                        c.r.err.code, c.r.err.code_name, c.r.err.message);
+        else if (c.r->has_err)
+            ok = ux_set(&run->v, 1, "%s: %s error %d (%s): %s", c.name, mqc_error_domain_name(c.r->err.domain),
+                        c.r->err.code, c.r->err.code_name, c.r->err.message);
         else if (bson_iter_init_find(&it, opdoc, "expectResult")) {
             char why[1024];
             bson_value_t none = {.value_type = BSON_TYPE_NULL};
@@ -1011,7 +1029,7 @@ bool ux_run_operation(ux_run_t *run, const bson_t *opdoc)
         }
     }
     const char *save = spec_str(opdoc, "saveResultAsEntity");
-    if (ok && save && !c.r.has_err) {
+    if (ok && save && !c.r->has_err) {
         ux_entity_t *e = NULL;
         if (ux_entity(run, save)) ok = ux_set(&run->v, 1, "%s: entity %s exists already", c.name, save);
         else if (run->n_ents == UX_MAX_ENTITIES) ok = ux_set(&run->v, 1, "too many entities");
@@ -1032,6 +1050,9 @@ bool ux_run_operation(ux_run_t *run, const bson_t *opdoc)
     }
     ux_cursor_free(c.new_cursor);
     if (c.has_result) bson_value_destroy(&c.result);
-    res_free(&c.r);
+    if (c.r->done) {
+        res_free(c.r);
+        free(c.r);
+    }
     return ok;
 }

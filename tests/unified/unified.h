@@ -29,6 +29,7 @@ typedef struct {
     struct ux_cursor *cursor;     /* ENT_CURSOR */
     bson_value_t value;           /* ENT_VALUE */
     bson_t *events;               /* ENT_EVENTS: an array of stored events */
+    bson_t *defaults;             /* database/collection options: opts every operation inherits */
 } ux_entity_t;
 
 /* The verdict of a test: 0 pass, 1 fail, 2 skip; the first reason stays. */
@@ -77,9 +78,9 @@ const char *ux_server_version(void);
 const char *ux_topology(void);
 
 /* ---- gaps.c ---- */
-/* True (why set, a "server cannot" reason with its evidence) when test_path is a known FerretDB
- * gap and the server is FerretDB. */
-bool ux_gap_for(const char *test_path, char *why, size_t size);
+/* True (why set, a "server cannot" reason with its evidence) when test_path, or its failure
+ * message, is a known FerretDB gap and the server is FerretDB. */
+bool ux_gap_for(const char *test_path, const char *failure, char *why, size_t size);
 
 /* ---- ops.c ---- */
 struct ux_cursor;
