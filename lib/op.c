@@ -426,6 +426,11 @@ void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
 
 void mqc_op_on_sent(mqc_op_t *op, mqc_conn_t *conn)
 {
+    /* An unacknowledged write succeeded as far as anyone can know: {ok: 1} (monitoring spec). */
+    bson_t ok = BSON_INITIALIZER;
+    BSON_APPEND_INT32(&ok, "ok", 1);
+    emit_result(op, conn, &ok, NULL);
+    bson_destroy(&ok);
     if (op->vt->on_sent(op, conn) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
         mqc_conn_start_request(conn, op);
 }

@@ -122,6 +122,16 @@ static void gap_test(void)
     if (!strcmp(g->expect, "closes")) still = !ok && err.domain != MONGOC_ERROR_SERVER && err.domain != MONGOC_ERROR_QUERY;
     else if (!strncmp(g->expect, "error:", 6)) still = !ok && err.code == (uint32_t) atoi(g->expect + 6);
     else if (!strcmp(g->expect, "accepts")) still = ok;
+    else if (!strncmp(g->expect, "equals:", 7)) {
+        /* equals:PATH=INTEGER */
+        char p[256];
+        snprintf(p, sizeof p, "%s", g->expect + 7);
+        char *eq = strchr(p, '=');
+        ASSERT_MSG(eq, "line %d: equals:PATH=VALUE", g->line);
+        *eq = 0;
+        still = ok && bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, p, &it) &&
+                bson_iter_as_int64(&it) == atoll(eq + 1);
+    }
     else if (!strncmp(g->expect, "writeError:", 11))
         still = ok && bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "writeErrors.0.code", &it) &&
                 bson_iter_as_int64(&it) == atoi(g->expect + 11);

@@ -210,8 +210,8 @@ bool ux_match(ux_run_t *run, const bson_value_t *e, const bson_value_t *a, bool 
         while (bson_iter_next(&ei) && bson_iter_next(&ai)) {
             char sub[512];
             snprintf(sub, sizeof sub, "%s[%d]", path, i++);
-            /* Array elements are nested: no extra fields in their documents. */
-            if (!ux_match(run, bson_iter_value(&ei), bson_iter_value(&ai), false, sub, why, size)) return false;
+            /* The documents of a root-level array (find's result) are root-level too. */
+            if (!ux_match(run, bson_iter_value(&ei), bson_iter_value(&ai), root, sub, why, size)) return false;
         }
         return true;
     }
