@@ -17,7 +17,9 @@ static const char *const kind_seq[] = {"documents", "updates", "deletes"};
 
 typedef struct {
     wkind_t kind;
-    bson_t doc; /* insert: the document; update: {q, u, multi, upsert...}; delete: {q, limit...} */
+    /* insert: the document; update: {q, u, multi, upsert...}; delete: {q, limit...}. A pointer:
+     * the models array grows by realloc, and a bson_t past its inline buffer must not move. */
+    bson_t *doc;
 } wmodel_t;
 
 struct mqc_bulk {
@@ -62,7 +64,7 @@ mqc_bulk_t *mqc_collection_bulk_new(mqc_collection_t *coll, const bson_t *opts)
 void mqc_bulk_destroy(mqc_bulk_t *b)
 {
     if (!b) return;
-    for (size_t i = 0; i < b->n; i++) bson_destroy(&b->models[i].doc);
+    for (size_t i = 0; i < b->n; i++) bson_destroy(b->models[i].doc);
     free(b->models);
     bson_destroy(&b->opts);
     free(b->coll);
@@ -78,7 +80,7 @@ static wmodel_t *add_model(mqc_bulk_t *b, wkind_t kind)
     }
     wmodel_t *m = &b->models[b->n++];
     m->kind = kind;
-    bson_init(&m->doc);
+    m->doc = bson_new();
     return m;
 }
 
@@ -101,10 +103,10 @@ bool mqc_bulk_insert(mqc_bulk_t *b, const bson_t *doc, mqc_error_t *error)
     if (!bson_iter_init_find(&it, doc, "_id")) {
         bson_oid_t oid;
         bson_oid_init(&oid, NULL);
-        BSON_APPEND_OID(&m->doc, "_id", &oid);
-        bson_concat(&m->doc, doc);
+        BSON_APPEND_OID(m->doc, "_id", &oid);
+        bson_concat(m->doc, doc);
     } else {
-        bson_concat(&m->doc, doc);
+        bson_concat(m->doc, doc);
     }
     return true;
 }
@@ -141,12 +143,12 @@ static bool add_update(mqc_bulk_t *b, const bson_t *filter, const bson_t *update
     if (!replace && !pipe && !first_key_is_operator(update))
         return invalid(b, error, "update: the update must contain update operators ($set, ...) or be a pipeline");
     wmodel_t *m = add_model(b, W_UPDATE);
-    BSON_APPEND_DOCUMENT(&m->doc, "q", filter);
-    if (pipe) BSON_APPEND_ARRAY(&m->doc, "u", update);
-    else BSON_APPEND_DOCUMENT(&m->doc, "u", update);
-    BSON_APPEND_BOOL(&m->doc, "multi", multi);
+    BSON_APPEND_DOCUMENT(m->doc, "q", filter);
+    if (pipe) BSON_APPEND_ARRAY(m->doc, "u", update);
+    else BSON_APPEND_DOCUMENT(m->doc, "u", update);
+    BSON_APPEND_BOOL(m->doc, "multi", multi);
     b->multi |= multi;
-    append_model_opts(&m->doc, opts);
+    append_model_opts(m->doc, opts);
     return true;
 }
 
@@ -169,11 +171,11 @@ static bool add_delete(mqc_bulk_t *b, const bson_t *filter, const bson_t *opts, 
     bson_iter_t it;
     if (!filter) return invalid(b, error, "delete: no filter");
     wmodel_t *m = add_model(b, W_DELETE);
-    BSON_APPEND_DOCUMENT(&m->doc, "q", filter);
-    BSON_APPEND_INT32(&m->doc, "limit", limit);
+    BSON_APPEND_DOCUMENT(m->doc, "q", filter);
+    BSON_APPEND_INT32(m->doc, "limit", limit);
     b->multi |= limit == 0;
     for (const char *const *k = keys; opts && *k; k++)
-        if (bson_iter_init_find(&it, opts, *k)) bson_append_iter(&m->doc, *k, -1, &it);
+        if (bson_iter_init_find(&it, opts, *k)) bson_append_iter(m->doc, *k, -1, &it);
     return true;
 }
 
@@ -221,14 +223,14 @@ static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t 
 
     size_t sizes_small[64], *sizes = run <= 64 ? sizes_small : malloc(run * sizeof *sizes);
     if (!sizes) abort();
-    for (size_t i = 0; i < run; i++) sizes[i] = b->models[x->next + i].doc.len;
+    for (size_t i = 0; i < run; i++) sizes[i] = b->models[x->next + i].doc->len;
     size_t fit = mqc_wire_batch_fit(sizes, run, 0, body.len, strlen(kind_seq[kind]),
                                     &conn->server->caps.limits);
     if (sizes != sizes_small) free(sizes);
     if (fit == 0) {
         mqc_error_set(error, MQC_ERROR_CLIENT, MQC_CLIENT_TOO_LARGE,
                       "%s: document %zu is %u bytes, beyond the server's maxBsonObjectSize (%d)",
-                      kind_cmd[kind], x->next, b->models[x->next].doc.len,
+                      kind_cmd[kind], x->next, b->models[x->next].doc->len,
                       conn->server->caps.limits.max_bson_object_size);
         bson_destroy(&body);
         return false;
@@ -238,7 +240,7 @@ static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t 
     mqc_wire_msg_body(buf, &body);
     mqc_wire_msg_seq_begin(buf, kind_seq[kind]);
     for (size_t i = 0; i < fit; i++)
-        mqc_wire_msg_seq_add(buf, bson_get_data(&b->models[x->next + i].doc), b->models[x->next + i].doc.len);
+        mqc_wire_msg_seq_add(buf, bson_get_data(b->models[x->next + i].doc), b->models[x->next + i].doc->len);
     mqc_wire_msg_seq_end(buf);
     mqc_wire_msg_end(buf);
     bson_destroy(&body);
@@ -264,7 +266,7 @@ static void finish_result(mqc_op_t *op)
         BSON_APPEND_DOCUMENT(&r, "upsertedIds", &x->res.upserted_ids);
         if (x->bulk->report_inserted_id && x->res.inserted == 1) {
             bson_iter_t it;
-            if (bson_iter_init_find(&it, &x->bulk->models[0].doc, "_id"))
+            if (bson_iter_init_find(&it, x->bulk->models[0].doc, "_id"))
                 bson_append_iter(&r, "insertedId", -1, &it);
         }
         if (x->res.n_write_errors) BSON_APPEND_ARRAY(&r, "writeErrors", &x->res.write_errors);

@@ -249,9 +249,18 @@ static bool from_client(conn_t *c, uint8_t *m, uint32_t len)
     int32_t req_id = rd32(m + 4);
     const char *cmd = NULL;
     if (msg_body(m, len, &body, &flags) && bson_iter_init(&it, &body) && bson_iter_next(&it)) cmd = bson_iter_key(&it);
+    /* The handshake may come as OP_QUERY (2004): flags, collection name, skip, return, query. */
+    if (!cmd && len > 20 && rd32(m + 12) == 2004) {
+        const uint8_t *nul = memchr(m + 20, 0, len - 20);
+        if (nul && nul + 9 + 5 <= m + len && rd32(nul + 9) > 0 && (size_t) rd32(nul + 9) <= (size_t) (m + len - (nul + 9)) &&
+            bson_init_static(&body, nul + 9, (size_t) rd32(nul + 9)) &&
+            bson_iter_init(&it, &body) && bson_iter_next(&it))
+            cmd = bson_iter_key(&it);
+    }
     if (cmd && (!strcasecmp(cmd, "hello") || !strcasecmp(cmd, "isMaster")) && bson_iter_init(&it, &body) &&
         bson_iter_find_descendant(&it, "client.application.name", &it) && BSON_ITER_HOLDS_UTF8(&it))
         snprintf(c->app, sizeof c->app, "%s", bson_iter_utf8(&it, NULL));
+    if (rd32(m + 12) != OP_MSG) return write_full(c->server, m, len);
     if (cmd && !strcmp(cmd, "configureFailPoint")) {
         bson_t reply = BSON_INITIALIZER;
         configure(&body, &reply);
