@@ -97,6 +97,27 @@ bool ux_gap_for(const char *test_path, const char *failure, char *why, size_t si
     return false;
 }
 
+/* tests/unified/mqc-gaps.txt: "exact test path | feature". */
+bool ux_mqc_gap_for(const char *test_path, char *why, size_t size)
+{
+    char path[4096], buf[8192];
+    snprintf(path, sizeof path, "%s/tests/unified/mqc-gaps.txt", tf_src_dir());
+    FILE *f = fopen(path, "r");
+    bool found = false;
+    if (!f) return false;
+    while (!found && fgets(buf, sizeof buf, f)) {
+        char *sep = strstr(buf, " | ");
+        if (buf[0] == '#' || !sep) continue;
+        *sep = 0;
+        if (!strcmp(trim(buf), test_path)) {
+            snprintf(why, size, SKIP_MQC "%s (tests/unified/mqc-gaps.txt)", trim(sep + 3));
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 static void gap_test(void)
 {
     const gap_t *g = tf_data();

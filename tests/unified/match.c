@@ -168,6 +168,10 @@ static bool match_op(ux_run_t *run, const char *op, const bson_value_t *arg, con
     }
     if (!strcmp(op, "$$sessionLsid")) {
         ux_entity_t *ent = arg->value_type == BSON_TYPE_UTF8 ? ux_entity(run, arg->value.v_utf8.str) : NULL;
+        if (ent && ent->kind == ENT_SESSION) {
+            snprintf(why, size, SKIP_MQC "explicit sessions");
+            return false;
+        }
         if (!ent || ent->kind != ENT_VALUE) return fail(why, size, path, "no such session", arg, a);
         return ux_match(run, &ent->value, a, false, path, why, size);
     }

@@ -15,7 +15,9 @@
 #define SKIP_MQC "mqc does not have it yet: "  /* followed by the feature's name */
 #define SKIP_NA "does not apply: "             /* topology, version, server parameters */
 
-typedef enum { ENT_CLIENT = 1, ENT_DATABASE, ENT_COLLECTION, ENT_CURSOR, ENT_VALUE, ENT_EVENTS } ent_kind_t;
+/* ENT_SESSION is a placeholder: mqc has no explicit sessions, so a test that uses one (as an
+ * operation's object or argument, or through $$sessionLsid) is skipped when it does. */
+typedef enum { ENT_CLIENT = 1, ENT_DATABASE, ENT_COLLECTION, ENT_CURSOR, ENT_VALUE, ENT_EVENTS, ENT_SESSION } ent_kind_t;
 
 typedef struct ux_client ux_client_t;
 
@@ -81,6 +83,9 @@ const char *ux_topology(void);
 /* True (why set, a "server cannot" reason with its evidence) when test_path, or its failure
  * message, is a known FerretDB gap and the server is FerretDB. */
 bool ux_gap_for(const char *test_path, const char *failure, char *why, size_t size);
+/* True (why set, a "mqc does not have it yet" reason naming the feature) when test_path is listed
+ * in tests/unified/mqc-gaps.txt. */
+bool ux_mqc_gap_for(const char *test_path, char *why, size_t size);
 
 /* ---- ops.c ---- */
 struct ux_cursor;
