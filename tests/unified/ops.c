@@ -755,6 +755,10 @@ static ux_entity_t *client_arg(call_t *c)
         bad(c, "no client entity \"%s\"", id ? id : "(none)");
         return NULL;
     }
+    if (e->lacks) {
+        lacks(c, e->lacks);
+        return NULL;
+    }
     return e;
 }
 
@@ -990,8 +994,7 @@ bool ux_operation_known(const char *name)
 
 bool ux_run_operation(ux_run_t *run, const bson_t *opdoc)
 {
-    call_t c = {.run = run, .r = calloc(1, sizeof(res_t))};
-    if (!c.r) abort();
+    call_t c = {.run = run};
     bson_t args = BSON_INITIALIZER, ee;
     bson_iter_t it;
     const char *obj = spec_str(opdoc, "object");
@@ -1004,13 +1007,16 @@ bool ux_run_operation(ux_run_t *run, const bson_t *opdoc)
     if (ignore && (expect_error || spec_has(opdoc, "expectResult") || spec_has(opdoc, "saveResultAsEntity")))
         return ux_set(&run->v, 1, "%s: ignoreResultAndError with expectations", c.name);
     if (!ux_operation_known(c.name)) return ux_set(&run->v, 1, "unsupported operation %s", c.name);
+    if (strcmp(obj, "testRunner") && !ux_entity(run, obj)) return ux_set(&run->v, 1, "%s: no entity \"%s\"", c.name, obj);
+    if (!(c.r = calloc(1, sizeof *c.r))) abort();
     bool ok;
     if (!strcmp(obj, "testRunner")) ok = runner_op(&c);
     else {
         ux_entity_t *e = ux_entity(run, obj);
         if (!e) return ux_set(&run->v, 1, "%s: no entity \"%s\"", c.name, obj);
         c.obj = e;
-        if (e->kind == ENT_COLLECTION) ok = collection_op(&c, e->coll);
+        if (e->lacks) ok = lacks(&c, e->lacks);
+        else if (e->kind == ENT_COLLECTION) ok = collection_op(&c, e->coll);
         else if (e->kind == ENT_DATABASE) ok = database_op(&c, e->db);
         else if (e->kind == ENT_CLIENT) ok = client_op(&c, e->client);
         else if (e->kind == ENT_CURSOR) ok = cursor_op(&c, e->cursor);
@@ -1062,7 +1068,9 @@ bool ux_run_operation(ux_run_t *run, const bson_t *opdoc)
     ux_cursor_free(c.new_cursor);
     mqc_collection_destroy(c.new_coll);
     if (c.has_result) bson_value_destroy(&c.result);
-    if (c.r->done) {
+    /* An operation that never called back may still write into c.r: then it is left. */
+    mqc_client_t *cl = c.obj ? c.obj->client : NULL;
+    if (c.r->done || !cl || mqc_client_stat(cl, MQC_STAT_OPS_PENDING) == 0) {
         res_free(c.r);
         free(c.r);
     }

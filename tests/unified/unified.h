@@ -32,6 +32,7 @@ typedef struct {
     bson_value_t value;           /* ENT_VALUE */
     bson_t *events;               /* ENT_EVENTS: an array of stored events */
     bson_t *defaults;             /* database/collection options: opts every operation inherits */
+    const char *lacks;            /* static: a feature this entity needs and mqc lacks (serverApi) */
 } ux_entity_t;
 
 /* The verdict of a test: 0 pass, 1 fail, 2 skip; the first reason stays. */
