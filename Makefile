@@ -3,7 +3,7 @@
 #
 #   make                 libmqc.a, libmqc.so, mqload, examples, stub server
 #   make test            unit + spec + integration tests, plain build and ASan+UBSan build
-#   make spec-test SPEC_TESTS=DIR   only the driver specification tests, from DIR
+#   make spec-test SPEC_TESTS=DIR   only the driver specification tests, from DIR (per-folder table)
 #   make bench           benchmark against the peers (see bench/README.md)
 #   make fuzz FUZZ_SECONDS=N        each libFuzzer target for N seconds (clang)
 #   make demo            install deps, build, start FerretDB, run mqload, print the report
@@ -138,8 +138,14 @@ test-run: test-bin
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 test-bin
 	$(Q)scripts/run-tests $(BUILD) $(BUILD)/asan -- $(TEST_ARGS)
 
+# The spec runners (/spec/: no server) and the unified test format runner (/unified/: against
+# FerretDB behind tests/failproxy.c, or MQC_TEST_URI), then the per-folder table of passed, failed
+# and skipped tests, skips split by kind (scripts/spec-summary).
 spec-test: check-deps $(TESTBIN)
-	$(Q)MQC_SPEC_TESTS="$(SPEC_TESTS)" $(TESTBIN) --spec-dir "$(SPEC_TESTS)" /spec/
+	$(Q)if [ -z "$$MQC_TEST_URI" ]; then scripts/ferretdb build; fi
+	$(Q)log=$$(mktemp); { MQC_SPEC_TESTS="$(SPEC_TESTS)" $(TESTBIN) --spec-dir "$(SPEC_TESTS)" $(TEST_ARGS) /spec/ /unified/ \
+	  2>&1; echo $$? > "$$log.rc"; } | tee "$$log"; rc=$$(cat "$$log.rc"); echo; \
+	  scripts/spec-summary "$(SPEC_TESTS)" "$$log"; rm -f "$$log" "$$log.rc"; exit $$rc
 
 valgrind: test-bin
 	$(Q)scripts/run-tests --valgrind $(BUILD) -- $(TEST_ARGS)
