@@ -209,92 +209,6 @@ static bool requirements_met(ux_run_t *run, const bson_t *holder, char *why, siz
     return false;
 }
 
-/* ---- events --------------------------------------------------------------------------------- */
-
-static const char *const k_event_names[] = {
-    "commandStartedEvent", "commandSucceededEvent", "commandFailedEvent", "poolCreatedEvent", "poolReadyEvent",
-    "poolClearedEvent", "poolClosedEvent", "connectionCreatedEvent", "connectionReadyEvent",
-    "connectionClosedEvent", "connectionCheckOutStartedEvent", "connectionCheckOutFailedEvent",
-    "connectionCheckedOutEvent", "connectionCheckedInEvent", NULL};
-
-static int event_bit(const char *name)
-{
-    for (int i = 0; k_event_names[i]; i++)
-        if (!strcmp(k_event_names[i], name)) return i;
-    return -1;
-}
-
-static void push_event(ux_client_t *uc, bson_t *ev)
-{
-    if (uc->n_events == uc->cap_events) {
-        uc->cap_events = uc->cap_events ? uc->cap_events * 2 : 64;
-        uc->events = realloc(uc->events, uc->cap_events * sizeof *uc->events);
-        if (!uc->events) abort();
-    }
-    uc->events[uc->n_events++] = ev;
-}
-
-/* Sensitive commands (the library hands them redacted): auth commands, and hello/isMaster that
- * carried speculative authentication, which the library shows with an empty body. */
-static bool is_sensitive(const mqc_command_event_t *e)
-{
-    static const char *const s[] = {"saslStart", "saslContinue", "getnonce", "authenticate", "createUser",
-                                    "updateUser", "copydbgetnonce", "copydbsaslstart", "copydb", NULL};
-    for (int i = 0; s[i]; i++)
-        if (!strcasecmp(s[i], e->command_name)) return true;
-    if (!strcasecmp(e->command_name, "hello") || !strcasecmp(e->command_name, "isMaster")) {
-        const bson_t *d = e->type == MQC_COMMAND_STARTED ? e->command : e->reply;
-        return d && bson_empty(d);
-    }
-    return false;
-}
-
-static void on_command_event(const mqc_command_event_t *e, void *ud)
-{
-    ux_client_t *uc = ud;
-    static const char *const names[] = {NULL, "commandStartedEvent", "commandSucceededEvent", "commandFailedEvent"};
-    const char *name = names[e->type];
-    if (!(uc->observe & (1u << event_bit(name)))) return;
-    /* The runner's own fail point commands are not the test's. */
-    if (!strcmp(e->command_name, "configureFailPoint")) return;
-    if (!uc->observe_sensitive && is_sensitive(e)) return;
-    bson_iter_t it;
-    if (bson_iter_init(&it, &uc->ignore))
-        while (bson_iter_next(&it))
-            if (BSON_ITER_HOLDS_UTF8(&it) && !strcmp(bson_iter_utf8(&it, NULL), e->command_name)) return;
-    bson_t *ev = bson_new(), body;
-    BSON_APPEND_DOCUMENT_BEGIN(ev, name, &body);
-    BSON_APPEND_UTF8(&body, "commandName", e->command_name);
-    if (e->database) BSON_APPEND_UTF8(&body, "databaseName", e->database);
-    if (e->command) BSON_APPEND_DOCUMENT(&body, "command", e->command);
-    if (e->reply && e->type == MQC_COMMAND_SUCCEEDED) BSON_APPEND_DOCUMENT(&body, "reply", e->reply);
-    BSON_APPEND_BOOL(&body, "hasServiceId", false);
-    BSON_APPEND_BOOL(&body, "hasServerConnectionId", e->connection_id != 0);
-    bson_append_document_end(ev, &body);
-    push_event(uc, ev);
-}
-
-static void on_pool_event(const mqc_pool_event_t *e, void *ud)
-{
-    ux_client_t *uc = ud;
-    static const char *const names[] = {NULL, "poolCreatedEvent", "poolReadyEvent", "poolClearedEvent",
-                                        "poolClosedEvent", "connectionCreatedEvent", "connectionReadyEvent",
-                                        "connectionClosedEvent", "connectionCheckOutStartedEvent",
-                                        "connectionCheckOutFailedEvent", "connectionCheckedOutEvent",
-                                        "connectionCheckedInEvent"};
-    if ((int) e->type < 1 || e->type > MQC_CONN_CHECKED_IN) return;
-    const char *name = names[e->type];
-    if (e->type == MQC_CONN_CHECKED_OUT) uc->checked_out++;
-    if (e->type == MQC_CONN_CHECKED_IN) uc->checked_out--;
-    if (!(uc->observe & (1u << event_bit(name)))) return;
-    bson_t *ev = bson_new(), body;
-    BSON_APPEND_DOCUMENT_BEGIN(ev, name, &body);
-    if (e->reason) BSON_APPEND_UTF8(&body, "reason", e->reason);
-    BSON_APPEND_BOOL(&body, "hasServiceId", false);
-    bson_append_document_end(ev, &body);
-    push_event(uc, ev);
-}
-
 /* ---- entities ------------------------------------------------------------------------------- */
 
 static void append_uri_option(char *uri, size_t size, const char *key, const bson_iter_t *it)
@@ -357,14 +271,14 @@ static bool create_client(ux_run_t *run, const bson_t *d)
     if (spec_sub(d, "observeEvents", &sub)) {
         bson_iter_init(&it, &sub);
         while (bson_iter_next(&it)) {
-            int b = BSON_ITER_HOLDS_UTF8(&it) ? event_bit(bson_iter_utf8(&it, NULL)) : -1;
+            int b = BSON_ITER_HOLDS_UTF8(&it) ? ux_event_bit(bson_iter_utf8(&it, NULL)) : -1;
             if (b < 0) return ux_set(&run->v, 2, SKIP_MQC "observing %s", BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "?");
             uc->observe |= 1u << b;
         }
     }
     if (spec_sub(d, "ignoreCommandMonitoringEvents", &sub)) bson_concat(&uc->ignore, &sub);
     uc->observe_sensitive = spec_bool(d, "observeSensitiveCommands", false);
-    mqc_monitor_t mon = {.command = on_command_event, .pool = on_pool_event};
+    mqc_monitor_t mon = {.command = ux_on_command_event, .pool = ux_on_pool_event};
     mqc_client_set_monitor(uc->client, &mon, uc);
     return true;
 }
@@ -468,240 +382,6 @@ static void destroy_entities(ux_run_t *run)
     run->n_ents = 0;
 }
 
-/* ---- initial data and outcome ----------------------------------------------------------------- */
-
-static bool load_initial_data(ux_run_t *run, const bson_t *arr)
-{
-    bson_iter_t it;
-    bson_iter_init(&it, arr);
-    while (bson_iter_next(&it)) {
-        bson_t d, docs, opts;
-        bson_iter_t di;
-        mqc_error_t err;
-        if (!spec_sub_iter(&it, &d)) return ux_set(&run->v, 1, "malformed initialData");
-        const char *db = spec_str(&d, "databaseName"), *coll = spec_str(&d, "collectionName");
-        if (!db || !coll) return ux_set(&run->v, 1, "initialData without databaseName/collectionName");
-        bson_t cmd = BSON_INITIALIZER, wc;
-        BSON_APPEND_UTF8(&cmd, "drop", coll);
-        BSON_APPEND_DOCUMENT_BEGIN(&cmd, "writeConcern", &wc);
-        BSON_APPEND_UTF8(&wc, "w", "majority");
-        bson_append_document_end(&cmd, &wc);
-        if (!ux_command(run->internal, db, &cmd, NULL, &err) && err.code != 26) {
-            bson_destroy(&cmd);
-            return ux_set(&run->v, 1, "initialData: drop %s.%s: %s", db, coll, err.message);
-        }
-        bson_reinit(&cmd);
-        bool has_docs = spec_sub(&d, "documents", &docs) && bson_count_keys(&docs) > 0;
-        if (!has_docs || spec_sub(&d, "createOptions", &opts)) {
-            BSON_APPEND_UTF8(&cmd, "create", coll);
-            if (spec_sub(&d, "createOptions", &opts)) bson_concat(&cmd, &opts);
-            BSON_APPEND_DOCUMENT_BEGIN(&cmd, "writeConcern", &wc);
-            BSON_APPEND_UTF8(&wc, "w", "majority");
-            bson_append_document_end(&cmd, &wc);
-            if (!ux_command(run->internal, db, &cmd, NULL, &err)) {
-                bson_destroy(&cmd);
-                return ux_set(&run->v, 1, "initialData: create %s.%s: %s", db, coll, err.message);
-            }
-            bson_reinit(&cmd);
-        }
-        if (has_docs) {
-            bson_t arr2;
-            BSON_APPEND_UTF8(&cmd, "insert", coll);
-            BSON_APPEND_ARRAY_BEGIN(&cmd, "documents", &arr2);
-            bson_iter_init(&di, &docs);
-            while (bson_iter_next(&di)) bson_append_iter(&arr2, bson_iter_key(&di), -1, &di);
-            bson_append_array_end(&cmd, &arr2);
-            BSON_APPEND_DOCUMENT_BEGIN(&cmd, "writeConcern", &wc);
-            BSON_APPEND_UTF8(&wc, "w", "majority");
-            bson_append_document_end(&cmd, &wc);
-            bson_t reply;
-            bool ok = ux_command(run->internal, db, &cmd, &reply, &err);
-            if (ok && bson_iter_init_find(&di, &reply, "writeErrors")) {
-                ok = false;
-                snprintf(err.message, sizeof err.message, "write errors");
-            }
-            bson_destroy(&reply);
-            if (!ok) {
-                bson_destroy(&cmd);
-                return ux_set(&run->v, 1, "initialData: insert into %s.%s: %s", db, coll, err.message);
-            }
-        }
-        bson_destroy(&cmd);
-    }
-    return true;
-}
-
-typedef struct {
-    bson_t **docs;
-    size_t n, cap;
-    bool done;
-    mqc_error_t err;
-    bool has_err;
-} drain_t;
-
-static void on_drain(mqc_cursor_t *c, const bson_t *docs, size_t n, const mqc_error_t *error, void *ud)
-{
-    drain_t *d = ud;
-    if (error) {
-        d->err = *error;
-        d->has_err = d->done = true;
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (d->n == d->cap) {
-            d->cap = d->cap ? d->cap * 2 : 16;
-            d->docs = realloc(d->docs, d->cap * sizeof *d->docs);
-            if (!d->docs) abort();
-        }
-        d->docs[d->n++] = bson_copy(&docs[i]);
-    }
-    if (!mqc_cursor_more(c) || !mqc_cursor_next(c)) d->done = true;
-}
-
-static bool check_outcome(ux_run_t *run, const bson_t *arr)
-{
-    bson_iter_t it;
-    bson_iter_init(&it, arr);
-    while (bson_iter_next(&it)) {
-        bson_t d, docs, sort = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-        if (!spec_sub_iter(&it, &d) || !spec_sub(&d, "documents", &docs)) return ux_set(&run->v, 1, "malformed outcome");
-        const char *db = spec_str(&d, "databaseName"), *coll = spec_str(&d, "collectionName");
-        if (!db || !coll) return ux_set(&run->v, 1, "outcome without databaseName/collectionName");
-        BSON_APPEND_INT32(&sort, "_id", 1);
-        BSON_APPEND_DOCUMENT(&opts, "sort", &sort);
-        mqc_collection_t *c = mqc_client_get_collection(run->internal, db, coll);
-        drain_t dr = {0};
-        mqc_cursor_t *cur = mqc_collection_find(c, NULL, &opts, on_drain, &dr);
-        for (int i = 0; i < 300 && !dr.done; i++) mqc_client_run_until_idle(run->internal, 0.1);
-        mqc_cursor_destroy(cur);
-        mqc_collection_destroy(c);
-        bson_destroy(&sort);
-        bson_destroy(&opts);
-        bool ok = true;
-        if (dr.has_err) ok = ux_set(&run->v, 1, "outcome: find on %s.%s: %s", db, coll, dr.err.message);
-        else if (dr.n != bson_count_keys(&docs))
-            ok = ux_set(&run->v, 1, "outcome: %s.%s holds %zu documents, expected %u", db, coll, dr.n, bson_count_keys(&docs));
-        else {
-            bson_iter_t e;
-            size_t i = 0;
-            bson_iter_init(&e, &docs);
-            while (ok && bson_iter_next(&e)) {
-                bson_t ed;
-                char why[1024];
-                spec_sub_iter(&e, &ed);
-                if (!ux_match_doc(run, &ed, dr.docs[i], false, why, sizeof why))
-                    ok = ux_set(&run->v, 1, "outcome: %s.%s document %zu: %s", db, coll, i, why);
-                i++;
-            }
-        }
-        for (size_t i = 0; i < dr.n; i++) bson_destroy(dr.docs[i]);
-        free(dr.docs);
-        if (!ok) return false;
-    }
-    return true;
-}
-
-/* ---- expected events -------------------------------------------------------------------------- */
-
-static bool event_matches(ux_run_t *run, const bson_t *expected, const bson_t *actual, char *why, size_t size)
-{
-    bson_iter_t ei, ai, f;
-    bson_t eb, ab;
-    if (!bson_iter_init(&ei, expected) || !bson_iter_next(&ei)) return snprintf(why, size, "malformed expected event") < 0;
-    if (!bson_iter_init(&ai, actual) || !bson_iter_next(&ai) || strcmp(bson_iter_key(&ei), bson_iter_key(&ai))) {
-        snprintf(why, size, "expected %s, got %s", bson_iter_key(&ei), bson_iter_key(&ai));
-        return false;
-    }
-    if (!spec_sub_iter(&ei, &eb) || !spec_sub_iter(&ai, &ab)) return true;
-    bson_iter_init(&f, &eb);
-    while (bson_iter_next(&f)) {
-        const char *k = bson_iter_key(&f);
-        bson_iter_t got;
-        bool present = bson_iter_init_find(&got, &ab, k);
-        /* Commands and replies are root-level documents: extra fields are allowed there. */
-        bool root = !strcmp(k, "command") || !strcmp(k, "reply");
-        if (!strcmp(k, "interruptInUseConnections") || !strcmp(k, "serviceId")) {
-            snprintf(why, size, SKIP_MQC "%s in pool events", k);
-            return false;
-        }
-        if (!ux_match(run, bson_iter_value(&f), present ? bson_iter_value(&got) : NULL, root, k, why, size)) {
-            bson_iter_t lsid;
-            /* mqc sends lsid with retryable writes only: implicit sessions are being built. */
-            if (!strcmp(k, "command") && !strncmp(why, "command.lsid:", 13) && present &&
-                !bson_iter_init_find(&lsid, &ab, "command.lsid") && bson_iter_recurse(&got, &lsid) &&
-                !bson_iter_find(&lsid, "lsid"))
-                snprintf(why, size, SKIP_MQC "implicit sessions (lsid on every command)");
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool check_events(ux_run_t *run, const bson_t *arr)
-{
-    bson_iter_t it;
-    /* Let what the operations left in flight (a killCursors after close) finish first. */
-    for (size_t i = 0; i < run->n_ents; i++)
-        if (run->ents[i].kind == ENT_CLIENT) mqc_client_run_until_idle(run->ents[i].client, 5);
-    bson_iter_init(&it, arr);
-    while (bson_iter_next(&it)) {
-        bson_t d, evs;
-        if (!spec_sub_iter(&it, &d) || !spec_sub(&d, "events", &evs)) return ux_set(&run->v, 1, "malformed expectEvents");
-        const char *cid = spec_str(&d, "client"), *type = spec_str(&d, "eventType");
-        ux_entity_t *c = cid ? ux_entity(run, cid) : NULL;
-        if (!c || c->kind != ENT_CLIENT) return ux_set(&run->v, 1, "expectEvents: no client %s", cid ? cid : "(none)");
-        if (c->lacks) return ux_set(&run->v, 2, SKIP_MQC "%s", c->lacks);
-        if (!type) type = "command";
-        if (strcmp(type, "command") && strcmp(type, "cmap"))
-            return ux_set(&run->v, 2, SKIP_MQC "%s events in the runner", type);
-        bool ignore_extra = spec_bool(&d, "ignoreExtraEvents", false);
-        bool cmd = !strcmp(type, "command");
-        /* The client's events of this type, in order. */
-        bson_t **got = calloc(c->uc->n_events + 1, sizeof *got);
-        size_t n = 0;
-        for (size_t i = 0; i < c->uc->n_events; i++) {
-            bson_iter_t k;
-            bson_iter_init(&k, c->uc->events[i]);
-            bson_iter_next(&k);
-            bool is_cmd = !strncmp(bson_iter_key(&k), "command", 7);
-            if (is_cmd == cmd) got[n++] = c->uc->events[i];
-        }
-        uint32_t want = bson_count_keys(&evs);
-        bool ok = true;
-        if (ignore_extra ? n < want : n != want) {
-            char list[1024] = "";
-            size_t off = 0;
-            for (size_t i = 0; i < n && off < sizeof list - 64; i++) {
-                bson_iter_t k, b, nm;
-                bson_iter_init(&k, got[i]);
-                bson_iter_next(&k);
-                const char *cn = bson_iter_recurse(&k, &b) && bson_iter_find(&b, "commandName") ? bson_iter_utf8(&b, NULL) : "";
-                (void) nm;
-                off += (size_t) snprintf(list + off, sizeof list - off, "%s%s%s%s", i ? ", " : "", bson_iter_key(&k), *cn ? ":" : "", cn);
-            }
-            ok = ux_set(&run->v, 1, "expectEvents for %s: %zu %s events, expected %u: [%s]", cid, n, type, want, list);
-        }
-        bson_iter_t e;
-        size_t i = 0;
-        bson_iter_init(&e, &evs);
-        while (ok && bson_iter_next(&e) && i < n) {
-            bson_t ed;
-            char why[1024];
-            spec_sub_iter(&e, &ed);
-            if (!event_matches(run, &ed, got[i], why, sizeof why)) {
-                char *k = strstr(why, SKIP_MQC);
-                if (k) memmove(why, k, strlen(k) + 1);
-                if (!strncmp(why, SKIP_MQC, strlen(SKIP_MQC))) ok = ux_set(&run->v, 2, "%s", why);
-                else ok = ux_set(&run->v, 1, "expectEvents for %s, event %zu: %s", cid, i, why);
-            }
-            i++;
-        }
-        free(got);
-        if (!ok) return false;
-    }
-    return true;
-}
-
 /* ---- one test --------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -784,7 +464,7 @@ static void run_case(ux_run_t *run)
         return;
     }
     if (spec_sub(run->file_doc, "createEntities", &arr) && !ux_create_entities(run, &arr)) return;
-    if (spec_sub(run->file_doc, "initialData", &arr) && !load_initial_data(run, &arr)) return;
+    if (spec_sub(run->file_doc, "initialData", &arr) && !ux_load_initial_data(run, &arr)) return;
     if (!spec_sub(&test, "operations", &arr)) {
         ux_set(&run->v, 1, "test without operations");
         return;
@@ -798,8 +478,8 @@ static void run_case(ux_run_t *run)
         }
         if (!ux_run_operation(run, &op)) return;
     }
-    if (spec_sub(&test, "expectEvents", &arr) && !check_events(run, &arr)) return;
-    if (spec_sub(&test, "outcome", &arr) && !check_outcome(run, &arr)) return;
+    if (spec_sub(&test, "expectEvents", &arr) && !ux_check_events(run, &arr)) return;
+    if (spec_sub(&test, "outcome", &arr) && !ux_check_outcome(run, &arr)) return;
 }
 
 static void unified_test(void)

@@ -80,6 +80,19 @@ bool ux_create_entities(ux_run_t *run, const bson_t *arr);
 const char *ux_server_version(void);
 const char *ux_topology(void);
 
+/* ---- events.c ---- */
+/* The bit of an observable event name in ux_client_t.observe, or -1. */
+int ux_event_bit(const char *name);
+/* Monitoring hooks (ud: the ux_client_t). */
+void ux_on_command_event(const mqc_command_event_t *e, void *ud);
+void ux_on_pool_event(const mqc_pool_event_t *e, void *ud);
+/* expectEvents; false with the verdict set. */
+bool ux_check_events(ux_run_t *run, const bson_t *arr);
+
+/* ---- data.c ---- */
+bool ux_load_initial_data(ux_run_t *run, const bson_t *arr);
+bool ux_check_outcome(ux_run_t *run, const bson_t *arr);
+
 /* ---- gaps.c ---- */
 /* True (why set, a "server cannot" reason with its evidence) when test_path, or its failure
  * message, is a known FerretDB gap and the server is FerretDB. */
