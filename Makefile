@@ -139,11 +139,12 @@ test-run: test-bin
 	$(Q)scripts/run-tests $(BUILD) $(BUILD)/asan -- $(TEST_ARGS)
 
 # The spec runners (/spec/: no server) and the unified test format runner (/unified/: against
-# FerretDB behind tests/failproxy.c, or MQC_TEST_URI), then the per-folder table of passed, failed
-# and skipped tests, skips split by kind (scripts/spec-summary).
+# FerretDB behind tests/failproxy.c, or MQC_TEST_URI; /unified-rs/: the files that need a replica
+# set, against the replica-set-named FerretDB), then the per-folder table of passed, failed and
+# skipped tests, skips split by kind (scripts/spec-summary).
 spec-test: check-deps $(TESTBIN)
 	$(Q)if [ -z "$$MQC_TEST_URI" ]; then scripts/ferretdb build; fi
-	$(Q)log=$$(mktemp); { MQC_SPEC_TESTS="$(SPEC_TESTS)" $(TESTBIN) --spec-dir "$(SPEC_TESTS)" $(TEST_ARGS) /spec/ /unified/ \
+	$(Q)log=$$(mktemp); { MQC_SPEC_TESTS="$(SPEC_TESTS)" $(TESTBIN) --spec-dir "$(SPEC_TESTS)" $(TEST_ARGS) /spec/ /unified/ /unified-rs/ \
 	  2>&1; echo $$? > "$$log.rc"; } | tee "$$log"; rc=$$(cat "$$log.rc"); echo; \
 	  scripts/spec-summary "$(SPEC_TESTS)" "$$log"; rm -f "$$log" "$$log.rc"; exit $$rc
 

@@ -1,8 +1,10 @@
 /* failproxy: a wire-level proxy that gives a server without fail points (FerretDB) the
  * failCommand fail point of mongod. It answers configureFailPoint itself and applies failCommand
  * as the server does (errorCode, errorLabels, closeConnection, blockConnection/blockTimeMS,
- * writeConcernError, times/skip/activationProbability, failCommands, appName); every other
- * message goes through byte for byte. One thread per connection, whole messages each way, so an
+ * writeConcernError, times/skip/activationProbability, failCommands, appName), and
+ * onPrimaryTransactionalWrite (a retryable write, one with txnNumber, runs and its connection
+ * closes before the reply, or fails with failBeforeCommitExceptionCode); every other message goes
+ * through byte for byte. One thread per connection, whole messages each way, so an
  * injected reply never lands inside a forwarded one. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,12 +33,21 @@ typedef struct {
     bson_t *data;                /* the "data" document */
 } failpoint_t;
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static failpoint_t g_fp;
-static char g_target_host[256];
-static int g_target_port;
-static int g_listen = -1;
-static char g_uri[128];
+/* One proxy per target server, each with its own fail point (as each mongod has). */
+typedef struct {
+    pthread_mutex_t mu;
+    failpoint_t fp;              /* failCommand */
+    failpoint_t ptw;             /* onPrimaryTransactionalWrite */
+    char target[512];            /* the URI it was started for */
+    char host[256];
+    int port;
+    int listen;
+    char uri[128];
+} proxy_t;
+
+static proxy_t g_proxies[4];
+static size_t g_nproxies;
+static pthread_mutex_t g_start_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static bool read_full(int fd, uint8_t *buf, size_t n)
 {
@@ -122,30 +133,32 @@ static uint8_t *make_reply(int32_t response_to, const bson_t *doc, uint32_t *len
     return m;
 }
 
-static void configure(const bson_t *cmd, bson_t *reply)
+static void configure(proxy_t *px, const bson_t *cmd, bson_t *reply)
 {
     bson_iter_t it, mi;
     const char *name = NULL;
     if (bson_iter_init_find(&it, cmd, "configureFailPoint") && BSON_ITER_HOLDS_UTF8(&it)) name = bson_iter_utf8(&it, NULL);
-    if (!name || strcmp(name, "failCommand")) {
+    if (!name || (strcmp(name, "failCommand") && strcmp(name, "onPrimaryTransactionalWrite"))) {
         BSON_APPEND_DOUBLE(reply, "ok", 0);
-        BSON_APPEND_UTF8(reply, "errmsg", "failproxy: only the failCommand fail point is supported");
+        BSON_APPEND_UTF8(reply, "errmsg",
+                         "failproxy: only the failCommand and onPrimaryTransactionalWrite fail points are supported");
         BSON_APPEND_INT32(reply, "code", 2);
         BSON_APPEND_UTF8(reply, "codeName", "BadValue");
         return;
     }
-    pthread_mutex_lock(&g_mu);
-    if (g_fp.data) bson_destroy(g_fp.data);
-    memset(&g_fp, 0, sizeof g_fp);
-    snprintf(g_fp.name, sizeof g_fp.name, "%s", name);
+    failpoint_t *fp = !strcmp(name, "failCommand") ? &px->fp : &px->ptw;
+    pthread_mutex_lock(&px->mu);
+    if (fp->data) bson_destroy(fp->data);
+    memset(fp, 0, sizeof px->fp);
+    snprintf(fp->name, sizeof fp->name, "%s", name);
     if (bson_iter_init_find(&it, cmd, "mode")) {
-        if (BSON_ITER_HOLDS_UTF8(&it)) g_fp.mode = !strcmp(bson_iter_utf8(&it, NULL), "alwaysOn") ? 1 : 0;
+        if (BSON_ITER_HOLDS_UTF8(&it)) fp->mode = !strcmp(bson_iter_utf8(&it, NULL), "alwaysOn") ? 1 : 0;
         else if (BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &mi)) {
             while (bson_iter_next(&mi)) {
                 const char *k = bson_iter_key(&mi);
-                if (!strcmp(k, "times")) g_fp.mode = 2, g_fp.times = bson_iter_as_int64(&mi);
-                else if (!strcmp(k, "skip")) g_fp.skip = bson_iter_as_int64(&mi), g_fp.mode = g_fp.mode ? g_fp.mode : 1;
-                else if (!strcmp(k, "activationProbability")) g_fp.mode = 3, g_fp.probability = bson_iter_as_double(&mi);
+                if (!strcmp(k, "times")) fp->mode = 2, fp->times = bson_iter_as_int64(&mi);
+                else if (!strcmp(k, "skip")) fp->skip = bson_iter_as_int64(&mi), fp->mode = fp->mode ? fp->mode : 1;
+                else if (!strcmp(k, "activationProbability")) fp->mode = 3, fp->probability = bson_iter_as_double(&mi);
             }
         }
     }
@@ -153,37 +166,58 @@ static void configure(const bson_t *cmd, bson_t *reply)
         uint32_t n;
         const uint8_t *d;
         bson_iter_document(&it, &n, &d);
-        g_fp.data = bson_new_from_data(d, n);
+        fp->data = bson_new_from_data(d, n);
     }
-    pthread_mutex_unlock(&g_mu);
+    pthread_mutex_unlock(&px->mu);
     BSON_APPEND_INT32(reply, "count", 0);
     BSON_APPEND_DOUBLE(reply, "ok", 1);
 }
 
 /* Decides whether failCommand fires for command on a connection of app; copies its data. */
-static bson_t *fires(const char *command, const char *app)
+static bson_t *fires(proxy_t *px, const char *command, const char *app)
 {
     bson_iter_t it, li;
     bson_t *data = NULL;
-    pthread_mutex_lock(&g_mu);
-    if (!g_fp.mode || !g_fp.data) goto out;
+    pthread_mutex_lock(&px->mu);
+    if (!px->fp.mode || !px->fp.data) goto out;
     bool listed = false;
-    if (bson_iter_init_find(&it, g_fp.data, "failCommands") && bson_iter_recurse(&it, &li))
+    if (bson_iter_init_find(&it, px->fp.data, "failCommands") && bson_iter_recurse(&it, &li))
         while (bson_iter_next(&li))
             if (BSON_ITER_HOLDS_UTF8(&li) && !strcmp(bson_iter_utf8(&li, NULL), command)) listed = true;
     if (!listed) goto out;
-    if (bson_iter_init_find(&it, g_fp.data, "appName") && BSON_ITER_HOLDS_UTF8(&it) &&
+    if (bson_iter_init_find(&it, px->fp.data, "appName") && BSON_ITER_HOLDS_UTF8(&it) &&
         strcmp(bson_iter_utf8(&it, NULL), app))
         goto out;
-    if (g_fp.skip > 0) {
-        g_fp.skip--;
+    if (px->fp.skip > 0) {
+        px->fp.skip--;
         goto out;
     }
-    if (g_fp.mode == 3 && (double) rand() / RAND_MAX >= g_fp.probability) goto out;
-    if (g_fp.mode == 2 && g_fp.times-- <= 1) g_fp.mode = 0;
-    data = bson_copy(g_fp.data);
+    if (px->fp.mode == 3 && (double) rand() / RAND_MAX >= px->fp.probability) goto out;
+    if (px->fp.mode == 2 && px->fp.times-- <= 1) px->fp.mode = 0;
+    data = bson_copy(px->fp.data);
 out:
-    pthread_mutex_unlock(&g_mu);
+    pthread_mutex_unlock(&px->mu);
+    return data;
+}
+
+/* onPrimaryTransactionalWrite fires for a retryable write (a command with txnNumber); the copy
+ * of its data (possibly empty) when it does. */
+static bson_t *fires_ptw(proxy_t *px, const bson_t *body)
+{
+    bson_t *data = NULL;
+    if (!bson_has_field(body, "txnNumber")) return NULL;
+    pthread_mutex_lock(&px->mu);
+    failpoint_t *fp = &px->ptw;
+    if (!fp->mode) goto out;
+    if (fp->skip > 0) {
+        fp->skip--;
+        goto out;
+    }
+    if (fp->mode == 3 && (double) rand() / RAND_MAX >= fp->probability) goto out;
+    if (fp->mode == 2 && fp->times-- <= 1) fp->mode = 0;
+    data = fp->data ? bson_copy(fp->data) : bson_new();
+out:
+    pthread_mutex_unlock(&px->mu);
     return data;
 }
 
@@ -195,9 +229,11 @@ static void append_labels(bson_t *reply, const bson_t *data)
 }
 
 typedef struct {
+    proxy_t *px;
     int client, server;
     char app[128];
     int32_t wce_request;         /* the request whose reply gains a writeConcernError (0: none) */
+    int32_t close_request;       /* the request whose reply is replaced by a closed connection */
     bson_t *wce_data;
 } conn_t;
 
@@ -263,12 +299,38 @@ static bool from_client(conn_t *c, uint8_t *m, uint32_t len)
     if (rd32(m + 12) != OP_MSG) return write_full(c->server, m, len);
     if (cmd && !strcmp(cmd, "configureFailPoint")) {
         bson_t reply = BSON_INITIALIZER;
-        configure(&body, &reply);
+        configure(c->px, &body, &reply);
         bool ok = send_reply(c->client, req_id, &reply);
         bson_destroy(&reply);
         return ok;
     }
-    bson_t *data = cmd ? fires(cmd, c->app) : NULL;
+    bson_t *ptw = cmd ? fires_ptw(c->px, &body) : NULL;
+    if (ptw) {
+        bson_iter_t f;
+        bool ok = true;
+        bool close_conn = !bson_iter_init_find(&f, ptw, "closeConnection") || bson_iter_as_bool(&f);
+        if (bson_iter_init_find(&f, ptw, "failBeforeCommitExceptionCode")) {
+            /* Fails before the write commits: nothing was written; the connection closes (as
+             * mongod's does unless closeConnection is false), else the error is the answer. */
+            if (close_conn) {
+                bson_destroy(ptw);
+                return false;
+            }
+            bson_t reply = BSON_INITIALIZER;
+            BSON_APPEND_DOUBLE(&reply, "ok", 0);
+            BSON_APPEND_UTF8(&reply, "errmsg", "Failing write via 'onPrimaryTransactionalWrite' failpoint");
+            BSON_APPEND_INT32(&reply, "code", (int32_t) bson_iter_as_int64(&f));
+            ok = send_reply(c->client, req_id, &reply);
+            bson_destroy(&reply);
+        } else {
+            /* The write commits; its reply never arrives (closeConnection, true by default). */
+            if (close_conn) c->close_request = req_id;
+            ok = write_full(c->server, m, len);
+        }
+        bson_destroy(ptw);
+        return ok;
+    }
+    bson_t *data = cmd ? fires(c->px, cmd, c->app) : NULL;
     if (data) {
         bool ok = apply(c, m, len, req_id, data);
         bson_destroy(data);
@@ -284,6 +346,7 @@ static bool from_server(conn_t *c, uint8_t *m, uint32_t len)
     bson_t body;
     uint32_t flags;
     bson_iter_t it;
+    if (c->close_request && rd32(m + 8) == c->close_request) return false;
     if (!c->wce_request || rd32(m + 8) != c->wce_request || !msg_body(m, len, &body, &flags))
         return write_full(c->client, m, len);
     bson_t reply = BSON_INITIALIZER;
@@ -324,11 +387,11 @@ static void *serve(void *arg)
     return NULL;
 }
 
-static int dial(void)
+static int dial(const proxy_t *px)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t) g_target_port)};
-    inet_pton(AF_INET, g_target_host, &a.sin_addr);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t) px->port)};
+    inet_pton(AF_INET, px->host, &a.sin_addr);
     if (fd < 0 || connect(fd, (struct sockaddr *) &a, sizeof a) != 0) {
         if (fd >= 0) close(fd);
         return -1;
@@ -340,9 +403,9 @@ static int dial(void)
 
 static void *acceptor(void *arg)
 {
-    (void) arg;
+    proxy_t *px = arg;
     for (;;) {
-        int fd = accept(g_listen, NULL, NULL);
+        int fd = accept(px->listen, NULL, NULL);
         if (fd < 0) {
             if (errno == EINTR) continue;
             return NULL;
@@ -350,8 +413,10 @@ static void *acceptor(void *arg)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         conn_t *c = calloc(1, sizeof *c);
+        if (!c) abort();
+        c->px = px;
         c->client = fd;
-        if ((c->server = dial()) < 0) {
+        if ((c->server = dial(px)) < 0) {
             close(fd);
             free(c);
             continue;
@@ -371,20 +436,40 @@ static void *acceptor(void *arg)
 
 const char *failproxy_start(const char *target_uri)
 {
-    if (g_listen >= 0) return g_uri;
+    const char *uri = NULL;
+    pthread_mutex_lock(&g_start_mu);
+    for (size_t i = 0; i < g_nproxies; i++)
+        if (!strcmp(g_proxies[i].target, target_uri)) {
+            uri = g_proxies[i].uri;
+            goto out;
+        }
+    if (g_nproxies == sizeof g_proxies / sizeof g_proxies[0]) goto out;
+    proxy_t *px = &g_proxies[g_nproxies];
+    memset(px, 0, sizeof *px);
     /* "mongodb://127.0.0.1:PORT/..." of a single loopback server. */
     const char *p = strstr(target_uri, "://");
-    if (!p || sscanf(p + 3, "%255[^:/]:%d", g_target_host, &g_target_port) != 2) return NULL;
-    g_listen = socket(AF_INET, SOCK_STREAM, 0);
+    if (!p || sscanf(p + 3, "%255[^:/]:%d", px->host, &px->port) != 2) goto out;
+    snprintf(px->target, sizeof px->target, "%s", target_uri);
+    pthread_mutex_init(&px->mu, NULL);
+    px->listen = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET};
     socklen_t al = sizeof a;
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (g_listen < 0 || bind(g_listen, (struct sockaddr *) &a, sizeof a) != 0 || listen(g_listen, 128) != 0 ||
-        getsockname(g_listen, (struct sockaddr *) &a, &al) != 0)
-        return NULL;
+    if (px->listen < 0 || bind(px->listen, (struct sockaddr *) &a, sizeof a) != 0 || listen(px->listen, 128) != 0 ||
+        getsockname(px->listen, (struct sockaddr *) &a, &al) != 0) {
+        if (px->listen >= 0) close(px->listen);
+        goto out;
+    }
     pthread_t t;
-    if (pthread_create(&t, NULL, acceptor, NULL) != 0) return NULL;
+    if (pthread_create(&t, NULL, acceptor, px) != 0) {
+        close(px->listen);
+        goto out;
+    }
     pthread_detach(t);
-    snprintf(g_uri, sizeof g_uri, "mongodb://127.0.0.1:%d/", ntohs(a.sin_port));
-    return g_uri;
+    snprintf(px->uri, sizeof px->uri, "mongodb://127.0.0.1:%d/", ntohs(a.sin_port));
+    g_nproxies++;
+    uri = px->uri;
+out:
+    pthread_mutex_unlock(&g_start_mu);
+    return uri;
 }

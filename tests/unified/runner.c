@@ -79,44 +79,47 @@ bool ux_command(mqc_client_t *client, const char *db, const bson_t *cmd, bson_t 
 
 /* ---- the server ----------------------------------------------------------------------------- */
 
-static char g_version[64], g_topology[32];
-static mqc_client_t *g_probe;
+/* Two servers: [0] the plain FerretDB, [1] the replica-set-named one (for the /unified-rs/ twins
+ * of the files that need a replica set). Tests run one at a time: g_rs says which is in use. */
+static char g_version[2][64], g_topology[2][32];
+static mqc_client_t *g_probe[2];
+static int g_rs;
 
-const char *ux_base_uri(void) { return tf_server_uri("failpoint"); }
+const char *ux_base_uri(void) { return tf_server_uri(g_rs ? "failpoint,rs" : "failpoint"); }
 
 static mqc_client_t *probe(void)
 {
-    if (!g_probe) {
+    if (!g_probe[g_rs]) {
         mqc_error_t err;
-        g_probe = mqc_client_new_from_uri(NULL, ux_base_uri(), &err);
-        if (!g_probe) FAIL("client for %s: %s", ux_base_uri(), err.message);
+        g_probe[g_rs] = mqc_client_new_from_uri(NULL, ux_base_uri(), &err);
+        if (!g_probe[g_rs]) FAIL("client for %s: %s", ux_base_uri(), err.message);
     }
-    return g_probe;
+    return g_probe[g_rs];
 }
 
 static void learn_server(void)
 {
-    if (g_version[0]) return;
+    if (g_version[g_rs][0]) return;
     bson_t cmd = BSON_INITIALIZER, reply;
     bson_iter_t it;
     mqc_error_t err;
     BSON_APPEND_INT32(&cmd, "buildInfo", 1);
     if (!ux_command(probe(), "admin", &cmd, &reply, &err)) FAIL("buildInfo: %s", err.message);
-    snprintf(g_version, sizeof g_version, "%s", spec_str(&reply, "version") ? spec_str(&reply, "version") : "0.0");
+    snprintf(g_version[g_rs], sizeof g_version[0], "%s", spec_str(&reply, "version") ? spec_str(&reply, "version") : "0.0");
     bson_destroy(&reply);
     bson_reinit(&cmd);
     BSON_APPEND_INT32(&cmd, "hello", 1);
     if (!ux_command(probe(), "admin", &cmd, &reply, &err)) FAIL("hello: %s", err.message);
     const char *msg = spec_str(&reply, "msg");
-    if (msg && !strcmp(msg, "isdbgrid")) snprintf(g_topology, sizeof g_topology, "sharded");
-    else if (bson_iter_init_find(&it, &reply, "setName")) snprintf(g_topology, sizeof g_topology, "replicaset");
-    else snprintf(g_topology, sizeof g_topology, "single");
+    if (msg && !strcmp(msg, "isdbgrid")) snprintf(g_topology[g_rs], sizeof g_topology[0], "sharded");
+    else if (bson_iter_init_find(&it, &reply, "setName")) snprintf(g_topology[g_rs], sizeof g_topology[0], "replicaset");
+    else snprintf(g_topology[g_rs], sizeof g_topology[0], "single");
     bson_destroy(&reply);
     bson_destroy(&cmd);
 }
 
-const char *ux_server_version(void) { learn_server(); return g_version; }
-const char *ux_topology(void) { learn_server(); return g_topology; }
+const char *ux_server_version(void) { learn_server(); return g_version[g_rs]; }
+const char *ux_topology(void) { learn_server(); return g_topology[g_rs]; }
 
 /* -1, 0, 1 as version a is below, equal to or above b ("4.4", "7.0.77"; missing parts are 0). */
 static int version_cmp(const char *a, const char *b)
@@ -394,6 +397,7 @@ typedef struct {
     ux_file_t *f;
     uint32_t index;    /* in "tests" */
     bool valid_fail;
+    bool rs;           /* a /unified-rs/ twin: against the replica-set-named server */
 } ux_case_t;
 
 static void case_free(void *p)
@@ -485,6 +489,7 @@ static void run_case(ux_run_t *run)
 static void unified_test(void)
 {
     const ux_case_t *c = tf_data();
+    g_rs = c->rs;
     ux_run_t *run = calloc(1, sizeof *run);
     if (!run) abort();
     run->file = c->f->file;
@@ -582,6 +587,17 @@ static void name_parts(const char *rel, char *folder, size_t fsize, char *stem, 
         if (strcmp(seg, "tests")) off += (size_t) snprintf(folder + off, fsize - off, "%s%s", off ? "/" : "", seg);
 }
 
+/* The folders whose files also run against the replica-set-named FerretDB (as /unified-rs/...):
+ * those whose tests need a replica set and whose failures are triaged (the gap lists). */
+static bool rs_twin(const char *folder)
+{
+    static const char *const k[] = {"retryable-writes/", "retryable-writes", NULL};
+    for (int i = 0; k[i]; i++)
+        if (!strncmp(folder, k[i], strlen(k[i])) && (folder[strlen(k[i])] == 0 || folder[strlen(k[i]) - 1] == '/'))
+            return true;
+    return false;
+}
+
 TF_SUITE_INIT(unified_register)
 {
     const char *root = tf_spec_dir();
@@ -636,6 +652,15 @@ TF_SUITE_INIT(unified_register)
             f->refs++;
             snprintf(path, sizeof path, "/unified/%s/%s/%s", folder, stem, desc && *desc ? desc : "(no description)");
             tf_register(path, unified_test, c, case_free);
+            if (rs_twin(folder)) {
+                ux_case_t *t2 = calloc(1, sizeof *t2);
+                if (!t2) abort();
+                *t2 = *c;
+                t2->rs = true;
+                f->refs++;
+                snprintf(path, sizeof path, "/unified-rs/%s/%s/%s", folder, stem, desc && *desc ? desc : "(no description)");
+                tf_register(path, unified_test, t2, case_free);
+            }
         }
         if (f->refs == 0) {
             free(f->file);
