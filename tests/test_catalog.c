@@ -396,13 +396,62 @@ TEST("/failproxy/write_concern_error_and_block", failproxy_wce)
 TEST("/failproxy/unknown_fail_point_refused", failproxy_unknown)
 {
     mqc_client_t *c = client_for("failpoint");
-    bson_t *cmd = BCON_NEW("configureFailPoint", BCON_UTF8("onPrimaryTransactionalWrite"), "mode", BCON_UTF8("alwaysOn"));
+    bson_t *cmd = BCON_NEW("configureFailPoint", BCON_UTF8("failGetMoreAfterCursorCheckout"), "mode", BCON_UTF8("alwaysOn"));
     res_t r = {0};
     mqc_client_command(c, "admin", cmd, NULL, on_res, &r);
     WAIT_OP(c, r);
     ASSERT(r.failed);
-    ASSERT_STR_CONTAINS(r.error.message, "only the failCommand fail point");
+    ASSERT_STR_CONTAINS(r.error.message, "only the failCommand and onPrimaryTransactionalWrite fail points");
     res_reset(&r);
     bson_destroy(cmd);
+    mqc_client_destroy(c);
+}
+
+/* onPrimaryTransactionalWrite: a write with txnNumber commits and its connection closes before
+ * the reply; with failBeforeCommitExceptionCode (and closeConnection false) nothing is written. */
+TEST("/failproxy/on_primary_transactional_write", failproxy_ptw)
+{
+    mqc_client_t *c = client_for("failpoint");
+    const char *db = tf_unique("ptw");
+    res_t r = {0};
+    bson_error_t berr;
+    char json[512];
+    fail_point(c, "{\"configureFailPoint\": \"onPrimaryTransactionalWrite\", \"mode\": {\"times\": 1}}");
+    snprintf(json, sizeof json,
+             "{\"insert\": \"c\", \"documents\": [{\"_id\": 1}], \"lsid\": {\"id\": {\"$binary\": {\"base64\": "
+             "\"AAAAAAAAQACAAAAAAAAAAg==\", \"subType\": \"04\"}}}, \"txnNumber\": {\"$numberLong\": \"1\"}}");
+    bson_t *ins = bson_new_from_json((const uint8_t *) json, -1, &berr);
+    ASSERT_MSG(ins, "%s", berr.message);
+    mqc_client_command(c, db, ins, NULL, on_res, &r);
+    WAIT_OP(c, r);
+    ASSERT(r.failed);
+    ASSERT_EQ(r.error.domain, MQC_ERROR_NETWORK);
+    res_reset(&r);
+    mqc_collection_t *coll = mqc_client_get_collection(c, db, "c");
+    mqc_collection_count_documents(coll, NULL, NULL, on_res, &r);
+    WAIT_OP(c, r);
+    bson_iter_t it;
+    ASSERT(r.reply && bson_iter_init_find(&it, r.reply, "count"));
+    ASSERT_EQ(bson_iter_as_int64(&it), 1); /* committed before the connection closed */
+    res_reset(&r);
+    fail_point(c, "{\"configureFailPoint\": \"onPrimaryTransactionalWrite\", \"mode\": {\"times\": 1}, \"data\": "
+                  "{\"failBeforeCommitExceptionCode\": 91, \"closeConnection\": false}}");
+    snprintf(json, sizeof json,
+             "{\"insert\": \"c\", \"documents\": [{\"_id\": 2}], \"lsid\": {\"id\": {\"$binary\": {\"base64\": "
+             "\"AAAAAAAAQACAAAAAAAAAAg==\", \"subType\": \"04\"}}}, \"txnNumber\": {\"$numberLong\": \"2\"}}");
+    bson_t *ins2 = bson_new_from_json((const uint8_t *) json, -1, &berr);
+    mqc_client_command(c, db, ins2, NULL, on_res, &r);
+    WAIT_OP(c, r);
+    ASSERT(r.failed);
+    ASSERT_EQ(r.error.code, 91);
+    res_reset(&r);
+    mqc_collection_count_documents(coll, NULL, NULL, on_res, &r);
+    WAIT_OP(c, r);
+    ASSERT(r.reply && bson_iter_init_find(&it, r.reply, "count"));
+    ASSERT_EQ(bson_iter_as_int64(&it), 1);
+    res_reset(&r);
+    bson_destroy(ins);
+    bson_destroy(ins2);
+    mqc_collection_destroy(coll);
     mqc_client_destroy(c);
 }
