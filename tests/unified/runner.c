@@ -591,7 +591,7 @@ static void name_parts(const char *rel, char *folder, size_t fsize, char *stem, 
  * those whose tests need a replica set and whose failures are triaged (the gap lists). */
 static bool rs_twin(const char *folder)
 {
-    static const char *const k[] = {"retryable-writes/", "retryable-writes", NULL};
+    static const char *const k[] = {"retryable-writes/", "retryable-writes", "sessions", "retryable-reads/", NULL};
     for (int i = 0; k[i]; i++)
         if (!strncmp(folder, k[i], strlen(k[i])) && (folder[strlen(k[i])] == 0 || folder[strlen(k[i]) - 1] == '/'))
             return true;
