@@ -490,6 +490,12 @@ static void unified_test(void)
 {
     const ux_case_t *c = tf_data();
     g_rs = c->rs;
+    /* Whatever may end the test early (no server: FAIL; no replica-set server beside an external
+     * one: SKIP) happens before anything is allocated. */
+    if (c->rs && tf_server_is_external() && !(getenv("MQC_TEST_RS_URI") && *getenv("MQC_TEST_RS_URI")))
+        SKIP(SKIP_NA "MQC_TEST_URI names the server and MQC_TEST_RS_URI no replica set");
+    ux_base_uri();
+    ux_topology();
     ux_run_t *run = calloc(1, sizeof *run);
     if (!run) abort();
     run->file = c->f->file;
