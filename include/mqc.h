@@ -172,7 +172,13 @@ typedef enum {
     MQC_COMMAND_FAILED,
 } mqc_command_event_type_t;
 
-/* Passed by pointer to the hooks; valid during the hook only. Fields may be added at the end. */
+/* Passed by pointer to the hooks; valid during the hook only. Fields may be added at the end.
+ * As the command logging and monitoring specification has it: command_name is the command's
+ * first key (an aggregate for mqc_collection_count_documents); a STARTED command includes the
+ * message's document sequences as arrays (an insert's "documents"; built from a copy of the
+ * message, a cost paid only while a command hook is installed); an unacknowledged write
+ * ({w: 0}) SUCCEEDS with reply {ok: 1} once written; the command and reply of security-sensitive
+ * commands (authentication, a hello carrying speculativeAuthenticate) are empty documents. */
 typedef struct {
     mqc_command_event_type_t type;
     const char *command_name;
