@@ -1,6 +1,7 @@
 /* The unified test format runner: finds the files of a spec folder (any JSON with a top-level
  * "schemaVersion", anywhere below the folder), registers one test per case, and runs a case:
  * requirements, entities, initial data, operations, expected events, outcome, clean-up. */
+#include <ctype.h>
 #include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -220,8 +221,16 @@ static void append_uri_option(char *uri, size_t size, const char *key, const bso
     char val[256];
     if (BSON_ITER_HOLDS_BOOL(it)) snprintf(val, sizeof val, "%s", bson_iter_bool(it) ? "true" : "false");
     else if (BSON_ITER_HOLDS_NUMBER(it)) snprintf(val, sizeof val, "%" PRId64, bson_iter_as_int64(it));
-    else if (BSON_ITER_HOLDS_UTF8(it)) snprintf(val, sizeof val, "%s", bson_iter_utf8(it, NULL));
-    else return;
+    else if (BSON_ITER_HOLDS_UTF8(it)) {
+        /* Percent-encoded: an appname may hold spaces, a tag set ':' and ','. */
+        const unsigned char *v = (const unsigned char *) bson_iter_utf8(it, NULL);
+        size_t o = 0;
+        for (; *v && o + 4 < sizeof val; v++) {
+            if (isalnum(*v) || strchr("-._~", *v)) val[o++] = (char) *v;
+            else o += (size_t) snprintf(val + o, sizeof val - o, "%%%02X", *v);
+        }
+        val[o] = 0;
+    } else return;
     snprintf(uri + n, size - n, "%s%s=%s", strchr(uri, '?') ? "&" : (uri[n - 1] == '/' ? "?" : "/?"), key, val);
 }
 
