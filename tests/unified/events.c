@@ -14,7 +14,8 @@ static const char *const k_event_names[] = {
     "commandStartedEvent", "commandSucceededEvent", "commandFailedEvent", "poolCreatedEvent", "poolReadyEvent",
     "poolClearedEvent", "poolClosedEvent", "connectionCreatedEvent", "connectionReadyEvent",
     "connectionClosedEvent", "connectionCheckOutStartedEvent", "connectionCheckOutFailedEvent",
-    "connectionCheckedOutEvent", "connectionCheckedInEvent", NULL};
+    "connectionCheckedOutEvent", "connectionCheckedInEvent", "serverDescriptionChangedEvent",
+    "topologyDescriptionChangedEvent", NULL};
 
 int ux_event_bit(const char *name)
 {
@@ -94,6 +95,26 @@ void ux_on_pool_event(const mqc_pool_event_t *e, void *ud)
     push_event(uc, ev);
 }
 
+/* SDAM: mqc's topology hook gives a server's old and new type, and the topology's. */
+void ux_on_topology_event(const mqc_topology_event_t *e, void *ud)
+{
+    ux_client_t *uc = ud;
+    const char *name = e->type == MQC_TOPOLOGY_SERVER_CHANGED ? "serverDescriptionChangedEvent"
+                       : e->type == MQC_TOPOLOGY_CHANGED      ? "topologyDescriptionChangedEvent"
+                                                               : NULL;
+    if (!name || !(uc->observe & (1u << ux_event_bit(name)))) return;
+    bson_t *ev = bson_new(), body, d;
+    BSON_APPEND_DOCUMENT_BEGIN(ev, name, &body);
+    BSON_APPEND_DOCUMENT_BEGIN(&body, "previousDescription", &d);
+    BSON_APPEND_UTF8(&d, "type", e->previous ? e->previous : "");
+    bson_append_document_end(&body, &d);
+    BSON_APPEND_DOCUMENT_BEGIN(&body, "newDescription", &d);
+    BSON_APPEND_UTF8(&d, "type", e->current ? e->current : "");
+    bson_append_document_end(&body, &d);
+    bson_append_document_end(ev, &body);
+    push_event(uc, ev);
+}
+
 /* ---- expected events -------------------------------------------------------------------------- */
 
 static bool event_matches(ux_run_t *run, const bson_t *expected, const bson_t *actual, char *why, size_t size)
@@ -145,10 +166,10 @@ bool ux_check_events(ux_run_t *run, const bson_t *arr)
         if (!c || c->kind != ENT_CLIENT) return ux_set(&run->v, 1, "expectEvents: no client %s", cid ? cid : "(none)");
         if (c->lacks) return ux_set(&run->v, 2, SKIP_MQC "%s", c->lacks);
         if (!type) type = "command";
-        if (strcmp(type, "command") && strcmp(type, "cmap"))
+        if (strcmp(type, "command") && strcmp(type, "cmap") && strcmp(type, "sdam"))
             return ux_set(&run->v, 2, SKIP_MQC "%s events in the runner", type);
         bool ignore_extra = spec_bool(&d, "ignoreExtraEvents", false);
-        bool cmd = !strcmp(type, "command");
+        int want_kind = !strcmp(type, "command") ? 0 : !strcmp(type, "cmap") ? 1 : 2;
         /* The client's events of this type, in order. */
         bson_t **got = calloc(c->uc->n_events + 1, sizeof *got);
         size_t n = 0;
@@ -156,8 +177,9 @@ bool ux_check_events(ux_run_t *run, const bson_t *arr)
             bson_iter_t k;
             bson_iter_init(&k, c->uc->events[i]);
             bson_iter_next(&k);
-            bool is_cmd = !strncmp(bson_iter_key(&k), "command", 7);
-            if (is_cmd == cmd) got[n++] = c->uc->events[i];
+            const char *en = bson_iter_key(&k);
+            int kind = !strncmp(en, "command", 7) ? 0 : strstr(en, "Description") ? 2 : 1;
+            if (kind == want_kind) got[n++] = c->uc->events[i];
         }
         uint32_t want = bson_count_keys(&evs);
         bool ok = true;

@@ -290,7 +290,7 @@ static bool create_client(ux_run_t *run, const bson_t *d)
     }
     if (spec_sub(d, "ignoreCommandMonitoringEvents", &sub)) bson_concat(&uc->ignore, &sub);
     uc->observe_sensitive = spec_bool(d, "observeSensitiveCommands", false);
-    mqc_monitor_t mon = {.command = ux_on_command_event, .pool = ux_on_pool_event};
+    mqc_monitor_t mon = {.command = ux_on_command_event, .pool = ux_on_pool_event, .topology = ux_on_topology_event};
     mqc_client_set_monitor(uc->client, &mon, uc);
     return true;
 }

@@ -86,6 +86,7 @@ int ux_event_bit(const char *name);
 /* Monitoring hooks (ud: the ux_client_t). */
 void ux_on_command_event(const mqc_command_event_t *e, void *ud);
 void ux_on_pool_event(const mqc_pool_event_t *e, void *ud);
+void ux_on_topology_event(const mqc_topology_event_t *e, void *ud);
 /* expectEvents; false with the verdict set. */
 bool ux_check_events(ux_run_t *run, const bson_t *arr);
 
