@@ -3,7 +3,7 @@
 #
 #   make                 libmqc.a, libmqc.so, mqload, examples, stub server
 #   make test            unit + spec + integration tests, plain build and ASan+UBSan build
-#   make spec-test SPEC_TESTS=DIR   only the driver specification tests, from DIR
+#   make spec-test SPEC_TESTS=DIR   only the driver specification tests, from DIR (per-folder table)
 #   make bench           benchmark against the peers (see bench/README.md)
 #   make fuzz FUZZ_SECONDS=N        each libFuzzer target for N seconds (clang)
 #   make demo            install deps, build, start FerretDB, run mqload, print the report
@@ -72,7 +72,7 @@ LDFLAGS_ALL  := $(SANFLAGS) $(LDFLAGS)
 
 LIB_SRC   := $(sort $(wildcard lib/*.c))
 CLI_SRC   := $(filter-out cli/main.c,$(sort $(wildcard cli/*.c)))
-TEST_SRC  := $(sort $(wildcard tests/*.c tests/spec/*.c tests/support/*.c))
+TEST_SRC  := $(sort $(wildcard tests/*.c tests/spec/*.c tests/support/*.c tests/unified/*.c))
 EX_SRC    := $(sort $(wildcard examples/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 
@@ -158,8 +158,15 @@ test-run: test-bin
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 test-bin
 	$(Q)scripts/run-tests $(BUILD) $(BUILD)/asan -- $(TEST_ARGS)
 
+# The spec runners (/spec/: no server) and the unified test format runner (/unified/: against
+# FerretDB behind tests/failproxy.c, or MQC_TEST_URI; /unified-rs/: the files that need a replica
+# set, against the replica-set-named FerretDB), then the per-folder table of passed, failed and
+# skipped tests, skips split by kind (scripts/spec-summary).
 spec-test: check-deps $(TESTBIN)
-	$(Q)MQC_SPEC_TESTS="$(SPEC_TESTS)" $(TESTBIN) --spec-dir "$(SPEC_TESTS)" /spec/
+	$(Q)if [ -z "$$MQC_TEST_URI" ]; then scripts/ferretdb build; fi
+	$(Q)log=$$(mktemp); { MQC_SPEC_TESTS="$(SPEC_TESTS)" $(TESTBIN) --spec-dir "$(SPEC_TESTS)" $(TEST_ARGS) /spec/ /unified/ /unified-rs/ \
+	  2>&1; echo $$? > "$$log.rc"; } | tee "$$log"; rc=$$(cat "$$log.rc"); echo; \
+	  scripts/spec-summary "$(SPEC_TESTS)" "$$log"; rm -f "$$log" "$$log.rc"; exit $$rc
 
 valgrind: test-bin
 	$(Q)scripts/run-tests --valgrind $(BUILD) -- $(TEST_ARGS)

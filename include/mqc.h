@@ -192,7 +192,13 @@ typedef enum {
     MQC_COMMAND_FAILED,
 } mqc_command_event_type_t;
 
-/* Passed by pointer to the hooks; valid during the hook only. Fields may be added at the end. */
+/* Passed by pointer to the hooks; valid during the hook only. Fields may be added at the end.
+ * As the command logging and monitoring specification has it: command_name is the command's
+ * first key (an aggregate for mqc_collection_count_documents); a STARTED command includes the
+ * message's document sequences as arrays (an insert's "documents"; built from a copy of the
+ * message, a cost paid only while a command hook is installed); an unacknowledged write
+ * ({w: 0}) SUCCEEDS with reply {ok: 1} once written; the command and reply of security-sensitive
+ * commands (authentication, a hello carrying speculativeAuthenticate) are empty documents. */
 typedef struct {
     mqc_command_event_type_t type;
     const char *command_name;
@@ -287,6 +293,7 @@ const char *mqc_op_get_server(const mqc_op_t *op);
 mqc_database_t *mqc_client_get_database(mqc_client_t *client, const char *db);
 void mqc_database_destroy(mqc_database_t *database);
 const char *mqc_database_get_name(const mqc_database_t *database);
+mqc_client_t *mqc_database_get_client(const mqc_database_t *database);
 mqc_op_t *mqc_database_command(mqc_database_t *database, const bson_t *command, const bson_t *opts,
                                mqc_reply_cb cb, void *ud);
 
@@ -409,6 +416,75 @@ uint64_t mqc_cursor_count(const mqc_cursor_t *cursor);
  * MQC_ERROR_CANCELLED unless called from that callback), and a live server cursor is killed
  * (killCursors, in the background). Accepts NULL. */
 void mqc_cursor_destroy(mqc_cursor_t *cursor);
+
+/* ---- catalog: databases, collections, indexes ------------------------------------------
+ * Common opts as for CRUD: "timeoutMS", "comment", "writeConcern" (the changes), and
+ * "readPreference" (the listings); other opts go into the command as they are ("maxTimeMS",
+ * "collation", ...). Listings are cursors (mqc_cursor_next for more batches, as for find); the
+ * name-only forms are the "nameOnly": true option of listCollections and listDatabases (the
+ * server then sends {name, type} / {name} documents only), and the "name" field of each index
+ * document for listIndexes. */
+
+/* The collection's count from its metadata (the count command without a filter): fast, and
+ * possibly off after an unclean shutdown or with orphans on a sharded cluster. Reply:
+ * {"count": <int64>}. opts: "maxTimeMS", "comment", "readConcern", "readPreference". A retryable
+ * read. */
+mqc_op_t *mqc_collection_estimated_document_count(mqc_collection_t *coll, const bson_t *opts, mqc_reply_cb cb,
+                                                  void *ud);
+
+/* listCollections: documents {name, type, options, info, idIndex}. filter may be NULL. opts:
+ * "nameOnly", "authorizedCollections", "batchSize", "comment". Owned by the caller
+ * (mqc_cursor_destroy). */
+mqc_cursor_t *mqc_database_list_collections(mqc_database_t *database, const bson_t *filter, const bson_t *opts,
+                                            mqc_batch_cb cb, void *ud);
+/* listDatabases (on admin): documents {name, sizeOnDisk, empty}, all in one batch (the server
+ * answers with an array, not a cursor). opts: "nameOnly", "authorizedDatabases", "comment". */
+mqc_cursor_t *mqc_client_list_databases(mqc_client_t *client, const bson_t *filter, const bson_t *opts,
+                                        mqc_batch_cb cb, void *ud);
+/* listIndexes: documents {v, key, name, ...}. opts: "batchSize", "comment". A collection that
+ * does not exist is an error (NamespaceNotFound) from the server. */
+mqc_cursor_t *mqc_collection_list_indexes(mqc_collection_t *coll, const bson_t *opts, mqc_batch_cb cb, void *ud);
+
+/* Runs command, a cursor-returning command such as {find: ...}, {aggregate: ...},
+ * {listCollections: 1}, on database, and reads its reply as a cursor: later batches by getMore on
+ * the same server. opts: "batchSize" and "comment" (for getMore; put the first batch's size in
+ * the command), "timeoutMS", "readPreference". Never retried (the command may write). */
+mqc_cursor_t *mqc_database_run_cursor_command(mqc_database_t *database, const bson_t *command, const bson_t *opts,
+                                              mqc_batch_cb cb, void *ud);
+
+/* createIndexes with models[0..n-1], each {key: {...}, name?, unique?, sparse?, ...} (every index
+ * option the server knows). A model without "name" gets the server's default ("a_1_b_-1").
+ * Reply: the server's ({createdCollectionAutomatically, numIndexesBefore, numIndexesAfter, ok}).
+ * opts: "commitQuorum", "maxTimeMS", "comment", "writeConcern". */
+mqc_op_t *mqc_collection_create_indexes(mqc_collection_t *coll, const bson_t *const *models, size_t n,
+                                        const bson_t *opts, mqc_reply_cb cb, void *ud);
+/* One index on keys with index_opts (name, unique, ...; may be NULL). Reply: the server's plus
+ * "name", the index's name. */
+mqc_op_t *mqc_collection_create_index(mqc_collection_t *coll, const bson_t *keys, const bson_t *index_opts,
+                                      const bson_t *opts, mqc_reply_cb cb, void *ud);
+/* dropIndexes of the index named name ("*" is refused: see mqc_collection_drop_indexes). */
+mqc_op_t *mqc_collection_drop_index(mqc_collection_t *coll, const char *name, const bson_t *opts, mqc_reply_cb cb,
+                                    void *ud);
+/* Drops every index but _id's. */
+mqc_op_t *mqc_collection_drop_indexes(mqc_collection_t *coll, const bson_t *opts, mqc_reply_cb cb, void *ud);
+
+/* create: opts are the command's ("capped", "size", "max", "validator", "validationLevel",
+ * "timeseries", "expireAfterSeconds", "clusteredIndex", "collation", "viewOn", "pipeline", ...)
+ * plus "writeConcern". A collection that exists is an error from the server (NamespaceExists). */
+mqc_op_t *mqc_database_create_collection(mqc_database_t *database, const char *name, const bson_t *opts,
+                                         mqc_reply_cb cb, void *ud);
+/* drop: succeeds (reply {ok: 1}) also when the collection does not exist. opts: "writeConcern",
+ * "comment". */
+mqc_op_t *mqc_database_drop_collection(mqc_database_t *database, const char *name, const bson_t *opts,
+                                       mqc_reply_cb cb, void *ud);
+mqc_op_t *mqc_collection_drop(mqc_collection_t *coll, const bson_t *opts, mqc_reply_cb cb, void *ud);
+/* dropDatabase. */
+mqc_op_t *mqc_database_drop(mqc_database_t *database, const bson_t *opts, mqc_reply_cb cb, void *ud);
+/* renameCollection (run on admin) to new_db.new_name (new_db NULL: the same database). opts:
+ * "dropTarget" (replace an existing target), "comment", "writeConcern". The handle keeps its old
+ * name: get a new handle for the new one. */
+mqc_op_t *mqc_collection_rename(mqc_collection_t *coll, const char *new_db, const char *new_name, const bson_t *opts,
+                                mqc_reply_cb cb, void *ud);
 
 /* ---- gather ---------------------------------------------------------------------------- */
 

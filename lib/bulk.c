@@ -126,7 +126,7 @@ static bool first_key_is_operator(const bson_t *doc)
 
 static void append_model_opts(bson_t *dst, const bson_t *opts)
 {
-    static const char *const keys[] = {"upsert", "arrayFilters", "collation", "hint", NULL};
+    static const char *const keys[] = {"upsert", "arrayFilters", "collation", "hint", "sort", NULL};
     bson_iter_t it;
     if (!opts) return;
     for (const char *const *k = keys; *k; k++)
@@ -202,7 +202,7 @@ static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t 
 {
     exec_t *x = op->impl;
     mqc_bulk_t *b = x->bulk;
-    static const char *const handled[] = {"ordered", "upsert", "arrayFilters", "collation", "hint", NULL};
+    static const char *const handled[] = {"ordered", "upsert", "arrayFilters", "collation", "hint", "sort", NULL};
     size_t run = run_length(b, x->next);
     wkind_t kind = b->models[x->next].kind;
     bson_t body;

@@ -6,6 +6,7 @@
 #include <sys/utsname.h>
 
 #include "client.h"
+#include "cmd_event.h"
 #include "worker.h"
 #include "conn.h"
 #include "conn_secure.h"
@@ -268,7 +269,7 @@ void mqc_client_emit_pool(mqc_client_t *client, const mqc_pool_event_t *ev)
 
 void mqc_client_emit_command(mqc_client_t *client, const mqc_command_event_t *ev)
 {
-    if (client->monitor.command) client->monitor.command(ev, client->monitor_ud);
+    if (client->monitor.command) mqc_command_event_deliver(client->monitor.command, ev, client->monitor_ud);
 }
 
 int32_t mqc_client_next_request_id(mqc_client_t *client)
@@ -542,7 +543,11 @@ mqc_op_t *mqc_client_command(mqc_client_t *client, const char *db, const bson_t 
     if (opts) {
         mqc_cmd_impl_t *impl = op->impl;
         bson_iter_t it;
-        if (bson_iter_init_find(&it, opts, "readPreference") && BSON_ITER_HOLDS_DOCUMENT(&it))
+        bson_iter_t mode;
+        /* primary is what the server assumes: not sent (the server selection specification). */
+        if (bson_iter_init_find(&it, opts, "readPreference") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+            !(bson_iter_recurse(&it, &mode) && bson_iter_find(&mode, "mode") && BSON_ITER_HOLDS_UTF8(&mode) &&
+              !strcmp(bson_iter_utf8(&mode, NULL), "primary")))
             bson_append_iter(&impl->cmd, "$readPreference", -1, &it);
     }
     return mqc_op_submit(op);

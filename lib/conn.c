@@ -2,6 +2,7 @@
  * state_resolving, state_connecting, state_hello (and the TLS and AUTH steps in conn_secure.c),
  * state_ready/state_busy (reading replies), and conn_close. */
 #include "conn.h"
+#include "cmd_event.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -635,18 +636,19 @@ void mqc_conn_start_request(mqc_conn_t *c, mqc_op_t *op)
     set_state(c, MQC_CS_BUSY);
     if (c->client->monitor.command) {
         bson_t body;
-        /* header (16) + flagBits (4) + section kind (1), then the body document */
-        const uint8_t *p = c->out.data + start + 21;
-        uint32_t blen;
-        memcpy(&blen, p, 4);
-        blen = BSON_UINT32_FROM_LE(blen);
-        if (bson_init_static(&body, p, blen)) {
-            mqc_command_event_t ev = {.type = MQC_COMMAND_STARTED, .command_name = op->name,
+        /* The whole message: body plus document sequences, as the monitoring spec shows it. */
+        const uint8_t *m = c->out.data + start;
+        uint32_t mlen;
+        memcpy(&mlen, m, 4);
+        mlen = BSON_UINT32_FROM_LE(mlen);
+        if (mqc_command_from_msg(m, mlen, &body)) {
+            mqc_command_event_t ev = {.type = MQC_COMMAND_STARTED, .command_name = mqc_command_name(&body, op->name),
                                       .database = op->db, .command = &body, .request_id = rid,
                                       .operation_id = op->id, .connection_id = c->pc.id,
                                       .server = c->server->host.host_and_port};
             mqc_client_emit_command(c->client, &ev);
         }
+        bson_destroy(&body);
     }
     if (unacked) {
         /* Request ids only grow (per client), so the ids sent here unacknowledged form a range;

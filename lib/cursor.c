@@ -29,6 +29,7 @@ struct mqc_cursor {
     bool in_cb, destroy_requested;
     bson_t *docs;
     size_t docs_cap;
+    const char *array_key;       /* static: the reply array read as the only batch, or NULL */
 };
 
 static void cursor_free(mqc_cursor_t *c);
@@ -113,23 +114,65 @@ static void on_batch(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error
     deliver(c, c->docs, n, NULL);
 }
 
-static mqc_cursor_t *cursor_new(mqc_collection_t *coll, const bson_t *opts, mqc_batch_cb cb, void *ud)
+static mqc_cursor_t *cursor_new_in(mqc_client_t *client, const char *db, const char *coll, const bson_t *opts,
+                                   mqc_batch_cb cb, void *ud)
 {
     mqc_cursor_t *c = calloc(1, sizeof *c);
     bson_iter_t it;
     if (!c) abort();
-    c->client = coll->client;
+    c->client = client;
     c->cb = cb;
     c->ud = ud;
-    snprintf(c->db, sizeof c->db, "%s", coll->db);
-    c->coll = strdup(coll->name);
+    snprintf(c->db, sizeof c->db, "%s", db);
+    c->coll = strdup(coll);
     bson_init(&c->getmore_extra);
     if (opts && bson_iter_init_find(&it, opts, "batchSize") && BSON_ITER_HOLDS_NUMBER(&it))
         c->batch_size = (int32_t) bson_iter_as_int64(&it);
     if (opts && bson_iter_init_find(&it, opts, "comment")) bson_append_iter(&c->getmore_extra, "comment", -1, &it);
     if (opts && bson_iter_init_find(&it, opts, "timeoutMS") && BSON_ITER_HOLDS_NUMBER(&it))
         c->timeout_ms = bson_iter_as_int64(&it);
-    mqc_list_push_back(&coll->client->cursors, &c->link);
+    mqc_list_push_back(&client->cursors, &c->link);
+    return c;
+}
+
+static mqc_cursor_t *cursor_new(mqc_collection_t *coll, const bson_t *opts, mqc_batch_cb cb, void *ud)
+{
+    return cursor_new_in(coll->client, coll->db, coll->name, opts, cb, ud);
+}
+
+/* listDatabases answers with a plain array: seen as a cursor's only batch, so that every
+ * catalog listing reads the same way. */
+static void on_array_reply(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
+{
+    mqc_cursor_t *c = ud;
+    bson_iter_t it;
+    if (error || !reply || !bson_iter_init_find(&it, reply, c->array_key) || !BSON_ITER_HOLDS_ARRAY(&it)) {
+        on_batch(op, reply, error, ud);
+        return;
+    }
+    bson_t wrapped = BSON_INITIALIZER, cur;
+    BSON_APPEND_DOCUMENT_BEGIN(&wrapped, "cursor", &cur);
+    BSON_APPEND_INT64(&cur, "id", 0);
+    bson_append_iter(&cur, "firstBatch", -1, &it);
+    bson_append_document_end(&wrapped, &cur);
+    on_batch(op, &wrapped, NULL, ud);
+    bson_destroy(&wrapped);
+}
+
+mqc_cursor_t *mqc_cursor_open(mqc_client_t *client, const char *db, const char *coll, bson_t *cmd,
+                              const bson_t *opts, bool retryable, const char *array_key, mqc_batch_cb cb, void *ud)
+{
+    mqc_cursor_t *c = cursor_new_in(client, db, coll, opts, cb, ud);
+    c->array_key = array_key;
+    c->op = mqc_cmd_op_new(c->client, c->db, cmd, array_key ? on_array_reply : on_batch, c);
+    c->op->retry = retryable ? MQC_RETRY_READ : MQC_RETRY_NONE;
+    mqc_op_set_timeout_from(c->op, opts);
+    bson_iter_t it;
+    if (opts && bson_iter_init_find(&it, opts, "readPreference") && BSON_ITER_HOLDS_DOCUMENT(&it))
+        bson_append_iter(&((mqc_cmd_impl_t *) c->op->impl)->cmd, "$readPreference", -1, &it);
+    c->started = true;
+    bson_destroy(cmd);
+    mqc_op_submit(c->op);
     return c;
 }
 

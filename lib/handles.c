@@ -26,6 +26,7 @@ void mqc_database_destroy(mqc_database_t *d)
 }
 
 const char *mqc_database_get_name(const mqc_database_t *d) { return d->name; }
+mqc_client_t *mqc_database_get_client(const mqc_database_t *d) { return d->client; }
 
 mqc_op_t *mqc_database_command(mqc_database_t *d, const bson_t *command, const bson_t *opts, mqc_reply_cb cb,
                                void *ud)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "cmd_event.h"
 #include "conn.h"
 #include "topology.h"
 
@@ -384,8 +385,13 @@ static void op_dispatch(mqc_op_t *op)
 static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const mqc_error_t *error)
 {
     if (!op->client->monitor.command) return;
+    /* The reply to a hello that carried speculative authentication is as sensitive as it. */
+    bson_t empty = BSON_INITIALIZER;
+    if (reply && op->vt == &mqc_cmd_vt && bson_has_field(&((mqc_cmd_impl_t *) op->impl)->cmd, "speculativeAuthenticate"))
+        reply = &empty;
+    const char *name = op->vt == &mqc_cmd_vt ? mqc_command_name(&((mqc_cmd_impl_t *) op->impl)->cmd, op->name) : op->name;
     mqc_command_event_t ev = {.type = error ? MQC_COMMAND_FAILED : MQC_COMMAND_SUCCEEDED,
-                              .command_name = op->name, .database = op->db, .reply = reply,
+                              .command_name = name, .database = op->db, .reply = reply,
                               .error = error, .request_id = op->request_id, .operation_id = op->id,
                               .connection_id = c ? c->pc.id : 0,
                               .server = op->server ? op->server->host.host_and_port : "",
@@ -501,6 +507,11 @@ void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
 
 void mqc_op_on_sent(mqc_op_t *op, mqc_conn_t *conn)
 {
+    /* An unacknowledged write succeeded as far as anyone can know: {ok: 1} (monitoring spec). */
+    bson_t ok = BSON_INITIALIZER;
+    BSON_APPEND_INT32(&ok, "ok", 1);
+    emit_result(op, conn, &ok, NULL);
+    bson_destroy(&ok);
     if (op->vt->on_sent(op, conn) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
         mqc_conn_start_request(conn, op);
 }

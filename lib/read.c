@@ -17,21 +17,29 @@ static const bson_t *or_empty(const bson_t *b, bson_t *empty)
 void mqc_build_find(mqc_client_t *client, const mqc_collection_t *coll, const bson_t *filter, const bson_t *opts,
                     bson_t *cmd)
 {
-    static const char *const handled[] = {"limit", "singleBatch", NULL};
+    static const char *const handled[] = {"limit", "singleBatch", "batchSize", NULL};
     bson_t empty;
     bson_iter_t it;
+    int64_t limit = 0, batch = -1;
     bson_append_utf8(cmd, "find", -1, coll->name, -1);
     BSON_APPEND_DOCUMENT(cmd, "filter", or_empty(filter, &empty));
     mqc_copy_passthrough_opts(cmd, opts, handled);
     /* A negative limit means "one batch of at most |limit|", as the legacy drivers had it. */
     bool single = opts && bson_iter_init_find(&it, opts, "singleBatch") && bson_iter_as_bool(&it);
     if (opts && bson_iter_init_find(&it, opts, "limit") && BSON_ITER_HOLDS_NUMBER(&it)) {
-        int64_t limit = bson_iter_as_int64(&it);
+        limit = bson_iter_as_int64(&it);
         if (limit < 0) {
             limit = -limit;
             single = true;
         }
         if (limit) BSON_APPEND_INT64(cmd, "limit", limit);
+    }
+    if (opts && bson_iter_init_find(&it, opts, "batchSize")) {
+        batch = BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_int64(&it) : -1;
+        /* A batch as large as the limit would leave the cursor open for one empty getMore: one
+         * more lets the server see the end and close it (the CRUD specification's advice). */
+        if (batch > 0 && limit > 0 && batch == limit && !single) BSON_APPEND_INT64(cmd, "batchSize", limit + 1);
+        else bson_append_iter(cmd, "batchSize", -1, &it);
     }
     if (single) BSON_APPEND_BOOL(cmd, "singleBatch", true);
     mqc_apply_read_opts(client, cmd, opts);
@@ -260,6 +268,8 @@ static mqc_op_t *find_and_modify(mqc_collection_t *coll, const bson_t *filter, c
     BSON_APPEND_UTF8(&cmd, "$db", coll->db);
     mqc_op_t *op = op_for(coll, &cmd, opts, fam_post, cb, ud);
     op->is_write = true;
+    /* {w: 0}: sent with moreToCome, as the other writes are; there is no document to report. */
+    ((mqc_cmd_impl_t *) op->impl)->unacknowledged = unacked;
     /* findAndModify is a retryable write (when acknowledged). */
     op->retry = unacked ? MQC_RETRY_NONE : MQC_RETRY_WRITE;
     op->no_session = unacked; /* the sessions specification: no implicit session for w: 0 */

@@ -12,4 +12,11 @@ void mqc_build_aggregate(mqc_client_t *client, const mqc_collection_t *coll, con
 /* Positions batch inside reply's cursor.firstBatch or cursor.nextBatch array. */
 bool mqc_reply_first_batch(const bson_t *reply, bson_iter_t *batch);
 
+/* A cursor over the reply of any cursor-returning command (listCollections, listIndexes, a
+ * runCursorCommand): cmd (without "$db") is taken over and destroyed. coll names the cursor until
+ * the reply's ns does. array_key (static), when set, reads reply[array_key] as the one and only
+ * batch (listDatabases). opts: batchSize and comment (for getMore), timeoutMS, readPreference. */
+mqc_cursor_t *mqc_cursor_open(mqc_client_t *client, const char *db, const char *coll, bson_t *cmd,
+                              const bson_t *opts, bool retryable, const char *array_key, mqc_batch_cb cb, void *ud);
+
 #endif

@@ -20,3 +20,4 @@ static void run_example(const char *name, const char *expect)
 TEST("/examples/find", examples_find) { run_example("find", "hello from mqc"); }
 TEST("/examples/gather", examples_gather) { run_example("gather", "gathered 1000 queries: 1000 ok"); }
 TEST("/examples/cursor", examples_cursor) { run_example("cursor", "walked 1000 documents"); }
+TEST("/examples/catalog", examples_catalog) { run_example("catalog", "index: city_1_age_-1"); }

@@ -1,5 +1,6 @@
 /* tf: runner for the single test binary. See tf.h. */
 #include "tf.h"
+#include "failproxy.h"
 
 #include <mongoc/mongoc.h>
 
@@ -251,6 +252,25 @@ const char *tf_server_uri(const char *kind)
 {
     if (!kind || !*kind) kind = "plain";
     const char *env = NULL, *flags = "";
+    if (strcmp(kind, "failpoint,rs") == 0) {
+        /* The replica-set-named server behind the proxy. directConnection: its hello names the
+         * server's own address, which discovery would otherwise switch to, bypassing the proxy. */
+        static char uri[256];
+        const char *proxied = failproxy_start(tf_rs_uri());
+        if (!proxied) FAIL("could not put the fail point proxy in front of %s", tf_rs_uri());
+        snprintf(uri, sizeof uri, "%s?directConnection=true", proxied);
+        return uri;
+    }
+    if (strcmp(kind, "failpoint") == 0) {
+        /* The plain server behind tests/failproxy.c, which gives it mongod's failCommand. A server
+         * that has fail points of its own can be named instead (MQC_TEST_FAILPOINT_URI). */
+        const char *fe = getenv("MQC_TEST_FAILPOINT_URI");
+        if (fe && *fe) return fe;
+        const char *target = tf_server_uri("plain");
+        const char *proxied = failproxy_start(target);
+        if (!proxied) FAIL("could not put the fail point proxy in front of %s", target);
+        return proxied;
+    }
     if (strcmp(kind, "plain") == 0) env = "MQC_TEST_URI";
     else if (strcmp(kind, "tls") == 0) env = "MQC_TEST_TLS_URI", flags = "--tls";
     else if (strcmp(kind, "auth") == 0) env = "MQC_TEST_AUTH_URI", flags = "--auth";

@@ -113,6 +113,8 @@ __attribute__((format(printf, 1, 2))) void tf_note(const char *fmt, ...);
  * skips) when no server can be had: a missing server is an environment bug. kind is "plain",
  * "tls", "auth" or "tls,auth" (environment MQC_TEST_TLS_URI / MQC_TEST_AUTH_URI override). */
 const char *tf_server_uri(const char *kind);
+/* kind "failpoint" ("failpoint,rs"): the plain (replica-set-named) server behind tests/failproxy.c (mongod's failCommand for any
+ * server), or MQC_TEST_FAILPOINT_URI. */
 /* Like tf_server_uri, for a replica-set-named instance (MQC_TEST_RS_URI). */
 const char *tf_rs_uri(void);
 /* True when the tests run against a server given in the environment (real MongoDB, say). */
