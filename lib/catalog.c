@@ -113,6 +113,9 @@ mqc_cursor_t *mqc_database_run_cursor_command(mqc_database_t *database, const bs
         coll = bson_iter_utf8(&it, NULL);
     /* A command the caller wrote may write (aggregate with $out): never retried. */
     mqc_cursor_t *c = mqc_cursor_open(client, db, coll, &cmd, opts, false, NULL, cb, ud);
+    /* runCursorCommand's maxTimeMS is the getMores' (the command carries its own). */
+    if (opts && bson_iter_init_find(&it, opts, "maxTimeMS") && BSON_ITER_HOLDS_NUMBER(&it))
+        mqc_cursor_set_getmore_max_time(c, bson_iter_as_int64(&it));
     return c;
 }
 

@@ -166,6 +166,7 @@ mqc_cursor_t *mqc_cursor_open(mqc_client_t *client, const char *db, const char *
     c->array_key = array_key;
     c->op = mqc_cmd_op_new(c->client, c->db, cmd, array_key ? on_array_reply : on_batch, c);
     c->op->retry = retryable ? MQC_RETRY_READ : MQC_RETRY_NONE;
+    c->op->session_keep = true; /* getMore and killCursors go with the lsid that opened it */
     mqc_op_set_timeout_from(c->op, opts);
     bson_iter_t it;
     if (opts && bson_iter_init_find(&it, opts, "readPreference") && BSON_ITER_HOLDS_DOCUMENT(&it))
@@ -174,6 +175,16 @@ mqc_cursor_t *mqc_cursor_open(mqc_client_t *client, const char *db, const char *
     bson_destroy(cmd);
     mqc_op_submit(c->op);
     return c;
+}
+
+void mqc_cursor_set_getmore_max_time(mqc_cursor_t *c, int64_t ms)
+{
+    bson_t rest = BSON_INITIALIZER;
+    bson_copy_to_excluding_noinit(&c->getmore_extra, &rest, "maxTimeMS", NULL);
+    bson_reinit(&c->getmore_extra);
+    bson_concat(&c->getmore_extra, &rest);
+    bson_destroy(&rest);
+    if (ms > 0) BSON_APPEND_INT64(&c->getmore_extra, "maxTimeMS", ms);
 }
 
 static void cursor_start(mqc_cursor_t *c, bson_t *cmd, const bson_t *opts, bool retryable)

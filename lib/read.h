@@ -18,5 +18,7 @@ bool mqc_reply_first_batch(const bson_t *reply, bson_iter_t *batch);
  * batch (listDatabases). opts: batchSize and comment (for getMore), timeoutMS, readPreference. */
 mqc_cursor_t *mqc_cursor_open(mqc_client_t *client, const char *db, const char *coll, bson_t *cmd,
                               const bson_t *opts, bool retryable, const char *array_key, mqc_batch_cb cb, void *ud);
+/* Every getMore of c carries maxTimeMS: ms (runCursorCommand's maxTimeMS; 0 removes it). */
+void mqc_cursor_set_getmore_max_time(mqc_cursor_t *c, int64_t ms);
 
 #endif
