@@ -15,6 +15,8 @@
 #include "engine.h"
 #include "frame.h"
 #include "html.h"
+#include "metrics.h"
+#include "outputs.h"
 #include "redact.h"
 #include "mqc.h"
 #include "report.h"
@@ -202,7 +204,16 @@ int mqload_run_main(int argc, char **argv)
         return rc;
     }
 
+    if (!mqload_outputs_writable(&cfg, err, sizeof err)) {
+        rc = fail_setup(&cfg, err);
+        mqload_workload_free(&wl);
+        mqload_threshold_free(th);
+        mqload_config_free(&cfg);
+        return rc;
+    }
+
     const engine_ops_t *eng = &ENGINES[cfg.engine];
+    mqload_metrics_t *metrics = NULL;
     run.cfg = &cfg;
     run.wl = &wl;
     mqc_uri_redact(cfg.uri, run.uri_redacted, sizeof run.uri_redacted);
@@ -225,6 +236,15 @@ int mqload_run_main(int argc, char **argv)
     if (!prepared || !eng->check(&run, err, sizeof err) || (cfg.seed_set && !eng->seed(&run, err, sizeof err))) {
         rc = fail_setup(&cfg, err);
         goto done;
+    }
+
+    if (cfg.x.metrics_listen) {
+        int mport = 0;
+        if (!(metrics = mqload_metrics_start(cfg.x.metrics_listen, &run, &mport, err, sizeof err))) {
+            rc = fail_setup(&cfg, err);
+            goto done;
+        }
+        if (!cfg.quiet) fprintf(stderr, "mqload: metrics at http://%s/metrics (port %d)\n", cfg.x.metrics_listen, mport);
     }
 
     /* Timing: a short head start so that every thread is ready at t0. */
@@ -324,6 +344,8 @@ int mqload_run_main(int argc, char **argv)
     if (stopped && stop_ns < window_end) window_end = stop_ns;
     res.duration_s = window_end > run.measure_ns ? (double) (window_end - run.measure_ns) / 1e9 : 0;
     mqload_result_sort_errors(&res);
+    memcpy(res.pcts, cfg.x.pcts, sizeof res.pcts);
+    res.n_pcts = cfg.x.n_pcts;
 
     mqload_strbuf_t sb;
     mqload_sb_init(&sb);
@@ -343,6 +365,7 @@ int mqload_run_main(int argc, char **argv)
         mqload_report_html(&res, &sb);
         if (!mqload_write_file(cfg.html_out, sb.s, sb.len, err, sizeof err)) fprintf(stderr, "mqload: %s\n", err), rc = 1;
     }
+    if (!mqload_write_outputs(&cfg.x, &res, err, sizeof err)) fprintf(stderr, "mqload: %s\n", err), rc = 1;
     if (th) {
         sb.len = 0;
         if (!mqload_threshold_check(th, &res, &sb)) {
@@ -370,6 +393,7 @@ int mqload_run_main(int argc, char **argv)
     mqload_sb_free(&sb);
     mqload_result_free(&res);
 done:
+    mqload_metrics_stop(metrics);
     eng->cleanup(&run);
     for (size_t i = 0; i < run.n_stats && run.stats; i++) mqload_tstats_free(&run.stats[i]);
     free(run.stats);

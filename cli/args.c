@@ -29,6 +29,7 @@ void mqload_config_init(mqload_config_t *cfg)
     cfg->grace_s = 5;
     cfg->workers = 1;
     cfg->start_tolerance_s = 1;
+    mqload_xopts_init(&cfg->x);
 }
 
 void mqload_config_free(mqload_config_t *cfg)
@@ -39,6 +40,7 @@ void mqload_config_free(mqload_config_t *cfg)
         free(*strs[i]);
         *strs[i] = NULL;
     }
+    mqload_xopts_free(&cfg->x);
 }
 
 void mqload_usage(FILE *out)
@@ -90,6 +92,9 @@ void mqload_usage(FILE *out)
           "  -q, --quiet               no progress line and no text report\n"
           "      --progress            a progress line every second on stderr (default on a terminal)\n"
           "      --no-progress\n"
+          , out);
+    mqload_xopts_usage(out);
+    fputs("general\n"
           "  -h, --help                this text\n"
           "  -V, --version             the version\n"
           "\n"
@@ -369,6 +374,7 @@ static mqload_args_rc_t apply(mqload_config_t *cfg, const opt_t *o, const char *
 
 static mqload_args_rc_t check(mqload_config_t *cfg, char *err, size_t esz)
 {
+    if (mqload_xopts_check(cfg, err, esz) < 0) return MQLOAD_ARGS_ERROR;
     int sources = !!cfg->op + !!cfg->mix + !!cfg->workload_file + !!cfg->preset;
     if (sources > 1) return fail(err, esz, "--op, --mix, --workload and --preset choose the workload: give one of them");
     if (cfg->worker_index >= cfg->workers)
@@ -420,7 +426,12 @@ mqload_args_rc_t mqload_args_parse(mqload_config_t *cfg, int argc, char **argv, 
             size_t nl = eq ? (size_t) (eq - name) : strlen(name);
             for (size_t k = 0; k < sizeof OPTS / sizeof OPTS[0]; k++)
                 if (strlen(OPTS[k].name) == nl && !strncmp(OPTS[k].name, name, nl)) o = &OPTS[k];
-            if (!o) return fail(err, errsize, "unknown option '%.*s' (see mqload --help)", (int) (nl + 2), a);
+            if (!o) {
+                int x = mqload_xopts_parse(cfg, argc, argv, &i, err, errsize);
+                if (x < 0) return MQLOAD_ARGS_ERROR;
+                if (x > 0) continue;
+                return fail(err, errsize, "unknown option '%.*s' (see mqload --help)", (int) (nl + 2), a);
+            }
             if (eq) {
                 if (!o->has_arg) return fail(err, errsize, "option --%s takes no value", o->name);
                 val = eq + 1;

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "xopts.h"
+
 #define MQLOAD_DEFAULT_URI "mongodb://127.0.0.1:27017"
 
 typedef enum { MQLOAD_ENGINE_MQC = 0, MQLOAD_ENGINE_MONGOC } mqload_engine_t;
@@ -50,6 +52,7 @@ typedef struct {
     double start_at;           /* --start-at: wall-clock start of the measured window (Unix s); 0 = none */
     double start_tolerance_s;  /* --start-tolerance: later than start_at + this is a late start */
     bool json_framed;          /* --json-framed: the JSON result on stdout, framed for pod logs */
+    mqload_xopts_t x;          /* output and YCSB options (xopts.h) */
 } mqload_config_t;
 
 typedef enum {
@@ -78,5 +81,11 @@ bool mqload_parse_start_at(const char *s, double *out);
 bool mqload_parse_number(const char *s, double *out);
 
 void mqload_usage(FILE *out);
+
+/* xopts.c: the option at argv[*i] if it is one of xopts.h's (*i moves past its value): 1 taken,
+ * 0 not one of them, -1 bad value (err set). */
+int mqload_xopts_parse(mqload_config_t *cfg, int argc, char **argv, int *i, char *err, size_t esz);
+/* xopts.c: checks across options, before the worker shares are computed; -1 with err set. */
+int mqload_xopts_check(mqload_config_t *cfg, char *err, size_t esz);
 
 #endif

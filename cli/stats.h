@@ -52,6 +52,8 @@ typedef struct {
     mqload_second_t *timeline;
     size_t n_seconds, cap_seconds;
     char notes[1024];         /* merge remarks */
+    double pcts[16];          /* --percentiles of the table and JSON (quantiles); n_pcts 0: the default */
+    size_t n_pcts;
 } mqload_result_t;
 
 void mqload_result_init(mqload_result_t *r);

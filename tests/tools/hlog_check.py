@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Decodes an mqload .hlog with the `hdrhistogram` package (HdrHistogram's Python port, an
+implementation independent of mqload's) and checks it against mqload's JSON result of the same run:
+- the sum of the interval histograms has the run's count, and the same count in every bucket;
+- each percentile of the report lies in the bucket that the decoded histogram gives for it
+  (mqload's nearest rank, ceil(q * n)), and HdrHistogram's own getValueAtPercentile (rank
+  round(q * n)) is within one bucket of it.
+usage: hlog_check.py RUN.hlog RUN.json   (exit 0: agree, 1: disagree, 77: hdrhistogram missing)"""
+import json
+import math
+import sys
+
+try:
+    from hdrh.histogram import HdrHistogram
+    from hdrh.log import HistogramLogReader
+except ImportError:
+    print("hlog_check: the hdrhistogram package is not installed (scripts/install-deps makes its venv)")
+    sys.exit(77)
+
+hlog_path, json_path = sys.argv[1], sys.argv[2]
+with open(json_path) as f:
+    res = json.load(f)
+
+ref = HdrHistogram(1, 1 << 43, 2)
+reader = HistogramLogReader(hlog_path, ref)
+total = HdrHistogram(1, 1 << 43, 2)
+intervals = 0
+while True:
+    h = reader.get_next_interval_histogram()
+    if h is None:
+        break
+    total.add(h)
+    intervals += 1
+reader.close()
+
+bad = []
+n = total.get_total_count()
+print("intervals %d, count %d (report: %d completed, %d seconds in the timeline)"
+      % (intervals, n, res["completed"], len(res["timeline"])))
+if intervals != len(res["timeline"]):
+    bad.append("interval count %d != timeline length %d" % (intervals, len(res["timeline"])))
+if n != res["completed"]:
+    bad.append("count %d != completed %d" % (n, res["completed"]))
+
+# Bucket for bucket: the JSON's histogram is [index, count] in mqload's layout, which is
+# HdrHistogram's counts index (1 ns unit, 2 significant digits).
+want = {int(i): int(c) for i, c in res["histogram"]["buckets"]}
+got = {i: total.get_count_at_index(i) for i in range(total.counts_len) if total.get_count_at_index(i)}
+if want != got:
+    diff = sorted(set(want.items()) ^ set(got.items()))[:5]
+    bad.append("bucket counts differ, e.g. %s" % diff)
+
+
+def nearest_rank_value(h, q):
+    """The bucket [low, high] of the ceil(q * n)-th smallest value."""
+    rank = max(1, math.ceil(q * h.get_total_count() - 1e-9))
+    seen = 0
+    for i in range(h.counts_len):
+        seen += h.get_count_at_index(i)
+        if seen >= rank:
+            v = h.get_value_from_index(i)
+            return h.get_lowest_equivalent_value(v), h.get_highest_equivalent_value(v)
+    return None
+
+
+lat = res["latency_us"]
+for key, val in lat.items():
+    if not key.startswith("p"):
+        continue
+    q = float(key[1:].replace("_", ".")) / 100.0
+    rep_ns = val * 1e3
+    low, high = nearest_rank_value(total, q)
+    hdr_ns = total.get_value_at_percentile(q * 100.0)
+    width = high - low + 1
+    ok = low - 0.5 <= rep_ns <= high + 0.5 and abs(hdr_ns - rep_ns) <= 2 * width
+    print("%-7s report %12.3f us  hlog bucket [%.3f, %.3f] us  HdrHistogram %12.3f us  %s"
+          % (key, val, low / 1e3, high / 1e3, hdr_ns / 1e3, "ok" if ok else "MISMATCH"))
+    if not ok:
+        bad.append("%s: report %.3f us outside the decoded bucket [%.3f, %.3f] us" % (key, val, low / 1e3, high / 1e3))
+mx = total.get_max_value()
+if not (total.get_lowest_equivalent_value(mx) <= lat["max"] * 1e3 + 0.5 <= mx + 1):
+    bad.append("max %.3f us outside the decoded top bucket ending at %.3f us" % (lat["max"], mx / 1e3))
+print("max     report %12.3f us  HdrHistogram %12.3f us" % (lat["max"], mx / 1e3))
+if bad:
+    print("hlog_check: FAILED:\n  " + "\n  ".join(bad))
+    sys.exit(1)
+print("hlog_check: the hlog decodes to the report's counts and percentiles")
