@@ -77,7 +77,7 @@ bool mqload_parse_percentiles(const char *s, double *out, size_t max, size_t *n)
         if (errno || end == p || !isfinite(v) || v <= 0 || v >= 100) return false;
         if (*end && *end != ',') return false;
         if (*n == max) return false;
-        double q = v / 100.0;
+        double q = round(v / 100.0 * 1e12) / 1e12; /* 99.9 -> 0.999 exactly as written, not 0.9990000000000001 */
         bool dup = false;
         for (size_t i = 0; i < *n; i++) dup = dup || out[i] == q;
         if (!dup) out[(*n)++] = q;
