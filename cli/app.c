@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "outputs.h"
 #include "redact.h"
+#include "series.h"
 #include "mqc.h"
 #include "report.h"
 #include "threshold.h"
@@ -80,6 +81,7 @@ static void config_bson(const mqload_config_t *cfg, const mqload_workload_t *wl,
         BSON_APPEND_DOUBLE(b, "start_tolerance_s", cfg->start_tolerance_s);
         BSON_APPEND_DOUBLE(b, "start_late_s", run->start_late_s);
     }
+    if (cfg->threshold) BSON_APPEND_UTF8(b, "threshold", cfg->threshold); /* the HTML report shows each condition */
     bson_t d;
     BSON_APPEND_DOCUMENT_BEGIN(b, "workload_def", &d);
     mqload_workload_to_bson(wl, &d);
@@ -301,6 +303,8 @@ int mqload_run_main(int argc, char **argv)
     int64_t next_progress = run.t0_ns + 1000000000, last_ns = run.t0_ns;
     uint64_t last_completed = 0;
     bool stopped = false;
+    mqload_gauges_t gauges;
+    mqload_gauges_init(&gauges);
     while (atomic_load(&run.threads_done) < run.n_stats && started) {
         struct timespec ts = {0, 50 * 1000000};
         nanosleep(&ts, NULL);
@@ -312,6 +316,7 @@ int mqload_run_main(int argc, char **argv)
             if (!cfg.quiet) fprintf(stderr, "%smqload: interrupted, finishing operations in flight (up to %.1fs)\n",
                                     progress && tty ? "\n" : "", cfg.grace_s);
         }
+        mqload_gauges_sample(&gauges, &run, now);
         if (progress && now >= next_progress) {
             progress_line(&run, now, &last_completed, &last_ns, tty);
             next_progress += 1000000000;
@@ -333,6 +338,8 @@ int mqload_run_main(int argc, char **argv)
     config_bson(&cfg, &wl, &run, &res.config);
     for (size_t i = 0; i < wl.n_ops; i++) mqload_result_op(&res, wl.ops[i].name, mqload_op_type_name(wl.ops[i].type));
     for (size_t i = 0; i < run.n_stats; i++) mqload_result_merge(&res, &run.stats[i].r, 0);
+    mqload_gauges_apply(&gauges, &res);
+    mqload_gauges_free(&gauges);
     res.conns_opened = run.conns_opened;
     res.interrupted = stopped;
     res.start_unix = run.start_unix;

@@ -11,6 +11,7 @@
 #include "args.h"
 #include "frame.h"
 #include "html.h"
+#include "series.h"
 #include "report.h"
 #include "threshold.h"
 
@@ -133,6 +134,7 @@ static bool read_timeline(const bson_iter_t *it, mqload_result_t *r, char *err, 
             if (!strcmp(k, "ops")) s->ops += as_u64(&f);
             else if (!strcmp(k, "ok")) s->ok += as_u64(&f);
             else if (!strcmp(k, "errors")) s->errors += as_u64(&f);
+            else if (mqload_second_ext_read(r, s, &f, read_sparse, err, esz) < 0) return false;
             else if (!strcmp(k, "histogram")) {
                 mqload_sparse_t sp;
                 if (!read_sparse(&f, &sp, err, esz)) {

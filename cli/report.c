@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hist.h"
+#include "series.h"
 #include "xopts.h"
 
 /* Always in the JSON, whatever --percentiles says, so that readers of older results keep working. */
@@ -230,6 +231,7 @@ void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
         mqload_sb_json_num(out, mqload_hist_quantile(h, 0.99) / 1e3);
         mqload_sb_puts(out, ",\"histogram\":");
         mqload_sparse_json(&s->hist, out);
+        mqload_second_ext_json(r, s, out);
         mqload_sb_puts(out, "}");
         mqload_hist_destroy(h);
     }

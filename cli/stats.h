@@ -22,6 +22,9 @@ typedef struct {
 typedef struct {
     uint64_t ops, ok, errors; /* completed in this second of the measured window */
     mqload_sparse_t hist;     /* their latencies */
+    mqload_sparse_t *op_hist; /* per operation (the result's op index), n_op_hist of them (series.h) */
+    size_t n_op_hist;
+    int64_t in_flight, conns_open; /* sampled during the second: most in flight, open connections; -1: none */
 } mqload_second_t;
 
 typedef struct {
@@ -84,6 +87,8 @@ typedef struct {
     int64_t pub_sec;          /* the last second flushed (-1: none) */
     mqload_sparse_t pub_hist;
     uint64_t pub_ops, pub_errors;
+    mqload_hist_t *sec_op_hist[MQLOAD_RESULT_MAX_OPS]; /* the current second per operation (series.h) */
+    _Atomic uint64_t a_conns_open; /* the engine's open connections + 1, set each tick; 0: unknown */
 } mqload_tstats_t;
 
 void mqload_tstats_init(mqload_tstats_t *s);

@@ -9,6 +9,7 @@
 
 #include "../cli/args.h"
 #include "../cli/hlog.h"
+#include "../cli/html.h"
 #include "../cli/merge.h"
 #include "../cli/xopts.h"
 #include "tf.h"
@@ -35,8 +36,12 @@ static void tool_paths(char *mqload, char *stubd, size_t n)
 
 static const char *python(void) { return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3"; }
 
-/* Starts stubd (reply delay delay_us) on a free port; returns its pid. */
-static pid_t start_stub(const char *bin, int delay_us, int *port)
+/* Starts stubd (reply delay delay_us, and a fault option when fault is not NULL) on a free port;
+ * returns its pid. */
+static pid_t start_stub_fault(const char *bin, int delay_us, const char *fault, const char *fault_arg, int *port);
+static pid_t start_stub(const char *bin, int delay_us, int *port) { return start_stub_fault(bin, delay_us, NULL, NULL, port); }
+
+static pid_t start_stub_fault(const char *bin, int delay_us, const char *fault, const char *fault_arg, int *port)
 {
     int fds[2];
     ASSERT(pipe(fds) == 0);
@@ -48,7 +53,8 @@ static pid_t start_stub(const char *bin, int delay_us, int *port)
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
-        execl(bin, bin, "--port", "0", "--delay-us", d, (char *) NULL);
+        if (fault) execl(bin, bin, "--port", "0", "--delay-us", d, fault, fault_arg, (char *) NULL);
+        else execl(bin, bin, "--port", "0", "--delay-us", d, (char *) NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -243,4 +249,95 @@ TEST("/mqload/outputs/prometheus_scrape", mqload_outputs_prometheus)
     if (rc == 77) SKIP("%s", out);
     ASSERT_MSG(rc == 0, "prom_check exit %d:\n%s", rc, out);
     ASSERT_STR_CONTAINS(out, "its rate matches");
+}
+
+/* The y of every vertex of the throughput area but its two base corners. */
+static size_t area_ys(const char *html, double *ys, size_t max)
+{
+    const char *p = strstr(html, "data-series=\"total\" points=\"");
+    ASSERT_NOT_NULL(p);
+    p += strlen("data-series=\"total\" points=\"");
+    size_t n = 0;
+    double x, y;
+    int used;
+    while (n < max && sscanf(p, "%lf,%lf%n", &x, &y, &used) == 2) {
+        ys[n++] = y;
+        p += used;
+        while (*p == ' ') p++;
+    }
+    ASSERT_GE(n, 4);
+    memmove(ys, ys + 1, (n - 2) * sizeof *ys); /* drop the base corners (first and last) */
+    return n - 2;
+}
+
+/* A steady run draws a flat line to its end: operations that completed after the window closed
+ * are not drawn as a second of their own, and a partial last second is drawn as a rate. */
+TEST("/mqload/outputs/html_no_phantom_drop", mqload_outputs_html_no_drop)
+{
+    const double durations[] = {2.0, 2.5};
+    const uint64_t last[] = {7, 500}; /* the third second: 7 stragglers, or half a second of load */
+    for (int k = 0; k < 2; k++) {
+        mqload_result_t r;
+        mqload_result_init(&r);
+        mqload_result_op(&r, "find", "find");
+        r.duration_s = durations[k];
+        for (size_t i = 0; i < 3; i++) {
+            mqload_second_t *s = mqload_result_second(&r, i);
+            s->ops = s->ok = i < 2 ? 1000 : last[k];
+            mqload_sparse_push(&s->hist, mqload_hist_index(1000000), s->ops);
+            s->hist.total = s->ops, s->hist.min_ns = s->hist.max_ns = 1000000, s->hist.sum_ns = 1e6 * (double) s->ops;
+            r.completed += s->ops, r.ok += s->ops;
+            mqload_hist_record(r.hist, 1000000);
+        }
+        r.submitted = r.completed;
+        mqload_strbuf_t sb;
+        mqload_sb_init(&sb);
+        mqload_report_html(&r, &sb);
+        double ys[64];
+        size_t n = area_ys(sb.s, ys, 64);
+        for (size_t i = 1; i < n; i++) ASSERT_MSG(ys[i] == ys[0], "duration %.1f: vertex %zu at y %.1f, first at %.1f", durations[k], i, ys[i], ys[0]);
+        if (k == 0) ASSERT_STR_CONTAINS(sb.s, "7 operations in flight when the window closed");
+        mqload_sb_free(&sb);
+        mqload_result_free(&r);
+    }
+}
+
+/* A real run with a mix, a fixed rate, a few server errors and a threshold, opened in headless
+ * Chromium: no console errors, every chart drawn, a screenshot kept as a CI artifact. */
+TEST("/mqload/outputs/html_chromium", mqload_outputs_html_chromium)
+{
+    char mq[1024], stubd[1024], cmd[8192], out[65536];
+    tool_paths(mq, stubd, sizeof mq);
+    int port = 0;
+    /* Error 11000 on every 1500th command: a handful of errors among thousands of operations. */
+    pid_t stub = start_stub_fault(stubd, 300, "--fault-error", "11000:@1500", &port);
+    const char *d = tf_tmpdir();
+    snprintf(cmd, sizeof cmd,
+             "'%s' --uri 'mongodb://127.0.0.1:%d/?directConnection=true' --mix find=70,update=30 -R 1500 -d 3 --warmup 0.3 "
+             "-c 300 --no-progress -q --json '%s/h.json' --html '%s/h.html' --threshold 'p99<10s,find.p50<1ns' 2>&1",
+             mq, port, d, d);
+    int rc = run_sh(cmd, out, sizeof out);
+    stop_stub(stub);
+    ASSERT_MSG(rc == 2, "exit %d (2 expected: find.p50<1ns cannot hold): %s", rc, out);
+    mqload_result_t r;
+    snprintf(cmd, sizeof cmd, "%s/h.json", d);
+    load_result(cmd, &r);
+    uint64_t errors = r.errors, completed = r.completed;
+    mqload_result_free(&r);
+    ASSERT_GT(errors, 0);
+    ASSERT_MSG(errors * 100 < completed, "%llu errors of %llu: expected a handful", (unsigned long long) errors,
+               (unsigned long long) completed);
+    char shot[1200];
+    snprintf(shot, sizeof shot, "%s/artifacts/report.png", tf_build_dir());
+    snprintf(cmd, sizeof cmd,
+             "%s '%s/tests/tools/html_check.py' '%s/h.html' '%s' --charts throughput,errors,latency,inflight,percentiles "
+             "--series throughput:target,throughput:op:find,throughput:op:update,latency:p99:update,errors:errors,"
+             "inflight:in_flight,inflight:conns_open --text Thresholds --text FAILED --text passed --text 'Workload definition' "
+             "--text 'InjectedFault(11000)' 2>&1",
+             python(), tf_src_dir(), d, shot);
+    rc = run_sh(cmd, out, sizeof out);
+    tf_note("%s", out);
+    if (rc == 77) SKIP("%s", out);
+    ASSERT_MSG(rc == 0, "html_check exit %d:\n%s", rc, out);
+    ASSERT(access(shot, R_OK) == 0);
 }
