@@ -74,7 +74,8 @@ void mqload_usage(FILE *out)
           "  --seed N                  drop the collection and insert N documents (_id 0..N-1) first\n"
           "  --seed-batch N            documents per insert_many while seeding (default 1000)\n"
           "  --keys N                  key space for {\"$key\": {}} (default: --seed N, else 10000)\n"
-          "  --key-dist uniform|zipfian|latest   key distribution (default uniform)\n"
+          "  --key-dist NAME           key distribution: uniform (default), zipfian, latest, hotspot,\n"
+          "                            exponential (YCSB's generators)\n"
           "  --seed-rng N              seed of the random generators (default: from the clock)\n"
           "distributed (docs/distributed.md)\n"
           "  --worker-index I --workers N   this process is worker I of N: its share of rate,\n"
@@ -313,7 +314,7 @@ static mqload_args_rc_t apply(mqload_config_t *cfg, const opt_t *o, const char *
         break;
     case O_KEYDIST: {
         int k = mqload_keydist_parse(v);
-        if (k < 0) return fail(err, esz, "--key-dist: expected uniform, zipfian or latest; got '%s'", v);
+        if (k < 0) return fail(err, esz, "--key-dist: expected " MQLOAD_KEYDIST_NAMES "; got '%s'", v);
         cfg->key_dist = k;
         break;
     }
