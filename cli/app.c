@@ -214,8 +214,24 @@ int mqload_run_main(int argc, char **argv)
         return rc;
     }
 
-    const engine_ops_t *eng = &ENGINES[cfg.engine];
+    /* Bound now, so that a port in use fails before any traffic (seeding included). */
     mqload_metrics_t *metrics = NULL;
+    if (cfg.x.metrics_listen) {
+        int mport = 0;
+        if (!(metrics = mqload_metrics_listen(cfg.x.metrics_listen, &mport, err, sizeof err))) {
+            rc = fail_setup(&cfg, err);
+            mqload_workload_free(&wl);
+            mqload_threshold_free(th);
+            mqload_config_free(&cfg);
+            return rc;
+        }
+        if (!cfg.quiet) {
+            const char *colon = strrchr(cfg.x.metrics_listen, ':');
+            int hl = (int) (colon - cfg.x.metrics_listen);
+            fprintf(stderr, "mqload: metrics at http://%.*s:%d/metrics\n", hl ? hl : 7, hl ? cfg.x.metrics_listen : "0.0.0.0", mport);
+        }
+    }
+    const engine_ops_t *eng = &ENGINES[cfg.engine];
     run.cfg = &cfg;
     run.wl = &wl;
     mqc_uri_redact(cfg.uri, run.uri_redacted, sizeof run.uri_redacted);
@@ -240,13 +256,9 @@ int mqload_run_main(int argc, char **argv)
         goto done;
     }
 
-    if (cfg.x.metrics_listen) {
-        int mport = 0;
-        if (!(metrics = mqload_metrics_start(cfg.x.metrics_listen, &run, &mport, err, sizeof err))) {
-            rc = fail_setup(&cfg, err);
-            goto done;
-        }
-        if (!cfg.quiet) fprintf(stderr, "mqload: metrics at http://%s/metrics (port %d)\n", cfg.x.metrics_listen, mport);
+    if (metrics && !mqload_metrics_serve(metrics, &run, err, sizeof err)) {
+        rc = fail_setup(&cfg, err);
+        goto done;
     }
 
     /* Timing: a short head start so that every thread is ready at t0. */

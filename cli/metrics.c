@@ -25,6 +25,7 @@ struct mqload_metrics {
     int64_t *seen;            /* per engine thread: the last published second merged */
     mqload_hist_t *last;      /* the newest second of every thread, for the percentile gauges */
     int64_t last_sec;
+    bool running;             /* the thread was started */
 };
 
 /* Latency histogram bounds (seconds): Prometheus' defaults, widened towards the short end. */
@@ -211,7 +212,7 @@ static void *metrics_main(void *arg)
     return NULL;
 }
 
-mqload_metrics_t *mqload_metrics_start(const char *addr, mqload_run_t *run, int *port, char *err, size_t esz)
+mqload_metrics_t *mqload_metrics_listen(const char *addr, int *port, char *err, size_t esz)
 {
     char host[256];
     const char *colon = strrchr(addr, ':');
@@ -248,15 +249,20 @@ mqload_metrics_t *mqload_metrics_start(const char *addr, mqload_run_t *run, int 
     }
     mqload_metrics_t *m = calloc(1, sizeof *m);
     if (!m) abort();
-    m->run = run;
     m->fd = fd;
+    m->last_sec = -1;
+    pthread_mutex_init(&m->lock, NULL);
+    return m;
+}
+
+bool mqload_metrics_serve(mqload_metrics_t *m, mqload_run_t *run, char *err, size_t esz)
+{
+    m->run = run;
     m->cum = mqload_hist_new();
     m->last = mqload_hist_new();
-    m->last_sec = -1;
     m->seen = malloc((run->n_stats ? run->n_stats : 1) * sizeof *m->seen);
     if (!m->seen) abort();
     for (size_t i = 0; i < run->n_stats; i++) m->seen[i] = -1;
-    pthread_mutex_init(&m->lock, NULL);
     /* Ctrl-C belongs to the main thread: the server thread blocks it, like the engine threads. */
     sigset_t block, old;
     sigemptyset(&block);
@@ -267,22 +273,17 @@ mqload_metrics_t *mqload_metrics_start(const char *addr, mqload_run_t *run, int 
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         snprintf(err, esz, "--metrics-listen: cannot start its thread");
-        close(fd);
-        pthread_mutex_destroy(&m->lock);
-        mqload_hist_destroy(m->cum);
-        mqload_hist_destroy(m->last);
-        free(m->seen);
-        free(m);
-        return NULL;
+        return false;
     }
-    return m;
+    m->running = true;
+    return true;
 }
 
 void mqload_metrics_stop(mqload_metrics_t *m)
 {
     if (!m) return;
     atomic_store(&m->stop, 1);
-    pthread_join(m->tid, NULL);
+    if (m->running) pthread_join(m->tid, NULL);
     close(m->fd);
     pthread_mutex_destroy(&m->lock);
     mqload_hist_destroy(m->cum);

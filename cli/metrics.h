@@ -16,9 +16,11 @@
 
 typedef struct mqload_metrics mqload_metrics_t;
 
-/* Binds addr ("127.0.0.1:9464", ":9464", "[::1]:0") and starts serving run's metrics. NULL with
- * err set when the address cannot be bound. The chosen port is in *port. */
-mqload_metrics_t *mqload_metrics_start(const char *addr, mqload_run_t *run, int *port, char *err, size_t esz);
+/* Binds addr ("127.0.0.1:9464", ":9464", "[::1]:0"), before any traffic. NULL with err set when the
+ * address cannot be bound. The chosen port is in *port. */
+mqload_metrics_t *mqload_metrics_listen(const char *addr, int *port, char *err, size_t esz);
+/* Starts serving run's metrics (its engine threads' statistics exist). false with err set. */
+bool mqload_metrics_serve(mqload_metrics_t *m, mqload_run_t *run, char *err, size_t esz);
 /* Stops serving and frees; NULL-safe. */
 void mqload_metrics_stop(mqload_metrics_t *m);
 /* The exposition (for tests): openmetrics selects the format. */

@@ -3,8 +3,8 @@
 implementation independent of mqload's) and checks it against mqload's JSON result of the same run:
 - the sum of the interval histograms has the run's count, and the same count in every bucket;
 - each percentile of the report lies in the bucket that the decoded histogram gives for it
-  (mqload's nearest rank, ceil(q * n)), and HdrHistogram's own getValueAtPercentile (rank
-  round(q * n)) is within one bucket of it.
+  (mqload's nearest rank, ceil(q * n)), and HdrHistogram's own getValueAtPercentile is the top of
+  that bucket (of its own rank, int(q * n + 0.5), where the two ranks differ).
 usage: hlog_check.py RUN.hlog RUN.json   (exit 0: agree, 1: disagree, 77: hdrhistogram missing)"""
 import json
 import math
@@ -51,9 +51,8 @@ if want != got:
     bad.append("bucket counts differ, e.g. %s" % diff)
 
 
-def nearest_rank_value(h, q):
-    """The bucket [low, high] of the ceil(q * n)-th smallest value."""
-    rank = max(1, math.ceil(q * h.get_total_count() - 1e-9))
+def bucket_of_rank(h, rank):
+    """The bucket [low, high] of the rank-th smallest value."""
     seen = 0
     for i in range(h.counts_len):
         seen += h.get_count_at_index(i)
@@ -69,14 +68,25 @@ for key, val in lat.items():
         continue
     q = float(key[1:].replace("_", ".")) / 100.0
     rep_ns = val * 1e3
-    low, high = nearest_rank_value(total, q)
+    # mqload's rank: the nearest rank ceil(q * n). HdrHistogram's: int(q * n + 0.5).
+    rank = max(1, math.ceil(q * n - 1e-9))
+    hdr_rank = max(1, int(q * n + 0.5))
+    low, high = bucket_of_rank(total, rank)
     hdr_ns = total.get_value_at_percentile(q * 100.0)
-    width = high - low + 1
-    ok = low - 0.5 <= rep_ns <= high + 0.5 and abs(hdr_ns - rep_ns) <= 2 * width
-    print("%-7s report %12.3f us  hlog bucket [%.3f, %.3f] us  HdrHistogram %12.3f us  %s"
-          % (key, val, low / 1e3, high / 1e3, hdr_ns / 1e3, "ok" if ok else "MISMATCH"))
+    ok = low - 0.5 <= rep_ns <= high + 0.5
+    if hdr_rank == rank:
+        # Same rank: HdrHistogram's own answer is the top of the very bucket the report's value is in.
+        ok = ok and hdr_ns == high
+        note = "same rank"
+    else:
+        # Ranks differ by one (HdrHistogram rounds): its answer is the top of that rank's bucket.
+        ok = ok and hdr_ns == bucket_of_rank(total, hdr_rank)[1]
+        note = "rank %d vs %d" % (hdr_rank, rank)
+    print("%-7s report %12.3f us  hlog bucket [%.3f, %.3f] us  HdrHistogram %12.3f us (%s)  %s"
+          % (key, val, low / 1e3, high / 1e3, hdr_ns / 1e3, note, "ok" if ok else "MISMATCH"))
     if not ok:
-        bad.append("%s: report %.3f us outside the decoded bucket [%.3f, %.3f] us" % (key, val, low / 1e3, high / 1e3))
+        bad.append("%s: report %.3f us, decoded bucket [%.3f, %.3f] us, HdrHistogram %.3f us"
+                   % (key, val, low / 1e3, high / 1e3, hdr_ns / 1e3))
 mx = total.get_max_value()
 if not (total.get_lowest_equivalent_value(mx) <= lat["max"] * 1e3 + 0.5 <= mx + 1):
     bad.append("max %.3f us outside the decoded top bucket ending at %.3f us" % (lat["max"], mx / 1e3))
