@@ -134,6 +134,20 @@ void mqload_hdr_encode(const mqload_sparse_t *h, mqload_strbuf_t *out)
     free(full.b);
 }
 
+static void interval(mqload_strbuf_t *out, const char *tag, size_t sec, const mqload_sparse_t *h)
+{
+    if (tag) {
+        /* A tag ends at the comma and may not hold spaces: anything else is kept. */
+        mqload_sb_puts(out, "Tag=");
+        for (const char *p = tag; *p; p++) mqload_sb_printf(out, "%c", *p == ',' || *p == ' ' || *p == '\t' ? '_' : *p);
+        mqload_sb_puts(out, ",");
+    }
+    /* Interval_Max in milliseconds: HdrHistogram's default maxValueUnitRatio (1e6) for ns. */
+    mqload_sb_printf(out, "%.3f,%.3f,%.3f,", (double) sec, 1.0, h->total ? (double) h->max_ns / 1e6 : 0.0);
+    mqload_hdr_encode(h, out);
+    mqload_sb_puts(out, "\n");
+}
+
 void mqload_hlog_write(const mqload_result_t *r, mqload_strbuf_t *out)
 {
     char when[64] = "";
@@ -143,16 +157,17 @@ void mqload_hlog_write(const mqload_result_t *r, mqload_strbuf_t *out)
     mqload_sb_printf(out, "#[Logged with mqload %s, workload %s (id %s), engine %s]\n", r->tool_version,
                      r->workload_name, r->workload_id, r->engine);
     mqload_sb_puts(out, "#[Latency of completed operations in nanoseconds, one interval per second of the "
-                        "measured window, by completion time]\n");
+                        "measured window, by completion time; untagged: all operations, Tag=NAME: one operation]\n");
     mqload_sb_puts(out, "#[Histogram log format version 1.3]\n");
     mqload_sb_printf(out, "#[StartTime: %.3f (seconds since epoch), %s]\n", r->start_unix, when);
     mqload_sb_printf(out, "#[BaseTime: %.3f (seconds since epoch)]\n", r->start_unix);
     mqload_sb_puts(out, "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n");
     for (size_t i = 0; i < r->n_seconds; i++) {
-        const mqload_sparse_t *h = &r->timeline[i].hist;
-        /* Interval_Max in milliseconds: HdrHistogram's default maxValueUnitRatio (1e6) for ns. */
-        mqload_sb_printf(out, "%.3f,%.3f,%.3f,", (double) i, 1.0, h->total ? (double) h->max_ns / 1e6 : 0.0);
-        mqload_hdr_encode(h, out);
-        mqload_sb_puts(out, "\n");
+        const mqload_second_t *s = &r->timeline[i];
+        interval(out, NULL, i, &s->hist);
+        /* Then each operation's, tagged with its name (HistogramLogProcessor -tag NAME reads them;
+         * tools reading untagged intervals only see the totals above). */
+        for (size_t k = 0; k < s->n_op_hist && k < r->n_ops; k++)
+            if (s->op_hist[k].total) interval(out, r->ops[k].name, i, &s->op_hist[k]);
     }
 }

@@ -6,7 +6,8 @@
  * exactly that of an HdrHistogram with lowestDiscernibleValue 1, 2 significant digits: the counts
  * array carries over index for index, so the log holds the very counts the report was computed
  * from, not an approximation of them. Values are nanoseconds (HdrHistogram's convention: its tools
- * divide by 1e6 to show milliseconds), one interval line per second of the measured window. */
+ * divide by 1e6 to show milliseconds), one interval line per second of the measured window for all
+ * operations, followed by one tagged line ("Tag=find,...") per operation that completed in it. */
 #ifndef MQLOAD_HLOG_H
 #define MQLOAD_HLOG_H
 

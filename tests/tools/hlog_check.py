@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Decodes an mqload .hlog with the `hdrhistogram` package (HdrHistogram's Python port, an
 implementation independent of mqload's) and checks it against mqload's JSON result of the same run:
-- the sum of the interval histograms has the run's count, and the same count in every bucket;
+- the sum of the untagged interval histograms has the run's count, and the same count in every
+  bucket; each operation's tagged intervals ("Tag=find") add up to that operation's histogram;
 - each percentile of the report lies in the bucket that the decoded histogram gives for it
   (mqload's nearest rank, ceil(q * n)), and HdrHistogram's own getValueAtPercentile is the top of
   that bucket (of its own rank, int(q * n + 0.5), where the two ranks differ).
@@ -24,13 +25,18 @@ with open(json_path) as f:
 ref = HdrHistogram(1, 1 << 43, 2)
 reader = HistogramLogReader(hlog_path, ref)
 total = HdrHistogram(1, 1 << 43, 2)
+tagged = {}
 intervals = 0
 while True:
     h = reader.get_next_interval_histogram()
     if h is None:
         break
-    total.add(h)
-    intervals += 1
+    tag = h.get_tag()
+    if tag is None:
+        total.add(h)
+        intervals += 1
+    else:
+        tagged.setdefault(tag, HdrHistogram(1, 1 << 43, 2)).add(h)
 reader.close()
 
 bad = []
@@ -49,6 +55,23 @@ got = {i: total.get_count_at_index(i) for i in range(total.counts_len) if total.
 if want != got:
     diff = sorted(set(want.items()) ^ set(got.items()))[:5]
     bad.append("bucket counts differ, e.g. %s" % diff)
+
+
+def buckets(h):
+    return {i: h.get_count_at_index(i) for i in range(h.counts_len) if h.get_count_at_index(i)}
+
+
+# Each operation's tagged intervals add up to its histogram in the report.
+if set(tagged) != set(res["ops"]) - {k for k, v in res["ops"].items() if not v["count"]}:
+    bad.append("tags %s, operations %s" % (sorted(tagged), sorted(res["ops"])))
+for name, h in tagged.items():
+    op = res["ops"].get(name)
+    want_op = {int(i): int(c) for i, c in op["histogram"]["buckets"]} if op else None
+    same = want_op == buckets(h)
+    print("Tag=%-10s count %d (report %s) buckets %s" % (name, h.get_total_count(), op and op["count"],
+                                                          "equal" if same else "DIFFER"))
+    if not same:
+        bad.append("Tag=%s: the tagged intervals do not add up to the operation's histogram" % name)
 
 
 def bucket_of_rank(h, rank):
