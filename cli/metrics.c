@@ -105,6 +105,21 @@ void mqload_metrics_render(mqload_metrics_t *m, bool om, mqload_strbuf_t *o)
     mqload_sb_printf(o, "mqload_operations_completed_total %llu\n", (unsigned long long) comp);
     family(o, om, "mqload_operation_errors", "counter", "Measured operations that failed.");
     mqload_sb_printf(o, "mqload_operation_errors_total %llu\n", (unsigned long long) errs);
+    family(o, om, "mqload_measured_operations", "counter",
+           "Operations completed in the measured window, by operation and result (ok or error).");
+    for (size_t k = 0; k < run->wl->n_ops && k < MQLOAD_RESULT_MAX_OPS; k++) {
+        uint64_t ok = 0, bad = 0;
+        for (size_t i = 0; i < run->n_stats; i++) {
+            ok += atomic_load_explicit(&run->stats[i].a_op_ok[k], memory_order_relaxed);
+            bad += atomic_load_explicit(&run->stats[i].a_op_err[k], memory_order_relaxed);
+        }
+        for (int e = 0; e < 2; e++) {
+            mqload_sb_puts(o, "mqload_measured_operations_total{op=\"");
+            esc_label(o, run->wl->ops[k].name);
+            mqload_sb_printf(o, "\",type=\"%s\",result=\"%s\"} %llu\n", mqload_op_type_name(run->wl->ops[k].type),
+                             e ? "error" : "ok", (unsigned long long) (e ? bad : ok));
+        }
+    }
     family(o, om, "mqload_operations_in_flight", "gauge", "Operations submitted and not yet completed.");
     mqload_sb_printf(o, "mqload_operations_in_flight %llu\n", (unsigned long long) (sub >= comp ? sub - comp : 0));
     if (run->cfg->rate > 0) {

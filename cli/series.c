@@ -56,6 +56,11 @@ void mqload_tstats_ext_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns
     mqload_hist_record(s->sec_op_hist[op], latency_ns);
 }
 
+void mqload_tstats_ext_count(mqload_tstats_t *s, size_t op, bool error)
+{
+    if (op < MQLOAD_RESULT_MAX_OPS) atomic_fetch_add_explicit(error ? &s->a_op_err[op] : &s->a_op_ok[op], 1, memory_order_relaxed);
+}
+
 void mqload_tstats_ext_flush(mqload_tstats_t *s, mqload_second_t *t)
 {
     for (size_t op = 0; op < MQLOAD_RESULT_MAX_OPS; op++) {

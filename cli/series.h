@@ -23,6 +23,8 @@ void mqload_second_ext_merge(mqload_result_t *dst, mqload_second_t *d, const mql
 
 /* A thread's current second, per operation. */
 void mqload_tstats_ext_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns);
+/* Counts one measured completion of op for the live metrics (relaxed atomics). */
+void mqload_tstats_ext_count(mqload_tstats_t *s, size_t op, bool error);
 /* Moves the current second's per-op histograms into timeline entry t. */
 void mqload_tstats_ext_flush(mqload_tstats_t *s, mqload_second_t *t);
 void mqload_tstats_ext_free(mqload_tstats_t *s);

@@ -196,6 +196,7 @@ void mqload_tstats_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns, co
     if (err_kind) s->sec_err++;
     else s->sec_ok++;
 totals:
+    mqload_tstats_ext_count(s, op, err_kind != NULL);
     mqload_hist_record(s->r.hist, latency_ns);
     mqload_hist_record(s->r.ops[op].hist, latency_ns);
     s->r.completed++;

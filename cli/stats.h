@@ -89,6 +89,7 @@ typedef struct {
     uint64_t pub_ops, pub_errors;
     mqload_hist_t *sec_op_hist[MQLOAD_RESULT_MAX_OPS]; /* the current second per operation (series.h) */
     _Atomic uint64_t a_conns_open; /* the engine's open connections + 1, set each tick; 0: unknown */
+    _Atomic uint64_t a_op_ok[MQLOAD_RESULT_MAX_OPS], a_op_err[MQLOAD_RESULT_MAX_OPS]; /* measured, per op (metrics.h) */
 } mqload_tstats_t;
 
 void mqload_tstats_init(mqload_tstats_t *s);

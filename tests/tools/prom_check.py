@@ -85,7 +85,7 @@ def main():
             time.sleep(0.2)
         mlog = open(os.path.join(work, "mqload.out"), "w")
         m = subprocess.Popen([mqload, "--uri", "mongodb://127.0.0.1:%d/?directConnection=true" % stub_port,
-                              "--op", "find", "-R", str(RATE), "-d", str(DURATION), "--warmup", "0.5", "-c", "50",
+                              "--mix", "find=3,update=1", "-R", str(RATE), "-d", str(DURATION), "--warmup", "0.5", "-c", "50",
                               "--no-progress", "--metrics-listen", "127.0.0.1:%d" % mport],
                              stdout=mlog, stderr=subprocess.STDOUT)
         procs.append(m)
@@ -93,12 +93,11 @@ def main():
         # Let Prometheus scrape a few seconds of steady load, then ask for the rate.
         time.sleep(DURATION - 2)
         raw = query(base, 'mqload_operations_completed_total{job="mqload"}[8s]')
-        upr = query(base, 'up{job="mqload"}[8s]')
-        print("now %.3f, mqload started %.3f" % (time.time(), t_start))
-        print("raw samples: %s" % [r["values"] for r in raw])
-        print("up samples: %s" % [r["values"] for r in upr])
+        print("%.1f s after mqload started, samples of the last 8 s: %s"
+              % (time.time() - t_start, [[v[1] for v in r["values"]] for r in raw]))
         rate = query(base, 'rate(mqload_operations_completed_total{job="mqload"}[4s])')
         up = query(base, 'up{job="mqload"}')
+        by_op = query(base, 'sum by (op) (rate(mqload_measured_operations_total{job="mqload"}[4s]))')
         target = query(base, 'mqload_target_rate{job="mqload"}')
         p99 = query(base, 'histogram_quantile(0.99, rate(mqload_latency_seconds_bucket{job="mqload"}[4s]))')
         _, tbody = get(base + "/api/v1/targets")
@@ -108,6 +107,8 @@ def main():
         print("up: %s" % [r["value"][1] for r in up])
         print("rate(mqload_operations_completed_total[4s]): %s ops/s (asked for %d)" % ([r["value"][1] for r in rate], RATE))
         print("mqload_target_rate: %s" % [r["value"][1] for r in target])
+        print("sum by (op) (rate(mqload_measured_operations_total[4s])): %s"
+              % {r["metric"].get("op"): r["value"][1] for r in by_op})
         print("histogram_quantile(0.99, ...): %s s" % [r["value"][1] for r in p99])
         print("mqload exit %d" % rc)
         bad = []
@@ -121,6 +122,11 @@ def main():
             v = float(rate[0]["value"][1])
             if not (RATE * 0.8 <= v <= RATE * 1.2):
                 bad.append("rate %.1f ops/s is not within 20%% of the %d asked for" % (v, RATE))
+        per_op = {r["metric"].get("op"): float(r["value"][1]) for r in by_op}
+        if set(per_op) != {"find", "update"} or not (per_op["find"] > per_op["update"] > 0):
+            bad.append("per-operation rates %s: expected find (3/4 of the mix) above update (1/4)" % per_op)
+        elif not (RATE * 0.8 <= per_op["find"] + per_op["update"] <= RATE * 1.2):
+            bad.append("per-operation rates %s do not add up to about %d" % (per_op, RATE))
         if not target or float(target[0]["value"][1]) != RATE:
             bad.append("mqload_target_rate %s != %d" % (target, RATE))
         if not p99 or not (0.0005 <= float(p99[0]["value"][1]) <= 1.0):
