@@ -236,6 +236,22 @@ TEST("/mqload/outputs/hlog_csv_ycsb", mqload_outputs_hlog_csv_ycsb)
     tf_note("%s", out);
     if (rc == 77) SKIP("%s", out);
     ASSERT_MSG(rc == 0, "hlog_check exit %d:\n%s", rc, out);
+
+    /* mqload merge writes the same formats from merged results: the run twice, every count doubled. */
+    snprintf(cmd, sizeof cmd, "'%s' merge '%s/r.json' '%s/r.json' --json '%s/m.json' --hlog '%s/m.hlog' --ycsb-summary - -q 2>&1",
+             mq, d, d, d, d);
+    rc = run_sh(cmd, out, sizeof out);
+    ASSERT_MSG(rc == 0, "merge exit %d: %s", rc, out);
+    char want[96];
+    snprintf(want, sizeof want, "[OVERALL], Throughput(ops/sec), ");
+    ASSERT_STR_CONTAINS(out, want);
+    snprintf(cmd, sizeof cmd, "'%s' '%s/tests/tools/hlog_check.py' '%s/m.hlog' '%s/m.json' 2>&1", venv_py, tf_src_dir(), d, d);
+    rc = run_sh(cmd, out, sizeof out);
+    tf_note("%s", out);
+    ASSERT_MSG(rc == 0, "hlog_check of the merged log exit %d:\n%s", rc, out);
+    snprintf(want, sizeof want, "count %llu (report: %llu completed", (unsigned long long) (2 * completed),
+             (unsigned long long) (2 * completed));
+    ASSERT_STR_CONTAINS(out, want);
 }
 
 TEST("/mqload/outputs/prometheus_scrape", mqload_outputs_prometheus)
