@@ -1,7 +1,10 @@
 /* mqload's outputs for other tools, checked by those tools' own implementations: the HdrHistogram
  * log decoded by PyPI's hdrhistogram, the metrics scraped by a real Prometheus, the HTML report
  * rendered by headless Chromium; and the CSV, YCSB summary and --percentiles against the JSON. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -11,6 +14,8 @@
 #include "../cli/hlog.h"
 #include "../cli/html.h"
 #include "../cli/merge.h"
+#include "../cli/metrics.h"
+#include "../cli/workload.h"
 #include "../cli/xopts.h"
 #include "tf.h"
 
@@ -349,11 +354,109 @@ TEST("/mqload/outputs/html_chromium", mqload_outputs_html_chromium)
              "%s '%s/tests/tools/html_check.py' '%s/h.html' '%s' --charts throughput,errors,latency,inflight,percentiles "
              "--series throughput:target,throughput:op:find,throughput:op:update,latency:p99:update,errors:errors,"
              "inflight:in_flight,inflight:conns_open --text Thresholds --text FAILED --text passed --text 'Workload definition' "
-             "--text 'InjectedFault(11000)' 2>&1",
+             "--text 'InjectedFault(11000)' --errmarks 1 2>&1",
              python(), tf_src_dir(), d, shot);
     rc = run_sh(cmd, out, sizeof out);
     tf_note("%s", out);
     if (rc == 77) SKIP("%s", out);
     ASSERT_MSG(rc == 0, "html_check exit %d:\n%s", rc, out);
     ASSERT(access(shot, R_OK) == 0);
+}
+
+/* The /metrics endpoint over HTTP: OpenMetrics when asked for, the 0.0.4 text format otherwise,
+ * 404 elsewhere; counters read from the engine threads' statistics. */
+static void http_get(int port, const char *path, const char *accept, char *out, size_t outsz)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT(fd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t) port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT(connect(fd, (struct sockaddr *) &sa, sizeof sa) == 0);
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n%s%s%s\r\n", path, accept ? "Accept: " : "",
+                     accept ? accept : "", accept ? "\r\n" : "");
+    ASSERT(write(fd, req, (size_t) n) == n);
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < outsz && (r = read(fd, out + got, outsz - 1 - got)) > 0) got += (size_t) r;
+    out[got] = 0;
+    close(fd);
+}
+
+TEST("/mqload/outputs/metrics_endpoint", mqload_outputs_metrics_endpoint)
+{
+    mqload_config_t cfg;
+    mqload_config_init(&cfg);
+    char err[512];
+    char *argv[] = {"mqload", "--mix", "find=1,update=1", "-R", "100", NULL};
+    ASSERT_EQ(mqload_args_parse(&cfg, 5, argv, stdout, err, sizeof err), MQLOAD_ARGS_RUN);
+    mqload_workload_t wl;
+    ASSERT_MSG(mqload_workload_load(&wl, &cfg, err, sizeof err), "%s", err);
+    mqload_run_t run;
+    memset(&run, 0, sizeof run);
+    run.cfg = &cfg;
+    run.wl = &wl;
+    run.n_stats = 2;
+    run.stats = calloc(2, sizeof *run.stats);
+    for (size_t i = 0; i < 2; i++) {
+        mqload_tstats_init(&run.stats[i]);
+        for (size_t k = 0; k < wl.n_ops; k++) mqload_result_op(&run.stats[i].r, wl.ops[k].name, "x");
+    }
+    run.measure_ns = mqload_now_ns();
+    run.end_ns = run.measure_ns + 10 * 1000000000LL;
+    /* Thread 0: 3 finds (one failed) and an update in second 0; thread 1: 2 updates. */
+    mqload_tstats_record(&run.stats[0], 0, 1000000, NULL, 0);
+    mqload_tstats_record(&run.stats[0], 0, 2000000, NULL, 0);
+    mqload_tstats_record(&run.stats[0], 0, 3000000, "network", 0);
+    mqload_tstats_record(&run.stats[0], 1, 4000000, NULL, 0);
+    mqload_tstats_record(&run.stats[1], 1, 500000, NULL, 0);
+    mqload_tstats_record(&run.stats[1], 1, 700000, NULL, 0);
+    for (size_t i = 0; i < 2; i++) {
+        atomic_store(&run.stats[i].a_submitted, 4);
+        atomic_store(&run.stats[i].a_completed, 3);
+        mqload_tstats_flush(&run.stats[i], 1); /* publishes second 0 */
+    }
+    int port = 0;
+    mqload_metrics_t *m = mqload_metrics_listen("127.0.0.1:0", &port, err, sizeof err);
+    ASSERT_MSG(m != NULL, "%s", err);
+    ASSERT_GT(port, 0);
+    /* A second listener on the same port fails with a message naming it. */
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    ASSERT(mqload_metrics_listen(addr, &port, err, sizeof err) == NULL);
+    ASSERT_STR_CONTAINS(err, "cannot listen");
+    ASSERT(mqload_metrics_serve(m, &run, err, sizeof err));
+    static char out[65536];
+    http_get(port, "/metrics", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5", out, sizeof out);
+    tf_note("%s", out);
+    ASSERT_STR_CONTAINS(out, "HTTP/1.1 200 OK");
+    ASSERT_STR_CONTAINS(out, "Content-Type: application/openmetrics-text; version=1.0.0");
+    ASSERT_STR_CONTAINS(out, "# TYPE mqload_operations_completed counter\n");
+    ASSERT_STR_CONTAINS(out, "mqload_operations_completed_total 6\n");
+    ASSERT_STR_CONTAINS(out, "mqload_operations_in_flight 2\n");
+    ASSERT_STR_CONTAINS(out, "mqload_measured_operations_total{op=\"find\",type=\"find\",result=\"ok\"} 2\n");
+    ASSERT_STR_CONTAINS(out, "mqload_measured_operations_total{op=\"find\",type=\"find\",result=\"error\"} 1\n");
+    ASSERT_STR_CONTAINS(out, "mqload_measured_operations_total{op=\"update\",type=\"update\",result=\"ok\"} 3\n");
+    ASSERT_STR_CONTAINS(out, "mqload_operation_errors_total 1\n");
+    ASSERT_STR_CONTAINS(out, "mqload_target_rate 100\n");
+    /* Latencies 0.5, 0.7, 1, 2, 3, 4 ms: 2 at or below 1 ms (the 1 ms bucket's top is above 1 ms), 6 in all. */
+    ASSERT_STR_CONTAINS(out, "mqload_latency_seconds_bucket{le=\"0.001\"} 2\n");
+    ASSERT_STR_CONTAINS(out, "mqload_latency_seconds_bucket{le=\"0.005\"} 6\n");
+    ASSERT_STR_CONTAINS(out, "mqload_latency_seconds_count 6\n");
+    size_t len = strlen(out);
+    ASSERT(len > 6 && !strcmp(out + len - 6, "# EOF\n"));
+    http_get(port, "/metrics", NULL, out, sizeof out);
+    ASSERT_STR_CONTAINS(out, "Content-Type: text/plain; version=0.0.4");
+    ASSERT_STR_CONTAINS(out, "# TYPE mqload_operations_completed_total counter\n");
+    ASSERT(strstr(out, "# EOF") == NULL);
+    http_get(port, "/other", NULL, out, sizeof out);
+    ASSERT_STR_CONTAINS(out, "HTTP/1.1 404");
+    mqload_metrics_stop(m);
+    for (size_t i = 0; i < 2; i++) mqload_tstats_free(&run.stats[i]);
+    free(run.stats);
+    mqload_workload_free(&wl);
+    mqload_config_free(&cfg);
 }

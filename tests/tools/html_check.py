@@ -4,6 +4,7 @@ would see it: no console errors or exceptions, every expected chart drawn (an <s
 with drawn series of non-zero size), and keeps a full-page screenshot. Talks the DevTools
 protocol over --remote-debugging-pipe (fds 3 and 4, NUL-separated JSON): no websocket, no npm.
 usage: html_check.py REPORT.html SHOT.png [--charts a,b] [--series chart:name,...] [--text STR]...
+                     [--errmarks N]   (at least N error marks of 4 px or more on the throughput chart)
 exit 0 pass, 1 fail, 77 Chromium not installed"""
 import base64
 import json
@@ -106,7 +107,7 @@ PROBE = r"""JSON.stringify({
 def main():
     args = sys.argv[1:]
     html, shot = os.path.abspath(args[0]), args[1]
-    want_charts, want_series, want_text = [], [], []
+    want_charts, want_series, want_text, want_errmarks = [], [], [], 0
     i = 2
     while i < len(args):
         if args[i] == "--charts":
@@ -115,6 +116,8 @@ def main():
             want_series = [tuple(s.split(":", 1)) for s in args[i + 1].split(",")]
         elif args[i] == "--text":
             want_text.append(args[i + 1])
+        elif args[i] == "--errmarks":
+            want_errmarks = int(args[i + 1])
         i += 2
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if not exe:
@@ -173,6 +176,9 @@ def main():
         c = charts.get(cid, {"series": []})
         if not any(s["name"] == name and s["w"] > 0 for s in c["series"]):
             bad.append("chart %s has no drawn series %s" % (cid, name))
+    marks = [h for h in charts.get("throughput", {"errmarks": []})["errmarks"] if h >= 3.99]
+    if len(marks) < want_errmarks:
+        bad.append("%d error marks of 4 px or more on the throughput chart, %d expected" % (len(marks), want_errmarks))
     for t in want_text:
         if t not in probe["text"]:
             bad.append("the page does not show %r" % t)
