@@ -163,8 +163,11 @@ static void chart_throughput(mqload_strbuf_t *o, const mqload_result_t *r)
                         "stroke=\"#2e86c1\" stroke-width=\"2\"/>", pts.s);
     int slot = 0;
     legend(o, slot++, "#2e86c1", "all operations", false);
-    /* One line per operation when there are several. */
-    for (size_t k = 0; k < r->n_ops && r->n_ops > 1; k++) {
+    /* One line per operation when there are several (results written before mqload kept each
+     * operation's seconds have none to draw). */
+    bool by_op = false;
+    for (size_t i = 0; i < nt; i++) by_op = by_op || r->timeline[i].n_op_hist > 0;
+    for (size_t k = 0; k < r->n_ops && r->n_ops > 1 && by_op; k++) {
         pts.len = 0;
         pts.s[0] = 0;
         for (size_t i = 0; i < n; i++) {
