@@ -167,6 +167,31 @@ TEST("/mqload/outputs/hdr_encoding", mqload_outputs_hdr_encoding)
     mqload_sparse_free(&s);
 }
 
+/* The last row of HistogramLogProcessor's -csv output: its Total_Count and Total_50% (ms). */
+static bool java_hlog_totals(const char *java, const char *jar, const char *hlog, const char *tag, const char *outbase,
+                             unsigned long long *count, double *p50_ms)
+{
+    char cmd[4096], out[8192];
+    snprintf(cmd, sizeof cmd, "'%s' -cp '%s' org.HdrHistogram.HistogramLogProcessor -i '%s' -csv %s%s -o '%s' 2>&1", java, jar,
+             hlog, tag ? "-tag " : "", tag ? tag : "", outbase);
+    if (run_sh(cmd, out, sizeof out) != 0) {
+        tf_note("%s", out);
+        return false;
+    }
+    char *csv = slurp(outbase), *last = NULL;
+    for (char *line = strtok(csv, "\n"); line; line = strtok(NULL, "\n"))
+        if (line[0] >= '0' && line[0] <= '9') last = line;
+    bool ok = false;
+    if (last) {
+        double f[12];
+        ok = sscanf(last, "%lf,%lf,%lf,%lf,%lf,%lf,%lf", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6]) == 7;
+        *count = (unsigned long long) f[5];
+        *p50_ms = f[6];
+    }
+    free(csv);
+    return ok;
+}
+
 /* One run against the stub server writes every format; each agrees with the JSON result. */
 TEST("/mqload/outputs/hlog_csv_ycsb", mqload_outputs_hlog_csv_ycsb)
 {
@@ -195,7 +220,8 @@ TEST("/mqload/outputs/hlog_csv_ycsb", mqload_outputs_hlog_csv_ycsb)
 
     mqload_result_t r;
     load_result(strcat(strcpy(cmd, d), "/r.json"), &r);
-    uint64_t completed = r.completed;
+    uint64_t completed = r.completed, find_count = r.ops[0].ok + r.ops[0].errors;
+    double p50_us = mqload_hist_quantile(r.hist, 0.5) / 1e3;
     double p99_us = mqload_hist_quantile(r.ops[0].hist, 0.99) / 1e3;
     size_t secs = r.n_seconds;
     mqload_result_free(&r);
@@ -241,6 +267,28 @@ TEST("/mqload/outputs/hlog_csv_ycsb", mqload_outputs_hlog_csv_ycsb)
     tf_note("%s", out);
     if (rc == 77) SKIP("%s", out);
     ASSERT_MSG(rc == 0, "hlog_check exit %d:\n%s", rc, out);
+
+    /* HdrHistogram's own HistogramLogProcessor, when install-deps could fetch it (Java, Maven). */
+    char jar[1200];
+    snprintf(jar, sizeof jar, "%s/.m2/repository/org/hdrhistogram/HdrHistogram/2.2.2/HdrHistogram-2.2.2.jar", home ? home : "/root");
+    if (access("/usr/bin/java", X_OK) == 0 && access(jar, R_OK) == 0) {
+        unsigned long long jc = 0, jf = 0;
+        double jp50 = 0, jfp50 = 0;
+        char base[700];
+        snprintf(base, sizeof base, "%s/java-all", d);
+        snprintf(cmd, sizeof cmd, "%s/r.hlog", d);
+        ASSERT_MSG(java_hlog_totals("/usr/bin/java", jar, cmd, NULL, base, &jc, &jp50), "HistogramLogProcessor failed");
+        snprintf(base, sizeof base, "%s/java-find", d);
+        ASSERT_MSG(java_hlog_totals("/usr/bin/java", jar, cmd, "find", base, &jf, &jfp50), "HistogramLogProcessor -tag find failed");
+        tf_note("HistogramLogProcessor: Total_Count %llu (report %llu), find %llu (report %llu), Total_50%% %.3f ms (report %.3f ms)",
+                jc, (unsigned long long) completed, jf, (unsigned long long) find_count, jp50, p50_us / 1e3);
+        ASSERT_EQ(jc, completed);
+        ASSERT_EQ(jf, find_count);
+        /* Its 50% is the top of the bucket holding the report's p50 (buckets are <= 0.8% wide). */
+        ASSERT_MSG(jp50 * 1e3 >= p50_us - 0.5 && jp50 * 1e3 <= p50_us * 1.008 + 0.5, "p50 %.3f ms vs %.3f ms", jp50, p50_us / 1e3);
+    } else {
+        tf_note("no Java HdrHistogram 2.2.2 (%s): HistogramLogProcessor not run", jar);
+    }
 
     /* mqload merge writes the same formats from merged results: the run twice, every count doubled. */
     snprintf(cmd, sizeof cmd, "'%s' merge '%s/r.json' '%s/r.json' --json '%s/m.json' --hlog '%s/m.hlog' --ycsb-summary - -q 2>&1",
