@@ -381,7 +381,7 @@ bool mqload_workload_load(mqload_workload_t *wl, const mqload_config_t *cfg, cha
     for (size_t i = 0; i < wl->n_ops; i++) {
         mqload_opdef_t *o = &wl->ops[i];
         if (ycsb && (o->type == MQLOAD_OP_UPDATE || o->type == MQLOAD_OP_RMW) && bson_empty(&o->update))
-            mqload_ycsb_update(&o->update, cfg->x.fieldlength);
+            mqload_ycsb_update(&o->update, cfg->x.fieldcount, cfg->x.fieldlength);
         op_defaults(o, ycsb);
     }
     if (cfg->key_dist >= 0) wl->key_dist = cfg->key_dist;

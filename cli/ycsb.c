@@ -29,12 +29,23 @@ void mqload_ycsb_document(bson_t *doc, uint32_t fieldcount, uint32_t fieldlength
     }
 }
 
-void mqload_ycsb_update(bson_t *update, uint32_t fieldlength)
+void mqload_ycsb_update(bson_t *update, uint32_t fieldcount, uint32_t fieldlength)
 {
+    if (!fieldcount) fieldcount = MQLOAD_YCSB_FIELDCOUNT;
     if (!fieldlength) fieldlength = MQLOAD_YCSB_FIELDLENGTH;
     bson_reinit(update);
-    bson_t set;
+    bson_t set, alts;
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
-    rand_string(&set, "field0", fieldlength);
+    BSON_APPEND_ARRAY_BEGIN(&set, "$choose", &alts);
+    for (uint32_t i = 0; i < fieldcount; i++) {
+        char idx[16], key[24];
+        snprintf(idx, sizeof idx, "%u", i);
+        snprintf(key, sizeof key, "field%u", i);
+        bson_t alt;
+        BSON_APPEND_DOCUMENT_BEGIN(&alts, idx, &alt);
+        rand_string(&alt, key, fieldlength);
+        bson_append_document_end(&alts, &alt);
+    }
+    bson_append_array_end(&set, &alts);
     bson_append_document_end(update, &set);
 }

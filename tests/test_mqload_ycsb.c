@@ -8,6 +8,8 @@
 
 #include "../cli/keydist.h"
 #include "../cli/merge.h"
+#include "../cli/template.h"
+#include "../cli/ycsb.h"
 #include "tf.h"
 
 #define N 10000
@@ -64,6 +66,42 @@ TEST("/mqload/keydist/exponential", mqload_keydist_exponential)
     /* It follows the newest key as inserts move it. */
     uint64_t k = mqload_keydist_next(&d, &rng, 3 * N);
     ASSERT_LE(k, 3 * N);
+}
+
+/* YCSB's update writes one field chosen at random (writeallfields=false), fieldlength characters. */
+TEST("/mqload/ycsb/update_one_random_field", mqload_ycsb_update_field)
+{
+    bson_t upd = BSON_INITIALIZER;
+    mqload_ycsb_update(&upd, 4, 150);
+    char err[256];
+    mqload_template_t *t = mqload_template_compile(&upd, false, err, sizeof err);
+    ASSERT_MSG(t != NULL, "%s", err);
+    mqload_rng_t rng;
+    mqload_rng_seed(&rng, 3, 1);
+    mqload_tctx_t ctx = {.rng = &rng, .key = 1, .lane = 0, .lanes = 1};
+    int hits[4] = {0};
+    bson_t out = BSON_INITIALIZER;
+    for (int i = 0; i < 4000; i++) {
+        mqload_template_eval(t, &ctx, &out);
+        bson_iter_t it, set;
+        ASSERT(bson_iter_init_find(&it, &out, "$set") && bson_iter_recurse(&it, &set));
+        int n = 0;
+        while (bson_iter_next(&set)) {
+            uint32_t len = 0;
+            const char *k = bson_iter_key(&set);
+            ASSERT_MSG(!strncmp(k, "field", 5) && k[5] >= '0' && k[5] <= '3' && !k[6], "field %s", k);
+            ASSERT(BSON_ITER_HOLDS_UTF8(&set));
+            bson_iter_utf8(&set, &len);
+            ASSERT_EQ(len, 150);
+            hits[k[5] - '0']++;
+            n++;
+        }
+        ASSERT_EQ(n, 1);
+    }
+    for (int f = 0; f < 4; f++) ASSERT_MSG(hits[f] > 850 && hits[f] < 1150, "field%d chosen %d times of 4000", f, hits[f]);
+    bson_destroy(&out);
+    bson_destroy(&upd);
+    mqload_template_destroy(t);
 }
 
 static int run_mqload(const char *args, char *out, size_t outsz)
