@@ -368,7 +368,8 @@ int mqload_run_main(int argc, char **argv)
 
     mqload_strbuf_t sb;
     mqload_sb_init(&sb);
-    bool json_stdout = cfg.json_out && !strcmp(cfg.json_out, "-");
+    /* A machine-readable output on stdout keeps stdout to itself: the text report goes to stderr. */
+    bool json_stdout = (cfg.json_out && !strcmp(cfg.json_out, "-")) || mqload_outputs_on_stdout(&cfg.x);
     if (!cfg.quiet) {
         mqload_report_text(&res, &sb);
         fputs(sb.s, json_stdout ? stderr : stdout);

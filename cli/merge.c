@@ -526,8 +526,8 @@ int mqload_merge_main(int argc, char **argv)
     mqload_strbuf_t sb;
     mqload_sb_init(&sb);
     /* Failed, missing or late workers are in the text report's notes; say them when it is not shown. */
-    if (r.notes[0] && (quiet || (json && !strcmp(json, "-")))) fprintf(stderr, "mqload merge: notes: %s\n", r.notes);
-    if (!quiet && !(json && !strcmp(json, "-"))) {
+    if (r.notes[0] && (quiet || (json && !strcmp(json, "-")) || mqload_outputs_on_stdout(&x))) fprintf(stderr, "mqload merge: notes: %s\n", r.notes);
+    if (!quiet && !(json && !strcmp(json, "-")) && !mqload_outputs_on_stdout(&x)) {
         mqload_report_text(&r, &sb);
         fputs(sb.s, stdout);
     }

@@ -118,6 +118,14 @@ bool mqload_write_outputs(const mqload_xopts_t *x, const mqload_result_t *r, cha
     return ok;
 }
 
+bool mqload_outputs_on_stdout(const mqload_xopts_t *x)
+{
+    const char *outs[] = {x->hlog, x->csv, x->ycsb_summary};
+    for (size_t i = 0; i < 3; i++)
+        if (outs[i] && !strcmp(outs[i], "-")) return true;
+    return false;
+}
+
 static bool dir_writable(const char *opt, const char *path, char *err, size_t esz)
 {
     if (!path || !strcmp(path, "-")) return true;

@@ -16,6 +16,8 @@ void mqload_report_csv(const mqload_result_t *r, mqload_strbuf_t *out);
 void mqload_report_ycsb(const mqload_result_t *r, mqload_strbuf_t *out);
 /* Writes --hlog, --csv and --ycsb-summary. false (err set, the others still written) on a failure. */
 bool mqload_write_outputs(const mqload_xopts_t *x, const mqload_result_t *r, char *err, size_t esz);
+/* One of --hlog, --csv, --ycsb-summary is "-" (stdout). */
+bool mqload_outputs_on_stdout(const mqload_xopts_t *x);
 /* Each output path's directory exists and is writable: false with err set. Checked before any traffic. */
 bool mqload_outputs_writable(const mqload_config_t *cfg, char *err, size_t esz);
 
