@@ -125,7 +125,7 @@ static double yl(double v, double top) { return MT + (H - MT - MB) * (1 - v / to
 
 static void legend(mqload_strbuf_t *o, int slot, const char *color, const char *label, bool dashed)
 {
-    int x = W - MR - 130 * (slot + 1);
+    int x = W - MR - 150 * (slot + 1);
     mqload_sb_printf(o, "<line x1=\"%d\" x2=\"%d\" y1=\"10\" y2=\"10\" stroke=\"%s\" stroke-width=\"3\"%s/>"
                         "<text class=\"legend\" x=\"%d\" y=\"14\">", x, x + 16, color, dashed ? " stroke-dasharray=\"5 3\"" : "", x + 20);
     mqload_sb_html(o, label);
@@ -331,9 +331,22 @@ static void chart_inflight(mqload_strbuf_t *o, const mqload_result_t *r)
         if (s->conns_open >= 0) any_c = true, max = fmax(max, (double) s->conns_open);
     }
     if (!any_f && !any_c) return;
+    /* --concurrency: what a closed loop keeps in flight (an open loop's cap is not in the config
+     * when it is the default, so it gets no line). */
+    double conc = config_double(r, "concurrency_total") > 0 ? config_double(r, "concurrency_total") : config_double(r, "concurrency");
+    bool open_loop = config_double(r, "rate") > 0;
+    bool conc_set = !open_loop;
+    if (conc_set && conc > max) max = conc;
     svg_open(o, "inflight", "Operations in flight (most in each second) and open connections");
     double top = lin_axis(o, max * 1.1);
     time_axis(o, r);
+    if (conc_set && conc > 0) {
+        mqload_sb_printf(o, "<line class=\"series\" data-series=\"concurrency\" x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" "
+                            "stroke=\"#7f8c8d\" stroke-width=\"1.4\" stroke-dasharray=\"2 3\"/>", ML, W - MR, yl(conc, top), yl(conc, top));
+        char lab[64];
+        snprintf(lab, sizeof lab, "concurrency %.0f", conc);
+        legend(o, 2, "#7f8c8d", lab, true);
+    }
     for (int k = 0; k < 2; k++) {
         mqload_strbuf_t pts;
         mqload_sb_init(&pts);
