@@ -54,7 +54,8 @@ static void ycsb_name(const mqload_opstats_t *o, char *out, size_t n)
         }
     /* A named operation keeps its name, upper-cased as YCSB's are. */
     size_t k = 0;
-    for (; o->name[k] && k + 1 < n; k++) out[k] = (char) toupper((unsigned char) o->name[k]);
+    for (; o->name[k] && k + 1 < n; k++) /* ", " separates YCSB's columns: no comma in a name */
+        out[k] = o->name[k] == ',' ? '_' : (char) toupper((unsigned char) o->name[k]);
     out[k] = 0;
 }
 
