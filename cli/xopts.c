@@ -154,6 +154,7 @@ int mqload_xopts_parse(mqload_config_t *cfg, int argc, char **argv, int *i, char
         if (!count_arg(v, (uint64_t) 1 << 53, &u)) return xfail(err, esz, "--recordcount: expected a positive integer; got '%s'", v);
         cfg->seed_docs = u, cfg->seed_set = true;
         cfg->keys = u, cfg->keys_set = true;
+        x->recordcount = u;
         break;
     case 6:
         if (!count_arg(v, UINT64_MAX / 2, &u)) return xfail(err, esz, "--operationcount: expected a positive integer; got '%s'", v);
@@ -184,6 +185,9 @@ int mqload_xopts_check(mqload_config_t *cfg, char *err, size_t esz)
     if (x->phase_set) {
         if (!cfg->keys_set)
             return xfail(err, esz, "--phase %s needs --recordcount N (the records the load phase inserts and the run phase reads)",
+                         x->phase_load ? "load" : "run");
+        if (cfg->seed_set && cfg->seed_docs != x->recordcount)
+            return xfail(err, esz, "--phase %s does not seed (load inserts the records, run reads them): drop --seed",
                          x->phase_load ? "load" : "run");
         /* Neither phase drops and seeds: load inserts the records as measured operations, run reads them. */
         cfg->seed_set = false;

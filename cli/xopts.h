@@ -19,6 +19,7 @@ typedef struct {
     char *ycsb_summary;                 /* --ycsb-summary FILE: YCSB's text format ("-": stdout) */
     char *metrics_listen;               /* --metrics-listen HOST:PORT: OpenMetrics/Prometheus */
     uint32_t fieldcount, fieldlength;   /* YCSB document shape (0: YCSB's 10 x 100 bytes) */
+    uint64_t recordcount;               /* --recordcount (0: not given) */
     bool phase_set;
     bool phase_load;                    /* --phase load: insert recordcount records, measured */
 } mqload_xopts_t;

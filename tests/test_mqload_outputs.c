@@ -151,6 +151,18 @@ TEST("/mqload/outputs/percentiles_parse", mqload_outputs_percentiles_parse)
     ASSERT_EQ(mqload_args_parse(&cfg, 5, argv5, stdout, err, sizeof err), MQLOAD_ARGS_ERROR);
     ASSERT_STR_CONTAINS(err, "--preset ycsb");
     mqload_config_free(&cfg);
+    mqload_config_init(&cfg);
+    char *argv6[] = {"mqload", "--preset", "ycsb-a", "--phase", "run", "--recordcount", "100", "--seed", "50", NULL};
+    ASSERT_EQ(mqload_args_parse(&cfg, 9, argv6, stdout, err, sizeof err), MQLOAD_ARGS_ERROR);
+    ASSERT_STR_CONTAINS(err, "drop --seed");
+    mqload_config_free(&cfg);
+    mqload_config_init(&cfg);
+    char *argv7[] = {"mqload", "--preset", "ycsb-a", "--phase", "load", "--recordcount", "100", NULL};
+    ASSERT_EQ(mqload_args_parse(&cfg, 7, argv7, stdout, err, sizeof err), MQLOAD_ARGS_RUN);
+    ASSERT(!cfg.seed_set);
+    ASSERT_EQ(cfg.requests, 100);
+    ASSERT_EQ(cfg.keys, 100);
+    mqload_config_free(&cfg);
 }
 
 /* An empty histogram and one with a gap encode to what HdrHistogram's V2 format says. */
