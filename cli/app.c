@@ -410,6 +410,24 @@ int mqload_run_main(int argc, char **argv)
         fflush(stdout);
         mqload_sb_free(&fr);
     }
+    if (metrics && cfg.x.metrics_linger_s > 0 && !stopped) {
+        /* --metrics-linger: the results are out; a scraper still gets the final values. */
+        mqload_metrics_final(metrics, &res);
+        if (!cfg.quiet) fprintf(stderr, "mqload: serving the final metrics for %.1fs (--metrics-linger; Ctrl-C ends it)\n",
+                                cfg.x.metrics_linger_s);
+        struct sigaction sl, old_sl;
+        memset(&sl, 0, sizeof sl);
+        sl.sa_handler = on_sigint;
+        sigemptyset(&sl.sa_mask);
+        g_interrupted = 0;
+        sigaction(SIGINT, &sl, &old_sl);
+        int64_t until = mqload_now_ns() + (int64_t) (cfg.x.metrics_linger_s * 1e9);
+        while (!g_interrupted && mqload_now_ns() < until) {
+            struct timespec ts = {0, 100 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        sigaction(SIGINT, &old_sl, NULL);
+    }
     mqload_sb_free(&sb);
     mqload_result_free(&res);
 done:

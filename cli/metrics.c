@@ -26,6 +26,7 @@ struct mqload_metrics {
     mqload_hist_t *last;      /* the newest second of every thread, for the percentile gauges */
     int64_t last_sec;
     bool running;             /* the thread was started */
+    _Atomic int final;        /* mqload_metrics_final was called: cum is the result's */
 };
 
 /* Latency histogram bounds (seconds): Prometheus' defaults, widened towards the short end. */
@@ -35,6 +36,7 @@ static const double GAUGE_PCTS[] = {0.5, 0.9, 0.99, 0.999};
 static void absorb(mqload_metrics_t *m)
 {
     mqload_run_t *run = m->run;
+    if (atomic_load(&m->final)) return;
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < run->n_stats; i++) {
         mqload_tstats_t *s = &run->stats[i];
@@ -127,7 +129,8 @@ void mqload_metrics_render(mqload_metrics_t *m, bool om, mqload_strbuf_t *o)
         mqload_sb_printf(o, "mqload_target_rate %.6g\n", run->cfg->rate);
     }
     family(o, om, "mqload_measuring", "gauge", "1 inside the measured window, 0 in warmup or after it.");
-    mqload_sb_printf(o, "mqload_measuring %d\n", now >= run->measure_ns && now < run->end_ns && !atomic_load(&run->stop));
+    mqload_sb_printf(o, "mqload_measuring %d\n",
+                     now >= run->measure_ns && now < run->end_ns && !atomic_load(&run->stop) && !atomic_load(&m->final));
     family(o, om, "mqload_elapsed_seconds", "gauge", "Seconds since the measured window opened (negative in warmup).");
     mqload_sb_printf(o, "mqload_elapsed_seconds %.3f\n", (double) (now - run->measure_ns) / 1e9);
 
@@ -292,6 +295,16 @@ bool mqload_metrics_serve(mqload_metrics_t *m, mqload_run_t *run, char *err, siz
     }
     m->running = true;
     return true;
+}
+
+void mqload_metrics_final(mqload_metrics_t *m, const mqload_result_t *res)
+{
+    if (!m || !m->running) return;
+    pthread_mutex_lock(&m->lock);
+    mqload_hist_init(m->cum);
+    mqload_hist_merge(m->cum, res->hist);
+    atomic_store(&m->final, 1);
+    pthread_mutex_unlock(&m->lock);
 }
 
 void mqload_metrics_stop(mqload_metrics_t *m)

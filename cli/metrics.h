@@ -21,6 +21,9 @@ typedef struct mqload_metrics mqload_metrics_t;
 mqload_metrics_t *mqload_metrics_listen(const char *addr, int *port, char *err, size_t esz);
 /* Starts serving run's metrics (its engine threads' statistics exist). false with err set. */
 bool mqload_metrics_serve(mqload_metrics_t *m, mqload_run_t *run, char *err, size_t esz);
+/* The run is over: from now on the latency histogram is the result's (exact, every second) and
+ * mqload_measuring is 0. For --metrics-linger. */
+void mqload_metrics_final(mqload_metrics_t *m, const mqload_result_t *res);
 /* Stops serving and frees; NULL-safe. */
 void mqload_metrics_stop(mqload_metrics_t *m);
 /* The exposition (for tests): openmetrics selects the format. */

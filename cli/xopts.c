@@ -39,6 +39,8 @@ void mqload_xopts_usage(FILE *out)
           "                            \"-\" for stdout\n"
           "      --metrics-listen ADDR serve live OpenMetrics/Prometheus metrics on HOST:PORT\n"
           "                            (GET /metrics) while the run lasts\n"
+          "      --metrics-linger DUR  then serve the final values this long (for scrapers with a\n"
+          "                            long interval; Ctrl-C ends it)\n"
           "YCSB (with --preset ycsb-*)\n"
           "      --recordcount N       records loaded (--seed N; also the key space)\n"
           "      --operationcount N    operations measured (-n N)\n"
@@ -114,8 +116,8 @@ static void set(char **dst, const char *v)
     if (!*dst) abort();
 }
 
-static const char *const NAMES[] = {"percentiles", "hlog", "csv", "ycsb-summary", "metrics-listen", "recordcount",
-                                    "operationcount", "fieldcount", "fieldlength", "phase"};
+static const char *const NAMES[] = {"percentiles", "hlog",       "csv",         "ycsb-summary", "metrics-listen", "recordcount",
+                                    "operationcount", "fieldcount", "fieldlength", "phase",        "metrics-linger"};
 
 int mqload_xopts_parse(mqload_config_t *cfg, int argc, char **argv, int *i, char *err, size_t esz)
 {
@@ -173,6 +175,12 @@ int mqload_xopts_parse(mqload_config_t *cfg, int argc, char **argv, int *i, char
         x->phase_set = true;
         x->phase_load = !strcmp(v, "load");
         break;
+    case 10: {
+        double d;
+        if (!mqload_parse_duration(v, &d)) return xfail(err, esz, "--metrics-linger: expected a duration like 30s; got '%s'", v);
+        x->metrics_linger_s = d;
+        break;
+    }
     }
     return 1;
 }
@@ -180,6 +188,8 @@ int mqload_xopts_parse(mqload_config_t *cfg, int argc, char **argv, int *i, char
 int mqload_xopts_check(mqload_config_t *cfg, char *err, size_t esz)
 {
     mqload_xopts_t *x = &cfg->x;
+    if (x->metrics_linger_s > 0 && !x->metrics_listen)
+        return xfail(err, esz, "--metrics-linger keeps --metrics-listen serving: give --metrics-listen too");
     if ((x->fieldcount || x->fieldlength || x->phase_set) && !cfg->preset)
         return xfail(err, esz, "--fieldcount, --fieldlength and --phase shape YCSB's records: use them with --preset ycsb-*");
     if (x->phase_set) {

@@ -18,6 +18,7 @@ typedef struct {
     char *csv;                          /* --csv FILE: one row per second */
     char *ycsb_summary;                 /* --ycsb-summary FILE: YCSB's text format ("-": stdout) */
     char *metrics_listen;               /* --metrics-listen HOST:PORT: OpenMetrics/Prometheus */
+    double metrics_linger_s;            /* --metrics-linger: keep serving the final values this long */
     uint32_t fieldcount, fieldlength;   /* YCSB document shape (0: YCSB's 10 x 100 bytes) */
     uint64_t recordcount;               /* --recordcount (0: not given) */
     bool phase_set;

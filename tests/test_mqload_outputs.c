@@ -514,6 +514,15 @@ TEST("/mqload/outputs/metrics_endpoint", mqload_outputs_metrics_endpoint)
     ASSERT(strstr(out, "# EOF") == NULL);
     http_get(port, "/other", NULL, out, sizeof out);
     ASSERT_STR_CONTAINS(out, "HTTP/1.1 404");
+    /* --metrics-linger: after the run, the histogram is the result's, every operation in it. */
+    mqload_result_t res;
+    mqload_result_init(&res);
+    for (int i = 0; i < 10; i++) mqload_hist_record(res.hist, 2000000);
+    mqload_metrics_final(m, &res);
+    http_get(port, "/metrics", NULL, out, sizeof out);
+    ASSERT_STR_CONTAINS(out, "mqload_latency_seconds_count 10\n");
+    ASSERT_STR_CONTAINS(out, "mqload_measuring 0\n");
+    mqload_result_free(&res);
     mqload_metrics_stop(m);
     for (size_t i = 0; i < 2; i++) mqload_tstats_free(&run.stats[i]);
     free(run.stats);
