@@ -165,18 +165,70 @@ TEST("/mqload/outputs/percentiles_parse", mqload_outputs_percentiles_parse)
     mqload_config_free(&cfg);
 }
 
-/* An empty histogram and one with a gap encode to what HdrHistogram's V2 format says. */
+static size_t b64_decode(const char *in, uint8_t *out, size_t max)
+{
+    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (; *in && *in != '='; in++) {
+        const char *p = strchr(A, *in);
+        ASSERT_MSG(p != NULL, "bad base64 character %c", *in);
+        acc = acc << 6 | (uint32_t) (p - A);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            ASSERT(n < max);
+            out[n++] = (uint8_t) (acc >> bits);
+        }
+    }
+    return n;
+}
+
+static uint32_t be32(const uint8_t *p) { return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3]; }
+
+/* A histogram with gaps encodes, byte for byte, to what HdrHistogram's V2 format says: outer
+ * cookie, a zlib stream of one stored block with a correct Adler-32, the header (2 significant
+ * digits, lowest 1, highest 2^43, ratio 1.0) and ZigZag LEB128 counts with zero runs negative. */
 TEST("/mqload/outputs/hdr_encoding", mqload_outputs_hdr_encoding)
 {
     mqload_sparse_t s;
     mqload_sparse_init(&s);
+    ASSERT(mqload_sparse_push(&s, 5, 3));     /* 5 empty buckets (0..4), then 3 */
+    ASSERT(mqload_sparse_push(&s, 300, 1));   /* 294 empty (6..299), then 1 */
+    s.total = 4, s.min_ns = 5, s.max_ns = 300;
     mqload_strbuf_t sb;
     mqload_sb_init(&sb);
     mqload_hdr_encode(&s, &sb);
-    /* 0x1c849314 (compressed V2, word size 8), then the zlib stream's 0x78 0x01. */
-    ASSERT(!strncmp(sb.s, "HISTFAAAA", 9));
+    uint8_t b[512];
+    size_t n = b64_decode(sb.s, b, sizeof b);
     mqload_sb_free(&sb);
     mqload_sparse_free(&s);
+    ASSERT_EQ(be32(b), 0x1c849314u);
+    ASSERT_EQ(be32(b + 4), n - 8);
+    const uint8_t *z = b + 8;
+    ASSERT(z[0] == 0x78 && z[1] == 0x01);
+    ASSERT_EQ(z[2], 1); /* final stored block */
+    size_t len = (size_t) z[3] | (size_t) z[4] << 8, nlen = (size_t) z[5] | (size_t) z[6] << 8;
+    ASSERT_EQ(len ^ 0xffff, nlen);
+    ASSERT_EQ(8 + 2 + 5 + len + 4, n);
+    const uint8_t *raw = z + 7;
+    uint32_t a = 1, c = 0;
+    for (size_t i = 0; i < len; i++) a = (a + raw[i]) % 65521, c = (c + a) % 65521;
+    ASSERT_EQ(be32(raw + len), (c << 16) | a);
+    ASSERT_EQ(be32(raw), 0x1c849313u);
+    const uint8_t counts[] = {9, 6, 0xcb, 0x04, 2}; /* zigzag: -5 -> 9, 3 -> 6, -294 -> 587, 1 -> 2 */
+    ASSERT_EQ(be32(raw + 4), sizeof counts);
+    ASSERT_EQ(be32(raw + 8), 0);  /* normalizing index offset */
+    ASSERT_EQ(be32(raw + 12), 2); /* significant digits */
+    ASSERT_EQ(be32(raw + 16), 0);
+    ASSERT_EQ(be32(raw + 20), 1); /* lowest discernible value */
+    ASSERT_EQ(be32(raw + 24), 1u << 11);
+    ASSERT_EQ(be32(raw + 28), 0); /* highest trackable 2^43 */
+    ASSERT_EQ(be32(raw + 32), 0x3ff00000u);
+    ASSERT_EQ(be32(raw + 36), 0); /* 1.0 */
+    ASSERT_EQ(len, 40 + sizeof counts);
+    ASSERT(!memcmp(raw + 40, counts, sizeof counts));
 }
 
 /* The last row of HistogramLogProcessor's -csv output: its Total_Count and Total_50% (ms). */
