@@ -98,7 +98,8 @@ void mqload_second_ext_json(const mqload_result_t *r, const mqload_second_t *s, 
         if (!first) mqload_sb_puts(out, ",");
         first = false;
         mqload_sb_json_str(out, r->ops[i].name);
-        mqload_sb_printf(out, ":{\"ops\":%llu,\"p50_us\":", (unsigned long long) sp->total);
+        /* Successes only, as the second's histogram; its failures are the second's "errors". */
+        mqload_sb_printf(out, ":{\"ok\":%llu,\"p50_us\":", (unsigned long long) sp->total);
         mqload_sb_json_num(out, mqload_hist_quantile(h, 0.5) / 1e3);
         mqload_sb_puts(out, ",\"p99_us\":");
         mqload_sb_json_num(out, mqload_hist_quantile(h, 0.99) / 1e3);

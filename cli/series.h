@@ -1,7 +1,7 @@
-/* series: what the timeline holds beside each second's totals: each operation's completions and
- * latencies of that second, and gauges sampled during it (the most operations in flight, open
- * connections). The HTML report draws them; the JSON carries them so that `mqload merge` keeps
- * them (gauges of several workers add up, like their operations). */
+/* series: what the timeline holds beside each second's totals: each operation's successful
+ * completions and their latencies in that second, and gauges sampled during it (the most
+ * operations in flight, open connections). The HTML report draws them; the JSON carries them so
+ * that `mqload merge` keeps them (gauges of several workers add up, like their operations). */
 #ifndef MQLOAD_SERIES_H
 #define MQLOAD_SERIES_H
 
@@ -21,7 +21,7 @@ void mqload_second_ext_free(mqload_second_t *s);
 /* d (a second of dst) += s (a second of src): per-op latencies by op name, gauges summed. */
 void mqload_second_ext_merge(mqload_result_t *dst, mqload_second_t *d, const mqload_result_t *src, const mqload_second_t *s);
 
-/* A thread's current second, per operation. */
+/* A thread's current second, per operation (successful operations only). */
 void mqload_tstats_ext_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns);
 /* Counts one measured completion of op for the live metrics (relaxed atomics). */
 void mqload_tstats_ext_count(mqload_tstats_t *s, size_t op, bool error);

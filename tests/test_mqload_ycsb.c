@@ -152,6 +152,8 @@ TEST("/mqload/ycsb/load_then_run", mqload_ycsb_load_run)
     ASSERT_MSG(rc == 0, "load exit %d: %s", rc, out);
     ASSERT_STR_CONTAINS(out, "[INSERT], Operations, 300");
     ASSERT_STR_CONTAINS(out, "[INSERT], Return=OK, 300");
+    /* The load phase inserts the keys itself: no "without --seed" warning. */
+    ASSERT_MSG(!strstr(out, "warning: --preset"), "load phase warned: %s", out);
     mqload_result_t r;
     load_json(json, &r);
     uint64_t sub = r.submitted, ok = r.ok;
@@ -202,6 +204,7 @@ TEST("/mqload/ycsb/load_then_run", mqload_ycsb_load_run)
              "--fieldlength 150 --key-dist hotspot -c 16 --warmup 0 --no-progress -q --json '%s'", uri, db, json);
     rc = run_mqload(args, out, sizeof out);
     ASSERT_MSG(rc == 0, "run exit %d: %s", rc, out);
+    ASSERT_MSG(!strstr(out, "warning: --preset"), "run phase warned: %s", out); /* it reads what the load left */
     load_json(json, &r);
     uint64_t rok = r.ok, rerr = r.errors;
     mqload_result_free(&r);
