@@ -480,7 +480,8 @@ TEST("/mqload/outputs/html_chromium", mqload_outputs_html_chromium)
              "%s '%s/tests/tools/html_check.py' '%s/h.html' '%s' --charts throughput,errors,latency,inflight,percentiles "
              "--series throughput:target,throughput:op:find,throughput:op:update,latency:p99:update,errors:errors,"
              "inflight:in_flight,inflight:conns_open --text Thresholds --text FAILED --text passed --text 'Workload definition' "
-             "--text 'InjectedFault(11000)' --errmarks 1 2>&1",
+             "--text 'InjectedFault(11000)' --text 'stubd: injected fault' --text 'Failed operations' --text Schedule "
+             "--errmarks 1 2>&1",
              python(), tf_src_dir(), d, shot);
     rc = run_sh(cmd, out, sizeof out);
     tf_note("%s", out);
