@@ -15,8 +15,11 @@
 #include "engine.h"
 #include "frame.h"
 #include "html.h"
+#include "metrics.h"
+#include "outputs.h"
 #include "precheck.h"
 #include "redact.h"
+#include "series.h"
 #include "mqc.h"
 #include "report.h"
 #include "threshold.h"
@@ -98,6 +101,7 @@ static void config_bson(const mqload_config_t *cfg, const mqload_workload_t *wl,
         BSON_APPEND_DOUBLE(b, "start_tolerance_s", cfg->start_tolerance_s);
         BSON_APPEND_DOUBLE(b, "start_late_s", run->start_late_s);
     }
+    if (cfg->threshold) BSON_APPEND_UTF8(b, "threshold", cfg->threshold); /* the HTML report shows each condition */
     bson_t d;
     BSON_APPEND_DOCUMENT_BEGIN(b, "workload_def", &d);
     mqload_workload_to_bson(wl, &d);
@@ -260,11 +264,37 @@ int mqload_run_main(int argc, char **argv)
         mqload_config_free(&cfg);
         return rc;
     }
-    if (cfg.preset && !strncmp(cfg.preset, "ycsb", 4) && !cfg.seed_set)
+    /* --phase load inserts the records itself, and --phase run is meant for what a load phase left. */
+    if (cfg.preset && !strncmp(cfg.preset, "ycsb", 4) && !cfg.seed_set && !cfg.x.phase_set)
         fprintf(stderr, "mqload: warning: --preset %s reads and updates keys 0..%llu, which only --seed inserts; without "
                         "--seed they exist only if an earlier run seeded %s.%s (add --seed %llu)\n",
                 cfg.preset, (unsigned long long) (wl.keys ? wl.keys - 1 : 0), wl.db, wl.collection, (unsigned long long) wl.keys);
 
+    if (!mqload_outputs_writable(&cfg, err, sizeof err)) {
+        rc = fail_setup(&cfg, err);
+        mqload_workload_free(&wl);
+        mqload_threshold_free(th);
+        mqload_config_free(&cfg);
+        return rc;
+    }
+
+    /* Bound now, so that a port in use fails before any traffic (seeding included). */
+    mqload_metrics_t *metrics = NULL;
+    if (cfg.x.metrics_listen) {
+        int mport = 0;
+        if (!(metrics = mqload_metrics_listen(cfg.x.metrics_listen, &mport, err, sizeof err))) {
+            rc = fail_setup(&cfg, err);
+            mqload_workload_free(&wl);
+            mqload_threshold_free(th);
+            mqload_config_free(&cfg);
+            return rc;
+        }
+        if (!cfg.quiet) {
+            const char *colon = strrchr(cfg.x.metrics_listen, ':');
+            int hl = (int) (colon - cfg.x.metrics_listen);
+            fprintf(stderr, "mqload: metrics at http://%.*s:%d/metrics\n", hl ? hl : 7, hl ? cfg.x.metrics_listen : "0.0.0.0", mport);
+        }
+    }
     const engine_ops_t *eng = &ENGINES[cfg.engine];
     run.cfg = &cfg;
     run.wl = &wl;
@@ -292,6 +322,11 @@ int mqload_run_main(int argc, char **argv)
     run.lane0 = lanes_per_worker(&cfg) * cfg.worker_index;
     bool prepared = eng->prepare(&run, err, sizeof err);
     if (!prepared || !eng->check(&run, err, sizeof err) || (cfg.seed_set && !eng->seed(&run, err, sizeof err))) {
+        rc = fail_setup(&cfg, err);
+        goto done;
+    }
+
+    if (metrics && !mqload_metrics_serve(metrics, &run, err, sizeof err)) {
         rc = fail_setup(&cfg, err);
         goto done;
     }
@@ -350,6 +385,8 @@ int mqload_run_main(int argc, char **argv)
     int64_t next_progress = run.t0_ns + 1000000000, last_ns = run.t0_ns;
     uint64_t last_completed = 0, last_errors = 0;
     bool stopped = false;
+    mqload_gauges_t gauges;
+    mqload_gauges_init(&gauges);
     while (atomic_load(&run.threads_done) < run.n_stats && started) {
         struct timespec ts = {0, 50 * 1000000};
         nanosleep(&ts, NULL);
@@ -361,6 +398,7 @@ int mqload_run_main(int argc, char **argv)
             if (!cfg.quiet) fprintf(stderr, "%smqload: interrupted, finishing operations in flight (up to %.1fs)\n",
                                     progress && tty ? "\n" : "", cfg.grace_s);
         }
+        mqload_gauges_sample(&gauges, &run, now);
         if (progress && now >= next_progress) {
             progress_line(&run, now, &last_completed, &last_errors, &last_ns, tty);
             next_progress += 1000000000;
@@ -382,6 +420,8 @@ int mqload_run_main(int argc, char **argv)
     config_bson(&cfg, &wl, &run, &res.config);
     for (size_t i = 0; i < wl.n_ops; i++) mqload_result_op(&res, wl.ops[i].name, mqload_op_type_name(wl.ops[i].type));
     for (size_t i = 0; i < run.n_stats; i++) mqload_result_merge(&res, &run.stats[i].r, 0);
+    mqload_gauges_apply(&gauges, &res);
+    mqload_gauges_free(&gauges);
     res.conns_opened = run.conns_opened;
     res.interrupted = stopped;
     res.start_unix = run.start_unix;
@@ -402,10 +442,13 @@ int mqload_run_main(int argc, char **argv)
     if (stopped && stop_ns < window_end) window_end = stop_ns;
     res.duration_s = window_end > run.measure_ns ? (double) (window_end - run.measure_ns) / 1e9 : 0;
     mqload_result_sort_errors(&res);
+    memcpy(res.pcts, cfg.x.pcts, sizeof res.pcts);
+    res.n_pcts = cfg.x.n_pcts;
 
     mqload_strbuf_t sb;
     mqload_sb_init(&sb);
-    bool json_stdout = cfg.json_out && !strcmp(cfg.json_out, "-");
+    /* A machine-readable output on stdout keeps stdout to itself: the text report goes to stderr. */
+    bool json_stdout = (cfg.json_out && !strcmp(cfg.json_out, "-")) || mqload_outputs_on_stdout(&cfg.x);
     if (!cfg.quiet) {
         mqload_report_text(&res, &sb);
         fputs(sb.s, json_stdout ? stderr : stdout);
@@ -421,6 +464,7 @@ int mqload_run_main(int argc, char **argv)
         mqload_report_html(&res, &sb);
         if (!mqload_write_file(cfg.html_out, sb.s, sb.len, err, sizeof err)) fprintf(stderr, "mqload: %s\n", err), rc = 1;
     }
+    if (!mqload_write_outputs(&cfg.x, &res, err, sizeof err)) fprintf(stderr, "mqload: %s\n", err), rc = 1;
     /* Exit status: the first of 1, 4, 3, 2, 130 that applies (docs/mqload.md); every reason is said. */
     bool th_failed = false, shortfall = mqload_result_shortfall(&res);
     bool too_many_errors = res.completed > 0 && mqload_result_error_rate(&res) > cfg.max_error_rate;
@@ -460,9 +504,28 @@ int mqload_run_main(int argc, char **argv)
         fflush(stdout);
         mqload_sb_free(&fr);
     }
+    if (metrics && cfg.x.metrics_linger_s > 0 && !stopped) {
+        /* --metrics-linger: the results are out; a scraper still gets the final values. */
+        mqload_metrics_final(metrics, &res);
+        if (!cfg.quiet) fprintf(stderr, "mqload: serving the final metrics for %.1fs (--metrics-linger; Ctrl-C ends it)\n",
+                                cfg.x.metrics_linger_s);
+        struct sigaction sl, old_sl;
+        memset(&sl, 0, sizeof sl);
+        sl.sa_handler = on_sigint;
+        sigemptyset(&sl.sa_mask);
+        g_interrupted = 0;
+        sigaction(SIGINT, &sl, &old_sl);
+        int64_t until = mqload_now_ns() + (int64_t) (cfg.x.metrics_linger_s * 1e9);
+        while (!g_interrupted && mqload_now_ns() < until) {
+            struct timespec ts = {0, 100 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        sigaction(SIGINT, &old_sl, NULL);
+    }
     mqload_sb_free(&sb);
     mqload_result_free(&res);
 done:
+    mqload_metrics_stop(metrics);
     eng->cleanup(&run);
     for (size_t i = 0; i < run.n_stats && run.stats; i++) mqload_tstats_free(&run.stats[i]);
     free(run.stats);

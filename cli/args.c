@@ -30,6 +30,7 @@ void mqload_config_init(mqload_config_t *cfg)
     cfg->workers = 1;
     cfg->start_tolerance_s = 1;
     cfg->max_error_rate = MQLOAD_DEFAULT_MAX_ERROR_RATE;
+    mqload_xopts_init(&cfg->x);
 }
 
 void mqload_config_free(mqload_config_t *cfg)
@@ -40,12 +41,14 @@ void mqload_config_free(mqload_config_t *cfg)
         free(*strs[i]);
         *strs[i] = NULL;
     }
+    mqload_xopts_free(&cfg->x);
 }
 
 void mqload_usage(FILE *out)
 {
     fputs("usage: mqload [options]                    run a workload, print a report\n"
-          "       mqload merge FILE.json... [--json F] [--html F] [--threshold EXPR]\n"
+          "       mqload merge FILE.json... [--json F] [--html F] [--threshold EXPR] [--hlog F] [--csv F]\n"
+          "                    [--ycsb-summary F] [--percentiles LIST]   merge workers' results\n"
           "\n"
           "target\n"
           "  --uri URI                 server (default " MQLOAD_DEFAULT_URI "; env MQLOAD_URI)\n"
@@ -82,7 +85,8 @@ void mqload_usage(FILE *out)
           "  --seed N                  drop the collection and insert N documents (_id 0..N-1) first\n"
           "  --seed-batch N            documents per insert_many while seeding (default 1000)\n"
           "  --keys N                  key space for {\"$key\": {}} (default: --seed N, else 10000)\n"
-          "  --key-dist uniform|zipfian|latest   key distribution (default uniform)\n"
+          "  --key-dist NAME           key distribution: uniform (default), zipfian, latest, hotspot,\n"
+          "                            exponential (YCSB's generators)\n"
           "  --seed-rng N              seed of the random generators (default: from the clock)\n"
           "distributed (docs/distributed.md)\n"
           "  --worker-index I --workers N   this process is worker I of N: its share of rate,\n"
@@ -102,6 +106,9 @@ void mqload_usage(FILE *out)
           "  -q, --quiet               no progress line and no text report\n"
           "      --progress            a progress line every second on stderr (default on a terminal)\n"
           "      --no-progress\n"
+          , out);
+    mqload_xopts_usage(out);
+    fputs("general\n"
           "  -h, --help                this text\n"
           "  -V, --version             the version\n"
           "\n"
@@ -360,7 +367,7 @@ static mqload_args_rc_t apply(mqload_config_t *cfg, const opt_t *o, const char *
         break;
     case O_KEYDIST: {
         int k = mqload_keydist_parse(v);
-        if (k < 0) return fail(err, esz, "--key-dist: expected uniform, zipfian or latest; got '%s'", v);
+        if (k < 0) return fail(err, esz, "--key-dist: expected " MQLOAD_KEYDIST_NAMES "; got '%s'", v);
         cfg->key_dist = k;
         break;
     }
@@ -443,6 +450,7 @@ static mqload_args_rc_t apply(mqload_config_t *cfg, const opt_t *o, const char *
 
 static mqload_args_rc_t check(mqload_config_t *cfg, char *err, size_t esz)
 {
+    if (mqload_xopts_check(cfg, err, esz) < 0) return MQLOAD_ARGS_ERROR;
     int sources = !!cfg->op + !!cfg->mix + !!cfg->workload_file + !!cfg->preset;
     if (sources > 1) return fail(err, esz, "--op, --mix, --workload and --preset choose the workload: give one of them");
     if (cfg->worker_index >= cfg->workers)
@@ -507,7 +515,12 @@ mqload_args_rc_t mqload_args_parse(mqload_config_t *cfg, int argc, char **argv, 
             size_t nl = eq ? (size_t) (eq - name) : strlen(name);
             for (size_t k = 0; k < sizeof OPTS / sizeof OPTS[0]; k++)
                 if (strlen(OPTS[k].name) == nl && !strncmp(OPTS[k].name, name, nl)) o = &OPTS[k];
-            if (!o) return fail(err, errsize, "unknown option '%.*s' (see mqload --help)", (int) (nl + 2), a);
+            if (!o) {
+                int x = mqload_xopts_parse(cfg, argc, argv, &i, err, errsize);
+                if (x < 0) return MQLOAD_ARGS_ERROR;
+                if (x > 0) continue;
+                return fail(err, errsize, "unknown option '%.*s' (see mqload --help)", (int) (nl + 2), a);
+            }
             if (eq) {
                 if (!o->has_arg) return fail(err, errsize, "option --%s takes no value", o->name);
                 val = eq + 1;

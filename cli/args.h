@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "xopts.h"
+
 #define MQLOAD_DEFAULT_URI "mongodb://127.0.0.1:27017"
 
 typedef enum { MQLOAD_ENGINE_MQC = 0, MQLOAD_ENGINE_MONGOC } mqload_engine_t;
@@ -68,6 +70,7 @@ typedef struct {
     bool open_loop;            /* --rate or --stages: operations arrive on a schedule */
     double max_error_rate;     /* 0..1; failures above it exit 4 (1 = never) */
     char *server_label;        /* --server-label: what the server is, echoed in every report */
+    mqload_xopts_t x;          /* output and YCSB options (xopts.h) */
 } mqload_config_t;
 
 typedef enum {
@@ -99,5 +102,11 @@ bool mqload_parse_stages(const char *s, bool integers, mqload_stage_arg_t *out, 
                          size_t esz);
 
 void mqload_usage(FILE *out);
+
+/* xopts.c: the option at argv[*i] if it is one of xopts.h's (*i moves past its value): 1 taken,
+ * 0 not one of them, -1 bad value (err set). */
+int mqload_xopts_parse(mqload_config_t *cfg, int argc, char **argv, int *i, char *err, size_t esz);
+/* xopts.c: checks across options, before the worker shares are computed; -1 with err set. */
+int mqload_xopts_check(mqload_config_t *cfg, char *err, size_t esz);
 
 #endif

@@ -15,12 +15,20 @@ int mqload_keydist_parse(const char *name)
     if (!strcmp(name, "uniform")) return MQLOAD_KEYS_UNIFORM;
     if (!strcmp(name, "zipfian")) return MQLOAD_KEYS_ZIPFIAN;
     if (!strcmp(name, "latest")) return MQLOAD_KEYS_LATEST;
+    if (!strcmp(name, "hotspot")) return MQLOAD_KEYS_HOTSPOT;
+    if (!strcmp(name, "exponential")) return MQLOAD_KEYS_EXPONENTIAL;
     return -1;
 }
 
 const char *mqload_keydist_name(mqload_keydist_kind_t kind)
 {
-    return kind == MQLOAD_KEYS_ZIPFIAN ? "zipfian" : kind == MQLOAD_KEYS_LATEST ? "latest" : "uniform";
+    switch (kind) {
+    case MQLOAD_KEYS_ZIPFIAN: return "zipfian";
+    case MQLOAD_KEYS_LATEST: return "latest";
+    case MQLOAD_KEYS_HOTSPOT: return "hotspot";
+    case MQLOAD_KEYS_EXPONENTIAL: return "exponential";
+    default: return "uniform";
+    }
 }
 
 uint64_t mqload_fnv64(uint64_t v)
@@ -67,6 +75,9 @@ void mqload_keydist_init(mqload_keydist_t *d, mqload_keydist_kind_t kind, uint64
     d->n = n ? n : 1;
     if (kind == MQLOAD_KEYS_ZIPFIAN) zipf_set(d, SCRAMBLED_ITEMS, SCRAMBLED_ZETAN);
     else if (kind == MQLOAD_KEYS_LATEST) zipf_set(d, d->n, zeta_range(0, d->n, MQLOAD_ZIPF_THETA));
+    else if (kind == MQLOAD_KEYS_EXPONENTIAL)
+        /* YCSB: gamma = -ln(1 - percentile/100) / range, range = recordcount * frac. */
+        d->gamma = -log(1.0 - MQLOAD_EXPONENTIAL_PERCENTILE / 100.0) / ((double) d->n * MQLOAD_EXPONENTIAL_FRAC);
 }
 
 uint64_t mqload_keydist_next(mqload_keydist_t *d, mqload_rng_t *rng, uint64_t latest)
@@ -80,6 +91,22 @@ uint64_t mqload_keydist_next(mqload_keydist_t *d, mqload_rng_t *rng, uint64_t la
         if (items > d->items) zipf_set(d, items, d->zetan + zeta_range(d->items, items, MQLOAD_ZIPF_THETA));
         uint64_t off = zipf_next(d, rng);
         return off <= latest ? latest - off : 0;
+    }
+    case MQLOAD_KEYS_HOTSPOT: {
+        /* The hot set is the lowest keys, at least one; with a single key it is all there is. */
+        uint64_t hot = (uint64_t) ((double) d->n * MQLOAD_HOTSPOT_DATA_FRACTION);
+        if (hot < 1) hot = 1;
+        if (hot >= d->n || mqload_rng_double(rng) < MQLOAD_HOTSPOT_OPN_FRACTION) return mqload_rng_below(rng, hot);
+        return hot + mqload_rng_below(rng, d->n - hot);
+    }
+    case MQLOAD_KEYS_EXPONENTIAL: {
+        /* YCSB draws again while the distance reaches below key 0; bounded here, then uniform. */
+        for (int tries = 0; tries < 64; tries++) {
+            double u = mqload_rng_double(rng);
+            double dist = -log(1.0 - u) / d->gamma;
+            if (dist <= (double) latest) return latest - (uint64_t) dist;
+        }
+        return mqload_rng_below(rng, latest + 1);
     }
     default:
         return mqload_rng_below(rng, d->n);

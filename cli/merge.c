@@ -12,6 +12,8 @@
 #include "args.h"
 #include "frame.h"
 #include "html.h"
+#include "outputs.h"
+#include "series.h"
 #include "report.h"
 #include "threshold.h"
 
@@ -145,6 +147,7 @@ static bool read_timeline(const bson_iter_t *it, mqload_result_t *r, char *err, 
             else if (!strcmp(k, "errors")) s->errors += as_u64(&f);
             else if (!strcmp(k, "sent")) s->sent += as_u64(&f);
             else if (!strcmp(k, "late")) s->late += as_u64(&f);
+            else if (mqload_second_ext_read(r, s, &f, read_sparse, err, esz) < 0) return false;
             else if (!strcmp(k, "histogram")) {
                 mqload_sparse_t sp;
                 if (!read_sparse(&f, &sp, err, esz)) {
@@ -463,7 +466,10 @@ bool mqload_merge_files(mqload_result_t *out, const char *const *paths, size_t n
 int mqload_merge_main(int argc, char **argv)
 {
     const char **paths = calloc((size_t) argc + 1, sizeof *paths);
-    const char *json = NULL, *html = NULL, *thr = NULL;
+    const char *json = NULL, *html = NULL, *thr = NULL, *pcts = NULL;
+    mqload_xopts_t x; /* --hlog, --csv, --ycsb-summary as in a run (outputs.h) */
+    mqload_xopts_init(&x);
+    const char *hlog = NULL, *csv = NULL, *ycsb = NULL;
     bool quiet = false;
     size_t n = 0;
     if (!paths) abort();
@@ -474,12 +480,20 @@ int mqload_merge_main(int argc, char **argv)
         if (!strncmp(a, "--json", 6) && (a[6] == 0 || a[6] == '=')) dst = &json, nl = 6;
         else if (!strncmp(a, "--html", 6) && (a[6] == 0 || a[6] == '=')) dst = &html, nl = 6;
         else if (!strncmp(a, "--threshold", 11) && (a[11] == 0 || a[11] == '=')) dst = &thr, nl = 11;
+        else if (!strncmp(a, "--hlog", 6) && (a[6] == 0 || a[6] == '=')) dst = &hlog, nl = 6;
+        else if (!strncmp(a, "--csv", 5) && (a[5] == 0 || a[5] == '=')) dst = &csv, nl = 5;
+        else if (!strncmp(a, "--ycsb-summary", 14) && (a[14] == 0 || a[14] == '=')) dst = &ycsb, nl = 14;
+        else if (!strncmp(a, "--percentiles", 13) && (a[13] == 0 || a[13] == '=')) dst = &pcts, nl = 13;
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = true;
             continue;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: mqload merge FILE... [--json F] [--html F] [--threshold EXPR] [-q]\n"
-                   "  FILE: a result (mqload --json) or a log with framed results (mqload --json-framed)\n");
+                   "                    [--hlog F] [--csv F] [--ycsb-summary F] [--percentiles LIST]\n"
+                   "  FILE: a result (mqload --json) or a log with framed results (mqload --json-framed)\n"
+                   "  exit status as mqload's: 1 bad input or an output not written, 4 more errors than the\n"
+                   "  runs' --max-error-rate, 3 the workers together fell short of their target rate,\n"
+                   "  2 threshold violated (the first that applies in this order)\n");
             free(paths);
             return 0;
         } else if (a[0] == '-' && a[1]) {
@@ -504,9 +518,18 @@ int mqload_merge_main(int argc, char **argv)
         return 1;
     }
     char err[1024] = "";
+    if (pcts && !mqload_parse_percentiles(pcts, x.pcts, MQLOAD_MAX_PERCENTILES, &x.n_pcts)) {
+        fprintf(stderr, "mqload merge: --percentiles: expected percentiles in (0, 100) like 50,95,99.9; got '%s'\n", pcts);
+        free(paths);
+        return 1;
+    }
+    x.hlog = hlog ? strdup(hlog) : NULL;
+    x.csv = csv ? strdup(csv) : NULL;
+    x.ycsb_summary = ycsb ? strdup(ycsb) : NULL;
     mqload_threshold_t *th = NULL;
     if (thr && !(th = mqload_threshold_parse(thr, err, sizeof err))) {
         fprintf(stderr, "mqload merge: --threshold: %s\n", err);
+        mqload_xopts_free(&x);
         free(paths);
         return 1;
     }
@@ -514,15 +537,18 @@ int mqload_merge_main(int argc, char **argv)
     if (!mqload_merge_files(&r, paths, n, err, sizeof err)) {
         fprintf(stderr, "mqload merge: %s\n", err);
         mqload_threshold_free(th);
+        mqload_xopts_free(&x);
         free(paths);
         return 1;
     }
     int rc = 0;
+    memcpy(r.pcts, x.pcts, sizeof r.pcts);
+    r.n_pcts = x.n_pcts;
     mqload_strbuf_t sb;
     mqload_sb_init(&sb);
     /* Failed, missing or late workers are in the text report's notes; say them when it is not shown. */
-    if (r.notes[0] && (quiet || (json && !strcmp(json, "-")))) fprintf(stderr, "mqload merge: notes: %s\n", r.notes);
-    if (!quiet && !(json && !strcmp(json, "-"))) {
+    if (r.notes[0] && (quiet || (json && !strcmp(json, "-")) || mqload_outputs_on_stdout(&x))) fprintf(stderr, "mqload merge: notes: %s\n", r.notes);
+    if (!quiet && !(json && !strcmp(json, "-")) && !mqload_outputs_on_stdout(&x)) {
         mqload_report_text(&r, &sb);
         fputs(sb.s, stdout);
     }
@@ -536,6 +562,8 @@ int mqload_merge_main(int argc, char **argv)
         mqload_report_html(&r, &sb);
         if (!mqload_write_file(html, sb.s, sb.len, err, sizeof err)) fprintf(stderr, "mqload merge: %s\n", err), rc = 1;
     }
+    if (!mqload_write_outputs(&x, &r, err, sizeof err)) fprintf(stderr, "mqload merge: %s\n", err), rc = 1;
+    mqload_xopts_free(&x);
     bool th_failed = false;
     if (th && rc == 0) {
         sb.len = 0;

@@ -7,13 +7,26 @@
 
 #include "hist.h"
 #include "report_sched.h"
+#include "series.h"
+#include "xopts.h"
 
+/* Always in the JSON, whatever --percentiles says, so that readers of older results keep working. */
 static const struct {
-    const char *key, *label;
+    const char *key;
     double q;
 } QUANTILES[] = {
-    {"p50", "p50", 0.50}, {"p90", "p90", 0.90}, {"p99", "p99", 0.99}, {"p99_9", "p99.9", 0.999}, {"p99_99", "p99.99", 0.9999},
+    {"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}, {"p99_9", 0.999}, {"p99_99", 0.9999},
 };
+
+/* The percentiles of the table: --percentiles, or the default list (p95 included). */
+static size_t table_pcts(const mqload_result_t *r, const double **out)
+{
+    if (r->n_pcts) {
+        *out = r->pcts;
+        return r->n_pcts;
+    }
+    return mqload_default_percentiles(out);
+}
 
 void mqload_fmt_latency(double ns, char *out, size_t outsz)
 {
@@ -23,22 +36,36 @@ void mqload_fmt_latency(double ns, char *out, size_t outsz)
     else snprintf(out, outsz, "%.2fs", ns / 1e9);
 }
 
-static void latency_row(mqload_strbuf_t *out, const char *name, uint64_t count, uint64_t ok, uint64_t errors,
-                        const mqload_hist_t *h)
+static void latency_row(mqload_strbuf_t *out, const mqload_result_t *r, const char *name, uint64_t count, uint64_t ok,
+                        uint64_t errors, const mqload_hist_t *h)
 {
-    char v[8][24];
-    double vals[8];
-    vals[0] = h->total ? (double) h->min_ns : 0;
-    vals[1] = mqload_hist_mean(h);
-    for (size_t i = 0; i < 5; i++) vals[2 + i] = mqload_hist_quantile(h, QUANTILES[i].q);
-    vals[7] = h->total ? (double) h->max_ns : 0;
-    for (size_t i = 0; i < 8; i++) {
-        if (h->total) mqload_fmt_latency(vals[i], v[i], sizeof v[i]);
-        else snprintf(v[i], sizeof v[i], "-");
+    const double *pcts;
+    size_t np = table_pcts(r, &pcts);
+    char v[24];
+    mqload_sb_printf(out, "  %-10s %10llu %10llu %8llu", name, (unsigned long long) count, (unsigned long long) ok,
+                     (unsigned long long) errors);
+    for (size_t i = 0; i < np + 3; i++) {
+        double val = i == 0 ? (double) h->min_ns : i == 1 ? mqload_hist_mean(h)
+                   : i == np + 2 ? (double) h->max_ns : mqload_hist_quantile(h, pcts[i - 2]);
+        if (h->total) mqload_fmt_latency(val, v, sizeof v);
+        else snprintf(v, sizeof v, "-");
+        mqload_sb_printf(out, " %9s", v);
     }
-    mqload_sb_printf(out, "  %-10s %10llu %10llu %8llu %9s %9s %9s %9s %9s %9s %9s %9s\n", name,
-                     (unsigned long long) count, (unsigned long long) ok, (unsigned long long) errors, v[0], v[1],
-                     v[2], v[3], v[4], v[5], v[6], v[7]);
+    mqload_sb_puts(out, "\n");
+}
+
+static void latency_header(mqload_strbuf_t *out, const mqload_result_t *r, const char *title)
+{
+    const double *pcts;
+    size_t np = table_pcts(r, &pcts);
+    mqload_sb_printf(out, "%s%-10s %10s %10s %8s %9s %9s", strcmp(title, "latency") ? "" : "\n", title, "count", "ok",
+                     "errors", "min", "mean");
+    for (size_t i = 0; i < np; i++) {
+        char label[24];
+        mqload_percentile_label(pcts[i], false, label, sizeof label);
+        mqload_sb_printf(out, " %9s", label);
+    }
+    mqload_sb_printf(out, " %9s\n", "max");
 }
 
 static void config_line(mqload_strbuf_t *out, const bson_t *cfg)
@@ -89,20 +116,18 @@ void mqload_report_text(const mqload_result_t *r, mqload_strbuf_t *out)
                          (unsigned long long) (r->submitted - r->completed));
     mqload_report_schedule_text(r, out);
     /* Percentiles of successful operations; failures (often fast ones) get their own rows. */
-    mqload_sb_printf(out, "\nlatency    %10s %10s %8s %9s %9s %9s %9s %9s %9s %9s %9s\n", "count", "ok", "errors", "min",
-                     "mean", "p50", "p90", "p99", "p99.9", "p99.99", "max");
+    latency_header(out, r, "latency");
     for (size_t i = 0; i < r->n_ops; i++) {
         const mqload_opstats_t *o = &r->ops[i];
-        latency_row(out, o->name, o->ok + o->errors, o->ok, o->errors, o->hist);
+        latency_row(out, r, o->name, o->ok + o->errors, o->ok, o->errors, o->hist);
     }
-    latency_row(out, "total", r->completed, r->ok, r->errors, r->hist);
+    latency_row(out, r, "total", r->completed, r->ok, r->errors, r->hist);
     if (r->errors) {
         /* The rows above are the successful operations'; the failed ones get their own. */
-        mqload_sb_printf(out, "failed     %10s %10s %8s %9s %9s %9s %9s %9s %9s %9s %9s\n", "count", "ok", "errors", "min",
-                         "mean", "p50", "p90", "p99", "p99.9", "p99.99", "max");
+        latency_header(out, r, "failed");
         for (size_t i = 0; i < r->n_ops && r->n_ops > 1; i++)
-            if (r->ops[i].errors) latency_row(out, r->ops[i].name, r->ops[i].errors, 0, r->ops[i].errors, r->ops[i].err_hist);
-        latency_row(out, "total", r->errors, 0, r->errors, r->err_hist);
+            if (r->ops[i].errors) latency_row(out, r, r->ops[i].name, r->ops[i].errors, 0, r->ops[i].errors, r->ops[i].err_hist);
+        latency_row(out, r, "total", r->errors, 0, r->errors, r->err_hist);
     }
     mqload_report_stages_text(r, out);
     if (r->n_errs) {
@@ -134,25 +159,33 @@ void mqload_hist_json(const mqload_hist_t *h, mqload_strbuf_t *out)
     mqload_sparse_free(&s);
 }
 
-static void latency_json(const mqload_hist_t *h, mqload_strbuf_t *out)
+static void latency_json(const mqload_result_t *r, const mqload_hist_t *h, mqload_strbuf_t *out)
 {
-    if (!h->total) { /* nothing to measure: null, never a 0 that reads as fast */
-        mqload_sb_puts(out, "{\"min\":null,\"mean\":null");
-        for (size_t i = 0; i < 5; i++) mqload_sb_printf(out, ",\"%s\":null", QUANTILES[i].key);
-        mqload_sb_puts(out, ",\"max\":null}");
-        return;
-    }
+    /* Nothing to measure (no success, or no failure): null, never a 0 that reads as fast. */
+#define LAT_NUM(v) do { if (h->total) mqload_sb_json_num(out, (v)); else mqload_sb_puts(out, "null"); } while (0)
     mqload_sb_puts(out, "{\"min\":");
-    mqload_sb_json_num(out, h->total ? (double) h->min_ns / 1e3 : 0);
+    LAT_NUM((double) h->min_ns / 1e3);
     mqload_sb_puts(out, ",\"mean\":");
-    mqload_sb_json_num(out, mqload_hist_mean(h) / 1e3);
-    for (size_t i = 0; i < 5; i++) {
+    LAT_NUM(mqload_hist_mean(h) / 1e3);
+    for (size_t i = 0; i < sizeof QUANTILES / sizeof QUANTILES[0]; i++) {
         mqload_sb_printf(out, ",\"%s\":", QUANTILES[i].key);
-        mqload_sb_json_num(out, mqload_hist_quantile(h, QUANTILES[i].q) / 1e3);
+        LAT_NUM(mqload_hist_quantile(h, QUANTILES[i].q) / 1e3);
+    }
+    const double *pcts;
+    size_t np = table_pcts(r, &pcts);
+    for (size_t i = 0; i < np; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < sizeof QUANTILES / sizeof QUANTILES[0]; k++) dup = dup || QUANTILES[k].q == pcts[i];
+        if (dup) continue;
+        char key[24];
+        mqload_percentile_label(pcts[i], true, key, sizeof key);
+        mqload_sb_printf(out, ",\"%s\":", key);
+        LAT_NUM(mqload_hist_quantile(h, pcts[i]) / 1e3);
     }
     mqload_sb_puts(out, ",\"max\":");
-    mqload_sb_json_num(out, (double) h->max_ns / 1e3);
+    LAT_NUM((double) h->max_ns / 1e3);
     mqload_sb_puts(out, "}");
+#undef LAT_NUM
 }
 
 void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
@@ -183,7 +216,7 @@ void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
     if (r->conns_opened == UINT64_MAX) mqload_sb_puts(out, ",\"connections_opened\":null");
     else mqload_sb_printf(out, ",\"connections_opened\":%llu", (unsigned long long) r->conns_opened);
     mqload_sb_puts(out, ",\n\"latency_us\":");
-    latency_json(r->hist, out);
+    latency_json(r, r->hist, out);
     mqload_sb_puts(out, ",\n\"ops\":{");
     for (size_t i = 0; i < r->n_ops; i++) {
         const mqload_opstats_t *o = &r->ops[i];
@@ -193,11 +226,11 @@ void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
         mqload_sb_json_str(out, o->type);
         mqload_sb_printf(out, ",\"count\":%llu,\"ok\":%llu,\"errors\":%llu,\"latency_us\":",
                          (unsigned long long) (o->ok + o->errors), (unsigned long long) o->ok, (unsigned long long) o->errors);
-        latency_json(o->hist, out);
+        latency_json(r, o->hist, out);
         mqload_sb_puts(out, ",\"histogram\":");
         mqload_hist_json(o->hist, out);
         mqload_sb_puts(out, ",\"error_latency_us\":");
-        latency_json(o->err_hist, out);
+        latency_json(r, o->err_hist, out);
         mqload_sb_puts(out, ",\"error_histogram\":");
         mqload_hist_json(o->err_hist, out);
         mqload_sb_puts(out, "}");
@@ -211,7 +244,7 @@ void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
     mqload_sb_puts(out, "},\n\"histogram\":");
     mqload_hist_json(r->hist, out);
     mqload_sb_puts(out, ",\n\"error_latency_us\":");
-    latency_json(r->err_hist, out);
+    latency_json(r, r->err_hist, out);
     mqload_sb_puts(out, ",\n\"error_histogram\":");
     mqload_hist_json(r->err_hist, out);
     mqload_report_sched_json(r, out);
@@ -233,6 +266,7 @@ void mqload_report_json(const mqload_result_t *r, mqload_strbuf_t *out)
         if (r->open_loop) mqload_sb_printf(out, ",\"sent\":%llu,\"late\":%llu", (unsigned long long) s->sent, (unsigned long long) s->late);
         mqload_sb_puts(out, ",\"histogram\":");
         mqload_sparse_json(&s->hist, out);
+        mqload_second_ext_json(r, s, out);
         mqload_sb_puts(out, "}");
         mqload_hist_destroy(h);
     }

@@ -387,6 +387,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void) revents;
     int64_t now = mqload_now_ns();
     if (now >= run->measure_ns) mqload_tstats_flush(t->stats, (now - run->measure_ns) / 1000000000);
+    if (t->client) /* for the open-connections chart (series.h) */
+        atomic_store_explicit(&t->stats->a_conns_open, mqc_client_stat(t->client, MQC_STAT_CONNS_OPEN) + 1, memory_order_relaxed);
     /* Open loop: what is due goes out first (after a stall, late but sent, while slots are free);
      * only then does a closed window count what is left as unsent. This also keeps the live
      * line's backlog fresh. */

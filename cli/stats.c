@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "series.h"
+
 void mqload_result_init(mqload_result_t *r)
 {
     memset(r, 0, sizeof *r);
@@ -26,7 +28,10 @@ void mqload_result_free(mqload_result_t *r)
         mqload_hist_destroy(r->ops[i].err_hist);
     }
     for (size_t i = 0; i < r->n_stages; i++) mqload_hist_destroy(r->stages[i].hist);
-    for (size_t i = 0; i < r->n_seconds; i++) mqload_sparse_free(&r->timeline[i].hist);
+    for (size_t i = 0; i < r->n_seconds; i++) {
+        mqload_sparse_free(&r->timeline[i].hist);
+        mqload_second_ext_free(&r->timeline[i]);
+    }
     free(r->timeline);
     free(r->errs);
     memset(r, 0, sizeof *r);
@@ -110,6 +115,7 @@ mqload_second_t *mqload_result_second(mqload_result_t *r, size_t sec)
         mqload_second_t *s = &r->timeline[r->n_seconds++];
         s->ops = s->ok = s->errors = s->sent = s->late = 0;
         mqload_sparse_init(&s->hist);
+        mqload_second_ext_init(s);
     }
     return &r->timeline[sec];
 }
@@ -164,6 +170,7 @@ void mqload_result_merge(mqload_result_t *dst, const mqload_result_t *src, size_
         d->sent += s->sent;
         d->late += s->late;
         mqload_sparse_merge(&d->hist, &s->hist);
+        mqload_second_ext_merge(dst, d, src, s);
     }
 }
 
@@ -200,6 +207,7 @@ void mqload_tstats_free(mqload_tstats_t *s)
     mqload_result_free(&s->r);
     mqload_hist_destroy(s->sec_hist);
     mqload_sparse_free(&s->pub_hist);
+    mqload_tstats_ext_free(s);
     pthread_mutex_destroy(&s->pub_lock);
 }
 
@@ -214,6 +222,7 @@ void mqload_tstats_flush(mqload_tstats_t *s, int64_t sec)
     mqload_sparse_init(&sp);
     mqload_sparse_from_hist(&sp, s->sec_hist);
     mqload_sparse_merge(&t->hist, &sp);
+    mqload_tstats_ext_flush(s, t);
     pthread_mutex_lock(&s->pub_lock);
     mqload_sparse_free(&s->pub_hist);
     s->pub_hist = sp; /* handed over */
@@ -268,6 +277,7 @@ void mqload_tstats_record_full(mqload_tstats_t *s, size_t op, uint64_t latency_n
                 mqload_sparse_push(&one, mqload_hist_index(latency_ns), 1);
                 one.total = 1, one.min_ns = one.max_ns = latency_ns, one.sum_ns = (double) latency_ns;
                 mqload_sparse_merge(&t->hist, &one);
+                mqload_sparse_merge(mqload_second_op(t, op), &one);
                 mqload_sparse_free(&one);
             }
             t->ops++;
@@ -277,11 +287,15 @@ void mqload_tstats_record_full(mqload_tstats_t *s, size_t op, uint64_t latency_n
         }
     }
     s->cur_sec = sec;
-    if (!err_kind) mqload_hist_record(s->sec_hist, latency_ns);
+    if (!err_kind) {
+        mqload_hist_record(s->sec_hist, latency_ns);
+        mqload_tstats_ext_record(s, op, latency_ns);
+    }
     s->sec_ops++;
     if (err_kind) s->sec_err++;
     else s->sec_ok++;
 totals:
+    mqload_tstats_ext_count(s, op, err_kind != NULL);
     mqload_hist_record(err_kind ? s->r.err_hist : s->r.hist, latency_ns);
     mqload_hist_record(err_kind ? s->r.ops[op].err_hist : s->r.ops[op].hist, latency_ns);
     s->r.completed++;

@@ -24,6 +24,9 @@ typedef struct {
     uint64_t ops, ok, errors; /* completed in this second of the measured window */
     uint64_t sent, late;      /* open loop: measured operations sent in this second, and the late ones */
     mqload_sparse_t hist;     /* the latencies of the successful ones (failures never hide a slow second) */
+    mqload_sparse_t *op_hist; /* the same per operation (the result's op index), n_op_hist of them (series.h) */
+    size_t n_op_hist;
+    int64_t in_flight, conns_open; /* sampled during the second: most in flight, open connections; -1: none */
 } mqload_second_t;
 
 typedef struct {
@@ -82,6 +85,8 @@ typedef struct {
     mqload_second_t *timeline;
     size_t n_seconds, cap_seconds;
     char notes[1024];         /* merge remarks */
+    double pcts[16];          /* --percentiles of the table and JSON (quantiles); n_pcts 0: the default */
+    size_t n_pcts;
 } mqload_result_t;
 
 void mqload_result_init(mqload_result_t *r);
@@ -124,6 +129,9 @@ typedef struct {
     int64_t pub_sec;          /* the last second flushed (-1: none) */
     mqload_sparse_t pub_hist;
     uint64_t pub_ops, pub_errors;
+    mqload_hist_t *sec_op_hist[MQLOAD_RESULT_MAX_OPS]; /* the current second per operation (series.h) */
+    _Atomic uint64_t a_conns_open; /* the engine's open connections + 1, set each tick; 0: unknown */
+    _Atomic uint64_t a_op_ok[MQLOAD_RESULT_MAX_OPS], a_op_err[MQLOAD_RESULT_MAX_OPS]; /* measured, per op (metrics.h) */
 } mqload_tstats_t;
 
 void mqload_tstats_init(mqload_tstats_t *s);

@@ -1,5 +1,6 @@
 /* workload: parse --op/--mix/--preset/--workload into a description; per-thread draws. */
 #include "workload.h"
+#include "ycsb.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -36,11 +37,6 @@ static bool fail(char *err, size_t esz, const char *fmt, ...)
 #define KEY_FILTER "{\"_id\": {\"$key\": {}}}"
 #define DEFAULT_DOC "{\"_id\": {\"$key\": {}}, \"n\": {\"$randInt\": [0, 1000000]}, \"s\": {\"$randString\": 32}, \"t\": {\"$now\": {}}}"
 #define DEFAULT_UPDATE "{\"$set\": {\"n\": {\"$randInt\": [0, 1000000]}}}"
-#define YCSB_DOC "{\"_id\": {\"$key\": {}}, \"field0\": {\"$randString\": 100}, \"field1\": {\"$randString\": 100}, " \
-    "\"field2\": {\"$randString\": 100}, \"field3\": {\"$randString\": 100}, \"field4\": {\"$randString\": 100}, " \
-    "\"field5\": {\"$randString\": 100}, \"field6\": {\"$randString\": 100}, \"field7\": {\"$randString\": 100}, " \
-    "\"field8\": {\"$randString\": 100}, \"field9\": {\"$randString\": 100}}"
-#define YCSB_UPDATE "{\"$set\": {\"field0\": {\"$randString\": 100}}}"
 
 /* libbson says "position N" (a byte offset) or "Incomplete JSON": where that is, as " line L column C". */
 static void json_error_place(const char *data, size_t len, const char *msg, char *out, size_t outsz)
@@ -101,7 +97,7 @@ static void op_defaults(mqload_opdef_t *o, bool ycsb)
     case MQLOAD_OP_UPDATE:
     case MQLOAD_OP_RMW:
         if (bson_empty(&o->filter)) json_into(&o->filter, KEY_FILTER);
-        if (bson_empty(&o->update)) json_into(&o->update, ycsb ? YCSB_UPDATE : DEFAULT_UPDATE);
+        if (bson_empty(&o->update)) json_into(&o->update, DEFAULT_UPDATE); /* YCSB presets: set before (ycsb.h) */
         break;
     case MQLOAD_OP_AGGREGATE:
         if (!o->pipeline_set)
@@ -289,7 +285,7 @@ static bool load_file(mqload_workload_t *wl, const char *path, char *err, size_t
             else wl->keys = (uint64_t) v;
         } else if (!strcmp(k, "key_dist")) {
             wl->key_dist = mqload_keydist_parse(bson_iter_utf8(&it, NULL));
-            if (wl->key_dist < 0) ok = fail(err, esz, "--workload %s: key_dist must be uniform, zipfian or latest", path);
+            if (wl->key_dist < 0) ok = fail(err, esz, "--workload %s: key_dist must be " MQLOAD_KEYDIST_NAMES, path);
         } else if (!strcmp(k, "document")) {
             char where[300];
             snprintf(where, sizeof where, "--workload %s", path);
@@ -384,9 +380,12 @@ bool mqload_workload_load(mqload_workload_t *wl, const mqload_config_t *cfg, cha
             return fail(err, esz, "--preset: unknown preset '%s' (ycsb-a, ycsb-b, ycsb-c, ycsb-d, ycsb-e, ycsb-f)", cfg->preset);
         }
         ycsb = true;
-        snprintf(wl->name, sizeof wl->name, "%s", p->name);
-        for (size_t i = 0; i < 2; i++)
-            if (p->ops[i].weight > 0) add_op(wl, p->ops[i].type, p->ops[i].weight, err, esz);
+        /* --phase load: YCSB's load phase, the records inserted as measured operations. */
+        snprintf(wl->name, sizeof wl->name, "%s%s", p->name, cfg->x.phase_load ? ":load" : "");
+        if (cfg->x.phase_load) add_op(wl, MQLOAD_OP_INSERT, 1, err, esz);
+        else
+            for (size_t i = 0; i < 2; i++)
+                if (p->ops[i].weight > 0) add_op(wl, p->ops[i].type, p->ops[i].weight, err, esz);
         preset_dist = p->dist;
     } else if (cfg->mix) {
         ok = load_mix(wl, cfg->mix, err, esz);
@@ -407,13 +406,23 @@ bool mqload_workload_load(mqload_workload_t *wl, const mqload_config_t *cfg, cha
         mqload_workload_free(wl);
         return fail(err, esz, "the operations' weights are all zero");
     }
-    if (bson_empty(&wl->document)) json_into(&wl->document, ycsb ? YCSB_DOC : DEFAULT_DOC);
-    for (size_t i = 0; i < wl->n_ops; i++) op_defaults(&wl->ops[i], ycsb);
+    if (bson_empty(&wl->document)) {
+        if (ycsb) mqload_ycsb_document(&wl->document, cfg->x.fieldcount, cfg->x.fieldlength);
+        else json_into(&wl->document, DEFAULT_DOC);
+    }
+    for (size_t i = 0; i < wl->n_ops; i++) {
+        mqload_opdef_t *o = &wl->ops[i];
+        if (ycsb && (o->type == MQLOAD_OP_UPDATE || o->type == MQLOAD_OP_RMW) && bson_empty(&o->update))
+            mqload_ycsb_update(&o->update, cfg->x.fieldcount, cfg->x.fieldlength);
+        op_defaults(o, ycsb);
+    }
     if (cfg->key_dist >= 0) wl->key_dist = cfg->key_dist;
     else if (wl->key_dist < 0) wl->key_dist = preset_dist;
     if (cfg->keys_set || (cfg->seed_set && cfg->seed_docs) || !wl->keys) wl->keys = cfg->keys;
     if (cfg->db_set || !wl->db[0]) snprintf(wl->db, sizeof wl->db, "%s", cfg->db);
     if (cfg->collection_set || !wl->collection[0]) snprintf(wl->collection, sizeof wl->collection, "%s", cfg->collection);
+    /* YCSB's load phase inserts keys 0 .. recordcount-1: fresh insert keys start at keys (insert below). */
+    if (cfg->x.phase_load) wl->keys = 0;
 
     /* Compile every template once here, so that a malformed one fails before any traffic. */
     mqload_wl_thread_t probe;
