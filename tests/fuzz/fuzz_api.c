@@ -1,4 +1,4 @@
-// fuzz-sources: lib/bulk.c lib/client.c lib/conn.c lib/conn_secure.c lib/cursor.c lib/error.c lib/gather.c lib/handles.c lib/monitor.c lib/op.c lib/pool.c lib/read.c lib/reply.c lib/resolve.c lib/saslprep.c lib/scram.c lib/scram_cache.c lib/sdam.c lib/select.c lib/srv.c lib/tls.c lib/topology.c lib/uri.c lib/uri_redact.c lib/wire.c lib/worker.c tests/docsrv.c tests/docsrv_eval.c tests/fakesrv.c tests/propgen.c
+// fuzz-sources: lib/*.c tests/docsrv.c tests/docsrv_eval.c tests/fakesrv.c tests/propgen.c
 // fuzz-options: -max_len=512 -timeout=20
 /* libFuzzer target over the public API: the input is a script of submit (insert_one,
  * insert_many past maxWriteBatchSize, update/replace/delete, find_one, find_one_and_*, bulks),
