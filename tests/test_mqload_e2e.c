@@ -6,43 +6,13 @@
 #include <unistd.h>
 
 #include "../cli/merge.h"
+#include "support/mqload_run.h"
 #include "tf.h"
-
-static int run_cmd(const char *args, char *out, size_t outsz)
-{
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s/mqload' %s 2>&1", tf_build_dir(), args);
-    tf_note("%s", cmd);
-    FILE *p = popen(cmd, "r");
-    ASSERT_NOT_NULL(p);
-    size_t n = fread(out, 1, outsz - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static void need_binary(void)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/mqload", tf_build_dir());
-    if (access(path, X_OK) != 0) SKIP("%s is not built", path);
-}
-
-static void load_result(const char *path, mqload_result_t *r)
-{
-    FILE *f = fopen(path, "r");
-    ASSERT_MSG(f != NULL, "no result file %s", path);
-    static char buf[8 << 20];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    char err[512];
-    ASSERT_MSG(mqload_result_from_json(r, buf, n, err, sizeof err), "%s: %s", path, err);
-}
 
 static void check_clean_run(const char *path)
 {
     mqload_result_t r;
-    load_result(path, &r);
+    tf_mqload_result(path, &r);
     uint64_t sub = r.submitted, comp = r.completed, ok = r.ok, errs = r.errors, secs = r.n_seconds;
     mqload_result_free(&r);
     ASSERT_EQ(sub, comp);
@@ -57,7 +27,7 @@ static void e2e_engine(const char *engine, const char *json)
     char args[2048], out[65536];
     snprintf(args, sizeof args, "--uri '%s' --db %s --engine %s -d 2 --warmup 0.3 -c 4 --seed 200 --mix find=80,update=20 "
              "--seed-rng 1 --json '%s' --no-progress", uri, tf_unique("mqload"), engine, json);
-    int rc = run_cmd(args, out, sizeof out);
+    int rc = tf_mqload(NULL, args, out, sizeof out);
     ASSERT_MSG(rc == 0, "exit %d: %s", rc, out);
     ASSERT_STR_CONTAINS(out, "throughput");
     check_clean_run(json);
@@ -66,7 +36,7 @@ static void e2e_engine(const char *engine, const char *json)
 
 TEST("/mqload/e2e/mqc", mqload_e2e_mqc)
 {
-    need_binary();
+    tf_mqload_need();
     char json[512];
     snprintf(json, sizeof json, "%s/mqc.json", tf_tmpdir());
     e2e_engine("mqc", json);
@@ -74,7 +44,7 @@ TEST("/mqload/e2e/mqc", mqload_e2e_mqc)
 
 TEST("/mqload/e2e/mongoc", mqload_e2e_mongoc)
 {
-    need_binary();
+    tf_mqload_need();
     char json[512];
     snprintf(json, sizeof json, "%s/mongoc.json", tf_tmpdir());
     e2e_engine("mongoc", json);
@@ -82,7 +52,7 @@ TEST("/mqload/e2e/mongoc", mqload_e2e_mongoc)
 
 TEST("/mqload/e2e/merge", mqload_e2e_merge)
 {
-    need_binary();
+    tf_mqload_need();
     const char *uri = tf_server_uri("plain");
     const char *dir = tf_tmpdir();
     char f1[600], f2[600], merged[600], args[4096], out[65536];
@@ -90,23 +60,23 @@ TEST("/mqload/e2e/merge", mqload_e2e_merge)
     snprintf(f2, sizeof f2, "%s/b.json", dir);
     snprintf(merged, sizeof merged, "%s/merged.json", dir);
     snprintf(args, sizeof args, "--uri '%s' --op command -d 1.5 --warmup 0 -c 2 -q --json '%s'", uri, f1);
-    int rc = run_cmd(args, out, sizeof out);
+    int rc = tf_mqload(NULL, args, out, sizeof out);
     ASSERT_MSG(rc == 0, "exit %d: %s", rc, out);
     snprintf(args, sizeof args, "--uri '%s' --op command --db other -d 1 --warmup 0 -c 2 -q --json '%s'", uri, f2);
-    rc = run_cmd(args, out, sizeof out);
+    rc = tf_mqload(NULL, args, out, sizeof out);
     ASSERT_MSG(rc == 0, "exit %d: %s", rc, out);
     /* Another database is another workload: merge must refuse it. */
     snprintf(args, sizeof args, "merge '%s' '%s' --json '%s'", f1, f2, merged);
-    rc = run_cmd(args, out, sizeof out);
+    rc = tf_mqload(NULL, args, out, sizeof out);
     ASSERT_MSG(rc == 1, "exit %d: %s", rc, out);
     ASSERT_STR_CONTAINS(out, "different workloads");
     /* The same run twice is the same workload: everything doubles exactly. */
     snprintf(args, sizeof args, "merge '%s' '%s' --json '%s' --html '%s.html' -q", f1, f1, merged, merged);
-    rc = run_cmd(args, out, sizeof out);
+    rc = tf_mqload(NULL, args, out, sizeof out);
     ASSERT_MSG(rc == 0, "exit %d: %s", rc, out);
     mqload_result_t a, m;
-    load_result(f1, &a);
-    load_result(merged, &m);
+    tf_mqload_result(f1, &a);
+    tf_mqload_result(merged, &m);
     uint64_t ac = a.completed, mc = m.completed, ms = m.submitted, at = a.hist->total, mt = m.hist->total;
     size_t an = a.n_seconds, mn = m.n_seconds;
     uint64_t a0 = a.timeline[0].ops, m0 = m.timeline[0].ops;
@@ -125,11 +95,11 @@ TEST("/mqload/e2e/merge", mqload_e2e_merge)
 
 TEST("/mqload/e2e/threshold_exit_2", mqload_e2e_threshold)
 {
-    need_binary();
+    tf_mqload_need();
     const char *uri = tf_server_uri("plain");
     char args[2048], out[65536];
     snprintf(args, sizeof args, "--uri '%s' --op command -d 1 --warmup 0 -c 2 -q --threshold 'p50<1ns,ops>0'", uri);
-    int rc = run_cmd(args, out, sizeof out);
+    int rc = tf_mqload(NULL, args, out, sizeof out);
     ASSERT_MSG(rc == 2, "exit %d: %s", rc, out);
     ASSERT_STR_CONTAINS(out, "threshold p50<1ns violated");
     ASSERT(strstr(out, "ops>0") == NULL);
@@ -137,12 +107,12 @@ TEST("/mqload/e2e/threshold_exit_2", mqload_e2e_threshold)
 
 TEST("/mqload/e2e/usage_errors_exit_1", mqload_e2e_usage_errors)
 {
-    need_binary();
+    tf_mqload_need();
     char out[16384], path[512];
     static const char *const cases[] = {"--bogus", "-c", "--rate=-5", "--workload /nonexistent.json", "merge",
                                         "merge /nonexistent.json", "--uri 'mongodb://a:b:c@'"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int rc = run_cmd(cases[i], out, sizeof out);
+        int rc = tf_mqload(NULL, cases[i], out, sizeof out);
         ASSERT_MSG(rc == 1, "'%s' exited %d: %s", cases[i], rc, out);
         ASSERT_STR_CONTAINS(out, "mqload");
     }
@@ -152,9 +122,9 @@ TEST("/mqload/e2e/usage_errors_exit_1", mqload_e2e_usage_errors)
     fclose(f);
     char args[1024];
     snprintf(args, sizeof args, "--workload '%s'", path);
-    ASSERT_EQ(run_cmd(args, out, sizeof out), 1);
+    ASSERT_EQ(tf_mqload(NULL, args, out, sizeof out), 1);
     ASSERT_STR_CONTAINS(out, "invalid Extended JSON");
-    ASSERT_EQ(run_cmd("--help", out, sizeof out), 0);
+    ASSERT_EQ(tf_mqload(NULL, "--help", out, sizeof out), 0);
     ASSERT_STR_CONTAINS(out, "usage: mqload");
 }
 
@@ -190,7 +160,7 @@ TEST("/mqload/e2e/stub_fixed_delay", mqload_e2e_stub_fixed_delay)
     snprintf(bin, sizeof bin, "%s/build/bench/stubd", tf_src_dir());
     if (access(bin, X_OK) != 0) snprintf(bin, sizeof bin, "%s/bench/stubd", tf_build_dir());
     if (access(bin, X_OK) != 0) SKIP("the stub server (build/bench/stubd) is not built");
-    need_binary();
+    tf_mqload_need();
     int port = 0;
     pid_t pid = start_stub(bin, 20000, &port);
     if (port <= 0) {
@@ -202,12 +172,12 @@ TEST("/mqload/e2e/stub_fixed_delay", mqload_e2e_stub_fixed_delay)
     snprintf(json, sizeof json, "%s/stub.json", tf_tmpdir());
     snprintf(args, sizeof args, "--uri 'mongodb://127.0.0.1:%d/?directConnection=true' --op find -d 2 --warmup 0.3 -c 8 "
              "--json '%s' -q", port, json);
-    int rc = run_cmd(args, out, sizeof out);
+    int rc = tf_mqload(NULL, args, out, sizeof out);
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     ASSERT_MSG(rc == 0, "exit %d: %s", rc, out);
     mqload_result_t r;
-    load_result(json, &r);
+    tf_mqload_result(json, &r);
     double p50 = mqload_hist_quantile(r.hist, 0.5) / 1e3;
     uint64_t sub = r.submitted, comp = r.completed, ok = r.ok;
     mqload_result_free(&r);

@@ -13,38 +13,8 @@
 #include "../cli/sched.h"
 #include "../cli/template.h"
 #include "chaos_stub.h"
+#include "support/mqload_run.h"
 #include "tf.h"
-
-static int run_sh(const char *prefix, const char *args, char *out, size_t outsz)
-{
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s'%s/mqload' %s 2>&1", prefix ? prefix : "", tf_build_dir(), args);
-    tf_note("%s", cmd);
-    FILE *p = popen(cmd, "r");
-    ASSERT_NOT_NULL(p);
-    size_t n = fread(out, 1, outsz - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static void need_tools(void)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/mqload", tf_build_dir());
-    if (access(path, X_OK) != 0) SKIP("%s is not built", path);
-}
-
-static void load(const char *path, mqload_result_t *r)
-{
-    FILE *f = fopen(path, "r");
-    ASSERT_MSG(f != NULL, "no result file %s", path);
-    static char buf[8 << 20];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    char err[512];
-    ASSERT_MSG(mqload_result_from_json(r, buf, n, err, sizeof err), "%s: %s", path, err);
-}
 
 static char g_out[1 << 17];
 
@@ -52,7 +22,7 @@ static char g_out[1 << 17];
  * 7,275 of 40,000 sent and the rest nowhere, 0 operations in the first second. */
 TEST("/mqload/honest/rate_shortfall", mqload_honest_rate_shortfall)
 {
-    need_tools();
+    tf_mqload_need();
     chaos_stub_t s;
     const char *const extra[] = {"--delay-us", "2000", NULL};
     chaos_stub_start(&s, 0, extra);
@@ -60,13 +30,13 @@ TEST("/mqload/honest/rate_shortfall", mqload_honest_rate_shortfall)
     snprintf(json, sizeof json, "%s/shortfall.json", tf_tmpdir());
     snprintf(args, sizeof args, "--uri 'mongodb://127.0.0.1:%d/?directConnection=true' --op find -R 10000 -c 8 -d 2 "
              "--warmup 0.5 --json '%s' --no-progress", s.port, json);
-    int rc = run_sh(NULL, args, g_out, sizeof g_out);
+    int rc = tf_mqload(NULL, args, g_out, sizeof g_out);
     chaos_stub_stop(&s);
     ASSERT_MSG(rc == 3, "exit %d (a shortfall exits 3): %s", rc, g_out);
     ASSERT_STR_CONTAINS(g_out, "target rate was not reached");
     ASSERT_STR_CONTAINS(g_out, "SHORTFALL");
     mqload_result_t r;
-    load(json, &r);
+    tf_mqload_result(json, &r);
     tf_note("scheduled %llu sent %llu unsent %llu late %llu backlog %llu p50 %.0f us, first second %llu ops",
             (unsigned long long) r.scheduled, (unsigned long long) r.submitted, (unsigned long long) r.unsent,
             (unsigned long long) r.late, (unsigned long long) r.max_backlog, mqload_hist_quantile(r.hist, 0.5) / 1e3,
@@ -95,7 +65,7 @@ TEST("/mqload/honest/rate_shortfall", mqload_honest_rate_shortfall)
     mqload_result_free(&r);
     /* Merged results keep the verdict: the schedule's counts add up. */
     snprintf(args, sizeof args, "merge '%s' '%s' -q", json, json);
-    rc = run_sh(NULL, args, g_out, sizeof g_out);
+    rc = tf_mqload(NULL, args, g_out, sizeof g_out);
     ASSERT_MSG(rc == 3, "merge exit %d: %s", rc, g_out);
     ASSERT_STR_CONTAINS(g_out, "target rate was not reached");
 }
@@ -103,7 +73,7 @@ TEST("/mqload/honest/rate_shortfall", mqload_honest_rate_shortfall)
 /* A rate the server keeps: all sent, none late beyond noise, exit 0. */
 TEST("/mqload/honest/rate_kept", mqload_honest_rate_kept)
 {
-    need_tools();
+    tf_mqload_need();
     chaos_stub_t s;
     const char *const extra[] = {"--delay-us", "2000", NULL};
     chaos_stub_start(&s, 0, extra);
@@ -111,12 +81,12 @@ TEST("/mqload/honest/rate_kept", mqload_honest_rate_kept)
     snprintf(json, sizeof json, "%s/kept.json", tf_tmpdir());
     snprintf(args, sizeof args, "--uri 'mongodb://127.0.0.1:%d/?directConnection=true' --op find -R 300 -d 1.5 "
              "--warmup 0.3 --json '%s' --no-progress", s.port, json);
-    int rc = run_sh(NULL, args, g_out, sizeof g_out);
+    int rc = tf_mqload(NULL, args, g_out, sizeof g_out);
     chaos_stub_stop(&s);
     ASSERT_MSG(rc == 0, "exit %d: %s", rc, g_out);
     ASSERT_STR_CONTAINS(g_out, "schedule   target 300.0 ops/s");
     mqload_result_t r;
-    load(json, &r);
+    tf_mqload_result(json, &r);
     ASSERT_EQ(r.unsent, 0);
     ASSERT_EQ(r.scheduled, 450);
     ASSERT_EQ(r.submitted, 450);
@@ -134,7 +104,7 @@ static void kill_later(const chaos_stub_t *s, char *prefix, size_t n)
  * error kind without a message. */
 TEST("/mqload/honest/server_killed", mqload_honest_server_killed)
 {
-    need_tools();
+    tf_mqload_need();
     chaos_stub_t s;
     chaos_stub_start(&s, 0, NULL);
     char args[2048], json[600], prefix[128];
@@ -142,14 +112,14 @@ TEST("/mqload/honest/server_killed", mqload_honest_server_killed)
     snprintf(args, sizeof args, "--uri 'mongodb://127.0.0.1:%d/?directConnection=true' --mix find=80,insert=20 -c 8 -d 3 "
              "--warmup 0.2 --json '%s' --no-progress", s.port, json);
     kill_later(&s, prefix, sizeof prefix);
-    int rc = run_sh(prefix, args, g_out, sizeof g_out);
+    int rc = tf_mqload(prefix, args, g_out, sizeof g_out);
     waitpid(s.pid, NULL, 0);
     ASSERT_MSG(rc == 4, "exit %d (more errors than --max-error-rate exits 4): %s", rc, g_out);
     ASSERT_STR_CONTAINS(g_out, "more than --max-error-rate 5%");
     ASSERT_STR_CONTAINS(g_out, "\nfailed          count");
     ASSERT_STR_CONTAINS(g_out, "network: ");
     mqload_result_t r;
-    load(json, &r);
+    tf_mqload_result(json, &r);
     tf_note("ok %llu errors %llu", (unsigned long long) r.ok, (unsigned long long) r.errors);
     ASSERT_GT(r.ok, 0);
     ASSERT_GT(r.errors, r.completed / 20);
@@ -177,7 +147,7 @@ TEST("/mqload/honest/server_killed", mqload_honest_server_killed)
     mqload_result_free(&r);
     /* Merged, the verdict holds (and the first messages travel through the JSON). */
     snprintf(args, sizeof args, "merge '%s' '%s'", json, json);
-    rc = run_sh(NULL, args, g_out, sizeof g_out);
+    rc = tf_mqload(NULL, args, g_out, sizeof g_out);
     ASSERT_MSG(rc == 4, "merge exit %d: %s", rc, g_out);
     ASSERT_STR_CONTAINS(g_out, "network: ");
     /* Adjustable: 100 turns it off. */
@@ -186,10 +156,10 @@ TEST("/mqload/honest/server_killed", mqload_honest_server_killed)
     snprintf(args, sizeof args, "--uri 'mongodb://127.0.0.1:%d/?directConnection=true' --preset ycsb-a -c 300 -d 2 "
              "--warmup 0.2 -q --max-error-rate 100 --json '%s'", s.port, json);
     kill_later(&s, prefix, sizeof prefix);
-    rc = run_sh(prefix, args, g_out, sizeof g_out);
+    rc = tf_mqload(prefix, args, g_out, sizeof g_out);
     waitpid(s.pid, NULL, 0);
     ASSERT_MSG(rc == 0, "exit %d with --max-error-rate 100: %s", rc, g_out);
-    load(json, &r);
+    tf_mqload_result(json, &r);
     ASSERT_GT(r.errors, 0);
     ASSERT_EQ(r.hist->total, r.ok);
     ASSERT_EQ(r.err_hist->total, r.errors);
@@ -201,7 +171,7 @@ TEST("/mqload/honest/server_killed", mqload_honest_server_killed)
  * server would mean the check came too late. */
 TEST("/mqload/honest/checked_before_traffic", mqload_honest_checked_before_traffic)
 {
-    need_tools();
+    tf_mqload_need();
     const char *dir = tf_tmpdir();
     char bad_json[600], keys[600], tmpl[600], ok_ops[600];
     snprintf(bad_json, sizeof bad_json, "%s/bad.json", dir);
@@ -247,7 +217,7 @@ TEST("/mqload/honest/checked_before_traffic", mqload_honest_checked_before_traff
         if (!strcmp(arg, "--workload TMPL")) snprintf(arg, sizeof arg, "--workload '%s'", tmpl);
         bool own_uri = strstr(arg, "--uri") != NULL;
         snprintf(a, sizeof a, "%s %s -d 1", own_uri ? "" : "--uri mongodb://127.0.0.1:1", arg);
-        int rc = run_sh(NULL, a, g_out, sizeof g_out);
+        int rc = tf_mqload(NULL, a, g_out, sizeof g_out);
         ASSERT_MSG(rc == 1, "'%s' exited %d: %s", a, rc, g_out);
         ASSERT_STR_CONTAINS(g_out, cases[i].want);
         ASSERT_MSG(!strstr(g_out, "cannot use the server"), "'%s' reached the server before failing: %s", a, g_out);
@@ -256,30 +226,30 @@ TEST("/mqload/honest/checked_before_traffic", mqload_honest_checked_before_traff
     /* Real operators near a generator's name stay operators; a YCSB preset without --seed warns. */
     char a[2048];
     snprintf(a, sizeof a, "--uri mongodb://127.0.0.1:1 --workload '%s' -d 1", ok_ops);
-    ASSERT_EQ(run_sh(NULL, a, g_out, sizeof g_out), 1);
+    ASSERT_EQ(tf_mqload(NULL, a, g_out, sizeof g_out), 1);
     ASSERT_STR_CONTAINS(g_out, "cannot use the server");
-    ASSERT_EQ(run_sh(NULL, "--uri mongodb://127.0.0.1:1 --preset ycsb-b -d 1", g_out, sizeof g_out), 1);
+    ASSERT_EQ(tf_mqload(NULL, "--uri mongodb://127.0.0.1:1 --preset ycsb-b -d 1", g_out, sizeof g_out), 1);
     ASSERT_STR_CONTAINS(g_out, "warning: --preset ycsb-b reads and updates keys 0..9999, which only --seed inserts");
 }
 
 /* --stages ramps the arrival rate; each stage is counted on its own. */
 TEST("/mqload/honest/stages", mqload_honest_stages)
 {
-    need_tools();
+    tf_mqload_need();
     chaos_stub_t s;
     chaos_stub_start(&s, 0, NULL);
     char args[2048], json[600];
     snprintf(json, sizeof json, "%s/stages.json", tf_tmpdir());
     snprintf(args, sizeof args, "--uri 'mongodb://127.0.0.1:%d/?directConnection=true' --op find --stages 1s:200,1s:400,0.5s:0 "
              "--json '%s' --progress", s.port, json);
-    int rc = run_sh(NULL, args, g_out, sizeof g_out);
+    int rc = tf_mqload(NULL, args, g_out, sizeof g_out);
     ASSERT_MSG(rc == 0, "exit %d: %s", rc, g_out);
     ASSERT_STR_CONTAINS(g_out, "stages (arrival rate)");
     ASSERT_STR_CONTAINS(g_out, "/3 -> "); /* the live line names the stage and its target */
     ASSERT_STR_CONTAINS(g_out, "  stage     duration");
     ASSERT_STR_CONTAINS(g_out, "\n  3             0.5s            400->0");
     mqload_result_t r;
-    load(json, &r);
+    tf_mqload_result(json, &r);
     ASSERT_EQ(r.n_stages, 3);
     ASSERT_STR_EQ(r.stage_kind, "rate");
     /* 0 -> 200/s over 1 s: 100 operations; 200 -> 400 over 1 s: 300; 400 -> 0 over 0.5 s: 100. */
@@ -294,11 +264,11 @@ TEST("/mqload/honest/stages", mqload_honest_stages)
     /* The closed-loop form ramps the operations in flight. */
     snprintf(args, sizeof args, "--uri 'mongodb://127.0.0.1:%d/?directConnection=true' --op find --concurrency-stages "
              "0.5s:4,0.5s:8 --json '%s' --no-progress", s.port, json);
-    rc = run_sh(NULL, args, g_out, sizeof g_out);
+    rc = tf_mqload(NULL, args, g_out, sizeof g_out);
     chaos_stub_stop(&s);
     ASSERT_MSG(rc == 0, "exit %d: %s", rc, g_out);
     ASSERT_STR_CONTAINS(g_out, "stages (concurrency)");
-    load(json, &r);
+    tf_mqload_result(json, &r);
     ASSERT_EQ(r.n_stages, 2);
     ASSERT_STR_EQ(r.stage_kind, "concurrency");
     ASSERT_GT(r.stages[0].ok, 0);
@@ -310,13 +280,13 @@ TEST("/mqload/honest/stages", mqload_honest_stages)
 /* The live line: errors per second beside operations per second, the time left, the warmup. */
 TEST("/mqload/honest/live_line", mqload_honest_live_line)
 {
-    need_tools();
+    tf_mqload_need();
     chaos_stub_t s;
     chaos_stub_start(&s, 0, NULL);
     char args[2048];
     snprintf(args, sizeof args, "--uri 'mongodb://127.0.0.1:%d/?directConnection=true' -R 200 -d 2 --warmup 1.5 --progress",
              s.port);
-    int rc = run_sh(NULL, args, g_out, sizeof g_out);
+    int rc = tf_mqload(NULL, args, g_out, sizeof g_out);
     chaos_stub_stop(&s);
     ASSERT_MSG(rc == 0, "exit %d: %s", rc, g_out);
     ASSERT_STR_CONTAINS(g_out, "[warmup, 0.");  /* 0.5 s of warmup left at the first line, give or take a tick */

@@ -18,17 +18,7 @@
 #include "../cli/workload.h"
 #include "../cli/xopts.h"
 #include "tf.h"
-
-static int run_sh(const char *cmd, char *out, size_t outsz)
-{
-    tf_note("%s", cmd);
-    FILE *p = popen(cmd, "r");
-    ASSERT_NOT_NULL(p);
-    size_t n = fread(out, 1, outsz - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
+#include "support/mqload_run.h"
 
 static void tool_paths(char *mqload, char *stubd, size_t n)
 {
@@ -93,14 +83,6 @@ static char *slurp(const char *path)
     b[got] = 0;
     fclose(f);
     return b;
-}
-
-static void load_result(const char *path, mqload_result_t *r)
-{
-    char *buf = slurp(path), err[512];
-    bool ok = mqload_result_from_json(r, buf, strlen(buf), err, sizeof err);
-    free(buf);
-    ASSERT_MSG(ok, "%s: %s", path, err);
 }
 
 TEST("/mqload/outputs/percentiles_parse", mqload_outputs_percentiles_parse)
@@ -235,7 +217,7 @@ static bool java_hlog_totals(const char *java, const char *jar, const char *hlog
     char cmd[4096], out[8192];
     snprintf(cmd, sizeof cmd, "'%s' -cp '%s' org.HdrHistogram.HistogramLogProcessor -i '%s' -csv %s%s -o '%s' 2>&1", java, jar,
              hlog, tag ? "-tag " : "", tag ? tag : "", outbase);
-    if (run_sh(cmd, out, sizeof out) != 0) {
+    if (tf_sh(cmd, out, sizeof out) != 0) {
         tf_note("%s", out);
         return false;
     }
@@ -275,7 +257,7 @@ TEST("/mqload/outputs/hlog_csv_ycsb", mqload_outputs_hlog_csv_ycsb)
              "-c 200 -t 2 --no-progress --json '%s/r.json' --hlog '%s/r.hlog' --csv '%s/r.csv' --ycsb-summary '%s/r.ycsb' "
              "--percentiles 50,95,99,99.9 2>&1",
              mq, port, d, d, d, d);
-    int rc = run_sh(cmd, out, sizeof out);
+    int rc = tf_sh(cmd, out, sizeof out);
     stop_stub(stub);
     ASSERT_MSG(rc == 0, "exit %d: %s", rc, out);
     ASSERT_STR_CONTAINS(out, "p95");
@@ -283,7 +265,7 @@ TEST("/mqload/outputs/hlog_csv_ycsb", mqload_outputs_hlog_csv_ycsb)
     ASSERT_STR_CONTAINS(out, "\nfailed "); /* the failed operations' own rows, with the same percentile columns */
 
     mqload_result_t r;
-    load_result(strcat(strcpy(cmd, d), "/r.json"), &r);
+    tf_mqload_result(strcat(strcpy(cmd, d), "/r.json"), &r);
     uint64_t completed = r.completed, ok = r.ok, errors = r.errors, find_count = r.ops[0].ok, find_errors = r.ops[0].errors;
     double p50_us = mqload_hist_quantile(r.hist, 0.5) / 1e3;
     double p99_us = mqload_hist_quantile(r.ops[0].hist, 0.99) / 1e3;
@@ -341,7 +323,7 @@ TEST("/mqload/outputs/hlog_csv_ycsb", mqload_outputs_hlog_csv_ycsb)
     /* The hlog, decoded by HdrHistogram's Python implementation. */
     if (access(venv_py, X_OK) != 0) SKIP("no venv with hdrhistogram at %s: run scripts/install-deps", venv_py);
     snprintf(cmd, sizeof cmd, "'%s' '%s/tests/tools/hlog_check.py' '%s/r.hlog' '%s/r.json' 2>&1", venv_py, tf_src_dir(), d, d);
-    rc = run_sh(cmd, out, sizeof out);
+    rc = tf_sh(cmd, out, sizeof out);
     tf_note("%s", out);
     if (rc == 77) SKIP("%s", out);
     ASSERT_MSG(rc == 0, "hlog_check exit %d:\n%s", rc, out);
@@ -371,13 +353,13 @@ TEST("/mqload/outputs/hlog_csv_ycsb", mqload_outputs_hlog_csv_ycsb)
     /* mqload merge writes the same formats from merged results: the run twice, every count doubled. */
     snprintf(cmd, sizeof cmd, "'%s' merge '%s/r.json' '%s/r.json' --json '%s/m.json' --hlog '%s/m.hlog' --ycsb-summary - -q 2>&1",
              mq, d, d, d, d);
-    rc = run_sh(cmd, out, sizeof out);
+    rc = tf_sh(cmd, out, sizeof out);
     ASSERT_MSG(rc == 0, "merge exit %d: %s", rc, out);
     char want[96];
     snprintf(want, sizeof want, "[OVERALL], Throughput(ops/sec), ");
     ASSERT_STR_CONTAINS(out, want);
     snprintf(cmd, sizeof cmd, "'%s' '%s/tests/tools/hlog_check.py' '%s/m.hlog' '%s/m.json' 2>&1", venv_py, tf_src_dir(), d, d);
-    rc = run_sh(cmd, out, sizeof out);
+    rc = tf_sh(cmd, out, sizeof out);
     tf_note("%s", out);
     ASSERT_MSG(rc == 0, "hlog_check of the merged log exit %d:\n%s", rc, out);
     snprintf(want, sizeof want, "count %llu (report: %llu successful, %llu failed", (unsigned long long) (2 * ok),
@@ -391,7 +373,7 @@ TEST("/mqload/outputs/prometheus_scrape", mqload_outputs_prometheus)
     tool_paths(mq, stubd, sizeof mq);
     snprintf(cmd, sizeof cmd, "%s '%s/tests/tools/prom_check.py' '%s' '%s' '%s/prom' 2>&1", python(), tf_src_dir(), mq, stubd,
              tf_tmpdir());
-    int rc = run_sh(cmd, out, sizeof out);
+    int rc = tf_sh(cmd, out, sizeof out);
     tf_note("%s", out);
     if (rc == 77) SKIP("%s", out);
     ASSERT_MSG(rc == 0, "prom_check exit %d:\n%s", rc, out);
@@ -463,12 +445,12 @@ TEST("/mqload/outputs/html_chromium", mqload_outputs_html_chromium)
              "'%s' --uri 'mongodb://127.0.0.1:%d/?directConnection=true' --mix find=70,update=30 -R 1500 -d 3 --warmup 0.3 "
              "-c 300 --no-progress -q --json '%s/h.json' --html '%s/h.html' --threshold 'p99<10s,find.p50<1ns' 2>&1",
              mq, port, d, d);
-    int rc = run_sh(cmd, out, sizeof out);
+    int rc = tf_sh(cmd, out, sizeof out);
     stop_stub(stub);
     ASSERT_MSG(rc == 2, "exit %d (2 expected: find.p50<1ns cannot hold): %s", rc, out);
     mqload_result_t r;
     snprintf(cmd, sizeof cmd, "%s/h.json", d);
-    load_result(cmd, &r);
+    tf_mqload_result(cmd, &r);
     uint64_t errors = r.errors, completed = r.completed;
     mqload_result_free(&r);
     ASSERT_GT(errors, 0);
@@ -483,7 +465,7 @@ TEST("/mqload/outputs/html_chromium", mqload_outputs_html_chromium)
              "--text 'InjectedFault(11000)' --text 'stubd: injected fault' --text 'Failed operations' --text Schedule "
              "--errmarks 1 2>&1",
              python(), tf_src_dir(), d, shot);
-    rc = run_sh(cmd, out, sizeof out);
+    rc = tf_sh(cmd, out, sizeof out);
     tf_note("%s", out);
     if (rc == 77) SKIP("%s", out);
     ASSERT_MSG(rc == 0, "html_check exit %d:\n%s", rc, out);

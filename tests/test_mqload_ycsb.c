@@ -11,6 +11,7 @@
 #include "../cli/template.h"
 #include "../cli/ycsb.h"
 #include "tf.h"
+#include "support/mqload_run.h"
 
 #define N 10000
 #define DRAWS 200000
@@ -104,30 +105,6 @@ TEST("/mqload/ycsb/update_one_random_field", mqload_ycsb_update_field)
     mqload_template_destroy(t);
 }
 
-static int run_mqload(const char *args, char *out, size_t outsz)
-{
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s/mqload' %s 2>&1", tf_build_dir(), args);
-    tf_note("%s", cmd);
-    FILE *p = popen(cmd, "r");
-    ASSERT_NOT_NULL(p);
-    size_t n = fread(out, 1, outsz - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static void load_json(const char *path, mqload_result_t *r)
-{
-    FILE *f = fopen(path, "r");
-    ASSERT_MSG(f != NULL, "no result file %s", path);
-    static char buf[4 << 20];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    char err[512];
-    ASSERT_MSG(mqload_result_from_json(r, buf, n, err, sizeof err), "%s: %s", path, err);
-}
-
 /* YCSB's two phases: load inserts records 0..recordcount-1 (measured, [INSERT]), each with
  * fieldcount fields of fieldlength characters; run reads and updates them without seeding. */
 TEST("/mqload/ycsb/load_then_run", mqload_ycsb_load_run)
@@ -139,23 +116,23 @@ TEST("/mqload/ycsb/load_then_run", mqload_ycsb_load_run)
     const char *db = tf_unique("ycsb");
     char args[4096], out[65536], json[1024];
     /* Bad use first: a phase without the record count, a field option without a preset. */
-    ASSERT_EQ(run_mqload("--preset ycsb-a --phase load", out, sizeof out), 1);
+    ASSERT_EQ(tf_mqload(NULL, "--preset ycsb-a --phase load", out, sizeof out), 1);
     ASSERT_STR_CONTAINS(out, "--recordcount");
-    ASSERT_EQ(run_mqload("--op find --fieldlength 5", out, sizeof out), 1);
+    ASSERT_EQ(tf_mqload(NULL, "--op find --fieldlength 5", out, sizeof out), 1);
     ASSERT_STR_CONTAINS(out, "--preset ycsb");
 
     /* 300 records of 3 fields x 150 bytes (past libbson's inline buffer), 2 threads, 40 in flight. */
     snprintf(json, sizeof json, "%s/load.json", tf_tmpdir());
     snprintf(args, sizeof args, "--uri '%s' --db %s --preset ycsb-a --phase load --recordcount 300 --fieldcount 3 "
              "--fieldlength 150 -c 40 -t 2 --warmup 0 --no-progress -q --json '%s' --ycsb-summary -", uri, db, json);
-    int rc = run_mqload(args, out, sizeof out);
+    int rc = tf_mqload(NULL, args, out, sizeof out);
     ASSERT_MSG(rc == 0, "load exit %d: %s", rc, out);
     ASSERT_STR_CONTAINS(out, "[INSERT], Operations, 300");
     ASSERT_STR_CONTAINS(out, "[INSERT], Return=OK, 300");
     /* The load phase inserts the keys itself: no "without --seed" warning. */
     ASSERT_MSG(!strstr(out, "warning: --preset"), "load phase warned: %s", out);
     mqload_result_t r;
-    load_json(json, &r);
+    tf_mqload_result(json, &r);
     uint64_t sub = r.submitted, ok = r.ok;
     mqload_result_free(&r);
     ASSERT_EQ(sub, 300);
@@ -202,10 +179,10 @@ TEST("/mqload/ycsb/load_then_run", mqload_ycsb_load_run)
     snprintf(json, sizeof json, "%s/run.json", tf_tmpdir());
     snprintf(args, sizeof args, "--uri '%s' --db %s --preset ycsb-b --phase run --recordcount 300 --operationcount 120 "
              "--fieldlength 150 --key-dist hotspot -c 16 --warmup 0 --no-progress -q --json '%s'", uri, db, json);
-    rc = run_mqload(args, out, sizeof out);
+    rc = tf_mqload(NULL, args, out, sizeof out);
     ASSERT_MSG(rc == 0, "run exit %d: %s", rc, out);
     ASSERT_MSG(!strstr(out, "warning: --preset"), "run phase warned: %s", out); /* it reads what the load left */
-    load_json(json, &r);
+    tf_mqload_result(json, &r);
     uint64_t rok = r.ok, rerr = r.errors;
     mqload_result_free(&r);
     ASSERT_EQ(rok, 120);
