@@ -11,7 +11,7 @@
 #include "conn.h"
 #include "conn_secure.h"
 #include "scram.h"
-#include "srv.h"
+#include "seedlist.h"
 #include "tls.h"
 #include "topology.h"
 
@@ -148,8 +148,8 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     }
     mqc_list_init(&client->selecting);
     mqc_session_pool_init(&client->sessions);
-    /* mongodb+srv: the topology starts once the SRV lookup has found the hosts (lib/srv.c). */
-    if (client->uri.srv_host ? !mqc_srv_client_start(client, error) : !mqc_topology_start(client, error)) {
+    /* mongodb+srv: the topology starts once the SRV lookup has found the hosts (lib/seedlist.c). */
+    if (client->uri.srv_host ? !mqc_seedlist_client_start(client, error) : !mqc_topology_start(client, error)) {
         client->closing = true;
         client_free(client);
         return NULL;
@@ -163,7 +163,7 @@ static void client_free(mqc_client_t *client)
     mqc_op_fail_all(client);
     mqc_cursor_detach_all(client); /* their sessions go back to the pool, to be ended */
     mqc_client_end_sessions(client);
-    mqc_srv_client_stop(client);
+    mqc_seedlist_client_stop(client);
     mqc_topology_stop(client);
     for (size_t i = 0; i < client->n_servers; i++) mqc_server_destroy(client->servers[i]);
     /* Callbacks of pool waiters already ran through mqc_op_fail_all; nothing else is pending. */
@@ -285,7 +285,7 @@ int32_t mqc_client_next_request_id(mqc_client_t *client)
 mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error)
 {
     if (op->pin) return op->pin;
-    if (client->srv && !mqc_srv_client_ready(client, error)) return NULL; /* SRV lookup running or failed */
+    if (client->seedlist && !mqc_seedlist_client_ready(client, error)) return NULL; /* SRV lookup running or failed */
     if (client->topo && client->topo->monitored) {
         bool wait;
         mqc_server_t *s = mqc_topology_select(client, op, &wait, error);
@@ -340,7 +340,7 @@ static void cmd_prepare(mqc_op_t *op, mqc_conn_t *conn)
     mqc_cmd_impl_t *impl = op->impl;
     bson_iter_t it;
     bool changed = false;
-    mqc_topology_type_t tt = mqc_topology_type(client);
+    mqc_sdam_topo_type_t tt = mqc_topology_type(client);
     mqc_server_type_t st = op->is_write || op->pin ? MQC_SERVER_STANDALONE : mqc_topology_server_type(client, conn->server);
     if (st == MQC_SERVER_STANDALONE) goto done; /* nothing to tell a standalone (or for a write) */
     bool has = bson_iter_init_find(&it, &impl->cmd, "$readPreference");

@@ -41,7 +41,7 @@ struct mqc_server {
     mqc_link_t resolve_waiters;  /* conns waiting for addrs (mqc_conn_t.rlink) */
     ev_timer connect_later;      /* starts resolve_waiters left over by the budget (lib/conn.c) */
     uint64_t in_use;             /* ops dispatched, for choosing among mongos */
-    struct mqc_srvmon *monitor;  /* SDAM monitor (lib/monitor.c), NULL for a Single topology */
+    struct mqc_heartbeat *heartbeat; /* SDAM server monitor (lib/heartbeat.c), NULL for a Single topology */
     char address[272];           /* normalised "host:port": the key in the topology */
     bool retired;                /* removed from the topology: kept until destroy for live ops */
 };
@@ -162,7 +162,7 @@ struct mqc_client {
     mqc_link_t cursors;          /* live cursors, made inert on destroy */
     struct mqc_topology *topo;   /* discovery, monitoring, selection (lib/topology.c) */
     mqc_link_t selecting;        /* ops waiting for a suitable server (mqc_op_t.qlink) */
-    struct mqc_srv_state *srv;   /* mongodb+srv: the seed list lookup (lib/srv.c), else NULL */
+    struct mqc_seedlist_state *seedlist;   /* mongodb+srv: the seed list lookup (lib/seedlist.c), else NULL */
     mqc_session_pool_t sessions; /* implicit server sessions (lib/session.c) */
 };
 

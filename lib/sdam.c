@@ -32,7 +32,7 @@ const char *mqc_server_type_name(mqc_server_type_t type)
     return (size_t) type < N_SERVER_TYPES ? server_type_names[type] : "Invalid";
 }
 
-const char *mqc_topology_type_name(mqc_topology_type_t type)
+const char *mqc_sdam_topo_type_name(mqc_sdam_topo_type_t type)
 {
     return (size_t) type < N_TOPOLOGY_TYPES ? topology_type_names[type] : "Invalid";
 }
@@ -47,11 +47,11 @@ bool mqc_server_type_from_name(const char *name, mqc_server_type_t *type)
     return false;
 }
 
-bool mqc_topology_type_from_name(const char *name, mqc_topology_type_t *type)
+bool mqc_sdam_topo_type_from_name(const char *name, mqc_sdam_topo_type_t *type)
 {
     for (size_t i = 0; i < N_TOPOLOGY_TYPES; i++)
         if (name && !strcmp(name, topology_type_names[i])) {
-            *type = (mqc_topology_type_t) i;
+            *type = (mqc_sdam_topo_type_t) i;
             return true;
         }
     return false;
@@ -161,7 +161,7 @@ double mqc_rtt_update(bool has_avg, double avg_ms, double sample_ms)
 
 /* ---- topologyVersion -------------------------------------------------------------------- */
 
-int mqc_topology_version_compare(const mqc_topology_version_t *tv1, const mqc_topology_version_t *tv2)
+int mqc_sdam_topo_version_compare(const mqc_sdam_topo_version_t *tv1, const mqc_sdam_topo_version_t *tv2)
 {
     if (!tv1 || !tv2 || !tv1->set || !tv2->set) return -1;
     if (!bson_oid_equal(&tv1->process_id, &tv2->process_id)) return -1;
@@ -169,7 +169,7 @@ int mqc_topology_version_compare(const mqc_topology_version_t *tv1, const mqc_to
     return tv1->counter < tv2->counter ? -1 : 1;
 }
 
-void mqc_topology_version_from_doc(const bson_t *doc, mqc_topology_version_t *tv)
+void mqc_sdam_topo_version_from_doc(const bson_t *doc, mqc_sdam_topo_version_t *tv)
 {
     bson_iter_t it, ch;
     memset(tv, 0, sizeof *tv);
@@ -305,7 +305,7 @@ void mqc_sd_init_from_hello(mqc_sd_t *sd, const char *address, const bson_t *rep
         else if (!strcmp(k, "maxWriteBatchSize") && BSON_ITER_HOLDS_NUMBER(&it))
             positive_i32(&it, &sd->max_write_batch_size);
     }
-    mqc_topology_version_from_doc(reply, &sd->topology_version);
+    mqc_sdam_topo_version_from_doc(reply, &sd->topology_version);
 
     /* The spec's ServerType table. A ghost reports no setName; a hidden member is never usable
      * even when it says secondary. */
@@ -358,7 +358,7 @@ bool mqc_sd_equal(const mqc_sd_t *a, const mqc_sd_t *b)
     if (a->has_set_version && a->set_version != b->set_version) return false;
     if (a->has_election_id && !bson_oid_equal(&a->election_id, &b->election_id)) return false;
     if (a->topology_version.set != b->topology_version.set) return false;
-    return !a->topology_version.set || mqc_topology_version_compare(&a->topology_version, &b->topology_version) == 0;
+    return !a->topology_version.set || mqc_sdam_topo_version_compare(&a->topology_version, &b->topology_version) == 0;
 }
 
 /* ---- change lists ----------------------------------------------------------------------- */
@@ -401,8 +401,8 @@ static mqc_sdam_event_t *push_event(mqc_sdam_changes_t *ch, mqc_sdam_event_kind_
 
 /* ---- the topology ----------------------------------------------------------------------- */
 
-bool mqc_topology_initial_type(size_t n_seeds, bool direct_set, bool direct, bool has_set_name,
-                               bool load_balanced, mqc_topology_type_t *type, mqc_error_t *error)
+bool mqc_sdam_initial_type(size_t n_seeds, bool direct_set, bool direct, bool has_set_name,
+                               bool load_balanced, mqc_sdam_topo_type_t *type, mqc_error_t *error)
 {
     if (load_balanced) {
         if (direct_set && direct) {
@@ -434,7 +434,7 @@ bool mqc_topology_initial_type(size_t n_seeds, bool direct_set, bool direct, boo
     return true;
 }
 
-mqc_sdam_server_t *mqc_topology_find(const mqc_topology_desc_t *td, const char *address)
+mqc_sdam_server_t *mqc_sdam_find(const mqc_sdam_desc_t *td, const char *address)
 {
     char buf[MQC_SDAM_ADDR_MAX];
     if (!mqc_sdam_normalize_address(address, buf, sizeof buf)) return NULL;
@@ -443,14 +443,14 @@ mqc_sdam_server_t *mqc_topology_find(const mqc_topology_desc_t *td, const char *
     return NULL;
 }
 
-mqc_sdam_server_t *mqc_topology_primary(const mqc_topology_desc_t *td)
+mqc_sdam_server_t *mqc_sdam_primary(const mqc_sdam_desc_t *td)
 {
     for (size_t i = 0; i < td->n_servers; i++)
         if (td->servers[i]->sd.type == MQC_SERVER_RS_PRIMARY) return td->servers[i];
     return NULL;
 }
 
-static mqc_sdam_server_t *add_server(mqc_topology_desc_t *td, const char *address, mqc_sdam_changes_t *ch)
+static mqc_sdam_server_t *add_server(mqc_sdam_desc_t *td, const char *address, mqc_sdam_changes_t *ch)
 {
     mqc_sdam_server_t *s = bson_malloc0(sizeof *s);
     mqc_sd_init_unknown(&s->sd, address, NULL);
@@ -463,7 +463,7 @@ static mqc_sdam_server_t *add_server(mqc_topology_desc_t *td, const char *addres
     return s;
 }
 
-static void remove_server(mqc_topology_desc_t *td, mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
+static void remove_server(mqc_sdam_desc_t *td, mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
 {
     for (size_t i = 0; i < td->n_servers; i++) {
         if (td->servers[i] != s) continue;
@@ -476,7 +476,7 @@ static void remove_server(mqc_topology_desc_t *td, mqc_sdam_server_t *s, mqc_sda
     }
 }
 
-bool mqc_topology_desc_init(mqc_topology_desc_t *td, mqc_topology_type_t type, const char *set_name,
+bool mqc_sdam_desc_init(mqc_sdam_desc_t *td, mqc_sdam_topo_type_t type, const char *set_name,
                             const char *const *seeds, size_t n_seeds, mqc_sdam_changes_t *ch,
                             mqc_error_t *error)
 {
@@ -489,7 +489,7 @@ bool mqc_topology_desc_init(mqc_topology_desc_t *td, mqc_topology_type_t type, c
     if (ch) ch->n = 0;
     if ((type == MQC_TOPOLOGY_SINGLE || type == MQC_TOPOLOGY_LOAD_BALANCED) && n_seeds != 1) {
         mqc_error_set(error, MQC_ERROR_URI, 0, "topology %s needs exactly one host, got %zu",
-                      mqc_topology_type_name(type), n_seeds);
+                      mqc_sdam_topo_type_name(type), n_seeds);
         return false;
     }
     td->set_name = set_name ? bson_strdup(set_name) : NULL;
@@ -497,10 +497,10 @@ bool mqc_topology_desc_init(mqc_topology_desc_t *td, mqc_topology_type_t type, c
         char buf[MQC_SDAM_ADDR_MAX];
         if (!mqc_sdam_normalize_address(seeds[i], buf, sizeof buf)) {
             mqc_error_set(error, MQC_ERROR_URI, 0, "invalid host \"%s\"", seeds[i] ? seeds[i] : "");
-            mqc_topology_desc_cleanup(td);
+            mqc_sdam_desc_cleanup(td);
             return false;
         }
-        if (mqc_topology_find(td, buf)) continue;
+        if (mqc_sdam_find(td, buf)) continue;
         mqc_sdam_server_t *s = add_server(td, buf, ch);
         /* A load balancer is never checked: it is LoadBalancer from the start. */
         if (type == MQC_TOPOLOGY_LOAD_BALANCED) s->sd.type = MQC_SERVER_LOAD_BALANCER;
@@ -508,7 +508,7 @@ bool mqc_topology_desc_init(mqc_topology_desc_t *td, mqc_topology_type_t type, c
     return true;
 }
 
-void mqc_topology_desc_cleanup(mqc_topology_desc_t *td)
+void mqc_sdam_desc_cleanup(mqc_sdam_desc_t *td)
 {
     if (!td) return;
     for (size_t i = 0; i < td->n_servers; i++) {
@@ -555,17 +555,17 @@ static void clear_pool(mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
     push_event(ch, MQC_SDAM_CLEAR_POOL, s);
 }
 
-static void check_if_has_primary(mqc_topology_desc_t *td)
+static void check_if_has_primary(mqc_sdam_desc_t *td)
 {
-    td->type = mqc_topology_primary(td) ? MQC_TOPOLOGY_RS_WITH_PRIMARY : MQC_TOPOLOGY_RS_NO_PRIMARY;
+    td->type = mqc_sdam_primary(td) ? MQC_TOPOLOGY_RS_WITH_PRIMARY : MQC_TOPOLOGY_RS_NO_PRIMARY;
 }
 
-static void add_members(mqc_topology_desc_t *td, const mqc_sd_t *sd, mqc_sdam_changes_t *ch)
+static void add_members(mqc_sdam_desc_t *td, const mqc_sd_t *sd, mqc_sdam_changes_t *ch)
 {
     const mqc_strset_t *lists[] = {&sd->hosts, &sd->passives, &sd->arbiters};
     for (size_t l = 0; l < 3; l++)
         for (size_t i = 0; i < lists[l]->n; i++)
-            if (!mqc_topology_find(td, lists[l]->v[i])) add_server(td, lists[l]->v[i], ch);
+            if (!mqc_sdam_find(td, lists[l]->v[i])) add_server(td, lists[l]->v[i], ch);
 }
 
 static bool is_member(const mqc_sd_t *sd, const char *address)
@@ -575,10 +575,10 @@ static bool is_member(const mqc_sd_t *sd, const char *address)
 }
 
 /* The server another member names as primary is probably it: worth checking first. */
-static void mark_possible_primary(mqc_topology_desc_t *td, const mqc_sd_t *sd, mqc_sdam_changes_t *ch)
+static void mark_possible_primary(mqc_sdam_desc_t *td, const mqc_sd_t *sd, mqc_sdam_changes_t *ch)
 {
     if (!sd->primary) return;
-    mqc_sdam_server_t *p = mqc_topology_find(td, sd->primary);
+    mqc_sdam_server_t *p = mqc_sdam_find(td, sd->primary);
     if (!p || p->sd.type != MQC_SERVER_UNKNOWN) return;
     mqc_sd_t pp;
     mqc_sd_copy(&pp, &p->sd);
@@ -603,7 +603,7 @@ static int cmp_set_version(bool has_a, int64_t a, bool has_b, int64_t b)
 
 /* True when the primary sd is older than one already seen (its (electionId, setVersion) pair,
  * or (setVersion, electionId) before 6.0, is below the maximum); updates the maximum otherwise. */
-static bool primary_is_stale(mqc_topology_desc_t *td, const mqc_sd_t *sd)
+static bool primary_is_stale(mqc_sdam_desc_t *td, const mqc_sd_t *sd)
 {
     if (sd->max_wire_version >= MQC_WIRE_VERSION_60) {
         int c = cmp_election_id(sd->has_election_id, &sd->election_id, td->has_max_election_id,
@@ -634,7 +634,7 @@ static bool primary_is_stale(mqc_topology_desc_t *td, const mqc_sd_t *sd)
     return false;
 }
 
-static void update_rs_from_primary(mqc_topology_desc_t *td, mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
+static void update_rs_from_primary(mqc_sdam_desc_t *td, mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
 {
     if (!td->set_name) td->set_name = bson_strdup(s->sd.set_name);
     else if (!str_eq_null(td->set_name, s->sd.set_name)) {
@@ -669,7 +669,7 @@ static void update_rs_from_primary(mqc_topology_desc_t *td, mqc_sdam_server_t *s
     check_if_has_primary(td);
 }
 
-static void update_rs_without_primary(mqc_topology_desc_t *td, mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
+static void update_rs_without_primary(mqc_sdam_desc_t *td, mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
 {
     if (!td->set_name) td->set_name = bson_strdup(s->sd.set_name);
     else if (!str_eq_null(td->set_name, s->sd.set_name)) {
@@ -681,7 +681,7 @@ static void update_rs_without_primary(mqc_topology_desc_t *td, mqc_sdam_server_t
     if (s->sd.me && strcmp(s->sd.address, s->sd.me)) remove_server(td, s, ch);
 }
 
-static void update_rs_with_primary_from_member(mqc_topology_desc_t *td, mqc_sdam_server_t *s,
+static void update_rs_with_primary_from_member(mqc_sdam_desc_t *td, mqc_sdam_server_t *s,
                                                mqc_sdam_changes_t *ch)
 {
     if (!str_eq_null(td->set_name, s->sd.set_name) || (s->sd.me && strcmp(s->sd.address, s->sd.me))) {
@@ -689,14 +689,14 @@ static void update_rs_with_primary_from_member(mqc_topology_desc_t *td, mqc_sdam
         check_if_has_primary(td);
         return;
     }
-    if (!mqc_topology_primary(td)) {
+    if (!mqc_sdam_primary(td)) {
         td->type = MQC_TOPOLOGY_RS_NO_PRIMARY;
         mark_possible_primary(td, &s->sd, ch);
     }
 }
 
 /* The spec's TopologyType table, for s's new description. */
-static void run_table(mqc_topology_desc_t *td, mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
+static void run_table(mqc_sdam_desc_t *td, mqc_sdam_server_t *s, mqc_sdam_changes_t *ch)
 {
     mqc_server_type_t st = s->sd.type;
     bool member = st == MQC_SERVER_RS_SECONDARY || st == MQC_SERVER_RS_ARBITER || st == MQC_SERVER_RS_OTHER;
@@ -739,7 +739,7 @@ static void run_table(mqc_topology_desc_t *td, mqc_sdam_server_t *s, mqc_sdam_ch
     }
 }
 
-static void recompute(mqc_topology_desc_t *td)
+static void recompute(mqc_sdam_desc_t *td)
 {
     td->compatible = true;
     td->compatibility_error[0] = 0;
@@ -770,22 +770,22 @@ static void recompute(mqc_topology_desc_t *td)
     td->session_timeout_minutes = any_data && !null_lstm ? lstm : -1;
 }
 
-void mqc_topology_recompute(mqc_topology_desc_t *td) { recompute(td); }
+void mqc_sdam_recompute(mqc_sdam_desc_t *td) { recompute(td); }
 
 /* Snapshot of what TOPOLOGY_CHANGED and PRIMARY_CHANGED compare. */
 typedef struct {
-    mqc_topology_type_t type;
+    mqc_sdam_topo_type_t type;
     char primary[MQC_SDAM_ADDR_MAX];
 } snapshot_t;
 
-static void snap(const mqc_topology_desc_t *td, snapshot_t *sn)
+static void snap(const mqc_sdam_desc_t *td, snapshot_t *sn)
 {
-    const mqc_sdam_server_t *p = mqc_topology_primary(td);
+    const mqc_sdam_server_t *p = mqc_sdam_primary(td);
     sn->type = td->type;
     snprintf(sn->primary, sizeof sn->primary, "%s", p ? p->sd.address : "");
 }
 
-static void finish(mqc_topology_desc_t *td, const snapshot_t *before, mqc_sdam_changes_t *ch)
+static void finish(mqc_sdam_desc_t *td, const snapshot_t *before, mqc_sdam_changes_t *ch)
 {
     snapshot_t after;
     recompute(td);
@@ -798,7 +798,7 @@ static void finish(mqc_topology_desc_t *td, const snapshot_t *before, mqc_sdam_c
         }
     }
     if (strcmp(after.primary, before->primary)) {
-        mqc_sdam_event_t *e = push_event(ch, MQC_SDAM_PRIMARY_CHANGED, mqc_topology_find(td, after.primary));
+        mqc_sdam_event_t *e = push_event(ch, MQC_SDAM_PRIMARY_CHANGED, mqc_sdam_find(td, after.primary));
         if (e) {
             snprintf(e->address, sizeof e->address, "%s", after.primary);
             snprintf(e->previous, sizeof e->previous, "%s", before->primary);
@@ -807,7 +807,7 @@ static void finish(mqc_topology_desc_t *td, const snapshot_t *before, mqc_sdam_c
 }
 
 /* Replaces s's description and runs the table, without the staleness check. */
-static void apply(mqc_topology_desc_t *td, mqc_sdam_server_t *s, const mqc_sd_t *sd, mqc_sdam_changes_t *ch)
+static void apply(mqc_sdam_desc_t *td, mqc_sdam_server_t *s, const mqc_sd_t *sd, mqc_sdam_changes_t *ch)
 {
     mqc_sd_t in;
     mqc_sd_copy(&in, sd);
@@ -840,12 +840,12 @@ static void apply(mqc_topology_desc_t *td, mqc_sdam_server_t *s, const mqc_sd_t 
     mqc_sd_cleanup(&in);
 }
 
-bool mqc_topology_apply_sd(mqc_topology_desc_t *td, const mqc_sd_t *sd, mqc_sdam_changes_t *ch)
+bool mqc_sdam_apply_sd(mqc_sdam_desc_t *td, const mqc_sd_t *sd, mqc_sdam_changes_t *ch)
 {
     if (ch) ch->n = 0;
-    mqc_sdam_server_t *s = mqc_topology_find(td, sd->address);
+    mqc_sdam_server_t *s = mqc_sdam_find(td, sd->address);
     /* Removed while its check was in flight, or an answer older than what we know. */
-    if (!s || mqc_topology_version_compare(&s->sd.topology_version, &sd->topology_version) > 0) return false;
+    if (!s || mqc_sdam_topo_version_compare(&s->sd.topology_version, &sd->topology_version) > 0) return false;
     snapshot_t before;
     snap(td, &before);
     apply(td, s, sd, ch);
@@ -921,12 +921,12 @@ static const char *reply_message(const bson_t *reply, char *buf, size_t size)
     return buf;
 }
 
-void mqc_topology_handle_error(mqc_topology_desc_t *td, const mqc_sdam_app_error_t *err,
+void mqc_sdam_handle_error(mqc_sdam_desc_t *td, const mqc_sdam_app_error_t *err,
                                mqc_sdam_error_result_t *result, mqc_sdam_changes_t *ch)
 {
     mqc_sdam_error_result_t r = {0};
     if (ch) ch->n = 0;
-    mqc_sdam_server_t *s = mqc_topology_find(td, err->address);
+    mqc_sdam_server_t *s = mqc_sdam_find(td, err->address);
     /* An error from a connection older than the last clear says nothing new. */
     if (!s || err->generation < s->generation) {
         r.stale = true;
@@ -941,9 +941,9 @@ void mqc_topology_handle_error(mqc_topology_desc_t *td, const mqc_sdam_app_error
         mqc_sdam_state_error_t st = mqc_sdam_classify_reply(err->reply, NULL);
         int32_t wire = err->max_wire_version ? err->max_wire_version : s->sd.max_wire_version;
         if (st != MQC_SDAM_STATE_NONE) {
-            mqc_topology_version_t tv;
-            mqc_topology_version_from_doc(err->reply, &tv);
-            if (mqc_topology_version_compare(&s->sd.topology_version, &tv) >= 0) {
+            mqc_sdam_topo_version_t tv;
+            mqc_sdam_topo_version_from_doc(err->reply, &tv);
+            if (mqc_sdam_topo_version_compare(&s->sd.topology_version, &tv) >= 0) {
                 r.stale = true;
                 goto done;
             }
@@ -998,7 +998,7 @@ done:
     if (result) *result = r;
 }
 
-void mqc_topology_close(mqc_topology_desc_t *td, mqc_sdam_changes_t *ch)
+void mqc_sdam_close(mqc_sdam_desc_t *td, mqc_sdam_changes_t *ch)
 {
     if (ch) ch->n = 0;
     snapshot_t before;

@@ -50,14 +50,14 @@ typedef enum {
     MQC_TOPOLOGY_RS_WITH_PRIMARY,
     MQC_TOPOLOGY_SHARDED,
     MQC_TOPOLOGY_LOAD_BALANCED,
-} mqc_topology_type_t;
+} mqc_sdam_topo_type_t;
 
 /* The spec's names ("RSPrimary", "ReplicaSetNoPrimary", ...). Static storage. */
 const char *mqc_server_type_name(mqc_server_type_t type);
-const char *mqc_topology_type_name(mqc_topology_type_t type);
+const char *mqc_sdam_topo_type_name(mqc_sdam_topo_type_t type);
 /* From the spec's names; false when name is not one. */
 bool mqc_server_type_from_name(const char *name, mqc_server_type_t *type);
-bool mqc_topology_type_from_name(const char *name, mqc_topology_type_t *type);
+bool mqc_sdam_topo_type_from_name(const char *name, mqc_sdam_topo_type_t *type);
 
 /* A sorted set of addresses (hosts, passives, arbiters). */
 typedef struct {
@@ -69,13 +69,13 @@ typedef struct {
     bool set;
     bson_oid_t process_id;
     int64_t counter;
-} mqc_topology_version_t;
+} mqc_sdam_topo_version_t;
 
 /* -1 when tv1 < tv2 or either is unset or their processIds differ (the second is then assumed
  * newer), 0 when equal, 1 when tv1 > tv2. */
-int mqc_topology_version_compare(const mqc_topology_version_t *tv1, const mqc_topology_version_t *tv2);
+int mqc_sdam_topo_version_compare(const mqc_sdam_topo_version_t *tv1, const mqc_sdam_topo_version_t *tv2);
 /* Reads {processId: ObjectId, counter: int} from doc's "topologyVersion"; unset when absent. */
-void mqc_topology_version_from_doc(const bson_t *doc, mqc_topology_version_t *tv);
+void mqc_sdam_topo_version_from_doc(const bson_t *doc, mqc_sdam_topo_version_t *tv);
 
 /* One server's description, made from one hello outcome. Owns its strings. */
 typedef struct mqc_sd {
@@ -98,7 +98,7 @@ typedef struct mqc_sd {
     bool has_election_id;
     bson_oid_t election_id;
     int64_t session_timeout_minutes;   /* logicalSessionTimeoutMinutes, -1 when absent */
-    mqc_topology_version_t topology_version;
+    mqc_sdam_topo_version_t topology_version;
     int32_t max_bson_object_size;      /* defaults 16 MiB, 48 MB, 100000 when absent */
     int32_t max_message_size_bytes;
     int32_t max_write_batch_size;
@@ -149,7 +149,7 @@ typedef struct {
     char address[MQC_SDAM_ADDR_MAX];
     char previous[MQC_SDAM_ADDR_MAX];  /* PRIMARY_CHANGED: the former primary ("" for none) */
     mqc_server_type_t old_type, new_type;            /* SERVER_CHANGED */
-    mqc_topology_type_t old_topology, new_topology;  /* TOPOLOGY_CHANGED */
+    mqc_sdam_topo_type_t old_topology, new_topology;  /* TOPOLOGY_CHANGED */
     uint32_t generation;               /* CLEAR_POOL: the new generation */
     void *ud;                          /* REMOVED (and others): the server's user pointer */
 } mqc_sdam_event_t;
@@ -166,8 +166,8 @@ void mqc_sdam_changes_cleanup(mqc_sdam_changes_t *ch);
 const mqc_sdam_event_t *mqc_sdam_changes_find(const mqc_sdam_changes_t *ch, mqc_sdam_event_kind_t kind,
                                               const char *address);
 
-typedef struct mqc_topology_desc {
-    mqc_topology_type_t type;
+typedef struct mqc_sdam_desc {
+    mqc_sdam_topo_type_t type;
     char *set_name;                    /* NULL until given or discovered */
     bool has_max_set_version;
     int64_t max_set_version;
@@ -180,30 +180,30 @@ typedef struct mqc_topology_desc {
     char compatibility_error[MQC_SDAM_ADDR_MAX + 160];
     int64_t session_timeout_minutes;   /* min over data-bearing servers; -1: null */
     int64_t heartbeat_frequency_ms;    /* for max staleness; default 10000 */
-} mqc_topology_desc_t;
+} mqc_sdam_desc_t;
 
 /* The initial topology type from the URI's options, per the spec's table and its "allowed
  * combinations". direct_set: directConnection was given (direct: its value). Returns false
  * with error (MQC_ERROR_URI) for combinations the spec forbids. */
-bool mqc_topology_initial_type(size_t n_seeds, bool direct_set, bool direct, bool has_set_name,
-                               bool load_balanced, mqc_topology_type_t *type, mqc_error_t *error);
+bool mqc_sdam_initial_type(size_t n_seeds, bool direct_set, bool direct, bool has_set_name,
+                               bool load_balanced, mqc_sdam_topo_type_t *type, mqc_error_t *error);
 
 /* Starts a topology of the given type with the seeds (addresses, normalised here) and an
  * optional set name. Each seed is reported as ADDED in ch (may be NULL). Returns false with
  * error for a seed that is not an address or type Single with several seeds. */
-bool mqc_topology_desc_init(mqc_topology_desc_t *td, mqc_topology_type_t type, const char *set_name,
+bool mqc_sdam_desc_init(mqc_sdam_desc_t *td, mqc_sdam_topo_type_t type, const char *set_name,
                             const char *const *seeds, size_t n_seeds, mqc_sdam_changes_t *ch,
                             mqc_error_t *error);
 /* Frees everything; the servers' ud are not touched (remove them first if they own things). */
-void mqc_topology_desc_cleanup(mqc_topology_desc_t *td);
+void mqc_sdam_desc_cleanup(mqc_sdam_desc_t *td);
 
 /* Recomputes compatible, compatibility_error and session_timeout_minutes from the servers (done
  * by every update; for descriptions assembled by hand, as the selection spec runner does). */
-void mqc_topology_recompute(mqc_topology_desc_t *td);
+void mqc_sdam_recompute(mqc_sdam_desc_t *td);
 
-mqc_sdam_server_t *mqc_topology_find(const mqc_topology_desc_t *td, const char *address);
+mqc_sdam_server_t *mqc_sdam_find(const mqc_sdam_desc_t *td, const char *address);
 /* The RSPrimary, or NULL. */
-mqc_sdam_server_t *mqc_topology_primary(const mqc_topology_desc_t *td);
+mqc_sdam_server_t *mqc_sdam_primary(const mqc_sdam_desc_t *td);
 
 /* Applies a check's outcome: sd replaces the server's description (or is ignored when the server
  * is no longer in the topology, or its topologyVersion is older than the current one), then the
@@ -211,7 +211,7 @@ mqc_sdam_server_t *mqc_topology_primary(const mqc_topology_desc_t *td);
  * applied. A failed check is an Unknown description with its error (mqc_sd_init_unknown).
  * sd's RTT is one sample: it is averaged (mqc_rtt_update) into the server's while the server
  * stays of a known type, and dropped when it turns Unknown. */
-bool mqc_topology_apply_sd(mqc_topology_desc_t *td, const mqc_sd_t *sd, mqc_sdam_changes_t *ch);
+bool mqc_sdam_apply_sd(mqc_sdam_desc_t *td, const mqc_sd_t *sd, mqc_sdam_changes_t *ch);
 
 /* Where an application error happened (the spec's phases of a connection's life). */
 typedef enum {
@@ -249,7 +249,7 @@ typedef struct {
 /* The spec's handleError: decides from an operation's error whether the server becomes Unknown,
  * its pool is cleared and an immediate check requested, and does it (events in ch, as for
  * apply_sd). The result says the same. */
-void mqc_topology_handle_error(mqc_topology_desc_t *td, const mqc_sdam_app_error_t *err,
+void mqc_sdam_handle_error(mqc_sdam_desc_t *td, const mqc_sdam_app_error_t *err,
                                mqc_sdam_error_result_t *result, mqc_sdam_changes_t *ch);
 
 /* The reply's state-change classification (codes first; errmsg only without a code; a
@@ -264,6 +264,6 @@ mqc_sdam_state_error_t mqc_sdam_classify_reply(const bson_t *reply, int32_t *cod
 
 /* Removes every server (REMOVED events) and makes the topology Unknown, as a closing client
  * should. */
-void mqc_topology_close(mqc_topology_desc_t *td, mqc_sdam_changes_t *ch);
+void mqc_sdam_close(mqc_sdam_desc_t *td, mqc_sdam_changes_t *ch);
 
 #endif

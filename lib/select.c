@@ -51,7 +51,7 @@ static bool has_tags(const bson_t *tag_sets)
     return false;
 }
 
-bool mqc_read_pref_validate(const mqc_read_pref_t *rp, const mqc_topology_desc_t *td, mqc_error_t *error)
+bool mqc_read_pref_validate(const mqc_read_pref_t *rp, const mqc_sdam_desc_t *td, mqc_error_t *error)
 {
     int64_t ms = rp->max_staleness_seconds;
     if (rp->mode == MQC_READ_PRIMARY && has_tags(rp->tag_sets)) {
@@ -98,12 +98,12 @@ static bool available(const mqc_sdam_server_t *s)
     return s->sd.type != MQC_SERVER_UNKNOWN && s->sd.type != MQC_SERVER_POSSIBLE_PRIMARY;
 }
 
-int64_t mqc_select_staleness_ms(const mqc_topology_desc_t *td, const mqc_sdam_server_t *server)
+int64_t mqc_select_staleness_ms(const mqc_sdam_desc_t *td, const mqc_sdam_server_t *server)
 {
     const mqc_sd_t *s = &server->sd;
     if (s->type != MQC_SERVER_RS_SECONDARY) return 0;
     if (td->type == MQC_TOPOLOGY_RS_WITH_PRIMARY) {
-        const mqc_sdam_server_t *p = mqc_topology_primary(td);
+        const mqc_sdam_server_t *p = mqc_sdam_primary(td);
         if (p)
             return (s->last_update_ms - s->last_write_date_ms) -
                    (p->sd.last_update_ms - p->sd.last_write_date_ms) + td->heartbeat_frequency_ms;
@@ -148,7 +148,7 @@ static size_t filter_tags(mqc_sdam_server_t **c, size_t n, const bson_t *tag_set
     return 0;
 }
 
-static size_t filter_staleness(const mqc_topology_desc_t *td, mqc_sdam_server_t **c, size_t n,
+static size_t filter_staleness(const mqc_sdam_desc_t *td, mqc_sdam_server_t **c, size_t n,
                                int64_t max_staleness_s)
 {
     if (max_staleness_s <= 0) return n;
@@ -166,7 +166,7 @@ static bool deprioritized(const mqc_select_opts_t *o, const mqc_sdam_server_t *s
 }
 
 /* Secondaries (and the primary for nearest), then staleness, then tags. */
-static size_t rs_eligible(const mqc_topology_desc_t *td, const mqc_read_pref_t *rp, bool with_primary,
+static size_t rs_eligible(const mqc_sdam_desc_t *td, const mqc_read_pref_t *rp, bool with_primary,
                           bool skip_depr, const mqc_select_opts_t *o, mqc_sdam_server_t **out)
 {
     size_t n = 0;
@@ -180,7 +180,7 @@ static size_t rs_eligible(const mqc_topology_desc_t *td, const mqc_read_pref_t *
     return filter_tags(out, n, rp->tag_sets);
 }
 
-static size_t find_suitable(const mqc_topology_desc_t *td, const mqc_select_opts_t *o, const mqc_read_pref_t *rp,
+static size_t find_suitable(const mqc_sdam_desc_t *td, const mqc_select_opts_t *o, const mqc_read_pref_t *rp,
                             bool skip_depr, mqc_sdam_server_t **out)
 {
     size_t n = 0;
@@ -230,7 +230,7 @@ static size_t find_suitable(const mqc_topology_desc_t *td, const mqc_select_opts
     return 0;
 }
 
-bool mqc_select_suitable(const mqc_topology_desc_t *td, const mqc_select_opts_t *opts,
+bool mqc_select_suitable(const mqc_sdam_desc_t *td, const mqc_select_opts_t *opts,
                          mqc_sdam_server_t **suitable, size_t *n_suitable, mqc_sdam_server_t **window,
                          size_t *n_window, mqc_error_t *error)
 {
@@ -299,7 +299,7 @@ mqc_sdam_server_t *mqc_select_from_window(mqc_sdam_server_t *const *window, size
     return window[j]->operation_count < window[i]->operation_count ? window[j] : window[i];
 }
 
-mqc_sdam_server_t *mqc_select_server(const mqc_topology_desc_t *td, const mqc_select_opts_t *opts,
+mqc_sdam_server_t *mqc_select_server(const mqc_sdam_desc_t *td, const mqc_select_opts_t *opts,
                                      mqc_rand_fn rand_fn, void *rand_ud, mqc_error_t *error)
 {
     mqc_error_clear(error);

@@ -41,7 +41,7 @@ bool mqc_read_mode_from_name(const char *name, mqc_read_mode_t *mode);
  * maxStalenessSeconds other than -1, and, for replica sets, maxStalenessSeconds below 90 s or
  * below (heartbeatFrequencyMS + 10 s). Returns false with error (MQC_ERROR_CLIENT,
  * MQC_CLIENT_INVALID_ARG). */
-bool mqc_read_pref_validate(const mqc_read_pref_t *rp, const mqc_topology_desc_t *td, mqc_error_t *error);
+bool mqc_read_pref_validate(const mqc_read_pref_t *rp, const mqc_sdam_desc_t *td, mqc_error_t *error);
 
 typedef struct {
     bool write;                       /* a write: primary, mongos, standalone only */
@@ -57,7 +57,7 @@ void mqc_select_opts_init(mqc_select_opts_t *opts);
  * of td->n_servers entries (either may be NULL); they receive pointers into td, valid until the
  * next update of td. Returns false with error for an invalid read preference or an incompatible
  * topology (wire versions); true otherwise, with *n_window 0 when nothing is suitable now. */
-bool mqc_select_suitable(const mqc_topology_desc_t *td, const mqc_select_opts_t *opts,
+bool mqc_select_suitable(const mqc_sdam_desc_t *td, const mqc_select_opts_t *opts,
                          mqc_sdam_server_t **suitable, size_t *n_suitable, mqc_sdam_server_t **window,
                          size_t *n_window, mqc_error_t *error);
 
@@ -80,11 +80,11 @@ mqc_sdam_server_t *mqc_select_from_window(mqc_sdam_server_t *const *window, size
  * incremented (call mqc_select_done when the operation ends, whatever its outcome). Returns NULL
  * with error set for an invalid request, NULL with error cleared when no server is suitable yet
  * (wait for the topology to change and try again). */
-mqc_sdam_server_t *mqc_select_server(const mqc_topology_desc_t *td, const mqc_select_opts_t *opts,
+mqc_sdam_server_t *mqc_select_server(const mqc_sdam_desc_t *td, const mqc_select_opts_t *opts,
                                      mqc_rand_fn rand_fn, void *rand_ud, mqc_error_t *error);
 void mqc_select_done(mqc_sdam_server_t *server);
 
 /* Staleness of a secondary in ms (the spec's formulas; 0 for other types and topologies). */
-int64_t mqc_select_staleness_ms(const mqc_topology_desc_t *td, const mqc_sdam_server_t *server);
+int64_t mqc_select_staleness_ms(const mqc_sdam_desc_t *td, const mqc_sdam_server_t *server);
 
 #endif

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "monitor.h"
+#include "heartbeat.h"
 
 /* "host:port" / "[v6]:port" (normalised by sdam) into a URI host. */
 static void host_from_address(const char *addr, mqc_uri_host_t *h)
@@ -35,7 +35,7 @@ static void add_server(mqc_client_t *client, mqc_server_t *s)
 
 static mqc_server_t *server_at(const mqc_topology_t *t, const char *address)
 {
-    mqc_sdam_server_t *ss = mqc_topology_find(&t->td, address);
+    mqc_sdam_server_t *ss = mqc_sdam_find(&t->td, address);
     return ss ? ss->ud : NULL;
 }
 
@@ -79,9 +79,9 @@ static void apply_changes(mqc_topology_t *t)
             s = mqc_server_new(client, &h, true);
             snprintf(s->address, sizeof s->address, "%s", ev->address);
             add_server(client, s);
-            mqc_sdam_server_t *ss = mqc_topology_find(&t->td, ev->address);
+            mqc_sdam_server_t *ss = mqc_sdam_find(&t->td, ev->address);
             if (ss) ss->ud = s;
-            s->monitor = mqc_srvmon_new(client, s);
+            s->heartbeat = mqc_heartbeat_new(client, s);
             break;
         }
         case MQC_SDAM_SERVER_REMOVED:
@@ -89,8 +89,8 @@ static void apply_changes(mqc_topology_t *t)
              * allocated, out of the topology, until the client goes. */
             if (s) {
                 s->retired = true;
-                mqc_srvmon_destroy(s->monitor);
-                s->monitor = NULL;
+                mqc_heartbeat_destroy(s->heartbeat);
+                s->heartbeat = NULL;
                 mqc_pool_close(s->pool);
             }
             break;
@@ -99,8 +99,8 @@ static void apply_changes(mqc_topology_t *t)
                  mqc_server_type_name(ev->new_type));
             break;
         case MQC_SDAM_TOPOLOGY_CHANGED:
-            emit(client, MQC_TOPOLOGY_CHANGED, "", mqc_topology_type_name(ev->old_topology),
-                 mqc_topology_type_name(ev->new_topology));
+            emit(client, MQC_TOPOLOGY_CHANGED, "", mqc_sdam_topo_type_name(ev->old_topology),
+                 mqc_sdam_topo_type_name(ev->new_topology));
             break;
         case MQC_SDAM_PRIMARY_CHANGED:
             snprintf(t->primary, sizeof t->primary, "%s", ev->address);
@@ -116,10 +116,10 @@ static void apply_changes(mqc_topology_t *t)
             }
             break;
         case MQC_SDAM_REQUEST_CHECK:
-            if (s) mqc_srvmon_request_check(s->monitor);
+            if (s) mqc_heartbeat_request_check(s->heartbeat);
             break;
         case MQC_SDAM_CANCEL_CHECK:
-            if (s) mqc_srvmon_cancel_check(s->monitor);
+            if (s) mqc_heartbeat_cancel_check(s->heartbeat);
             break;
         case MQC_SDAM_POOL_READY:
             if (s && !s->retired) mqc_pool_ready(s->pool);
@@ -163,13 +163,13 @@ bool mqc_topology_start(mqc_client_t *client, mqc_error_t *error)
         return true;
     }
     t->monitored = true;
-    mqc_topology_type_t type;
+    mqc_sdam_topo_type_t type;
     const char **seeds = calloc(u->n_hosts, sizeof *seeds);
     if (!seeds) abort();
     for (size_t i = 0; i < u->n_hosts; i++) seeds[i] = u->hosts[i].host_and_port;
-    bool ok = mqc_topology_initial_type(u->n_hosts, u->direct_connection_set, u->direct_connection,
+    bool ok = mqc_sdam_initial_type(u->n_hosts, u->direct_connection_set, u->direct_connection,
                                         u->replica_set != NULL, u->load_balanced, &type, error) &&
-              mqc_topology_desc_init(&t->td, type, u->replica_set, seeds, u->n_hosts, &t->ch, error);
+              mqc_sdam_desc_init(&t->td, type, u->replica_set, seeds, u->n_hosts, &t->ch, error);
     free(seeds);
     if (!ok) {
         mqc_sdam_changes_cleanup(&t->ch);
@@ -188,11 +188,11 @@ void mqc_topology_stop(mqc_client_t *client)
     if (!t) return;
     client->topo = NULL;
     for (size_t i = 0; i < client->n_servers; i++) {
-        mqc_srvmon_destroy(client->servers[i]->monitor);
-        client->servers[i]->monitor = NULL;
+        mqc_heartbeat_destroy(client->servers[i]->heartbeat);
+        client->servers[i]->heartbeat = NULL;
     }
     ev_timer_stop(client->loop, &t->wake);
-    if (t->monitored) mqc_topology_desc_cleanup(&t->td);
+    if (t->monitored) mqc_sdam_desc_cleanup(&t->td);
     mqc_sdam_changes_cleanup(&t->ch);
     free(t);
 }
@@ -201,7 +201,7 @@ void mqc_topology_on_check(mqc_client_t *client, const mqc_sd_t *sd)
 {
     mqc_topology_t *t = client->topo;
     if (!t || !t->monitored) return;
-    mqc_topology_apply_sd(&t->td, sd, &t->ch);
+    mqc_sdam_apply_sd(&t->td, sd, &t->ch);
     apply_changes(t);
 }
 
@@ -209,7 +209,7 @@ bool mqc_topology_server_known(const mqc_client_t *client, const char *address)
 {
     const mqc_topology_t *t = client->topo;
     if (!t || !t->monitored) return false;
-    const mqc_sdam_server_t *ss = mqc_topology_find(&t->td, address);
+    const mqc_sdam_server_t *ss = mqc_sdam_find(&t->td, address);
     return ss && ss->sd.type != MQC_SERVER_UNKNOWN;
 }
 
@@ -241,7 +241,7 @@ void mqc_topology_op_error(mqc_client_t *client, mqc_server_t *s, uint32_t gener
                               .generation = generation, .max_wire_version = s->caps_known ? s->caps.max_wire_version : 0,
                               .reply = reply, .message = message};
     mqc_sdam_error_result_t r;
-    mqc_topology_handle_error(&t->td, &e, &r, &t->ch);
+    mqc_sdam_handle_error(&t->td, &e, &r, &t->ch);
     apply_changes(t);
 }
 
@@ -315,7 +315,7 @@ mqc_server_t *mqc_topology_select(mqc_client_t *client, mqc_op_t *op, bool *wait
     *wait = true;
     for (size_t i = 0; i < t->td.n_servers; i++) {
         mqc_server_t *s = t->td.servers[i]->ud;
-        if (s) mqc_srvmon_request_check(s->monitor);
+        if (s) mqc_heartbeat_request_check(s->heartbeat);
     }
     return NULL;
 }
@@ -326,7 +326,7 @@ const char *mqc_topology_describe(const mqc_client_t *client, char *buf, size_t 
     size_t n = 0;
     buf[0] = '\0';
     if (!t) return buf;
-    n += (size_t) snprintf(buf, size, "%s", mqc_topology_type_name(t->td.type));
+    n += (size_t) snprintf(buf, size, "%s", mqc_sdam_topo_type_name(t->td.type));
     for (size_t i = 0; t->monitored && i < t->td.n_servers && n < size; i++) {
         const mqc_sd_t *sd = &t->td.servers[i]->sd;
         n += (size_t) snprintf(buf + n, size - n, "%s %s (%s%s%s)", i ? "," : ":", sd->address,
@@ -335,7 +335,7 @@ const char *mqc_topology_describe(const mqc_client_t *client, char *buf, size_t 
     return buf;
 }
 
-mqc_topology_type_t mqc_topology_type(const mqc_client_t *client)
+mqc_sdam_topo_type_t mqc_topology_type(const mqc_client_t *client)
 {
     return client->topo ? client->topo->td.type : MQC_TOPOLOGY_UNKNOWN;
 }
@@ -344,7 +344,7 @@ mqc_server_type_t mqc_topology_server_type(const mqc_client_t *client, const mqc
 {
     const mqc_topology_t *t = client->topo;
     if (t && t->monitored) {
-        const mqc_sdam_server_t *ss = mqc_topology_find(&t->td, s->address);
+        const mqc_sdam_server_t *ss = mqc_sdam_find(&t->td, s->address);
         return ss ? ss->sd.type : MQC_SERVER_UNKNOWN;
     }
     if (!s->caps_known) return MQC_SERVER_UNKNOWN;

@@ -1,6 +1,6 @@
 /* topology: the client's view of the deployment, wiring lib/sdam.c (descriptions) and
  * lib/select.c (selection) to real servers: the mqc_server_t registry keyed by address, a pool
- * and a monitor (lib/monitor.c) per server, the events of every update acted upon (servers made
+ * and a monitor (lib/heartbeat.c) per server, the events of every update acted upon (servers made
  * and retired, pools cleared and made ready, checks requested) and published through
  * mqc_monitor_t.topology, and ops waiting for a server woken after each change.
  *
@@ -21,7 +21,7 @@
 typedef struct mqc_topology {
     mqc_client_t *client;
     bool monitored;
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_sdam_changes_t ch;
     mqc_rand_t rng;
     ev_timer wake;               /* zero-delay: waiting ops retry selection from the loop */
@@ -53,7 +53,7 @@ void mqc_topology_op_error(mqc_client_t *client, mqc_server_t *s, uint32_t gener
                            const bson_t *reply, const char *message);
 
 /* The topology's type and the server's, for $readPreference and retryable writes. */
-mqc_topology_type_t mqc_topology_type(const mqc_client_t *client);
+mqc_sdam_topo_type_t mqc_topology_type(const mqc_client_t *client);
 mqc_server_type_t mqc_topology_server_type(const mqc_client_t *client, const mqc_server_t *s);
 /* Retryable writes: s is a replica-set primary or a mongos, and the topology has sessions. */
 bool mqc_topology_supports_sessions(const mqc_client_t *client, const mqc_server_t *s);

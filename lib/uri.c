@@ -191,7 +191,7 @@ static bool take_extras(char *s, extras_t *x, mqc_uri_t *out, mqc_error_t *error
 
 /* libmongoc 1.23 applies the SRV rule of before 2024: a mongodb+srv name needs three labels or
  * more. The specification now allows one or two ("mongodb+srv://localhost", "mongo.local"),
- * guarding them instead by what their SRV targets may be (lib/srv.c). Such a name goes to
+ * guarding them instead by what their SRV targets may be (lib/seedlist.c). Such a name goes to
  * libmongoc lengthened by this suffix, which mqc_uri_parse takes off again. Returns the new
  * string (wipe it: it may hold the password), or NULL when s needs no change. */
 #define SHORT_SRV_SUFFIX ".mqc-srv.invalid"

@@ -38,7 +38,7 @@ typedef struct mqc_uri {
     bool load_balanced;
     bool load_balanced_set;      /* loadBalanced given (a TXT record's value must then not apply) */
 
-    /* mongodb+srv (lib/srv.c): hosts stays empty until the SRV lookup fills it */
+    /* mongodb+srv (lib/seedlist.c): hosts stays empty until the SRV lookup fills it */
     char *srv_host;              /* the name to look up, NULL for mongodb:// */
     char *srv_service_name;      /* srvServiceName, "mongodb" by default (NULL without srv_host) */
     int32_t srv_max_hosts;       /* srvMaxHosts, 0: no limit */

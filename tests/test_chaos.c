@@ -506,15 +506,15 @@ TEST("/chaos/regress/hello_big_tags_applied_twice", chaos_regress_hello_tags)
                          "tags", "{", key, "ny", "}");
     mqc_sd_t sd;
     mqc_sd_init_from_hello(&sd, "a:27017", r, -1, 0);
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_error_t err;
     const char *seeds[] = {"a:27017"};
-    ASSERT(mqc_topology_desc_init(&td, MQC_TOPOLOGY_UNKNOWN, NULL, seeds, 1, NULL, &err));
-    ASSERT(mqc_topology_apply_sd(&td, &sd, NULL));
-    ASSERT(mqc_topology_apply_sd(&td, &sd, NULL));
+    ASSERT(mqc_sdam_desc_init(&td, MQC_TOPOLOGY_UNKNOWN, NULL, seeds, 1, NULL, &err));
+    ASSERT(mqc_sdam_apply_sd(&td, &sd, NULL));
+    ASSERT(mqc_sdam_apply_sd(&td, &sd, NULL));
     bson_iter_t it;
     ASSERT(bson_iter_init_find(&it, &td.servers[0]->sd.tags, key));
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
     mqc_sd_cleanup(&sd);
     bson_destroy(r);
 }

@@ -13,13 +13,13 @@ static bson_t *J(const char *json)
 }
 
 /* Applies a hello reply (JSON) from address with an RTT sample. */
-static bool hello(mqc_topology_desc_t *td, const char *address, const char *json, double rtt,
+static bool hello(mqc_sdam_desc_t *td, const char *address, const char *json, double rtt,
                   mqc_sdam_changes_t *ch)
 {
     bson_t *b = J(json);
     mqc_sd_t sd;
     mqc_sd_init_from_hello(&sd, address, b, rtt, 1000);
-    bool applied = mqc_topology_apply_sd(td, &sd, ch);
+    bool applied = mqc_sdam_apply_sd(td, &sd, ch);
     mqc_sd_cleanup(&sd);
     bson_destroy(b);
     return applied;
@@ -32,11 +32,11 @@ static bool hello(mqc_topology_desc_t *td, const char *address, const char *json
     "{\"ok\": 1, \"isWritablePrimary\": false, \"secondary\": true, \"setName\": \"rs\", \"hosts\": " \
     "[\"a:27017\", \"b:27017\"], \"maxWireVersion\": 21, \"logicalSessionTimeoutMinutes\": 20}"
 
-static void rs_init(mqc_topology_desc_t *td, mqc_sdam_changes_t *ch)
+static void rs_init(mqc_sdam_desc_t *td, mqc_sdam_changes_t *ch)
 {
     const char *seeds[] = {"A"};
     mqc_error_t err;
-    ASSERT(mqc_topology_desc_init(td, MQC_TOPOLOGY_RS_NO_PRIMARY, "rs", seeds, 1, ch, &err));
+    ASSERT(mqc_sdam_desc_init(td, MQC_TOPOLOGY_RS_NO_PRIMARY, "rs", seeds, 1, ch, &err));
 }
 
 TEST("/sdam/address/normalize", sdam_address_normalize)
@@ -56,19 +56,19 @@ TEST("/sdam/address/normalize", sdam_address_normalize)
 
 TEST("/sdam/initial_type", sdam_initial_type)
 {
-    mqc_topology_type_t t;
+    mqc_sdam_topo_type_t t;
     mqc_error_t err;
-    ASSERT(mqc_topology_initial_type(1, false, false, false, false, &t, &err));
+    ASSERT(mqc_sdam_initial_type(1, false, false, false, false, &t, &err));
     ASSERT_EQ(t, MQC_TOPOLOGY_UNKNOWN);
-    ASSERT(mqc_topology_initial_type(1, true, true, true, false, &t, &err));
+    ASSERT(mqc_sdam_initial_type(1, true, true, true, false, &t, &err));
     ASSERT_EQ(t, MQC_TOPOLOGY_SINGLE);
-    ASSERT(mqc_topology_initial_type(3, true, false, true, false, &t, &err));
+    ASSERT(mqc_sdam_initial_type(3, true, false, true, false, &t, &err));
     ASSERT_EQ(t, MQC_TOPOLOGY_RS_NO_PRIMARY);
-    ASSERT(mqc_topology_initial_type(1, false, false, false, true, &t, &err));
+    ASSERT(mqc_sdam_initial_type(1, false, false, false, true, &t, &err));
     ASSERT_EQ(t, MQC_TOPOLOGY_LOAD_BALANCED);
-    ASSERT(!mqc_topology_initial_type(2, true, true, false, false, &t, &err));
+    ASSERT(!mqc_sdam_initial_type(2, true, true, false, false, &t, &err));
     ASSERT_STR_CONTAINS(err.message, "several hosts");
-    ASSERT(!mqc_topology_initial_type(1, false, false, true, true, &t, &err));
+    ASSERT(!mqc_sdam_initial_type(1, false, false, true, true, &t, &err));
     ASSERT_STR_CONTAINS(err.message, "replicaSet");
 }
 
@@ -119,14 +119,14 @@ TEST("/sdam/hello/parse", sdam_hello_parse)
 
 TEST("/sdam/changes/discovery", sdam_changes_discovery)
 {
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_sdam_changes_t ch;
     mqc_sdam_changes_init(&ch);
     rs_init(&td, &ch);
     ASSERT_EQ(ch.n, 1);
     ASSERT_EQ(ch.ev[0].kind, MQC_SDAM_SERVER_ADDED);
     ASSERT_STR_EQ(ch.ev[0].address, "a:27017");
-    mqc_topology_find(&td, "a:27017")->ud = &td;
+    mqc_sdam_find(&td, "a:27017")->ud = &td;
 
     ASSERT(hello(&td, "a:27017", PRIMARY_A, 10, &ch));
     const mqc_sdam_event_t *e = mqc_sdam_changes_find(&ch, MQC_SDAM_SERVER_CHANGED, "a:27017");
@@ -149,13 +149,13 @@ TEST("/sdam/changes/discovery", sdam_changes_discovery)
     ASSERT(hello(&td, "a:27017", PRIMARY_A, 20, &ch));
     ASSERT_NULL(mqc_sdam_changes_find(&ch, MQC_SDAM_SERVER_CHANGED, NULL));
     ASSERT_NULL(mqc_sdam_changes_find(&ch, MQC_SDAM_TOPOLOGY_CHANGED, NULL));
-    ASSERT_DBL_NEAR(mqc_topology_find(&td, "a")->sd.rtt_ms, 12.0, 1e-9);
+    ASSERT_DBL_NEAR(mqc_sdam_find(&td, "a")->sd.rtt_ms, 12.0, 1e-9);
 
     ASSERT(hello(&td, "b:27017", SECONDARY_B, 5, &ch));
     ASSERT_EQ(td.session_timeout_minutes, 20);
 
     /* The primary drops b from its config: b is removed, its ud comes back. */
-    mqc_topology_find(&td, "b")->ud = &ch;
+    mqc_sdam_find(&td, "b")->ud = &ch;
     ASSERT(hello(&td, "a:27017",
                  "{\"ok\": 1, \"isWritablePrimary\": true, \"setName\": \"rs\", \"hosts\": [\"a:27017\"],"
                  " \"maxWireVersion\": 21, \"logicalSessionTimeoutMinutes\": 30}",
@@ -171,19 +171,19 @@ TEST("/sdam/changes/discovery", sdam_changes_discovery)
     /* Failed check: Unknown, RTT dropped, no primary. */
     mqc_sd_t u;
     mqc_sd_init_unknown(&u, "a:27017", "connection refused");
-    ASSERT(mqc_topology_apply_sd(&td, &u, &ch));
+    ASSERT(mqc_sdam_apply_sd(&td, &u, &ch));
     mqc_sd_cleanup(&u);
-    ASSERT(!mqc_topology_find(&td, "a")->sd.has_rtt);
+    ASSERT(!mqc_sdam_find(&td, "a")->sd.has_rtt);
     e = mqc_sdam_changes_find(&ch, MQC_SDAM_PRIMARY_CHANGED, NULL);
     ASSERT_NOT_NULL(e);
     ASSERT_STR_EQ(e->address, "");
     ASSERT_STR_EQ(e->previous, "a:27017");
     ASSERT_EQ(td.type, MQC_TOPOLOGY_RS_NO_PRIMARY);
 
-    mqc_topology_close(&td, &ch);
+    mqc_sdam_close(&td, &ch);
     ASSERT_NOT_NULL(mqc_sdam_changes_find(&ch, MQC_SDAM_SERVER_REMOVED, "a:27017"));
     ASSERT_EQ(td.type, MQC_TOPOLOGY_UNKNOWN);
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
     mqc_sdam_changes_cleanup(&ch);
 }
 
@@ -191,7 +191,7 @@ TEST("/sdam/changes/old_primary_pre42", sdam_old_primary_pre42)
 {
     /* A new primary replaces one running MongoDB 4.0 (wire 7): the old one is checked at once
      * and its pool cleared, since a 4.0 primary closes its connections on stepdown. */
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_sdam_changes_t ch;
     mqc_sdam_changes_init(&ch);
     rs_init(&td, &ch);
@@ -205,18 +205,18 @@ TEST("/sdam/changes/old_primary_pre42", sdam_old_primary_pre42)
     const mqc_sdam_event_t *e = mqc_sdam_changes_find(&ch, MQC_SDAM_CLEAR_POOL, "a:27017");
     ASSERT_NOT_NULL(e);
     ASSERT_EQ(e->generation, 1);
-    ASSERT_STR_CONTAINS(mqc_topology_find(&td, "a")->sd.error, "newer primary");
+    ASSERT_STR_CONTAINS(mqc_sdam_find(&td, "a")->sd.error, "newer primary");
     e = mqc_sdam_changes_find(&ch, MQC_SDAM_PRIMARY_CHANGED, NULL);
     ASSERT_NOT_NULL(e);
     ASSERT_STR_EQ(e->previous, "a:27017");
     ASSERT_STR_EQ(e->address, "b:27017");
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
     mqc_sdam_changes_cleanup(&ch);
 }
 
 TEST("/sdam/hello/stale_topology_version", sdam_stale_topology_version)
 {
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     rs_init(&td, NULL);
     ASSERT(hello(&td, "a", "{\"ok\": 1, \"isWritablePrimary\": true, \"setName\": \"rs\", \"hosts\": [\"a:27017\"],"
                           " \"maxWireVersion\": 21, \"topologyVersion\": {\"processId\": {\"$oid\": \"000000000000000000000001\"},"
@@ -227,30 +227,30 @@ TEST("/sdam/hello/stale_topology_version", sdam_stale_topology_version)
                            " \"maxWireVersion\": 21, \"topologyVersion\": {\"processId\": {\"$oid\": \"000000000000000000000001\"},"
                            " \"counter\": 4}}",
                   1, NULL));
-    ASSERT_EQ(mqc_topology_find(&td, "a")->sd.type, MQC_SERVER_RS_PRIMARY);
+    ASSERT_EQ(mqc_sdam_find(&td, "a")->sd.type, MQC_SERVER_RS_PRIMARY);
     /* a restarted process (other processId): taken */
     ASSERT(hello(&td, "a", "{\"ok\": 1, \"secondary\": true, \"setName\": \"rs\", \"hosts\": [\"a:27017\"],"
                           " \"maxWireVersion\": 21, \"topologyVersion\": {\"processId\": {\"$oid\": \"000000000000000000000002\"},"
                           " \"counter\": 0}}",
                  1, NULL));
-    ASSERT_EQ(mqc_topology_find(&td, "a")->sd.type, MQC_SERVER_RS_SECONDARY);
-    mqc_topology_desc_cleanup(&td);
+    ASSERT_EQ(mqc_sdam_find(&td, "a")->sd.type, MQC_SERVER_RS_SECONDARY);
+    mqc_sdam_desc_cleanup(&td);
 }
 
-static void app_error(mqc_topology_desc_t *td, mqc_sdam_when_t when, mqc_sdam_err_kind_t kind, const char *reply_json,
+static void app_error(mqc_sdam_desc_t *td, mqc_sdam_when_t when, mqc_sdam_err_kind_t kind, const char *reply_json,
                       bool overloaded, mqc_sdam_error_result_t *r, mqc_sdam_changes_t *ch)
 {
     bson_t *reply = reply_json ? J(reply_json) : NULL;
     mqc_sdam_app_error_t e = {.address = "a:27017", .when = when, .kind = kind, .reply = reply,
                               .overloaded = overloaded, .max_wire_version = 21};
-    e.generation = mqc_topology_find(td, "a")->generation;
-    mqc_topology_handle_error(td, &e, r, ch);
+    e.generation = mqc_sdam_find(td, "a")->generation;
+    mqc_sdam_handle_error(td, &e, r, ch);
     if (reply) bson_destroy(reply);
 }
 
 TEST("/sdam/errors/phases", sdam_errors_phases)
 {
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_sdam_changes_t ch;
     mqc_sdam_error_result_t r;
     mqc_sdam_changes_init(&ch);
@@ -275,27 +275,27 @@ TEST("/sdam/errors/phases", sdam_errors_phases)
     app_error(&td, MQC_SDAM_WHEN_AUTH, MQC_SDAM_ERR_TIMEOUT, NULL, false, &r, &ch);
     ASSERT(r.marked_unknown && r.clear_pool && r.cancel_check && !r.request_check);
     ASSERT_EQ(td.type, MQC_TOPOLOGY_RS_NO_PRIMARY);
-    ASSERT_EQ(mqc_topology_find(&td, "a")->generation, 1);
+    ASSERT_EQ(mqc_sdam_find(&td, "a")->generation, 1);
     ASSERT_NOT_NULL(mqc_sdam_changes_find(&ch, MQC_SDAM_CLEAR_POOL, "a:27017"));
     ASSERT_NOT_NULL(mqc_sdam_changes_find(&ch, MQC_SDAM_PRIMARY_CHANGED, NULL));
-    ASSERT_STR_CONTAINS(mqc_topology_find(&td, "a")->sd.error, "timeout");
+    ASSERT_STR_CONTAINS(mqc_sdam_find(&td, "a")->sd.error, "timeout");
 
     /* an error from a connection of the previous generation is stale */
     ASSERT(hello(&td, "a", PRIMARY_A, 1, NULL));
     bson_t *reply = J("{\"ok\": 0, \"code\": 10107, \"errmsg\": \"not primary\"}");
     mqc_sdam_app_error_t e = {.address = "a:27017", .when = MQC_SDAM_WHEN_ESTABLISHED, .kind = MQC_SDAM_ERR_COMMAND,
                               .reply = reply, .generation = 0, .max_wire_version = 21};
-    mqc_topology_handle_error(&td, &e, &r, &ch);
+    mqc_sdam_handle_error(&td, &e, &r, &ch);
     bson_destroy(reply);
     ASSERT(r.stale);
     ASSERT_EQ(ch.n, 0);
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
     mqc_sdam_changes_cleanup(&ch);
 }
 
 TEST("/sdam/errors/state_change", sdam_errors_state_change)
 {
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_sdam_changes_t ch;
     mqc_sdam_error_result_t r;
     mqc_sdam_changes_init(&ch);
@@ -307,12 +307,12 @@ TEST("/sdam/errors/state_change", sdam_errors_state_change)
               &r, &ch);
     ASSERT(r.marked_unknown && r.request_check && !r.clear_pool);
     ASSERT_NOT_NULL(mqc_sdam_changes_find(&ch, MQC_SDAM_REQUEST_CHECK, "a:27017"));
-    ASSERT_STR_EQ(mqc_topology_find(&td, "a")->sd.error, "stepped down");
+    ASSERT_STR_EQ(mqc_sdam_find(&td, "a")->sd.error, "stepped down");
     /* a shutdown clears the pool even from 4.2 on */
     ASSERT(hello(&td, "a", PRIMARY_A, 1, NULL));
     app_error(&td, MQC_SDAM_WHEN_ESTABLISHED, MQC_SDAM_ERR_COMMAND, "{\"ok\": 0, \"code\": 91}", false, &r, &ch);
     ASSERT(r.marked_unknown && r.request_check && r.clear_pool);
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
     mqc_sdam_changes_cleanup(&ch);
 }
 
@@ -341,43 +341,43 @@ TEST("/sdam/errors/classify", sdam_errors_classify)
 TEST("/sdam/errors/load_balanced", sdam_errors_load_balanced)
 {
     /* Behind a load balancer the server stays LoadBalancer; a network error clears the pool. */
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_error_t err;
     mqc_sdam_error_result_t r;
     const char *seeds[] = {"lb:27017"};
-    ASSERT(mqc_topology_desc_init(&td, MQC_TOPOLOGY_LOAD_BALANCED, NULL, seeds, 1, NULL, &err));
+    ASSERT(mqc_sdam_desc_init(&td, MQC_TOPOLOGY_LOAD_BALANCED, NULL, seeds, 1, NULL, &err));
     mqc_sdam_app_error_t e = {.address = "lb:27017", .when = MQC_SDAM_WHEN_ESTABLISHED, .kind = MQC_SDAM_ERR_NETWORK};
-    mqc_topology_handle_error(&td, &e, &r, NULL);
+    mqc_sdam_handle_error(&td, &e, &r, NULL);
     ASSERT(!r.marked_unknown && r.clear_pool);
-    ASSERT_EQ(mqc_topology_find(&td, "lb")->sd.type, MQC_SERVER_LOAD_BALANCER);
-    ASSERT_EQ(mqc_topology_find(&td, "lb")->generation, 1);
-    mqc_topology_desc_cleanup(&td);
+    ASSERT_EQ(mqc_sdam_find(&td, "lb")->sd.type, MQC_SERVER_LOAD_BALANCER);
+    ASSERT_EQ(mqc_sdam_find(&td, "lb")->generation, 1);
+    mqc_sdam_desc_cleanup(&td);
 }
 
 TEST("/sdam/single/set_name_mismatch", sdam_single_set_name_mismatch)
 {
     /* directConnection with replicaSet: a member of another set stays Unknown. */
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_error_t err;
     const char *seeds[] = {"a"};
-    ASSERT(mqc_topology_desc_init(&td, MQC_TOPOLOGY_SINGLE, "rs", seeds, 1, NULL, &err));
+    ASSERT(mqc_sdam_desc_init(&td, MQC_TOPOLOGY_SINGLE, "rs", seeds, 1, NULL, &err));
     ASSERT(hello(&td, "a", "{\"ok\": 1, \"secondary\": true, \"setName\": \"other\", \"hosts\": [\"a:27017\"],"
                           " \"maxWireVersion\": 21}", 1, NULL));
-    ASSERT_EQ(mqc_topology_find(&td, "a")->sd.type, MQC_SERVER_UNKNOWN);
-    ASSERT_STR_CONTAINS(mqc_topology_find(&td, "a")->sd.error, "does not match");
+    ASSERT_EQ(mqc_sdam_find(&td, "a")->sd.type, MQC_SERVER_UNKNOWN);
+    ASSERT_STR_CONTAINS(mqc_sdam_find(&td, "a")->sd.error, "does not match");
     ASSERT(hello(&td, "a", "{\"ok\": 1, \"secondary\": true, \"setName\": \"rs\", \"hosts\": [\"a:27017\"],"
                           " \"maxWireVersion\": 21}", 1, NULL));
-    ASSERT_EQ(mqc_topology_find(&td, "a")->sd.type, MQC_SERVER_RS_SECONDARY);
+    ASSERT_EQ(mqc_sdam_find(&td, "a")->sd.type, MQC_SERVER_RS_SECONDARY);
     ASSERT_EQ(td.type, MQC_TOPOLOGY_SINGLE);
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
 }
 
 TEST("/sdam/compatibility/message", sdam_compatibility_message)
 {
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_error_t err;
     const char *seeds[] = {"a"};
-    ASSERT(mqc_topology_desc_init(&td, MQC_TOPOLOGY_UNKNOWN, NULL, seeds, 1, NULL, &err));
+    ASSERT(mqc_sdam_desc_init(&td, MQC_TOPOLOGY_UNKNOWN, NULL, seeds, 1, NULL, &err));
     /* MongoDB 3.4 (wire 5) is below mqc's floor */
     ASSERT(hello(&td, "a", "{\"ok\": 1, \"isWritablePrimary\": true, \"maxWireVersion\": 5}", 1, NULL));
     ASSERT_EQ(td.type, MQC_TOPOLOGY_SINGLE);
@@ -385,5 +385,5 @@ TEST("/sdam/compatibility/message", sdam_compatibility_message)
     ASSERT_STR_CONTAINS(td.compatibility_error, "a:27017 reports wire version 5");
     ASSERT(hello(&td, "a", "{\"ok\": 1, \"isWritablePrimary\": true, \"maxWireVersion\": 6}", 1, NULL));
     ASSERT(td.compatible);
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
 }

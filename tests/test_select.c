@@ -6,11 +6,11 @@
 #include "tf.h"
 
 /* A replica set a (primary, 10 ms), b (secondary, 12 ms, dc=ny), c (secondary, 40 ms, dc=sf). */
-static void rs3(mqc_topology_desc_t *td)
+static void rs3(mqc_sdam_desc_t *td)
 {
     const char *seeds[] = {"a", "b", "c"};
     mqc_error_t err;
-    ASSERT(mqc_topology_desc_init(td, MQC_TOPOLOGY_UNKNOWN, NULL, seeds, 3, NULL, &err));
+    ASSERT(mqc_sdam_desc_init(td, MQC_TOPOLOGY_UNKNOWN, NULL, seeds, 3, NULL, &err));
     td->type = MQC_TOPOLOGY_RS_WITH_PRIMARY;
     static const struct {
         mqc_server_type_t t;
@@ -31,12 +31,12 @@ static void rs3(mqc_topology_desc_t *td)
         sd->last_update_ms = 500;
         BSON_APPEND_UTF8(&sd->tags, "dc", def[i].dc);
     }
-    mqc_topology_recompute(td);
+    mqc_sdam_recompute(td);
 }
 
 TEST("/select/validate", select_validate)
 {
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_read_pref_t rp;
     mqc_error_t err;
     rs3(&td);
@@ -68,12 +68,12 @@ TEST("/select/validate", select_validate)
     ASSERT_EQ(m, MQC_READ_SECONDARY_PREFERRED);
     ASSERT_STR_EQ(mqc_read_mode_name(m), "secondaryPreferred");
     ASSERT(!mqc_read_mode_from_name("sideways", &m));
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
 }
 
 TEST("/select/window_and_counts", select_window_and_counts)
 {
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_read_pref_t rp;
     mqc_select_opts_t o;
     mqc_error_t err;
@@ -109,12 +109,12 @@ TEST("/select/window_and_counts", select_window_and_counts)
     uint32_t before = s->operation_count;
     mqc_select_done(s);
     ASSERT_EQ(s->operation_count, before - 1);
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
 }
 
 TEST("/select/writes_and_incompatible", select_writes_and_incompatible)
 {
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_select_opts_t o;
     mqc_error_t err;
     mqc_rand_t rng;
@@ -141,16 +141,16 @@ TEST("/select/writes_and_incompatible", select_writes_and_incompatible)
     ASSERT(!mqc_error_is_set(&err));
     /* an incompatible server makes selection fail with the reason */
     td.servers[1]->sd.max_wire_version = 4;
-    mqc_topology_recompute(&td);
+    mqc_sdam_recompute(&td);
     ASSERT_NULL(mqc_select_server(&td, &o, mqc_rand_next, &rng, &err));
     ASSERT_EQ(err.domain, MQC_ERROR_SELECTION);
     ASSERT_STR_CONTAINS(err.message, "b:27017 reports wire version 4");
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
 }
 
 TEST("/select/staleness_and_tags", select_staleness_and_tags)
 {
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_read_pref_t rp;
     mqc_select_opts_t o;
     mqc_error_t err;
@@ -186,7 +186,7 @@ TEST("/select/staleness_and_tags", select_staleness_and_tags)
     ASSERT_STR_EQ(suit[0]->sd.address, "a:27017");
     bson_destroy(none);
     bson_destroy(tags);
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
 }
 
 TEST("/select/rand_uniform", select_rand_uniform)

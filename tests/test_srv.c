@@ -1,4 +1,4 @@
-/* mongodb+srv:// seed list discovery (lib/srv.c): the pure rules, the DNS queries against a fake
+/* mongodb+srv:// seed list discovery (lib/seedlist.c): the pure rules, the DNS queries against a fake
  * name server in this process (canned SRV and TXT records, hand-encoded DNS messages on a UDP
  * socket of 127.0.0.1), the asynchronous lookup, and a client that finds a scripted server
  * (tests/fakesrv) through SRV.
@@ -22,7 +22,7 @@
 #include "common.h"
 #include "fakesrv.h"
 #include "mqc.h"
-#include "srv.h"
+#include "seedlist.h"
 #include "support/result.h"
 #include "tf.h"
 #include "uri.h"
@@ -236,52 +236,52 @@ static void dns_stop(fakedns_t *d)
 
 TEST("/srv/rules/domain", srv_rules_domain)
 {
-    ASSERT_STR_EQ(mqc_srv_domain("cluster_1.tests.mongodb.co.uk"), "tests.mongodb.co.uk");
-    ASSERT_STR_EQ(mqc_srv_domain("hosts_34.example.com"), "example.com");
-    ASSERT_STR_EQ(mqc_srv_domain("mongodb.local"), "mongodb.local");
-    ASSERT_STR_EQ(mqc_srv_domain("localhost"), "localhost");
+    ASSERT_STR_EQ(mqc_seedlist_domain("cluster_1.tests.mongodb.co.uk"), "tests.mongodb.co.uk");
+    ASSERT_STR_EQ(mqc_seedlist_domain("hosts_34.example.com"), "example.com");
+    ASSERT_STR_EQ(mqc_seedlist_domain("mongodb.local"), "mongodb.local");
+    ASSERT_STR_EQ(mqc_seedlist_domain("localhost"), "localhost");
 
     /* the spec's prose tests 2, 3 and 4: rejected */
-    ASSERT(!mqc_srv_target_allowed("localhost", "localhost.mongodb"));
-    ASSERT(!mqc_srv_target_allowed("mongo.local", "test_1.evil.local"));
-    ASSERT(!mqc_srv_target_allowed("blogs.mongodb.com", "blogs.evil.com"));
-    ASSERT(!mqc_srv_target_allowed("localhost", "localhost"));
-    ASSERT(!mqc_srv_target_allowed("mongo.local", "mongo.local"));
-    ASSERT(!mqc_srv_target_allowed("localhost", "test_1.cluster_1localhost"));
-    ASSERT(!mqc_srv_target_allowed("mongo.local", "test_1.my_hostmongo.local"));
-    ASSERT(!mqc_srv_target_allowed("blogs.mongodb.com", "cluster.testmongodb.com"));
-    ASSERT(!mqc_srv_target_allowed("blogs.mongodb.com", ".mongodb.com"));
-    ASSERT(!mqc_srv_target_allowed("blogs.mongodb.com", "mongodb.com"));
-    ASSERT(!mqc_srv_target_allowed("localhost", ""));
+    ASSERT(!mqc_seedlist_target_allowed("localhost", "localhost.mongodb"));
+    ASSERT(!mqc_seedlist_target_allowed("mongo.local", "test_1.evil.local"));
+    ASSERT(!mqc_seedlist_target_allowed("blogs.mongodb.com", "blogs.evil.com"));
+    ASSERT(!mqc_seedlist_target_allowed("localhost", "localhost"));
+    ASSERT(!mqc_seedlist_target_allowed("mongo.local", "mongo.local"));
+    ASSERT(!mqc_seedlist_target_allowed("localhost", "test_1.cluster_1localhost"));
+    ASSERT(!mqc_seedlist_target_allowed("mongo.local", "test_1.my_hostmongo.local"));
+    ASSERT(!mqc_seedlist_target_allowed("blogs.mongodb.com", "cluster.testmongodb.com"));
+    ASSERT(!mqc_seedlist_target_allowed("blogs.mongodb.com", ".mongodb.com"));
+    ASSERT(!mqc_seedlist_target_allowed("blogs.mongodb.com", "mongodb.com"));
+    ASSERT(!mqc_seedlist_target_allowed("localhost", ""));
     /* accepted: under the domain; a three-label name may resolve to itself */
-    ASSERT(mqc_srv_target_allowed("localhost", "db.localhost"));
-    ASSERT(mqc_srv_target_allowed("mongo.local", "a.b.mongo.local"));
-    ASSERT(mqc_srv_target_allowed("blogs.mongodb.com", "cluster.mongodb.com"));
-    ASSERT(mqc_srv_target_allowed("blogs.mongodb.com", "blogs.mongodb.com"));
-    ASSERT(mqc_srv_target_allowed("test.build.10gen.cc", "test.build.10gen.cc"));
-    ASSERT(mqc_srv_target_allowed("db.0.1", "127.0.0.1"));
+    ASSERT(mqc_seedlist_target_allowed("localhost", "db.localhost"));
+    ASSERT(mqc_seedlist_target_allowed("mongo.local", "a.b.mongo.local"));
+    ASSERT(mqc_seedlist_target_allowed("blogs.mongodb.com", "cluster.mongodb.com"));
+    ASSERT(mqc_seedlist_target_allowed("blogs.mongodb.com", "blogs.mongodb.com"));
+    ASSERT(mqc_seedlist_target_allowed("test.build.10gen.cc", "test.build.10gen.cc"));
+    ASSERT(mqc_seedlist_target_allowed("db.0.1", "127.0.0.1"));
 
     char n[64] = "CLUSTER.MONGODB.COM.";
-    mqc_srv_normalize(n);
+    mqc_seedlist_normalize(n);
     ASSERT_STR_EQ(n, "cluster.mongodb.com");
 }
 
 TEST("/srv/rules/txt", srv_rules_txt)
 {
-    mqc_srv_txt_t t;
+    mqc_seedlist_txt_t t;
     mqc_error_t e;
-    ASSERT_MSG(mqc_srv_parse_txt("replicaSet=repl0&authSource=thisDB", &t, &e), "%s", e.message);
+    ASSERT_MSG(mqc_seedlist_parse_txt("replicaSet=repl0&authSource=thisDB", &t, &e), "%s", e.message);
     ASSERT_STR_EQ(t.replica_set, "repl0");
     ASSERT_STR_EQ(t.auth_source, "thisDB");
     ASSERT_EQ(t.load_balanced, -1);
-    mqc_srv_txt_cleanup(&t);
-    ASSERT_MSG(mqc_srv_parse_txt("LOADBALANCED=TRUE&authsource=a%2Fb", &t, &e), "%s", e.message);
+    mqc_seedlist_txt_cleanup(&t);
+    ASSERT_MSG(mqc_seedlist_parse_txt("LOADBALANCED=TRUE&authsource=a%2Fb", &t, &e), "%s", e.message);
     ASSERT_EQ(t.load_balanced, 1);
     ASSERT_STR_EQ(t.auth_source, "a/b");
-    mqc_srv_txt_cleanup(&t);
-    ASSERT_MSG(mqc_srv_parse_txt("", &t, &e), "%s", e.message);
+    mqc_seedlist_txt_cleanup(&t);
+    ASSERT_MSG(mqc_seedlist_parse_txt("", &t, &e), "%s", e.message);
     ASSERT_NULL(t.replica_set);
-    mqc_srv_txt_cleanup(&t);
+    mqc_seedlist_txt_cleanup(&t);
 
     static const struct {
         const char *txt, *needle;
@@ -295,8 +295,8 @@ TEST("/srv/rules/txt", srv_rules_txt)
         {"replicaSet=a%zz", "percent-encoding"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        bool ok = mqc_srv_parse_txt(bad[i].txt, &t, &e);
-        mqc_srv_txt_cleanup(&t);
+        bool ok = mqc_seedlist_parse_txt(bad[i].txt, &t, &e);
+        mqc_seedlist_txt_cleanup(&t);
         ASSERT_MSG(!ok, "accepted TXT \"%s\"", bad[i].txt);
         ASSERT_EQ(e.domain, MQC_ERROR_URI);
         ASSERT_STR_CONTAINS(e.message, bad[i].needle);
@@ -307,7 +307,7 @@ TEST("/srv/rules/srv_max_hosts", srv_rules_pick)
 {
     mqc_rand_t rng;
     mqc_rand_seed(&rng, 42);
-    mqc_srv_target_t t[5];
+    mqc_seedlist_target_t t[5];
     int chosen[5] = {0};
     const int rounds = 5000;
     for (int r = 0; r < rounds; r++) {
@@ -315,16 +315,16 @@ TEST("/srv/rules/srv_max_hosts", srv_rules_pick)
             snprintf(t[i].host, sizeof t[i].host, "h%d.example.com", i);
             t[i].port = (uint16_t) (27017 + i);
         }
-        ASSERT_EQ(mqc_srv_pick(t, 5, 2, mqc_rand_next, &rng), 2);
+        ASSERT_EQ(mqc_seedlist_pick(t, 5, 2, mqc_rand_next, &rng), 2);
         ASSERT(t[0].port != t[1].port);
         chosen[t[0].port - 27017]++;
         chosen[t[1].port - 27017]++;
     }
     /* each is kept 2/5 of the time: 2000 expected, far more than 3 sigma (~104) of slack */
     for (int i = 0; i < 5; i++) ASSERT_MSG(chosen[i] > 1700 && chosen[i] < 2300, "host %d kept %d times", i, chosen[i]);
-    ASSERT_EQ(mqc_srv_pick(t, 5, 0, mqc_rand_next, &rng), 5);
-    ASSERT_EQ(mqc_srv_pick(t, 5, 5, mqc_rand_next, &rng), 5);
-    ASSERT_EQ(mqc_srv_pick(t, 5, 9, mqc_rand_next, &rng), 5);
+    ASSERT_EQ(mqc_seedlist_pick(t, 5, 0, mqc_rand_next, &rng), 5);
+    ASSERT_EQ(mqc_seedlist_pick(t, 5, 5, mqc_rand_next, &rng), 5);
+    ASSERT_EQ(mqc_seedlist_pick(t, 5, 9, mqc_rand_next, &rng), 5);
 }
 
 TEST("/srv/uri/parse", srv_uri_parse)
@@ -377,9 +377,9 @@ TEST("/srv/uri/parse", srv_uri_parse)
     }
 }
 
-static mqc_srv_records_t records(const char *const *targets, const uint16_t *ports, size_t n, const char *txt)
+static mqc_seedlist_records_t records(const char *const *targets, const uint16_t *ports, size_t n, const char *txt)
 {
-    mqc_srv_records_t r = {0};
+    mqc_seedlist_records_t r = {0};
     r.targets = calloc(n ? n : 1, sizeof *r.targets);
     for (size_t i = 0; i < n; i++) {
         snprintf(r.targets[i].host, sizeof r.targets[i].host, "%s", targets[i]);
@@ -401,11 +401,11 @@ static mqc_error_t apply(mqc_uri_t *u, const char *uri, const char *const *targe
     mqc_error_t e;
     mqc_error_clear(&e);
     ASSERT_MSG(mqc_uri_parse(u, uri, &e), "%s: %s", uri, e.message);
-    mqc_srv_records_t r = records(targets, ports, n, txt);
+    mqc_seedlist_records_t r = records(targets, ports, n, txt);
     mqc_rand_t rng;
     mqc_rand_seed(&rng, 7);
-    bool ok = mqc_srv_apply(u, &r, mqc_rand_next, &rng, &e);
-    mqc_srv_records_cleanup(&r);
+    bool ok = mqc_seedlist_apply(u, &r, mqc_rand_next, &rng, &e);
+    mqc_seedlist_records_cleanup(&r);
     if (!ok) mqc_uri_cleanup(u);
     return e;
 }
@@ -535,13 +535,13 @@ static void run_dns_case(const dns_case_t *c, const char *ns, char *why, size_t 
         snprintf(why, wsize, "parse: %s", e.message);
         return;
     }
-    mqc_srv_records_t rec;
-    bool ok = mqc_srv_query(u.srv_host, u.srv_service_name, ns, &rec, &e);
+    mqc_seedlist_records_t rec;
+    bool ok = mqc_seedlist_query(u.srv_host, u.srv_service_name, ns, &rec, &e);
     if (ok) {
         mqc_rand_t rng;
         mqc_rand_seed(&rng, 1);
-        ok = mqc_srv_apply(&u, &rec, mqc_rand_next, &rng, &e);
-        mqc_srv_records_cleanup(&rec);
+        ok = mqc_seedlist_apply(&u, &rec, mqc_rand_next, &rng, &e);
+        mqc_seedlist_records_cleanup(&rec);
     }
     if (c->error) {
         if (ok) snprintf(why, wsize, "no error, expected one with \"%s\"", c->error);
@@ -594,9 +594,9 @@ TEST("/srv/dns/spec_zone", srv_dns_spec_zone)
 
 TEST("/srv/dns/bad_nameserver", srv_dns_bad_nameserver)
 {
-    mqc_srv_records_t rec;
+    mqc_seedlist_records_t rec;
     mqc_error_t e;
-    ASSERT(!mqc_srv_query("x.example.com", "mongodb", "not-an-address", &rec, &e));
+    ASSERT(!mqc_seedlist_query("x.example.com", "mongodb", "not-an-address", &rec, &e));
     ASSERT_EQ(e.domain, MQC_ERROR_RESOLVE);
     ASSERT_STR_CONTAINS(e.message, "bad name server");
     ASSERT_EQ(rec.n_targets, 0);
@@ -611,7 +611,7 @@ typedef struct {
     mqc_error_t error;
 } lookup_res_t;
 
-static void on_lookup(void *ctx, mqc_srv_records_t *rec, const mqc_error_t *error)
+static void on_lookup(void *ctx, mqc_seedlist_records_t *rec, const mqc_error_t *error)
 {
     lookup_res_t *r = ctx;
     r->calls++;
@@ -632,9 +632,9 @@ TEST("/srv/dns/async", srv_dns_async)
     setenv("MQC_TEST_DNS", dns_addr(d), 1);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     lookup_res_t r = {0}, r2 = {0};
-    mqc_srv_lookup_t *l = mqc_srv_lookup_start(loop, "test5.test.build.10gen.cc", "mongodb", on_lookup, &r);
+    mqc_seedlist_lookup_t *l = mqc_seedlist_lookup_start(loop, "test5.test.build.10gen.cc", "mongodb", on_lookup, &r);
     ASSERT_NOT_NULL(l);
-    mqc_srv_lookup_t *l2 = mqc_srv_lookup_start(loop, "test4.test.build.10gen.cc", "mongodb", on_lookup, &r2);
+    mqc_seedlist_lookup_t *l2 = mqc_seedlist_lookup_start(loop, "test4.test.build.10gen.cc", "mongodb", on_lookup, &r2);
     ASSERT_NOT_NULL(l2);
     ASSERT_EQ(r.calls, 0); /* never from inside the start call */
     double t0 = tf_now();
@@ -649,8 +649,8 @@ TEST("/srv/dns/async", srv_dns_async)
     /* Cancelled while DNS is slow: no callback; the thread lets go when its answers come. */
     lookup_res_t r3 = {0};
     int answered = atomic_load(&d->answered);
-    mqc_srv_lookup_t *l3 = mqc_srv_lookup_start(loop, "test1.test.build.10gen.cc", "mongodb", on_lookup, &r3);
-    mqc_srv_lookup_cancel(l3);
+    mqc_seedlist_lookup_t *l3 = mqc_seedlist_lookup_start(loop, "test1.test.build.10gen.cc", "mongodb", on_lookup, &r3);
+    mqc_seedlist_lookup_cancel(l3);
     t0 = tf_now();
     while (atomic_load(&d->answered) < answered + 2 && tf_now() - t0 < 10) usleep(5000);
     ev_run(loop, EVRUN_NOWAIT);

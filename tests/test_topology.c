@@ -135,7 +135,7 @@ TEST("/topology/rs/read_preference", topo_read_pref)
     ASSERT(mqc_client_run_until_idle(c, 10));
     /* All three are known once the writes are through? Not necessarily: wait for the secondaries. */
     double until = tf_now() + 5;
-    while (tf_now() < until && !(c->topo->td.n_servers == 3 && mqc_topology_find(&c->topo->td, "dummy") == NULL &&
+    while (tf_now() < until && !(c->topo->td.n_servers == 3 && mqc_sdam_find(&c->topo->td, "dummy") == NULL &&
                                  c->topo->td.servers[1]->sd.type == MQC_SERVER_RS_SECONDARY &&
                                  c->topo->td.servers[2]->sd.type == MQC_SERVER_RS_SECONDARY))
         ev_run(mqc_client_get_loop(c), EVRUN_ONCE);
@@ -223,7 +223,7 @@ TEST("/topology/rs/stepdown_under_load", topo_stepdown)
     ASSERT_MSG(l.r.errors == 0, "%d read errors, last: %s", l.r.errors, l.r.error.message);
     ASSERT_GT(fakers_writes(l.rs, 1), 0);       /* writes moved to the new primary */
     ASSERT_GT(l.reads_after_on_0, 0);           /* the old primary now serves secondary reads */
-    ASSERT_STR_CONTAINS(mqc_topology_type_name(l.c->topo->td.type), "ReplicaSetWithPrimary");
+    ASSERT_STR_CONTAINS(mqc_sdam_topo_type_name(l.c->topo->td.type), "ReplicaSetWithPrimary");
     mqc_client_destroy(l.c);
     fakers_stop(l.rs);
 }

@@ -29,22 +29,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const ADDRESS = "a:27017";
 
-static void apply(mqc_topology_type_t type, const mqc_sd_t *sd)
+static void apply(mqc_sdam_topo_type_t type, const mqc_sd_t *sd)
 {
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_sdam_changes_t ch;
     mqc_error_t err = {0};
     const char *seeds[] = {ADDRESS, "b:27017"};
     size_t n = type == MQC_TOPOLOGY_SINGLE || type == MQC_TOPOLOGY_LOAD_BALANCED ? 1 : 2;
     mqc_sdam_changes_init(&ch);
     const char *set = type == MQC_TOPOLOGY_RS_NO_PRIMARY ? "rs" : NULL;
-    CHECK(mqc_topology_desc_init(&td, type, set, seeds, n, &ch, &err));
-    mqc_topology_apply_sd(&td, sd, &ch);
-    mqc_topology_apply_sd(&td, sd, &ch); /* the same reply again: must be harmless */
+    CHECK(mqc_sdam_desc_init(&td, type, set, seeds, n, &ch, &err));
+    mqc_sdam_apply_sd(&td, sd, &ch);
+    mqc_sdam_apply_sd(&td, sd, &ch); /* the same reply again: must be harmless */
     for (size_t i = 0; i < td.n_servers; i++) CHECK(memchr(td.servers[i]->sd.address, 0, MQC_SDAM_ADDR_MAX));
     CHECK(memchr(td.compatibility_error, 0, sizeof td.compatibility_error));
-    (void) mqc_topology_primary(&td);
-    mqc_topology_desc_cleanup(&td);
+    (void) mqc_sdam_primary(&td);
+    mqc_sdam_desc_cleanup(&td);
     mqc_sdam_changes_cleanup(&ch);
 }
 
@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(mqc_sd_equal(&sd, &copy));
     mqc_sd_cleanup(&copy);
 
-    static const mqc_topology_type_t types[] = {MQC_TOPOLOGY_UNKNOWN, MQC_TOPOLOGY_SINGLE,
+    static const mqc_sdam_topo_type_t types[] = {MQC_TOPOLOGY_UNKNOWN, MQC_TOPOLOGY_SINGLE,
                                                 MQC_TOPOLOGY_SHARDED, MQC_TOPOLOGY_RS_NO_PRIMARY};
     apply(types[(cfg >> 2) & 3], &sd);
     mqc_sd_cleanup(&sd);

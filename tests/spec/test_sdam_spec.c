@@ -16,7 +16,7 @@
 
 /* ---- building the topology from the URI --------------------------------------------------- */
 
-static bool topology_from_uri(const char *uri_str, mqc_topology_desc_t *td, spec_outcome_t *o)
+static bool topology_from_uri(const char *uri_str, mqc_sdam_desc_t *td, spec_outcome_t *o)
 {
     bson_error_t berr;
     mqc_error_t err;
@@ -30,9 +30,9 @@ static bool topology_from_uri(const char *uri_str, mqc_topology_desc_t *td, spec
     bool direct_set = mongoc_uri_has_option(uri, MONGOC_URI_DIRECTCONNECTION);
     bool direct = mongoc_uri_get_option_as_bool(uri, MONGOC_URI_DIRECTCONNECTION, false);
     bool lb = mongoc_uri_get_option_as_bool(uri, MONGOC_URI_LOADBALANCED, false);
-    mqc_topology_type_t type;
-    bool ok = mqc_topology_initial_type(n, direct_set, direct, set_name != NULL, lb, &type, &err) &&
-              mqc_topology_desc_init(td, type, set_name, seeds, n, NULL, &err);
+    mqc_sdam_topo_type_t type;
+    bool ok = mqc_sdam_initial_type(n, direct_set, direct, set_name != NULL, lb, &type, &err) &&
+              mqc_sdam_desc_init(td, type, set_name, seeds, n, NULL, &err);
     int32_t hb = mongoc_uri_get_option_as_int32(uri, MONGOC_URI_HEARTBEATFREQUENCYMS, 10000);
     mongoc_uri_destroy(uri);
     if (!ok) return spec_set(o, 1, "uri %s: %s", uri_str, err.message);
@@ -42,7 +42,7 @@ static bool topology_from_uri(const char *uri_str, mqc_topology_desc_t *td, spec
 
 /* ---- feeding a phase ---------------------------------------------------------------------- */
 
-static bool apply_responses(mqc_topology_desc_t *td, const bson_t *responses, int64_t *clock_ms, spec_outcome_t *o)
+static bool apply_responses(mqc_sdam_desc_t *td, const bson_t *responses, int64_t *clock_ms, spec_outcome_t *o)
 {
     bson_iter_t it;
     bson_iter_init(&it, responses);
@@ -59,13 +59,13 @@ static bool apply_responses(mqc_topology_desc_t *td, const bson_t *responses, in
         /* The empty reply stands for a network error during the check. */
         if (bson_empty(&reply)) mqc_sd_init_unknown(&sd, address, "network error");
         else mqc_sd_init_from_hello(&sd, address, &reply, -1, *clock_ms);
-        mqc_topology_apply_sd(td, &sd, NULL);
+        mqc_sdam_apply_sd(td, &sd, NULL);
         mqc_sd_cleanup(&sd);
     }
     return true;
 }
 
-static bool apply_errors(mqc_topology_desc_t *td, const bson_t *errors, spec_outcome_t *o)
+static bool apply_errors(mqc_sdam_desc_t *td, const bson_t *errors, spec_outcome_t *o)
 {
     bson_iter_t it;
     bson_iter_init(&it, errors);
@@ -84,7 +84,7 @@ static bool apply_errors(mqc_topology_desc_t *td, const bson_t *errors, spec_out
         else if (!strcmp(type, "network")) ae.kind = MQC_SDAM_ERR_NETWORK;
         else if (!strcmp(type, "timeout")) ae.kind = MQC_SDAM_ERR_TIMEOUT;
         else return spec_set(o, 2, "applicationError type \"%s\" is not one mqc models", type);
-        const mqc_sdam_server_t *s = mqc_topology_find(td, ae.address);
+        const mqc_sdam_server_t *s = mqc_sdam_find(td, ae.address);
         ae.generation = s ? s->generation : 0;
         if (bson_iter_init_find(&f, &e, "generation") && BSON_ITER_HOLDS_NUMBER(&f))
             ae.generation = (uint32_t) bson_iter_as_int64(&f);
@@ -100,7 +100,7 @@ static bool apply_errors(mqc_topology_desc_t *td, const bson_t *errors, spec_out
                         ae.overloaded = true;
         }
         mqc_sdam_error_result_t r;
-        mqc_topology_handle_error(td, &ae, &r, NULL);
+        mqc_sdam_handle_error(td, &ae, &r, NULL);
     }
     return true;
 }
@@ -176,16 +176,16 @@ static bool check_server(const mqc_sdam_server_t *s, const bson_t *want, spec_ou
             if (!check_int(what, &it, true, sd->max_wire_version, o)) return false;
         } else if (!strcmp(k, "topologyVersion")) {
             bson_t tvdoc = BSON_INITIALIZER;
-            mqc_topology_version_t tv = {0};
+            mqc_sdam_topo_version_t tv = {0};
             if (!BSON_ITER_HOLDS_NULL(&it)) {
                 bson_t sub;
                 if (!spec_sub_iter(&it, &sub)) return spec_set(o, 1, "%s: not a document", what);
                 BSON_APPEND_DOCUMENT(&tvdoc, "topologyVersion", &sub);
-                mqc_topology_version_from_doc(&tvdoc, &tv);
+                mqc_sdam_topo_version_from_doc(&tvdoc, &tv);
             }
             bson_destroy(&tvdoc);
             if (tv.set != sd->topology_version.set ||
-                (tv.set && mqc_topology_version_compare(&tv, &sd->topology_version) != 0))
+                (tv.set && mqc_sdam_topo_version_compare(&tv, &sd->topology_version) != 0))
                 return spec_set(o, 1, "%s: differs (expected %s, got %s)", what, tv.set ? "set" : "null",
                               sd->topology_version.set ? "set" : "null");
         } else if (!strcmp(k, "pool")) {
@@ -204,7 +204,7 @@ static bool check_server(const mqc_sdam_server_t *s, const bson_t *want, spec_ou
     return true;
 }
 
-static bool check_outcome(const mqc_topology_desc_t *td, const bson_t *want, spec_outcome_t *o)
+static bool check_outcome(const mqc_sdam_desc_t *td, const bson_t *want, spec_outcome_t *o)
 {
     bson_iter_t it;
     bson_iter_init(&it, want);
@@ -212,10 +212,10 @@ static bool check_outcome(const mqc_topology_desc_t *td, const bson_t *want, spe
         const char *k = bson_iter_key(&it);
         if (!strcmp(k, "topologyType")) {
             const char *t = BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "";
-            mqc_topology_type_t tt;
-            if (!mqc_topology_type_from_name(t, &tt)) return spec_set(o, 1, "unknown topologyType \"%s\"", t);
+            mqc_sdam_topo_type_t tt;
+            if (!mqc_sdam_topo_type_from_name(t, &tt)) return spec_set(o, 1, "unknown topologyType \"%s\"", t);
             if (tt != td->type)
-                return spec_set(o, 1, "topologyType: expected %s, got %s", t, mqc_topology_type_name(td->type));
+                return spec_set(o, 1, "topologyType: expected %s, got %s", t, mqc_sdam_topo_type_name(td->type));
         } else if (!strcmp(k, "setName")) {
             if (!check_str("setName", &it, td->set_name, o)) return false;
         } else if (!strcmp(k, "logicalSessionTimeoutMinutes")) {
@@ -241,7 +241,7 @@ static bool check_outcome(const mqc_topology_desc_t *td, const bson_t *want, spe
             }
             bson_iter_init(&s, &servers);
             while (bson_iter_next(&s)) {
-                const mqc_sdam_server_t *srv = mqc_topology_find(td, bson_iter_key(&s));
+                const mqc_sdam_server_t *srv = mqc_sdam_find(td, bson_iter_key(&s));
                 if (!srv) return spec_set(o, 1, "server %s missing", bson_iter_key(&s));
                 if (!spec_sub_iter(&s, &sdoc) || !check_server(srv, &sdoc, o)) return false;
             }
@@ -256,7 +256,7 @@ static void run_case(const bson_t *file, spec_outcome_t *o)
 {
     bson_t doc;
     bson_iter_t it;
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     int64_t clock_ms = 0;
     if (!bson_init_static(&doc, bson_get_data(file), file->len)) return;
     const char *uri = spec_str(&doc, "uri");
@@ -288,7 +288,7 @@ static void run_case(const bson_t *file, spec_outcome_t *o)
             }
         }
     }
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
 out:
     bson_destroy(&doc);
 }

@@ -19,23 +19,23 @@
 
 /* ---- the topology of a test file ---------------------------------------------------------- */
 
-static bool build_topology(const bson_t *doc, mqc_topology_desc_t *td, spec_outcome_t *r)
+static bool build_topology(const bson_t *doc, mqc_sdam_desc_t *td, spec_outcome_t *r)
 {
     bson_t desc, servers, s;
     bson_iter_t it, f;
-    mqc_topology_type_t type;
+    mqc_sdam_topo_type_t type;
     mqc_error_t err;
     const char *seeds[256];
     size_t n = 0;
     if (!spec_sub(doc, "topology_description", &desc) || !spec_sub(&desc, "servers", &servers))
         return spec_set(r, 1, "no topology_description.servers");
-    if (!mqc_topology_type_from_name(spec_str(&desc, "type"), &type))
+    if (!mqc_sdam_topo_type_from_name(spec_str(&desc, "type"), &type))
         return spec_set(r, 1, "unknown topology type %s", spec_str(&desc, "type") ? spec_str(&desc, "type") : "(none)");
     bson_iter_init(&it, &servers);
     while (bson_iter_next(&it) && n < 256)
         if (spec_sub_iter(&it, &s) && spec_str(&s, "address")) seeds[n++] = spec_str(&s, "address");
     /* The Single files hold one server; the others any number: init as Unknown, then set. */
-    if (!mqc_topology_desc_init(td, type == MQC_TOPOLOGY_SINGLE && n == 1 ? type : MQC_TOPOLOGY_UNKNOWN, NULL,
+    if (!mqc_sdam_desc_init(td, type == MQC_TOPOLOGY_SINGLE && n == 1 ? type : MQC_TOPOLOGY_UNKNOWN, NULL,
                                 seeds, n, NULL, &err))
         return spec_set(r, 1, "topology: %s", err.message);
     td->type = type;
@@ -44,7 +44,7 @@ static bool build_topology(const bson_t *doc, mqc_topology_desc_t *td, spec_outc
     bson_iter_init(&it, &servers);
     while (bson_iter_next(&it)) {
         if (!spec_sub_iter(&it, &s)) continue;
-        mqc_sdam_server_t *srv = mqc_topology_find(td, spec_str(&s, "address"));
+        mqc_sdam_server_t *srv = mqc_sdam_find(td, spec_str(&s, "address"));
         if (!srv) return spec_set(r, 1, "server without address");
         mqc_sd_t *sd = &srv->sd;
         if (!mqc_server_type_from_name(spec_str(&s, "type"), &sd->type))
@@ -73,7 +73,7 @@ static bool build_topology(const bson_t *doc, mqc_topology_desc_t *td, spec_outc
             }
         }
     }
-    mqc_topology_recompute(td);
+    mqc_sdam_recompute(td);
     return true;
 }
 
@@ -119,7 +119,7 @@ static void run_selection(const bson_t *file, spec_outcome_t *r)
 {
     bson_t doc, tags, depr, s;
     bson_iter_t it;
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_read_pref_t rp;
     mqc_select_opts_t opts;
     mqc_error_t err;
@@ -149,7 +149,7 @@ static void run_selection(const bson_t *file, spec_outcome_t *r)
     free(suitable);
     free(window);
 out:
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
 out_doc:
     bson_destroy(&doc);
 }
@@ -158,7 +158,7 @@ static void run_in_window(const bson_t *file, spec_outcome_t *r)
 {
     bson_t doc, state, s, outcome, freqs;
     bson_iter_t it, f;
-    mqc_topology_desc_t td;
+    mqc_sdam_desc_t td;
     mqc_read_pref_t rp;
     mqc_select_opts_t opts;
     mqc_error_t err;
@@ -168,7 +168,7 @@ static void run_in_window(const bson_t *file, spec_outcome_t *r)
         bson_iter_init(&it, &state);
         while (bson_iter_next(&it)) {
             if (!spec_sub_iter(&it, &s)) continue;
-            mqc_sdam_server_t *srv = mqc_topology_find(&td, spec_str(&s, "address"));
+            mqc_sdam_server_t *srv = mqc_sdam_find(&td, spec_str(&s, "address"));
             if (srv && bson_iter_init_find(&f, &s, "operation_count") && BSON_ITER_HOLDS_NUMBER(&f))
                 srv->operation_count = (uint32_t) bson_iter_as_int64(&f);
         }
@@ -200,7 +200,7 @@ static void run_in_window(const bson_t *file, spec_outcome_t *r)
     }
     bson_iter_init(&it, &freqs);
     while (!r->rc && bson_iter_next(&it)) {
-        const mqc_sdam_server_t *srv = mqc_topology_find(&td, bson_iter_key(&it));
+        const mqc_sdam_server_t *srv = mqc_sdam_find(&td, bson_iter_key(&it));
         size_t k = 0;
         while (k < td.n_servers && td.servers[k] != srv) k++;
         if (!srv) {
@@ -215,7 +215,7 @@ static void run_in_window(const bson_t *file, spec_outcome_t *r)
     }
     free(hits);
 out:
-    mqc_topology_desc_cleanup(&td);
+    mqc_sdam_desc_cleanup(&td);
 out_doc:
     bson_destroy(&doc);
 }

@@ -1,6 +1,6 @@
 /* monitor: see monitor.h. A small state machine of its own (not conn.c's): a monitoring
  * connection never authenticates, never carries operations and must not touch the pool. */
-#include "monitor.h"
+#include "heartbeat.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -16,7 +16,7 @@
 
 typedef enum { M_IDLE = 0, M_RESOLVING, M_CONNECTING, M_TLS, M_HELLO } mstate_t;
 
-struct mqc_srvmon {
+struct mqc_heartbeat {
     mqc_client_t *client;
     mqc_server_t *server;
     mstate_t state;
@@ -42,17 +42,17 @@ struct mqc_srvmon {
     bool free_pending;           /* destroyed while handling: freed on the way out */
 };
 
-static void m_free(mqc_srvmon_t *m);
+static void m_free(mqc_heartbeat_t *m);
 
 /* Handler bracketing: a report to the topology may remove this very server (and destroy its
  * monitor) or, through an op's callback, the client: both are finished on the way out. */
-static void m_enter(mqc_srvmon_t *m)
+static void m_enter(mqc_heartbeat_t *m)
 {
     m->handling++;
     mqc_client_enter(m->client);
 }
 
-static void m_leave(mqc_srvmon_t *m)
+static void m_leave(mqc_heartbeat_t *m)
 {
     mqc_client_t *client = m->client;
     if (--m->handling == 0 && m->free_pending) m_free(m);
@@ -61,21 +61,21 @@ static void m_leave(mqc_srvmon_t *m)
 
 /* ---- watchers that do not hold the loop ------------------------------------------------ */
 
-static void io_on(mqc_srvmon_t *m, ev_io *w)
+static void io_on(mqc_heartbeat_t *m, ev_io *w)
 {
     if (ev_is_active(w)) return;
     ev_io_start(m->client->loop, w);
     ev_unref(m->client->loop);
 }
 
-static void io_off(mqc_srvmon_t *m, ev_io *w)
+static void io_off(mqc_heartbeat_t *m, ev_io *w)
 {
     if (!ev_is_active(w)) return;
     ev_ref(m->client->loop);
     ev_io_stop(m->client->loop, w);
 }
 
-static void timer_set(mqc_srvmon_t *m, double after)
+static void timer_set(mqc_heartbeat_t *m, double after)
 {
     if (ev_is_active(&m->timer)) {
         ev_ref(m->client->loop);
@@ -86,7 +86,7 @@ static void timer_set(mqc_srvmon_t *m, double after)
     ev_unref(m->client->loop);
 }
 
-static void timer_off(mqc_srvmon_t *m)
+static void timer_off(mqc_heartbeat_t *m)
 {
     if (!ev_is_active(&m->timer)) return;
     ev_ref(m->client->loop);
@@ -95,13 +95,13 @@ static void timer_off(mqc_srvmon_t *m)
 
 /* ---- the connection -------------------------------------------------------------------- */
 
-static int64_t heartbeat_ms(const mqc_srvmon_t *m)
+static int64_t heartbeat_ms(const mqc_heartbeat_t *m)
 {
     int64_t ms = m->client->uri.heartbeat_frequency_ms;
     return ms < MQC_MIN_HEARTBEAT_MS ? MQC_MIN_HEARTBEAT_MS : ms;
 }
 
-static void close_conn(mqc_srvmon_t *m)
+static void close_conn(mqc_heartbeat_t *m)
 {
     io_off(m, &m->rio);
     io_off(m, &m->wio);
@@ -125,7 +125,7 @@ static void close_conn(mqc_srvmon_t *m)
     m->hello_ok = false;
 }
 
-static void schedule(mqc_srvmon_t *m)
+static void schedule(mqc_heartbeat_t *m)
 {
     m->state = M_IDLE;
     int64_t now = mqc_now_us();
@@ -134,11 +134,11 @@ static void schedule(mqc_srvmon_t *m)
     timer_set(m, (double) (next - now) / 1e6);
 }
 
-static void start_check(mqc_srvmon_t *m);
+static void start_check(mqc_heartbeat_t *m);
 
 /* The check failed: the connection goes, the server is reported Unknown, and a server that was
  * known is checked again at once (once), since one failure may be a dropped idle connection. */
-static void check_failed(mqc_srvmon_t *m, const mqc_error_t *error)
+static void check_failed(mqc_heartbeat_t *m, const mqc_error_t *error)
 {
     bool was_known = mqc_topology_server_known(m->client, m->server->address);
     close_conn(m);
@@ -164,14 +164,14 @@ static void check_failed(mqc_srvmon_t *m, const mqc_error_t *error)
     }
 }
 
-static void fail_now(mqc_srvmon_t *m, uint32_t domain, int code, const char *what)
+static void fail_now(mqc_heartbeat_t *m, uint32_t domain, int code, const char *what)
 {
     mqc_error_t err;
     mqc_error_set(&err, domain, code, "%s: %s", m->server->address, what);
     check_failed(m, &err);
 }
 
-static ssize_t io_write(mqc_srvmon_t *m, const uint8_t *p, size_t n, mqc_error_t *err)
+static ssize_t io_write(mqc_heartbeat_t *m, const uint8_t *p, size_t n, mqc_error_t *err)
 {
     if (m->tls) {
         int want = 0;
@@ -186,7 +186,7 @@ static ssize_t io_write(mqc_srvmon_t *m, const uint8_t *p, size_t n, mqc_error_t
     return -1;
 }
 
-static ssize_t io_read(mqc_srvmon_t *m, uint8_t *p, size_t n, mqc_error_t *err)
+static ssize_t io_read(mqc_heartbeat_t *m, uint8_t *p, size_t n, mqc_error_t *err)
 {
     if (m->tls) {
         int want = 0;
@@ -209,7 +209,7 @@ static ssize_t io_read(mqc_srvmon_t *m, uint8_t *p, size_t n, mqc_error_t *err)
     return -1;
 }
 
-static void flush_out(mqc_srvmon_t *m)
+static void flush_out(mqc_heartbeat_t *m)
 {
     mqc_error_t err;
     while (m->out_off < m->out.len) {
@@ -229,7 +229,7 @@ static void flush_out(mqc_srvmon_t *m)
     io_off(m, &m->wio);
 }
 
-static void send_hello(mqc_srvmon_t *m)
+static void send_hello(mqc_heartbeat_t *m)
 {
     bson_t cmd = BSON_INITIALIZER;
     m->state = M_HELLO;
@@ -252,7 +252,7 @@ static void send_hello(mqc_srvmon_t *m)
     flush_out(m);
 }
 
-static void on_reply(mqc_srvmon_t *m, const bson_t *reply)
+static void on_reply(mqc_heartbeat_t *m, const bson_t *reply)
 {
     bson_iter_t it;
     double rtt_ms = (double) (mqc_now_us() - m->sent_us) / 1000.0;
@@ -271,7 +271,7 @@ static void on_reply(mqc_srvmon_t *m, const bson_t *reply)
     schedule(m);
 }
 
-static void read_some(mqc_srvmon_t *m)
+static void read_some(mqc_heartbeat_t *m)
 {
     mqc_error_t err;
     for (;;) {
@@ -300,7 +300,7 @@ static void read_some(mqc_srvmon_t *m)
     on_reply(m, &msg.body);
 }
 
-static void tls_step(mqc_srvmon_t *m)
+static void tls_step(mqc_heartbeat_t *m)
 {
     int want = 0;
     mqc_error_t err;
@@ -319,7 +319,7 @@ static void tls_step(mqc_srvmon_t *m)
     send_hello(m);
 }
 
-static void try_connect(mqc_srvmon_t *m)
+static void try_connect(mqc_heartbeat_t *m)
 {
     int last = ECONNREFUSED;
     while (m->ai) {
@@ -345,7 +345,7 @@ static void try_connect(mqc_srvmon_t *m)
     fail_now(m, MQC_ERROR_NETWORK, last, strerror(last));
 }
 
-static void connected(mqc_srvmon_t *m)
+static void connected(mqc_heartbeat_t *m)
 {
     int soerr = 0;
     socklen_t len = sizeof soerr;
@@ -380,7 +380,7 @@ static void connected(mqc_srvmon_t *m)
 
 static void on_resolved(void *ctx, struct addrinfo *res, int gai_code)
 {
-    mqc_srvmon_t *m = ctx;
+    mqc_heartbeat_t *m = ctx;
     m->resolving = false;
     m_enter(m);
     if (!res) {
@@ -393,7 +393,7 @@ static void on_resolved(void *ctx, struct addrinfo *res, int gai_code)
     m_leave(m);
 }
 
-static void start_check(mqc_srvmon_t *m)
+static void start_check(mqc_heartbeat_t *m)
 {
     m->last_check_us = mqc_now_us();
     m->check_requested = false;
@@ -425,7 +425,7 @@ static void start_check(mqc_srvmon_t *m)
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void) loop;
-    mqc_srvmon_t *m = w->data;
+    mqc_heartbeat_t *m = w->data;
     m_enter(m);
     if (m->state == M_CONNECTING && w == &m->wio) connected(m);
     else if (m->state == M_TLS) tls_step(m);
@@ -444,7 +444,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void) loop;
     (void) revents;
-    mqc_srvmon_t *m = w->data;
+    mqc_heartbeat_t *m = w->data;
     mqc_client_t *client = m->client;
     /* A one-shot timer that fired is inactive: libev dropped its reference, give it back. */
     ev_ref(client->loop);
@@ -461,9 +461,9 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- the interface ---------------------------------------------------------------------- */
 
-mqc_srvmon_t *mqc_srvmon_new(mqc_client_t *client, mqc_server_t *s)
+mqc_heartbeat_t *mqc_heartbeat_new(mqc_client_t *client, mqc_server_t *s)
 {
-    mqc_srvmon_t *m = calloc(1, sizeof *m);
+    mqc_heartbeat_t *m = calloc(1, sizeof *m);
     if (!m) abort();
     m->client = client;
     m->server = s;
@@ -479,7 +479,7 @@ mqc_srvmon_t *mqc_srvmon_new(mqc_client_t *client, mqc_server_t *s)
     return m;
 }
 
-void mqc_srvmon_request_check(mqc_srvmon_t *m)
+void mqc_heartbeat_request_check(mqc_heartbeat_t *m)
 {
     if (!m || m->state != M_IDLE) return;
     if (m->check_requested) return;
@@ -487,7 +487,7 @@ void mqc_srvmon_request_check(mqc_srvmon_t *m)
     schedule(m);
 }
 
-void mqc_srvmon_cancel_check(mqc_srvmon_t *m)
+void mqc_heartbeat_cancel_check(mqc_heartbeat_t *m)
 {
     if (!m || m->state == M_IDLE) return;
     close_conn(m);
@@ -495,14 +495,14 @@ void mqc_srvmon_cancel_check(mqc_srvmon_t *m)
     schedule(m);
 }
 
-static void m_free(mqc_srvmon_t *m)
+static void m_free(mqc_heartbeat_t *m)
 {
     if (m->addrs) freeaddrinfo(m->addrs);
     mqc_buf_free(&m->out);
     free(m);
 }
 
-void mqc_srvmon_destroy(mqc_srvmon_t *m)
+void mqc_heartbeat_destroy(mqc_heartbeat_t *m)
 {
     if (!m || m->free_pending) return;
     close_conn(m);

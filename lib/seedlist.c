@@ -1,5 +1,5 @@
 /* srv: mongodb+srv:// seed list discovery; see srv.h. */
-#include "srv.h"
+#include "seedlist.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -18,7 +18,7 @@
 #include "common.h"
 #include "topology.h"
 
-void mqc_srv_records_cleanup(mqc_srv_records_t *rec)
+void mqc_seedlist_records_cleanup(mqc_seedlist_records_t *rec)
 {
     if (!rec) return;
     free(rec->targets);
@@ -79,7 +79,7 @@ static int query(res_state st, const char *name, int type, unsigned char *buf, i
     return n;
 }
 
-static bool parse_srv(const unsigned char *buf, int len, mqc_srv_records_t *out)
+static bool parse_srv(const unsigned char *buf, int len, mqc_seedlist_records_t *out)
 {
     ns_msg msg;
     if (ns_initparse(buf, len, &msg) < 0) return false;
@@ -95,10 +95,10 @@ static bool parse_srv(const unsigned char *buf, int len, mqc_srv_records_t *out)
         char name[NS_MAXDNAME];
         /* priority and weight (the first four bytes) are ignored, as the spec says */
         if (dn_expand(ns_msg_base(msg), ns_msg_end(msg), rd + 6, name, sizeof name) < 0) return false;
-        mqc_srv_target_t *t = &out->targets[out->n_targets];
+        mqc_seedlist_target_t *t = &out->targets[out->n_targets];
         if (strlen(name) >= sizeof t->host) return false;
         memcpy(t->host, name, strlen(name) + 1);
-        mqc_srv_normalize(t->host);
+        mqc_seedlist_normalize(t->host);
         t->port = ns_get16(rd + 4);
         out->n_targets++;
     }
@@ -106,7 +106,7 @@ static bool parse_srv(const unsigned char *buf, int len, mqc_srv_records_t *out)
 }
 
 /* The TXT answers: counts them, keeps the first one's strings joined. */
-static bool parse_txt(const unsigned char *buf, int len, mqc_srv_records_t *out)
+static bool parse_txt(const unsigned char *buf, int len, mqc_seedlist_records_t *out)
 {
     ns_msg msg;
     if (ns_initparse(buf, len, &msg) < 0) return false;
@@ -132,13 +132,13 @@ static bool parse_txt(const unsigned char *buf, int len, mqc_srv_records_t *out)
     return true;
 }
 
-bool mqc_srv_query(const char *host, const char *service, const char *nameserver, mqc_srv_records_t *out,
+bool mqc_seedlist_query(const char *host, const char *service, const char *nameserver, mqc_seedlist_records_t *out,
                    mqc_error_t *error)
 {
     memset(out, 0, sizeof *out);
     char name[NS_MAXDNAME + 80], norm[NS_MAXDNAME]; /* res_nquery refuses names too long for DNS */
     snprintf(norm, sizeof norm, "%s", host);
-    mqc_srv_normalize(norm);
+    mqc_seedlist_normalize(norm);
     snprintf(name, sizeof name, "_%s._tcp.%s", service && *service ? service : "mongodb", norm);
 
     struct __res_state st;
@@ -180,32 +180,32 @@ bool mqc_srv_query(const char *host, const char *service, const char *nameserver
     }
     free(buf);
     res_nclose(&st);
-    if (!ok) mqc_srv_records_cleanup(out);
+    if (!ok) mqc_seedlist_records_cleanup(out);
     return ok;
 }
 
 /* ---- pure rules ------------------------------------------------------------------------------- */
 
-void mqc_srv_normalize(char *name)
+void mqc_seedlist_normalize(char *name)
 {
     for (char *p = name; *p; p++) *p = (char) tolower((unsigned char) *p);
     size_t n = strlen(name);
     if (n > 0 && name[n - 1] == '.') name[n - 1] = 0;
 }
 
-const char *mqc_srv_domain(const char *host)
+const char *mqc_seedlist_domain(const char *host)
 {
     const char *first = strchr(host, '.');
     if (first && strchr(first + 1, '.')) return first + 1; /* three labels or more */
     return host;
 }
 
-bool mqc_srv_target_allowed(const char *srv_host, const char *target)
+bool mqc_seedlist_target_allowed(const char *srv_host, const char *target)
 {
     /* One rule covers both cases of the spec: a name of three labels or more shares its parent
      * domain with its targets (which may be the name itself); a shorter name is itself the
      * domain, so a target ending in "." + name has at least one more label. */
-    const char *domain = mqc_srv_domain(srv_host);
+    const char *domain = mqc_seedlist_domain(srv_host);
     size_t dl = strlen(domain), tl = strlen(target);
     if (dl == 0 || tl < dl + 2) return false;
     return target[tl - dl - 1] == '.' && strcmp(target + tl - dl, domain) == 0 && target[0] != '.';
@@ -243,7 +243,7 @@ static char *decode(const char *s, size_t n)
     return out;
 }
 
-bool mqc_srv_parse_txt(const char *txt, mqc_srv_txt_t *out, mqc_error_t *error)
+bool mqc_seedlist_parse_txt(const char *txt, mqc_seedlist_txt_t *out, mqc_error_t *error)
 {
     memset(out, 0, sizeof *out);
     out->load_balanced = -1;
@@ -297,7 +297,7 @@ bool mqc_srv_parse_txt(const char *txt, mqc_srv_txt_t *out, mqc_error_t *error)
     return true;
 }
 
-void mqc_srv_txt_cleanup(mqc_srv_txt_t *txt)
+void mqc_seedlist_txt_cleanup(mqc_seedlist_txt_t *txt)
 {
     if (!txt) return;
     free(txt->auth_source);
@@ -306,25 +306,25 @@ void mqc_srv_txt_cleanup(mqc_srv_txt_t *txt)
     txt->load_balanced = -1;
 }
 
-size_t mqc_srv_pick(mqc_srv_target_t *targets, size_t n, int32_t max_hosts, mqc_rand_fn rand_fn, void *rand_ud)
+size_t mqc_seedlist_pick(mqc_seedlist_target_t *targets, size_t n, int32_t max_hosts, mqc_rand_fn rand_fn, void *rand_ud)
 {
     if (max_hosts <= 0 || (size_t) max_hosts >= n) return n;
     /* Fisher-Yates, stopped after max_hosts steps: positions 0..k-1 hold a uniform sample. */
     size_t k = (size_t) max_hosts;
     for (size_t i = 0; i < k; i++) {
         size_t j = i + (size_t) (rand_fn(rand_ud) % (uint32_t) (n - i));
-        mqc_srv_target_t t = targets[i];
+        mqc_seedlist_target_t t = targets[i];
         targets[i] = targets[j];
         targets[j] = t;
     }
     return k;
 }
 
-bool mqc_srv_apply(mqc_uri_t *uri, mqc_srv_records_t *rec, mqc_rand_fn rand_fn, void *rand_ud, mqc_error_t *error)
+bool mqc_seedlist_apply(mqc_uri_t *uri, mqc_seedlist_records_t *rec, mqc_rand_fn rand_fn, void *rand_ud, mqc_error_t *error)
 {
     char srv[NS_MAXDNAME];
     snprintf(srv, sizeof srv, "%s", uri->srv_host ? uri->srv_host : "");
-    mqc_srv_normalize(srv);
+    mqc_seedlist_normalize(srv);
     const char *svc = uri->srv_service_name ? uri->srv_service_name : "mongodb";
     if (rec->n_targets == 0) {
         mqc_error_set(error, MQC_ERROR_RESOLVE, EAI_NONAME, "SRV lookup of _%s._tcp.%s: no SRV record", svc, srv);
@@ -334,12 +334,12 @@ bool mqc_srv_apply(mqc_uri_t *uri, mqc_srv_records_t *rec, mqc_rand_fn rand_fn, 
      * trusted (and the spec's tests expect the error). */
     size_t n = 0;
     for (size_t i = 0; i < rec->n_targets; i++) {
-        mqc_srv_target_t *t = &rec->targets[i];
-        mqc_srv_normalize(t->host);
-        if (!mqc_srv_target_allowed(srv, t->host)) {
+        mqc_seedlist_target_t *t = &rec->targets[i];
+        mqc_seedlist_normalize(t->host);
+        if (!mqc_seedlist_target_allowed(srv, t->host)) {
             mqc_error_set(error, MQC_ERROR_RESOLVE, EAI_FAIL,
                           "SRV lookup of _%s._tcp.%s: target \"%s\" is not under the domain \"%s\"%s", svc, srv, t->host,
-                          mqc_srv_domain(srv), mqc_srv_domain(srv) == srv ? " (and must have more labels)" : "");
+                          mqc_seedlist_domain(srv), mqc_seedlist_domain(srv) == srv ? " (and must have more labels)" : "");
             return false;
         }
         if (t->port == 0) {
@@ -358,18 +358,18 @@ bool mqc_srv_apply(mqc_uri_t *uri, mqc_srv_records_t *rec, mqc_rand_fn rand_fn, 
                       srv, rec->n_txt);
         return false;
     }
-    mqc_srv_txt_t txt;
-    if (!mqc_srv_parse_txt(rec->txt ? rec->txt : "", &txt, error)) {
+    mqc_seedlist_txt_t txt;
+    if (!mqc_seedlist_parse_txt(rec->txt ? rec->txt : "", &txt, error)) {
         char msg[sizeof error->message];
         snprintf(msg, sizeof msg, "%s", error->message);
         mqc_error_set(error, MQC_ERROR_URI, 0, "invalid connection string: %s of %s", msg, srv);
-        mqc_srv_txt_cleanup(&txt);
+        mqc_seedlist_txt_cleanup(&txt);
         return false;
     }
     /* Options of the URI win over the TXT record's. */
     const char *replica_set = uri->replica_set ? uri->replica_set : txt.replica_set;
     bool load_balanced = uri->load_balanced_set || txt.load_balanced < 0 ? uri->load_balanced : txt.load_balanced == 1;
-    n = mqc_srv_pick(rec->targets, n, uri->srv_max_hosts, rand_fn, rand_ud);
+    n = mqc_seedlist_pick(rec->targets, n, uri->srv_max_hosts, rand_fn, rand_ud);
     const char *conflict = NULL;
     if (uri->srv_max_hosts > 0 && replica_set) conflict = "srvMaxHosts must not be given with replicaSet";
     else if (uri->srv_max_hosts > 0 && load_balanced) conflict = "srvMaxHosts must not be given with loadBalanced=true";
@@ -378,7 +378,7 @@ bool mqc_srv_apply(mqc_uri_t *uri, mqc_srv_records_t *rec, mqc_rand_fn rand_fn, 
     if (conflict) {
         mqc_error_set(error, MQC_ERROR_URI, 0, "invalid connection string (with the SRV and TXT records of %s): %s", srv,
                       conflict);
-        mqc_srv_txt_cleanup(&txt);
+        mqc_seedlist_txt_cleanup(&txt);
         return false;
     }
 
@@ -398,37 +398,37 @@ bool mqc_srv_apply(mqc_uri_t *uri, mqc_srv_records_t *rec, mqc_rand_fn rand_fn, 
         uri->auth_source = bson_strdup(txt.auth_source);
     }
     uri->load_balanced = load_balanced;
-    mqc_srv_txt_cleanup(&txt);
+    mqc_seedlist_txt_cleanup(&txt);
     return true;
 }
 
 /* ---- asynchronous lookup ------------------------------------------------------------------------ */
 
-struct mqc_srv_lookup {
+struct mqc_seedlist_lookup {
     pthread_mutex_t mu;
     int refs;                  /* the loop's side and the thread's; the last one frees */
     bool cancelled, done;
     struct ev_loop *loop;
     ev_async async;
-    mqc_srv_cb cb;
+    mqc_seedlist_cb cb;
     void *ctx;
     char host[NS_MAXDNAME];
     char service[64];
     char nameserver[64];       /* empty: the system's */
     bool ok;
-    mqc_srv_records_t rec;
+    mqc_seedlist_records_t rec;
     mqc_error_t error;
 };
 
-static void lookup_free(mqc_srv_lookup_t *l)
+static void lookup_free(mqc_seedlist_lookup_t *l)
 {
-    mqc_srv_records_cleanup(&l->rec);
+    mqc_seedlist_records_cleanup(&l->rec);
     pthread_mutex_destroy(&l->mu);
     free(l);
 }
 
 /* Drops one reference; true when it was the last (l is freed). */
-static bool lookup_release(mqc_srv_lookup_t *l, bool cancel)
+static bool lookup_release(mqc_seedlist_lookup_t *l, bool cancel)
 {
     pthread_mutex_lock(&l->mu);
     if (cancel) l->cancelled = true;
@@ -440,8 +440,8 @@ static bool lookup_release(mqc_srv_lookup_t *l, bool cancel)
 
 static void *lookup_thread(void *arg)
 {
-    mqc_srv_lookup_t *l = arg;
-    bool ok = mqc_srv_query(l->host, l->service, l->nameserver[0] ? l->nameserver : NULL, &l->rec, &l->error);
+    mqc_seedlist_lookup_t *l = arg;
+    bool ok = mqc_seedlist_query(l->host, l->service, l->nameserver[0] ? l->nameserver : NULL, &l->rec, &l->error);
     pthread_mutex_lock(&l->mu);
     l->ok = ok;
     l->done = true;
@@ -457,7 +457,7 @@ static void *lookup_thread(void *arg)
 static void on_lookup_async(struct ev_loop *loop, ev_async *w, int revents)
 {
     (void) revents;
-    mqc_srv_lookup_t *l = w->data;
+    mqc_seedlist_lookup_t *l = w->data;
     pthread_mutex_lock(&l->mu);
     bool done = l->done;
     pthread_mutex_unlock(&l->mu);
@@ -469,10 +469,10 @@ static void on_lookup_async(struct ev_loop *loop, ev_async *w, int revents)
     lookup_free(l);
 }
 
-mqc_srv_lookup_t *mqc_srv_lookup_start(struct ev_loop *loop, const char *host, const char *service, mqc_srv_cb cb,
+mqc_seedlist_lookup_t *mqc_seedlist_lookup_start(struct ev_loop *loop, const char *host, const char *service, mqc_seedlist_cb cb,
                                        void *ctx)
 {
-    mqc_srv_lookup_t *l = calloc(1, sizeof *l);
+    mqc_seedlist_lookup_t *l = calloc(1, sizeof *l);
     if (!l) abort();
     pthread_mutex_init(&l->mu, NULL);
     l->refs = 2;
@@ -504,7 +504,7 @@ mqc_srv_lookup_t *mqc_srv_lookup_start(struct ev_loop *loop, const char *host, c
     return l;
 }
 
-void mqc_srv_lookup_cancel(mqc_srv_lookup_t *l)
+void mqc_seedlist_lookup_cancel(mqc_seedlist_lookup_t *l)
 {
     if (!l) return;
     struct ev_loop *loop = l->loop;
@@ -519,16 +519,16 @@ void mqc_srv_lookup_cancel(mqc_srv_lookup_t *l)
 
 /* ---- the client's hook ---------------------------------------------------------------------------- */
 
-struct mqc_srv_state {
-    mqc_srv_lookup_t *lookup;  /* NULL once it ended */
+struct mqc_seedlist_state {
+    mqc_seedlist_lookup_t *lookup;  /* NULL once it ended */
     bool failed;
     mqc_error_t error;
 };
 
-static void on_client_lookup(void *ctx, mqc_srv_records_t *rec, const mqc_error_t *error)
+static void on_client_lookup(void *ctx, mqc_seedlist_records_t *rec, const mqc_error_t *error)
 {
     mqc_client_t *client = ctx;
-    struct mqc_srv_state *st = client->srv;
+    struct mqc_seedlist_state *st = client->seedlist;
     st->lookup = NULL;
     if (!rec) {
         st->failed = true;
@@ -536,7 +536,7 @@ static void on_client_lookup(void *ctx, mqc_srv_records_t *rec, const mqc_error_
     } else {
         mqc_rand_t rng;
         mqc_rand_seed(&rng, (uint64_t) mqc_now_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) client);
-        st->failed = !mqc_srv_apply(&client->uri, rec, mqc_rand_next, &rng, &st->error) ||
+        st->failed = !mqc_seedlist_apply(&client->uri, rec, mqc_rand_next, &rng, &st->error) ||
                      !mqc_topology_start(client, &st->error);
     }
     /* Waiting operations select again: now with servers, or to fail with st->error. */
@@ -545,12 +545,12 @@ static void on_client_lookup(void *ctx, mqc_srv_records_t *rec, const mqc_error_
     mqc_client_leave(client);
 }
 
-bool mqc_srv_client_start(mqc_client_t *client, mqc_error_t *error)
+bool mqc_seedlist_client_start(mqc_client_t *client, mqc_error_t *error)
 {
-    struct mqc_srv_state *st = calloc(1, sizeof *st);
+    struct mqc_seedlist_state *st = calloc(1, sizeof *st);
     if (!st) abort();
-    client->srv = st;
-    st->lookup = mqc_srv_lookup_start(client->loop, client->uri.srv_host, client->uri.srv_service_name,
+    client->seedlist = st;
+    st->lookup = mqc_seedlist_lookup_start(client->loop, client->uri.srv_host, client->uri.srv_service_name,
                                       on_client_lookup, client);
     if (!st->lookup) {
         mqc_error_set(error, MQC_ERROR_CLIENT, 0, "cannot start a thread for the SRV lookup of %s", client->uri.srv_host);
@@ -559,19 +559,19 @@ bool mqc_srv_client_start(mqc_client_t *client, mqc_error_t *error)
     return true;
 }
 
-bool mqc_srv_client_ready(mqc_client_t *client, mqc_error_t *error)
+bool mqc_seedlist_client_ready(mqc_client_t *client, mqc_error_t *error)
 {
-    const struct mqc_srv_state *st = client->srv;
+    const struct mqc_seedlist_state *st = client->seedlist;
     if (!st || (!st->lookup && !st->failed)) return true;
     if (st->failed) *error = st->error;
     return false;
 }
 
-void mqc_srv_client_stop(mqc_client_t *client)
+void mqc_seedlist_client_stop(mqc_client_t *client)
 {
-    struct mqc_srv_state *st = client->srv;
+    struct mqc_seedlist_state *st = client->seedlist;
     if (!st) return;
-    mqc_srv_lookup_cancel(st->lookup);
+    mqc_seedlist_lookup_cancel(st->lookup);
     free(st);
-    client->srv = NULL;
+    client->seedlist = NULL;
 }

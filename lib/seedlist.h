@@ -1,17 +1,17 @@
-/* srv: mongodb+srv:// seed list discovery (the "Initial DNS Seedlist Discovery" specification).
+/* seedlist: mongodb+srv:// seed list discovery (the "Initial DNS Seedlist Discovery" specification).
  *
  * A mongodb+srv://NAME URI names no servers: the SRV records of _SERVICE._tcp.NAME do (SERVICE
  * is srvServiceName, "mongodb" by default), and one TXT record of NAME may add authSource,
  * replicaSet and loadBalanced. This file has three layers:
- *   - the DNS queries (mqc_srv_query), blocking, with glibc's resolver (res_nquery, ns_parserr:
+ *   - the DNS queries (mqc_seedlist_query), blocking, with glibc's resolver (res_nquery, ns_parserr:
  *     link with -lresolv);
  *   - pure rules (target names, TXT options, srvMaxHosts, option conflicts), testable without DNS;
  *   - the client's hook: the queries run on a thread of their own, the result comes back on the
  *     client's loop, and until then operations wait as they wait for server selection.
  * SRV polling (rescanSRVIntervalMS, for mongos added or removed later) is not implemented: the
  * seed list is the one found when the client was made. */
-#ifndef MQC_SRV_H
-#define MQC_SRV_H
+#ifndef MQC_SEEDLIST_H
+#define MQC_SEEDLIST_H
 
 #include <ev.h>
 #include <stdbool.h>
@@ -26,87 +26,87 @@
 typedef struct {
     char host[256];
     uint16_t port;
-} mqc_srv_target_t;
+} mqc_seedlist_target_t;
 
 /* What DNS said about a mongodb+srv name. */
 typedef struct {
     size_t n_targets;
-    mqc_srv_target_t *targets;
+    mqc_seedlist_target_t *targets;
     size_t n_txt;              /* TXT records found (more than one is an error, found by apply) */
     char *txt;                 /* the first TXT record's strings joined, NULL when none */
-} mqc_srv_records_t;
+} mqc_seedlist_records_t;
 
-void mqc_srv_records_cleanup(mqc_srv_records_t *rec);
+void mqc_seedlist_records_cleanup(mqc_seedlist_records_t *rec);
 
 /* Blocking: SRV records of _service._tcp.host and TXT records of host. nameserver "IPv4:port"
  * sends the queries there (tests), NULL uses the system's resolver configuration. On failure
  * (no SRV record, a DNS error) false with error MQC_ERROR_RESOLVE naming the SRV name; *out is
  * then empty. A missing TXT record is no error. */
-bool mqc_srv_query(const char *host, const char *service, const char *nameserver, mqc_srv_records_t *out,
+bool mqc_seedlist_query(const char *host, const char *service, const char *nameserver, mqc_seedlist_records_t *out,
                    mqc_error_t *error);
 
 /* ---- pure rules ---------------------------------------------------------------------------- */
 
 /* Lowercases name and drops one final '.', in place. */
-void mqc_srv_normalize(char *name);
+void mqc_seedlist_normalize(char *name);
 /* The spec's {domainname} of an SRV host name (normalized): the name without its first label
  * when it has three labels or more, else the whole name. Points into host. */
-const char *mqc_srv_domain(const char *host);
+const char *mqc_seedlist_domain(const char *host);
 /* May an SRV target be used for srv_host? Both normalized. The target must end with
  * "." + domain: for a name of one or two labels that means at least one more label. */
-bool mqc_srv_target_allowed(const char *srv_host, const char *target);
+bool mqc_seedlist_target_allowed(const char *srv_host, const char *target);
 
 /* Options of a TXT record: authSource, replicaSet, loadBalanced only. */
 typedef struct {
     char *auth_source;         /* NULL when absent */
     char *replica_set;
     int load_balanced;         /* -1 absent, 0 false, 1 true */
-} mqc_srv_txt_t;
+} mqc_seedlist_txt_t;
 
 /* Parses "key=value&key=value" (values percent-encoded). Any other option, a key without
  * value, an empty authSource or replicaSet, or loadBalanced other than true/false is an error
  * (MQC_ERROR_URI). *out is filled even on failure (clean it up). */
-bool mqc_srv_parse_txt(const char *txt, mqc_srv_txt_t *out, mqc_error_t *error);
-void mqc_srv_txt_cleanup(mqc_srv_txt_t *txt);
+bool mqc_seedlist_parse_txt(const char *txt, mqc_seedlist_txt_t *out, mqc_error_t *error);
+void mqc_seedlist_txt_cleanup(mqc_seedlist_txt_t *txt);
 
 /* Keeps max_hosts of the n targets (all when max_hosts is 0 or >= n), chosen at random
  * (Fisher-Yates: the kept ones end up first, in random order). Returns how many are kept. */
-size_t mqc_srv_pick(mqc_srv_target_t *targets, size_t n, int32_t max_hosts, mqc_rand_fn rand_fn, void *rand_ud);
+size_t mqc_seedlist_pick(mqc_seedlist_target_t *targets, size_t n, int32_t max_hosts, mqc_rand_fn rand_fn, void *rand_ud);
 
 /* Makes uri (a parsed mongodb+srv URI) what it stands for: every target checked against
  * uri->srv_host (MQC_ERROR_RESOLVE when one is not allowed), duplicates dropped, srvMaxHosts
  * applied, the TXT record's options added where the URI has none of its own, then the option
  * combinations the specs forbid rejected (MQC_ERROR_URI). uri->hosts is replaced on success
  * and untouched on failure. */
-bool mqc_srv_apply(mqc_uri_t *uri, mqc_srv_records_t *rec, mqc_rand_fn rand_fn, void *rand_ud, mqc_error_t *error);
+bool mqc_seedlist_apply(mqc_uri_t *uri, mqc_seedlist_records_t *rec, mqc_rand_fn rand_fn, void *rand_ud, mqc_error_t *error);
 
 /* ---- asynchronous lookup --------------------------------------------------------------------- */
 
-typedef struct mqc_srv_lookup mqc_srv_lookup_t;
+typedef struct mqc_seedlist_lookup mqc_seedlist_lookup_t;
 
 /* Called once on the loop's thread: rec (the callee may take its contents) on success, else
  * NULL with error set. */
-typedef void (*mqc_srv_cb)(void *ctx, mqc_srv_records_t *rec, const mqc_error_t *error);
+typedef void (*mqc_seedlist_cb)(void *ctx, mqc_seedlist_records_t *rec, const mqc_error_t *error);
 
-/* Starts mqc_srv_query on a thread of its own. The environment variable MQC_TEST_DNS
+/* Starts mqc_seedlist_query on a thread of its own. The environment variable MQC_TEST_DNS
  * ("127.0.0.1:PORT") redirects the queries: for mqc's tests, which serve canned records; it is
  * ignored in set-uid programs. NULL when the thread cannot be made. */
-mqc_srv_lookup_t *mqc_srv_lookup_start(struct ev_loop *loop, const char *host, const char *service, mqc_srv_cb cb,
+mqc_seedlist_lookup_t *mqc_seedlist_lookup_start(struct ev_loop *loop, const char *host, const char *service, mqc_seedlist_cb cb,
                                        void *ctx);
 /* No callback after this; the thread, if still waiting for DNS, lets go on its own. NULL-safe.
  * Must not be called from inside the lookup's own callback (the lookup is done then). */
-void mqc_srv_lookup_cancel(mqc_srv_lookup_t *l);
+void mqc_seedlist_lookup_cancel(mqc_seedlist_lookup_t *l);
 
 /* ---- the client's hook (lib/client.c) ------------------------------------------------------ */
 
 /* For a client made from a mongodb+srv URI: starts the lookup instead of the topology. When it
  * ends the URI gets its hosts, the topology starts (mqc_topology_start) and waiting operations
  * select again; a failure is kept and fails them. */
-bool mqc_srv_client_start(mqc_client_t *client, mqc_error_t *error);
+bool mqc_seedlist_client_start(mqc_client_t *client, mqc_error_t *error);
 /* Before selection: true when the seed list is known; false with error unset while the lookup
  * runs (the op waits), with error set when it failed. */
-bool mqc_srv_client_ready(mqc_client_t *client, mqc_error_t *error);
+bool mqc_seedlist_client_ready(mqc_client_t *client, mqc_error_t *error);
 /* On destroy: stops the lookup. NULL-safe for clients without one. */
-void mqc_srv_client_stop(mqc_client_t *client);
+void mqc_seedlist_client_stop(mqc_client_t *client);
 
 #endif
