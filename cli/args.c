@@ -1,4 +1,4 @@
-/* args: the command line (see mqload_usage and docs/mqload.md). */
+/* args: the command line (see mqload_usage and docs/mqload/mqload.md). */
 #include "args.h"
 
 #include <errno.h>
@@ -88,7 +88,7 @@ void mqload_usage(FILE *out)
           "  --key-dist NAME           key distribution: uniform (default), zipfian, latest, hotspot,\n"
           "                            exponential (YCSB's generators)\n"
           "  --seed-rng N              seed of the random generators (default: from the clock)\n"
-          "distributed (docs/distributed.md)\n"
+          "distributed (docs/mqload/distributed.md)\n"
           "  --worker-index I --workers N   this process is worker I of N: its share of rate,\n"
           "                            concurrency, requests and keys (defaults: env\n"
           "                            JOB_COMPLETION_INDEX and MQLOAD_WORKERS)\n"

@@ -1,4 +1,4 @@
-/* report: the text report and the JSON result (schema in docs/mqload.md). Both take a finished
+/* report: the text report and the JSON result (schema in docs/mqload/mqload.md). Both take a finished
  * (merged) result; neither ever sees the raw URI, only result->uri_redacted. */
 #ifndef MQLOAD_REPORT_H
 #define MQLOAD_REPORT_H
