@@ -130,38 +130,6 @@ static mqload_args_rc_t fail(char *err, size_t esz, const char *fmt, ...)
     return MQLOAD_ARGS_ERROR;
 }
 
-bool mqload_parse_duration(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s) return false;
-    double v = strtod(s, &end);
-    if (errno || end == s || !isfinite(v) || v < 0) return false;
-    double mul;
-    if (!*end || !strcmp(end, "s")) mul = 1;
-    else if (!strcmp(end, "ms")) mul = 1e-3;
-    else if (!strcmp(end, "us") || !strcmp(end, "\xc2\xb5s")) mul = 1e-6;
-    else if (!strcmp(end, "m") || !strcmp(end, "min")) mul = 60;
-    else if (!strcmp(end, "h")) mul = 3600;
-    else return false;
-    *out = v * mul;
-    return true;
-}
-
-bool mqload_parse_number(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s) return false;
-    double v = strtod(s, &end);
-    if (errno || end == s || !isfinite(v) || v < 0) return false;
-    if (!strcmp(end, "k") || !strcmp(end, "K")) v *= 1e3;
-    else if (!strcmp(end, "M")) v *= 1e6;
-    else if (*end) return false;
-    *out = v;
-    return true;
-}
-
 /* "2030-01-02T03:04:05[.frac](Z|+hh:mm|-hh:mm)" (RFC 3339, 'T' or ' ', any case). */
 static bool parse_rfc3339(const char *s, double *out)
 {

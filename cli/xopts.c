@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "args.h"
+#include "parse.h"
 
 static const double DEFAULT_PCTS[] = {0.50, 0.90, 0.95, 0.99, 0.999, 0.9999};
 
