@@ -14,6 +14,7 @@
 #include "args.h"
 #include "engine.h"
 #include "frame.h"
+#include "histfmt.h"
 #include "html.h"
 #include "metrics.h"
 #include "outputs.h"
