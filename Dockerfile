@@ -5,7 +5,7 @@
 #   docker build -t mqload:0.1.0 .
 #   docker run --rm -e MQLOAD_URI=mongodb://host:27017 mqload:0.1.0 --preset ycsb-b -d 30s
 #
-# Kubernetes: deploy/k8s (an Indexed Job of N workers; see docs/distributed.md).
+# Kubernetes: deploy/k8s (an Indexed Job of N workers; see docs/mqload/distributed.md).
 
 FROM debian:bookworm AS build
 RUN apt-get update \
@@ -26,7 +26,7 @@ RUN apt-get update \
  && groupadd --system --gid 10001 mqload \
  && useradd --system --uid 10001 --gid mqload --home-dir /home/mqload --create-home --shell /usr/sbin/nologin mqload
 COPY --from=build /out/mqload /usr/local/bin/mqload
-COPY docs/mqload.1 /usr/local/share/man/man1/mqload.1
+COPY docs/mqload/mqload.1 /usr/local/share/man/man1/mqload.1
 USER 10001:10001
 WORKDIR /home/mqload
 # Results written with --json go to a mounted volume (deploy/k8s mounts /results).

@@ -187,7 +187,7 @@ demo:
 # Written on every make that asks for it, from this make's PREFIX (rewritten only when that
 # changes it): a second `make install PREFIX=...` installs a .pc naming the new prefix. Every path
 # in it derives from ${prefix}, so `pkg-config --define-prefix` finds a DESTDIR-staged copy (see
-# docs/install.md).
+# docs/library/install.md).
 $(BUILD)/mqc.pc: FORCE
 	@mkdir -p $(BUILD)
 	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
@@ -208,7 +208,7 @@ install: all $(BUILD)/mqc.pc
 	$(Q)ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libmqc.so
 	$(Q)install -m 644 $(BUILD)/mqc.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	$(Q)install -m 755 $(MQLOAD) $(DESTDIR)$(PREFIX)/bin/
-	$(Q)if [ -f docs/mqload.1 ]; then install -m 644 docs/mqload.1 $(DESTDIR)$(PREFIX)/share/man/man1/; fi
+	$(Q)install -m 644 docs/mqload/mqload.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	@echo "installed under $(DESTDIR)$(PREFIX)"
 
 uninstall:

@@ -14,6 +14,7 @@
 #include "args.h"
 #include "engine.h"
 #include "frame.h"
+#include "histfmt.h"
 #include "html.h"
 #include "metrics.h"
 #include "outputs.h"
@@ -465,7 +466,7 @@ int mqload_run_main(int argc, char **argv)
         if (!mqload_write_file(cfg.html_out, sb.s, sb.len, err, sizeof err)) fprintf(stderr, "mqload: %s\n", err), rc = 1;
     }
     if (!mqload_write_outputs(&cfg.x, &res, err, sizeof err)) fprintf(stderr, "mqload: %s\n", err), rc = 1;
-    /* Exit status: the first of 1, 4, 3, 2, 130 that applies (docs/mqload.md); every reason is said. */
+    /* Exit status: the first of 1, 4, 3, 2, 130 that applies (docs/mqload/mqload.md); every reason is said. */
     bool th_failed = false, shortfall = mqload_result_shortfall(&res);
     bool too_many_errors = res.completed > 0 && mqload_result_error_rate(&res) > cfg.max_error_rate;
     if (th) {

@@ -1,4 +1,4 @@
-/* args: the command line (see mqload_usage and docs/mqload.md). */
+/* args: the command line (see mqload_usage and docs/mqload/mqload.md). */
 #include "args.h"
 
 #include <errno.h>
@@ -88,7 +88,7 @@ void mqload_usage(FILE *out)
           "  --key-dist NAME           key distribution: uniform (default), zipfian, latest, hotspot,\n"
           "                            exponential (YCSB's generators)\n"
           "  --seed-rng N              seed of the random generators (default: from the clock)\n"
-          "distributed (docs/distributed.md)\n"
+          "distributed (docs/mqload/distributed.md)\n"
           "  --worker-index I --workers N   this process is worker I of N: its share of rate,\n"
           "                            concurrency, requests and keys (defaults: env\n"
           "                            JOB_COMPLETION_INDEX and MQLOAD_WORKERS)\n"
@@ -128,38 +128,6 @@ static mqload_args_rc_t fail(char *err, size_t esz, const char *fmt, ...)
     if (err && esz) vsnprintf(err, esz, fmt, ap);
     va_end(ap);
     return MQLOAD_ARGS_ERROR;
-}
-
-bool mqload_parse_duration(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s) return false;
-    double v = strtod(s, &end);
-    if (errno || end == s || !isfinite(v) || v < 0) return false;
-    double mul;
-    if (!*end || !strcmp(end, "s")) mul = 1;
-    else if (!strcmp(end, "ms")) mul = 1e-3;
-    else if (!strcmp(end, "us") || !strcmp(end, "\xc2\xb5s")) mul = 1e-6;
-    else if (!strcmp(end, "m") || !strcmp(end, "min")) mul = 60;
-    else if (!strcmp(end, "h")) mul = 3600;
-    else return false;
-    *out = v * mul;
-    return true;
-}
-
-bool mqload_parse_number(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s) return false;
-    double v = strtod(s, &end);
-    if (errno || end == s || !isfinite(v) || v < 0) return false;
-    if (!strcmp(end, "k") || !strcmp(end, "K")) v *= 1e3;
-    else if (!strcmp(end, "M")) v *= 1e6;
-    else if (*end) return false;
-    *out = v;
-    return true;
 }
 
 /* "2030-01-02T03:04:05[.frac](Z|+hh:mm|-hh:mm)" (RFC 3339, 'T' or ' ', any case). */

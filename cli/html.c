@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "report.h"
+#include "histfmt.h"
 #include "report_sched.h"
 #include "threshold.h"
 #include "xopts.h"

@@ -11,6 +11,7 @@
 
 #include "args.h"
 #include "frame.h"
+#include "histfmt.h"
 #include "html.h"
 #include "outputs.h"
 #include "series.h"
@@ -38,62 +39,6 @@ static void copy_str(const bson_iter_t *it, char *dst, size_t n)
     if (BSON_ITER_HOLDS_UTF8(it)) snprintf(dst, n, "%s", bson_iter_utf8(it, NULL));
 }
 
-static bool read_hist(const bson_iter_t *it, mqload_hist_t *h, char *err, size_t esz);
-
-static bool read_sparse(const bson_iter_t *hist_it, mqload_sparse_t *s, char *err, size_t esz)
-{
-    bson_iter_t h;
-    mqload_sparse_init(s);
-    if (!BSON_ITER_HOLDS_DOCUMENT(hist_it) || !bson_iter_recurse(hist_it, &h)) return fail(err, esz, "histogram is not an object", NULL);
-    bool have_buckets = false;
-    while (bson_iter_next(&h)) {
-        const char *k = bson_iter_key(&h);
-        if (!strcmp(k, "scheme")) {
-            if (!BSON_ITER_HOLDS_UTF8(&h) || strcmp(bson_iter_utf8(&h, NULL), MQLOAD_HIST_SCHEME))
-                return fail(err, esz, "histogram scheme is not " MQLOAD_HIST_SCHEME ": cannot merge it exactly", NULL);
-        } else if (!strcmp(k, "count")) s->total = as_u64(&h);
-        else if (!strcmp(k, "min")) s->min_ns = as_u64(&h);
-        else if (!strcmp(k, "max")) s->max_ns = as_u64(&h);
-        else if (!strcmp(k, "sum") && BSON_ITER_HOLDS_NUMBER(&h)) s->sum_ns = bson_iter_as_double(&h);
-        else if (!strcmp(k, "buckets") && BSON_ITER_HOLDS_ARRAY(&h)) {
-            bson_iter_t b, pair;
-            have_buckets = true;
-            bson_iter_recurse(&h, &b);
-            while (bson_iter_next(&b)) {
-                uint64_t v[2] = {0, 0};
-                int got = 0;
-                if (!BSON_ITER_HOLDS_ARRAY(&b) || !bson_iter_recurse(&b, &pair)) return fail(err, esz, "bad histogram bucket", NULL);
-                while (bson_iter_next(&pair) && got < 3) {
-                    if (got < 2) v[got] = as_u64(&pair);
-                    got++;
-                }
-                if (got != 2 || !mqload_sparse_push(s, (uint32_t) (v[0] < UINT32_MAX ? v[0] : UINT32_MAX), v[1]))
-                    return fail(err, esz, "bad histogram bucket (index out of range or out of order)", NULL);
-            }
-        }
-    }
-    if (!have_buckets) return fail(err, esz, "histogram without buckets", NULL);
-    uint64_t sum = 0;
-    for (size_t i = 0; i < s->n; i++) sum += s->cnt[i];
-    if (sum != s->total) return fail(err, esz, "histogram bucket counts do not add up to its count", NULL);
-    if (!s->total) s->min_ns = UINT64_MAX;
-    return true;
-}
-
-bool mqload_hist_from_json(const bson_iter_t *it, mqload_hist_t *h, char *err, size_t esz)
-{
-    return read_hist(it, h, err, esz);
-}
-
-static bool read_hist(const bson_iter_t *it, mqload_hist_t *h, char *err, size_t esz)
-{
-    mqload_sparse_t s;
-    bool ok = read_sparse(it, &s, err, esz);
-    if (ok) mqload_hist_add_sparse(h, &s);
-    mqload_sparse_free(&s);
-    return ok;
-}
-
 static bool read_ops(const bson_iter_t *it, mqload_result_t *r, char *err, size_t esz)
 {
     bson_iter_t ops, f;
@@ -115,9 +60,9 @@ static bool read_ops(const bson_iter_t *it, mqload_result_t *r, char *err, size_
             if (!strcmp(k, "ok")) r->ops[i].ok = as_u64(&f);
             else if (!strcmp(k, "errors")) r->ops[i].errors = as_u64(&f);
             else if (!strcmp(k, "histogram")) {
-                if (!read_hist(&f, r->ops[i].hist, err, esz)) return false;
+                if (!mqload_hist_from_json(&f, r->ops[i].hist, err, esz)) return false;
                 have_hist = true;
-            } else if (!strcmp(k, "error_histogram") && !read_hist(&f, r->ops[i].err_hist, err, esz)) {
+            } else if (!strcmp(k, "error_histogram") && !mqload_hist_from_json(&f, r->ops[i].err_hist, err, esz)) {
                 return false;
             }
         }
@@ -147,10 +92,10 @@ static bool read_timeline(const bson_iter_t *it, mqload_result_t *r, char *err, 
             else if (!strcmp(k, "errors")) s->errors += as_u64(&f);
             else if (!strcmp(k, "sent")) s->sent += as_u64(&f);
             else if (!strcmp(k, "late")) s->late += as_u64(&f);
-            else if (mqload_second_ext_read(r, s, &f, read_sparse, err, esz) < 0) return false;
+            else if (mqload_second_ext_read(r, s, &f, mqload_sparse_from_json, err, esz) < 0) return false;
             else if (!strcmp(k, "histogram")) {
                 mqload_sparse_t sp;
-                if (!read_sparse(&f, &sp, err, esz)) {
+                if (!mqload_sparse_from_json(&f, &sp, err, esz)) {
                     mqload_sparse_free(&sp);
                     return false;
                 }
@@ -201,7 +146,7 @@ bool mqload_result_from_json(mqload_result_t *r, const char *json, size_t len, c
         else if (!strcmp(k, "ok")) r->ok = as_u64(&it);
         else if (!strcmp(k, "errors")) r->errors = as_u64(&it);
         else if (!strcmp(k, "connections_opened")) r->conns_opened = BSON_ITER_HOLDS_NULL(&it) ? UINT64_MAX : as_u64(&it);
-        else if (!strcmp(k, "histogram")) ok = read_hist(&it, r->hist, err, esz), have_hist = true;
+        else if (!strcmp(k, "histogram")) ok = mqload_hist_from_json(&it, r->hist, err, esz), have_hist = true;
         else if (!strcmp(k, "ops")) ok = read_ops(&it, r, err, esz);
         else if (!strcmp(k, "timeline")) ok = read_timeline(&it, r, err, esz);
         else if (!strcmp(k, "errors_by_kind") && BSON_ITER_HOLDS_DOCUMENT(&it)) {

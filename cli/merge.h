@@ -13,8 +13,6 @@
 
 /* Parses a result written by mqload_report_json (r initialised by the call). */
 bool mqload_result_from_json(mqload_result_t *r, const char *json, size_t len, char *err, size_t esz);
-/* Reads a histogram written by mqload_hist_json into h (added to what h holds). */
-bool mqload_hist_from_json(const bson_iter_t *it, mqload_hist_t *h, char *err, size_t esz);
 /* Merges the files' results into out (initialised by the call). */
 bool mqload_merge_files(mqload_result_t *out, const char *const *paths, size_t n, char *err, size_t esz);
 /* The `mqload merge` command: returns the exit status. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hist.h"
+#include "histfmt.h"
 #include "report_sched.h"
 #include "series.h"
 #include "xopts.h"
@@ -26,14 +27,6 @@ static size_t table_pcts(const mqload_result_t *r, const double **out)
         return r->n_pcts;
     }
     return mqload_default_percentiles(out);
-}
-
-void mqload_fmt_latency(double ns, char *out, size_t outsz)
-{
-    if (ns < 1e3) snprintf(out, outsz, "%.0fns", ns);
-    else if (ns < 1e6) snprintf(out, outsz, "%.0fus", ns / 1e3);
-    else if (ns < 1e9) snprintf(out, outsz, "%.2fms", ns / 1e6);
-    else snprintf(out, outsz, "%.2fs", ns / 1e9);
 }
 
 static void latency_row(mqload_strbuf_t *out, const mqload_result_t *r, const char *name, uint64_t count, uint64_t ok,
@@ -136,27 +129,6 @@ void mqload_report_text(const mqload_result_t *r, mqload_strbuf_t *out)
             mqload_sb_printf(out, "  %10llu  %s%s%s\n", (unsigned long long) r->errs[i].count, r->errs[i].kind,
                              r->errs[i].message[0] ? ": " : "", r->errs[i].message);
     }
-}
-
-void mqload_sparse_json(const mqload_sparse_t *s, mqload_strbuf_t *out)
-{
-    mqload_sb_printf(out, "{\"scheme\":\"%s\",\"unit\":\"ns\",\"count\":%llu,\"min\":%llu,\"max\":%llu,\"sum\":",
-                     MQLOAD_HIST_SCHEME, (unsigned long long) s->total,
-                     (unsigned long long) (s->total ? s->min_ns : 0), (unsigned long long) s->max_ns);
-    mqload_sb_json_num(out, s->sum_ns);
-    mqload_sb_puts(out, ",\"buckets\":[");
-    for (size_t i = 0; i < s->n; i++)
-        mqload_sb_printf(out, "%s[%u,%llu]", i ? "," : "", s->idx[i], (unsigned long long) s->cnt[i]);
-    mqload_sb_puts(out, "]}");
-}
-
-void mqload_hist_json(const mqload_hist_t *h, mqload_strbuf_t *out)
-{
-    mqload_sparse_t s;
-    mqload_sparse_init(&s);
-    mqload_sparse_from_hist(&s, h);
-    mqload_sparse_json(&s, out);
-    mqload_sparse_free(&s);
 }
 
 static void latency_json(const mqload_result_t *r, const mqload_hist_t *h, mqload_strbuf_t *out)

@@ -5,8 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "merge.h"
-#include "report.h"
+#include "histfmt.h"
 
 static void lat(double ns, char *out, size_t n)
 {

@@ -1,87 +1,11 @@
-/* series: per-operation seconds and gauges of the timeline (series.h). */
+/* series: the timeline's extension in the JSON result, written and read back, and the gauges (series.h). */
 #include "series.h"
 
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
-#include "report.h"
-
-mqload_sparse_t *mqload_second_op(mqload_second_t *s, size_t op)
-{
-    if (op >= s->n_op_hist) {
-        s->op_hist = realloc(s->op_hist, (op + 1) * sizeof *s->op_hist);
-        if (!s->op_hist) abort();
-        for (size_t i = s->n_op_hist; i <= op; i++) mqload_sparse_init(&s->op_hist[i]);
-        s->n_op_hist = op + 1;
-    }
-    return &s->op_hist[op];
-}
-
-void mqload_second_ext_init(mqload_second_t *s)
-{
-    s->op_hist = NULL;
-    s->n_op_hist = 0;
-    s->in_flight = s->conns_open = -1;
-}
-
-void mqload_second_ext_free(mqload_second_t *s)
-{
-    for (size_t i = 0; i < s->n_op_hist; i++) mqload_sparse_free(&s->op_hist[i]);
-    free(s->op_hist);
-    mqload_second_ext_init(s);
-}
-
-static void add_gauge(int64_t *d, int64_t s)
-{
-    if (s >= 0) *d = (*d < 0 ? 0 : *d) + s;
-}
-
-void mqload_second_ext_merge(mqload_result_t *dst, mqload_second_t *d, const mqload_result_t *src, const mqload_second_t *s)
-{
-    for (size_t i = 0; i < s->n_op_hist && i < src->n_ops; i++) {
-        if (!s->op_hist[i].total) continue;
-        int j = mqload_result_op(dst, src->ops[i].name, src->ops[i].type);
-        if (j >= 0) mqload_sparse_merge(mqload_second_op(d, (size_t) j), &s->op_hist[i]);
-    }
-    add_gauge(&d->in_flight, s->in_flight);
-    add_gauge(&d->conns_open, s->conns_open);
-}
-
-void mqload_tstats_ext_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns)
-{
-    if (op >= MQLOAD_RESULT_MAX_OPS) return;
-    if (!s->sec_op_hist[op]) s->sec_op_hist[op] = mqload_hist_new();
-    mqload_hist_record(s->sec_op_hist[op], latency_ns);
-}
-
-void mqload_tstats_ext_count(mqload_tstats_t *s, size_t op, bool error)
-{
-    if (op < MQLOAD_RESULT_MAX_OPS) atomic_fetch_add_explicit(error ? &s->a_op_err[op] : &s->a_op_ok[op], 1, memory_order_relaxed);
-}
-
-void mqload_tstats_ext_flush(mqload_tstats_t *s, mqload_second_t *t)
-{
-    for (size_t op = 0; op < MQLOAD_RESULT_MAX_OPS; op++) {
-        mqload_hist_t *h = s->sec_op_hist[op];
-        if (!h || !h->total) continue;
-        mqload_sparse_t sp;
-        mqload_sparse_init(&sp);
-        mqload_sparse_from_hist(&sp, h);
-        mqload_sparse_merge(mqload_second_op(t, op), &sp);
-        mqload_sparse_free(&sp);
-        mqload_hist_init(h);
-    }
-}
-
-void mqload_tstats_ext_free(mqload_tstats_t *s)
-{
-    for (size_t op = 0; op < MQLOAD_RESULT_MAX_OPS; op++) {
-        mqload_hist_destroy(s->sec_op_hist[op]);
-        s->sec_op_hist[op] = NULL;
-    }
-}
+#include "histfmt.h"
 
 void mqload_second_ext_json(const mqload_result_t *r, const mqload_second_t *s, mqload_strbuf_t *out)
 {
@@ -120,7 +44,7 @@ int mqload_second_ext_read(mqload_result_t *r, mqload_second_t *s, const bson_it
             snprintf(err, esz, "timeline \"%s\" is not a number", k);
             return -1;
         }
-        add_gauge(!strcmp(k, "in_flight") ? &s->in_flight : &s->conns_open, bson_iter_as_int64(f));
+        mqload_gauge_add(!strcmp(k, "in_flight") ? &s->in_flight : &s->conns_open, bson_iter_as_int64(f));
         return 1;
     }
     if (strcmp(k, "by_op")) return 0;

@@ -1,7 +1,8 @@
 /* series: what the timeline holds beside each second's totals: each operation's successful
- * completions and their latencies in that second, and gauges sampled during it (the most
- * operations in flight, open connections). The HTML report draws them; the JSON carries them so
- * that `mqload merge` keeps them (gauges of several workers add up, like their operations). */
+ * completions and their latencies in that second (recorded and merged by stats.c), and gauges
+ * sampled during it (the most operations in flight, open connections). The HTML report draws
+ * them; the JSON carries them so that `mqload merge` keeps them (gauges of several workers add
+ * up, like their operations): this file writes and reads that JSON, and samples the gauges. */
 #ifndef MQLOAD_SERIES_H
 #define MQLOAD_SERIES_H
 
@@ -14,25 +15,10 @@
 
 struct mqload_run;
 
-/* The sparse histogram of op (the result's op index) in second s, created empty when missing. */
-mqload_sparse_t *mqload_second_op(mqload_second_t *s, size_t op);
-void mqload_second_ext_init(mqload_second_t *s);
-void mqload_second_ext_free(mqload_second_t *s);
-/* d (a second of dst) += s (a second of src): per-op latencies by op name, gauges summed. */
-void mqload_second_ext_merge(mqload_result_t *dst, mqload_second_t *d, const mqload_result_t *src, const mqload_second_t *s);
-
-/* A thread's current second, per operation (successful operations only). */
-void mqload_tstats_ext_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns);
-/* Counts one measured completion of op for the live metrics (relaxed atomics). */
-void mqload_tstats_ext_count(mqload_tstats_t *s, size_t op, bool error);
-/* Moves the current second's per-op histograms into timeline entry t. */
-void mqload_tstats_ext_flush(mqload_tstats_t *s, mqload_second_t *t);
-void mqload_tstats_ext_free(mqload_tstats_t *s);
-
 /* JSON of a timeline entry's extension: ,"in_flight":N,"conns_open":N,"by_op":{"find":{...}} */
 void mqload_second_ext_json(const mqload_result_t *r, const mqload_second_t *s, mqload_strbuf_t *out);
 /* Reads the extension's keys of a timeline entry (in_flight, conns_open, by_op). 1 read, 0 not one
- * of them, -1 malformed (err set). read_sparse is merge.c's histogram reader. */
+ * of them, -1 malformed (err set). read_sparse reads a histogram (merge.c passes mqload_sparse_from_json). */
 int mqload_second_ext_read(mqload_result_t *r, mqload_second_t *s, const bson_iter_t *f,
                            bool (*read_sparse)(const bson_iter_t *, mqload_sparse_t *, char *, size_t), char *err, size_t esz);
 

@@ -1,11 +1,10 @@
 /* stats: per-thread recording and exact merging of results (stats.h). */
 #include "stats.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "series.h"
 
 void mqload_result_init(mqload_result_t *r)
 {
@@ -307,5 +306,82 @@ totals:
     } else {
         s->r.ok++;
         s->r.ops[op].ok++;
+    }
+}
+
+/* ---- per-operation seconds: the op_hist of timeline entries, sec_op_hist of a thread ---- */
+
+mqload_sparse_t *mqload_second_op(mqload_second_t *s, size_t op)
+{
+    if (op >= s->n_op_hist) {
+        s->op_hist = realloc(s->op_hist, (op + 1) * sizeof *s->op_hist);
+        if (!s->op_hist) abort();
+        for (size_t i = s->n_op_hist; i <= op; i++) mqload_sparse_init(&s->op_hist[i]);
+        s->n_op_hist = op + 1;
+    }
+    return &s->op_hist[op];
+}
+
+void mqload_second_ext_init(mqload_second_t *s)
+{
+    s->op_hist = NULL;
+    s->n_op_hist = 0;
+    s->in_flight = s->conns_open = -1;
+}
+
+void mqload_second_ext_free(mqload_second_t *s)
+{
+    for (size_t i = 0; i < s->n_op_hist; i++) mqload_sparse_free(&s->op_hist[i]);
+    free(s->op_hist);
+    mqload_second_ext_init(s);
+}
+
+void mqload_gauge_add(int64_t *d, int64_t s)
+{
+    if (s >= 0) *d = (*d < 0 ? 0 : *d) + s;
+}
+
+void mqload_second_ext_merge(mqload_result_t *dst, mqload_second_t *d, const mqload_result_t *src, const mqload_second_t *s)
+{
+    for (size_t i = 0; i < s->n_op_hist && i < src->n_ops; i++) {
+        if (!s->op_hist[i].total) continue;
+        int j = mqload_result_op(dst, src->ops[i].name, src->ops[i].type);
+        if (j >= 0) mqload_sparse_merge(mqload_second_op(d, (size_t) j), &s->op_hist[i]);
+    }
+    mqload_gauge_add(&d->in_flight, s->in_flight);
+    mqload_gauge_add(&d->conns_open, s->conns_open);
+}
+
+void mqload_tstats_ext_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns)
+{
+    if (op >= MQLOAD_RESULT_MAX_OPS) return;
+    if (!s->sec_op_hist[op]) s->sec_op_hist[op] = mqload_hist_new();
+    mqload_hist_record(s->sec_op_hist[op], latency_ns);
+}
+
+void mqload_tstats_ext_count(mqload_tstats_t *s, size_t op, bool error)
+{
+    if (op < MQLOAD_RESULT_MAX_OPS) atomic_fetch_add_explicit(error ? &s->a_op_err[op] : &s->a_op_ok[op], 1, memory_order_relaxed);
+}
+
+void mqload_tstats_ext_flush(mqload_tstats_t *s, mqload_second_t *t)
+{
+    for (size_t op = 0; op < MQLOAD_RESULT_MAX_OPS; op++) {
+        mqload_hist_t *h = s->sec_op_hist[op];
+        if (!h || !h->total) continue;
+        mqload_sparse_t sp;
+        mqload_sparse_init(&sp);
+        mqload_sparse_from_hist(&sp, h);
+        mqload_sparse_merge(mqload_second_op(t, op), &sp);
+        mqload_sparse_free(&sp);
+        mqload_hist_init(h);
+    }
+}
+
+void mqload_tstats_ext_free(mqload_tstats_t *s)
+{
+    for (size_t op = 0; op < MQLOAD_RESULT_MAX_OPS; op++) {
+        mqload_hist_destroy(s->sec_op_hist[op]);
+        s->sec_op_hist[op] = NULL;
     }
 }

@@ -24,7 +24,7 @@ typedef struct {
     uint64_t ops, ok, errors; /* completed in this second of the measured window */
     uint64_t sent, late;      /* open loop: measured operations sent in this second, and the late ones */
     mqload_sparse_t hist;     /* the latencies of the successful ones (failures never hide a slow second) */
-    mqload_sparse_t *op_hist; /* the same per operation (the result's op index), n_op_hist of them (series.h) */
+    mqload_sparse_t *op_hist; /* the same per operation (the result's op index), n_op_hist of them (below) */
     size_t n_op_hist;
     int64_t in_flight, conns_open; /* sampled during the second: most in flight, open connections; -1: none */
 } mqload_second_t;
@@ -129,7 +129,7 @@ typedef struct {
     int64_t pub_sec;          /* the last second flushed (-1: none) */
     mqload_sparse_t pub_hist;
     uint64_t pub_ops, pub_errors;
-    mqload_hist_t *sec_op_hist[MQLOAD_RESULT_MAX_OPS]; /* the current second per operation (series.h) */
+    mqload_hist_t *sec_op_hist[MQLOAD_RESULT_MAX_OPS]; /* the current second per operation (below) */
     _Atomic uint64_t a_conns_open; /* the engine's open connections + 1, set each tick; 0: unknown */
     _Atomic uint64_t a_op_ok[MQLOAD_RESULT_MAX_OPS], a_op_err[MQLOAD_RESULT_MAX_OPS]; /* measured, per op (metrics.h) */
 } mqload_tstats_t;
@@ -148,5 +148,25 @@ void mqload_tstats_sent(mqload_tstats_t *s, uint64_t lag_ns, int stage, int64_t 
 /* Closes the current second when sec has moved past it (call at least once a second, and with
  * INT64_MAX at the end). */
 void mqload_tstats_flush(mqload_tstats_t *s, int64_t sec);
+
+/* Per operation, beside each second's totals: the timeline entry's op_hist and the thread's
+ * sec_op_hist (their JSON is series.h's). */
+
+/* The sparse histogram of op (the result's op index) in second s, created empty when missing. */
+mqload_sparse_t *mqload_second_op(mqload_second_t *s, size_t op);
+void mqload_second_ext_init(mqload_second_t *s);
+void mqload_second_ext_free(mqload_second_t *s);
+/* d (a second of dst) += s (a second of src): per-op latencies by op name, gauges summed. */
+void mqload_second_ext_merge(mqload_result_t *dst, mqload_second_t *d, const mqload_result_t *src, const mqload_second_t *s);
+/* *d += s for a gauge of a second (in_flight, conns_open), where -1 means "no sample". */
+void mqload_gauge_add(int64_t *d, int64_t s);
+
+/* A thread's current second, per operation (successful operations only). */
+void mqload_tstats_ext_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns);
+/* Counts one measured completion of op for the live metrics (relaxed atomics). */
+void mqload_tstats_ext_count(mqload_tstats_t *s, size_t op, bool error);
+/* Moves the current second's per-op histograms into timeline entry t. */
+void mqload_tstats_ext_flush(mqload_tstats_t *s, mqload_second_t *t);
+void mqload_tstats_ext_free(mqload_tstats_t *s);
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "report.h"
+#include "histfmt.h"
 
 typedef enum { M_LATENCY, M_ERRORS, M_ERROR_RATE, M_OK, M_OPS, M_THROUGHPUT } metric_t;
 typedef enum { C_LT, C_LE, C_GT, C_GE, C_EQ } cmp_t;

@@ -1,7 +1,7 @@
 /* workload: what operations run, how often, on which documents.
  *
  * A workload comes from --op, --mix, --preset or --workload FILE (Extended JSON, see
- * docs/mqload.md). It is parsed once into a read-only description shared by all threads; each
+ * docs/mqload/mqload.md). It is parsed once into a read-only description shared by all threads; each
  * thread then makes its own instance (compiled templates, random generator, key distribution,
  * insert sequence) and draws operations from it without sharing anything. */
 #ifndef MQLOAD_WORKLOAD_H

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "args.h"
+#include "parse.h"
 
 static const double DEFAULT_PCTS[] = {0.50, 0.90, 0.95, 0.99, 0.999, 0.9999};
 
@@ -30,8 +30,8 @@ size_t mqload_default_percentiles(const double **out)
 
 void mqload_xopts_usage(FILE *out)
 {
-    fputs("more output (docs/mqload.md, \"Results for other tools\"); latencies are the successful\n"
-          "operations', failures are counted apart\n"
+    fputs("more output (docs/mqload/mqload.md, \"Results for other tools\"); latencies are the\n"
+          "successful operations', failures are counted apart\n"
           "      --percentiles LIST    percentiles of the latency table and JSON, e.g. 50,95,99.9\n"
           "                            (default 50,90,95,99,99.9,99.99)\n"
           "      --hlog FILE           HdrHistogram interval log (one interval per second, ns)\n"

@@ -9,21 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define MQLOAD_MAX_PERCENTILES 16
-
-typedef struct {
-    double pcts[MQLOAD_MAX_PERCENTILES]; /* --percentiles, as quantiles in (0, 1), ascending */
-    size_t n_pcts;                      /* 0: the default list (p50 p90 p95 p99 p99.9 p99.99) */
-    char *hlog;                         /* --hlog FILE: HdrHistogram interval log */
-    char *csv;                          /* --csv FILE: one row per second */
-    char *ycsb_summary;                 /* --ycsb-summary FILE: YCSB's text format ("-": stdout) */
-    char *metrics_listen;               /* --metrics-listen HOST:PORT: OpenMetrics/Prometheus */
-    double metrics_linger_s;            /* --metrics-linger: keep serving the final values this long */
-    uint32_t fieldcount, fieldlength;   /* YCSB document shape (0: YCSB's 10 x 100 bytes) */
-    uint64_t recordcount;               /* --recordcount (0: not given) */
-    bool phase_set;
-    bool phase_load;                    /* --phase load: insert recordcount records, measured */
-} mqload_xopts_t;
+#include "config.h"
 
 void mqload_xopts_init(mqload_xopts_t *x);
 void mqload_xopts_free(mqload_xopts_t *x);
@@ -35,5 +21,11 @@ size_t mqload_default_percentiles(const double **out);
 bool mqload_parse_percentiles(const char *s, double *out, size_t max, size_t *n);
 /* "p99.9", "p50": the label of a quantile; json: "p99_9" for JSON keys. */
 void mqload_percentile_label(double q, bool json, char *out, size_t n);
+
+/* The option at argv[*i] if it is one of xopts.h's (*i moves past its value): 1 taken,
+ * 0 not one of them, -1 bad value (err set). */
+int mqload_xopts_parse(mqload_config_t *cfg, int argc, char **argv, int *i, char *err, size_t esz);
+/* Checks across options, before the worker shares are computed; -1 with err set. */
+int mqload_xopts_check(mqload_config_t *cfg, char *err, size_t esz);
 
 #endif

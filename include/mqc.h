@@ -169,7 +169,7 @@ typedef enum {
     MQC_STAT_BYTES_SENT,
     MQC_STAT_BYTES_RECEIVED,
     MQC_STAT_OPS_RETRIED,      /* operations retried (retryable reads/writes: once at most each) */
-    /* Implicit server sessions (docs/topology.md, "Sessions"): */
+    /* Implicit server sessions (docs/library/topology.md, "Sessions"): */
     MQC_STAT_SESSIONS_CREATED, /* lsids made: distinct sessions this client used */
     MQC_STAT_SESSIONS_IN_USE,  /* lent to operations or cursors now */
     MQC_STAT_SESSIONS_PEAK,    /* the most lent at once */
@@ -387,7 +387,7 @@ void mqc_bulk_destroy(mqc_bulk_t *bulk);
 /* One batch of a cursor: docs[0..n_docs-1] valid only during the callback. When error is set the
  * cursor is dead. mqc_cursor_more() tells whether another batch can be asked for. Each docs[i] is
  * a view that points into itself: keep one with bson_copy(&docs[i]), never by assigning or
- * memcpy'ing the bson_t (see docs/development.md, "A bson_t never moves"). */
+ * memcpy'ing the bson_t (see docs/internals/development.md, "A bson_t never moves"). */
 typedef void (*mqc_batch_cb)(mqc_cursor_t *cursor, const bson_t *docs, size_t n_docs,
                              const mqc_error_t *error, void *ud);
 

@@ -277,7 +277,7 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
          * server: it goes back through selection without using its one retry, whatever the
          * op (a ping too), up to MAX_REQUEUES times and within its deadline and
          * serverSelectionTimeoutMS, so that a burst of clears costs a wait, not the op. A
-         * clear because a connection could not be made uses the retry (docs/reliability.md,
+         * clear because a connection could not be made uses the retry (docs/library/reliability.md,
          * fault containment). */
         if (w->cleared_elsewhere && w->requeues < MAX_REQUEUES && !op->cancelled && !op->client->closing &&
             op->client->topo) {
@@ -531,7 +531,7 @@ void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *err
      * server Unknown and clears its pool (handleError): its other connections are suspect.
      * Timeouts only close the one connection, and so do protocol errors (a reply that cannot
      * be parsed): like a timeout, they are evidence about this connection's stream, not about
-     * the server being reachable (docs/reliability.md, fault containment). The clear comes
+     * the server being reachable (docs/library/reliability.md, fault containment). The clear comes
      * before the broken connection's check-in: a check-in opens connections for the waiters,
      * which the clear would make stale at once, wasting maxConnecting slots. */
     bool net = error->domain == MQC_ERROR_NETWORK;

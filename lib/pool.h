@@ -125,7 +125,7 @@ void mqc_pool_clear(mqc_pool_t *pool, const mqc_error_t *error);
 /* Closes the idle connections (reason "stale", CONN_CLOSED each) and nothing else: no new
  * generation, no pause, in-use connections and waiters untouched. What SDAM's "close all idle
  * sockets: if one socket is bad, it is likely that all are" comes to for a server that has no
- * description to mark Unknown (docs/reliability.md, fault containment). */
+ * description to mark Unknown (docs/library/reliability.md, fault containment). */
 void mqc_pool_close_idle(mqc_pool_t *pool);
 void mqc_pool_ready(mqc_pool_t *pool);
 void mqc_pool_set_auto_ready(mqc_pool_t *pool, bool on);

@@ -226,7 +226,7 @@ void mqc_topology_op_error(mqc_client_t *client, mqc_server_t *s, uint32_t gener
          * connection on check-in and fail every waiter, while each in-use connection of a
          * server really going away shows that by its own error (retryable, so the op retries
          * once on a new connection, whose failure to connect then clears the pool); and one
-         * spurious error (a fault, a proxy) would cost the whole pool (docs/reliability.md,
+         * spurious error (a fault, a proxy) would cost the whole pool (docs/library/reliability.md,
          * fault containment). */
         int32_t code = 0;
         mqc_sdam_state_error_t st = kind == MQC_SDAM_ERR_COMMAND && reply ? mqc_sdam_classify_reply(reply, &code)

@@ -1,5 +1,5 @@
 /* The moved-bson_t class outside the library's write path: each place the audit found (see
- * docs/development.md, "bson_t never moves") gets a test that failed before its fix. */
+ * docs/internals/development.md, "bson_t never moves") gets a test that failed before its fix. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * deadline, retryable server errors, a server killed and restarted during a load run), the
  * invariant under random faults (mqload and the library directly), and the regression tests of
  * what the fuzzers found. The single-fault cases against tests/fakesrv are in test_faults.c; a
- * name that does not resolve is /client/network/... in test_client.c. See docs/reliability.md. */
+ * name that does not resolve is /client/network/... in test_client.c. See docs/library/reliability.md. */
 #include <bson/bson.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -258,7 +258,7 @@ static long long faults_total(const chaos_stub_t *s)
 }
 
 /* mqload with op ("command": pings, never retried; "find": find_one, a retryable read) at 64 in
- * flight against stubd with every fault, then the rules of docs/reliability.md checked from
+ * flight against stubd with every fault, then the rules of docs/library/reliability.md checked from
  * mqload's JSON and stubd's counters. max_per_100: the most network + protocol errors allowed per
  * 100 connection faults. */
 static void mqload_invariant(const char *op, long long max_per_100)
@@ -291,7 +291,7 @@ static void mqload_invariant(const char *op, long long max_per_100)
     ASSERT_EQ(sub, comp);
     ASSERT_EQ(comp, ok + errs);
     ASSERT_GT(injected, 0);
-    /* The rules (docs/reliability.md):
+    /* The rules (docs/library/reliability.md):
      * - a server error fails exactly the operation it answered (code 2 is not retryable; a
      *   retry that meets it reports it), and nothing else produces that code;
      * - a slow reply fails exactly its operation with a timeout (its connection is closed);
@@ -328,12 +328,12 @@ static void mqload_invariant(const char *op, long long max_per_100)
 }
 
 /* Pings: one failed op per connection fault, exactly (measured x37-42 while every fault cleared
- * the pool; docs/reliability.md). */
+ * the pool; docs/library/reliability.md). */
 TEST("/chaos/invariant/mqload", chaos_invariant_mqload) { mqload_invariant("command", 100); }
 
 /* Retryable reads: one fails only when its retry meets another fault, which at this test's rate
  * (connection faults in 1.4% of replies) is 1.4 per 100 faults; measured 1.1-1.3 (x9-11 per
- * fault while every fault cleared the pool, x39-42 before retries: docs/reliability.md). */
+ * fault while every fault cleared the pool, x39-42 before retries: docs/library/reliability.md). */
 TEST("/chaos/invariant/mqload_find", chaos_invariant_mqload_find) { mqload_invariant("find", 3); }
 
 /* The library directly: random deadlines and cancels on top of the server's faults. The op's
@@ -454,7 +454,7 @@ TEST("/chaos/invariant/library", chaos_invariant_library)
     lib_chaos_run(n && *n ? strtoull(n, NULL, 10) : 100000);
 }
 
-/* ---- regressions of what the fuzzers found (docs/reliability.md) ---- */
+/* ---- regressions of what the fuzzers found (docs/library/reliability.md) ---- */
 
 TEST("/chaos/regress/uri_bad_escape_in_password", chaos_regress_uri_escape)
 {

@@ -1,5 +1,5 @@
 /* Fault containment: one bad connection costs at most the operation on it, and that one only when
- * it cannot be retried (docs/reliability.md, "Fault containment"). Each test puts hundreds of
+ * it cannot be retried (docs/library/reliability.md, "Fault containment"). Each test puts hundreds of
  * operations in flight (more than maxPoolSize, so that some wait for a connection), injects one
  * fault, and counts: failed operations, callbacks per operation (exactly one), connections opened.
  *

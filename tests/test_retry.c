@@ -5,7 +5,7 @@
  * code; a write only when its request never (wholly) reached the server, since a standalone
  * gets no txnNumber. A lone host's pool is not cleared for one connection's error; the waiters
  * failed by a clear (CMAP's PoolClearedError: a connection that could not be made) are retried
- * the same way. See docs/reliability.md. */
+ * the same way. See docs/library/reliability.md. */
 #include <ev.h>
 
 #include "fakesrv.h"
@@ -137,7 +137,7 @@ TEST("/faults/retry/read_protocol_error_retried", retry_read_protocol)
 {
     /* A reply that cannot be parsed leaves that connection's stream unusable, as a hang-up
      * mid-reply does: the read is retried once on a new connection. Nothing else is touched
-     * (a lone host: no pool clear; docs/reliability.md, fault containment). Twice in a row:
+     * (a lone host: no pool clear; docs/library/reliability.md, fault containment). Twice in a row:
      * one protocol error. */
     static const fake_mode_t modes[] = {FAKE_GARBAGE, FAKE_OVERSIZE, FAKE_WRONG_RESPONSE_TO};
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
@@ -312,7 +312,7 @@ TEST("/faults/retry/shutdown_error_closes_idle_lone_connections", retry_shutdown
 {
     /* A lone host answering ShutdownInProgress (91): its idle connections are closed (SDAM: they
      * are about to die) but the pool is not cleared: the connection that carried the error stays
-     * until it fails by itself, and nothing else in use is touched (docs/reliability.md, fault
+     * until it fails by itself, and nothing else in use is touched (docs/library/reliability.md, fault
      * containment). A plain command error (2, BadValue) closes nothing. The ping itself is never
      * retried (a generic command). */
     fakesrv_t *s = fakesrv_start(FAKE_DELAY, 100);
@@ -504,7 +504,7 @@ TEST("/faults/retry/destroy_during_retry", retry_destroy)
 TEST("/faults/retry/waiters_untouched_by_a_fault", retry_waiters_untouched)
 {
     /* maxPoolSize=1 and five reads at once: the first one's connection hangs up. A lone host
-     * does not clear its pool for one connection's error (docs/reliability.md, fault
+     * does not clear its pool for one connection's error (docs/library/reliability.md, fault
      * containment), so the four waiting for a connection just get the next one; the first read
      * is retried once. One fault, no failed operation, one retry. */
     fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
