@@ -1,4 +1,4 @@
-/* stubd (bench/stubd.c), the benchmark's and the fault tests' server, checked with libmongoc: if
+/* stubd (tests/server/stubd.c), the benchmark's and the fault tests' server, checked with libmongoc: if
  * the reference C driver accepts its answers, a benchmark against it measures a working client. */
 #include <bson/bson.h>
 #include <limits.h>

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "client.h"
-#include "fakers.h"
+#include "server/fakers.h"
 #include "mqc.h"
 #include "support/result.h"
 #include "tf.h"
