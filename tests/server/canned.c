@@ -271,6 +271,10 @@ static void cmd_kill_cursors(canned_t *m, bson_t *r, const srv_req_t *rq, bson_i
 static void cmd_write(bson_t *r, const srv_req_t *rq, const char *field, bool modified)
 {
     int64_t n = (int64_t) srv_count_items(rq, field);
+    if (n == 0 || n > SRV_MAX_WRITE_BATCH || rq->body.len > SRV_MAX_BSON_SIZE + 16 * 1024) {
+        srv_check_limits(rq, r, SRV_MAX_BSON_SIZE, SRV_MAX_WRITE_BATCH); /* MongoDB's errors */
+        return;
+    }
     BSON_APPEND_INT32(r, "n", (int32_t) n);
     if (modified) BSON_APPEND_INT32(r, "nModified", (int32_t) n);
     BSON_APPEND_DOUBLE(r, "ok", 1.0);
