@@ -625,6 +625,8 @@ docsrv_t *docsrv_start(const docsrv_limits_t *limits)
     return s;
 }
 
+srv_t *docsrv_server(docsrv_t *s) { return s->srv; }
+
 void docsrv_stop(docsrv_t *s)
 {
     if (!s) return;

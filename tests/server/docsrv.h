@@ -39,6 +39,8 @@ typedef struct {
 /* limits NULL: MongoDB's defaults. */
 docsrv_t *docsrv_start(const docsrv_limits_t *limits);
 void docsrv_stop(docsrv_t *s);
+/* The scripted server underneath (srv.h; fakesrv_server says what for). */
+struct srv *docsrv_server(docsrv_t *s);
 /* "mongodb://127.0.0.1:PORT/?" plus extra. Static storage per call (8 slots). */
 const char *docsrv_uri(const docsrv_t *s, const char *extra);
 docsrv_stats_t docsrv_stats(docsrv_t *s);

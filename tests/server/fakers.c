@@ -225,6 +225,8 @@ int fakers_member_of(const fakers_t *rs, uint16_t port)
     return -1;
 }
 
+srv_t *fakers_server(fakers_t *rs) { return rs->srv; }
+
 void fakers_stop(fakers_t *rs)
 {
     if (!rs) return;

@@ -30,5 +30,7 @@ int fakers_txn_writes(fakers_t *rs, int i);
 /* The member index listening on port, or -1. */
 int fakers_member_of(const fakers_t *rs, uint16_t port);
 void fakers_stop(fakers_t *rs);
+/* The scripted server underneath (srv.h; fakesrv_server says what for). */
+struct srv *fakers_server(fakers_t *rs);
 
 #endif

@@ -228,6 +228,8 @@ void fakesrv_play(fakesrv_t *s, fake_role_t role, const bson_t *more)
     if (extra) bson_destroy(extra);
 }
 
+srv_t *fakesrv_server(fakesrv_t *s) { return s->srv; }
+
 void fakesrv_stop(fakesrv_t *s)
 {
     if (!s) return;

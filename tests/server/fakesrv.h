@@ -53,6 +53,9 @@ void fakesrv_set_hello_extra(fakesrv_t *s, const bson_t *extra);
 /* on: a hello carrying speculativeAuthenticate is answered as accepted (MONGODB-X509 style). */
 void fakesrv_set_accept_speculative(fakesrv_t *s, bool on);
 void fakesrv_stop(fakesrv_t *s);
+/* The scripted server underneath (srv.h), for what every mode shares: dice faults, a delay for
+ * every reply, the core's counters (take its lock: srv_lock). */
+struct srv *fakesrv_server(fakesrv_t *s);
 
 /* Sessions as MongoDB holds them (session_rules.h): every command's lsid is busy until its
  * reply is written; one arriving while its lsid is busy counts as an overlap (MongoDB would make

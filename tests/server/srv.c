@@ -285,6 +285,17 @@ static void conn_close(srv_t *s, conn_t *c)
     s->count.open--;
 }
 
+void srv_set_fault(srv_t *s, srv_fault_kind_t kind, double prob, uint64_t every)
+{
+    srv_fault_t *f = &s->cfg.faults[kind];
+    f->enabled = every > 0 || prob >= 0;
+    f->prob = prob;
+    f->every = every;
+    f->seen = 0;
+    s->any_fault = false;
+    for (int i = 0; i < SRV_F_COUNT; i++) s->any_fault |= s->cfg.faults[i].enabled;
+}
+
 void srv_reset_connections(srv_t *s)
 {
     for (size_t fd = 0; fd < s->conns_cap; fd++) {

@@ -123,6 +123,9 @@ void srv_unlock(srv_t *s);
 const srv_counts_t *srv_counts(const srv_t *s);
 const srules_t *srv_sessions(const srv_t *s);
 srv_config_t *srv_config(srv_t *s);
+/* Turns on faults of `kind` for the commands that come from now on: a probability (every 0), or
+ * every Nth eligible command; prob < 0 and every 0: off. */
+void srv_set_fault(srv_t *s, srv_fault_kind_t kind, double prob, uint64_t every);
 /* Closes every connection with RST (not FIN) without reading from it. */
 void srv_reset_connections(srv_t *s);
 
