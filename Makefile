@@ -143,7 +143,8 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
 	$(call say,LD,$@)
 	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS_ALL)
 
-$(STUBD): $(BUILD)/obj/tests/server/stubd.o $(SRV_SRC:%.c=$(BUILD)/obj/%.o)
+# stubd is the core (srv.c, reply.c) and the canned mode only.
+$(STUBD): $(addprefix $(BUILD)/obj/tests/server/,stubd.o srv.o reply.o canned.o)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS_ALL)
