@@ -1,7 +1,7 @@
 # mqc: asynchronous MongoDB client for C, and mqload.
 # Plain GNU make. Dependencies come from pkg-config (libev has no .pc on Debian: see LIBEV_*).
 #
-#   make                 libmqc.a, libmqc.so, mqload, examples, stub server
+#   make                 libmqc.a, libmqc.so, mqload, examples, the scripted server (build/tests/stubd)
 #   make test            unit + spec + integration tests, plain build and ASan+UBSan build
 #   make spec-test SPEC_TESTS=DIR   only the driver specification tests, from DIR (per-folder table)
 #   make bench           benchmark against the peers (see bench/README.md)
@@ -72,7 +72,10 @@ LDFLAGS_ALL  := $(SANFLAGS) $(LDFLAGS)
 
 LIB_SRC   := $(sort $(wildcard lib/*.c))
 CLI_SRC   := $(filter-out cli/main.c,$(sort $(wildcard cli/*.c)))
-TEST_SRC  := $(sort $(wildcard tests/*.c tests/spec/*.c tests/support/*.c tests/unified/*.c))
+# The scripted server (tests/server/) is linked into the test binary, and with stubd.c's main is
+# the standalone stubd that the benchmark and the tests that kill a server run.
+SRV_SRC   := $(filter-out tests/server/stubd.c,$(sort $(wildcard tests/server/*.c)))
+TEST_SRC  := $(sort $(wildcard tests/*.c tests/spec/*.c tests/support/*.c tests/unified/*.c)) $(SRV_SRC)
 EX_SRC    := $(sort $(wildcard examples/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 
@@ -81,6 +84,7 @@ CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 EX_BIN    := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+STUBD     := $(BUILD)/tests/stubd
 
 STATIC := $(BUILD)/libmqc.a
 SHARED := $(BUILD)/libmqc.so.$(VERSION)
@@ -89,7 +93,7 @@ TESTBIN := $(BUILD)/mqc-test
 CLILIB := $(BUILD)/libmqload.a
 
 .PHONY: FORCE all lib test test-run test-bin spec-test bench fuzz demo install uninstall clean check-deps valgrind soak
-all: check-deps lib $(MQLOAD) $(EX_BIN) $(BENCH_BIN)
+all: check-deps lib $(MQLOAD) $(EX_BIN) $(BENCH_BIN) $(STUBD)
 lib: $(STATIC) $(SHARED)
 
 check-deps:
@@ -139,11 +143,17 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
 	$(call say,LD,$@)
 	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS_ALL)
 
+# stubd is the core (srv.c, reply.c) and the canned mode only.
+$(STUBD): $(addprefix $(BUILD)/obj/tests/server/,stubd.o srv.o reply.o canned.o)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS_ALL)
+
 $(TESTBIN): $(TEST_OBJ) $(CLILIB) $(STATIC)
 	$(call say,LD,$@)
 	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS_ALL)
 
-test-bin: check-deps $(TESTBIN) $(MQLOAD) $(EX_BIN) $(BENCH_BIN)
+test-bin: check-deps $(TESTBIN) $(MQLOAD) $(EX_BIN) $(BENCH_BIN) $(STUBD)
 
 # `make test` does the whole set-up on a fresh machine: Debian packages first (in a sub-make,
 # since pkg-config is read when the Makefile is), then FerretDB (unless MQC_TEST_URI names a

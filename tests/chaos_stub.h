@@ -1,5 +1,5 @@
-/* chaos_stub: bench/stubd as a child process for the tests that need it (test_chaos.c, test_stubd.c,
- * test_loop.c): start on a free or given port, read its counters, kill -9 and restart, and the
+/* chaos_stub: the scripted server's standalone process (build/tests/stubd, tests/server/stubd.c)
+ * for the tests that need a process (test_chaos.c, test_stubd.c, test_loop.c): start on a free or given port, read its counters, kill -9 and restart, and the
  * process's resident memory. Header-only (static inline) so the test files share it. */
 #ifndef MQC_CHAOS_STUB_H
 #define MQC_CHAOS_STUB_H
@@ -26,13 +26,13 @@ typedef struct {
     char stats[8192]; /* the counters' JSON line, after chaos_stub_stop */
 } chaos_stub_t;
 
-/* Starts build/bench/stubd with extra options (NULL-terminated) on port (0: a free one, read
+/* Starts build/tests/stubd with extra options (NULL-terminated) on port (0: a free one, read
  * from its first line of output). */
 static inline void chaos_stub_start(chaos_stub_t *s, int port, const char *const *extra)
 {
     char exe[PATH_MAX], portbuf[16];
     struct stat st;
-    snprintf(exe, sizeof exe, "%s/bench/stubd", tf_build_dir());
+    snprintf(exe, sizeof exe, "%s/tests/stubd", tf_build_dir());
     ASSERT_MSG(stat(exe, &st) == 0, "%s is missing (make builds it with the tests)", exe);
     static const char *dir;
     static unsigned runs;

@@ -7,7 +7,7 @@
  * the note in on_command), fakesrv counts what arrived. */
 #include <ev.h>
 
-#include "fakesrv.h"
+#include "server/fakesrv.h"
 #include "mqc.h"
 #include "support/result.h"
 #include "tf.h"

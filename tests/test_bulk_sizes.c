@@ -5,7 +5,7 @@
  * be mmap'd (a few thousand models) crashed the plain build. Each test here failed before. */
 #include <stdlib.h>
 
-#include "fakesrv.h"
+#include "server/fakesrv.h"
 #include "mqc.h"
 #include "tf.h"
 

@@ -1,4 +1,4 @@
-/* chaos: the fault matrix against bench/stubd (connection refused, a reply slower than the
+/* chaos: the fault matrix against stubd (tests/server/; connection refused, a reply slower than the
  * deadline, retryable server errors, a server killed and restarted during a load run), the
  * invariant under random faults (mqload and the library directly), and the regression tests of
  * what the fuzzers found. The single-fault cases against tests/fakesrv are in test_faults.c; a

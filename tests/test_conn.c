@@ -3,7 +3,7 @@
  * connection reused by operations that follow each other. */
 #include <ev.h>
 
-#include "fakesrv.h"
+#include "server/fakesrv.h"
 #include "mqc.h"
 #include "support/result.h"
 #include "tf.h"

@@ -3,14 +3,14 @@
  * operations in flight (more than maxPoolSize, so that some wait for a connection), injects one
  * fault, and counts: failed operations, callbacks per operation (exactly one), connections opened.
  *
- * The lone-host tests run on bench/stubd (tests/chaos_stub.h), whose `--fault-KIND=@N` hits
+ * The lone-host tests run on stubd (tests/server/, through tests/chaos_stub.h), whose `--fault-KIND=@N` hits
  * exactly the Nth command: N = 200 of the 256 first commands lands the fault while the pool is
  * full and the wait queue is long. The monitored test runs on tests/fakesrv playing a replica-set
  * primary, where SDAM requires a clear and the waiters it fails go back through selection. */
 #include <ev.h>
 
 #include "chaos_stub.h"
-#include "fakesrv.h"
+#include "server/fakesrv.h"
 #include "mqc.h"
 #include "tf.h"
 

@@ -5,7 +5,7 @@
  * /client/gather/10000_finds.) */
 #include <ev.h>
 
-#include "fakesrv.h"
+#include "server/fakesrv.h"
 #include "mqc.h"
 #include "support/result.h"
 #include "tf.h"

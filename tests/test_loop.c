@@ -1,6 +1,6 @@
 /* loop: overload (a bounded wait queue answers the excess at once), the loop never blocked while
  * many connections open (resolver thread, handshakes), and client destroy in the middle of
- * everything. Against bench/stubd. See docs/library/reliability.md. */
+ * everything. Against stubd (tests/server/). See docs/library/reliability.md. */
 #include <bson/bson.h>
 #include <ev.h>
 #include <math.h>

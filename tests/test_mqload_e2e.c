@@ -128,7 +128,7 @@ TEST("/mqload/e2e/usage_errors_exit_1", mqload_e2e_usage_errors)
     ASSERT_STR_CONTAINS(out, "usage: mqload");
 }
 
-/* Starts build/bench/stubd on a free port; returns its pid and port. */
+/* Starts build/tests/stubd on a free port; returns its pid and port. */
 static pid_t start_stub(const char *bin, int delay_us, int *port)
 {
     int fds[2];
@@ -157,9 +157,9 @@ static pid_t start_stub(const char *bin, int delay_us, int *port)
 TEST("/mqload/e2e/stub_fixed_delay", mqload_e2e_stub_fixed_delay)
 {
     char bin[1024];
-    snprintf(bin, sizeof bin, "%s/build/bench/stubd", tf_src_dir());
-    if (access(bin, X_OK) != 0) snprintf(bin, sizeof bin, "%s/bench/stubd", tf_build_dir());
-    if (access(bin, X_OK) != 0) SKIP("the stub server (build/bench/stubd) is not built");
+    snprintf(bin, sizeof bin, "%s/build/tests/stubd", tf_src_dir());
+    if (access(bin, X_OK) != 0) snprintf(bin, sizeof bin, "%s/tests/stubd", tf_build_dir());
+    if (access(bin, X_OK) != 0) SKIP("the stub server (build/tests/stubd) is not built");
     tf_mqload_need();
     int port = 0;
     pid_t pid = start_stub(bin, 20000, &port);

@@ -1,7 +1,7 @@
 /* mqload tells the truth (issue 17): a fixed rate it cannot keep is reported as such with exit 3
  * and every scheduled operation accounted for; a server killed mid-run exits 4 with success-only
  * latencies; mistakes are found before any traffic; stages are reported one by one; the live
- * line shows errors per second, the time left and the warmup. Against bench/stubd. */
+ * line shows errors per second, the time left and the warmup. Against stubd (tests/server/). */
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>

@@ -24,9 +24,9 @@ static void tool_paths(char *mqload, char *stubd, size_t n)
 {
     snprintf(mqload, n, "%s/mqload", tf_build_dir());
     if (access(mqload, X_OK) != 0) SKIP("%s is not built", mqload);
-    snprintf(stubd, n, "%s/bench/stubd", tf_build_dir());
-    if (access(stubd, X_OK) != 0) snprintf(stubd, n, "%s/build/bench/stubd", tf_src_dir());
-    if (access(stubd, X_OK) != 0) SKIP("the stub server (bench/stubd) is not built");
+    snprintf(stubd, n, "%s/tests/stubd", tf_build_dir());
+    if (access(stubd, X_OK) != 0) snprintf(stubd, n, "%s/build/tests/stubd", tf_src_dir());
+    if (access(stubd, X_OK) != 0) SKIP("the stub server (tests/stubd) is not built");
 }
 
 static const char *python(void) { return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3"; }

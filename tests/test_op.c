@@ -6,7 +6,7 @@
 #include <ev.h>
 #include <unistd.h>
 
-#include "fakesrv.h"
+#include "server/fakesrv.h"
 #include "mqc.h"
 #include "support/result.h"
 #include "tf.h"

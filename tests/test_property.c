@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "docsrv.h"
+#include "server/docsrv.h"
 #include "propkit.h"
 
 /* ---- the scenario, against docsrv ------------------------------------------------------------ */

@@ -8,7 +8,7 @@
  * the same way. See docs/library/reliability.md. */
 #include <ev.h>
 
-#include "fakesrv.h"
+#include "server/fakesrv.h"
 #include "mqc.h"
 #include "support/result.h"
 #include "tf.h"

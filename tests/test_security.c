@@ -16,7 +16,7 @@
 #include "../lib/conn_secure.h"
 #include "../lib/scram.h"
 #include "../lib/tls.h"
-#include "fakesrv.h"
+#include "server/fakesrv.h"
 #include "tf.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */

@@ -1,6 +1,6 @@
 /* Server sessions (lib/session.c, issue 14): the pool's rules as units, then the library and
  * mqload under load against scripted servers that hold sessions to MongoDB's rules
- * (bench/session_rules.h): a mongos and a replica-set primary, 256 and 1,024 operations in
+ * (tests/server/session_rules.h): a mongos and a replica-set primary, 256 and 1,024 operations in
  * flight, every kind of operation. The bug these keep out: one lsid and one txnNumber counter
  * per client, which a real server answers with overlapping uses of a session and
  * TransactionTooOld (225) under concurrency. The load tests are in test_session_load.c. */
@@ -13,9 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../bench/session_rules.h"
+#include "server/session_rules.h"
 #include "chaos_stub.h"
-#include "fakesrv.h"
+#include "server/fakesrv.h"
 #include "mqc.h"
 #include "session.h"
 #include "tf.h"

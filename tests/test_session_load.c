@@ -1,5 +1,5 @@
 /* Sessions under load (issue 14): the library and mqload at 256 and 1,024 operations in flight
- * against scripted servers that hold sessions to MongoDB's rules (bench/session_rules.h), one
+ * against scripted servers that hold sessions to MongoDB's rules (tests/server/session_rules.h), one
  * saying it is a mongos and one a replica-set primary (so writes carry txnNumber). Each asserts
  * 0 overlapping uses of a session, 0 TransactionTooOld, and no more distinct sessions than the
  * peak number of operations in flight. With one lsid per client (the old code) the mqload runs
@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "chaos_stub.h"
-#include "fakesrv.h"
+#include "server/fakesrv.h"
 #include "mqc.h"
 #include "tf.h"
 

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "fakesrv.h"
+#include "server/fakesrv.h"
 #include "mqc.h"
 #include "seedlist.h"
 #include "support/result.h"

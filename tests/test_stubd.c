@@ -1,4 +1,4 @@
-/* stubd (bench/stubd.c), the benchmark's and the fault tests' server, checked with libmongoc: if
+/* stubd (tests/server/stubd.c), the benchmark's and the fault tests' server, checked with libmongoc: if
  * the reference C driver accepts its answers, a benchmark against it measures a working client. */
 #include <bson/bson.h>
 #include <limits.h>
@@ -211,4 +211,22 @@ TEST("/stubd/fault/hangup_every_other", stubd_fault_hangup)
     ASSERT_GE(chaos_stub_stat(&s, "hangup_before"), 1);
     ASSERT_EQ(chaos_stub_stat(&s, "total"), chaos_stub_stat(&s, "hangup_before"));
     ASSERT_GE(chaos_stub_stat(&s, "connections_accepted"), 2);
+}
+
+/* The canned mode holds MongoDB's write limits: a write of no statements is InvalidLength. */
+TEST("/stubd/write_without_statements_is_invalid_length", stubd_invalid_length)
+{
+    chaos_stub_t s;
+    stub_start(&s, NULL);
+    mongoc_client_t *c = mongoc_for(&s);
+    bson_t *cmd = BCON_NEW("insert", "c", "documents", "[", "]");
+    bson_t reply;
+    bson_error_t err;
+    ASSERT(!mongoc_client_command_simple(c, "db", cmd, NULL, &reply, &err));
+    ASSERT_EQ(err.code, 16);
+    ASSERT_STR_CONTAINS(err.message, "Write batch sizes must be between 1 and 100000");
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    mongoc_client_destroy(c);
+    chaos_stub_stop(&s);
 }

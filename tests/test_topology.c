@@ -1,4 +1,4 @@
-/* The client against a scripted replica set (tests/fakers.c) and FerretDB with a set name:
+/* The client against a scripted replica set (tests/server/fakers.c) and FerretDB with a set name:
  * discovery from one seed, selection by read preference, a step-down under load with retried
  * writes, selection waits, and mqload across a failover. */
 #include <ev.h>
@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "client.h"
-#include "fakers.h"
+#include "server/fakers.h"
 #include "mqc.h"
 #include "support/result.h"
 #include "tf.h"

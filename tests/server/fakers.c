@@ -1,56 +1,42 @@
-/* fakers: see fakers.h. Independent of mqc's codec, so that it checks mqc. */
+/* fakers: the replica-set mode of the scripted server (fakers.h): one server (srv.h) with a
+ * listener per member; a connection's listener tells which member it talks to. The state below is
+ * read by the loop's thread and changed by the test's, both under the server's lock. Every member
+ * holds MongoDB's limits (srv_check_limits) and session rules (one table for the set: a retry on a
+ * new primary with the same txnNumber is accepted, an older one is not). */
 #include "fakers.h"
-#include "fakesrv.h"
 
-#include <arpa/inet.h>
 #include <bson/bson.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
+
+#include "srv.h"
 
 #define MAX_MEMBERS 8
-#define MAX_CONNS 512
 
 typedef struct member {
     struct fakers *rs;
     int index;
-    int lfd;
     uint16_t port;
-    pthread_t acceptor;
     bson_oid_t process_id;
     int writes, reads, refused, txn_writes;
 } member_t;
 
 struct fakers {
-    pthread_mutex_t mu;
+    srv_t *srv;
     int n;
     member_t m[MAX_MEMBERS];
     int primary;
     int election;               /* electionId counter, raised by every election */
     int64_t tv_counter;         /* topologyVersion.counter of every member */
-    int conns[MAX_CONNS];
-    pthread_t threads[MAX_CONNS];
-    int nconns;
-    bool stopping;
 };
-
-typedef struct {
-    member_t *m;
-    int fd;
-} conn_arg_t;
 
 static void addr_of(const fakers_t *rs, int i, char *out, size_t size)
 {
     snprintf(out, size, "127.0.0.1:%u", (unsigned) rs->m[i].port);
 }
 
-/* Called with rs->mu held. */
+/* Called with the server's lock held. */
 static bson_t *hello_doc(member_t *m)
 {
     fakers_t *rs = m->rs;
@@ -100,24 +86,6 @@ static bson_t *hello_doc(member_t *m)
     return d;
 }
 
-static uint8_t *encode(const bson_t *doc, int32_t response_to, bool legacy, size_t *len)
-{
-    size_t n = legacy ? 16 + 20 + doc->len : 16 + 4 + 1 + doc->len;
-    uint8_t *b = calloc(1, n);
-    fake_put32(b, (int32_t) n);
-    fake_put32(b + 4, 4242);
-    fake_put32(b + 8, response_to);
-    fake_put32(b + 12, legacy ? 1 : 2013);
-    if (legacy) {
-        fake_put32(b + 16 + 16, 1);
-        memcpy(b + 36, bson_get_data(doc), doc->len);
-    } else {
-        memcpy(b + 21, bson_get_data(doc), doc->len);
-    }
-    *len = n;
-    return b;
-}
-
 static bool is_write(const char *name)
 {
     return !strcmp(name, "insert") || !strcmp(name, "update") || !strcmp(name, "delete") ||
@@ -137,10 +105,14 @@ static bool secondary_ok(const bson_t *cmd)
     return bson_iter_find(&f, "mode") && BSON_ITER_HOLDS_UTF8(&f) && strcmp(bson_iter_utf8(&f, NULL), "primary") != 0;
 }
 
-static bson_t *answer(member_t *m, const char *name, const bson_t *cmd)
+/* The reply to a command other than hello (NULL: it is in reply already). */
+static bson_t *answer(member_t *m, srv_req_t *rq, bson_t *reply)
 {
     fakers_t *rs = m->rs;
+    const char *name = rq->name;
+    const bson_t *cmd = &rq->body;
     bson_iter_t it;
+    if (!srv_check_limits(rq, reply, SRV_MAX_BSON_SIZE, SRV_MAX_WRITE_BATCH)) return NULL;
     bool primary = rs->primary == m->index;
     bool txn = bson_iter_init_find(&it, cmd, "txnNumber") && bson_iter_init_find(&it, cmd, "lsid");
     if (is_write(name)) {
@@ -178,124 +150,47 @@ static bson_t *answer(member_t *m, const char *name, const bson_t *cmd)
     return BCON_NEW("ok", BCON_DOUBLE(1));
 }
 
-static void *conn_main(void *argp)
+static void fakers_command(void *ud, srv_t *srv, srv_req_t *rq, bson_t *reply)
 {
-    conn_arg_t *a = argp;
-    member_t *m = a->m;
-    fakers_t *rs = m->rs;
-    int fd = a->fd;
-    free(a);
-    for (;;) {
-        uint8_t hdr[16];
-        if (!fake_read_full(fd, hdr, 16)) break;
-        int32_t len = fake_get32(hdr), rid = fake_get32(hdr + 4), opcode = fake_get32(hdr + 12);
-        if (len < 16 || len > 64 * 1024 * 1024) break;
-        uint8_t *body = malloc((size_t) len - 16);
-        if (!fake_read_full(fd, body, (size_t) len - 16)) {
-            free(body);
-            break;
-        }
-        bool legacy = opcode == 2004;
-        bool more_to_come = !legacy && (fake_get32(body) & 2);
-        const uint8_t *docp = body + 5;
-        if (legacy) {
-            const uint8_t *p = body + 4;
-            p += strlen((const char *) p) + 1 + 8;
-            docp = p;
-        }
-        bson_t cmd;
-        const char *name = "";
-        bson_iter_t it;
-        bson_t *reply;
-        if (bson_init_static(&cmd, docp, (size_t) fake_get32(docp)) && bson_iter_init(&it, &cmd) && bson_iter_next(&it))
-            name = bson_iter_key(&it);
-        pthread_mutex_lock(&rs->mu);
-        if (!strcasecmp(name, "hello") || !strcasecmp(name, "ismaster")) reply = hello_doc(m);
-        else reply = answer(m, name, &cmd);
-        pthread_mutex_unlock(&rs->mu);
-        free(body);
-        if (more_to_come) {
-            bson_destroy(reply);
-            continue;
-        }
-        size_t n;
-        uint8_t *out = encode(reply, rid, legacy, &n);
-        bson_destroy(reply);
-        bool ok = fake_write_full(fd, out, n);
-        free(out);
-        if (!ok) break;
+    member_t *m = &((fakers_t *) ud)->m[rq->listener];
+    if (rq->refused) return;
+    bson_t *r = rq->hello ? hello_doc(m) : answer(m, rq, reply);
+    if (r) {
+        bson_concat(reply, r);
+        bson_destroy(r);
     }
-    shutdown(fd, SHUT_RDWR);
-    return NULL;
-}
-
-static void *accept_main(void *arg)
-{
-    member_t *m = arg;
-    fakers_t *rs = m->rs;
-    for (;;) {
-        int fd = accept(m->lfd, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        pthread_mutex_lock(&rs->mu);
-        if (rs->stopping || rs->nconns == MAX_CONNS) {
-            bool stop = rs->stopping;
-            pthread_mutex_unlock(&rs->mu);
-            close(fd);
-            if (stop) break;
-            continue;
-        }
-        conn_arg_t *a = malloc(sizeof *a);
-        a->m = m;
-        a->fd = fd;
-        rs->conns[rs->nconns] = fd;
-        pthread_create(&rs->threads[rs->nconns], NULL, conn_main, a);
-        rs->nconns++;
-        pthread_mutex_unlock(&rs->mu);
-    }
-    return NULL;
 }
 
 fakers_t *fakers_start(int n, int primary)
 {
     fakers_t *rs = calloc(1, sizeof *rs);
+    if (!rs) abort();
     if (n > MAX_MEMBERS) n = MAX_MEMBERS;
-    pthread_mutex_init(&rs->mu, NULL);
     rs->n = n;
     rs->primary = primary;
     rs->election = 1;
     rs->tv_counter = 1;
+    rs->srv = srv_new(NULL, fakers_command, rs);
     /* Listen on every port before any member answers: hello lists them all. */
     for (int i = 0; i < n; i++) {
         member_t *m = &rs->m[i];
-        struct sockaddr_in sa;
-        socklen_t sl = sizeof sa;
         m->rs = rs;
         m->index = i;
         bson_oid_init(&m->process_id, NULL);
-        m->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int one = 1;
-        setsockopt(m->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        memset(&sa, 0, sizeof sa);
-        sa.sin_family = AF_INET;
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (bind(m->lfd, (struct sockaddr *) &sa, sizeof sa) != 0 || listen(m->lfd, 512) != 0) abort();
-        getsockname(m->lfd, (struct sockaddr *) &sa, &sl);
-        m->port = ntohs(sa.sin_port);
+        if (srv_listen(rs->srv, "127.0.0.1", 0) != i) abort();
+        m->port = srv_port(rs->srv, i);
     }
-    for (int i = 0; i < n; i++) pthread_create(&rs->m[i].acceptor, NULL, accept_main, &rs->m[i]);
+    srv_start_thread(rs->srv);
     return rs;
 }
 
 void fakers_set_primary(fakers_t *rs, int i)
 {
-    pthread_mutex_lock(&rs->mu);
+    srv_lock(rs->srv);
     rs->primary = i;
     rs->election++;
     rs->tv_counter++;
-    pthread_mutex_unlock(&rs->mu);
+    srv_unlock(rs->srv);
 }
 
 uint16_t fakers_port(const fakers_t *rs, int i) { return rs->m[i].port; }
@@ -312,9 +207,9 @@ const char *fakers_uri(const fakers_t *rs, int i, const char *extra)
 
 static int counter(fakers_t *rs, const int *p)
 {
-    pthread_mutex_lock(&rs->mu);
+    srv_lock(rs->srv);
     int v = *p;
-    pthread_mutex_unlock(&rs->mu);
+    srv_unlock(rs->srv);
     return v;
 }
 
@@ -330,22 +225,11 @@ int fakers_member_of(const fakers_t *rs, uint16_t port)
     return -1;
 }
 
+srv_t *fakers_server(fakers_t *rs) { return rs->srv; }
+
 void fakers_stop(fakers_t *rs)
 {
     if (!rs) return;
-    pthread_mutex_lock(&rs->mu);
-    rs->stopping = true;
-    pthread_mutex_unlock(&rs->mu);
-    for (int i = 0; i < rs->n; i++) {
-        shutdown(rs->m[i].lfd, SHUT_RDWR);
-        close(rs->m[i].lfd);
-        pthread_join(rs->m[i].acceptor, NULL);
-    }
-    for (int i = 0; i < rs->nconns; i++) shutdown(rs->conns[i], SHUT_RDWR);
-    for (int i = 0; i < rs->nconns; i++) {
-        pthread_join(rs->threads[i], NULL);
-        close(rs->conns[i]);
-    }
-    pthread_mutex_destroy(&rs->mu);
+    srv_free(rs->srv);
     free(rs);
 }

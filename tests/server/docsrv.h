@@ -1,5 +1,5 @@
-/* docsrv: a scripted MongoDB that keeps documents (in memory, one thread per connection, one lock),
- * for the property tests and the API fuzz target. It answers insert, update, delete, find,
+/* docsrv: the scripted server (srv.h) in its document-keeping mode (in memory, the server's loop on
+ * a thread of its own), for the property tests and the API fuzz target. It answers insert, update, delete, find,
  * getMore, killCursors, aggregate ($match, $sort on _id, $skip, $limit, $group counting),
  * findAndModify, drop and ping, and it is as strict as MongoDB about the limits it announces:
  *  - a message longer than maxMessageSizeBytes closes the connection (MongoDB does the same);
@@ -8,8 +8,9 @@
  *    does each inserted document over maxBsonObjectSize (as a write error);
  *  - a duplicate _id is a write error DuplicateKey (11000); an ordered write stops at it;
  *  - a reply batch stays within maxBsonObjectSize (one document at least), as MongoDB's does.
- * It uses libbson only, not mqc's codec, so that it checks mqc. Sessions are not its business:
- * it announces none (a standalone), so retryable writes stay off. */
+ * It uses libbson only, not mqc's codec, so that it checks mqc. It announces no sessions (a
+ * standalone), so retryable writes stay off; a client that sends lsids anyway meets MongoDB's
+ * session rules in the core (srv.c), as in every mode. */
 #ifndef MQC_DOCSRV_H
 #define MQC_DOCSRV_H
 
@@ -38,6 +39,8 @@ typedef struct {
 /* limits NULL: MongoDB's defaults. */
 docsrv_t *docsrv_start(const docsrv_limits_t *limits);
 void docsrv_stop(docsrv_t *s);
+/* The scripted server underneath (srv.h; fakesrv_server says what for). */
+struct srv *docsrv_server(docsrv_t *s);
 /* "mongodb://127.0.0.1:PORT/?" plus extra. Static storage per call (8 slots). */
 const char *docsrv_uri(const docsrv_t *s, const char *extra);
 docsrv_stats_t docsrv_stats(docsrv_t *s);

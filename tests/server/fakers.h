@@ -1,9 +1,11 @@
-/* fakers: a scripted replica set of fake members inside the test binary (one thread per
- * connection, blocking I/O, libbson only). Every member answers hello as a member of set "rs0"
+/* fakers: the scripted server (srv.h) in its replica-set mode inside the test binary: one server
+ * loop on a thread of its own, one port per member, libbson only. Every member answers hello as a member of set "rs0"
  * with the hosts list of all members, its role (primary or secondary), setVersion, electionId
  * and topologyVersion; writes on a secondary fail with NotWritablePrimary (10107, labelled
  * RetryableWriteError when the command carries a txnNumber), reads on a secondary need a
- * non-primary $readPreference. The primary can be moved (an election) or removed at any time. */
+ * non-primary $readPreference. The primary can be moved (an election) or removed at any time.
+ * Limits (InvalidLength, BSONObjectTooLarge, closing on an oversize message) and session rules
+ * (TransactionTooOld, overlaps counted) are MongoDB's, in every member. */
 #ifndef MQC_FAKERS_H
 #define MQC_FAKERS_H
 
@@ -28,5 +30,7 @@ int fakers_txn_writes(fakers_t *rs, int i);
 /* The member index listening on port, or -1. */
 int fakers_member_of(const fakers_t *rs, uint16_t port);
 void fakers_stop(fakers_t *rs);
+/* The scripted server underneath (srv.h; fakesrv_server says what for). */
+struct srv *fakers_server(fakers_t *rs);
 
 #endif

@@ -1,20 +1,15 @@
-/* docsrv: see docsrv.h. Collections are arrays of bson_t * (never of bson_t: they grow). */
+/* docsrv: the document-keeping mode of the scripted server (docsrv.h). Collections are arrays of
+ * bson_t * (never of bson_t: they grow). The state is the server's (srv.h): the loop's thread
+ * runs commands with the server's lock held, the test's thread reads documents under it. */
 #include "docsrv.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <strings.h>
 
 #include "docsrv_eval.h"
-#include "fakesrv.h" /* fake_read_full, fake_write_full, fake_put32, fake_get32 */
-
-#define MAX_CONNS 512
+#include "srv.h"
 
 typedef struct {
     char *ns;
@@ -35,19 +30,12 @@ typedef struct {
 
 struct docsrv {
     docsrv_limits_t lim;
-    int lfd;
-    uint16_t port;
-    pthread_t acceptor;
-    pthread_mutex_t mu;
+    srv_t *srv;
     coll_t *colls;
     size_t ncolls;
     cursor_t **cursors;
     size_t ncursors;
     int64_t next_cursor;
-    int conns[MAX_CONNS];
-    pthread_t threads[MAX_CONNS];
-    int nconns;
-    bool stopping;
     docsrv_stats_t st;
 };
 
@@ -177,7 +165,7 @@ static size_t statements(const bson_t *cmd, const seq_t *seqs, int nseq, const c
     for (int s = 0; s < nseq; s++) {
         if (strcmp(seqs[s].name, field)) continue;
         for (size_t off = 0; off + 5 <= seqs[s].len;) {
-            uint32_t l = (uint32_t) fake_get32(seqs[s].data + off);
+            uint32_t l = (uint32_t) srv_get_le32(seqs[s].data + off);
             if (l < 5 || off + l > seqs[s].len) break;
             if (n == cap) v = realloc(v, (cap *= 2) * sizeof *v);
             v[n++] = bson_new_from_data(seqs[s].data + off, l);
@@ -610,161 +598,39 @@ static bson_t *run_command(docsrv_t *s, const bson_t *cmd, const seq_t *seqs, in
     return error_reply(59, "CommandNotFound", "no such command");
 }
 
-/* ---- the network: one thread per connection ------------------------------------------------ */
+/* ---- the server ------------------------------------------------------------------------------ */
 
-typedef struct {
-    docsrv_t *s;
-    int fd;
-} conn_arg_t;
-
-static bool send_reply(int fd, const bson_t *doc, int32_t response_to, bool legacy)
+static void docsrv_command(void *ud, srv_t *srv, srv_req_t *rq, bson_t *reply)
 {
-    size_t n = legacy ? 16 + 20 + doc->len : 16 + 4 + 1 + doc->len;
-    uint8_t *b = calloc(1, n);
-    fake_put32(b, (int32_t) n);
-    fake_put32(b + 4, 4242);
-    fake_put32(b + 8, response_to);
-    fake_put32(b + 12, legacy ? 1 : 2013);
-    if (legacy) {
-        fake_put32(b + 32, 1);
-        memcpy(b + 36, bson_get_data(doc), doc->len);
-    } else {
-        memcpy(b + 21, bson_get_data(doc), doc->len);
-    }
-    bool ok = fake_write_full(fd, b, n);
-    free(b);
-    return ok;
-}
-
-static void *conn_main(void *argp)
-{
-    conn_arg_t *a = argp;
-    docsrv_t *s = a->s;
-    int fd = a->fd;
-    free(a);
-    for (;;) {
-        uint8_t hdr[16];
-        if (!fake_read_full(fd, hdr, 16)) break;
-        int32_t len = fake_get32(hdr), rid = fake_get32(hdr + 4), opcode = fake_get32(hdr + 12);
-        pthread_mutex_lock(&s->mu);
-        if ((uint64_t) len > s->st.max_message) s->st.max_message = (uint64_t) len;
-        bool too_long = len > s->lim.max_message;
-        if (too_long) s->st.limit_errors++;
-        pthread_mutex_unlock(&s->mu);
-        if (len < 21 || too_long) break; /* MongoDB closes the connection */
-        uint8_t *body = malloc((size_t) len - 16);
-        if (!fake_read_full(fd, body, (size_t) len - 16)) {
-            free(body);
-            break;
-        }
-        bool legacy = opcode == 2004;
-        uint32_t flags = legacy ? 0 : (uint32_t) fake_get32(body);
-        size_t end = (size_t) len - 16 - ((flags & 1) ? 4 : 0);
-        seq_t seqs[8];
-        int nseq = 0;
-        bson_t cmd;
-        bool have = false, bad = false;
-        if (legacy) {
-            const uint8_t *p = body + 4;
-            p += strnlen((const char *) p, end - 4) + 1 + 8;
-            have = (size_t) (p - body) + 5 <= end && bson_init_static(&cmd, p, (size_t) fake_get32(p));
-        } else {
-            for (size_t off = 4; off < end && !bad;) {
-                uint8_t kind = body[off++];
-                if (off + 4 > end) { bad = true; break; }
-                size_t sl = (size_t) fake_get32(body + off);
-                if (sl < 5 || off + sl > end) { bad = true; break; }
-                if (kind == 0) {
-                    have = bson_init_static(&cmd, body + off, sl);
-                } else if (nseq < 8) {
-                    const char *id = (const char *) body + off + 4;
-                    size_t idl = strnlen(id, sl - 4);
-                    seqs[nseq].name = id;
-                    seqs[nseq].data = body + off + 4 + idl + 1;
-                    seqs[nseq].len = sl - 4 - idl - 1;
-                    nseq++;
-                }
-                off += sl;
-            }
-        }
-        if (!have || bad) {
-            free(body);
-            break;
-        }
-        pthread_mutex_lock(&s->mu);
-        bson_t *reply = run_command(s, &cmd, seqs, nseq);
-        pthread_mutex_unlock(&s->mu);
-        bool ok = (flags & 2) ? true : send_reply(fd, reply, rid, legacy);
-        bson_destroy(reply);
-        free(body);
-        if (!ok) break;
-    }
-    shutdown(fd, SHUT_RDWR);
-    return NULL;
-}
-
-static void *accept_main(void *arg)
-{
-    docsrv_t *s = arg;
-    for (;;) {
-        int fd = accept(s->lfd, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        pthread_mutex_lock(&s->mu);
-        if (s->stopping || s->nconns == MAX_CONNS) {
-            bool stop = s->stopping;
-            pthread_mutex_unlock(&s->mu);
-            close(fd);
-            if (stop) break;
-            continue;
-        }
-        conn_arg_t *a = malloc(sizeof *a);
-        a->s = s;
-        a->fd = fd;
-        s->conns[s->nconns] = fd;
-        pthread_create(&s->threads[s->nconns], NULL, conn_main, a);
-        s->nconns++;
-        pthread_mutex_unlock(&s->mu);
-    }
-    return NULL;
+    docsrv_t *s = ud;
+    if (rq->refused) return;
+    seq_t seqs[SRV_MAX_SEQS];
+    for (int i = 0; i < rq->nseqs; i++)
+        seqs[i] = (seq_t){.name = rq->seqs[i].id, .data = rq->seqs[i].docs, .len = rq->seqs[i].len};
+    bson_t *r = run_command(s, &rq->body, seqs, rq->nseqs);
+    bson_concat(reply, r);
+    bson_destroy(r);
 }
 
 docsrv_t *docsrv_start(const docsrv_limits_t *limits)
 {
     docsrv_t *s = calloc(1, sizeof *s);
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    s->lim = limits ? *limits : (docsrv_limits_t){16 * 1024 * 1024, 48000000, 100000};
-    pthread_mutex_init(&s->mu, NULL);
-    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(s->lfd, (struct sockaddr *) &sa, sizeof sa) != 0 || listen(s->lfd, 512) != 0) abort();
-    getsockname(s->lfd, (struct sockaddr *) &sa, &sl);
-    s->port = ntohs(sa.sin_port);
-    pthread_create(&s->acceptor, NULL, accept_main, s);
+    if (!s) abort();
+    s->lim = limits ? *limits : (docsrv_limits_t){SRV_MAX_BSON_SIZE, SRV_MAX_MESSAGE_SIZE, SRV_MAX_WRITE_BATCH};
+    /* a message longer than maxMessageSizeBytes closes the connection (the core does it) */
+    srv_config_t cfg = {.max_message = s->lim.max_message};
+    s->srv = srv_new(&cfg, docsrv_command, s);
+    if (srv_listen(s->srv, "127.0.0.1", 0) < 0) abort();
+    srv_start_thread(s->srv);
     return s;
 }
+
+srv_t *docsrv_server(docsrv_t *s) { return s->srv; }
 
 void docsrv_stop(docsrv_t *s)
 {
     if (!s) return;
-    pthread_mutex_lock(&s->mu);
-    s->stopping = true;
-    pthread_mutex_unlock(&s->mu);
-    shutdown(s->lfd, SHUT_RDWR);
-    close(s->lfd);
-    pthread_join(s->acceptor, NULL);
-    for (int i = 0; i < s->nconns; i++) shutdown(s->conns[i], SHUT_RDWR);
-    for (int i = 0; i < s->nconns; i++) {
-        pthread_join(s->threads[i], NULL);
-        close(s->conns[i]);
-    }
+    srv_free(s->srv);
     for (size_t i = 0; i < s->ncolls; i++) {
         for (size_t k = 0; k < s->colls[i].n; k++) bson_destroy(s->colls[i].docs[k]);
         free(s->colls[i].docs);
@@ -775,32 +641,27 @@ void docsrv_stop(docsrv_t *s)
     free(s->colls);
     for (size_t i = 0; i < s->ncursors; i++) cursor_free(s->cursors[i]);
     free(s->cursors);
-    pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
-const char *docsrv_uri(const docsrv_t *s, const char *extra)
-{
-    static __thread char buf[8][512];
-    static __thread unsigned slot;
-    char *b = buf[slot++ % 8];
-    snprintf(b, sizeof buf[0], "mongodb://127.0.0.1:%u/?%s", (unsigned) s->port, extra ? extra : "");
-    return b;
-}
+const char *docsrv_uri(const docsrv_t *s, const char *extra) { return srv_uri(srv_port(s->srv, 0), NULL, extra); }
 
 docsrv_stats_t docsrv_stats(docsrv_t *s)
 {
-    pthread_mutex_lock(&s->mu);
+    srv_lock(s->srv);
     docsrv_stats_t st = s->st;
-    pthread_mutex_unlock(&s->mu);
+    const srv_counts_t *c = srv_counts(s->srv);
+    st.max_message = c->longest_message;
+    st.limit_errors += c->oversize_messages;
+    srv_unlock(s->srv);
     return st;
 }
 
 bson_t **docsrv_docs(docsrv_t *s, const char *ns, size_t *n)
 {
-    pthread_mutex_lock(&s->mu);
+    srv_lock(s->srv);
     bson_t **v = select_docs(s, ns, NULL, 1, 0, 0, n);
-    pthread_mutex_unlock(&s->mu);
+    srv_unlock(s->srv);
     return v;
 }
 

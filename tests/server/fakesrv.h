@@ -1,6 +1,8 @@
-/* fakesrv: a scripted MongoDB wire server inside the test binary (one thread per connection,
- * blocking I/O), for timeouts, cancellation and faults. It answers the handshake (OP_QUERY or
- * OP_MSG hello) normally and every other command as its current mode says. */
+/* fakesrv: the scripted server (srv.h) inside the test binary, on a thread of its own, in its
+ * scripted-fault mode: for timeouts, cancellation and faults. It answers the handshake (OP_QUERY
+ * or OP_MSG hello) normally and every other command as its current mode says. It holds the limits
+ * its hello announces (maxWriteBatchSize: InvalidLength; maxBsonObjectSize: BSONObjectTooLarge;
+ * maxMessageSizeBytes: the connection is closed) and MongoDB's session rules, as MongoDB does. */
 #ifndef MQC_FAKESRV_H
 #define MQC_FAKESRV_H
 
@@ -51,8 +53,11 @@ void fakesrv_set_hello_extra(fakesrv_t *s, const bson_t *extra);
 /* on: a hello carrying speculativeAuthenticate is answered as accepted (MONGODB-X509 style). */
 void fakesrv_set_accept_speculative(fakesrv_t *s, bool on);
 void fakesrv_stop(fakesrv_t *s);
+/* The scripted server underneath (srv.h), for what every mode shares: dice faults, a delay for
+ * every reply, the core's counters (take its lock: srv_lock). */
+struct srv *fakesrv_server(fakesrv_t *s);
 
-/* Sessions as MongoDB holds them (bench/session_rules.h): every command's lsid is busy until its
+/* Sessions as MongoDB holds them (session_rules.h): every command's lsid is busy until its
  * reply is written; one arriving while its lsid is busy counts as an overlap (MongoDB would make
  * it wait); a txnNumber older than the highest seen on its lsid is refused with
  * TransactionTooOld (225, not retryable). */
@@ -71,13 +76,5 @@ void fakesrv_sessions(fakesrv_t *s, fakesrv_sessions_t *out);
  * more: further hello fields (NULL: none); they replace defaults of the same name. */
 typedef enum { FAKE_ROLE_STANDALONE = 0, FAKE_ROLE_MONGOS, FAKE_ROLE_PRIMARY } fake_role_t;
 void fakesrv_play(fakesrv_t *s, fake_role_t role, const bson_t *more);
-
-/* Framing helpers shared by the scripted servers (fakesrv.c, fakers.c): blocking whole reads and
- * writes, little-endian int32. */
-#include <stddef.h>
-bool fake_read_full(int fd, void *buf, size_t n);
-bool fake_write_full(int fd, const void *buf, size_t n);
-void fake_put32(uint8_t *p, int32_t v);
-int32_t fake_get32(const uint8_t *p);
 
 #endif

@@ -1,5 +1,6 @@
-/* session_rules: the server-session rules of MongoDB, for the scripted servers (bench/stubd.c,
- * tests/fakesrv.c). Header-only and libbson-only, so that stubd stays free of mqc code.
+/* session_rules: the server-session rules of MongoDB, for the scripted server (tests/server/srv.c
+ * applies them to every command but hello, in every mode). Header-only and libbson-only, so that
+ * the server stays free of mqc code (and tests can use the lsid helpers).
  *
  * What a replica set or mongos does, and what these servers do instead where it matters:
  * - A session runs one operation at a time; a second one on the same lsid waits for the first.
@@ -10,7 +11,7 @@
  * - Distinct lsids are counted: a client should use no more sessions than it has operations in
  *   flight at once.
  *
- * Not thread-safe: fakesrv (a thread per connection) holds a lock around begin and end. */
+ * Not thread-safe: the server calls it from its loop, under its lock. */
 #ifndef MQC_SESSION_RULES_H
 #define MQC_SESSION_RULES_H
 
