@@ -1,4 +1,4 @@
-/* scripts/check-layers keeps lib/'s floors honest (docs/development.md, "Floors of lib/"): here it
+/* scripts/check-layers keeps lib/'s floors honest (docs/internals/development.md, "Floors of lib/"): here it
  * runs on the two small trees of tests/check_layers, which it must pass (good/) and fail with each
  * kind of violation named (bad/). Whether lib/ itself passes is .ci/run's business. */
 #include <stdio.h>
