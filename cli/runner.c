@@ -32,16 +32,25 @@
 
 typedef struct mqthread mqthread_t;
 
+/* One operation in flight. Small on purpose (a run may keep 100,000 of them): the drawn
+ * documents live in the thread's one draw buffer only while the operation is submitted (the
+ * library copies what it is given), so a slot keeps what its completion needs and no bson_t,
+ * except a read-modify-write's filter between its read and its write. */
 typedef struct slot {
     mqthread_t *t;
-    mqload_opinst_t oi;
     int64_t start_ns;       /* submit time (closed) or intended time (open) */
-    bool measured;
-    int stage;              /* the --stages stage it belongs to, -1 for none */
-    bool busy;
+    int64_t key;            /* the drawn key (a read-modify-write's update needs it) */
     mqc_cursor_t *cursor;
+    bson_t *rmw_filter;     /* a read-modify-write between its read and its write, else NULL */
     struct slot *next_free;
+    int32_t stage;          /* the --stages stage it belongs to, -1 for none */
+    uint8_t op;             /* index into the workload's ops (MQLOAD_MAX_OPS fits) */
+    bool measured;
+    bool busy;
 } slot_t;
+
+/* Slots come in blocks that never move (a slot's address is the callbacks' ud). */
+#define SLOT_BLOCK 256
 
 struct mqthread {
     mqload_run_t *run;
@@ -51,9 +60,11 @@ struct mqthread {
     mqc_client_t *client;
     mqc_collection_t *coll;
     mqload_wl_thread_t wl;
+    mqload_opinst_t draw;     /* the operation being submitted: buffers reused by every draw */
+    bson_t xopts;             /* aggregate/scan: opts + the drawn options, reused */
     mqload_tstats_t *stats;
-    slot_t **slots;
-    size_t n_slots, cap_slots;
+    slot_t **blocks;          /* n_slots slots in blocks of SLOT_BLOCK */
+    size_t n_slots, n_blocks, cap_blocks;
     slot_t *free_slots;
     uint64_t in_flight;
     uint64_t requests_left;   /* -n share; UINT64_MAX without -n */
@@ -159,7 +170,7 @@ static void complete(slot_t *s, const mqc_error_t *error)
         char kind[96];
         if (error) mqload_error_kind_mqc(error, kind, sizeof kind);
         int64_t lat = now - s->start_ns;
-        mqload_tstats_record_full(t->stats, s->oi.op, (uint64_t) (lat > 0 ? lat : 0), error ? kind : NULL,
+        mqload_tstats_record_full(t->stats, s->op, (uint64_t) (lat > 0 ? lat : 0), error ? kind : NULL,
                                   error ? error->message : NULL, (now - run->measure_ns) / 1000000000, s->stage);
         int64_t prev = atomic_load_explicit(&run->last_done_ns, memory_order_relaxed);
         while (now > prev && !atomic_compare_exchange_weak_explicit(&run->last_done_ns, &prev, now,
@@ -188,12 +199,23 @@ static void complete(slot_t *s, const mqc_error_t *error)
 static void reply_cb(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
 {
     slot_t *s = ud;
+    mqthread_t *t = s->t;
     (void) op;
-    if (!error && s->oi.type == MQLOAD_OP_RMW && bson_empty(&s->oi.update)) {
-        /* The read of a read-modify-write came back: now the write, timed as one operation. */
-        mqload_wl_rmw_update(&s->t->wl, &s->oi);
-        mqc_collection_update_one(s->t->coll, &s->oi.filter, &s->oi.update, &s->t->opts, reply_cb, s);
-        return;
+    if (s->rmw_filter) {
+        bson_t *filter = s->rmw_filter;
+        s->rmw_filter = NULL;
+        if (!error && !t->destroyed) {
+            /* The read of a read-modify-write came back: now the write of the same key, with the
+             * same filter, timed as one operation. The draw buffer is free: nothing else is being
+             * submitted from inside a callback. */
+            t->draw.op = s->op;
+            t->draw.key = s->key;
+            mqload_wl_rmw_update(&t->wl, &t->draw);
+            mqc_collection_update_one(t->coll, filter, &t->draw.update, &t->opts, reply_cb, s);
+            bson_destroy(filter);
+            return;
+        }
+        bson_destroy(filter);
     }
     (void) reply;
     complete(s, error);
@@ -210,17 +232,18 @@ static void batch_cb(mqc_cursor_t *cursor, const bson_t *docs, size_t n_docs, co
     complete(s, error);
 }
 
+/* Submits the operation drawn into t->draw for slot s. */
 static void dispatch(slot_t *s)
 {
     mqthread_t *t = s->t;
-    mqload_opinst_t *oi = &s->oi;
+    mqload_opinst_t *oi = &t->draw;
     const mqload_opdef_t *def = &t->run->wl->ops[oi->op];
     switch (oi->type) {
     case MQLOAD_OP_FIND:
         mqc_collection_find_one(t->coll, &oi->filter, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_RMW:
-        bson_reinit(&oi->update); /* empty marks "read not done yet" */
+        s->rmw_filter = bson_copy(&oi->filter); /* set marks "read not done yet" */
         mqc_collection_find_one(t->coll, &oi->filter, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_INSERT:
@@ -238,22 +261,18 @@ static void dispatch(slot_t *s)
     case MQLOAD_OP_COMMAND:
         mqc_client_command(t->client, def->cmd_db, &oi->command, &t->opts, reply_cb, s);
         break;
-    case MQLOAD_OP_AGGREGATE: {
-        bson_t o = BSON_INITIALIZER;
-        bson_concat(&o, &t->opts);
-        bson_concat(&o, &oi->options);
-        s->cursor = mqc_collection_aggregate(t->coll, &oi->pipeline, &o, batch_cb, s);
-        bson_destroy(&o);
+    case MQLOAD_OP_AGGREGATE:
+        bson_reinit(&t->xopts);
+        bson_concat(&t->xopts, &t->opts);
+        bson_concat(&t->xopts, &oi->options);
+        s->cursor = mqc_collection_aggregate(t->coll, &oi->pipeline, &t->xopts, batch_cb, s);
         break;
-    }
-    case MQLOAD_OP_SCAN: {
-        bson_t o = BSON_INITIALIZER;
-        bson_concat(&o, &t->opts);
-        bson_concat(&o, &oi->options);
-        s->cursor = mqc_collection_find(t->coll, &oi->filter, &o, batch_cb, s);
-        bson_destroy(&o);
+    case MQLOAD_OP_SCAN:
+        bson_reinit(&t->xopts);
+        bson_concat(&t->xopts, &t->opts);
+        bson_concat(&t->xopts, &oi->options);
+        s->cursor = mqc_collection_find(t->coll, &oi->filter, &t->xopts, batch_cb, s);
         break;
-    }
     default:
         abort();
     }
@@ -263,7 +282,9 @@ static void submit_at(slot_t *s, int64_t start_ns)
 {
     mqthread_t *t = s->t;
     mqload_run_t *run = t->run;
-    mqload_wl_next(&t->wl, &s->oi);
+    mqload_wl_next(&t->wl, &t->draw);
+    s->op = (uint8_t) t->draw.op;
+    s->key = t->draw.key;
     s->start_ns = start_ns;
     s->measured = start_ns >= run->measure_ns;
     s->stage = -1;
@@ -296,18 +317,26 @@ static void submit_next(slot_t *s)
     submit_at(s, now);
 }
 
+static slot_t *slot_at(mqthread_t *t, size_t i)
+{
+    return &t->blocks[i / SLOT_BLOCK][i % SLOT_BLOCK];
+}
+
 static slot_t *slot_new(mqthread_t *t)
 {
-    slot_t *s = calloc(1, sizeof *s);
-    if (!s) abort();
-    s->t = t;
-    mqload_opinst_init(&s->oi);
-    if (t->n_slots == t->cap_slots) {
-        t->cap_slots = t->cap_slots ? t->cap_slots * 2 : 64;
-        t->slots = realloc(t->slots, t->cap_slots * sizeof *t->slots);
-        if (!t->slots) abort();
+    if (t->n_slots == t->n_blocks * SLOT_BLOCK) {
+        if (t->n_blocks == t->cap_blocks) {
+            t->cap_blocks = t->cap_blocks ? t->cap_blocks * 2 : 4;
+            t->blocks = realloc(t->blocks, t->cap_blocks * sizeof *t->blocks);
+            if (!t->blocks) abort();
+        }
+        t->blocks[t->n_blocks] = calloc(SLOT_BLOCK, sizeof(slot_t));
+        if (!t->blocks[t->n_blocks]) abort();
+        t->n_blocks++;
     }
-    t->slots[t->n_slots++] = s;
+    slot_t *s = slot_at(t, t->n_slots++);
+    s->t = t;
+    s->stage = -1;
     return s;
 }
 
@@ -451,7 +480,7 @@ static void *thread_main(void *arg)
     } else {
         size_t n = (size_t) mqload_share(run->cfg->concurrency, run->n_stats, t->index);
         for (size_t i = 0; i < n; i++) slot_new(t);
-        for (size_t i = 0; i < n; i++) submit_next(t->slots[i]);
+        for (size_t i = 0; i < n; i++) submit_next(slot_at(t, i));
     }
     if (!(t->stopping && t->in_flight == 0)) ev_run(t->loop, 0);
     ev_timer_stop(t->loop, &t->tick);
@@ -491,6 +520,8 @@ bool mqload_mqc_prepare(mqload_run_t *run, char *err, size_t esz)
         t->stats = &run->stats[i];
         bson_init(&t->opts);
         bson_init(&t->find_opts);
+        bson_init(&t->xopts);
+        mqload_opinst_init(&t->draw);
         if (cfg->timeout_s > 0) BSON_APPEND_INT64(&t->opts, "timeoutMS", (int64_t) (cfg->timeout_s * 1000 + 0.5));
         t->loop = ev_loop_new(EVFLAG_AUTO);
         if (!t->loop) {
@@ -592,11 +623,11 @@ void mqload_mqc_cleanup(mqload_run_t *run)
          * start); they touch only this thread's slots, which are freed after. */
         t->destroyed = true;
         mqc_client_destroy(t->client);
-        for (size_t k = 0; k < t->n_slots; k++) {
-            mqload_opinst_free(&t->slots[k]->oi);
-            free(t->slots[k]);
-        }
-        free(t->slots);
+        for (size_t k = 0; k < t->n_slots; k++) bson_destroy(slot_at(t, k)->rmw_filter);
+        for (size_t k = 0; k < t->n_blocks; k++) free(t->blocks[k]);
+        free(t->blocks);
+        mqload_opinst_free(&t->draw);
+        bson_destroy(&t->xopts);
         if (t->wl.wl) mqload_wl_thread_free(&t->wl);
         bson_destroy(&t->opts);
         bson_destroy(&t->find_opts);
