@@ -418,10 +418,10 @@ static void cmd_destroy(mqc_op_t *op)
 
 const mqc_op_vt_t mqc_cmd_vt = {"command", cmd_encode, cmd_on_reply, cmd_on_sent, cmd_destroy, NULL};
 
-/* Up to the end of `post`, not the 128-byte alignment's padding after it (client.h). */
+/* Up to its last member, not the 128-byte alignment's padding after it (client.h). */
 static mqc_cmd_impl_t *cmd_impl_alloc(void)
 {
-    mqc_cmd_impl_t *impl = calloc(1, offsetof(mqc_cmd_impl_t, post) + sizeof impl->post);
+    mqc_cmd_impl_t *impl = calloc(1, offsetof(mqc_cmd_impl_t, alloc_end));
     if (!impl) abort();
     return impl;
 }

@@ -216,14 +216,15 @@ void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mq
 /* Used by gather: deliver to the gather after the op's own callback. */
 void mqc_gather_on_member_done(mqc_op_t *member, const bson_t *reply, const mqc_error_t *error);
 
-/* A plain command op (client.c/ops): encodes body `cmd` (which holds "$db"). libbson aligns
- * bson_t to 128 bytes, which pads this struct to 256: client.c allocates it only up to the end of
- * `post` (144 bytes), so `post` stays the last member. */
+/* A plain command op (client.c/ops): encodes body `cmd` (which holds "$db"). */
 typedef struct {
     bson_t cmd;
     bool unacknowledged;
     /* When set, called with an ok:1 reply instead of finishing with it; must finish the op. */
     void (*post)(mqc_op_t *op, const bson_t *reply);
+    /* libbson aligns bson_t to 128 bytes, which pads this struct to 256: client.c allocates only
+     * up to here (144 bytes; a queued op costs its allocations). New members go above. */
+    char alloc_end[];
 } mqc_cmd_impl_t;
 extern const mqc_op_vt_t mqc_cmd_vt;
 /* New command op: copies cmd and appends "$db" (and readConcern/writeConcern as given). */
