@@ -635,6 +635,7 @@ void mqload_mqc_cleanup(mqload_run_t *run)
     if (!e) return;
     for (size_t i = 0; i < e->n; i++) {
         mqthread_t *t = &e->threads[i];
+        if (!t->run) continue; /* prepare failed before it: nothing was initialised */
         mqc_collection_destroy(t->coll);
         /* Destroying the client may still run callbacks of operations never finished (a failed
          * start); they touch only this thread's slots, which are freed after. */
