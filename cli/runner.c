@@ -32,16 +32,42 @@
 
 typedef struct mqthread mqthread_t;
 
+/* A read-modify-write between its read and its write: the same key and filter for the write. */
+typedef struct {
+    int64_t key;
+    bson_t *filter;
+} rmw_t;
+
+/* One operation in flight: 24 bytes, since a run may keep 100,000 of them (the memory goal is
+ * per operation in flight, library included; docs/performance.md). The drawn documents live in
+ * the thread's one draw buffer only while the operation is submitted (the library copies what it
+ * is given), so a slot keeps only what its completion needs; its thread is found from the block
+ * it sits in. */
 typedef struct slot {
-    mqthread_t *t;
-    mqload_opinst_t oi;
     int64_t start_ns;       /* submit time (closed) or intended time (open) */
+    union {
+        rmw_t *rmw;         /* in flight: a read-modify-write's read, else NULL */
+        struct slot *next_free; /* resting in the thread's free list */
+    } u;
+    int32_t stage;          /* the --stages stage it belongs to, -1 for none */
+    uint8_t op;             /* index into the workload's ops (MQLOAD_MAX_OPS fits) */
     bool measured;
-    int stage;              /* the --stages stage it belongs to, -1 for none */
-    bool busy;
-    mqc_cursor_t *cursor;
-    struct slot *next_free;
 } slot_t;
+
+/* Slots come in blocks that never move (a slot's address is the callbacks' ud), aligned to their
+ * size so that a slot's block, and so its thread, is its address rounded down. */
+#define SLOT_BLOCK_BYTES 16384
+typedef struct {
+    mqthread_t *t;
+    slot_t slots[(SLOT_BLOCK_BYTES - sizeof(mqthread_t *)) / sizeof(slot_t)];
+} slot_block_t;
+#define SLOT_BLOCK (sizeof(((slot_block_t *) 0)->slots) / sizeof(slot_t))
+_Static_assert(sizeof(slot_block_t) <= SLOT_BLOCK_BYTES, "a slot block fits its alignment");
+
+static mqthread_t *slot_thread(const slot_t *s)
+{
+    return ((const slot_block_t *) ((uintptr_t) s & ~(uintptr_t) (SLOT_BLOCK_BYTES - 1)))->t;
+}
 
 struct mqthread {
     mqload_run_t *run;
@@ -51,9 +77,11 @@ struct mqthread {
     mqc_client_t *client;
     mqc_collection_t *coll;
     mqload_wl_thread_t wl;
+    mqload_opinst_t draw;     /* the operation being submitted: buffers reused by every draw */
+    bson_t xopts;             /* aggregate/scan: opts + the drawn options, reused */
     mqload_tstats_t *stats;
-    slot_t **slots;
-    size_t n_slots, cap_slots;
+    slot_block_t **blocks;    /* n_slots slots in blocks of SLOT_BLOCK */
+    size_t n_slots, n_blocks, cap_blocks;
     slot_t *free_slots;
     uint64_t in_flight;
     uint64_t requests_left;   /* -n share; UINT64_MAX without -n */
@@ -71,6 +99,7 @@ struct mqthread {
     ev_timer tick;
     bool stopping;
     int64_t stopping_since;
+    int64_t last_done_ns;     /* latest completion of a measured op */
     bool destroyed;
     bson_t find_opts;         /* {limit: 1} etc. are the library's; opts carry timeoutMS */
     bson_t opts;
@@ -96,7 +125,7 @@ void mqload_error_kind_mqc(const void *e_, char *out, size_t outsz)
     }
 }
 
-static void submit_next(slot_t *s);
+static void submit_next(mqthread_t *t, slot_t *s);
 static void open_pump(mqthread_t *t);
 
 static bool past_end(mqthread_t *t, int64_t when)
@@ -152,35 +181,32 @@ static void begin_stop(mqthread_t *t, int64_t now)
 /* The end of one operation (every path: reply, error, batch error, last batch). */
 static void complete(slot_t *s, const mqc_error_t *error)
 {
-    mqthread_t *t = s->t;
+    mqthread_t *t = slot_thread(s);
     mqload_run_t *run = t->run;
     int64_t now = mqload_now_ns();
     if (s->measured) {
         char kind[96];
         if (error) mqload_error_kind_mqc(error, kind, sizeof kind);
         int64_t lat = now - s->start_ns;
-        mqload_tstats_record_full(t->stats, s->oi.op, (uint64_t) (lat > 0 ? lat : 0), error ? kind : NULL,
+        mqload_tstats_record_full(t->stats, s->op, (uint64_t) (lat > 0 ? lat : 0), error ? kind : NULL,
                                   error ? error->message : NULL, (now - run->measure_ns) / 1000000000, s->stage);
-        int64_t prev = atomic_load_explicit(&run->last_done_ns, memory_order_relaxed);
-        while (now > prev && !atomic_compare_exchange_weak_explicit(&run->last_done_ns, &prev, now,
-                                                                    memory_order_relaxed, memory_order_relaxed)) {}
+        t->last_done_ns = now; /* the run's is set once at the end: no shared line on this path */
     } else if (error) {
         atomic_fetch_add_explicit(&t->stats->a_errors, 1, memory_order_relaxed); /* the live line's */
     }
     atomic_fetch_add_explicit(&t->stats->a_completed, 1, memory_order_relaxed);
     t->in_flight--;
-    s->busy = false;
     if (t->destroyed) return; /* client being destroyed: no more submissions */
     if (t->open_loop) {
-        s->next_free = t->free_slots;
+        s->u.next_free = t->free_slots;
         t->free_slots = s;
         open_pump(t);
     } else if (t->conc_ramp && t->active > t->target) {
         t->active--; /* ramping down: this slot rests */
-        s->next_free = t->free_slots;
+        s->u.next_free = t->free_slots;
         t->free_slots = s;
     } else {
-        submit_next(s);
+        submit_next(t, s);
     }
     maybe_finish(t);
 }
@@ -188,12 +214,24 @@ static void complete(slot_t *s, const mqc_error_t *error)
 static void reply_cb(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
 {
     slot_t *s = ud;
+    mqthread_t *t = slot_thread(s);
     (void) op;
-    if (!error && s->oi.type == MQLOAD_OP_RMW && bson_empty(&s->oi.update)) {
-        /* The read of a read-modify-write came back: now the write, timed as one operation. */
-        mqload_wl_rmw_update(&s->t->wl, &s->oi);
-        mqc_collection_update_one(s->t->coll, &s->oi.filter, &s->oi.update, &s->t->opts, reply_cb, s);
-        return;
+    if (s->u.rmw) {
+        rmw_t *rmw = s->u.rmw;
+        s->u.rmw = NULL;
+        bool write = !error && !t->destroyed;
+        if (write) {
+            /* The read of a read-modify-write came back: now the write of the same key, with the
+             * same filter, timed as one operation. The draw buffer is free: the library never
+             * calls back from inside a submission. */
+            t->draw.op = s->op;
+            t->draw.key = rmw->key;
+            mqload_wl_rmw_update(&t->wl, &t->draw);
+            mqc_collection_update_one(t->coll, rmw->filter, &t->draw.update, &t->opts, reply_cb, s);
+        }
+        bson_destroy(rmw->filter);
+        free(rmw);
+        if (write) return;
     }
     (void) reply;
     complete(s, error);
@@ -204,23 +242,25 @@ static void batch_cb(mqc_cursor_t *cursor, const bson_t *docs, size_t n_docs, co
     slot_t *s = ud;
     (void) docs, (void) n_docs;
     /* Every batch is fetched: the latency of a scan or aggregate is the time to its last batch. */
-    if (!error && mqc_cursor_more(cursor) && !s->t->destroyed && mqc_cursor_next(cursor)) return;
+    if (!error && mqc_cursor_more(cursor) && !slot_thread(s)->destroyed && mqc_cursor_next(cursor)) return;
     mqc_cursor_destroy(cursor);
-    s->cursor = NULL;
     complete(s, error);
 }
 
-static void dispatch(slot_t *s)
+/* Submits the operation drawn into t->draw for slot s. */
+static void dispatch(mqthread_t *t, slot_t *s)
 {
-    mqthread_t *t = s->t;
-    mqload_opinst_t *oi = &s->oi;
+    mqload_opinst_t *oi = &t->draw;
     const mqload_opdef_t *def = &t->run->wl->ops[oi->op];
     switch (oi->type) {
     case MQLOAD_OP_FIND:
         mqc_collection_find_one(t->coll, &oi->filter, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_RMW:
-        bson_reinit(&oi->update); /* empty marks "read not done yet" */
+        s->u.rmw = malloc(sizeof *s->u.rmw); /* set marks "read not done yet" */
+        if (!s->u.rmw) abort();
+        s->u.rmw->key = oi->key;
+        s->u.rmw->filter = bson_copy(&oi->filter);
         mqc_collection_find_one(t->coll, &oi->filter, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_INSERT:
@@ -238,32 +278,29 @@ static void dispatch(slot_t *s)
     case MQLOAD_OP_COMMAND:
         mqc_client_command(t->client, def->cmd_db, &oi->command, &t->opts, reply_cb, s);
         break;
-    case MQLOAD_OP_AGGREGATE: {
-        bson_t o = BSON_INITIALIZER;
-        bson_concat(&o, &t->opts);
-        bson_concat(&o, &oi->options);
-        s->cursor = mqc_collection_aggregate(t->coll, &oi->pipeline, &o, batch_cb, s);
-        bson_destroy(&o);
+    case MQLOAD_OP_AGGREGATE:
+        bson_reinit(&t->xopts);
+        bson_concat(&t->xopts, &t->opts);
+        bson_concat(&t->xopts, &oi->options);
+        mqc_collection_aggregate(t->coll, &oi->pipeline, &t->xopts, batch_cb, s); /* batch_cb has the cursor */
         break;
-    }
-    case MQLOAD_OP_SCAN: {
-        bson_t o = BSON_INITIALIZER;
-        bson_concat(&o, &t->opts);
-        bson_concat(&o, &oi->options);
-        s->cursor = mqc_collection_find(t->coll, &oi->filter, &o, batch_cb, s);
-        bson_destroy(&o);
+    case MQLOAD_OP_SCAN:
+        bson_reinit(&t->xopts);
+        bson_concat(&t->xopts, &t->opts);
+        bson_concat(&t->xopts, &oi->options);
+        mqc_collection_find(t->coll, &oi->filter, &t->xopts, batch_cb, s);
         break;
-    }
     default:
         abort();
     }
 }
 
-static void submit_at(slot_t *s, int64_t start_ns)
+static void submit_at(mqthread_t *t, slot_t *s, int64_t start_ns)
 {
-    mqthread_t *t = s->t;
     mqload_run_t *run = t->run;
-    mqload_wl_next(&t->wl, &s->oi);
+    mqload_wl_next(&t->wl, &t->draw);
+    s->op = (uint8_t) t->draw.op;
+    s->u.rmw = NULL;
     s->start_ns = start_ns;
     s->measured = start_ns >= run->measure_ns;
     s->stage = -1;
@@ -279,35 +316,42 @@ static void submit_at(slot_t *s, int64_t start_ns)
             if (s->stage >= 0 && (size_t) s->stage < t->stats->r.n_stages) t->stats->r.stages[s->stage].submitted++;
         }
     }
-    s->busy = true;
     t->in_flight++;
     atomic_fetch_add_explicit(&t->stats->a_submitted, 1, memory_order_relaxed);
-    dispatch(s);
+    dispatch(t, s);
 }
 
-static void submit_next(slot_t *s)
+static void submit_next(mqthread_t *t, slot_t *s)
 {
-    mqthread_t *t = s->t;
     int64_t now = mqload_now_ns();
     if (t->stopping || past_end(t, now)) {
         begin_stop(t, now);
         return;
     }
-    submit_at(s, now);
+    submit_at(t, s, now);
+}
+
+static slot_t *slot_at(mqthread_t *t, size_t i)
+{
+    return &t->blocks[i / SLOT_BLOCK]->slots[i % SLOT_BLOCK];
 }
 
 static slot_t *slot_new(mqthread_t *t)
 {
-    slot_t *s = calloc(1, sizeof *s);
-    if (!s) abort();
-    s->t = t;
-    mqload_opinst_init(&s->oi);
-    if (t->n_slots == t->cap_slots) {
-        t->cap_slots = t->cap_slots ? t->cap_slots * 2 : 64;
-        t->slots = realloc(t->slots, t->cap_slots * sizeof *t->slots);
-        if (!t->slots) abort();
+    if (t->n_slots == t->n_blocks * SLOT_BLOCK) {
+        if (t->n_blocks == t->cap_blocks) {
+            t->cap_blocks = t->cap_blocks ? t->cap_blocks * 2 : 4;
+            t->blocks = realloc(t->blocks, t->cap_blocks * sizeof *t->blocks);
+            if (!t->blocks) abort();
+        }
+        slot_block_t *b = aligned_alloc(SLOT_BLOCK_BYTES, SLOT_BLOCK_BYTES);
+        if (!b) abort();
+        memset(b, 0, sizeof *b);
+        b->t = t;
+        t->blocks[t->n_blocks++] = b;
     }
-    t->slots[t->n_slots++] = s;
+    slot_t *s = slot_at(t, t->n_slots++);
+    s->stage = -1;
     return s;
 }
 
@@ -335,11 +379,11 @@ static void open_pump(mqthread_t *t)
         }
         if (due > now) break;
         slot_t *s = t->free_slots;
-        if (s) t->free_slots = s->next_free;
+        if (s) t->free_slots = s->u.next_free;
         else s = slot_new(t);
         t->next_k++;
         /* Latency counts from when the operation was due, even when it is sent late. */
-        submit_at(s, due);
+        submit_at(t, s, due);
     }
     ev_timer_stop(t->loop, &t->due);
     if (t->in_flight < t->cap) {
@@ -367,10 +411,10 @@ static void conc_adjust(mqthread_t *t, int64_t now)
     t->target = mqload_share((uint64_t) llround(total), run->lanes, run->lane0 + t->index);
     while (!t->stopping && t->active < t->target) {
         slot_t *s = t->free_slots;
-        if (s) t->free_slots = s->next_free;
+        if (s) t->free_slots = s->u.next_free;
         else s = slot_new(t);
         t->active++;
-        submit_next(s);
+        submit_next(t, s);
     }
 }
 
@@ -451,7 +495,7 @@ static void *thread_main(void *arg)
     } else {
         size_t n = (size_t) mqload_share(run->cfg->concurrency, run->n_stats, t->index);
         for (size_t i = 0; i < n; i++) slot_new(t);
-        for (size_t i = 0; i < n; i++) submit_next(t->slots[i]);
+        for (size_t i = 0; i < n; i++) submit_next(t, slot_at(t, i));
     }
     if (!(t->stopping && t->in_flight == 0)) ev_run(t->loop, 0);
     ev_timer_stop(t->loop, &t->tick);
@@ -464,6 +508,8 @@ static void *thread_main(void *arg)
             t->stats->r.stages[i].scheduled = t->stats->r.stages[i].submitted + t->stats->r.stages[i].unsent;
     }
     if (t->client) t->stats->r.conns_opened = mqc_client_stat(t->client, MQC_STAT_CONNS_OPENED);
+    int64_t prev = atomic_load(&run->last_done_ns);
+    while (t->last_done_ns > prev && !atomic_compare_exchange_weak(&run->last_done_ns, &prev, t->last_done_ns)) {}
     atomic_fetch_add(&run->threads_done, 1);
     return NULL;
 }
@@ -491,6 +537,8 @@ bool mqload_mqc_prepare(mqload_run_t *run, char *err, size_t esz)
         t->stats = &run->stats[i];
         bson_init(&t->opts);
         bson_init(&t->find_opts);
+        bson_init(&t->xopts);
+        mqload_opinst_init(&t->draw);
         if (cfg->timeout_s > 0) BSON_APPEND_INT64(&t->opts, "timeoutMS", (int64_t) (cfg->timeout_s * 1000 + 0.5));
         t->loop = ev_loop_new(EVFLAG_AUTO);
         if (!t->loop) {
@@ -587,16 +635,16 @@ void mqload_mqc_cleanup(mqload_run_t *run)
     if (!e) return;
     for (size_t i = 0; i < e->n; i++) {
         mqthread_t *t = &e->threads[i];
+        if (!t->run) continue; /* prepare failed before it: nothing was initialised */
         mqc_collection_destroy(t->coll);
         /* Destroying the client may still run callbacks of operations never finished (a failed
          * start); they touch only this thread's slots, which are freed after. */
         t->destroyed = true;
         mqc_client_destroy(t->client);
-        for (size_t k = 0; k < t->n_slots; k++) {
-            mqload_opinst_free(&t->slots[k]->oi);
-            free(t->slots[k]);
-        }
-        free(t->slots);
+        for (size_t k = 0; k < t->n_blocks; k++) free(t->blocks[k]);
+        free(t->blocks);
+        mqload_opinst_free(&t->draw);
+        bson_destroy(&t->xopts);
         if (t->wl.wl) mqload_wl_thread_free(&t->wl);
         bson_destroy(&t->opts);
         bson_destroy(&t->find_opts);

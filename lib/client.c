@@ -418,10 +418,17 @@ static void cmd_destroy(mqc_op_t *op)
 
 const mqc_op_vt_t mqc_cmd_vt = {"command", cmd_encode, cmd_on_reply, cmd_on_sent, cmd_destroy, NULL};
 
+/* Up to its last member, not the 128-byte alignment's padding after it (client.h). */
+static mqc_cmd_impl_t *cmd_impl_alloc(void)
+{
+    mqc_cmd_impl_t *impl = calloc(1, offsetof(mqc_cmd_impl_t, alloc_end));
+    if (!impl) abort();
+    return impl;
+}
+
 mqc_op_t *mqc_cmd_op_new(mqc_client_t *client, const char *db, const bson_t *cmd, mqc_reply_cb cb, void *ud)
 {
-    mqc_cmd_impl_t *impl = calloc(1, sizeof *impl);
-    if (!impl) abort();
+    mqc_cmd_impl_t *impl = cmd_impl_alloc();
     bson_init(&impl->cmd);
     const char *name = "command";
     bson_iter_t it;
@@ -444,16 +451,14 @@ mqc_op_t *mqc_cmd_op_new(mqc_client_t *client, const char *db, const bson_t *cmd
 
 mqc_cmd_impl_t *mqc_cmd_impl_new(void)
 {
-    mqc_cmd_impl_t *impl = calloc(1, sizeof *impl);
-    if (!impl) abort();
+    mqc_cmd_impl_t *impl = cmd_impl_alloc();
     bson_init(&impl->cmd);
     return impl;
 }
 
 mqc_op_t *mqc_cmd_op_take(mqc_client_t *client, const char *db, bson_t *cmd, mqc_reply_cb cb, void *ud)
 {
-    mqc_cmd_impl_t *impl = calloc(1, sizeof *impl);
-    if (!impl) abort();
+    mqc_cmd_impl_t *impl = cmd_impl_alloc();
     /* The command was built for us (with "$db"): move it in instead of copying it again. */
     bson_steal(&impl->cmd, cmd);
     return mqc_cmd_op_adopt(client, db, impl, cb, ud);

@@ -84,6 +84,7 @@ struct mqc_op {
     void *ud;
     uint64_t id;
     mqc_op_state_t state;
+    int32_t request_id;          /* beside state: no padding (a queued op costs its size) */
     const char *name;            /* command name for events/errors; static or in impl */
     char db[64];
 
@@ -91,7 +92,6 @@ struct mqc_op {
     mqc_server_t *pin;           /* when set, only this server */
     mqc_conn_t *conn;
     mqc_pool_waiter_t waiter;
-    int32_t request_id;
     int64_t sent_us;
 
     int64_t start_us, end_us;
@@ -103,9 +103,10 @@ struct mqc_op {
     uint8_t retry;               /* MQC_RETRY_*: may be retried once */
     bool retried;                /* the one retry was used */
     bool selecting;              /* waiting (in client->selecting via qlink) for a suitable server */
+    bool txn_ok;                 /* retryable write: lsid + txnNumber go with the command */
+    bool gather_own;             /* op is a gather's own op (impl is the gather) */
     int64_t select_deadline_us;  /* when the wait for a server gives up */
     int64_t txn_number;          /* retryable write: the current batch's txnNumber (0: none) */
-    bool txn_ok;                 /* retryable write: lsid + txnNumber go with the command */
     /* The implicit server session (lib/session.c), taken when the op is first sent to a server
      * with sessions, kept across its retry, given back when the op ends. */
     mqc_session_t *session;
@@ -122,7 +123,6 @@ struct mqc_op {
 
     struct mqc_gather *gather;   /* the group this op belongs to, if any */
     size_t gather_slot;
-    bool gather_own;             /* op is a gather's own op (impl is the gather) */
 };
 
 struct mqc_client {
@@ -222,6 +222,9 @@ typedef struct {
     bool unacknowledged;
     /* When set, called with an ok:1 reply instead of finishing with it; must finish the op. */
     void (*post)(mqc_op_t *op, const bson_t *reply);
+    /* libbson aligns bson_t to 128 bytes, which pads this struct to 256: client.c allocates only
+     * up to here (144 bytes; a queued op costs its allocations). New members go above. */
+    char alloc_end[];
 } mqc_cmd_impl_t;
 extern const mqc_op_vt_t mqc_cmd_vt;
 /* New command op: copies cmd and appends "$db" (and readConcern/writeConcern as given). */

@@ -414,3 +414,44 @@ TEST("/mqload/precheck/template_typos", mqload_precheck_template_typos)
         mqload_template_destroy(t);
     }
 }
+
+/* An operation in flight keeps no documents of its own (a slot of 24 bytes; docs/performance.md):
+ * it is drawn into its thread's one set of buffers and the library copies it. A read-modify-write
+ * keeps its key and filter until its write: every one of hundreds in flight over two threads, with
+ * a filter and an update past libbson's 120-byte inline buffer, must send its write (two commands
+ * per completed operation, nothing failed, every submitted operation completed once). */
+TEST("/mqload/honest/rmw_slots", mqload_honest_rmw_slots)
+{
+    tf_mqload_need();
+    char wl[600], json[600], args[2048];
+    snprintf(wl, sizeof wl, "%s/rmw.json", tf_tmpdir());
+    snprintf(json, sizeof json, "%s/rmw-result.json", tf_tmpdir());
+    FILE *f = fopen(wl, "w");
+    ASSERT_NOT_NULL(f);
+    fprintf(f, "{\"name\": \"rmw\", \"keys\": 1000, \"operations\": [{\"op\": \"rmw\", "
+               "\"filter\": {\"_id\": {\"$key\": {}}, \"tag\": \"%0150d\"}, "
+               "\"update\": {\"$set\": {\"s\": {\"$randString\": 200}, \"n\": {\"$randInt\": [0, 9]}}}}]}",
+            0);
+    fclose(f);
+    chaos_stub_t s;
+    const char *const extra[] = {"--delay-us", "2000", NULL};
+    chaos_stub_start(&s, 0, extra);
+    snprintf(args, sizeof args, "--uri 'mongodb://127.0.0.1:%d/?directConnection=true' --workload '%s' -t 2 -c 400 "
+             "-C 50 -d 1 --warmup 0 --json '%s' --no-progress", s.port, wl, json);
+    int rc = tf_mqload(NULL, args, g_out, sizeof g_out);
+    chaos_stub_stop(&s);
+    ASSERT_MSG(rc == 0, "exit %d: %s", rc, g_out);
+    mqload_result_t r;
+    tf_mqload_result(json, &r);
+    long long commands = chaos_stub_stat(&s, "commands"), conns = chaos_stub_stat(&s, "connections_accepted");
+    tf_note("%llu read-modify-writes, %lld commands over %lld connections", (unsigned long long) r.completed, commands,
+            conns);
+    ASSERT_GT(r.completed, 400);
+    ASSERT_EQ(r.submitted, r.completed);
+    ASSERT_EQ(r.errors, 0);
+    /* Each completed one sent its read and its write; besides them only the handshakes, the
+     * monitors' hellos and endSessions (a few per connection). */
+    ASSERT_GE(commands, (long long) (2 * r.completed));
+    ASSERT_LE(commands, (long long) (2 * r.completed) + 4 * conns + 20);
+    mqload_result_free(&r);
+}
