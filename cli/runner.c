@@ -39,7 +39,7 @@ typedef struct {
 } rmw_t;
 
 /* One operation in flight: 24 bytes, since a run may keep 100,000 of them (the memory goal is
- * per operation in flight, library included; docs/performance.md). The drawn documents live in
+ * per operation in flight, library included; docs/internals/performance.md). The drawn documents live in
  * the thread's one draw buffer only while the operation is submitted (the library copies what it
  * is given), so a slot keeps only what its completion needs; its thread is found from the block
  * it sits in. */

@@ -415,7 +415,7 @@ TEST("/mqload/precheck/template_typos", mqload_precheck_template_typos)
     }
 }
 
-/* An operation in flight keeps no documents of its own (a slot of 24 bytes; docs/performance.md):
+/* An operation in flight keeps no documents of its own (a slot of 24 bytes; docs/internals/performance.md):
  * it is drawn into its thread's one set of buffers and the library copies it. A read-modify-write
  * keeps its key and filter until its write: every one of hundreds in flight over two threads, with
  * a filter and an update past libbson's 120-byte inline buffer, must send its write (two commands
