@@ -120,6 +120,7 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     client->resolver = mqc_resolver_new(loop);
     mqc_list_init(&client->ops);
     mqc_list_init(&client->completions);
+    mqc_list_init(&client->deferred);
     mqc_list_init(&client->cursors);
     ev_init(&client->flush_timer, on_flush);
     client->flush_timer.data = client;

@@ -103,6 +103,7 @@ struct mqc_op {
     uint8_t retry;               /* MQC_RETRY_*: may be retried once */
     bool retried;                /* the one retry was used */
     bool selecting;              /* waiting (in client->selecting via qlink) for a suitable server */
+    bool deferred;               /* submitted while a connection was held (client->deferred via qlink) */
     int64_t select_deadline_us;  /* when the wait for a server gives up */
     int64_t txn_number;          /* retryable write: the current batch's txnNumber (0: none) */
     bool txn_ok;                 /* retryable write: lsid + txnNumber go with the command */
@@ -141,6 +142,8 @@ struct mqc_client {
     mqc_link_t completions;      /* ops whose callback waits for the loop */
     ev_timer flush_timer;        /* zero-delay timer that delivers completions */
     int submitting;              /* > 0 inside a submit call: completions are queued */
+    int holding;                 /* > 0 while a callback runs whose op's connection is not yet back */
+    mqc_link_t deferred;         /* ops submitted meanwhile (mqc_op_t.qlink), dispatched after it */
     int depth;                   /* > 0 inside a callback into the application */
     bool destroy_requested;
     bool closing;
@@ -195,10 +198,6 @@ void mqc_op_fail_early(mqc_op_t *op, uint32_t domain, int32_t code, const char *
 /* The end: delivers the callback now, or queues it when inside a submit call. Exactly once;
  * later calls are ignored. reply may be NULL. */
 void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
-/* From the connection: the request's reply arrived / the connection failed. */
-void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply);
-void mqc_op_on_sent(mqc_op_t *op, mqc_conn_t *conn);
-void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *error);
 /* Delivers every queued completion (the flush timer's job; also used by destroy). */
 void mqc_op_flush_completions(mqc_client_t *client);
 /* The topology changed: ops waiting for a server try selection again. */
