@@ -6,6 +6,10 @@
 #include <string.h>
 
 #include "client.h"
+#include "cmd.h"
+#include "cursor.h"
+#include "handles.h"
+#include "op.h"
 #include "read.h"
 
 static bool has(const bson_t *opts, const char *key, bson_iter_t *it)

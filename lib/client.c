@@ -6,14 +6,17 @@
 #include <sys/utsname.h>
 
 #include "client.h"
+#include "cmd.h"
 #include "cmd_event.h"
-#include "worker.h"
 #include "conn.h"
 #include "conn_secure.h"
+#include "cursor.h"
+#include "op.h"
 #include "scram.h"
 #include "seedlist.h"
 #include "tls.h"
 #include "topology.h"
+#include "worker.h"
 
 static void on_flush(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -309,14 +312,6 @@ mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t 
 }
 
 /* ---- the plain command op ---------------------------------------------------------------- */
-
-bool mqc_reply_ok(const bson_t *reply, mqc_error_t *error)
-{
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, reply, "ok") && bson_iter_as_bool(&it)) return true;
-    mqc_error_from_reply(error, MQC_ERROR_SERVER, reply);
-    return false;
-}
 
 /* Replaces the command's $readPreference with mode (or removes it for NULL). */
 static void cmd_set_read_pref(mqc_cmd_impl_t *impl, const bson_t *rp)
