@@ -5,12 +5,26 @@
 
 #include "op.h"
 
-/* A plain command op (client.c): encodes body `cmd` (which holds "$db"). */
+/* What the API makes of an ok:1 reply (find_one's first document, a count's number), handed
+ * to the command op once when it is built and applied on the way up, before the op ends. A
+ * pure function of the command and its reply: it neither finishes the op nor calls anything
+ * of the op's; the op ends with what it leaves in result (or with the reply and error when it
+ * returns false). */
+typedef struct {
+    const char *name;            /* the op's name, for messages */
+    const bson_t *cmd;           /* the command sent */
+    const bson_t *reply;         /* its ok:1 reply */
+    const bson_t *result;        /* out: reply, a document inside it, &tmp, or NULL (no document) */
+    bson_t tmp;                  /* a result built anew: initialised by the transform, freed by cmd.c */
+    mqc_error_t error;           /* out, when the transform returns false */
+} mqc_cmd_result_t;
+typedef bool (*mqc_cmd_result_fn)(mqc_cmd_result_t *r);
+
+/* A plain command op (cmd.c): encodes body `cmd` (which holds "$db"). */
 typedef struct {
     bson_t cmd;
     bool unacknowledged;
-    /* When set, called with an ok:1 reply instead of finishing with it; must finish the op. */
-    void (*post)(mqc_op_t *op, const bson_t *reply);
+    mqc_cmd_result_fn result;    /* when set, turns an ok:1 reply into the op's result */
 } mqc_cmd_impl_t;
 extern const mqc_op_vt_t mqc_cmd_vt;
 /* New command op: copies cmd and appends "$db" (and readConcern/writeConcern as given). */
