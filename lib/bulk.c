@@ -6,7 +6,10 @@
 #include <string.h>
 
 #include "client.h"
+#include "cmd.h"
 #include "conn.h"
+#include "handles.h"
+#include "op.h"
 #include "reply.h"
 
 /* the same order as reply.h's mqc_write_kind_t, which the replies are folded with */

@@ -5,6 +5,10 @@
 #include <string.h>
 
 #include "client.h"
+#include "cmd.h"
+#include "cursor.h"
+#include "handles.h"
+#include "op.h"
 #include "read.h"
 #include "reply.h"
 

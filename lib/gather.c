@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "client.h"
+#include "gather.h"
+#include "op.h"
 
 typedef struct {
     mqc_op_t *op;                /* valid until done */

@@ -7,8 +7,11 @@
 #include <string.h>
 
 #include "client.h"
+#include "cmd.h"
 #include "cmd_event.h"
 #include "conn.h"
+#include "gather.h"
+#include "op.h"
 #include "topology.h"
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);

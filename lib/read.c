@@ -5,6 +5,10 @@
 #include <string.h>
 
 #include "client.h"
+#include "cmd.h"
+#include "cursor.h"
+#include "handles.h"
+#include "op.h"
 #include "read.h"
 
 static const bson_t *or_empty(const bson_t *b, bson_t *empty)
@@ -69,12 +73,12 @@ void mqc_build_aggregate(mqc_client_t *client, const mqc_collection_t *coll, con
 }
 
 /* A command op taking over a command that already holds "$db". */
-static mqc_op_t *op_for(mqc_collection_t *coll, bson_t *cmd, const bson_t *opts, void (*post)(mqc_op_t *, const bson_t *),
+static mqc_op_t *op_for(mqc_collection_t *coll, bson_t *cmd, const bson_t *opts, mqc_cmd_result_fn result,
                         mqc_reply_cb cb, void *ud)
 {
     mqc_op_t *op = mqc_cmd_op_take(coll->client, coll->db, cmd, cb, ud);
     mqc_cmd_impl_t *impl = op->impl;
-    impl->post = post;
+    impl->result = result;
     op->retry = MQC_RETRY_READ; /* count, distinct; findAndModify turns it into a write */
     mqc_op_set_timeout_from(op, opts);
     return op;
@@ -93,31 +97,25 @@ bool mqc_reply_first_batch(const bson_t *reply, bson_iter_t *batch)
     return false;
 }
 
-static void bad_reply(mqc_op_t *op, const bson_t *reply, const char *what)
+static bool bad_reply(mqc_cmd_result_t *r, const char *what)
 {
-    mqc_error_t err;
-    mqc_error_set(&err, MQC_ERROR_PROTOCOL, 0, "%s: the server's reply has no %s", op->name, what);
-    mqc_op_finish(op, reply, &err);
+    mqc_error_set(&r->error, MQC_ERROR_PROTOCOL, 0, "%s: the server's reply has no %s", r->name, what);
+    return false;
 }
 
-static void find_one_post(mqc_op_t *op, const bson_t *reply)
+/* find_one's result: the first document of the first batch, or none. */
+static bool find_one_result(mqc_cmd_result_t *r)
 {
     bson_iter_t batch;
-    if (!mqc_reply_first_batch(reply, &batch)) {
-        bad_reply(op, reply, "cursor.firstBatch");
-        return;
-    }
+    if (!mqc_reply_first_batch(r->reply, &batch)) return bad_reply(r, "cursor.firstBatch");
+    r->result = NULL;
     if (bson_iter_next(&batch) && BSON_ITER_HOLDS_DOCUMENT(&batch)) {
         uint32_t len;
         const uint8_t *data;
-        bson_t doc;
         bson_iter_document(&batch, &len, &data);
-        if (bson_init_static(&doc, data, len)) {
-            mqc_op_finish(op, &doc, NULL);
-            return;
-        }
+        if (bson_init_static(&r->tmp, data, len)) r->result = &r->tmp;
     }
-    mqc_op_finish(op, NULL, NULL);
+    return true;
 }
 
 mqc_op_t *mqc_collection_find_one(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts, mqc_reply_cb cb,
@@ -135,26 +133,24 @@ mqc_op_t *mqc_collection_find_one(mqc_collection_t *coll, const bson_t *filter, 
     BSON_APPEND_BOOL(cmd, "singleBatch", true);
     mqc_apply_read_opts(coll->client, cmd, opts);
     BSON_APPEND_UTF8(cmd, "$db", coll->db);
-    impl->post = find_one_post;
+    impl->result = find_one_result;
     mqc_op_t *op = mqc_cmd_op_adopt(coll->client, coll->db, impl, cb, ud);
     op->retry = MQC_RETRY_READ;
     mqc_op_set_timeout_from(op, opts);
     return mqc_op_submit(op);
 }
 
-static void count_post(mqc_op_t *op, const bson_t *reply)
+/* count_documents' result: {count: n} from the $group stage's one document (none: 0). */
+static bool count_result(mqc_cmd_result_t *r)
 {
     bson_iter_t batch, n;
     int64_t count = 0;
-    if (!mqc_reply_first_batch(reply, &batch)) {
-        bad_reply(op, reply, "cursor.firstBatch");
-        return;
-    }
+    if (!mqc_reply_first_batch(r->reply, &batch)) return bad_reply(r, "cursor.firstBatch");
     if (bson_iter_next(&batch) && bson_iter_recurse(&batch, &n) && bson_iter_find(&n, "n")) count = bson_iter_as_int64(&n);
-    bson_t r = BSON_INITIALIZER;
-    BSON_APPEND_INT64(&r, "count", count);
-    mqc_op_finish(op, &r, NULL);
-    bson_destroy(&r);
+    bson_init(&r->tmp);
+    BSON_APPEND_INT64(&r->tmp, "count", count);
+    r->result = &r->tmp;
+    return true;
 }
 
 mqc_op_t *mqc_collection_count_documents(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts,
@@ -192,7 +188,7 @@ mqc_op_t *mqc_collection_count_documents(mqc_collection_t *coll, const bson_t *f
         if (opts && bson_iter_init_find(&it, opts, *k)) bson_append_iter(&o, *k, -1, &it);
     bson_init(&cmd);
     mqc_build_aggregate(coll->client, coll, &pipeline, &o, &cmd);
-    mqc_op_t *op = op_for(coll, &cmd, &o, count_post, cb, ud);
+    mqc_op_t *op = op_for(coll, &cmd, &o, count_result, cb, ud);
     op->name = "count";
     bson_destroy(&pipeline);
     bson_destroy(&o);
@@ -215,22 +211,21 @@ mqc_op_t *mqc_collection_distinct(mqc_collection_t *coll, const char *key, const
     return mqc_op_submit(op);
 }
 
-static void fam_post(mqc_op_t *op, const bson_t *reply)
+/* findAndModify's result: the reply, failed by its writeConcernError when it has one. */
+static bool fam_result(mqc_cmd_result_t *r)
 {
     bson_iter_t it;
-    if (bson_iter_init_find(&it, reply, "writeConcernError") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+    if (bson_iter_init_find(&it, r->reply, "writeConcernError") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
         uint32_t len;
         const uint8_t *data;
         bson_t wce;
-        mqc_error_t err;
         bson_iter_document(&it, &len, &data);
         if (bson_init_static(&wce, data, len)) {
-            mqc_error_from_reply(&err, MQC_ERROR_WRITE_CONCERN, &wce);
-            mqc_op_finish(op, reply, &err);
-            return;
+            mqc_error_from_reply(&r->error, MQC_ERROR_WRITE_CONCERN, &wce);
+            return false;
         }
     }
-    mqc_op_finish(op, reply, NULL);
+    return true;
 }
 
 typedef enum { FAM_UPDATE, FAM_REPLACE, FAM_DELETE } fam_kind_t;
@@ -266,7 +261,7 @@ static mqc_op_t *find_and_modify(mqc_collection_t *coll, const bson_t *filter, c
     mqc_copy_passthrough_opts(&cmd, opts, handled);
     mqc_apply_write_concern(coll->client, &cmd, opts, &unacked);
     BSON_APPEND_UTF8(&cmd, "$db", coll->db);
-    mqc_op_t *op = op_for(coll, &cmd, opts, fam_post, cb, ud);
+    mqc_op_t *op = op_for(coll, &cmd, opts, fam_result, cb, ud);
     op->is_write = true;
     /* {w: 0}: sent with moreToCome, as the other writes are; there is no document to report. */
     ((mqc_cmd_impl_t *) op->impl)->unacknowledged = unacked;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd.h"
 #include "heartbeat.h"
 
 /* "host:port" / "[v6]:port" (normalised by sdam) into a URI host. */

@@ -1,0 +1,126 @@
+/* op: one operation's life, from submit to its one callback: server selection (topology),
+ * checkout (the server's pool), the request on a connection, retry, deadline, session, and the
+ * completion queue. Operation kinds (the plain command in cmd.c, bulk writes, cursors, gather)
+ * plug in through mqc_op_vt_t. */
+#ifndef MQC_OP_H
+#define MQC_OP_H
+
+#include <ev.h>
+
+#include "common.h"
+#include "mqc.h"
+#include "pool.h"
+#include "session.h"
+#include "wire.h"
+
+typedef struct mqc_conn mqc_conn_t;
+typedef struct mqc_server mqc_server_t;
+
+/* What an operation is, for the retry rules (set by the builders in read.c / bulk.c). */
+enum { MQC_RETRY_NONE = 0, MQC_RETRY_READ, MQC_RETRY_WRITE };
+
+/* Steps an operation goes through. */
+typedef enum {
+    MQC_OP_NEW = 0,
+    MQC_OP_WAITING,              /* in a pool's wait queue */
+    MQC_OP_ACTIVE,               /* on a connection: sending or awaiting a reply */
+    MQC_OP_QUEUED,               /* result decided, callback queued */
+    MQC_OP_DONE,                 /* callback delivered (or being delivered) */
+} mqc_op_state_t;
+
+/* Operation kinds implement these. encode writes the next request for the op into buf (a
+ * whole OP_MSG); on_reply consumes the reply and returns MQC_STEP_DONE after finishing the op
+ * (mqc_op_finish), or MQC_STEP_AGAIN to have encode called again on the same connection. */
+typedef enum { MQC_STEP_DONE = 0, MQC_STEP_AGAIN = 1 } mqc_step_t;
+
+typedef struct mqc_op_vt {
+    const char *kind;
+    bool (*encode)(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t request_id,
+                   bool *more_to_come, mqc_error_t *error);
+    mqc_step_t (*on_reply)(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply);
+    /* After an unacknowledged (moreToCome) request was written: MQC_STEP_DONE or AGAIN. */
+    mqc_step_t (*on_sent)(mqc_op_t *op, mqc_conn_t *conn);
+    /* Called once when the op is freed, to release impl. */
+    void (*destroy)(mqc_op_t *op);
+    /* Gather ops: cancel the members. */
+    void (*cancel)(mqc_op_t *op);
+} mqc_op_vt_t;
+
+struct mqc_op {
+    mqc_client_t *client;
+    const mqc_op_vt_t *vt;
+    void *impl;                  /* per-kind state, freed by vt->destroy */
+    mqc_reply_cb cb;
+    void *ud;
+    uint64_t id;
+    mqc_op_state_t state;
+    const char *name;            /* command name for events/errors; static or in impl */
+    char db[64];
+
+    mqc_server_t *server;        /* pinned server (cursors), or the one selected */
+    mqc_server_t *pin;           /* when set, only this server */
+    mqc_conn_t *conn;
+    mqc_pool_waiter_t waiter;
+    int32_t request_id;
+    int64_t sent_us;
+
+    int64_t start_us, end_us;
+    int64_t deadline_us;         /* 0: none */
+    ev_timer timer;
+    bool timer_on;
+    bool cancelled;
+    bool is_write;
+    uint8_t retry;               /* MQC_RETRY_*: may be retried once */
+    bool retried;                /* the one retry was used */
+    bool selecting;              /* waiting (in client->selecting via qlink) for a suitable server */
+    bool deferred;               /* submitted while a connection was held (client->deferred via qlink) */
+    int64_t select_deadline_us;  /* when the wait for a server gives up */
+    int64_t txn_number;          /* retryable write: the current batch's txnNumber (0: none) */
+    bool txn_ok;                 /* retryable write: lsid + txnNumber go with the command */
+    /* The implicit server session (lib/session.c), taken when the op is first sent to a server
+     * with sessions, kept across its retry, given back when the op ends. */
+    mqc_session_t *session;
+    bool session_borrowed;       /* a cursor's (getMore): the cursor gives it back, not the op */
+    bool session_keep;           /* a cursor's first batch: the cursor may take the session */
+    bool no_session;             /* unacknowledged write, or a command with the user's own lsid */
+    bool internal;               /* endSessions at destroy: may be submitted while closing */
+    mqc_server_t *tried;         /* a retry avoids this server (deprioritized) */
+
+    mqc_link_t link;             /* client->ops: every live op, for shutdown */
+    mqc_link_t qlink;            /* client->completions */
+    bson_t *q_reply;             /* queued completion */
+    mqc_error_t *q_error;        /* queued or early error; allocated only then (ops stay small) */
+
+    struct mqc_gather *gather;   /* the group this op belongs to, if any */
+    size_t gather_slot;
+    bool gather_own;             /* op is a gather's own op (impl is the gather) */
+};
+
+mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
+                     mqc_reply_cb cb, void *ud);
+/* Reads "timeoutMS" from opts (else the client's default) and sets the deadline. */
+void mqc_op_set_timeout_from(mqc_op_t *op, const bson_t *opts);
+/* Starts the op: select, check out, send. Errors set before (op_fail_early) are delivered. */
+mqc_op_t *mqc_op_submit(mqc_op_t *op);
+/* Marks a submit-time error; mqc_op_submit then queues it instead of starting the op. */
+void mqc_op_fail_early(mqc_op_t *op, uint32_t domain, int32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The end: delivers the callback now, or queues it when inside a submit call. Exactly once;
+ * later calls are ignored. reply may be NULL. */
+void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
+/* Delivers every queued completion (the flush timer's job; also used by destroy). */
+void mqc_op_flush_completions(mqc_client_t *client);
+/* The topology changed: ops waiting for a server try selection again. */
+void mqc_op_wake_selecting(mqc_client_t *client);
+/* Fails every live op with MQC_ERROR_SHUTDOWN (client destroy). */
+void mqc_op_fail_all(mqc_client_t *client);
+/* Writes the op's command body into buf, with the op's session (lsid, and txnNumber for a
+ * retryable write) appended when it has one. Every encoder sends its body through this. */
+void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body);
+/* The retryable write's txnNumber for a new statement (a bulk's next batch): the next number
+ * of the op's session. Only when op->txn_ok. */
+void mqc_op_next_txn(mqc_op_t *op);
+/* Gives a session back to the client's pool (a cursor's, when it is exhausted or dead). */
+void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mqc_session_t *s);
+
+#endif
