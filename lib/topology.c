@@ -77,7 +77,7 @@ static void apply_changes(mqc_topology_t *t)
         case MQC_SDAM_SERVER_ADDED: {
             mqc_uri_host_t h;
             host_from_address(ev->address, &h);
-            s = mqc_server_new(client, &h, true);
+            s = mqc_server_new(&client->server_env, &h, true);
             snprintf(s->address, sizeof s->address, "%s", ev->address);
             add_server(client, s);
             mqc_sdam_server_t *ss = mqc_sdam_find(&t->td, ev->address);
@@ -154,7 +154,7 @@ bool mqc_topology_start(mqc_client_t *client, mqc_error_t *error)
     if (u->load_balanced || direct || lone || unix_host || u->n_hosts == 0) {
         /* Nothing to discover: the server is used as it is, as a direct connection should. */
         for (size_t i = 0; i < u->n_hosts; i++) {
-            mqc_server_t *s = mqc_server_new(client, &u->hosts[i], false);
+            mqc_server_t *s = mqc_server_new(&client->server_env, &u->hosts[i], false);
             if (!mqc_sdam_normalize_address(u->hosts[i].host_and_port, s->address, sizeof s->address))
                 snprintf(s->address, sizeof s->address, "%s", u->hosts[i].host_and_port);
             add_server(client, s);
