@@ -8,6 +8,7 @@
 #include <ev.h>
 
 #include "common.h"
+#include "conn.h"
 #include "mqc.h"
 #include "pool.h"
 #include "session.h"

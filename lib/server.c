@@ -220,9 +220,22 @@ mqc_server_t *mqc_server_new(const mqc_server_env_t *env, const mqc_uri_host_t *
     return s;
 }
 
+void mqc_server_monitor(mqc_server_t *s, void (*report)(void *ud, const mqc_sd_t *sd),
+                        bool (*known)(void *ud, const char *address), void *ud)
+{
+    const mqc_conn_ctx_t *cx = s->env->conns;
+    mqc_heartbeat_config_t cfg = {.loop = cx->loop, .resolver = s->env->resolver, .host = &s->host,
+                                  .address = s->address, .frequency_ms = cx->uri->heartbeat_frequency_ms,
+                                  .connect_timeout_ms = cx->uri->connect_timeout_ms, .metadata = cx->metadata,
+                                  .tls_ctx = cx->tls_ctx, .request_ids = cx->request_ids, .guard = cx->guard,
+                                  .report = report, .known = known, .ud = ud};
+    s->heartbeat = mqc_heartbeat_new(&cfg);
+}
+
 void mqc_server_destroy(mqc_server_t *s)
 {
     if (!s) return;
+    mqc_heartbeat_destroy(s->heartbeat);
     if (s->resolving) mqc_resolver_cancel(s->env->resolver, s);
     ev_timer_stop(loop_of(s), &s->connect_later);
     mqc_pool_destroy(s->pool);

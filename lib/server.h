@@ -10,6 +10,7 @@
 
 #include "common.h"
 #include "conn.h"
+#include "heartbeat.h"
 #include "pool.h"
 #include "resolve.h"
 #include "uri.h"
@@ -52,6 +53,10 @@ typedef struct mqc_server_conn {
 /* A server and its pool (monitored: the pool waits for the monitor's first success). */
 mqc_server_t *mqc_server_new(const mqc_server_env_t *env, const mqc_uri_host_t *host, bool monitored);
 void mqc_server_destroy(mqc_server_t *s);
+/* Starts the server's SDAM monitor (s->heartbeat, lib/heartbeat.c), which reports each check
+ * to report and asks known whether the server is known, both with ud. */
+void mqc_server_monitor(mqc_server_t *s, void (*report)(void *ud, const mqc_sd_t *sd),
+                        bool (*known)(void *ud, const char *address), void *ud);
 
 /* The connection of a pool's connection (from a checkout), and the reverse. */
 static inline mqc_conn_t *mqc_server_conn(mqc_pconn_t *pc) { return ((mqc_server_conn_t *) pc)->conn; }

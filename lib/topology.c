@@ -58,6 +58,9 @@ static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
     mqc_client_leave(client);
 }
 
+static void report_check(void *client, const mqc_sd_t *sd) { mqc_topology_on_check(client, sd); }
+static bool server_known(void *client, const char *address) { return mqc_topology_server_known(client, address); }
+
 /* Acts on the events of the last update, in order. They are copied first: acting may run
  * callbacks that report errors, which update the topology (and its change list) again. */
 static void apply_changes(mqc_topology_t *t)
@@ -82,7 +85,7 @@ static void apply_changes(mqc_topology_t *t)
             add_server(client, s);
             mqc_sdam_server_t *ss = mqc_sdam_find(&t->td, ev->address);
             if (ss) ss->ud = s;
-            s->heartbeat = mqc_heartbeat_new(client, s);
+            mqc_server_monitor(s, report_check, server_known, client);
             break;
         }
         case MQC_SDAM_SERVER_REMOVED:

@@ -15,9 +15,6 @@
 #include "sdam.h"
 #include "select.h"
 
-/* minHeartbeatFrequencyMS of the SDAM spec: checks are never closer together than this. */
-#define MQC_MIN_HEARTBEAT_MS 500
-
 typedef struct mqc_topology {
     mqc_client_t *client;
     bool monitored;
