@@ -74,6 +74,9 @@ static void leave(mqc_conn_t *c)
     mqc_guard_leave(guard);
 }
 
+void mqc_conn_ctx_init(mqc_conn_ctx_t *ctx) { mqc_conn_auth_ctx_init(ctx); }
+void mqc_conn_ctx_cleanup(mqc_conn_ctx_t *ctx) { mqc_conn_auth_ctx_cleanup(ctx); }
+
 void mqc_conn_enter(mqc_conn_t *c) { enter(c); }
 void mqc_conn_leave(mqc_conn_t *c) { leave(c); }
 

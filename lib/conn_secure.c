@@ -217,16 +217,14 @@ static void on_auth_resume(struct ev_loop *loop, ev_timer *w, int revents)
     mqc_guard_leave(guard);
 }
 
-/* The client-wide part of authentication: connections resumed together after their keys were
- * derived wait, past the establishment budget, for the next loop iteration (ctx->auth_resume). */
-void mqc_conn_ctx_init(mqc_conn_ctx_t *ctx)
+void mqc_conn_auth_ctx_init(mqc_conn_ctx_t *ctx)
 {
     mqc_list_init(&ctx->auth_waiters);
     ev_init(&ctx->auth_resume, on_auth_resume);
     ctx->auth_resume.data = ctx;
 }
 
-void mqc_conn_ctx_cleanup(mqc_conn_ctx_t *ctx)
+void mqc_conn_auth_ctx_cleanup(mqc_conn_ctx_t *ctx)
 {
     ev_timer_stop(ctx->loop, &ctx->auth_resume);
     mqc_worker_destroy(ctx->kdf_worker);

@@ -21,6 +21,11 @@ void mqc_conn_auth_add_to_hello(mqc_conn_t *c, bson_t *hello);
 void mqc_conn_auth_start(mqc_conn_t *c, const bson_t *hello_reply);
 void mqc_conn_auth_reply(mqc_conn_t *c, const bson_t *reply);
 void mqc_conn_secure_free(mqc_conn_t *c);
+/* The client-wide part of authentication (in mqc_conn_ctx_t): connections resumed together
+ * after their keys were derived wait, past the establishment budget, for the next loop
+ * iteration (ctx->auth_resume); the key derivation's worker thread. */
+void mqc_conn_auth_ctx_init(mqc_conn_ctx_t *ctx);
+void mqc_conn_auth_ctx_cleanup(mqc_conn_ctx_t *ctx);
 
 /* From conn.c, for the steps above. */
 void mqc_conn_established(mqc_conn_t *c);
