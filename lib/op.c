@@ -10,7 +10,6 @@
 #include "cmd.h"
 #include "cmd_event.h"
 #include "conn.h"
-#include "gather.h"
 #include "op.h"
 #include "topology.h"
 
@@ -163,7 +162,7 @@ static void op_free(mqc_op_t *op)
     free(op);
 }
 
-/* Hands the op to the application (and its gather). The op is freed afterwards. */
+/* Hands the op to the application (and its subscriber). The op is freed afterwards. */
 static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
 {
     mqc_client_t *client = op->client;
@@ -174,7 +173,7 @@ static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *err
     mqc_list_remove(&op->link);
     mqc_client_enter(client);
     if (op->cb) op->cb(op, reply, error, op->ud);
-    if (op->gather) mqc_gather_on_member_done(op, reply, error);
+    if (op->on_done) op->on_done(op, reply, error);
     op_free(op);
     mqc_client_leave(client);
 }
@@ -213,6 +212,14 @@ void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
     op_detach(op, true);
     if (op->client->submitting > 0) op_queue(op, reply, error);
     else op_deliver(op, reply, error);
+}
+
+void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
+{
+    mqc_client_t *client = op->client;
+    client->submitting++;
+    mqc_op_finish(op, reply, error);
+    client->submitting--;
 }
 
 /* Finishes with an error decided by the client (timeout, cancel): a request on the wire is
@@ -585,7 +592,7 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
         client->stats[MQC_STAT_WAIT_QUEUE]--;
         op->state = MQC_OP_ACTIVE;
     }
-    if (op->gather_own && op->vt->cancel) op->vt->cancel(op); /* members end; the gather follows */
+    if (op->group && op->vt->cancel) op->vt->cancel(op); /* members end; the gather follows */
     else op_abort(op, &err);
     mqc_client_leave(client);
 }
@@ -596,7 +603,7 @@ void mqc_op_cancel(mqc_op_t *op)
     mqc_client_t *client = op->client;
     op->cancelled = true;
     client->submitting++; /* cancel is asynchronous: the callback comes from the loop */
-    if (op->gather_own && op->vt->cancel) {
+    if (op->group && op->vt->cancel) {
         op->vt->cancel(op);
     } else {
         mqc_error_t err;
@@ -616,7 +623,7 @@ void mqc_op_fail_all(mqc_client_t *client)
         mqc_link_t *l = client->ops.next;
         while (l != &client->ops) {
             mqc_op_t *op = mqc_container_of(l, mqc_op_t, link);
-            if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE || (pass == 0 && op->gather_own)) {
+            if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE || (pass == 0 && op->group)) {
                 l = l->next;
                 continue;
             }

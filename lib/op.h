@@ -33,6 +33,9 @@ typedef enum {
  * (mqc_op_finish), or MQC_STEP_AGAIN to have encode called again on the same connection. */
 typedef enum { MQC_STEP_DONE = 0, MQC_STEP_AGAIN = 1 } mqc_step_t;
 
+/* A subscriber to an op's end (mqc_op_t.on_done). */
+typedef void (*mqc_op_done_fn)(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
+
 typedef struct mqc_op_vt {
     const char *kind;
     bool (*encode)(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t request_id,
@@ -42,7 +45,7 @@ typedef struct mqc_op_vt {
     mqc_step_t (*on_sent)(mqc_op_t *op, mqc_conn_t *conn);
     /* Called once when the op is freed, to release impl. */
     void (*destroy)(mqc_op_t *op);
-    /* Gather ops: cancel the members. */
+    /* Group ops: cancel the members. */
     void (*cancel)(mqc_op_t *op);
 } mqc_op_vt_t;
 
@@ -90,9 +93,13 @@ struct mqc_op {
     bson_t *q_reply;             /* queued completion */
     mqc_error_t *q_error;        /* queued or early error; allocated only then (ops stay small) */
 
-    struct mqc_gather *gather;   /* the group this op belongs to, if any */
-    size_t gather_slot;
-    bool gather_own;             /* op is a gather's own op (impl is the gather) */
+    /* A subscriber to the op's end (gather: each of its members), told after the op's own
+     * callback with the same reply and error. At most one. */
+    mqc_op_done_fn on_done;
+    void *done_ctx;
+    size_t done_slot;
+    bool group;                  /* a group's own op (gather): it ends when its members do, and
+                                  * cancelling or timing it out goes to vt->cancel */
 };
 
 mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
@@ -107,6 +114,9 @@ void mqc_op_fail_early(mqc_op_t *op, uint32_t domain, int32_t code, const char *
 /* The end: delivers the callback now, or queues it when inside a submit call. Exactly once;
  * later calls are ignored. reply may be NULL. */
 void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
+/* The same, but the callback always comes from the loop (for an end decided inside one of the
+ * application's calls). */
+void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
 /* From the connection: the request's reply arrived / the connection failed. */
 void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply);
 void mqc_op_on_sent(mqc_op_t *op, mqc_conn_t *conn);
