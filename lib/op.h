@@ -11,6 +11,7 @@
 #include "mqc.h"
 #include "pool.h"
 #include "session.h"
+#include "topology.h"
 #include "wire.h"
 
 typedef struct mqc_conn mqc_conn_t;
@@ -47,6 +48,8 @@ typedef struct mqc_op_vt {
     void (*destroy)(mqc_op_t *op);
     /* Group ops: cancel the members. */
     void (*cancel)(mqc_op_t *op);
+    /* The command document, for kinds that have one (events, selection by $readPreference). */
+    const bson_t *(*command)(const mqc_op_t *op);
 } mqc_op_vt_t;
 
 struct mqc_op {
@@ -75,7 +78,7 @@ struct mqc_op {
     bool is_write;
     uint8_t retry;               /* MQC_RETRY_*: may be retried once */
     bool retried;                /* the one retry was used */
-    bool selecting;              /* waiting (in client->selecting via qlink) for a suitable server */
+    bool selecting;              /* waiting (in mqc_ops_t.selecting via qlink) for a suitable server */
     int64_t select_deadline_us;  /* when the wait for a server gives up */
     int64_t txn_number;          /* retryable write: the current batch's txnNumber (0: none) */
     bool txn_ok;                 /* retryable write: lsid + txnNumber go with the command */
@@ -88,8 +91,8 @@ struct mqc_op {
     bool internal;               /* endSessions at destroy: may be submitted while closing */
     mqc_server_t *tried;         /* a retry avoids this server (deprioritized) */
 
-    mqc_link_t link;             /* client->ops: every live op, for shutdown */
-    mqc_link_t qlink;            /* client->completions */
+    mqc_link_t link;             /* mqc_ops_t.live: every live op, for shutdown */
+    mqc_link_t qlink;            /* mqc_ops_t.completions, or .selecting while selecting */
     bson_t *q_reply;             /* queued completion */
     mqc_error_t *q_error;        /* queued or early error; allocated only then (ops stay small) */
 
@@ -101,6 +104,26 @@ struct mqc_op {
     bool group;                  /* a group's own op (gather): it ends when its members do, and
                                   * cancelling or timing it out goes to vt->cancel */
 };
+
+/* The op layer's state per client: the client embeds it (client->ops); op.c alone uses it. */
+typedef struct mqc_ops {
+    mqc_link_t live;             /* every live operation (mqc_op_t.link) */
+    mqc_link_t completions;      /* ops whose callback waits for the loop (mqc_op_t.qlink) */
+    ev_timer flush_timer;        /* zero-delay timer that delivers completions */
+    int submitting;              /* > 0 inside a submit call: completions are queued */
+    mqc_link_t selecting;        /* ops waiting for a suitable server (mqc_op_t.qlink) */
+    ev_timer wake;               /* zero-delay: after a change, waiting ops select again */
+    mqc_topology_sub_t topology; /* the subscription that arms wake */
+    uint64_t next_op_id;
+    size_t max_pending;          /* maxPendingOperations: 0, no limit */
+} mqc_ops_t;
+
+/* Sets up client->ops (the client calls it once, with its loop). */
+void mqc_ops_init(mqc_client_t *client);
+/* Stops its timers (after mqc_op_fail_all and the last flush). */
+void mqc_ops_cleanup(mqc_client_t *client);
+/* Subscribes the waiting selections to the client's topology (once it has started). */
+void mqc_ops_watch_topology(mqc_client_t *client);
 
 mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
                      mqc_reply_cb cb, void *ud);
@@ -123,7 +146,7 @@ void mqc_op_on_sent(mqc_op_t *op, mqc_conn_t *conn);
 void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *error);
 /* Delivers every queued completion (the flush timer's job; also used by destroy). */
 void mqc_op_flush_completions(mqc_client_t *client);
-/* The topology changed: ops waiting for a server try selection again. */
+/* Ops waiting for a server try selection again, now (the seed list arrived). */
 void mqc_op_wake_selecting(mqc_client_t *client);
 /* Fails every live op with MQC_ERROR_SHUTDOWN (client destroy). */
 void mqc_op_fail_all(mqc_client_t *client);
