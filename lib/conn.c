@@ -2,7 +2,6 @@
  * state_resolving, state_connecting, state_hello (and the TLS and AUTH steps in conn_secure.c),
  * state_ready/state_busy (reading replies), and conn_close. */
 #include "conn.h"
-#include "cmd_event.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -453,10 +452,10 @@ static void conn_fail(mqc_conn_t *c, const mqc_error_t *error)
         mqc_pool_conn_lost(pool, &c->pc);
         break;
     case MQC_CS_BUSY: {
-        mqc_op_t *op = c->op;
-        c->op = NULL;
+        void *owner = c->owner;
+        c->owner = NULL;
         conn_shut(c);
-        if (op) mqc_op_on_conn_error(op, c, error);
+        if (owner) c->sink->on_error(owner, c, error);
         else mqc_pool_checkin(pool, &c->pc, false);
         break;
     }
@@ -613,43 +612,20 @@ void mqc_conn_send_internal(mqc_conn_t *c, const bson_t *cmd)
 
 /* ---- requests of ops ------------------------------------------------------------------ */
 
-void mqc_conn_start_request(mqc_conn_t *c, mqc_op_t *op)
+bool mqc_conn_start_request(mqc_conn_t *c, const mqc_conn_sink_t *sink, void *owner, mqc_error_t *error)
 {
-    mqc_error_t err;
     bool unacked = false;
     int32_t rid = mqc_client_next_request_id(c->client);
     size_t start = c->out.len;
-    if (!op->vt->encode(op, c, &c->out, rid, &unacked, &err)) {
+    if (!sink->encode(owner, c, &c->out, rid, &unacked, error)) {
         c->out.len = start;
-        /* Nothing was sent: the connection is fine. */
-        op->conn = NULL;
-        mqc_pool_checkin(c->server->pool, &c->pc, true);
-        mqc_op_finish(op, NULL, &err);
-        return;
+        return false;
     }
-    c->op = op;
-    op->conn = c;
-    op->request_id = rid;
-    op->sent_us = mqc_now_us();
+    c->sink = sink;
+    c->owner = owner;
     c->request_id = rid;
     c->request_unacked = unacked;
     set_state(c, MQC_CS_BUSY);
-    if (c->client->monitor.command) {
-        bson_t body;
-        /* The whole message: body plus document sequences, as the monitoring spec shows it. */
-        const uint8_t *m = c->out.data + start;
-        uint32_t mlen;
-        memcpy(&mlen, m, 4);
-        mlen = BSON_UINT32_FROM_LE(mlen);
-        if (mqc_command_from_msg(m, mlen, &body)) {
-            mqc_command_event_t ev = {.type = MQC_COMMAND_STARTED, .command_name = mqc_command_name(&body, op->name),
-                                      .database = op->db, .command = &body, .request_id = rid,
-                                      .operation_id = op->id, .connection_id = c->pc.id,
-                                      .server = c->server->host.host_and_port};
-            mqc_client_emit_command(c->client, &ev);
-        }
-        bson_destroy(&body);
-    }
     if (unacked) {
         /* Request ids only grow (per client), so the ids sent here unacknowledged form a range;
          * a server that answers them anyway (FerretDB does) answers within it. */
@@ -661,11 +637,12 @@ void mqc_conn_start_request(mqc_conn_t *c, mqc_op_t *op)
     }
     enter(c);
     if (mqc_conn_send_buffered(c) && unacked && c->out.len == 0 && c->state == MQC_CS_BUSY) {
-        c->op = NULL;
+        c->owner = NULL;
         set_state(c, MQC_CS_READY);
-        mqc_op_on_sent(op, c);
+        sink->on_sent(owner, c);
     }
     leave(c);
+    return true;
 }
 
 bool mqc_conn_request_unsent(const mqc_conn_t *c)
@@ -681,13 +658,13 @@ void mqc_conn_release(mqc_conn_t *c, bool healthy)
         ev_timer_stop(c->client->loop, &c->timer);
         set_state(c, MQC_CS_READY);
     }
-    c->op = NULL;
+    c->owner = NULL;
     mqc_pool_checkin(c->server->pool, &c->pc, healthy && c->state == MQC_CS_READY);
 }
 
 void mqc_conn_abandon(mqc_conn_t *c)
 {
-    c->op = NULL;
+    c->owner = NULL;
     conn_shut(c);
     mqc_pool_checkin(c->server->pool, &c->pc, false);
 }
@@ -717,11 +694,11 @@ static void conn_on_message(mqc_conn_t *c, const mqc_wire_msg_t *msg)
                 mqc_conn_auth_reply(c, &msg->body);
                 return;
             }
-            mqc_op_t *op = c->op;
+            void *owner = c->owner;
             ev_timer_stop(c->client->loop, &c->timer);
-            c->op = NULL;
+            c->owner = NULL;
             set_state(c, MQC_CS_READY);
-            mqc_op_on_reply(op, c, &msg->body);
+            c->sink->on_reply(owner, c, &msg->body);
             return;
         }
     }
@@ -805,11 +782,11 @@ static void on_wio(struct ev_loop *loop, ev_io *w, int revents)
     if (c->state == MQC_CS_CONNECTING) state_connecting(c);
     else if (c->state == MQC_CS_TLS) mqc_conn_tls_step(c);
     else if (c->state != MQC_CS_CLOSED) {
-        mqc_op_t *op = c->op;
+        void *owner = c->owner;
         if (mqc_conn_send_buffered(c) && c->state == MQC_CS_BUSY && c->request_unacked && c->out.len == 0) {
-            c->op = NULL;
+            c->owner = NULL;
             set_state(c, MQC_CS_READY);
-            mqc_op_on_sent(op, c);
+            c->sink->on_sent(owner, c);
         }
     }
     leave(c);

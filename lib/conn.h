@@ -2,9 +2,10 @@
  *
  *   RESOLVING -> CONNECTING -> TLS -> HELLO -> AUTH -> READY <-> BUSY -> CLOSED
  *
- * The pool decides when connections open and close (lib/pool.c calls the connector below); the
- * op decides what is sent (op->vt->encode) and what a reply means (op->vt->on_reply). One request
- * is in flight per connection: concurrency comes from many connections. */
+ * The pool decides when connections open and close (lib/pool.c calls the connector below). A
+ * request carries its sink down: what to send (encode) and where its outcome goes (on_reply,
+ * on_sent, on_error), so that the connection never calls the layer above it. One request is in
+ * flight per connection: concurrency comes from many connections. */
 #ifndef MQC_CONN_H
 #define MQC_CONN_H
 
@@ -24,6 +25,20 @@ typedef enum {
 struct mqc_auth;
 struct mqc_tls;
 
+/* Where a request comes from and where its outcome goes; owner is handed back in every call.
+ * encode writes the request (a whole message) into buf; false (error set) leaves the connection
+ * untouched. After a successful encode exactly one of the others follows, from the loop or
+ * within mqc_conn_start_request: on_reply with the connection READY again (the owner gives it
+ * back), on_sent for a request with moreToCome once it is written (READY too), or on_error with
+ * the connection closed (the owner checks it in as broken). */
+typedef struct mqc_conn_sink {
+    bool (*encode)(void *owner, mqc_conn_t *conn, mqc_buf_t *buf, int32_t request_id, bool *more_to_come,
+                   mqc_error_t *error);
+    void (*on_reply)(void *owner, mqc_conn_t *conn, const bson_t *reply);
+    void (*on_sent)(void *owner, mqc_conn_t *conn);
+    void (*on_error)(void *owner, mqc_conn_t *conn, const mqc_error_t *error);
+} mqc_conn_sink_t;
+
 struct mqc_conn {
     mqc_pconn_t pc;              /* the pool's part; first, so the pool's pointer is ours */
     mqc_client_t *client;
@@ -37,7 +52,8 @@ struct mqc_conn {
     size_t out_off;
     int32_t request_id;          /* the request in flight (HELLO, AUTH, BUSY) */
     bool request_unacked;        /* it carries moreToCome: no reply expected */
-    mqc_op_t *op;                /* BUSY: the op the request belongs to */
+    const mqc_conn_sink_t *sink; /* BUSY: where the request's outcome goes */
+    void *owner;                 /* BUSY: the sink's owner; NULL once told */
     int32_t unacked_lo, unacked_hi; /* moreToCome ids sent here: stray replies to them are dropped */
     struct addrinfo *addrs;      /* owned copy of the server's addresses for this attempt */
     struct addrinfo *ai;         /* the address being tried */
@@ -57,9 +73,10 @@ struct mqc_conn {
 /* The connector the client gives each server's pool. ctx is the mqc_server_t. */
 extern const mqc_pool_connector_t mqc_conn_connector;
 
-/* Sends op's next request (op->vt->encode) on a READY connection checked out for it; the reply
- * comes back through mqc_op_on_reply / mqc_op_on_conn_error / mqc_op_on_sent. */
-void mqc_conn_start_request(mqc_conn_t *conn, mqc_op_t *op);
+/* Sends the owner's next request (sink->encode) on a READY connection checked out for it; the
+ * outcome comes back through the sink. false (error set): encode failed, nothing was sent and
+ * the connection is still READY. */
+bool mqc_conn_start_request(mqc_conn_t *conn, const mqc_conn_sink_t *sink, void *owner, mqc_error_t *error);
 /* The op no longer wants the reply of its request (timeout, cancel): the connection is closed
  * (never reused) and returned to the pool as broken. */
 void mqc_conn_abandon(mqc_conn_t *conn);
@@ -71,7 +88,7 @@ bool mqc_conn_request_unsent(const mqc_conn_t *conn);
  * mqc_server_destroy. */
 void mqc_conn_server_init(mqc_server_t *s);
 void mqc_conn_server_cleanup(mqc_server_t *s);
-/* Returns a connection whose op is done to its pool. */
+/* Returns a connection whose request is done to its pool. */
 void mqc_conn_release(mqc_conn_t *conn, bool healthy);
 const char *mqc_conn_state_name(mqc_conn_state_t s);
 

@@ -14,6 +14,7 @@
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 static void op_dispatch(mqc_op_t *op);
+static void op_start_request(mqc_op_t *op, mqc_conn_t *conn);
 
 /* How many times a waiter failed by a pool clear it had no part in goes back through selection
  * without using its retry (on_checkout). The client-backpressure specification's default retry
@@ -40,6 +41,7 @@ void mqc_ops_init(mqc_client_t *client)
     mqc_list_init(&q->live);
     mqc_list_init(&q->completions);
     mqc_list_init(&q->selecting);
+    mqc_list_init(&q->deferred);
     ev_init(&q->flush_timer, on_flush);
     q->flush_timer.data = client;
     ev_init(&q->wake, on_wake);
@@ -140,10 +142,31 @@ mqc_op_t *mqc_op_submit(mqc_op_t *op)
             ev_timer_start(client->loop, &op->timer);
             op->timer_on = true;
         }
-        op_dispatch(op);
+        if (client->ops.holding > 0) {
+            /* Submitted from a callback whose op still holds its connection: dispatched once
+             * that connection is back in the pool, which then hands it to this op (or to an
+             * older waiter) instead of opening another. */
+            op->deferred = true;
+            mqc_list_push_back(&client->ops.deferred, &op->qlink);
+        } else {
+            op_dispatch(op);
+        }
     }
     client->ops.submitting--;
     return op;
+}
+
+/* The ops submitted while a connection was held (see mqc_op_submit), in submission order. */
+static void dispatch_deferred(mqc_client_t *client)
+{
+    mqc_link_t *l;
+    client->ops.submitting++;
+    while (client->ops.holding == 0 && (l = mqc_list_pop_front(&client->ops.deferred))) {
+        mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
+        op->deferred = false;
+        op_dispatch(op);
+    }
+    client->ops.submitting--;
 }
 
 /* ---- sessions --------------------------------------------------------------------------- */
@@ -192,8 +215,10 @@ static void op_free(mqc_op_t *op)
     free(op);
 }
 
-/* Hands the op to the application (and its subscriber). The op is freed afterwards. */
-static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
+/* Hands the op to the application (and its subscriber). The op is freed afterwards, and only then
+ * does its connection (conn, when the request ended well) go back to the pool: finishing one op
+ * never sends another before this op's callback has run. */
+static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, mqc_conn_t *conn)
 {
     mqc_client_t *client = op->client;
     op->state = MQC_OP_DONE;
@@ -202,23 +227,30 @@ static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *err
     client->stats[MQC_STAT_OPS_PENDING]--;
     mqc_list_remove(&op->link);
     mqc_client_enter(client);
+    if (conn) client->ops.holding++;
     if (op->cb) op->cb(op, reply, error, op->ud);
     if (op->on_done) op->on_done(op, reply, error);
     op_free(op);
+    if (conn) {
+        mqc_conn_release(conn, true);
+        if (--client->ops.holding == 0 && !mqc_list_empty(&client->ops.deferred)) dispatch_deferred(client);
+    }
     mqc_client_leave(client);
 }
 
-/* Lets go of whatever the op holds: its timer, its place in a wait queue, its connection. */
-static void op_detach(mqc_op_t *op, bool reply_complete)
+/* Lets go of whatever the op holds: its timer, its place in a wait queue, its connection. A
+ * connection whose request ended well is returned for the caller to release after the
+ * callback; NULL otherwise. */
+static mqc_conn_t *op_detach(mqc_op_t *op, bool reply_complete)
 {
     mqc_client_t *client = op->client;
     if (op->timer_on) {
         ev_timer_stop(client->loop, &op->timer);
         op->timer_on = false;
     }
-    if (op->selecting) {
+    if (op->selecting || op->deferred) {
         mqc_list_remove(&op->qlink);
-        op->selecting = false;
+        op->selecting = op->deferred = false;
     }
     if (op->state == MQC_OP_WAITING && op->server) {
         mqc_pool_cancel_waiter(op->server->pool, &op->waiter, false);
@@ -226,22 +258,28 @@ static void op_detach(mqc_op_t *op, bool reply_complete)
     }
     mqc_conn_t *c = op->conn;
     op->conn = NULL;
-    bool abandon = c && (c->op == op || !reply_complete);
+    bool abandon = c && (c->owner == op || !reply_complete);
     /* A reply still due: never reuse the connection, nor the session, which the server may
      * still be running the request on. The session goes back before the connection: a
      * check-in can start a waiting op at once, which then finds it in the pool. */
     if (abandon && op->session) op->session->dirty = true;
     if (!op->session_keep) op_release_session(op);
-    if (abandon) mqc_conn_abandon(c);
-    else if (c) mqc_conn_release(c, true);
+    if (!abandon) return c;
+    mqc_conn_abandon(c);
+    return NULL;
 }
 
 void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
 {
     if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
-    op_detach(op, true);
-    if (op->client->ops.submitting > 0) op_queue(op, reply, error);
-    else op_deliver(op, reply, error);
+    mqc_conn_t *c = op_detach(op, true);
+    if (op->client->ops.submitting > 0) {
+        /* The callback waits for the loop: the connection need not. */
+        op_queue(op, reply, error);
+        if (c) mqc_conn_release(c, true);
+    } else {
+        op_deliver(op, reply, error, c);
+    }
 }
 
 void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
@@ -259,7 +297,7 @@ static void op_abort(mqc_op_t *op, const mqc_error_t *error)
     if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
     op_detach(op, false);
     if (op->client->ops.submitting > 0) op_queue(op, NULL, error);
-    else op_deliver(op, NULL, error);
+    else op_deliver(op, NULL, error, NULL);
 }
 
 void mqc_op_flush_completions(mqc_client_t *client)
@@ -269,7 +307,7 @@ void mqc_op_flush_completions(mqc_client_t *client)
         mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
         bson_t *reply = op->q_reply;
         op->q_reply = NULL;
-        op_deliver(op, reply, op->q_error);
+        op_deliver(op, reply, op->q_error, NULL);
         if (reply) bson_destroy(reply);
     }
 }
@@ -301,7 +339,7 @@ static void op_send(mqc_op_t *op, mqc_conn_t *conn)
      * sent without one is never retried (may_retry), so this cannot give a retry a number its
      * first attempt lacked. */
     if (op->txn_number == 0 && !op->txn_ok) op->txn_ok = wants_txn(op, op->server);
-    mqc_conn_start_request(conn, op);
+    op_start_request(op, conn);
 }
 
 static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t *error)
@@ -447,6 +485,54 @@ static void op_dispatch(mqc_op_t *op)
     }
 }
 
+/* ---- the op's sink: what the connection sends for it and tells it ------------------------- */
+
+static void op_sink_reply(void *owner, mqc_conn_t *conn, const bson_t *reply);
+static void op_sink_sent(void *owner, mqc_conn_t *conn);
+static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *error);
+
+static void emit_started(mqc_op_t *op, mqc_conn_t *c, const uint8_t *m, int32_t rid)
+{
+    bson_t body;
+    /* The whole message: body plus document sequences, as the monitoring spec shows it. */
+    uint32_t mlen;
+    memcpy(&mlen, m, 4);
+    mlen = BSON_UINT32_FROM_LE(mlen);
+    if (mqc_command_from_msg(m, mlen, &body)) {
+        mqc_command_event_t ev = {.type = MQC_COMMAND_STARTED, .command_name = mqc_command_name(&body, op->name),
+                                  .database = op->db, .command = &body, .request_id = rid,
+                                  .operation_id = op->id, .connection_id = c->pc.id,
+                                  .server = c->server->host.host_and_port};
+        mqc_client_emit_command(op->client, &ev);
+    }
+    bson_destroy(&body);
+}
+
+static bool op_sink_encode(void *owner, mqc_conn_t *conn, mqc_buf_t *buf, int32_t rid, bool *unacked,
+                           mqc_error_t *error)
+{
+    mqc_op_t *op = owner;
+    size_t start = buf->len;
+    if (!op->vt->encode(op, conn, buf, rid, unacked, error)) return false;
+    op->conn = conn;
+    op->request_id = rid;
+    op->sent_us = mqc_now_us();
+    if (op->client->monitor.command) emit_started(op, conn, buf->data + start, rid);
+    return true;
+}
+
+static const mqc_conn_sink_t op_sink = {op_sink_encode, op_sink_reply, op_sink_sent, op_sink_error};
+
+/* Sends the op's next request on conn. An encoding failure sent nothing: the op ends with it,
+ * and the connection, still good, goes back after the callback. */
+static void op_start_request(mqc_op_t *op, mqc_conn_t *conn)
+{
+    mqc_error_t err;
+    if (mqc_conn_start_request(conn, &op_sink, op, &err)) return;
+    op->conn = conn;
+    mqc_op_finish(op, NULL, &err);
+}
+
 /* ---- events from the connection ---------------------------------------------------------- */
 
 static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const mqc_error_t *error)
@@ -558,8 +644,9 @@ static bool reply_retried(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
     return true;
 }
 
-void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
+static void op_sink_reply(void *owner, mqc_conn_t *conn, const bson_t *reply)
 {
+    mqc_op_t *op = owner;
     if (op->client->monitor.command) {
         mqc_error_t e;
         bool ok = mqc_reply_ok(reply, &e);
@@ -569,22 +656,24 @@ void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
      * when the server is shutting down. A success costs one look for "ok". */
     if (op->client->topo && reply_retried(op, conn, reply)) return;
     if (op->vt->on_reply(op, conn, reply) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
-        mqc_conn_start_request(conn, op);
+        op_start_request(op, conn);
 }
 
-void mqc_op_on_sent(mqc_op_t *op, mqc_conn_t *conn)
+static void op_sink_sent(void *owner, mqc_conn_t *conn)
 {
+    mqc_op_t *op = owner;
     /* An unacknowledged write succeeded as far as anyone can know: {ok: 1} (monitoring spec). */
     bson_t ok = BSON_INITIALIZER;
     BSON_APPEND_INT32(&ok, "ok", 1);
     emit_result(op, conn, &ok, NULL);
     bson_destroy(&ok);
     if (op->vt->on_sent(op, conn) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
-        mqc_conn_start_request(conn, op);
+        op_start_request(op, conn);
 }
 
-void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *error)
+static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *error)
 {
+    mqc_op_t *op = owner;
     mqc_server_t *s = op->server;
     mqc_client_t *client = op->client;
     uint32_t generation = conn->pc.generation;

@@ -79,6 +79,7 @@ struct mqc_op {
     uint8_t retry;               /* MQC_RETRY_*: may be retried once */
     bool retried;                /* the one retry was used */
     bool selecting;              /* waiting (in mqc_ops_t.selecting via qlink) for a suitable server */
+    bool deferred;               /* submitted while a connection was held (mqc_ops_t.deferred via qlink) */
     int64_t select_deadline_us;  /* when the wait for a server gives up */
     int64_t txn_number;          /* retryable write: the current batch's txnNumber (0: none) */
     bool txn_ok;                 /* retryable write: lsid + txnNumber go with the command */
@@ -111,6 +112,8 @@ typedef struct mqc_ops {
     mqc_link_t completions;      /* ops whose callback waits for the loop (mqc_op_t.qlink) */
     ev_timer flush_timer;        /* zero-delay timer that delivers completions */
     int submitting;              /* > 0 inside a submit call: completions are queued */
+    int holding;                 /* > 0 while a callback runs whose op's connection is not yet back */
+    mqc_link_t deferred;         /* ops submitted meanwhile (mqc_op_t.qlink), dispatched after it */
     mqc_link_t selecting;        /* ops waiting for a suitable server (mqc_op_t.qlink) */
     ev_timer wake;               /* zero-delay: after a change, waiting ops select again */
     mqc_topology_sub_t topology; /* the subscription that arms wake */
@@ -140,10 +143,6 @@ void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
 /* The same, but the callback always comes from the loop (for an end decided inside one of the
  * application's calls). */
 void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
-/* From the connection: the request's reply arrived / the connection failed. */
-void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply);
-void mqc_op_on_sent(mqc_op_t *op, mqc_conn_t *conn);
-void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *error);
 /* Delivers every queued completion (the flush timer's job; also used by destroy). */
 void mqc_op_flush_completions(mqc_client_t *client);
 /* Ops waiting for a server try selection again, now (the seed list arrived). */
