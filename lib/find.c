@@ -148,7 +148,7 @@ static bool find_one_result(mqc_cmd_result_t *r)
         uint32_t len;
         const uint8_t *data;
         bson_iter_document(&batch, &len, &data);
-        if (bson_init_static(&r->tmp, data, len)) r->result = &r->tmp;
+        if (bson_init_static(&r->view, data, len)) r->result = &r->view;
     }
     return true;
 }
