@@ -9,15 +9,12 @@
 #include "client.h"
 #include "cmd.h"
 #include "cmd_event.h"
-#include "conn.h"
-#include "conn_secure.h"
 #include "cursor.h"
 #include "op.h"
 #include "scram.h"
 #include "seedlist.h"
 #include "tls.h"
 #include "topology.h"
-#include "worker.h"
 
 static void on_pool_event(const mqc_pool_event_t *ev, void *ud)
 {
@@ -50,43 +47,6 @@ static void build_metadata(mqc_client_t *client)
     snprintf(platform, sizeof platform, "libev %d.%d, libbson %s", ev_version_major(), ev_version_minor(),
              bson_get_version());
     BSON_APPEND_UTF8(&client->metadata, "platform", platform);
-}
-
-mqc_server_t *mqc_server_new(mqc_client_t *client, const mqc_uri_host_t *host, bool monitored)
-{
-    mqc_server_t *s = calloc(1, sizeof *s);
-    if (!s) abort();
-    s->client = client;
-    s->host = *host;
-    mqc_list_init(&s->resolve_waiters);
-    mqc_conn_server_init(s);
-    mqc_wire_limits_default(&s->caps.limits);
-    mqc_pool_options_t po;
-    mqc_pool_options_default(&po);
-    po.max_pool_size = client->uri.max_pool_size;
-    po.min_pool_size = client->uri.min_pool_size;
-    po.max_connecting = client->uri.max_connecting;
-    po.max_idle_time_ms = client->uri.max_idle_time_ms;
-    s->pool = mqc_pool_new(client->loop, host->host_and_port, &po, &mqc_conn_connector, s);
-    mqc_monitor_t m = {.pool = on_pool_event};
-    mqc_pool_set_monitor(s->pool, &m, client);
-    /* Without a monitor (a Single topology) a server is usable at once and a cleared pool
-     * reopens at once; a monitored server's pool waits for its monitor (SDAM's POOL_READY). */
-    if (!monitored) {
-        mqc_pool_set_auto_ready(s->pool, true);
-        mqc_pool_ready(s->pool);
-    }
-    return s;
-}
-
-void mqc_server_destroy(mqc_server_t *s)
-{
-    if (!s) return;
-    if (s->resolving) mqc_resolver_cancel(s->client->resolver, s);
-    mqc_conn_server_cleanup(s);
-    mqc_pool_destroy(s->pool);
-    if (s->addrs) freeaddrinfo(s->addrs);
-    free(s);
 }
 
 /* ---- the seed list of a mongodb+srv URI ---------------------------------------------------- */
@@ -158,6 +118,7 @@ static void seedlist_stop(mqc_client_t *client)
 }
 
 static void client_free(mqc_client_t *client);
+static void client_free_guarded(void *client) { client_free(client); }
 
 mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc_error_t *error)
 {
@@ -181,12 +142,23 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     client->loop = loop;
     client->resolver = mqc_resolver_new(loop);
     mqc_ops_init(client);
+    mqc_guard_init(&client->guard, client_free_guarded, client);
     mqc_list_init(&client->cursors);
     client->next_request_id = 1;
     build_metadata(client);
-    mqc_conn_auth_client_init(client);
+    mqc_conn_ctx_t *cx = &client->conns;
+    cx->loop = loop;
+    cx->uri = &client->uri;
+    cx->metadata = &client->metadata;
+    cx->request_ids = &client->next_request_id;
+    cx->stats = client->stats;
+    cx->guard = &client->guard;
+    mqc_conn_ctx_init(cx);
+    client->server_env = (mqc_server_env_t){.conns = cx, .resolver = client->resolver,
+                                            .pool_monitor = {.pool = on_pool_event}, .pool_monitor_ud = client};
     if (client->uri.username && (client->scram_cache = mqc_scram_cache_new()))
         mqc_scram_cache_set_deferred(client->scram_cache, true);
+    cx->scram_cache = client->scram_cache;
     if (client->uri.tls) {
         mqc_tls_options_t to = {.ca_file = client->uri.tls_ca_file,
                                 .cert_key_file = client->uri.tls_certificate_key_file,
@@ -203,6 +175,7 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
             free(client);
             return NULL;
         }
+        cx->tls_ctx = client->tls_ctx;
     }
     mqc_session_pool_init(&client->sessions);
     /* mongodb+srv: the topology starts once the SRV lookup has found the hosts (lib/seedlist.c). */
@@ -227,9 +200,8 @@ static void client_free(mqc_client_t *client)
     /* Callbacks of pool waiters already ran through mqc_op_fail_all; nothing else is pending. */
     mqc_op_flush_completions(client);
     mqc_ops_cleanup(client);
-    mqc_conn_auth_client_cleanup(client);
+    mqc_conn_ctx_cleanup(&client->conns);
     mqc_resolver_destroy(client->resolver);
-    mqc_worker_destroy(client->kdf_worker);
     free(client->servers);
     mqc_session_pool_cleanup(&client->sessions);
     bson_destroy(&client->metadata);
@@ -243,27 +215,15 @@ static void client_free(mqc_client_t *client)
 void mqc_client_destroy(mqc_client_t *client)
 {
     if (!client) return;
-    if (client->depth > 0) {
-        /* Inside a callback: fail the pending ops now (callbacks nest), free on the way out. */
-        if (!client->destroy_requested) {
-            client->destroy_requested = true;
-            client->closing = true;
-        }
-        return;
-    }
-    client->depth++; /* callbacks run during the teardown must not re-enter destroy */
-    client_free(client);
+    /* Inside a callback the client is freed on the way out (callbacks nest); the guard stays
+     * entered through the teardown, so that callbacks run by it cannot re-enter destroy. */
+    client->closing = true;
+    if (mqc_guard_request(&client->guard)) client_free(client);
 }
 
-void mqc_client_enter(mqc_client_t *client) { client->depth++; }
+void mqc_client_enter(mqc_client_t *client) { mqc_guard_enter(&client->guard); }
 
-void mqc_client_leave(mqc_client_t *client)
-{
-    if (--client->depth == 0 && client->destroy_requested) {
-        client->depth++;
-        client_free(client);
-    }
-}
+void mqc_client_leave(mqc_client_t *client) { mqc_guard_leave(&client->guard); }
 
 struct ev_loop *mqc_client_get_loop(const mqc_client_t *client) { return client->loop; }
 
@@ -330,12 +290,7 @@ void mqc_client_emit_command(mqc_client_t *client, const mqc_command_event_t *ev
     if (client->monitor.command) mqc_command_event_deliver(client->monitor.command, ev, client->monitor_ud);
 }
 
-int32_t mqc_client_next_request_id(mqc_client_t *client)
-{
-    int32_t id = client->next_request_id++;
-    if (client->next_request_id <= 0) client->next_request_id = 1;
-    return id;
-}
+int32_t mqc_client_next_request_id(mqc_client_t *client) { return mqc_wire_next_request_id(&client->next_request_id); }
 
 /* A monitored topology selects by the specification (and may ask the op to wait). Without
  * monitoring (a Single topology, a load balancer) every listed server is a candidate, the one

@@ -25,14 +25,14 @@ static void cmd_set_read_pref(mqc_cmd_impl_t *impl, const bson_t *rp)
  * connection to a replica set member that is not primary reads with primaryPreferred (else
  * the member refuses); mongos and replica set members are told a non-primary mode from the
  * URI when the command carries none. */
-static void cmd_prepare(mqc_op_t *op, mqc_conn_t *conn)
+static void cmd_prepare(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
     mqc_cmd_impl_t *impl = op->impl;
     bson_iter_t it;
     bool changed = false;
     mqc_sdam_topo_type_t tt = mqc_topology_type(client);
-    mqc_server_type_t st = op->is_write || op->pin ? MQC_SERVER_STANDALONE : mqc_topology_server_type(client, conn->server);
+    mqc_server_type_t st = op->is_write || op->pin ? MQC_SERVER_STANDALONE : mqc_topology_server_type(client, op->server);
     if (st == MQC_SERVER_STANDALONE) goto done; /* nothing to tell a standalone (or for a write) */
     bool has = bson_iter_init_find(&it, &impl->cmd, "$readPreference");
     changed = true;
@@ -61,14 +61,14 @@ done:
     if (changed && bson_iter_init(&it, &impl->cmd) && bson_iter_next(&it)) op->name = bson_iter_key(&it);
 }
 
-static bool cmd_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t rid, bool *unacked,
+static bool cmd_encode(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *buf, int32_t rid, bool *unacked,
                        mqc_error_t *error)
 {
     (void) error;
     mqc_cmd_impl_t *impl = op->impl;
     if (!op->is_write && !op->pin &&
-        (!conn->server->caps.is_writable_primary || mqc_topology_type(op->client) != MQC_TOPOLOGY_SINGLE))
-        cmd_prepare(op, conn);
+        (!caps->is_writable_primary || mqc_topology_type(op->client) != MQC_TOPOLOGY_SINGLE))
+        cmd_prepare(op);
     /* A retryable write's number: once, so that its retry sends the same. */
     if (op->txn_ok && op->txn_number == 0) mqc_op_next_txn(op);
     *unacked = impl->unacknowledged;
@@ -95,9 +95,8 @@ static void cmd_finish_with_result(mqc_op_t *op, mqc_cmd_impl_t *impl, const bso
     if (r.result == &r.tmp) bson_destroy(&r.tmp);
 }
 
-static mqc_step_t cmd_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
+static mqc_step_t cmd_on_reply(mqc_op_t *op, const bson_t *reply)
 {
-    (void) conn;
     mqc_error_t err;
     mqc_cmd_impl_t *impl = op->impl;
     if (!mqc_reply_ok(reply, &err)) mqc_op_finish(op, reply, &err);
@@ -106,9 +105,8 @@ static mqc_step_t cmd_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *rep
     return MQC_STEP_DONE;
 }
 
-static mqc_step_t cmd_on_sent(mqc_op_t *op, mqc_conn_t *conn)
+static mqc_step_t cmd_on_sent(mqc_op_t *op)
 {
-    (void) conn;
     bson_t r = BSON_INITIALIZER;
     BSON_APPEND_BOOL(&r, "acknowledged", false);
     mqc_op_finish(op, &r, NULL);

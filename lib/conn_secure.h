@@ -1,17 +1,9 @@
-/* The TLS and AUTH steps of a connection, and its byte transport (plain or TLS). Split from
- * conn.c so that conn.c reads as the state machine and this file as the security glue over
- * lib/tls.c and lib/scram.c. */
+/* The TLS and AUTH steps of a connection. Split from conn.c so that conn.c reads as the state
+ * machine and this file as the security glue over lib/stream.c's TLS and lib/scram.c. */
 #ifndef MQC_CONN_SECURE_H
 #define MQC_CONN_SECURE_H
 
 #include "conn.h"
-
-/* Transport: > 0 bytes moved; 0 would block; -1 closed or failed (error set). */
-ssize_t mqc_conn_io_read(mqc_conn_t *c, uint8_t *buf, size_t len, mqc_error_t *error);
-ssize_t mqc_conn_io_write(mqc_conn_t *c, const uint8_t *buf, size_t len, mqc_error_t *error);
-/* TLS may hold decrypted bytes that poll will not announce, or need writability to read. */
-bool mqc_conn_io_has_buffered(const mqc_conn_t *c);
-bool mqc_conn_io_wants_write(const mqc_conn_t *c);
 
 /* TLS state: start the handshake after connect; step it on readiness. On success the
  * connection moves on to HELLO (mqc_conn_after_tls). */
@@ -30,16 +22,7 @@ void mqc_conn_auth_start(mqc_conn_t *c, const bson_t *hello_reply);
 void mqc_conn_auth_reply(mqc_conn_t *c, const bson_t *reply);
 void mqc_conn_secure_free(mqc_conn_t *c);
 
-/* Connections resumed together after their keys were derived wait, past the establishment
- * budget, for the next loop iteration (client->auth_resume). */
-void mqc_conn_auth_client_init(mqc_client_t *client);
-void mqc_conn_auth_client_cleanup(mqc_client_t *client);
-
 /* From conn.c, for the steps above. */
-/* The establishment budget of the running loop iteration (see lib/conn.c): whether any is
- * left, and charging the work done since since_us to it. */
-bool mqc_conn_budget_left(mqc_client_t *client);
-void mqc_conn_budget_spend(mqc_client_t *client, int64_t since_us);
 void mqc_conn_established(mqc_conn_t *c);
 void mqc_conn_send_internal(mqc_conn_t *c, const bson_t *cmd);
 bool mqc_conn_send_buffered(mqc_conn_t *c);

@@ -10,6 +10,7 @@
 #include "cmd_event.h"
 #include "conn.h"
 #include "op.h"
+#include "server.h"
 #include "topology.h"
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
@@ -232,7 +233,7 @@ static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *err
     if (op->on_done) op->on_done(op, reply, error);
     op_free(op);
     if (conn) {
-        mqc_conn_release(conn, true);
+        mqc_server_release(conn, true);
         if (--client->ops.holding == 0 && !mqc_list_empty(&client->ops.deferred)) dispatch_deferred(client);
     }
     mqc_client_leave(client);
@@ -266,6 +267,7 @@ static mqc_conn_t *op_detach(mqc_op_t *op, bool reply_complete)
     if (!op->session_keep) op_release_session(op);
     if (!abandon) return c;
     mqc_conn_abandon(c);
+    mqc_server_release(c, false);
     return NULL;
 }
 
@@ -276,7 +278,7 @@ void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
     if (op->client->ops.submitting > 0) {
         /* The callback waits for the loop: the connection need not. */
         op_queue(op, reply, error);
-        if (c) mqc_conn_release(c, true);
+        if (c) mqc_server_release(c, true);
     } else {
         op_deliver(op, reply, error, c);
     }
@@ -371,7 +373,7 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
         return;
     }
     op->server->in_use++;
-    op_send(op, (mqc_conn_t *) pc);
+    op_send(op, mqc_server_conn(pc));
 }
 
 /* The op's timer runs to its deadline, or, while it waits for a server, to the end of that
@@ -481,7 +483,7 @@ static void op_dispatch(mqc_op_t *op)
         client->stats[MQC_STAT_WAIT_QUEUE]--;
         op->state = MQC_OP_ACTIVE;
         s->in_use++;
-        op_send(op, (mqc_conn_t *) pc);
+        op_send(op, mqc_server_conn(pc));
     }
 }
 
@@ -501,8 +503,8 @@ static void emit_started(mqc_op_t *op, mqc_conn_t *c, const uint8_t *m, int32_t 
     if (mqc_command_from_msg(m, mlen, &body)) {
         mqc_command_event_t ev = {.type = MQC_COMMAND_STARTED, .command_name = mqc_command_name(&body, op->name),
                                   .database = op->db, .command = &body, .request_id = rid,
-                                  .operation_id = op->id, .connection_id = c->pc.id,
-                                  .server = c->server->host.host_and_port};
+                                  .operation_id = op->id, .connection_id = mqc_server_pconn(c)->id,
+                                  .server = op->server->host.host_and_port};
         mqc_client_emit_command(op->client, &ev);
     }
     bson_destroy(&body);
@@ -513,7 +515,7 @@ static bool op_sink_encode(void *owner, mqc_conn_t *conn, mqc_buf_t *buf, int32_
 {
     mqc_op_t *op = owner;
     size_t start = buf->len;
-    if (!op->vt->encode(op, conn, buf, rid, unacked, error)) return false;
+    if (!op->vt->encode(op, &op->server->caps, buf, rid, unacked, error)) return false;
     op->conn = conn;
     op->request_id = rid;
     op->sent_us = mqc_now_us();
@@ -546,7 +548,7 @@ static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const 
     mqc_command_event_t ev = {.type = error ? MQC_COMMAND_FAILED : MQC_COMMAND_SUCCEEDED,
                               .command_name = name, .database = op->db, .reply = reply,
                               .error = error, .request_id = op->request_id, .operation_id = op->id,
-                              .connection_id = c ? c->pc.id : 0,
+                              .connection_id = c ? mqc_server_pconn(c)->id : 0,
                               .server = op->server ? op->server->host.host_and_port : "",
                               .duration_us = mqc_now_us() - op->sent_us};
     mqc_client_emit_command(op->client, &ev);
@@ -602,7 +604,7 @@ static void op_retry(mqc_op_t *op)
 /* The error a reply means for the retry rules: ok: 0's own, or (ok: 1) its writeConcernError's
  * code with the reply's labels. Servers before 4.4 (wire version 9) label nothing: the
  * retryable writes specification has the driver add RetryableWriteError for a retryable code. */
-static void retry_error(mqc_error_t *err, const mqc_conn_t *conn, const bson_t *reply, bool ok)
+static void retry_error(mqc_error_t *err, const mqc_server_t *server, const bson_t *reply, bool ok)
 {
     bson_iter_t it;
     mqc_error_from_reply(err, ok ? MQC_ERROR_WRITE_CONCERN : MQC_ERROR_SERVER, reply);
@@ -615,7 +617,7 @@ static void retry_error(mqc_error_t *err, const mqc_conn_t *conn, const bson_t *
         if (bson_init_static(&wce, data, len)) mqc_error_from_reply(err, MQC_ERROR_WRITE_CONCERN, &wce);
         err->labels |= labels;
     }
-    if (conn->server->caps.max_wire_version < 9 && mqc_error_code_is_retryable(err->code))
+    if (server->caps.max_wire_version < 9 && mqc_error_code_is_retryable(err->code))
         err->labels |= MQC_LABEL_RETRYABLE_WRITE;
 }
 
@@ -633,13 +635,13 @@ static bool reply_retried(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
     mqc_server_t *s = op->server;
     int32_t code = 0;
     if (s && mqc_sdam_classify_reply(reply, &code) != MQC_SDAM_STATE_NONE)
-        mqc_topology_op_error(client, s, conn->pc.generation, MQC_SDAM_ERR_COMMAND, reply, NULL);
+        mqc_topology_op_error(client, s, mqc_server_pconn(conn)->generation, MQC_SDAM_ERR_COMMAND, reply, NULL);
     if (ok && op->retry != MQC_RETRY_WRITE) return false;
     mqc_error_t err;
-    retry_error(&err, conn, reply, ok);
+    retry_error(&err, s, reply, ok);
     if (op->state != MQC_OP_ACTIVE || !may_retry(op, &err, true)) return false;
     op->conn = NULL;
-    mqc_conn_release(conn, true);
+    mqc_server_release(conn, true);
     op_retry(op);
     return true;
 }
@@ -655,7 +657,7 @@ static void op_sink_reply(void *owner, mqc_conn_t *conn, const bson_t *reply)
     /* Every reply is looked at: an error may mean a retry, and (a lone host too) a pool clear
      * when the server is shutting down. A success costs one look for "ok". */
     if (op->client->topo && reply_retried(op, conn, reply)) return;
-    if (op->vt->on_reply(op, conn, reply) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
+    if (op->vt->on_reply(op, reply) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
         op_start_request(op, conn);
 }
 
@@ -667,7 +669,7 @@ static void op_sink_sent(void *owner, mqc_conn_t *conn)
     BSON_APPEND_INT32(&ok, "ok", 1);
     emit_result(op, conn, &ok, NULL);
     bson_destroy(&ok);
-    if (op->vt->on_sent(op, conn) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
+    if (op->vt->on_sent(op) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
         op_start_request(op, conn);
 }
 
@@ -676,7 +678,7 @@ static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *erro
     mqc_op_t *op = owner;
     mqc_server_t *s = op->server;
     mqc_client_t *client = op->client;
-    uint32_t generation = conn->pc.generation;
+    uint32_t generation = mqc_server_pconn(conn)->generation;
     bool sent = !mqc_conn_request_unsent(conn); /* read before the pool closes it */
     op->conn = NULL;
     /* The server may have run the request, or still be running it: the session is not reused
@@ -703,7 +705,7 @@ static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *erro
          * connection's error (older generation) changes nothing. */
         mqc_pool_close_idle(s->pool);
     }
-    mqc_pool_checkin(s->pool, &conn->pc, false);
+    mqc_server_release(conn, false);
     if (op->state == MQC_OP_ACTIVE && may_retry(op, error, sent)) op_retry(op);
     else mqc_op_finish(op, NULL, error);
 }

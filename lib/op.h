@@ -8,6 +8,7 @@
 #include <ev.h>
 
 #include "common.h"
+#include "conn.h"
 #include "mqc.h"
 #include "pool.h"
 #include "session.h"
@@ -30,7 +31,8 @@ typedef enum {
 } mqc_op_state_t;
 
 /* Operation kinds implement these. encode writes the next request for the op into buf (a
- * whole OP_MSG); on_reply consumes the reply and returns MQC_STEP_DONE after finishing the op
+ * whole OP_MSG) for a server with caps (its limits and wire version, from the handshake);
+ * on_reply consumes the reply and returns MQC_STEP_DONE after finishing the op
  * (mqc_op_finish), or MQC_STEP_AGAIN to have encode called again on the same connection. */
 typedef enum { MQC_STEP_DONE = 0, MQC_STEP_AGAIN = 1 } mqc_step_t;
 
@@ -39,11 +41,11 @@ typedef void (*mqc_op_done_fn)(mqc_op_t *op, const bson_t *reply, const mqc_erro
 
 typedef struct mqc_op_vt {
     const char *kind;
-    bool (*encode)(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t request_id,
+    bool (*encode)(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *buf, int32_t request_id,
                    bool *more_to_come, mqc_error_t *error);
-    mqc_step_t (*on_reply)(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply);
+    mqc_step_t (*on_reply)(mqc_op_t *op, const bson_t *reply);
     /* After an unacknowledged (moreToCome) request was written: MQC_STEP_DONE or AGAIN. */
-    mqc_step_t (*on_sent)(mqc_op_t *op, mqc_conn_t *conn);
+    mqc_step_t (*on_sent)(mqc_op_t *op);
     /* Called once when the op is freed, to release impl. */
     void (*destroy)(mqc_op_t *op);
     /* Group ops: cancel the members. */

@@ -48,6 +48,9 @@ static void emit(mqc_client_t *client, mqc_topology_event_type_t type, const cha
     client->monitor.topology(&ev, client->monitor_ud);
 }
 
+static void report_check(void *client, const mqc_sd_t *sd) { mqc_topology_on_check(client, sd); }
+static bool server_known(void *client, const char *address) { return mqc_topology_server_known(client, address); }
+
 /* Acts on the events of the last update, in order. They are copied first: acting may run
  * callbacks that report errors, which update the topology (and its change list) again. */
 static void apply_changes(mqc_topology_t *t)
@@ -67,12 +70,12 @@ static void apply_changes(mqc_topology_t *t)
         case MQC_SDAM_SERVER_ADDED: {
             mqc_uri_host_t h;
             host_from_address(ev->address, &h);
-            s = mqc_server_new(client, &h, true);
+            s = mqc_server_new(&client->server_env, &h, true);
             snprintf(s->address, sizeof s->address, "%s", ev->address);
             add_server(client, s);
             mqc_sdam_server_t *ss = mqc_sdam_find(&t->td, ev->address);
             if (ss) ss->ud = s;
-            s->heartbeat = mqc_heartbeat_new(client, s);
+            mqc_server_monitor(s, report_check, server_known, client);
             break;
         }
         case MQC_SDAM_SERVER_REMOVED:
@@ -143,7 +146,7 @@ bool mqc_topology_start(mqc_client_t *client, mqc_error_t *error)
     if (u->load_balanced || direct || lone || unix_host || u->n_hosts == 0) {
         /* Nothing to discover: the server is used as it is, as a direct connection should. */
         for (size_t i = 0; i < u->n_hosts; i++) {
-            mqc_server_t *s = mqc_server_new(client, &u->hosts[i], false);
+            mqc_server_t *s = mqc_server_new(&client->server_env, &u->hosts[i], false);
             if (!mqc_sdam_normalize_address(u->hosts[i].host_and_port, s->address, sizeof s->address))
                 snprintf(s->address, sizeof s->address, "%s", u->hosts[i].host_and_port);
             add_server(client, s);

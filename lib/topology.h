@@ -20,9 +20,6 @@
 
 typedef struct mqc_server mqc_server_t;
 
-/* minHeartbeatFrequencyMS of the SDAM spec: checks are never closer together than this. */
-#define MQC_MIN_HEARTBEAT_MS 500
-
 /* A subscriber to "the topology changed": told at the end of every update that changed
  * something, from inside it (so it must not call back into the topology: op.c arms a timer). */
 typedef struct mqc_topology_sub {

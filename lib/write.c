@@ -207,8 +207,8 @@ static size_t run_length(const mqc_bulk_t *b, size_t from)
     return i - from;
 }
 
-static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t rid, bool *unacked,
-                        mqc_error_t *error)
+static bool bulk_encode(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *buf, int32_t rid,
+                        bool *unacked, mqc_error_t *error)
 {
     exec_t *x = op->impl;
     mqc_bulk_t *b = x->bulk;
@@ -233,13 +233,13 @@ static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t 
     if (!sizes) abort();
     for (size_t i = 0; i < run; i++) sizes[i] = b->models[x->next + i].doc->len;
     size_t fit = mqc_wire_batch_fit(sizes, run, 0, body.len + MQC_SESSION_EXT_MAX, strlen(kind_seq[kind]),
-                                    &conn->server->caps.limits);
+                                    &caps->limits);
     if (sizes != sizes_small) free(sizes);
     if (fit == 0) {
         mqc_error_set(error, MQC_ERROR_CLIENT, MQC_CLIENT_TOO_LARGE,
                       "%s: document %zu is %u bytes, beyond the server's maxBsonObjectSize (%d)",
                       kind_cmd[kind], x->next, b->models[x->next].doc->len,
-                      conn->server->caps.limits.max_bson_object_size);
+                      caps->limits.max_bson_object_size);
         bson_destroy(&body);
         return false;
     }
@@ -284,9 +284,8 @@ static void finish_result(mqc_op_t *op)
     bson_destroy(&r);
 }
 
-static mqc_step_t bulk_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
+static mqc_step_t bulk_on_reply(mqc_op_t *op, const bson_t *reply)
 {
-    (void) conn;
     exec_t *x = op->impl;
     mqc_bulk_t *b = x->bulk;
     mqc_error_t err;
@@ -308,9 +307,8 @@ static mqc_step_t bulk_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *re
     return MQC_STEP_AGAIN;
 }
 
-static mqc_step_t bulk_on_sent(mqc_op_t *op, mqc_conn_t *conn)
+static mqc_step_t bulk_on_sent(mqc_op_t *op)
 {
-    (void) conn;
     exec_t *x = op->impl;
     x->next = x->batch_start + x->batch_n;
     if (x->next >= x->bulk->n) {
