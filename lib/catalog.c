@@ -5,12 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
 #include "cmd.h"
 #include "cursor.h"
 #include "handles.h"
 #include "op.h"
-#include "read.h"
 
 static bool has(const bson_t *opts, const char *key, bson_iter_t *it)
 {
@@ -37,28 +35,6 @@ static mqc_op_t *submit(mqc_client_t *client, const char *db, bson_t *cmd, const
     op->retry = retry;
     mqc_op_set_timeout_from(op, opts);
     return op;
-}
-
-/* ---- estimatedDocumentCount ---------------------------------------------------------------- */
-
-static bool count_result(mqc_cmd_result_t *r)
-{
-    bson_iter_t it;
-    bson_init(&r->tmp);
-    BSON_APPEND_INT64(&r->tmp, "count", bson_iter_init_find(&it, r->reply, "n") ? bson_iter_as_int64(&it) : 0);
-    r->result = &r->tmp;
-    return true;
-}
-
-mqc_op_t *mqc_collection_estimated_document_count(mqc_collection_t *coll, const bson_t *opts, mqc_reply_cb cb,
-                                                  void *ud)
-{
-    bson_t cmd;
-    bson_init(&cmd);
-    bson_append_utf8(&cmd, "count", -1, coll->name, -1);
-    mqc_copy_passthrough_opts(&cmd, opts, NULL);
-    mqc_apply_read_opts(coll->client, &cmd, opts);
-    return mqc_op_submit(submit(coll->client, coll->db, &cmd, opts, MQC_RETRY_READ, count_result, cb, ud));
 }
 
 /* ---- listings ------------------------------------------------------------------------------ */

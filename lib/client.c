@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "cmd.h"
@@ -14,16 +15,6 @@
 #include "seedlist.h"
 #include "tls.h"
 #include "topology.h"
-
-static void on_flush(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) loop;
-    (void) revents;
-    mqc_client_t *client = w->data;
-    mqc_client_enter(client);
-    mqc_op_flush_completions(client);
-    mqc_client_leave(client);
-}
 
 static void on_pool_event(const mqc_pool_event_t *ev, void *ud)
 {
@@ -58,6 +49,74 @@ static void build_metadata(mqc_client_t *client)
     BSON_APPEND_UTF8(&client->metadata, "platform", platform);
 }
 
+/* ---- the seed list of a mongodb+srv URI ---------------------------------------------------- */
+
+/* The lookup runs on a worker of its own; until it ends, operations wait in selection. */
+struct mqc_seedlist_state {
+    mqc_worker_t *worker;
+    mqc_seedlist_lookup_t *lookup;  /* NULL once it ended */
+    bool failed;
+    mqc_error_t error;
+};
+
+/* The hosts arrived: the URI gets them and the topology starts; waiting operations select
+ * again, now with servers or to fail with st->error. */
+static void on_seedlist(void *ctx, mqc_seedlist_records_t *rec, const mqc_error_t *error)
+{
+    mqc_client_t *client = ctx;
+    struct mqc_seedlist_state *st = client->seedlist;
+    st->lookup = NULL;
+    if (!rec) {
+        st->failed = true;
+        st->error = *error;
+    } else {
+        mqc_rand_t rng;
+        mqc_rand_seed(&rng, (uint64_t) mqc_now_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) client);
+        st->failed = !mqc_seedlist_apply(&client->uri, rec, mqc_rand_next, &rng, &st->error) ||
+                     !mqc_topology_start(client, &st->error);
+        if (!st->failed) mqc_ops_watch_topology(client);
+    }
+    mqc_client_enter(client);
+    mqc_op_wake_selecting(client);
+    mqc_client_leave(client);
+}
+
+static bool seedlist_start(mqc_client_t *client, mqc_error_t *error)
+{
+    struct mqc_seedlist_state *st = calloc(1, sizeof *st);
+    if (!st) abort();
+    client->seedlist = st;
+    st->worker = mqc_worker_new(client->loop);
+    st->lookup = mqc_seedlist_lookup_start(st->worker, client->uri.srv_host, client->uri.srv_service_name,
+                                           on_seedlist, client);
+    if (!st->lookup) {
+        mqc_error_set(error, MQC_ERROR_CLIENT, 0, "cannot start a thread for the SRV lookup of %s", client->uri.srv_host);
+        return false;
+    }
+    return true;
+}
+
+/* Before selection: true when the seed list is known; false with error unset while the lookup
+ * runs (the op waits), with error set when it failed. */
+static bool seedlist_ready(const mqc_client_t *client, mqc_error_t *error)
+{
+    const struct mqc_seedlist_state *st = client->seedlist;
+    if (!st || (!st->lookup && !st->failed)) return true;
+    if (st->failed) *error = st->error;
+    return false;
+}
+
+/* Destroy: the lookup's end is dropped; the worker lets go once DNS has answered. */
+static void seedlist_stop(mqc_client_t *client)
+{
+    struct mqc_seedlist_state *st = client->seedlist;
+    if (!st) return;
+    mqc_seedlist_lookup_cancel(st->worker, st->lookup);
+    mqc_worker_destroy(st->worker);
+    free(st);
+    client->seedlist = NULL;
+}
+
 static void client_free(mqc_client_t *client);
 static void client_free_guarded(void *client) { client_free(client); }
 
@@ -82,14 +141,9 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     }
     client->loop = loop;
     client->resolver = mqc_resolver_new(loop);
-    mqc_list_init(&client->ops);
-    mqc_list_init(&client->completions);
-    mqc_list_init(&client->deferred);
+    mqc_ops_init(client);
     mqc_guard_init(&client->guard, client_free_guarded, client);
     mqc_list_init(&client->cursors);
-    ev_init(&client->flush_timer, on_flush);
-    client->flush_timer.data = client;
-    client->max_pending = client->uri.max_pending > 0 ? (size_t) client->uri.max_pending : 0;
     client->next_request_id = 1;
     build_metadata(client);
     mqc_conn_ctx_t *cx = &client->conns;
@@ -123,14 +177,14 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
         }
         cx->tls_ctx = client->tls_ctx;
     }
-    mqc_list_init(&client->selecting);
     mqc_session_pool_init(&client->sessions);
     /* mongodb+srv: the topology starts once the SRV lookup has found the hosts (lib/seedlist.c). */
-    if (client->uri.srv_host ? !mqc_seedlist_client_start(client, error) : !mqc_topology_start(client, error)) {
+    if (client->uri.srv_host ? !seedlist_start(client, error) : !mqc_topology_start(client, error)) {
         client->closing = true;
         client_free(client);
         return NULL;
     }
+    if (!client->uri.srv_host) mqc_ops_watch_topology(client);
     return client;
 }
 
@@ -140,12 +194,12 @@ static void client_free(mqc_client_t *client)
     mqc_op_fail_all(client);
     mqc_cursor_detach_all(client); /* their sessions go back to the pool, to be ended */
     mqc_client_end_sessions(client);
-    mqc_seedlist_client_stop(client);
+    seedlist_stop(client);
     mqc_topology_stop(client);
     for (size_t i = 0; i < client->n_servers; i++) mqc_server_destroy(client->servers[i]);
     /* Callbacks of pool waiters already ran through mqc_op_fail_all; nothing else is pending. */
     mqc_op_flush_completions(client);
-    ev_timer_stop(client->loop, &client->flush_timer);
+    mqc_ops_cleanup(client);
     mqc_conn_ctx_cleanup(&client->conns);
     mqc_resolver_destroy(client->resolver);
     free(client->servers);
@@ -203,7 +257,7 @@ bool mqc_client_run_until_idle(mqc_client_t *client, double timeout_s)
     return client->stats[MQC_STAT_OPS_PENDING] == 0;
 }
 
-void mqc_client_set_max_pending(mqc_client_t *client, size_t max_pending) { client->max_pending = max_pending; }
+void mqc_client_set_max_pending(mqc_client_t *client, size_t max_pending) { client->ops.max_pending = max_pending; }
 
 uint64_t mqc_client_stat(const mqc_client_t *client, mqc_stat_t which)
 {
@@ -244,10 +298,11 @@ int32_t mqc_client_next_request_id(mqc_client_t *client) { return mqc_wire_next_
 mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error)
 {
     if (op->pin) return op->pin;
-    if (client->seedlist && !mqc_seedlist_client_ready(client, error)) return NULL; /* SRV lookup running or failed */
+    if (client->seedlist && !seedlist_ready(client, error)) return NULL; /* SRV lookup running or failed */
     if (client->topo && client->topo->monitored) {
         bool wait;
-        mqc_server_t *s = mqc_topology_select(client, op, &wait, error);
+        mqc_server_t *s = mqc_topology_select(client, op->is_write, op->vt->command ? op->vt->command(op) : NULL,
+                                              op->tried, &wait, error);
         if (!s && wait) mqc_error_clear(error);
         return s;
     }

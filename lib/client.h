@@ -29,17 +29,10 @@ struct mqc_client {
     mqc_monitor_t monitor;
     void *monitor_ud;
 
-    mqc_link_t ops;              /* every live operation */
-    mqc_link_t completions;      /* ops whose callback waits for the loop */
-    ev_timer flush_timer;        /* zero-delay timer that delivers completions */
-    int submitting;              /* > 0 inside a submit call: completions are queued */
-    int holding;                 /* > 0 while a callback runs whose op's connection is not yet back */
-    mqc_link_t deferred;         /* ops submitted meanwhile (mqc_op_t.qlink), dispatched after it */
+    mqc_ops_t ops;               /* the operations (lib/op.c) */
     mqc_guard_t guard;           /* entered inside a callback into the application: destroy waits */
     bool closing;
 
-    size_t max_pending;
-    uint64_t next_op_id;
     int32_t next_request_id;
     uint32_t next_conn_serial;
     uint64_t stats[MQC_STAT__COUNT];
@@ -51,7 +44,6 @@ struct mqc_client {
     mqc_server_env_t server_env; /* what every server shares (lib/server.h), filled here */
     mqc_link_t cursors;          /* live cursors, made inert on destroy */
     struct mqc_topology *topo;   /* discovery, monitoring, selection (lib/topology.c) */
-    mqc_link_t selecting;        /* ops waiting for a suitable server (mqc_op_t.qlink) */
     struct mqc_seedlist_state *seedlist;   /* mongodb+srv: the seed list lookup (lib/seedlist.c), else NULL */
     mqc_session_pool_t sessions; /* implicit server sessions (lib/session.c) */
 };

@@ -122,7 +122,12 @@ static void cmd_destroy(mqc_op_t *op)
     free(impl);
 }
 
-const mqc_op_vt_t mqc_cmd_vt = {"command", cmd_encode, cmd_on_reply, cmd_on_sent, cmd_destroy, NULL};
+static const bson_t *cmd_command(const mqc_op_t *op)
+{
+    return op->impl ? &((const mqc_cmd_impl_t *) op->impl)->cmd : NULL;
+}
+
+const mqc_op_vt_t mqc_cmd_vt = {"command", cmd_encode, cmd_on_reply, cmd_on_sent, cmd_destroy, NULL, cmd_command};
 
 mqc_op_t *mqc_cmd_op_new(mqc_client_t *client, const char *db, const bson_t *cmd, mqc_reply_cb cb, void *ud)
 {

@@ -14,7 +14,8 @@ typedef struct {
     const char *name;            /* the op's name, for messages */
     const bson_t *cmd;           /* the command sent */
     const bson_t *reply;         /* its ok:1 reply */
-    const bson_t *result;        /* out: reply, a document inside it, &tmp, or NULL (no document) */
+    const bson_t *result;        /* out: reply, &view, &tmp, or NULL (no document) */
+    bson_t view;                 /* a document inside reply (bson_init_static): never freed */
     bson_t tmp;                  /* a result built anew: initialised by the transform, freed by cmd.c */
     mqc_error_t error;           /* out, when the transform returns false */
 } mqc_cmd_result_t;

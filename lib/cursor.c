@@ -9,7 +9,6 @@
 #include "cursor.h"
 #include "handles.h"
 #include "op.h"
-#include "read.h"
 #include "reply.h"
 
 struct mqc_cursor {
@@ -139,11 +138,6 @@ static mqc_cursor_t *cursor_new_in(mqc_client_t *client, const char *db, const c
     return c;
 }
 
-static mqc_cursor_t *cursor_new(mqc_collection_t *coll, const bson_t *opts, mqc_batch_cb cb, void *ud)
-{
-    return cursor_new_in(coll->client, coll->db, coll->name, opts, cb, ud);
-}
-
 /* listDatabases answers with a plain array: seen as a cursor's only batch, so that every
  * catalog listing reads the same way. */
 static void on_array_reply(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
@@ -191,8 +185,10 @@ void mqc_cursor_set_getmore_max_time(mqc_cursor_t *c, int64_t ms)
     if (ms > 0) BSON_APPEND_INT64(&c->getmore_extra, "maxTimeMS", ms);
 }
 
-static void cursor_start(mqc_cursor_t *c, bson_t *cmd, const bson_t *opts, bool retryable)
+mqc_cursor_t *mqc_cursor_start(mqc_client_t *client, const char *db, const char *coll, bson_t *cmd, const bson_t *opts,
+                               bool retryable, mqc_batch_cb cb, void *ud)
 {
+    mqc_cursor_t *c = cursor_new_in(client, db, coll, opts, cb, ud);
     c->op = mqc_cmd_op_new(c->client, c->db, cmd, on_batch, c);
     /* The opening find/aggregate is a retryable read (an aggregate that writes is not); getMore
      * is not (the cursor lives on one server, and a lost reply may have advanced it). */
@@ -202,42 +198,6 @@ static void cursor_start(mqc_cursor_t *c, bson_t *cmd, const bson_t *opts, bool 
     c->started = true;
     bson_destroy(cmd);
     mqc_op_submit(c->op);
-}
-
-mqc_cursor_t *mqc_collection_find(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts, mqc_batch_cb cb,
-                                  void *ud)
-{
-    mqc_cursor_t *c = cursor_new(coll, opts, cb, ud);
-    bson_t cmd;
-    bson_init(&cmd);
-    mqc_build_find(coll->client, coll, filter, opts, &cmd);
-    cursor_start(c, &cmd, opts, true);
-    return c;
-}
-
-/* True when a stage of the aggregate command's pipeline writes ($out, $merge): the retryable
- * reads specification excludes such an aggregate, since a retry after a lost reply could write
- * twice. */
-static bool pipeline_writes(const bson_t *cmd)
-{
-    bson_iter_t f, it, stage;
-    if (!bson_iter_init_find(&f, cmd, "pipeline") || !BSON_ITER_HOLDS_ARRAY(&f) || !bson_iter_recurse(&f, &it))
-        return false;
-    while (bson_iter_next(&it))
-        if (BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &stage) && bson_iter_next(&stage) &&
-            (!strcmp(bson_iter_key(&stage), "$out") || !strcmp(bson_iter_key(&stage), "$merge")))
-            return true;
-    return false;
-}
-
-mqc_cursor_t *mqc_collection_aggregate(mqc_collection_t *coll, const bson_t *pipeline, const bson_t *opts,
-                                       mqc_batch_cb cb, void *ud)
-{
-    mqc_cursor_t *c = cursor_new(coll, opts, cb, ud);
-    bson_t cmd;
-    bson_init(&cmd);
-    mqc_build_aggregate(coll->client, coll, pipeline, opts, &cmd);
-    cursor_start(c, &cmd, opts, !pipeline_writes(&cmd));
     return c;
 }
 

@@ -12,6 +12,11 @@
  * batch (listDatabases). opts: batchSize and comment (for getMore), timeoutMS, readPreference. */
 mqc_cursor_t *mqc_cursor_open(mqc_client_t *client, const char *db, const char *coll, bson_t *cmd,
                               const bson_t *opts, bool retryable, const char *array_key, mqc_batch_cb cb, void *ud);
+/* A cursor over cmd's reply (a whole find or aggregate, with "$db"; taken over and destroyed)
+ * for the collection db.coll: the first batch, then getMore on demand. retryable: the opening
+ * command is a retryable read. opts: batchSize, comment and timeoutMS. */
+mqc_cursor_t *mqc_cursor_start(mqc_client_t *client, const char *db, const char *coll, bson_t *cmd, const bson_t *opts,
+                               bool retryable, mqc_batch_cb cb, void *ud);
 /* Every getMore of c carries maxTimeMS: ms (runCursorCommand's maxTimeMS; 0 removes it). */
 void mqc_cursor_set_getmore_max_time(mqc_cursor_t *c, int64_t ms);
 

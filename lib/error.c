@@ -69,14 +69,6 @@ bool mqc_error_code_is_recovering(int32_t code)
     return code == 11600 || code == 11602 || code == 13436 || code == 189 || code == 91;
 }
 
-bool mqc_reply_ok(const bson_t *reply, mqc_error_t *error)
-{
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, reply, "ok") && bson_iter_as_bool(&it)) return true;
-    mqc_error_from_reply(error, MQC_ERROR_SERVER, reply);
-    return false;
-}
-
 void mqc_error_from_reply(mqc_error_t *error, uint32_t domain, const bson_t *reply)
 {
     bson_iter_t it;

@@ -2,7 +2,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
 #include "handles.h"
 
 mqc_database_t *mqc_client_get_database(mqc_client_t *client, const char *db)

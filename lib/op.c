@@ -7,10 +7,8 @@
 #include <string.h>
 
 #include "client.h"
-#include "cmd.h"
 #include "cmd_event.h"
 #include "conn.h"
-#include "gather.h"
 #include "op.h"
 #include "server.h"
 #include "topology.h"
@@ -26,6 +24,38 @@ static void op_start_request(mqc_op_t *op, mqc_conn_t *conn);
 static bool may_retry(mqc_op_t *op, const mqc_error_t *error, bool sent);
 static void op_retry(mqc_op_t *op);
 
+static void on_flush(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    mqc_client_t *client = w->data;
+    mqc_client_enter(client);
+    mqc_op_flush_completions(client);
+    mqc_client_leave(client);
+}
+
+static void on_wake(struct ev_loop *loop, ev_timer *w, int revents);
+
+void mqc_ops_init(mqc_client_t *client)
+{
+    mqc_ops_t *q = &client->ops;
+    mqc_list_init(&q->live);
+    mqc_list_init(&q->completions);
+    mqc_list_init(&q->selecting);
+    mqc_list_init(&q->deferred);
+    ev_init(&q->flush_timer, on_flush);
+    q->flush_timer.data = client;
+    ev_init(&q->wake, on_wake);
+    q->wake.data = client;
+    q->max_pending = client->uri.max_pending > 0 ? (size_t) client->uri.max_pending : 0;
+}
+
+void mqc_ops_cleanup(mqc_client_t *client)
+{
+    ev_timer_stop(client->loop, &client->ops.flush_timer);
+    ev_timer_stop(client->loop, &client->ops.wake);
+}
+
 mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
                      mqc_reply_cb cb, void *ud)
 {
@@ -36,13 +66,13 @@ mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *na
     op->name = name;
     op->cb = cb;
     op->ud = ud;
-    op->id = ++client->next_op_id;
+    op->id = ++client->ops.next_op_id;
     op->start_us = mqc_now_us();
     size_t dblen = db ? strlen(db) : 0;
     if (dblen < sizeof op->db) memcpy(op->db, db ? db : "", dblen + 1); /* snprintf costs ~10x on this hot path */
     ev_init(&op->timer, on_deadline);
     op->timer.data = op;
-    mqc_list_push_back(&client->ops, &op->link);
+    mqc_list_push_back(&client->ops.live, &op->link);
     client->stats[MQC_STAT_OPS_SUBMITTED]++;
     client->stats[MQC_STAT_OPS_PENDING]++;
     if (client->uri.timeout_ms > 0) op->deadline_us = op->start_us + client->uri.timeout_ms * 1000;
@@ -89,17 +119,17 @@ static void op_queue(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error
         free(op->q_error);
         op->q_error = NULL;
     }
-    mqc_list_push_back(&client->completions, &op->qlink);
-    if (!ev_is_active(&client->flush_timer)) {
-        ev_timer_set(&client->flush_timer, 0., 0.);
-        ev_timer_start(client->loop, &client->flush_timer);
+    mqc_list_push_back(&client->ops.completions, &op->qlink);
+    if (!ev_is_active(&client->ops.flush_timer)) {
+        ev_timer_set(&client->ops.flush_timer, 0., 0.);
+        ev_timer_start(client->loop, &client->ops.flush_timer);
     }
 }
 
 mqc_op_t *mqc_op_submit(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
-    client->submitting++;
+    client->ops.submitting++;
     if (client->closing && !op->internal) {
         mqc_error_t e;
         mqc_error_set(&e, MQC_ERROR_SHUTDOWN, 0, "the client is being destroyed");
@@ -113,17 +143,17 @@ mqc_op_t *mqc_op_submit(mqc_op_t *op)
             ev_timer_start(client->loop, &op->timer);
             op->timer_on = true;
         }
-        if (client->holding > 0) {
+        if (client->ops.holding > 0) {
             /* Submitted from a callback whose op still holds its connection: dispatched once
              * that connection is back in the pool, which then hands it to this op (or to an
              * older waiter) instead of opening another. */
             op->deferred = true;
-            mqc_list_push_back(&client->deferred, &op->qlink);
+            mqc_list_push_back(&client->ops.deferred, &op->qlink);
         } else {
             op_dispatch(op);
         }
     }
-    client->submitting--;
+    client->ops.submitting--;
     return op;
 }
 
@@ -131,13 +161,13 @@ mqc_op_t *mqc_op_submit(mqc_op_t *op)
 static void dispatch_deferred(mqc_client_t *client)
 {
     mqc_link_t *l;
-    client->submitting++;
-    while (client->holding == 0 && (l = mqc_list_pop_front(&client->deferred))) {
+    client->ops.submitting++;
+    while (client->ops.holding == 0 && (l = mqc_list_pop_front(&client->ops.deferred))) {
         mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
         op->deferred = false;
         op_dispatch(op);
     }
-    client->submitting--;
+    client->ops.submitting--;
 }
 
 /* ---- sessions --------------------------------------------------------------------------- */
@@ -186,7 +216,7 @@ static void op_free(mqc_op_t *op)
     free(op);
 }
 
-/* Hands the op to the application (and its gather). The op is freed afterwards, and only then
+/* Hands the op to the application (and its subscriber). The op is freed afterwards, and only then
  * does its connection (conn, when the request ended well) go back to the pool: finishing one op
  * never sends another before this op's callback has run. */
 static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, mqc_conn_t *conn)
@@ -198,13 +228,13 @@ static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *err
     client->stats[MQC_STAT_OPS_PENDING]--;
     mqc_list_remove(&op->link);
     mqc_client_enter(client);
-    if (conn) client->holding++;
+    if (conn) client->ops.holding++;
     if (op->cb) op->cb(op, reply, error, op->ud);
-    if (op->gather) mqc_gather_on_member_done(op, reply, error);
+    if (op->on_done) op->on_done(op, reply, error);
     op_free(op);
     if (conn) {
         mqc_server_release(conn, true);
-        if (--client->holding == 0 && !mqc_list_empty(&client->deferred)) dispatch_deferred(client);
+        if (--client->ops.holding == 0 && !mqc_list_empty(&client->ops.deferred)) dispatch_deferred(client);
     }
     mqc_client_leave(client);
 }
@@ -245,7 +275,7 @@ void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
 {
     if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
     mqc_conn_t *c = op_detach(op, true);
-    if (op->client->submitting > 0) {
+    if (op->client->ops.submitting > 0) {
         /* The callback waits for the loop: the connection need not. */
         op_queue(op, reply, error);
         if (c) mqc_server_release(c, true);
@@ -254,20 +284,28 @@ void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
     }
 }
 
+void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
+{
+    mqc_client_t *client = op->client;
+    client->ops.submitting++;
+    mqc_op_finish(op, reply, error);
+    client->ops.submitting--;
+}
+
 /* Finishes with an error decided by the client (timeout, cancel): a request on the wire is
  * abandoned with its connection. */
 static void op_abort(mqc_op_t *op, const mqc_error_t *error)
 {
     if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
     op_detach(op, false);
-    if (op->client->submitting > 0) op_queue(op, NULL, error);
+    if (op->client->ops.submitting > 0) op_queue(op, NULL, error);
     else op_deliver(op, NULL, error, NULL);
 }
 
 void mqc_op_flush_completions(mqc_client_t *client)
 {
     mqc_link_t *l;
-    while ((l = mqc_list_pop_front(&client->completions))) {
+    while ((l = mqc_list_pop_front(&client->ops.completions))) {
         mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
         bson_t *reply = op->q_reply;
         op->q_reply = NULL;
@@ -363,17 +401,44 @@ static void op_wait_for_server(mqc_op_t *op)
         op->select_deadline_us = mqc_now_us() + ms * 1000;
     }
     op->selecting = true;
-    mqc_list_push_back(&client->selecting, &op->qlink);
+    mqc_list_push_back(&client->ops.selecting, &op->qlink);
     arm_timer(op);
+}
+
+static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    mqc_client_t *client = w->data;
+    mqc_client_enter(client);
+    mqc_op_wake_selecting(client);
+    mqc_client_leave(client);
+}
+
+/* The topology changed (called from inside its update): waiting ops look again, from the loop. */
+static void on_topology_changed(void *ctx)
+{
+    mqc_client_t *client = ctx;
+    if (!mqc_list_empty(&client->ops.selecting) && !ev_is_active(&client->ops.wake)) {
+        ev_timer_set(&client->ops.wake, 0., 0.);
+        ev_timer_start(client->loop, &client->ops.wake);
+    }
+}
+
+void mqc_ops_watch_topology(mqc_client_t *client)
+{
+    client->ops.topology.changed = on_topology_changed;
+    client->ops.topology.ctx = client;
+    mqc_topology_subscribe(client, &client->ops.topology);
 }
 
 void mqc_op_wake_selecting(mqc_client_t *client)
 {
     size_t n = 0;
-    for (mqc_link_t *l = client->selecting.next; l != &client->selecting; l = l->next) n++;
+    for (mqc_link_t *l = client->ops.selecting.next; l != &client->ops.selecting; l = l->next) n++;
     /* Ops that still find nothing go back to the end of the list: look at each once. */
     while (n-- > 0 && !client->closing) {
-        mqc_link_t *l = mqc_list_pop_front(&client->selecting);
+        mqc_link_t *l = mqc_list_pop_front(&client->ops.selecting);
         if (!l) break;
         mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
         op->selecting = false;
@@ -397,11 +462,11 @@ static void op_dispatch(mqc_op_t *op)
         arm_timer(op);
     }
     op->txn_ok = wants_txn(op, s);
-    if (client->max_pending && client->stats[MQC_STAT_WAIT_QUEUE] >= client->max_pending &&
+    if (client->ops.max_pending && client->stats[MQC_STAT_WAIT_QUEUE] >= client->ops.max_pending &&
         mqc_pool_available(s->pool) == 0) {
         mqc_error_set(&err, MQC_ERROR_OVERLOADED, 0,
                       "overloaded: %zu operations already wait for a connection (maxPendingOperations)",
-                      client->max_pending);
+                      client->ops.max_pending);
         mqc_op_finish(op, NULL, &err);
         return;
     }
@@ -477,9 +542,9 @@ static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const 
     if (!op->client->monitor.command) return;
     /* The reply to a hello that carried speculative authentication is as sensitive as it. */
     bson_t empty = BSON_INITIALIZER;
-    if (reply && op->vt == &mqc_cmd_vt && bson_has_field(&((mqc_cmd_impl_t *) op->impl)->cmd, "speculativeAuthenticate"))
-        reply = &empty;
-    const char *name = op->vt == &mqc_cmd_vt ? mqc_command_name(&((mqc_cmd_impl_t *) op->impl)->cmd, op->name) : op->name;
+    const bson_t *cmd = op->vt->command ? op->vt->command(op) : NULL;
+    if (reply && cmd && bson_has_field(cmd, "speculativeAuthenticate")) reply = &empty;
+    const char *name = cmd ? mqc_command_name(cmd, op->name) : op->name;
     mqc_command_event_t ev = {.type = error ? MQC_COMMAND_FAILED : MQC_COMMAND_SUCCEEDED,
                               .command_name = name, .database = op->db, .reply = reply,
                               .error = error, .request_id = op->request_id, .operation_id = op->id,
@@ -675,7 +740,7 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
         client->stats[MQC_STAT_WAIT_QUEUE]--;
         op->state = MQC_OP_ACTIVE;
     }
-    if (op->gather_own && op->vt->cancel) op->vt->cancel(op); /* members end; the gather follows */
+    if (op->group && op->vt->cancel) op->vt->cancel(op); /* members end; the gather follows */
     else op_abort(op, &err);
     mqc_client_leave(client);
 }
@@ -685,15 +750,15 @@ void mqc_op_cancel(mqc_op_t *op)
     if (!op || op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
     mqc_client_t *client = op->client;
     op->cancelled = true;
-    client->submitting++; /* cancel is asynchronous: the callback comes from the loop */
-    if (op->gather_own && op->vt->cancel) {
+    client->ops.submitting++; /* cancel is asynchronous: the callback comes from the loop */
+    if (op->group && op->vt->cancel) {
         op->vt->cancel(op);
     } else {
         mqc_error_t err;
         mqc_error_set(&err, MQC_ERROR_CANCELLED, 0, "%s was cancelled", op->name ? op->name : "operation");
         op_abort(op, &err);
     }
-    client->submitting--;
+    client->ops.submitting--;
 }
 
 void mqc_op_fail_all(mqc_client_t *client)
@@ -703,15 +768,15 @@ void mqc_op_fail_all(mqc_client_t *client)
     /* Plain ops first: gathers complete as their members do. Callbacks may submit more ops;
      * those fail at once (closing is set), so the loop ends. */
     for (int pass = 0; pass < 2; pass++) {
-        mqc_link_t *l = client->ops.next;
-        while (l != &client->ops) {
+        mqc_link_t *l = client->ops.live.next;
+        while (l != &client->ops.live) {
             mqc_op_t *op = mqc_container_of(l, mqc_op_t, link);
-            if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE || (pass == 0 && op->gather_own)) {
+            if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE || (pass == 0 && op->group)) {
                 l = l->next;
                 continue;
             }
             op_abort(op, &err);
-            l = client->ops.next; /* the list changed under us: start over */
+            l = client->ops.live.next; /* the list changed under us: start over */
         }
         mqc_op_flush_completions(client);
     }

@@ -12,6 +12,7 @@
 #include "mqc.h"
 #include "pool.h"
 #include "session.h"
+#include "topology.h"
 #include "wire.h"
 
 typedef struct mqc_conn mqc_conn_t;
@@ -35,6 +36,9 @@ typedef enum {
  * (mqc_op_finish), or MQC_STEP_AGAIN to have encode called again on the same connection. */
 typedef enum { MQC_STEP_DONE = 0, MQC_STEP_AGAIN = 1 } mqc_step_t;
 
+/* A subscriber to an op's end (mqc_op_t.on_done). */
+typedef void (*mqc_op_done_fn)(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
+
 typedef struct mqc_op_vt {
     const char *kind;
     bool (*encode)(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *buf, int32_t request_id,
@@ -44,8 +48,10 @@ typedef struct mqc_op_vt {
     mqc_step_t (*on_sent)(mqc_op_t *op);
     /* Called once when the op is freed, to release impl. */
     void (*destroy)(mqc_op_t *op);
-    /* Gather ops: cancel the members. */
+    /* Group ops: cancel the members. */
     void (*cancel)(mqc_op_t *op);
+    /* The command document, for kinds that have one (events, selection by $readPreference). */
+    const bson_t *(*command)(const mqc_op_t *op);
 } mqc_op_vt_t;
 
 struct mqc_op {
@@ -74,8 +80,8 @@ struct mqc_op {
     bool is_write;
     uint8_t retry;               /* MQC_RETRY_*: may be retried once */
     bool retried;                /* the one retry was used */
-    bool selecting;              /* waiting (in client->selecting via qlink) for a suitable server */
-    bool deferred;               /* submitted while a connection was held (client->deferred via qlink) */
+    bool selecting;              /* waiting (in mqc_ops_t.selecting via qlink) for a suitable server */
+    bool deferred;               /* submitted while a connection was held (mqc_ops_t.deferred via qlink) */
     int64_t select_deadline_us;  /* when the wait for a server gives up */
     int64_t txn_number;          /* retryable write: the current batch's txnNumber (0: none) */
     bool txn_ok;                 /* retryable write: lsid + txnNumber go with the command */
@@ -88,15 +94,41 @@ struct mqc_op {
     bool internal;               /* endSessions at destroy: may be submitted while closing */
     mqc_server_t *tried;         /* a retry avoids this server (deprioritized) */
 
-    mqc_link_t link;             /* client->ops: every live op, for shutdown */
-    mqc_link_t qlink;            /* client->completions */
+    mqc_link_t link;             /* mqc_ops_t.live: every live op, for shutdown */
+    mqc_link_t qlink;            /* mqc_ops_t.completions, or .selecting while selecting */
     bson_t *q_reply;             /* queued completion */
     mqc_error_t *q_error;        /* queued or early error; allocated only then (ops stay small) */
 
-    struct mqc_gather *gather;   /* the group this op belongs to, if any */
-    size_t gather_slot;
-    bool gather_own;             /* op is a gather's own op (impl is the gather) */
+    /* A subscriber to the op's end (gather: each of its members), told after the op's own
+     * callback with the same reply and error. At most one. */
+    mqc_op_done_fn on_done;
+    void *done_ctx;
+    size_t done_slot;
+    bool group;                  /* a group's own op (gather): it ends when its members do, and
+                                  * cancelling or timing it out goes to vt->cancel */
 };
+
+/* The op layer's state per client: the client embeds it (client->ops); op.c alone uses it. */
+typedef struct mqc_ops {
+    mqc_link_t live;             /* every live operation (mqc_op_t.link) */
+    mqc_link_t completions;      /* ops whose callback waits for the loop (mqc_op_t.qlink) */
+    ev_timer flush_timer;        /* zero-delay timer that delivers completions */
+    int submitting;              /* > 0 inside a submit call: completions are queued */
+    int holding;                 /* > 0 while a callback runs whose op's connection is not yet back */
+    mqc_link_t deferred;         /* ops submitted meanwhile (mqc_op_t.qlink), dispatched after it */
+    mqc_link_t selecting;        /* ops waiting for a suitable server (mqc_op_t.qlink) */
+    ev_timer wake;               /* zero-delay: after a change, waiting ops select again */
+    mqc_topology_sub_t topology; /* the subscription that arms wake */
+    uint64_t next_op_id;
+    size_t max_pending;          /* maxPendingOperations: 0, no limit */
+} mqc_ops_t;
+
+/* Sets up client->ops (the client calls it once, with its loop). */
+void mqc_ops_init(mqc_client_t *client);
+/* Stops its timers (after mqc_op_fail_all and the last flush). */
+void mqc_ops_cleanup(mqc_client_t *client);
+/* Subscribes the waiting selections to the client's topology (once it has started). */
+void mqc_ops_watch_topology(mqc_client_t *client);
 
 mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
                      mqc_reply_cb cb, void *ud);
@@ -110,9 +142,12 @@ void mqc_op_fail_early(mqc_op_t *op, uint32_t domain, int32_t code, const char *
 /* The end: delivers the callback now, or queues it when inside a submit call. Exactly once;
  * later calls are ignored. reply may be NULL. */
 void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
+/* The same, but the callback always comes from the loop (for an end decided inside one of the
+ * application's calls). */
+void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
 /* Delivers every queued completion (the flush timer's job; also used by destroy). */
 void mqc_op_flush_completions(mqc_client_t *client);
-/* The topology changed: ops waiting for a server try selection again. */
+/* Ops waiting for a server try selection again, now (the seed list arrived). */
 void mqc_op_wake_selecting(mqc_client_t *client);
 /* Fails every live op with MQC_ERROR_SHUTDOWN (client destroy). */
 void mqc_op_fail_all(mqc_client_t *client);

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cmd.h"
+#include "client.h"
 #include "heartbeat.h"
 
 /* "host:port" / "[v6]:port" (normalised by sdam) into a URI host. */
@@ -46,16 +46,6 @@ static void emit(mqc_client_t *client, mqc_topology_event_type_t type, const cha
     if (!client->monitor.topology) return;
     mqc_topology_event_t ev = {.type = type, .server = server, .previous = previous, .current = current};
     client->monitor.topology(&ev, client->monitor_ud);
-}
-
-static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) loop;
-    (void) revents;
-    mqc_client_t *client = w->data;
-    mqc_client_enter(client);
-    mqc_op_wake_selecting(client);
-    mqc_client_leave(client);
 }
 
 static void report_check(void *client, const mqc_sd_t *sd) { mqc_topology_on_check(client, sd); }
@@ -131,11 +121,11 @@ static void apply_changes(mqc_topology_t *t)
         }
     }
     free(evs);
-    /* Waiting ops look again, from the loop (never from inside this update's caller). */
-    if (client->topo == t && !mqc_list_empty(&client->selecting) && !ev_is_active(&t->wake)) {
-        ev_timer_set(&t->wake, 0., 0.);
-        ev_timer_start(client->loop, &t->wake);
-    }
+    if (client->topo == t)
+        for (mqc_link_t *l = t->subs.next; l != &t->subs; l = l->next) {
+            mqc_topology_sub_t *sub = mqc_container_of(l, mqc_topology_sub_t, link);
+            sub->changed(sub->ctx);
+        }
     mqc_client_leave(client);
 }
 
@@ -147,8 +137,7 @@ bool mqc_topology_start(mqc_client_t *client, mqc_error_t *error)
     t->client = client;
     mqc_sdam_changes_init(&t->ch);
     mqc_rand_seed(&t->rng, (uint64_t) mqc_now_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) client);
-    ev_init(&t->wake, on_wake);
-    t->wake.data = client;
+    mqc_list_init(&t->subs);
     bool unix_host = false;
     for (size_t i = 0; i < u->n_hosts; i++) unix_host |= u->hosts[i].is_unix;
     bool direct = u->direct_connection_set && u->direct_connection;
@@ -186,6 +175,11 @@ bool mqc_topology_start(mqc_client_t *client, mqc_error_t *error)
     return true;
 }
 
+void mqc_topology_subscribe(mqc_client_t *client, mqc_topology_sub_t *sub)
+{
+    if (client->topo) mqc_list_push_back(&client->topo->subs, &sub->link);
+}
+
 void mqc_topology_stop(mqc_client_t *client)
 {
     mqc_topology_t *t = client->topo;
@@ -195,7 +189,6 @@ void mqc_topology_stop(mqc_client_t *client)
         mqc_heartbeat_destroy(client->servers[i]->heartbeat);
         client->servers[i]->heartbeat = NULL;
     }
-    ev_timer_stop(client->loop, &t->wake);
     if (t->monitored) mqc_sdam_desc_cleanup(&t->td);
     mqc_sdam_changes_cleanup(&t->ch);
     free(t);
@@ -251,17 +244,15 @@ void mqc_topology_op_error(mqc_client_t *client, mqc_server_t *s, uint32_t gener
 
 /* ---- selection ----------------------------------------------------------------------------- */
 
-/* The op's read preference: its command's "$readPreference", else the URI's. */
-static void op_read_pref(mqc_client_t *client, mqc_op_t *op, mqc_read_pref_t *rp, bson_t *tags_out)
+/* The read preference: the command's "$readPreference", else the URI's. */
+static void read_pref_of(mqc_client_t *client, const bson_t *command, mqc_read_pref_t *rp, bson_t *tags_out)
 {
     bson_iter_t it, f;
     mqc_read_pref_init(rp);
     rp->mode = client->uri.read_mode;
     if (!bson_empty(&client->uri.read_tags)) rp->tag_sets = &client->uri.read_tags;
     rp->max_staleness_seconds = client->uri.max_staleness_seconds;
-    if (op->vt != &mqc_cmd_vt || !op->impl) return;
-    const mqc_cmd_impl_t *impl = op->impl;
-    if (!bson_iter_init_find(&it, &impl->cmd, "$readPreference") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+    if (!command || !bson_iter_init_find(&it, command, "$readPreference") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
         !bson_iter_recurse(&it, &f))
         return;
     rp->tag_sets = NULL;
@@ -282,7 +273,8 @@ static void op_read_pref(mqc_client_t *client, mqc_op_t *op, mqc_read_pref_t *rp
     }
 }
 
-mqc_server_t *mqc_topology_select(mqc_client_t *client, mqc_op_t *op, bool *wait, mqc_error_t *error)
+mqc_server_t *mqc_topology_select(mqc_client_t *client, bool write, const bson_t *command, const mqc_server_t *avoid,
+                                  bool *wait, mqc_error_t *error)
 {
     mqc_topology_t *t = client->topo;
     *wait = false;
@@ -290,15 +282,15 @@ mqc_server_t *mqc_topology_select(mqc_client_t *client, mqc_op_t *op, bool *wait
     bson_t tags;
     mqc_select_opts_t so;
     mqc_select_opts_init(&so);
-    so.write = op->is_write;
-    if (!op->is_write) {
-        op_read_pref(client, op, &rp, &tags);
+    so.write = write;
+    if (!write) {
+        read_pref_of(client, command, &rp, &tags);
         so.read_pref = &rp;
     }
     so.local_threshold_ms = client->uri.local_threshold_ms;
     const char *tried[1];
-    if (op->tried) {
-        tried[0] = op->tried->address;
+    if (avoid) {
+        tried[0] = avoid->address;
         so.deprioritized = tried;
         so.n_deprioritized = 1;
     }

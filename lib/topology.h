@@ -11,9 +11,22 @@
 #ifndef MQC_TOPOLOGY_H
 #define MQC_TOPOLOGY_H
 
-#include "client.h"
+#include <ev.h>
+
+#include "common.h"
+#include "mqc.h"
 #include "sdam.h"
 #include "select.h"
+
+typedef struct mqc_server mqc_server_t;
+
+/* A subscriber to "the topology changed": told at the end of every update that changed
+ * something, from inside it (so it must not call back into the topology: op.c arms a timer). */
+typedef struct mqc_topology_sub {
+    void (*changed)(void *ctx);
+    void *ctx;
+    mqc_link_t link;             /* in mqc_topology_t.subs */
+} mqc_topology_sub_t;
 
 typedef struct mqc_topology {
     mqc_client_t *client;
@@ -21,7 +34,7 @@ typedef struct mqc_topology {
     mqc_sdam_desc_t td;
     mqc_sdam_changes_t ch;
     mqc_rand_t rng;
-    ev_timer wake;               /* zero-delay: waiting ops retry selection from the loop */
+    mqc_link_t subs;             /* mqc_topology_sub_t.link */
     char primary[MQC_SDAM_ADDR_MAX];
 } mqc_topology_t;
 
@@ -30,12 +43,15 @@ typedef struct mqc_topology {
 bool mqc_topology_start(mqc_client_t *client, mqc_error_t *error);
 /* Stops every monitor and frees the topology; the servers stay for the client to free. */
 void mqc_topology_stop(mqc_client_t *client);
+/* sub hears of every later change until the topology stops (the subscriber owns sub). */
+void mqc_topology_subscribe(mqc_client_t *client, mqc_topology_sub_t *sub);
 
-/* Server selection for op: the op's read preference ("$readPreference" of its command, else the
- * URI's), write or read, servers the op tried already deprioritized. Returns the server, or NULL
- * with error set (invalid request, incompatible topology), or NULL with *wait set: nothing
- * suitable now (checks were requested). */
-mqc_server_t *mqc_topology_select(mqc_client_t *client, mqc_op_t *op, bool *wait, mqc_error_t *error);
+/* Server selection for an operation: a write, or a read by the read preference of command
+ * (its "$readPreference", else the URI's; command may be NULL), avoid (the server a retry
+ * tried, or NULL) deprioritized. Returns the server, or NULL with error set (invalid request,
+ * incompatible topology), or NULL with *wait set: nothing suitable now (checks were requested). */
+mqc_server_t *mqc_topology_select(mqc_client_t *client, bool write, const bson_t *command, const mqc_server_t *avoid,
+                                  bool *wait, mqc_error_t *error);
 /* "ReplicaSetNoPrimary: a:1 (RSSecondary), b:2 (Unknown: connection refused)" into buf. */
 const char *mqc_topology_describe(const mqc_client_t *client, char *buf, size_t size);
 
