@@ -4,7 +4,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "client.h"
 #include "cmd_event.h"
 
 static uint32_t le32(const uint8_t *p) { return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24; }

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "mqc.h"
+#include "scram_cache.h"
 
 typedef enum {
     MQC_SCRAM_SHA_1 = 1,
@@ -45,27 +46,6 @@ bool mqc_scram_mech_from_name(const char *name, mqc_scram_mech_t *out);
 mqc_scram_mech_t mqc_scram_mech_negotiate(const bson_t *hello_reply);
 /* Appends saslSupportedMechs: "<db>.<user>" to a hello command being built. */
 void mqc_scram_append_sasl_supported_mechs(bson_t *hello, const char *db, const char *user);
-
-/* ---- salted-password cache ------------------------------------------------------------
- * Owned by the client (one per client, used from the loop thread only: not thread-safe).
- * Entries hold the ClientKey and ServerKey of one (mechanism, user, password, salt, iteration
- * count); they are found by a keyed HMAC of those (the key is random per cache, so the cache
- * holds nothing that could be checked against a password guess offline without it), so a pool
- * opening many connections runs PBKDF2 once per credential. */
-typedef struct mqc_scram_cache mqc_scram_cache_t;
-
-/* Returns a new empty cache (owned by the caller), or NULL when out of memory. */
-mqc_scram_cache_t *mqc_scram_cache_new(void);
-/* Wipes every entry and frees the cache. Accepts NULL. */
-void mqc_scram_cache_destroy(mqc_scram_cache_t *cache);
-/* How many times PBKDF2 ran for conversations using this cache (for tests and stats). */
-uint64_t mqc_scram_cache_pbkdf2_runs(const mqc_scram_cache_t *cache);
-/* Deferred: a conversation that misses the cache does not run PBKDF2 itself (5-10 ms at the
- * servers' iteration counts: far too long for an event loop); mqc_scram_reply returns
- * MQC_SCRAM_DERIVE, and the caller runs the derivation elsewhere (mqc_scram_kdf_*). The first
- * conversation to miss reserves the entry; others for the same credential get MQC_SCRAM_WAIT
- * until it is stored, so PBKDF2 still runs once per credential. */
-void mqc_scram_cache_set_deferred(mqc_scram_cache_t *cache, bool deferred);
 
 /* ---- one conversation ----------------------------------------------------------------- */
 
@@ -134,19 +114,10 @@ mqc_scram_result_t mqc_scram_resume(mqc_scram_t *s, bson_t *next, mqc_error_t *e
  * then, on the loop thread, mqc_scram_kdf_store(cache, k) and mqc_scram_resume on every
  * conversation that got DERIVE or WAIT. The derivation is independent of s (s may be
  * destroyed meanwhile). */
-typedef struct mqc_scram_kdf mqc_scram_kdf_t;
-
 /* A derivation of s's keys: copies the prepared password, the salt and the iteration count.
  * Owned by the caller (mqc_scram_kdf_store or mqc_scram_kdf_free). NULL when s has not just
  * returned MQC_SCRAM_DERIVE (aborts when out of memory: the cache's reservation must end in a
  * store). */
 mqc_scram_kdf_t *mqc_scram_kdf_take(mqc_scram_t *s);
-/* PBKDF2 and the keys; touches only k, so it runs on any thread. Wipes k's password copy. */
-void mqc_scram_kdf_run(mqc_scram_kdf_t *k);
-/* Puts the keys in the cache (or, when run failed or never ran, drops the reservation so that
- * the next conversation derives again), then wipes and frees k. Accepts NULL. */
-void mqc_scram_kdf_store(mqc_scram_cache_t *cache, mqc_scram_kdf_t *k);
-/* Wipes and frees k without storing (the cache is going away). Accepts NULL. */
-void mqc_scram_kdf_free(mqc_scram_kdf_t *k);
 
 #endif

@@ -1,7 +1,7 @@
-/* scram_cache: the entries of the salted-password cache (mqc_scram_cache_t, declared in scram.h)
- * and the derivation that fills them, for lib/scram.c. Split from the conversation so that what
- * may run on another thread (mqc_scram_kdf_run, mqc_scram_pbkdf2_keys) sits apart from what
- * belongs to the loop. */
+/* scram_cache: the salted-password cache (mqc_scram_cache_t) and the derivation that fills it
+ * (mqc_scram_kdf_t), below lib/scram.c: the conversation uses the cache, the cache knows nothing
+ * of conversations. What may run on another thread (mqc_scram_kdf_run, mqc_scram_pbkdf2_keys)
+ * sits apart from what belongs to the loop. */
 #ifndef MQC_SCRAM_CACHE_H
 #define MQC_SCRAM_CACHE_H
 
@@ -10,7 +10,39 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "scram.h"
+/* ---- salted-password cache ------------------------------------------------------------
+ * Owned by the client (one per client, used from the loop thread only: not thread-safe).
+ * Entries hold the ClientKey and ServerKey of one (mechanism, user, password, salt, iteration
+ * count); they are found by a keyed HMAC of those (the key is random per cache, so the cache
+ * holds nothing that could be checked against a password guess offline without it), so a pool
+ * opening many connections runs PBKDF2 once per credential. */
+typedef struct mqc_scram_cache mqc_scram_cache_t;
+
+/* Returns a new empty cache (owned by the caller), or NULL when out of memory. */
+mqc_scram_cache_t *mqc_scram_cache_new(void);
+/* Wipes every entry and frees the cache. Accepts NULL. */
+void mqc_scram_cache_destroy(mqc_scram_cache_t *cache);
+/* How many times PBKDF2 ran for conversations using this cache (for tests and stats). */
+uint64_t mqc_scram_cache_pbkdf2_runs(const mqc_scram_cache_t *cache);
+/* Deferred: a conversation that misses the cache does not run PBKDF2 itself (5-10 ms at the
+ * servers' iteration counts: far too long for an event loop); mqc_scram_reply returns
+ * MQC_SCRAM_DERIVE, and the caller runs the derivation elsewhere (mqc_scram_kdf_*). The first
+ * conversation to miss reserves the entry; others for the same credential get MQC_SCRAM_WAIT
+ * until it is stored, so PBKDF2 still runs once per credential. */
+void mqc_scram_cache_set_deferred(mqc_scram_cache_t *cache, bool deferred);
+
+/* ---- derivation off the loop (see scram.h: mqc_scram_kdf_take) ------------------------- */
+typedef struct mqc_scram_kdf mqc_scram_kdf_t;
+
+/* PBKDF2 and the keys; touches only k, so it runs on any thread. Wipes k's password copy. */
+void mqc_scram_kdf_run(mqc_scram_kdf_t *k);
+/* Puts the keys in the cache (or, when run failed or never ran, drops the reservation so that
+ * the next conversation derives again), then wipes and frees k. Accepts NULL. */
+void mqc_scram_kdf_store(mqc_scram_cache_t *cache, mqc_scram_kdf_t *k);
+/* Wipes and frees k without storing (the cache is going away). Accepts NULL. */
+void mqc_scram_kdf_free(mqc_scram_kdf_t *k);
+
+/* ---- for lib/scram.c ------------------------------------------------------------------ */
 
 #define MQC_SCRAM_HASH_MAX 32  /* SHA-256; SHA-1 is 20 */
 
