@@ -9,6 +9,7 @@
 #include "client.h"
 #include "cmd.h"
 #include "cmd_event.h"
+#include "conn_secure.h"
 #include "cursor.h"
 #include "op.h"
 #include "scram.h"
@@ -153,7 +154,7 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     cx->request_ids = &client->next_request_id;
     cx->stats = client->stats;
     cx->guard = &client->guard;
-    mqc_conn_ctx_init(cx);
+    mqc_conn_secure_init(cx);
     client->server_env = (mqc_server_env_t){.conns = cx, .resolver = client->resolver,
                                             .pool_monitor = {.pool = on_pool_event}, .pool_monitor_ud = client};
     if (client->uri.username && (client->scram_cache = mqc_scram_cache_new()))
@@ -200,7 +201,7 @@ static void client_free(mqc_client_t *client)
     /* Callbacks of pool waiters already ran through mqc_op_fail_all; nothing else is pending. */
     mqc_op_flush_completions(client);
     mqc_ops_cleanup(client);
-    mqc_conn_ctx_cleanup(&client->conns);
+    mqc_conn_secure_cleanup(&client->conns);
     mqc_resolver_destroy(client->resolver);
     free(client->servers);
     mqc_session_pool_cleanup(&client->sessions);

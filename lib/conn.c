@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn_secure.h"
-
 #define READ_CHUNK 512 /* the reader grows to a whole message once its length is known */
 
 static void conn_fail(mqc_conn_t *c, const mqc_error_t *error);
@@ -57,7 +55,7 @@ static void conn_free(mqc_conn_t *c)
     mqc_wire_reader_destroy(c->reader);
     mqc_buf_free(&c->out);
     free_addrinfo_copy(c->addrs);
-    mqc_conn_secure_free(c);
+    c->ctx->secure->free(c);
     free(c);
 }
 
@@ -73,9 +71,6 @@ static void leave(mqc_conn_t *c)
     if (--c->handling == 0 && c->free_pending) conn_free(c);
     mqc_guard_leave(guard);
 }
-
-void mqc_conn_ctx_init(mqc_conn_ctx_t *ctx) { mqc_conn_auth_ctx_init(ctx); }
-void mqc_conn_ctx_cleanup(mqc_conn_ctx_t *ctx) { mqc_conn_auth_ctx_cleanup(ctx); }
 
 void mqc_conn_enter(mqc_conn_t *c) { enter(c); }
 void mqc_conn_leave(mqc_conn_t *c) { leave(c); }
@@ -254,7 +249,7 @@ static void state_connecting(mqc_conn_t *c)
     ev_io_start(c->ctx->loop, &c->rio);
     if (c->ctx->uri->tls) {
         set_state(c, MQC_CS_TLS);
-        mqc_conn_tls_start(c);
+        c->ctx->secure->tls_start(c);
         return;
     }
     conn_send_hello(c);
@@ -361,7 +356,7 @@ static void conn_send_hello(mqc_conn_t *c)
     BSON_APPEND_INT32(&cmd, "isMaster", 1);
     BSON_APPEND_BOOL(&cmd, "helloOk", true);
     BSON_APPEND_DOCUMENT(&cmd, "client", c->ctx->metadata);
-    mqc_conn_auth_add_to_hello(c, &cmd);
+    c->ctx->secure->auth_add_to_hello(c, &cmd);
     set_state(c, MQC_CS_HELLO);
     c->request_id = mqc_wire_next_request_id(c->ctx->request_ids);
     /* Legacy OP_QUERY for the first message, as the handshake specification asks: any server
@@ -422,9 +417,9 @@ static void state_hello_reply(mqc_conn_t *c, const bson_t *reply)
     }
     c->events->hello(c->up, &caps);
     mqc_wire_reader_set_max(c->reader, caps.limits.max_message_size);
-    if (mqc_conn_auth_needed(c)) {
+    if (c->ctx->secure->auth_needed(c)) {
         set_state(c, MQC_CS_AUTH);
-        mqc_conn_auth_start(c, reply);
+        c->ctx->secure->auth_start(c, reply);
         return;
     }
     mqc_conn_established(c);
@@ -529,7 +524,7 @@ static void conn_on_message(mqc_conn_t *c, const mqc_wire_msg_t *msg)
                 return;
             }
             if (c->state == MQC_CS_AUTH) {
-                mqc_conn_auth_reply(c, &msg->body);
+                c->ctx->secure->auth_reply(c, &msg->body);
                 return;
             }
             void *owner = c->owner;
@@ -605,7 +600,7 @@ static void on_rio(struct ev_loop *loop, ev_io *w, int revents)
     if (est && !mqc_conn_budget_left(ctx)) return; /* the next iteration: see the budget above */
     int64_t t0 = est ? mqc_now_us() : 0;
     enter(c);
-    if (c->state == MQC_CS_TLS) mqc_conn_tls_step(c);
+    if (c->state == MQC_CS_TLS) c->ctx->secure->tls_step(c);
     else if (c->state != MQC_CS_CLOSED) conn_read(c);
     leave(c);
     if (est) mqc_conn_budget_spend(ctx, t0);
@@ -622,7 +617,7 @@ static void on_wio(struct ev_loop *loop, ev_io *w, int revents)
     int64_t t0 = est ? mqc_now_us() : 0;
     enter(c);
     if (c->state == MQC_CS_CONNECTING) state_connecting(c);
-    else if (c->state == MQC_CS_TLS) mqc_conn_tls_step(c);
+    else if (c->state == MQC_CS_TLS) c->ctx->secure->tls_step(c);
     else if (c->state != MQC_CS_CLOSED) {
         void *owner = c->owner;
         if (mqc_conn_send_buffered(c) && c->state == MQC_CS_BUSY && c->request_unacked && c->out.len == 0) {

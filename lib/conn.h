@@ -22,6 +22,18 @@
 
 typedef struct mqc_conn mqc_conn_t;
 
+/* The TLS and AUTH states' steps (lib/conn_secure.c, which sits above this file: it drives the
+ * connection through those states with the calls at the end of this header). */
+typedef struct mqc_conn_secure_ops {
+    void (*tls_start)(mqc_conn_t *c);    /* after connect: on success, mqc_conn_after_tls */
+    void (*tls_step)(mqc_conn_t *c);     /* on readiness while TLS */
+    bool (*auth_needed)(const mqc_conn_t *c);
+    void (*auth_add_to_hello)(mqc_conn_t *c, bson_t *hello); /* speculative authentication */
+    void (*auth_start)(mqc_conn_t *c, const bson_t *hello_reply); /* on success, mqc_conn_established */
+    void (*auth_reply)(mqc_conn_t *c, const bson_t *reply);
+    void (*free)(mqc_conn_t *c);         /* c->auth */
+} mqc_conn_secure_ops_t;
+
 /* What a server told us in the handshake; used to encode requests for it. */
 typedef struct {
     mqc_wire_limits_t limits;
@@ -49,10 +61,8 @@ typedef struct mqc_conn_ctx {
     int32_t *request_ids;        /* the client's request-id counter (mqc_wire_next_request_id) */
     uint64_t *stats;             /* the client's counters (MQC_STAT_*) */
     mqc_guard_t *guard;          /* the client's: a destroy from inside waits for us */
+    const mqc_conn_secure_ops_t *secure; /* lib/conn_secure.c's steps (mqc_conn_secure_init) */
 } mqc_conn_ctx_t;
-
-void mqc_conn_ctx_init(mqc_conn_ctx_t *ctx);
-void mqc_conn_ctx_cleanup(mqc_conn_ctx_t *ctx);
 
 /* What a connection tells its owner, with the up pointer handed at creation. */
 typedef struct mqc_conn_events {
@@ -158,5 +168,14 @@ bool mqc_conn_request_unsent(const mqc_conn_t *conn);
 bool mqc_conn_budget_left(mqc_conn_ctx_t *ctx);
 void mqc_conn_budget_spend(mqc_conn_ctx_t *ctx, int64_t since_us);
 const char *mqc_conn_state_name(mqc_conn_state_t s);
+
+/* For the TLS and AUTH steps (lib/conn_secure.c): TLS done, go on to HELLO; authenticated,
+ * READY; an internal command (auth) sent as OP_MSG; what is buffered written (false: the
+ * connection failed); a failure reported now. */
+void mqc_conn_after_tls(mqc_conn_t *c);
+void mqc_conn_established(mqc_conn_t *c);
+void mqc_conn_send_internal(mqc_conn_t *c, const bson_t *cmd);
+bool mqc_conn_send_buffered(mqc_conn_t *c);
+void mqc_conn_fail_now(mqc_conn_t *c, const mqc_error_t *error);
 
 #endif

@@ -13,7 +13,9 @@
 
 /* ---- TLS: the handshake right after connect; never a fallback to plaintext -------------- */
 
-void mqc_conn_tls_start(mqc_conn_t *c)
+static void tls_step(mqc_conn_t *c);
+
+static void tls_start(mqc_conn_t *c)
 {
     mqc_error_t err;
     if (!c->ctx->tls_ctx) {
@@ -25,10 +27,10 @@ void mqc_conn_tls_start(mqc_conn_t *c)
         mqc_conn_fail_now(c, &err);
         return;
     }
-    mqc_conn_tls_step(c);
+    tls_step(c);
 }
 
-void mqc_conn_tls_step(mqc_conn_t *c)
+static void tls_step(mqc_conn_t *c)
 {
     mqc_error_t err;
     int want = 0;
@@ -64,7 +66,7 @@ static bool is_x509(const mqc_conn_ctx_t *ctx)
     return ctx->uri->auth_mechanism && strcasecmp(ctx->uri->auth_mechanism, MQC_AUTH_X509) == 0;
 }
 
-bool mqc_conn_auth_needed(const mqc_conn_t *c) { return c->ctx->uri->username != NULL || is_x509(c->ctx); }
+static bool auth_needed(const mqc_conn_t *c) { return c->ctx->uri->username != NULL || is_x509(c->ctx); }
 
 void mqc_auth_x509_command(bson_t *cmd, const char *user, bool speculative)
 {
@@ -129,7 +131,7 @@ static void x509_add_to_hello(mqc_conn_t *c, bson_t *hello)
     c->auth->speculative = true;
 }
 
-void mqc_conn_auth_add_to_hello(mqc_conn_t *c, bson_t *hello)
+static void auth_add_to_hello(mqc_conn_t *c, bson_t *hello)
 {
     mqc_conn_ctx_t *ctx = c->ctx;
     const mqc_uri_t *uri = ctx->uri;
@@ -174,6 +176,7 @@ typedef struct {
 } kdf_job_t;
 
 static void auth_result(mqc_conn_t *c, mqc_scram_result_t rc, bson_t *next, const mqc_error_t *err);
+static const mqc_conn_secure_ops_t secure_ops;
 
 /* Resumes the waiting conversations within the establishment budget (hundreds may resume at
  * once, each computing its proof); the rest continue in the next iteration. */
@@ -217,14 +220,15 @@ static void on_auth_resume(struct ev_loop *loop, ev_timer *w, int revents)
     mqc_guard_leave(guard);
 }
 
-void mqc_conn_auth_ctx_init(mqc_conn_ctx_t *ctx)
+void mqc_conn_secure_init(mqc_conn_ctx_t *ctx)
 {
     mqc_list_init(&ctx->auth_waiters);
     ev_init(&ctx->auth_resume, on_auth_resume);
     ctx->auth_resume.data = ctx;
+    ctx->secure = &secure_ops;
 }
 
-void mqc_conn_auth_ctx_cleanup(mqc_conn_ctx_t *ctx)
+void mqc_conn_secure_cleanup(mqc_conn_ctx_t *ctx)
 {
     ev_timer_stop(ctx->loop, &ctx->auth_resume);
     mqc_worker_destroy(ctx->kdf_worker);
@@ -304,7 +308,7 @@ static void x509_start(mqc_conn_t *c, const bson_t *hello_reply)
     auth_send(c, &cmd);
 }
 
-void mqc_conn_auth_start(mqc_conn_t *c, const bson_t *hello_reply)
+static void auth_start(mqc_conn_t *c, const bson_t *hello_reply)
 {
     mqc_conn_ctx_t *ctx = c->ctx;
     const mqc_uri_t *uri = ctx->uri;
@@ -351,7 +355,7 @@ void mqc_conn_auth_start(mqc_conn_t *c, const bson_t *hello_reply)
     auth_send(c, &cmd);
 }
 
-void mqc_conn_auth_reply(mqc_conn_t *c, const bson_t *reply)
+static void auth_reply(mqc_conn_t *c, const bson_t *reply)
 {
     mqc_error_t err;
     bson_t next;
@@ -363,8 +367,11 @@ void mqc_conn_auth_reply(mqc_conn_t *c, const bson_t *reply)
     auth_result(c, rc, &next, &err);
 }
 
-void mqc_conn_secure_free(mqc_conn_t *c)
+static void secure_free(mqc_conn_t *c)
 {
     auth_free(c->auth);
     c->auth = NULL;
 }
+
+static const mqc_conn_secure_ops_t secure_ops = {tls_start,  tls_step,   auth_needed, auth_add_to_hello,
+                                                 auth_start, auth_reply, secure_free};
