@@ -291,8 +291,6 @@ void mqc_client_emit_command(mqc_client_t *client, const mqc_command_event_t *ev
     if (client->monitor.command) mqc_command_event_deliver(client->monitor.command, ev, client->monitor_ud);
 }
 
-int32_t mqc_client_next_request_id(mqc_client_t *client) { return mqc_wire_next_request_id(&client->next_request_id); }
-
 /* A monitored topology selects by the specification (and may ask the op to wait). Without
  * monitoring (a Single topology, a load balancer) every listed server is a candidate, the one
  * with the shortest wait queue first. */

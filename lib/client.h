@@ -49,7 +49,6 @@ struct mqc_client {
 };
 
 /* ---- client internals (client.c) ------------------------------------------------------- */
-int32_t mqc_client_next_request_id(mqc_client_t *client);
 /* Entering and leaving application code: a destroy requested inside is done on the way out. */
 void mqc_client_enter(mqc_client_t *client);
 void mqc_client_leave(mqc_client_t *client);
