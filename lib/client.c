@@ -117,6 +117,8 @@ static void seedlist_stop(mqc_client_t *client)
     client->seedlist = NULL;
 }
 
+_Static_assert(offsetof(struct mqc_client, ops) == 0, "mqc_ops_of: the op layer's state comes first");
+
 static void client_free(mqc_client_t *client);
 static void client_free_guarded(void *client) { client_free(client); }
 
@@ -141,6 +143,16 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     }
     client->loop = loop;
     client->resolver = mqc_resolver_new(loop);
+    mqc_ops_t *q = &client->ops;
+    q->loop = loop;
+    q->uri = &client->uri;
+    q->stats = client->stats;
+    q->sessions = &client->sessions;
+    q->guard = &client->guard;
+    q->topo = &client->topo;
+    q->monitor = &client->monitor;
+    q->monitor_ud = &client->monitor_ud;
+    q->select = mqc_client_select;
     mqc_ops_init(client);
     mqc_guard_init(&client->guard, client_free_guarded, client);
     mqc_list_init(&client->cursors);
@@ -180,7 +192,7 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     mqc_session_pool_init(&client->sessions);
     /* mongodb+srv: the topology starts once the SRV lookup has found the hosts (lib/seedlist.c). */
     if (client->uri.srv_host ? !seedlist_start(client, error) : !mqc_topology_start(client, error)) {
-        client->closing = true;
+        client->ops.closing = true;
         client_free(client);
         return NULL;
     }
@@ -190,7 +202,7 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
 
 static void client_free(mqc_client_t *client)
 {
-    client->closing = true;
+    client->ops.closing = true;
     mqc_op_fail_all(client);
     mqc_cursor_detach_all(client); /* their sessions go back to the pool, to be ended */
     mqc_client_end_sessions(client);
@@ -217,7 +229,7 @@ void mqc_client_destroy(mqc_client_t *client)
     if (!client) return;
     /* Inside a callback the client is freed on the way out (callbacks nest); the guard stays
      * entered through the teardown, so that callbacks run by it cannot re-enter destroy. */
-    client->closing = true;
+    client->ops.closing = true;
     if (mqc_guard_request(&client->guard)) client_free(client);
 }
 

@@ -18,6 +18,7 @@
 #include "wire.h"
 
 struct mqc_client {
+    mqc_ops_t ops;               /* the operations (lib/op.c); first: mqc_ops_of */
     struct ev_loop *loop;
     bool own_loop;
     mqc_uri_t uri;
@@ -29,9 +30,7 @@ struct mqc_client {
     mqc_monitor_t monitor;
     void *monitor_ud;
 
-    mqc_ops_t ops;               /* the operations (lib/op.c) */
     mqc_guard_t guard;           /* entered inside a callback into the application: destroy waits */
-    bool closing;
 
     int32_t next_request_id;
     uint32_t next_conn_serial;

@@ -39,7 +39,7 @@ static void cursor_free(mqc_cursor_t *c);
 
 static void kill_server_cursor(mqc_cursor_t *c)
 {
-    if (!c->client || c->client->closing || c->id == 0 || !c->server || c->dead) return;
+    if (!c->client || mqc_ops_of(c->client)->closing || c->id == 0 || !c->server || c->dead) return;
     bson_t cmd, ids;
     bson_init(&cmd);
     bson_append_utf8(&cmd, "killCursors", -1, c->coll, -1);
