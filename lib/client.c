@@ -155,7 +155,6 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     q->select = mqc_client_select;
     mqc_ops_init(client);
     mqc_guard_init(&client->guard, client_free_guarded, client);
-    mqc_list_init(&client->cursors);
     client->next_request_id = 1;
     build_metadata(client);
     mqc_conn_ctx_t *cx = &client->conns;

@@ -41,7 +41,6 @@ struct mqc_client {
     struct mqc_tls_ctx *tls_ctx;         /* when the URI asks for TLS */
     mqc_conn_ctx_t conns;        /* what every connection shares (lib/conn.h), filled here */
     mqc_server_env_t server_env; /* what every server shares (lib/server.h), filled here */
-    mqc_link_t cursors;          /* live cursors, made inert on destroy */
     struct mqc_topology *topo;   /* discovery, monitoring, selection (lib/topology.c) */
     struct mqc_seedlist_state *seedlist;   /* mongodb+srv: the seed list lookup (lib/seedlist.c), else NULL */
     mqc_session_pool_t sessions; /* implicit server sessions (lib/session.c) */

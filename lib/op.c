@@ -43,6 +43,7 @@ void mqc_ops_init(mqc_client_t *client)
     mqc_list_init(&q->completions);
     mqc_list_init(&q->selecting);
     mqc_list_init(&q->deferred);
+    mqc_list_init(&q->cursors);
     ev_init(&q->flush_timer, on_flush);
     q->flush_timer.data = client;
     ev_init(&q->wake, on_wake);

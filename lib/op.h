@@ -137,6 +137,9 @@ typedef struct mqc_ops {
     mqc_topology_sub_t topology; /* the subscription that arms wake */
     uint64_t next_op_id;
     size_t max_pending;          /* maxPendingOperations: 0, no limit */
+    /* Kept here for lib/cursor.c, which reaches the client no other way: its live cursors
+     * (mqc_cursor_t.link), made inert at destroy. */
+    mqc_link_t cursors;
 } mqc_ops_t;
 
 /* The client's mqc_ops_t (its first member). */
