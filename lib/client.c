@@ -1,5 +1,6 @@
-/* client: creation from a URI, servers and their pools, destroy, the loop helpers, monitoring,
- * and the plain command operation. */
+/* client: the client's own life. Creation from a URI (filling each floor's per-client state:
+ * connections, servers, operations), the mongodb+srv seed list, selection among the servers,
+ * destroy (with endSessions), the loop helpers and monitoring. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

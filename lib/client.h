@@ -1,4 +1,4 @@
-/* The client's private structures: the client and its servers. */
+/* The client: the handle of the public API, embedding each floor's per-client state. */
 #ifndef MQC_CLIENT_H
 #define MQC_CLIENT_H
 

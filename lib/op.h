@@ -20,7 +20,7 @@
 typedef struct mqc_conn mqc_conn_t;
 typedef struct mqc_server mqc_server_t;
 
-/* What an operation is, for the retry rules (set by the builders in read.c / bulk.c). */
+/* What an operation is, for the retry rules (set by the builders in find.c / write.c / cmd.c). */
 enum { MQC_RETRY_NONE = 0, MQC_RETRY_READ, MQC_RETRY_WRITE };
 
 /* Steps an operation goes through. */
