@@ -30,8 +30,8 @@ static void cmd_prepare(mqc_op_t *op)
     mqc_cmd_impl_t *impl = op->impl;
     bson_iter_t it;
     bool changed = false;
-    mqc_sdam_topo_type_t tt = mqc_topology_type(op->client);
-    mqc_server_type_t st = op->is_write || op->pin ? MQC_SERVER_STANDALONE : mqc_topology_server_type(op->client, op->server);
+    mqc_sdam_topo_type_t tt = mqc_topology_type(*mqc_ops_of(op->client)->topo);
+    mqc_server_type_t st = op->is_write || op->pin ? MQC_SERVER_STANDALONE : mqc_topology_server_type(*mqc_ops_of(op->client)->topo, op->server);
     if (st == MQC_SERVER_STANDALONE) goto done; /* nothing to tell a standalone (or for a write) */
     bool has = bson_iter_init_find(&it, &impl->cmd, "$readPreference");
     changed = true;
@@ -66,7 +66,7 @@ static bool cmd_encode(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *b
     (void) error;
     mqc_cmd_impl_t *impl = op->impl;
     if (!op->is_write && !op->pin &&
-        (!caps->is_writable_primary || mqc_topology_type(op->client) != MQC_TOPOLOGY_SINGLE))
+        (!caps->is_writable_primary || mqc_topology_type(*mqc_ops_of(op->client)->topo) != MQC_TOPOLOGY_SINGLE))
         cmd_prepare(op);
     /* A retryable write's number: once, so that its retry sends the same. */
     if (op->txn_ok && op->txn_number == 0) mqc_op_next_txn(op);

@@ -184,7 +184,7 @@ static int64_t session_now(mqc_client_t *client) { return (int64_t) (ev_now(mqc_
 void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mqc_session_t *s)
 {
     if (!s) return;
-    mqc_session_checkin(mqc_ops_of(client)->sessions, s, mqc_topology_session_timeout(client, server), session_now(client));
+    mqc_session_checkin(mqc_ops_of(client)->sessions, s, mqc_topology_session_timeout(*mqc_ops_of(client)->topo, server), session_now(client));
 }
 
 /* The op is done with its session: back to the pool, unless a cursor lent it (the cursor gives
@@ -329,7 +329,7 @@ void mqc_op_flush_completions(mqc_client_t *client)
  * acknowledged (the builders only mark acknowledged writes retryable). */
 static bool wants_txn(const mqc_op_t *op, const mqc_server_t *s)
 {
-    return op->session && op->retry == MQC_RETRY_WRITE && mqc_ops_of(op->client)->uri->retry_writes && mqc_topology_supports_sessions(op->client, s);
+    return op->session && op->retry == MQC_RETRY_WRITE && mqc_ops_of(op->client)->uri->retry_writes && mqc_topology_supports_sessions(*mqc_ops_of(op->client)->topo, s);
 }
 
 /* The op has a connection: it takes its implicit session now, not when it was queued, so that
@@ -342,7 +342,7 @@ static void op_send(mqc_op_t *op, mqc_conn_t *conn)
     if (op->session) {
         op->session->last_use_us = session_now(client);
     } else if (!op->no_session) {
-        int64_t timeout = mqc_topology_session_timeout(client, op->server);
+        int64_t timeout = mqc_topology_session_timeout(*mqc_ops_of(client)->topo, op->server);
         if (timeout >= 0) op->session = mqc_session_checkout(mqc_ops_of(client)->sessions, timeout, session_now(client));
     }
     /* A lone host's kind (standalone, primary, mongos) is known once a handshake is done: an op
@@ -444,7 +444,7 @@ void mqc_ops_watch_topology(mqc_client_t *client)
     mqc_ops_t *q = mqc_ops_of(client);
     q->topology.changed = on_topology_changed;
     q->topology.ctx = client;
-    mqc_topology_subscribe(client, &q->topology);
+    mqc_topology_subscribe(*q->topo, &q->topology);
 }
 
 void mqc_op_wake_selecting(mqc_client_t *client)
@@ -659,7 +659,7 @@ static bool reply_retried(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
     mqc_server_t *s = op->server;
     int32_t code = 0;
     if (s && mqc_sdam_classify_reply(reply, &code) != MQC_SDAM_STATE_NONE)
-        mqc_topology_op_error(client, s, mqc_server_pconn(conn)->generation, MQC_SDAM_ERR_COMMAND, reply, NULL);
+        mqc_topology_op_error(*mqc_ops_of(client)->topo, s, mqc_server_pconn(conn)->generation, MQC_SDAM_ERR_COMMAND, reply, NULL);
     if (ok && op->retry != MQC_RETRY_WRITE) return false;
     mqc_error_t err;
     retry_error(&err, s, reply, ok);
@@ -721,7 +721,7 @@ static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *erro
     bool net = error->domain == MQC_ERROR_NETWORK;
     if (*q->topo && (*q->topo)->monitored) {
         if (net || error->domain == MQC_ERROR_TIMEOUT)
-            mqc_topology_op_error(client, s, generation, net ? MQC_SDAM_ERR_NETWORK : MQC_SDAM_ERR_TIMEOUT, NULL,
+            mqc_topology_op_error(*mqc_ops_of(client)->topo, s, generation, net ? MQC_SDAM_ERR_NETWORK : MQC_SDAM_ERR_TIMEOUT, NULL,
                                   error->message);
     } else if (net && generation == mqc_pool_generation(s->pool)) {
         /* A lone host without a monitor has no description to mark Unknown: of SDAM's rule
@@ -754,7 +754,7 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
         mqc_error_set(&err, MQC_ERROR_SELECTION, 0, "%s: no suitable server (%s) within %s: %s",
                       op->name ? op->name : "operation", op->is_write ? "a writable one" : "by read preference",
                       own ? "the operation's timeout" : "serverSelectionTimeoutMS",
-                      mqc_topology_describe(client, topo, sizeof topo));
+                      mqc_topology_describe(*mqc_ops_of(client)->topo, topo, sizeof topo));
         op_abort(op, &err);
         mqc_guard_leave(q->guard);
         return;
