@@ -1,5 +1,6 @@
-/* client: creation from a URI, servers and their pools, destroy, the loop helpers, monitoring,
- * and the plain command operation. */
+/* client: the client's own life. Creation from a URI (filling each floor's per-client state:
+ * connections, servers, operations), the mongodb+srv seed list, selection among the servers,
+ * destroy (with endSessions), the loop helpers and monitoring. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,17 @@ static void build_metadata(mqc_client_t *client)
     BSON_APPEND_UTF8(&client->metadata, "platform", platform);
 }
 
+/* The topology of client->uri (its hosts, for a seed list, once they are known). */
+static bool start_topology(mqc_client_t *client, mqc_error_t *error)
+{
+    mqc_topology_env_t env = {.uri = &client->uri, .server_env = &client->server_env, .servers = &client->servers,
+                              .n_servers = &client->n_servers, .monitor = &client->monitor,
+                              .monitor_ud = &client->monitor_ud, .guard = &client->guard,
+                              .seed = (uint64_t) mqc_now_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) client};
+    client->topo = mqc_topology_new(&env, error);
+    return client->topo != NULL;
+}
+
 /* ---- the seed list of a mongodb+srv URI ---------------------------------------------------- */
 
 /* The lookup runs on a worker of its own; until it ends, operations wait in selection. */
@@ -74,7 +86,7 @@ static void on_seedlist(void *ctx, mqc_seedlist_records_t *rec, const mqc_error_
         mqc_rand_t rng;
         mqc_rand_seed(&rng, (uint64_t) mqc_now_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) client);
         st->failed = !mqc_seedlist_apply(&client->uri, rec, mqc_rand_next, &rng, &st->error) ||
-                     !mqc_topology_start(client, &st->error);
+                     !start_topology(client, &st->error);
         if (!st->failed) mqc_ops_watch_topology(client);
     }
     mqc_client_enter(client);
@@ -118,6 +130,8 @@ static void seedlist_stop(mqc_client_t *client)
     client->seedlist = NULL;
 }
 
+_Static_assert(offsetof(struct mqc_client, ops) == 0, "mqc_ops_of: the op layer's state comes first");
+
 static void client_free(mqc_client_t *client);
 static void client_free_guarded(void *client) { client_free(client); }
 
@@ -142,9 +156,18 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     }
     client->loop = loop;
     client->resolver = mqc_resolver_new(loop);
+    mqc_ops_t *q = &client->ops;
+    q->loop = loop;
+    q->uri = &client->uri;
+    q->stats = client->stats;
+    q->sessions = &client->sessions;
+    q->guard = &client->guard;
+    q->topo = &client->topo;
+    q->monitor = &client->monitor;
+    q->monitor_ud = &client->monitor_ud;
+    q->select = mqc_client_select;
     mqc_ops_init(client);
     mqc_guard_init(&client->guard, client_free_guarded, client);
-    mqc_list_init(&client->cursors);
     client->next_request_id = 1;
     build_metadata(client);
     mqc_conn_ctx_t *cx = &client->conns;
@@ -180,8 +203,8 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     }
     mqc_session_pool_init(&client->sessions);
     /* mongodb+srv: the topology starts once the SRV lookup has found the hosts (lib/seedlist.c). */
-    if (client->uri.srv_host ? !seedlist_start(client, error) : !mqc_topology_start(client, error)) {
-        client->closing = true;
+    if (client->uri.srv_host ? !seedlist_start(client, error) : !start_topology(client, error)) {
+        client->ops.closing = true;
         client_free(client);
         return NULL;
     }
@@ -191,12 +214,13 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
 
 static void client_free(mqc_client_t *client)
 {
-    client->closing = true;
+    client->ops.closing = true;
     mqc_op_fail_all(client);
     mqc_cursor_detach_all(client); /* their sessions go back to the pool, to be ended */
     mqc_client_end_sessions(client);
     seedlist_stop(client);
-    mqc_topology_stop(client);
+    mqc_topology_destroy(client->topo);
+    client->topo = NULL;
     for (size_t i = 0; i < client->n_servers; i++) mqc_server_destroy(client->servers[i]);
     /* Callbacks of pool waiters already ran through mqc_op_fail_all; nothing else is pending. */
     mqc_op_flush_completions(client);
@@ -218,7 +242,7 @@ void mqc_client_destroy(mqc_client_t *client)
     if (!client) return;
     /* Inside a callback the client is freed on the way out (callbacks nest); the guard stays
      * entered through the teardown, so that callbacks run by it cannot re-enter destroy. */
-    client->closing = true;
+    client->ops.closing = true;
     if (mqc_guard_request(&client->guard)) client_free(client);
 }
 
@@ -300,7 +324,7 @@ mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t 
     if (client->seedlist && !seedlist_ready(client, error)) return NULL; /* SRV lookup running or failed */
     if (client->topo && client->topo->monitored) {
         bool wait;
-        mqc_server_t *s = mqc_topology_select(client, op->is_write, op->vt->command ? op->vt->command(op) : NULL,
+        mqc_server_t *s = mqc_topology_select(client->topo, op->is_write, op->vt->command ? op->vt->command(op) : NULL,
                                               op->tried, &wait, error);
         if (!s && wait) mqc_error_clear(error);
         return s;
@@ -346,7 +370,7 @@ void mqc_client_end_sessions(mqc_client_t *client)
     for (size_t i = 0; i < client->n_servers; i++) {
         mqc_server_t *c = client->servers[i];
         if (c->retired || mqc_pool_available(c->pool) == 0) continue;
-        mqc_server_type_t t = mqc_topology_server_type(client, c);
+        mqc_server_type_t t = mqc_topology_server_type(client->topo, c);
         bool writable = t == MQC_SERVER_RS_PRIMARY || t == MQC_SERVER_MONGOS || t == MQC_SERVER_STANDALONE;
         if (writable || (!s && t == MQC_SERVER_RS_SECONDARY)) s = c;
         if (writable) break;

@@ -1,4 +1,4 @@
-/* The client's private structures: the client and its servers. */
+/* The client: the handle of the public API, embedding each floor's per-client state. */
 #ifndef MQC_CLIENT_H
 #define MQC_CLIENT_H
 
@@ -18,6 +18,7 @@
 #include "wire.h"
 
 struct mqc_client {
+    mqc_ops_t ops;               /* the operations (lib/op.c); first: mqc_ops_of */
     struct ev_loop *loop;
     bool own_loop;
     mqc_uri_t uri;
@@ -29,9 +30,7 @@ struct mqc_client {
     mqc_monitor_t monitor;
     void *monitor_ud;
 
-    mqc_ops_t ops;               /* the operations (lib/op.c) */
     mqc_guard_t guard;           /* entered inside a callback into the application: destroy waits */
-    bool closing;
 
     int32_t next_request_id;
     uint32_t next_conn_serial;
@@ -42,7 +41,6 @@ struct mqc_client {
     struct mqc_tls_ctx *tls_ctx;         /* when the URI asks for TLS */
     mqc_conn_ctx_t conns;        /* what every connection shares (lib/conn.h), filled here */
     mqc_server_env_t server_env; /* what every server shares (lib/server.h), filled here */
-    mqc_link_t cursors;          /* live cursors, made inert on destroy */
     struct mqc_topology *topo;   /* discovery, monitoring, selection (lib/topology.c) */
     struct mqc_seedlist_state *seedlist;   /* mongodb+srv: the seed list lookup (lib/seedlist.c), else NULL */
     mqc_session_pool_t sessions; /* implicit server sessions (lib/session.c) */

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
 #include "cmd.h"
 #include "conn.h"
 #include "op.h"
@@ -27,12 +26,12 @@ static void cmd_set_read_pref(mqc_cmd_impl_t *impl, const bson_t *rp)
  * URI when the command carries none. */
 static void cmd_prepare(mqc_op_t *op)
 {
-    mqc_client_t *client = op->client;
+    const mqc_uri_t *uri = mqc_ops_of(op->client)->uri;
     mqc_cmd_impl_t *impl = op->impl;
     bson_iter_t it;
     bool changed = false;
-    mqc_sdam_topo_type_t tt = mqc_topology_type(client);
-    mqc_server_type_t st = op->is_write || op->pin ? MQC_SERVER_STANDALONE : mqc_topology_server_type(client, op->server);
+    mqc_sdam_topo_type_t tt = mqc_topology_type(*mqc_ops_of(op->client)->topo);
+    mqc_server_type_t st = op->is_write || op->pin ? MQC_SERVER_STANDALONE : mqc_topology_server_type(*mqc_ops_of(op->client)->topo, op->server);
     if (st == MQC_SERVER_STANDALONE) goto done; /* nothing to tell a standalone (or for a write) */
     bool has = bson_iter_init_find(&it, &impl->cmd, "$readPreference");
     changed = true;
@@ -42,17 +41,17 @@ static void cmd_prepare(mqc_op_t *op)
         BSON_APPEND_UTF8(&rp, "mode", "primaryPreferred");
         cmd_set_read_pref(impl, &rp);
         bson_destroy(&rp);
-    } else if (!has && client->uri.read_mode != MQC_READ_PRIMARY && st != MQC_SERVER_STANDALONE &&
+    } else if (!has && uri->read_mode != MQC_READ_PRIMARY && st != MQC_SERVER_STANDALONE &&
                (tt != MQC_TOPOLOGY_SINGLE || st == MQC_SERVER_MONGOS)) {
         bson_t rp = BSON_INITIALIZER, tags;
-        BSON_APPEND_UTF8(&rp, "mode", mqc_read_mode_name(client->uri.read_mode));
-        if (!bson_empty(&client->uri.read_tags)) {
-            bson_copy_to(&client->uri.read_tags, &tags);
+        BSON_APPEND_UTF8(&rp, "mode", mqc_read_mode_name(uri->read_mode));
+        if (!bson_empty(&uri->read_tags)) {
+            bson_copy_to(&uri->read_tags, &tags);
             BSON_APPEND_ARRAY(&rp, "tags", &tags);
             bson_destroy(&tags);
         }
-        if (client->uri.max_staleness_seconds > 0)
-            BSON_APPEND_INT64(&rp, "maxStalenessSeconds", client->uri.max_staleness_seconds);
+        if (uri->max_staleness_seconds > 0)
+            BSON_APPEND_INT64(&rp, "maxStalenessSeconds", uri->max_staleness_seconds);
         cmd_set_read_pref(impl, &rp);
         bson_destroy(&rp);
     }
@@ -67,7 +66,7 @@ static bool cmd_encode(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *b
     (void) error;
     mqc_cmd_impl_t *impl = op->impl;
     if (!op->is_write && !op->pin &&
-        (!caps->is_writable_primary || mqc_topology_type(op->client) != MQC_TOPOLOGY_SINGLE))
+        (!caps->is_writable_primary || mqc_topology_type(*mqc_ops_of(op->client)->topo) != MQC_TOPOLOGY_SINGLE))
         cmd_prepare(op);
     /* A retryable write's number: once, so that its retry sends the same. */
     if (op->txn_ok && op->txn_number == 0) mqc_op_next_txn(op);
@@ -203,17 +202,19 @@ void mqc_copy_passthrough_opts(bson_t *cmd, const bson_t *opts, const char *cons
 
 void mqc_apply_read_opts(mqc_client_t *client, bson_t *cmd, const bson_t *opts)
 {
+    const mqc_uri_t *uri = mqc_ops_of(client)->uri;
     bson_iter_t it;
     if (opts && bson_iter_init_find(&it, opts, "readConcern") && BSON_ITER_HOLDS_DOCUMENT(&it))
         bson_append_iter(cmd, "readConcern", -1, &it);
-    else if (!bson_empty(&client->uri.read_concern))
-        BSON_APPEND_DOCUMENT(cmd, "readConcern", &client->uri.read_concern);
+    else if (!bson_empty(&uri->read_concern))
+        BSON_APPEND_DOCUMENT(cmd, "readConcern", &uri->read_concern);
     if (opts && bson_iter_init_find(&it, opts, "readPreference") && BSON_ITER_HOLDS_DOCUMENT(&it))
         bson_append_iter(cmd, "$readPreference", -1, &it);
 }
 
 void mqc_apply_write_concern(mqc_client_t *client, bson_t *cmd, const bson_t *opts, bool *unacked)
 {
+    const mqc_uri_t *uri = mqc_ops_of(client)->uri;
     bson_iter_t it, ch;
     const bson_t *wc = NULL;
     bson_t tmp;
@@ -223,8 +224,8 @@ void mqc_apply_write_concern(mqc_client_t *client, bson_t *cmd, const bson_t *op
         const uint8_t *data;
         bson_iter_document(&it, &len, &data);
         if (bson_init_static(&tmp, data, len)) wc = &tmp;
-    } else if (!bson_empty(&client->uri.write_concern)) {
-        wc = &client->uri.write_concern;
+    } else if (!bson_empty(&uri->write_concern)) {
+        wc = &uri->write_concern;
     }
     if (!wc) return;
     BSON_APPEND_DOCUMENT(cmd, "writeConcern", wc);

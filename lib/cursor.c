@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
 #include "cmd.h"
 #include "cursor.h"
 #include "handles.h"
@@ -13,7 +12,7 @@
 
 struct mqc_cursor {
     mqc_client_t *client;        /* NULL once the client is gone */
-    mqc_link_t link;             /* client->cursors */
+    mqc_link_t link;             /* mqc_ops_t.cursors */
     mqc_batch_cb cb;
     void *ud;
     char db[64];
@@ -39,7 +38,7 @@ static void cursor_free(mqc_cursor_t *c);
 
 static void kill_server_cursor(mqc_cursor_t *c)
 {
-    if (!c->client || c->client->closing || c->id == 0 || !c->server || c->dead) return;
+    if (!c->client || mqc_ops_of(c->client)->closing || c->id == 0 || !c->server || c->dead) return;
     bson_t cmd, ids;
     bson_init(&cmd);
     bson_append_utf8(&cmd, "killCursors", -1, c->coll, -1);
@@ -134,7 +133,7 @@ static mqc_cursor_t *cursor_new_in(mqc_client_t *client, const char *db, const c
     if (opts && bson_iter_init_find(&it, opts, "comment")) bson_append_iter(&c->getmore_extra, "comment", -1, &it);
     if (opts && bson_iter_init_find(&it, opts, "timeoutMS") && BSON_ITER_HOLDS_NUMBER(&it))
         c->timeout_ms = bson_iter_as_int64(&it);
-    mqc_list_push_back(&client->cursors, &c->link);
+    mqc_list_push_back(&mqc_ops_of(client)->cursors, &c->link);
     return c;
 }
 
@@ -252,7 +251,7 @@ void mqc_cursor_destroy(mqc_cursor_t *c)
 void mqc_cursor_detach_all(mqc_client_t *client)
 {
     mqc_link_t *l;
-    while ((l = mqc_list_pop_front(&client->cursors))) {
+    while ((l = mqc_list_pop_front(&mqc_ops_of(client)->cursors))) {
         mqc_cursor_t *c = mqc_container_of(l, mqc_cursor_t, link);
         release_session(c); /* pooled, then ended with the others: that kills its server cursor */
         c->client = NULL;

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
 #include "cmd_event.h"
 #include "conn.h"
 #include "op.h"
@@ -29,36 +28,40 @@ static void on_flush(struct ev_loop *loop, ev_timer *w, int revents)
     (void) loop;
     (void) revents;
     mqc_client_t *client = w->data;
-    mqc_client_enter(client);
+    mqc_ops_t *q = mqc_ops_of(client);
+    mqc_guard_enter(q->guard);
     mqc_op_flush_completions(client);
-    mqc_client_leave(client);
+    mqc_guard_leave(q->guard);
 }
 
 static void on_wake(struct ev_loop *loop, ev_timer *w, int revents);
 
 void mqc_ops_init(mqc_client_t *client)
 {
-    mqc_ops_t *q = &client->ops;
+    mqc_ops_t *q = mqc_ops_of(client);
     mqc_list_init(&q->live);
     mqc_list_init(&q->completions);
     mqc_list_init(&q->selecting);
     mqc_list_init(&q->deferred);
+    mqc_list_init(&q->cursors);
     ev_init(&q->flush_timer, on_flush);
     q->flush_timer.data = client;
     ev_init(&q->wake, on_wake);
     q->wake.data = client;
-    q->max_pending = client->uri.max_pending > 0 ? (size_t) client->uri.max_pending : 0;
+    q->max_pending = q->uri->max_pending > 0 ? (size_t) q->uri->max_pending : 0;
 }
 
 void mqc_ops_cleanup(mqc_client_t *client)
 {
-    ev_timer_stop(client->loop, &client->ops.flush_timer);
-    ev_timer_stop(client->loop, &client->ops.wake);
+    mqc_ops_t *q = mqc_ops_of(client);
+    ev_timer_stop(q->loop, &q->flush_timer);
+    ev_timer_stop(q->loop, &q->wake);
 }
 
 mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
                      mqc_reply_cb cb, void *ud)
 {
+    mqc_ops_t *q = mqc_ops_of(client);
     mqc_op_t *op = calloc(1, sizeof *op);
     if (!op) abort();
     op->client = client;
@@ -66,16 +69,16 @@ mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *na
     op->name = name;
     op->cb = cb;
     op->ud = ud;
-    op->id = ++client->ops.next_op_id;
+    op->id = ++q->next_op_id;
     op->start_us = mqc_now_us();
     size_t dblen = db ? strlen(db) : 0;
     if (dblen < sizeof op->db) memcpy(op->db, db ? db : "", dblen + 1); /* snprintf costs ~10x on this hot path */
     ev_init(&op->timer, on_deadline);
     op->timer.data = op;
-    mqc_list_push_back(&client->ops.live, &op->link);
-    client->stats[MQC_STAT_OPS_SUBMITTED]++;
-    client->stats[MQC_STAT_OPS_PENDING]++;
-    if (client->uri.timeout_ms > 0) op->deadline_us = op->start_us + client->uri.timeout_ms * 1000;
+    mqc_list_push_back(&q->live, &op->link);
+    q->stats[MQC_STAT_OPS_SUBMITTED]++;
+    q->stats[MQC_STAT_OPS_PENDING]++;
+    if (q->uri->timeout_ms > 0) op->deadline_us = op->start_us + q->uri->timeout_ms * 1000;
     if (dblen >= sizeof op->db)
         mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "database name too long");
     return op;
@@ -107,6 +110,7 @@ void mqc_op_fail_early(mqc_op_t *op, uint32_t domain, int32_t code, const char *
 static void op_queue(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
 {
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     op->state = MQC_OP_QUEUED;
     op->q_reply = reply ? bson_copy(reply) : NULL;
     if (error) {
@@ -119,18 +123,19 @@ static void op_queue(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error
         free(op->q_error);
         op->q_error = NULL;
     }
-    mqc_list_push_back(&client->ops.completions, &op->qlink);
-    if (!ev_is_active(&client->ops.flush_timer)) {
-        ev_timer_set(&client->ops.flush_timer, 0., 0.);
-        ev_timer_start(client->loop, &client->ops.flush_timer);
+    mqc_list_push_back(&q->completions, &op->qlink);
+    if (!ev_is_active(&q->flush_timer)) {
+        ev_timer_set(&q->flush_timer, 0., 0.);
+        ev_timer_start(q->loop, &q->flush_timer);
     }
 }
 
 mqc_op_t *mqc_op_submit(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
-    client->ops.submitting++;
-    if (client->closing && !op->internal) {
+    mqc_ops_t *q = mqc_ops_of(client);
+    q->submitting++;
+    if (q->closing && !op->internal) {
         mqc_error_t e;
         mqc_error_set(&e, MQC_ERROR_SHUTDOWN, 0, "the client is being destroyed");
         op_queue(op, NULL, &e);
@@ -140,45 +145,46 @@ mqc_op_t *mqc_op_submit(mqc_op_t *op)
         if (op->deadline_us > 0) {
             double after = (double) (op->deadline_us - mqc_now_us()) / 1e6;
             ev_timer_set(&op->timer, after > 0 ? after : 0., 0.);
-            ev_timer_start(client->loop, &op->timer);
+            ev_timer_start(q->loop, &op->timer);
             op->timer_on = true;
         }
-        if (client->ops.holding > 0) {
+        if (q->holding > 0) {
             /* Submitted from a callback whose op still holds its connection: dispatched once
              * that connection is back in the pool, which then hands it to this op (or to an
              * older waiter) instead of opening another. */
             op->deferred = true;
-            mqc_list_push_back(&client->ops.deferred, &op->qlink);
+            mqc_list_push_back(&q->deferred, &op->qlink);
         } else {
             op_dispatch(op);
         }
     }
-    client->ops.submitting--;
+    q->submitting--;
     return op;
 }
 
 /* The ops submitted while a connection was held (see mqc_op_submit), in submission order. */
 static void dispatch_deferred(mqc_client_t *client)
 {
+    mqc_ops_t *q = mqc_ops_of(client);
     mqc_link_t *l;
-    client->ops.submitting++;
-    while (client->ops.holding == 0 && (l = mqc_list_pop_front(&client->ops.deferred))) {
+    q->submitting++;
+    while (q->holding == 0 && (l = mqc_list_pop_front(&q->deferred))) {
         mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
         op->deferred = false;
         op_dispatch(op);
     }
-    client->ops.submitting--;
+    q->submitting--;
 }
 
 /* ---- sessions --------------------------------------------------------------------------- */
 
 /* The pool's clock: the loop's time is good enough for minute-long expiries and costs nothing. */
-static int64_t session_now(const mqc_client_t *client) { return (int64_t) (ev_now(client->loop) * 1e6); }
+static int64_t session_now(mqc_client_t *client) { return (int64_t) (ev_now(mqc_ops_of(client)->loop) * 1e6); }
 
 void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mqc_session_t *s)
 {
     if (!s) return;
-    mqc_session_checkin(&client->sessions, s, mqc_topology_session_timeout(client, server), session_now(client));
+    mqc_session_checkin(mqc_ops_of(client)->sessions, s, mqc_topology_session_timeout(*mqc_ops_of(client)->topo, server), session_now(client));
 }
 
 /* The op is done with its session: back to the pool, unless a cursor lent it (the cursor gives
@@ -222,21 +228,22 @@ static void op_free(mqc_op_t *op)
 static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, mqc_conn_t *conn)
 {
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     op->state = MQC_OP_DONE;
     op->end_us = mqc_now_us();
-    client->stats[MQC_STAT_OPS_COMPLETED]++;
-    client->stats[MQC_STAT_OPS_PENDING]--;
+    q->stats[MQC_STAT_OPS_COMPLETED]++;
+    q->stats[MQC_STAT_OPS_PENDING]--;
     mqc_list_remove(&op->link);
-    mqc_client_enter(client);
-    if (conn) client->ops.holding++;
+    mqc_guard_enter(q->guard);
+    if (conn) q->holding++;
     if (op->cb) op->cb(op, reply, error, op->ud);
     if (op->on_done) op->on_done(op, reply, error);
     op_free(op);
     if (conn) {
         mqc_server_release(conn, true);
-        if (--client->ops.holding == 0 && !mqc_list_empty(&client->ops.deferred)) dispatch_deferred(client);
+        if (--q->holding == 0 && !mqc_list_empty(&q->deferred)) dispatch_deferred(client);
     }
-    mqc_client_leave(client);
+    mqc_guard_leave(q->guard);
 }
 
 /* Lets go of whatever the op holds: its timer, its place in a wait queue, its connection. A
@@ -245,8 +252,9 @@ static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *err
 static mqc_conn_t *op_detach(mqc_op_t *op, bool reply_complete)
 {
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     if (op->timer_on) {
-        ev_timer_stop(client->loop, &op->timer);
+        ev_timer_stop(q->loop, &op->timer);
         op->timer_on = false;
     }
     if (op->selecting || op->deferred) {
@@ -255,7 +263,7 @@ static mqc_conn_t *op_detach(mqc_op_t *op, bool reply_complete)
     }
     if (op->state == MQC_OP_WAITING && op->server) {
         mqc_pool_cancel_waiter(op->server->pool, &op->waiter, false);
-        client->stats[MQC_STAT_WAIT_QUEUE]--;
+        q->stats[MQC_STAT_WAIT_QUEUE]--;
     }
     mqc_conn_t *c = op->conn;
     op->conn = NULL;
@@ -275,7 +283,7 @@ void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
 {
     if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
     mqc_conn_t *c = op_detach(op, true);
-    if (op->client->ops.submitting > 0) {
+    if (mqc_ops_of(op->client)->submitting > 0) {
         /* The callback waits for the loop: the connection need not. */
         op_queue(op, reply, error);
         if (c) mqc_server_release(c, true);
@@ -287,9 +295,10 @@ void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
 void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
 {
     mqc_client_t *client = op->client;
-    client->ops.submitting++;
+    mqc_ops_t *q = mqc_ops_of(client);
+    q->submitting++;
     mqc_op_finish(op, reply, error);
-    client->ops.submitting--;
+    q->submitting--;
 }
 
 /* Finishes with an error decided by the client (timeout, cancel): a request on the wire is
@@ -298,14 +307,14 @@ static void op_abort(mqc_op_t *op, const mqc_error_t *error)
 {
     if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
     op_detach(op, false);
-    if (op->client->ops.submitting > 0) op_queue(op, NULL, error);
+    if (mqc_ops_of(op->client)->submitting > 0) op_queue(op, NULL, error);
     else op_deliver(op, NULL, error, NULL);
 }
 
 void mqc_op_flush_completions(mqc_client_t *client)
 {
     mqc_link_t *l;
-    while ((l = mqc_list_pop_front(&client->ops.completions))) {
+    while ((l = mqc_list_pop_front(&mqc_ops_of(client)->completions))) {
         mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
         bson_t *reply = op->q_reply;
         op->q_reply = NULL;
@@ -320,7 +329,7 @@ void mqc_op_flush_completions(mqc_client_t *client)
  * acknowledged (the builders only mark acknowledged writes retryable). */
 static bool wants_txn(const mqc_op_t *op, const mqc_server_t *s)
 {
-    return op->session && op->retry == MQC_RETRY_WRITE && op->client->uri.retry_writes && mqc_topology_supports_sessions(op->client, s);
+    return op->session && op->retry == MQC_RETRY_WRITE && mqc_ops_of(op->client)->uri->retry_writes && mqc_topology_supports_sessions(*mqc_ops_of(op->client)->topo, s);
 }
 
 /* The op has a connection: it takes its implicit session now, not when it was queued, so that
@@ -333,8 +342,8 @@ static void op_send(mqc_op_t *op, mqc_conn_t *conn)
     if (op->session) {
         op->session->last_use_us = session_now(client);
     } else if (!op->no_session) {
-        int64_t timeout = mqc_topology_session_timeout(client, op->server);
-        if (timeout >= 0) op->session = mqc_session_checkout(&client->sessions, timeout, session_now(client));
+        int64_t timeout = mqc_topology_session_timeout(*mqc_ops_of(client)->topo, op->server);
+        if (timeout >= 0) op->session = mqc_session_checkout(mqc_ops_of(client)->sessions, timeout, session_now(client));
     }
     /* A lone host's kind (standalone, primary, mongos) is known once a handshake is done: an op
      * dispatched before the first one learns it here. Only before its first txnNumber: a write
@@ -347,7 +356,8 @@ static void op_send(mqc_op_t *op, mqc_conn_t *conn)
 static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t *error)
 {
     mqc_op_t *op = mqc_container_of(w, mqc_op_t, waiter);
-    op->client->stats[MQC_STAT_WAIT_QUEUE]--;
+    mqc_ops_t *q = mqc_ops_of(op->client);
+    q->stats[MQC_STAT_WAIT_QUEUE]--;
     op->state = MQC_OP_ACTIVE; /* out of the queue: op_detach must not cancel the waiter */
     if (error) {
         /* Nothing was sent: a pool cleared under the op (CMAP's PoolClearedError: another
@@ -359,8 +369,8 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
          * serverSelectionTimeoutMS, so that a burst of clears costs a wait, not the op. A
          * clear because a connection could not be made uses the retry (docs/reliability.md,
          * fault containment). */
-        if (w->cleared_elsewhere && w->requeues < MAX_REQUEUES && !op->cancelled && !op->client->closing &&
-            op->client->topo) {
+        if (w->cleared_elsewhere && w->requeues < MAX_REQUEUES && !op->cancelled && !q->closing &&
+            *q->topo) {
             w->requeues++;
             op->server = NULL;
             op->state = MQC_OP_NEW;
@@ -381,14 +391,15 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
 static void arm_timer(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     int64_t at = op->deadline_us;
     if (op->selecting && (at == 0 || op->select_deadline_us < at)) at = op->select_deadline_us;
-    if (op->timer_on) ev_timer_stop(client->loop, &op->timer);
+    if (op->timer_on) ev_timer_stop(q->loop, &op->timer);
     op->timer_on = at > 0;
     if (!op->timer_on) return;
     double after = (double) (at - mqc_now_us()) / 1e6;
     ev_timer_set(&op->timer, after > 0 ? after : 0., 0.);
-    ev_timer_start(client->loop, &op->timer);
+    ev_timer_start(q->loop, &op->timer);
 }
 
 /* No suitable server yet: wait on the loop for the topology to change, at most
@@ -396,12 +407,13 @@ static void arm_timer(mqc_op_t *op)
 static void op_wait_for_server(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     if (op->select_deadline_us == 0) {
-        int64_t ms = client->uri.server_selection_timeout_ms > 0 ? client->uri.server_selection_timeout_ms : 30000;
+        int64_t ms = q->uri->server_selection_timeout_ms > 0 ? q->uri->server_selection_timeout_ms : 30000;
         op->select_deadline_us = mqc_now_us() + ms * 1000;
     }
     op->selecting = true;
-    mqc_list_push_back(&client->ops.selecting, &op->qlink);
+    mqc_list_push_back(&q->selecting, &op->qlink);
     arm_timer(op);
 }
 
@@ -410,35 +422,39 @@ static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
     (void) loop;
     (void) revents;
     mqc_client_t *client = w->data;
-    mqc_client_enter(client);
+    mqc_ops_t *q = mqc_ops_of(client);
+    mqc_guard_enter(q->guard);
     mqc_op_wake_selecting(client);
-    mqc_client_leave(client);
+    mqc_guard_leave(q->guard);
 }
 
 /* The topology changed (called from inside its update): waiting ops look again, from the loop. */
 static void on_topology_changed(void *ctx)
 {
     mqc_client_t *client = ctx;
-    if (!mqc_list_empty(&client->ops.selecting) && !ev_is_active(&client->ops.wake)) {
-        ev_timer_set(&client->ops.wake, 0., 0.);
-        ev_timer_start(client->loop, &client->ops.wake);
+    mqc_ops_t *q = mqc_ops_of(client);
+    if (!mqc_list_empty(&q->selecting) && !ev_is_active(&q->wake)) {
+        ev_timer_set(&q->wake, 0., 0.);
+        ev_timer_start(q->loop, &q->wake);
     }
 }
 
 void mqc_ops_watch_topology(mqc_client_t *client)
 {
-    client->ops.topology.changed = on_topology_changed;
-    client->ops.topology.ctx = client;
-    mqc_topology_subscribe(client, &client->ops.topology);
+    mqc_ops_t *q = mqc_ops_of(client);
+    q->topology.changed = on_topology_changed;
+    q->topology.ctx = client;
+    mqc_topology_subscribe(*q->topo, &q->topology);
 }
 
 void mqc_op_wake_selecting(mqc_client_t *client)
 {
+    mqc_ops_t *q = mqc_ops_of(client);
     size_t n = 0;
-    for (mqc_link_t *l = client->ops.selecting.next; l != &client->ops.selecting; l = l->next) n++;
+    for (mqc_link_t *l = q->selecting.next; l != &q->selecting; l = l->next) n++;
     /* Ops that still find nothing go back to the end of the list: look at each once. */
-    while (n-- > 0 && !client->closing) {
-        mqc_link_t *l = mqc_list_pop_front(&client->ops.selecting);
+    while (n-- > 0 && !q->closing) {
+        mqc_link_t *l = mqc_list_pop_front(&q->selecting);
         if (!l) break;
         mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
         op->selecting = false;
@@ -449,9 +465,10 @@ void mqc_op_wake_selecting(mqc_client_t *client)
 static void op_dispatch(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     mqc_error_t err;
     mqc_error_clear(&err);
-    mqc_server_t *s = mqc_client_select(client, op, &err);
+    mqc_server_t *s = q->select(client, op, &err);
     if (!s) {
         if (!mqc_error_is_set(&err)) op_wait_for_server(op);
         else mqc_op_finish(op, NULL, &err);
@@ -462,11 +479,11 @@ static void op_dispatch(mqc_op_t *op)
         arm_timer(op);
     }
     op->txn_ok = wants_txn(op, s);
-    if (client->ops.max_pending && client->stats[MQC_STAT_WAIT_QUEUE] >= client->ops.max_pending &&
+    if (q->max_pending && q->stats[MQC_STAT_WAIT_QUEUE] >= q->max_pending &&
         mqc_pool_available(s->pool) == 0) {
         mqc_error_set(&err, MQC_ERROR_OVERLOADED, 0,
                       "overloaded: %zu operations already wait for a connection (maxPendingOperations)",
-                      client->ops.max_pending);
+                      q->max_pending);
         mqc_op_finish(op, NULL, &err);
         return;
     }
@@ -474,13 +491,13 @@ static void op_dispatch(mqc_op_t *op)
     op->state = MQC_OP_WAITING;
     op->waiter.cb = on_checkout;
     op->waiter.started_us = mqc_now_us();
-    op->waiter.deadline_us = client->uri.wait_queue_timeout_ms > 0
-                                 ? op->waiter.started_us + client->uri.wait_queue_timeout_ms * 1000
+    op->waiter.deadline_us = q->uri->wait_queue_timeout_ms > 0
+                                 ? op->waiter.started_us + q->uri->wait_queue_timeout_ms * 1000
                                  : 0;
-    client->stats[MQC_STAT_WAIT_QUEUE]++;
+    q->stats[MQC_STAT_WAIT_QUEUE]++;
     mqc_pconn_t *pc = mqc_pool_checkout(s->pool, &op->waiter);
     if (pc) {
-        client->stats[MQC_STAT_WAIT_QUEUE]--;
+        q->stats[MQC_STAT_WAIT_QUEUE]--;
         op->state = MQC_OP_ACTIVE;
         s->in_use++;
         op_send(op, mqc_server_conn(pc));
@@ -492,6 +509,12 @@ static void op_dispatch(mqc_op_t *op)
 static void op_sink_reply(void *owner, mqc_conn_t *conn, const bson_t *reply);
 static void op_sink_sent(void *owner, mqc_conn_t *conn);
 static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *error);
+
+static void emit_command(mqc_client_t *client, const mqc_command_event_t *ev)
+{
+    const mqc_ops_t *q = mqc_ops_of(client);
+    if (q->monitor->command) mqc_command_event_deliver(q->monitor->command, ev, *q->monitor_ud);
+}
 
 static void emit_started(mqc_op_t *op, mqc_conn_t *c, const uint8_t *m, int32_t rid)
 {
@@ -505,7 +528,7 @@ static void emit_started(mqc_op_t *op, mqc_conn_t *c, const uint8_t *m, int32_t 
                                   .database = op->db, .command = &body, .request_id = rid,
                                   .operation_id = op->id, .connection_id = mqc_server_pconn(c)->id,
                                   .server = op->server->host.host_and_port};
-        mqc_client_emit_command(op->client, &ev);
+        emit_command(op->client, &ev);
     }
     bson_destroy(&body);
 }
@@ -519,7 +542,7 @@ static bool op_sink_encode(void *owner, mqc_conn_t *conn, mqc_buf_t *buf, int32_
     op->conn = conn;
     op->request_id = rid;
     op->sent_us = mqc_now_us();
-    if (op->client->monitor.command) emit_started(op, conn, buf->data + start, rid);
+    if (mqc_ops_of(op->client)->monitor->command) emit_started(op, conn, buf->data + start, rid);
     return true;
 }
 
@@ -539,7 +562,7 @@ static void op_start_request(mqc_op_t *op, mqc_conn_t *conn)
 
 static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const mqc_error_t *error)
 {
-    if (!op->client->monitor.command) return;
+    if (!mqc_ops_of(op->client)->monitor->command) return;
     /* The reply to a hello that carried speculative authentication is as sensitive as it. */
     bson_t empty = BSON_INITIALIZER;
     const bson_t *cmd = op->vt->command ? op->vt->command(op) : NULL;
@@ -551,7 +574,7 @@ static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const 
                               .connection_id = c ? mqc_server_pconn(c)->id : 0,
                               .server = op->server ? op->server->host.host_and_port : "",
                               .duration_us = mqc_now_us() - op->sent_us};
-    mqc_client_emit_command(op->client, &ev);
+    emit_command(op->client, &ev);
 }
 
 /* ---- retries ------------------------------------------------------------------------------ */
@@ -575,17 +598,18 @@ static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const 
 static bool may_retry(mqc_op_t *op, const mqc_error_t *error, bool sent)
 {
     mqc_client_t *client = op->client;
-    if (op->retried || op->cancelled || client->closing || !client->topo) return false;
+    mqc_ops_t *q = mqc_ops_of(client);
+    if (op->retried || op->cancelled || q->closing || !*q->topo) return false;
     /* A reply that cannot be parsed (garbage, a length beyond maxMessageSizeBytes, a responseTo
      * matching nothing) leaves the connection's byte stream unusable, as a hang-up mid-reply
      * does: for the retry rules it is a network error on that connection. */
     bool net = error->domain == MQC_ERROR_NETWORK || error->domain == MQC_ERROR_PROTOCOL;
     if (op->retry == MQC_RETRY_READ) {
-        if (!client->uri.retry_reads) return false;
+        if (!q->uri->retry_reads) return false;
         return net || (error->labels & MQC_LABEL_RETRYABLE_READ);
     }
     if (op->retry == MQC_RETRY_WRITE) {
-        if (!client->uri.retry_writes || (sent && !op->txn_ok)) return false;
+        if (!q->uri->retry_writes || (sent && !op->txn_ok)) return false;
         return net || (error->labels & MQC_LABEL_RETRYABLE_WRITE);
     }
     return false;
@@ -593,7 +617,7 @@ static bool may_retry(mqc_op_t *op, const mqc_error_t *error, bool sent)
 
 static void op_retry(mqc_op_t *op)
 {
-    op->client->stats[MQC_STAT_OPS_RETRIED]++;
+    mqc_ops_of(op->client)->stats[MQC_STAT_OPS_RETRIED]++;
     op->retried = true;
     op->tried = op->server;
     op->server = NULL;
@@ -635,7 +659,7 @@ static bool reply_retried(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
     mqc_server_t *s = op->server;
     int32_t code = 0;
     if (s && mqc_sdam_classify_reply(reply, &code) != MQC_SDAM_STATE_NONE)
-        mqc_topology_op_error(client, s, mqc_server_pconn(conn)->generation, MQC_SDAM_ERR_COMMAND, reply, NULL);
+        mqc_topology_op_error(*mqc_ops_of(client)->topo, s, mqc_server_pconn(conn)->generation, MQC_SDAM_ERR_COMMAND, reply, NULL);
     if (ok && op->retry != MQC_RETRY_WRITE) return false;
     mqc_error_t err;
     retry_error(&err, s, reply, ok);
@@ -649,14 +673,15 @@ static bool reply_retried(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
 static void op_sink_reply(void *owner, mqc_conn_t *conn, const bson_t *reply)
 {
     mqc_op_t *op = owner;
-    if (op->client->monitor.command) {
+    mqc_ops_t *q = mqc_ops_of(op->client);
+    if (q->monitor->command) {
         mqc_error_t e;
         bool ok = mqc_reply_ok(reply, &e);
         emit_result(op, conn, reply, ok ? NULL : &e);
     }
     /* Every reply is looked at: an error may mean a retry, and (a lone host too) a pool clear
      * when the server is shutting down. A success costs one look for "ok". */
-    if (op->client->topo && reply_retried(op, conn, reply)) return;
+    if (*q->topo && reply_retried(op, conn, reply)) return;
     if (op->vt->on_reply(op, reply) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
         op_start_request(op, conn);
 }
@@ -678,6 +703,7 @@ static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *erro
     mqc_op_t *op = owner;
     mqc_server_t *s = op->server;
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     uint32_t generation = mqc_server_pconn(conn)->generation;
     bool sent = !mqc_conn_request_unsent(conn); /* read before the pool closes it */
     op->conn = NULL;
@@ -693,9 +719,9 @@ static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *erro
      * before the broken connection's check-in: a check-in opens connections for the waiters,
      * which the clear would make stale at once, wasting maxConnecting slots. */
     bool net = error->domain == MQC_ERROR_NETWORK;
-    if (client->topo && client->topo->monitored) {
+    if (*q->topo && (*q->topo)->monitored) {
         if (net || error->domain == MQC_ERROR_TIMEOUT)
-            mqc_topology_op_error(client, s, generation, net ? MQC_SDAM_ERR_NETWORK : MQC_SDAM_ERR_TIMEOUT, NULL,
+            mqc_topology_op_error(*mqc_ops_of(client)->topo, s, generation, net ? MQC_SDAM_ERR_NETWORK : MQC_SDAM_ERR_TIMEOUT, NULL,
                                   error->message);
     } else if (net && generation == mqc_pool_generation(s->pool)) {
         /* A lone host without a monitor has no description to mark Unknown: of SDAM's rule
@@ -718,18 +744,19 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     (void) revents;
     mqc_op_t *op = w->data;
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     mqc_error_t err;
     op->timer_on = false;
-    mqc_client_enter(client);
+    mqc_guard_enter(q->guard);
     if (op->selecting) {
         char topo[400];
         bool own = op->deadline_us > 0 && op->deadline_us <= op->select_deadline_us;
         mqc_error_set(&err, MQC_ERROR_SELECTION, 0, "%s: no suitable server (%s) within %s: %s",
                       op->name ? op->name : "operation", op->is_write ? "a writable one" : "by read preference",
                       own ? "the operation's timeout" : "serverSelectionTimeoutMS",
-                      mqc_topology_describe(client, topo, sizeof topo));
+                      mqc_topology_describe(*mqc_ops_of(client)->topo, topo, sizeof topo));
         op_abort(op, &err);
-        mqc_client_leave(client);
+        mqc_guard_leave(q->guard);
         return;
     }
     const char *where = op->state == MQC_OP_WAITING ? "waiting for a connection" : "awaiting the reply";
@@ -737,20 +764,21 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
                   op->name ? op->name : "operation", (long long) ((op->deadline_us - op->start_us) / 1000), where);
     if (op->state == MQC_OP_WAITING && op->server) {
         mqc_pool_cancel_waiter(op->server->pool, &op->waiter, true);
-        client->stats[MQC_STAT_WAIT_QUEUE]--;
+        q->stats[MQC_STAT_WAIT_QUEUE]--;
         op->state = MQC_OP_ACTIVE;
     }
     if (op->group && op->vt->cancel) op->vt->cancel(op); /* members end; the gather follows */
     else op_abort(op, &err);
-    mqc_client_leave(client);
+    mqc_guard_leave(q->guard);
 }
 
 void mqc_op_cancel(mqc_op_t *op)
 {
     if (!op || op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     op->cancelled = true;
-    client->ops.submitting++; /* cancel is asynchronous: the callback comes from the loop */
+    q->submitting++; /* cancel is asynchronous: the callback comes from the loop */
     if (op->group && op->vt->cancel) {
         op->vt->cancel(op);
     } else {
@@ -758,25 +786,26 @@ void mqc_op_cancel(mqc_op_t *op)
         mqc_error_set(&err, MQC_ERROR_CANCELLED, 0, "%s was cancelled", op->name ? op->name : "operation");
         op_abort(op, &err);
     }
-    client->ops.submitting--;
+    q->submitting--;
 }
 
 void mqc_op_fail_all(mqc_client_t *client)
 {
+    mqc_ops_t *q = mqc_ops_of(client);
     mqc_error_t err;
     mqc_error_set(&err, MQC_ERROR_SHUTDOWN, 0, "the client was destroyed before the operation completed");
     /* Plain ops first: gathers complete as their members do. Callbacks may submit more ops;
      * those fail at once (closing is set), so the loop ends. */
     for (int pass = 0; pass < 2; pass++) {
-        mqc_link_t *l = client->ops.live.next;
-        while (l != &client->ops.live) {
+        mqc_link_t *l = q->live.next;
+        while (l != &q->live) {
             mqc_op_t *op = mqc_container_of(l, mqc_op_t, link);
             if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE || (pass == 0 && op->group)) {
                 l = l->next;
                 continue;
             }
             op_abort(op, &err);
-            l = client->ops.live.next; /* the list changed under us: start over */
+            l = q->live.next; /* the list changed under us: start over */
         }
         mqc_op_flush_completions(client);
     }

@@ -11,14 +11,16 @@
 #include "conn.h"
 #include "mqc.h"
 #include "pool.h"
+#include "guard.h"
 #include "session.h"
 #include "topology.h"
+#include "uri.h"
 #include "wire.h"
 
 typedef struct mqc_conn mqc_conn_t;
 typedef struct mqc_server mqc_server_t;
 
-/* What an operation is, for the retry rules (set by the builders in read.c / bulk.c). */
+/* What an operation is, for the retry rules (set by the builders in find.c / write.c / cmd.c). */
 enum { MQC_RETRY_NONE = 0, MQC_RETRY_READ, MQC_RETRY_WRITE };
 
 /* Steps an operation goes through. */
@@ -108,8 +110,22 @@ struct mqc_op {
                                   * cancelling or timing it out goes to vt->cancel */
 };
 
-/* The op layer's state per client: the client embeds it (client->ops); op.c alone uses it. */
+/* The op layer's state per client. The client embeds it as its first member (client.c
+ * asserts it), fills the part handed in, and op.c owns the rest. */
 typedef struct mqc_ops {
+    /* handed in by the client */
+    struct ev_loop *loop;
+    const mqc_uri_t *uri;
+    uint64_t *stats;             /* the client's counters, MQC_STAT_* */
+    mqc_session_pool_t *sessions;
+    mqc_guard_t *guard;          /* entered around callbacks into the application */
+    struct mqc_topology *const *topo; /* the client's topology, NULL until it starts */
+    const mqc_monitor_t *monitor; /* the application's hooks (command events), and their ud */
+    void *const *monitor_ud;
+    /* Picks a server for op, or NULL: error set, the op fails; unset, it waits for a change. */
+    mqc_server_t *(*select)(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error);
+    bool closing;                /* the client is being destroyed: only internal ops start */
+    /* op.c's */
     mqc_link_t live;             /* every live operation (mqc_op_t.link) */
     mqc_link_t completions;      /* ops whose callback waits for the loop (mqc_op_t.qlink) */
     ev_timer flush_timer;        /* zero-delay timer that delivers completions */
@@ -121,9 +137,14 @@ typedef struct mqc_ops {
     mqc_topology_sub_t topology; /* the subscription that arms wake */
     uint64_t next_op_id;
     size_t max_pending;          /* maxPendingOperations: 0, no limit */
+    /* Kept here for lib/cursor.c, which reaches the client no other way: its live cursors
+     * (mqc_cursor_t.link), made inert at destroy. */
+    mqc_link_t cursors;
 } mqc_ops_t;
 
-/* Sets up client->ops (the client calls it once, with its loop). */
+/* The client's mqc_ops_t (its first member). */
+static inline mqc_ops_t *mqc_ops_of(mqc_client_t *client) { return (mqc_ops_t *) (void *) client; }
+/* Sets up the client's mqc_ops_t, whose handed-in part the client filled. */
 void mqc_ops_init(mqc_client_t *client);
 /* Stops its timers (after mqc_op_fail_all and the last flush). */
 void mqc_ops_cleanup(mqc_client_t *client);
