@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
-#include "read.h"
+#include "cmd.h"
+#include "cursor.h"
+#include "handles.h"
+#include "op.h"
 
 static bool has(const bson_t *opts, const char *key, bson_iter_t *it)
 {
@@ -25,36 +27,14 @@ static void append_cursor_opt(bson_t *cmd, const bson_t *opts)
 }
 
 static mqc_op_t *submit(mqc_client_t *client, const char *db, bson_t *cmd, const bson_t *opts, uint8_t retry,
-                        void (*post)(mqc_op_t *, const bson_t *), mqc_reply_cb cb, void *ud)
+                        mqc_cmd_result_fn result, mqc_reply_cb cb, void *ud)
 {
     BSON_APPEND_UTF8(cmd, "$db", db);
     mqc_op_t *op = mqc_cmd_op_take(client, db, cmd, cb, ud);
-    ((mqc_cmd_impl_t *) op->impl)->post = post;
+    ((mqc_cmd_impl_t *) op->impl)->result = result;
     op->retry = retry;
     mqc_op_set_timeout_from(op, opts);
     return op;
-}
-
-/* ---- estimatedDocumentCount ---------------------------------------------------------------- */
-
-static void count_post(mqc_op_t *op, const bson_t *reply)
-{
-    bson_iter_t it;
-    bson_t r = BSON_INITIALIZER;
-    BSON_APPEND_INT64(&r, "count", bson_iter_init_find(&it, reply, "n") ? bson_iter_as_int64(&it) : 0);
-    mqc_op_finish(op, &r, NULL);
-    bson_destroy(&r);
-}
-
-mqc_op_t *mqc_collection_estimated_document_count(mqc_collection_t *coll, const bson_t *opts, mqc_reply_cb cb,
-                                                  void *ud)
-{
-    bson_t cmd;
-    bson_init(&cmd);
-    bson_append_utf8(&cmd, "count", -1, coll->name, -1);
-    mqc_copy_passthrough_opts(&cmd, opts, NULL);
-    mqc_apply_read_opts(coll->client, &cmd, opts);
-    return mqc_op_submit(submit(coll->client, coll->db, &cmd, opts, MQC_RETRY_READ, count_post, cb, ud));
 }
 
 /* ---- listings ------------------------------------------------------------------------------ */
@@ -140,17 +120,17 @@ static void default_index_name(const bson_t *keys, char *out, size_t size)
     }
 }
 
-static void index_post(mqc_op_t *op, const bson_t *reply)
+static bool index_result(mqc_cmd_result_t *r)
 {
     /* createIndex answers with the one name the request carries. */
     bson_iter_t it;
-    bson_t r = BSON_INITIALIZER;
-    if (bson_iter_init(&it, &((mqc_cmd_impl_t *) op->impl)->cmd) &&
-        bson_iter_find_descendant(&it, "indexes.0.name", &it) && BSON_ITER_HOLDS_UTF8(&it))
-        bson_append_iter(&r, "name", -1, &it);
-    bson_concat(&r, reply);
-    mqc_op_finish(op, &r, NULL);
-    bson_destroy(&r);
+    bson_init(&r->tmp);
+    if (bson_iter_init(&it, r->cmd) && bson_iter_find_descendant(&it, "indexes.0.name", &it) &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        bson_append_iter(&r->tmp, "name", -1, &it);
+    bson_concat(&r->tmp, r->reply);
+    r->result = &r->tmp;
+    return true;
 }
 
 mqc_op_t *mqc_collection_create_indexes(mqc_collection_t *coll, const bson_t *const *models, size_t n,
@@ -187,7 +167,7 @@ mqc_op_t *mqc_collection_create_indexes(mqc_collection_t *coll, const bson_t *co
     bson_append_array_end(&cmd, &arr);
     mqc_copy_passthrough_opts(&cmd, opts, NULL);
     mqc_apply_write_concern(coll->client, &cmd, opts, &unacked);
-    mqc_op_t *op = submit(coll->client, coll->db, &cmd, opts, MQC_RETRY_NONE, n == 1 ? index_post : NULL, cb, ud);
+    mqc_op_t *op = submit(coll->client, coll->db, &cmd, opts, MQC_RETRY_NONE, n == 1 ? index_result : NULL, cb, ud);
     if (bad) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "createIndexes: %s", bad);
     return mqc_op_submit(op);
 }

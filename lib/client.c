@@ -1,29 +1,22 @@
-/* client: creation from a URI, servers and their pools, destroy, the loop helpers, monitoring,
- * and the plain command operation. */
+/* client: the client's own life. Creation from a URI (filling each floor's per-client state:
+ * connections, servers, operations), the mongodb+srv seed list, selection among the servers,
+ * destroy (with endSessions), the loop helpers and monitoring. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include "client.h"
+#include "cmd.h"
 #include "cmd_event.h"
-#include "worker.h"
-#include "conn.h"
 #include "conn_secure.h"
+#include "cursor.h"
+#include "op.h"
 #include "scram.h"
 #include "seedlist.h"
 #include "tls.h"
 #include "topology.h"
-
-static void on_flush(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) loop;
-    (void) revents;
-    mqc_client_t *client = w->data;
-    mqc_client_enter(client);
-    mqc_op_flush_completions(client);
-    mqc_client_leave(client);
-}
 
 static void on_pool_event(const mqc_pool_event_t *ev, void *ud)
 {
@@ -58,44 +51,89 @@ static void build_metadata(mqc_client_t *client)
     BSON_APPEND_UTF8(&client->metadata, "platform", platform);
 }
 
-mqc_server_t *mqc_server_new(mqc_client_t *client, const mqc_uri_host_t *host, bool monitored)
+/* The topology of client->uri (its hosts, for a seed list, once they are known). */
+static bool start_topology(mqc_client_t *client, mqc_error_t *error)
 {
-    mqc_server_t *s = calloc(1, sizeof *s);
-    if (!s) abort();
-    s->client = client;
-    s->host = *host;
-    mqc_list_init(&s->resolve_waiters);
-    mqc_conn_server_init(s);
-    mqc_wire_limits_default(&s->caps.limits);
-    mqc_pool_options_t po;
-    mqc_pool_options_default(&po);
-    po.max_pool_size = client->uri.max_pool_size;
-    po.min_pool_size = client->uri.min_pool_size;
-    po.max_connecting = client->uri.max_connecting;
-    po.max_idle_time_ms = client->uri.max_idle_time_ms;
-    s->pool = mqc_pool_new(client->loop, host->host_and_port, &po, &mqc_conn_connector, s);
-    mqc_monitor_t m = {.pool = on_pool_event};
-    mqc_pool_set_monitor(s->pool, &m, client);
-    /* Without a monitor (a Single topology) a server is usable at once and a cleared pool
-     * reopens at once; a monitored server's pool waits for its monitor (SDAM's POOL_READY). */
-    if (!monitored) {
-        mqc_pool_set_auto_ready(s->pool, true);
-        mqc_pool_ready(s->pool);
-    }
-    return s;
+    mqc_topology_env_t env = {.uri = &client->uri, .server_env = &client->server_env, .servers = &client->servers,
+                              .n_servers = &client->n_servers, .monitor = &client->monitor,
+                              .monitor_ud = &client->monitor_ud, .guard = &client->guard,
+                              .seed = (uint64_t) mqc_now_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) client};
+    client->topo = mqc_topology_new(&env, error);
+    return client->topo != NULL;
 }
 
-void mqc_server_destroy(mqc_server_t *s)
+/* ---- the seed list of a mongodb+srv URI ---------------------------------------------------- */
+
+/* The lookup runs on a worker of its own; until it ends, operations wait in selection. */
+struct mqc_seedlist_state {
+    mqc_worker_t *worker;
+    mqc_seedlist_lookup_t *lookup;  /* NULL once it ended */
+    bool failed;
+    mqc_error_t error;
+};
+
+/* The hosts arrived: the URI gets them and the topology starts; waiting operations select
+ * again, now with servers or to fail with st->error. */
+static void on_seedlist(void *ctx, mqc_seedlist_records_t *rec, const mqc_error_t *error)
 {
-    if (!s) return;
-    if (s->resolving) mqc_resolver_cancel(s->client->resolver, s);
-    mqc_conn_server_cleanup(s);
-    mqc_pool_destroy(s->pool);
-    if (s->addrs) freeaddrinfo(s->addrs);
-    free(s);
+    mqc_client_t *client = ctx;
+    struct mqc_seedlist_state *st = client->seedlist;
+    st->lookup = NULL;
+    if (!rec) {
+        st->failed = true;
+        st->error = *error;
+    } else {
+        mqc_rand_t rng;
+        mqc_rand_seed(&rng, (uint64_t) mqc_now_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) client);
+        st->failed = !mqc_seedlist_apply(&client->uri, rec, mqc_rand_next, &rng, &st->error) ||
+                     !start_topology(client, &st->error);
+        if (!st->failed) mqc_ops_watch_topology(client);
+    }
+    mqc_client_enter(client);
+    mqc_op_wake_selecting(client);
+    mqc_client_leave(client);
 }
+
+static bool seedlist_start(mqc_client_t *client, mqc_error_t *error)
+{
+    struct mqc_seedlist_state *st = calloc(1, sizeof *st);
+    if (!st) abort();
+    client->seedlist = st;
+    st->worker = mqc_worker_new(client->loop);
+    st->lookup = mqc_seedlist_lookup_start(st->worker, client->uri.srv_host, client->uri.srv_service_name,
+                                           on_seedlist, client);
+    if (!st->lookup) {
+        mqc_error_set(error, MQC_ERROR_CLIENT, 0, "cannot start a thread for the SRV lookup of %s", client->uri.srv_host);
+        return false;
+    }
+    return true;
+}
+
+/* Before selection: true when the seed list is known; false with error unset while the lookup
+ * runs (the op waits), with error set when it failed. */
+static bool seedlist_ready(const mqc_client_t *client, mqc_error_t *error)
+{
+    const struct mqc_seedlist_state *st = client->seedlist;
+    if (!st || (!st->lookup && !st->failed)) return true;
+    if (st->failed) *error = st->error;
+    return false;
+}
+
+/* Destroy: the lookup's end is dropped; the worker lets go once DNS has answered. */
+static void seedlist_stop(mqc_client_t *client)
+{
+    struct mqc_seedlist_state *st = client->seedlist;
+    if (!st) return;
+    mqc_seedlist_lookup_cancel(st->worker, st->lookup);
+    mqc_worker_destroy(st->worker);
+    free(st);
+    client->seedlist = NULL;
+}
+
+_Static_assert(offsetof(struct mqc_client, ops) == 0, "mqc_ops_of: the op layer's state comes first");
 
 static void client_free(mqc_client_t *client);
+static void client_free_guarded(void *client) { client_free(client); }
 
 mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc_error_t *error)
 {
@@ -118,17 +156,33 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     }
     client->loop = loop;
     client->resolver = mqc_resolver_new(loop);
-    mqc_list_init(&client->ops);
-    mqc_list_init(&client->completions);
-    mqc_list_init(&client->cursors);
-    ev_init(&client->flush_timer, on_flush);
-    client->flush_timer.data = client;
-    client->max_pending = client->uri.max_pending > 0 ? (size_t) client->uri.max_pending : 0;
+    mqc_ops_t *q = &client->ops;
+    q->loop = loop;
+    q->uri = &client->uri;
+    q->stats = client->stats;
+    q->sessions = &client->sessions;
+    q->guard = &client->guard;
+    q->topo = &client->topo;
+    q->monitor = &client->monitor;
+    q->monitor_ud = &client->monitor_ud;
+    q->select = mqc_client_select;
+    mqc_ops_init(client);
+    mqc_guard_init(&client->guard, client_free_guarded, client);
     client->next_request_id = 1;
     build_metadata(client);
-    mqc_conn_auth_client_init(client);
+    mqc_conn_ctx_t *cx = &client->conns;
+    cx->loop = loop;
+    cx->uri = &client->uri;
+    cx->metadata = &client->metadata;
+    cx->request_ids = &client->next_request_id;
+    cx->stats = client->stats;
+    cx->guard = &client->guard;
+    mqc_conn_secure_init(cx);
+    client->server_env = (mqc_server_env_t){.conns = cx, .resolver = client->resolver,
+                                            .pool_monitor = {.pool = on_pool_event}, .pool_monitor_ud = client};
     if (client->uri.username && (client->scram_cache = mqc_scram_cache_new()))
         mqc_scram_cache_set_deferred(client->scram_cache, true);
+    cx->scram_cache = client->scram_cache;
     if (client->uri.tls) {
         mqc_tls_options_t to = {.ca_file = client->uri.tls_ca_file,
                                 .cert_key_file = client->uri.tls_certificate_key_file,
@@ -145,33 +199,34 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
             free(client);
             return NULL;
         }
+        cx->tls_ctx = client->tls_ctx;
     }
-    mqc_list_init(&client->selecting);
     mqc_session_pool_init(&client->sessions);
     /* mongodb+srv: the topology starts once the SRV lookup has found the hosts (lib/seedlist.c). */
-    if (client->uri.srv_host ? !mqc_seedlist_client_start(client, error) : !mqc_topology_start(client, error)) {
-        client->closing = true;
+    if (client->uri.srv_host ? !seedlist_start(client, error) : !start_topology(client, error)) {
+        client->ops.closing = true;
         client_free(client);
         return NULL;
     }
+    if (!client->uri.srv_host) mqc_ops_watch_topology(client);
     return client;
 }
 
 static void client_free(mqc_client_t *client)
 {
-    client->closing = true;
+    client->ops.closing = true;
     mqc_op_fail_all(client);
     mqc_cursor_detach_all(client); /* their sessions go back to the pool, to be ended */
     mqc_client_end_sessions(client);
-    mqc_seedlist_client_stop(client);
-    mqc_topology_stop(client);
+    seedlist_stop(client);
+    mqc_topology_destroy(client->topo);
+    client->topo = NULL;
     for (size_t i = 0; i < client->n_servers; i++) mqc_server_destroy(client->servers[i]);
     /* Callbacks of pool waiters already ran through mqc_op_fail_all; nothing else is pending. */
     mqc_op_flush_completions(client);
-    ev_timer_stop(client->loop, &client->flush_timer);
-    mqc_conn_auth_client_cleanup(client);
+    mqc_ops_cleanup(client);
+    mqc_conn_secure_cleanup(&client->conns);
     mqc_resolver_destroy(client->resolver);
-    mqc_worker_destroy(client->kdf_worker);
     free(client->servers);
     mqc_session_pool_cleanup(&client->sessions);
     bson_destroy(&client->metadata);
@@ -185,27 +240,15 @@ static void client_free(mqc_client_t *client)
 void mqc_client_destroy(mqc_client_t *client)
 {
     if (!client) return;
-    if (client->depth > 0) {
-        /* Inside a callback: fail the pending ops now (callbacks nest), free on the way out. */
-        if (!client->destroy_requested) {
-            client->destroy_requested = true;
-            client->closing = true;
-        }
-        return;
-    }
-    client->depth++; /* callbacks run during the teardown must not re-enter destroy */
-    client_free(client);
+    /* Inside a callback the client is freed on the way out (callbacks nest); the guard stays
+     * entered through the teardown, so that callbacks run by it cannot re-enter destroy. */
+    client->ops.closing = true;
+    if (mqc_guard_request(&client->guard)) client_free(client);
 }
 
-void mqc_client_enter(mqc_client_t *client) { client->depth++; }
+void mqc_client_enter(mqc_client_t *client) { mqc_guard_enter(&client->guard); }
 
-void mqc_client_leave(mqc_client_t *client)
-{
-    if (--client->depth == 0 && client->destroy_requested) {
-        client->depth++;
-        client_free(client);
-    }
-}
+void mqc_client_leave(mqc_client_t *client) { mqc_guard_leave(&client->guard); }
 
 struct ev_loop *mqc_client_get_loop(const mqc_client_t *client) { return client->loop; }
 
@@ -239,7 +282,7 @@ bool mqc_client_run_until_idle(mqc_client_t *client, double timeout_s)
     return client->stats[MQC_STAT_OPS_PENDING] == 0;
 }
 
-void mqc_client_set_max_pending(mqc_client_t *client, size_t max_pending) { client->max_pending = max_pending; }
+void mqc_client_set_max_pending(mqc_client_t *client, size_t max_pending) { client->ops.max_pending = max_pending; }
 
 uint64_t mqc_client_stat(const mqc_client_t *client, mqc_stat_t which)
 {
@@ -272,23 +315,17 @@ void mqc_client_emit_command(mqc_client_t *client, const mqc_command_event_t *ev
     if (client->monitor.command) mqc_command_event_deliver(client->monitor.command, ev, client->monitor_ud);
 }
 
-int32_t mqc_client_next_request_id(mqc_client_t *client)
-{
-    int32_t id = client->next_request_id++;
-    if (client->next_request_id <= 0) client->next_request_id = 1;
-    return id;
-}
-
 /* A monitored topology selects by the specification (and may ask the op to wait). Without
  * monitoring (a Single topology, a load balancer) every listed server is a candidate, the one
  * with the shortest wait queue first. */
 mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error)
 {
     if (op->pin) return op->pin;
-    if (client->seedlist && !mqc_seedlist_client_ready(client, error)) return NULL; /* SRV lookup running or failed */
+    if (client->seedlist && !seedlist_ready(client, error)) return NULL; /* SRV lookup running or failed */
     if (client->topo && client->topo->monitored) {
         bool wait;
-        mqc_server_t *s = mqc_topology_select(client, op, &wait, error);
+        mqc_server_t *s = mqc_topology_select(client->topo, op->is_write, op->vt->command ? op->vt->command(op) : NULL,
+                                              op->tried, &wait, error);
         if (!s && wait) mqc_error_clear(error);
         return s;
     }
@@ -306,256 +343,6 @@ mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t 
     }
     client->rr++;
     return best;
-}
-
-/* ---- the plain command op ---------------------------------------------------------------- */
-
-bool mqc_reply_ok(const bson_t *reply, mqc_error_t *error)
-{
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, reply, "ok") && bson_iter_as_bool(&it)) return true;
-    mqc_error_from_reply(error, MQC_ERROR_SERVER, reply);
-    return false;
-}
-
-/* Replaces the command's $readPreference with mode (or removes it for NULL). */
-static void cmd_set_read_pref(mqc_cmd_impl_t *impl, const bson_t *rp)
-{
-    bson_t copy;
-    bson_init(&copy);
-    bson_copy_to_excluding_noinit(&impl->cmd, &copy, "$readPreference", NULL);
-    if (rp) BSON_APPEND_DOCUMENT(&copy, "$readPreference", rp);
-    bson_destroy(&impl->cmd);
-    bson_steal(&impl->cmd, &copy);
-}
-
-/* What depends on the server the command goes to: $readPreference by the server selection
- * spec's rules (lsid and txnNumber are added by mqc_op_msg_body, not here): a direct
- * connection to a replica set member that is not primary reads with primaryPreferred (else
- * the member refuses); mongos and replica set members are told a non-primary mode from the
- * URI when the command carries none. */
-static void cmd_prepare(mqc_op_t *op, mqc_conn_t *conn)
-{
-    mqc_client_t *client = op->client;
-    mqc_cmd_impl_t *impl = op->impl;
-    bson_iter_t it;
-    bool changed = false;
-    mqc_sdam_topo_type_t tt = mqc_topology_type(client);
-    mqc_server_type_t st = op->is_write || op->pin ? MQC_SERVER_STANDALONE : mqc_topology_server_type(client, conn->server);
-    if (st == MQC_SERVER_STANDALONE) goto done; /* nothing to tell a standalone (or for a write) */
-    bool has = bson_iter_init_find(&it, &impl->cmd, "$readPreference");
-    changed = true;
-    if (tt == MQC_TOPOLOGY_SINGLE && st != MQC_SERVER_MONGOS && st != MQC_SERVER_STANDALONE &&
-        st != MQC_SERVER_UNKNOWN && st != MQC_SERVER_RS_PRIMARY) {
-        bson_t rp = BSON_INITIALIZER;
-        BSON_APPEND_UTF8(&rp, "mode", "primaryPreferred");
-        cmd_set_read_pref(impl, &rp);
-        bson_destroy(&rp);
-    } else if (!has && client->uri.read_mode != MQC_READ_PRIMARY && st != MQC_SERVER_STANDALONE &&
-               (tt != MQC_TOPOLOGY_SINGLE || st == MQC_SERVER_MONGOS)) {
-        bson_t rp = BSON_INITIALIZER, tags;
-        BSON_APPEND_UTF8(&rp, "mode", mqc_read_mode_name(client->uri.read_mode));
-        if (!bson_empty(&client->uri.read_tags)) {
-            bson_copy_to(&client->uri.read_tags, &tags);
-            BSON_APPEND_ARRAY(&rp, "tags", &tags);
-            bson_destroy(&tags);
-        }
-        if (client->uri.max_staleness_seconds > 0)
-            BSON_APPEND_INT64(&rp, "maxStalenessSeconds", client->uri.max_staleness_seconds);
-        cmd_set_read_pref(impl, &rp);
-        bson_destroy(&rp);
-    }
-done:
-    /* The command's buffer may have moved: the op's name points into it. */
-    if (changed && bson_iter_init(&it, &impl->cmd) && bson_iter_next(&it)) op->name = bson_iter_key(&it);
-}
-
-static bool cmd_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t rid, bool *unacked,
-                       mqc_error_t *error)
-{
-    (void) error;
-    mqc_cmd_impl_t *impl = op->impl;
-    if (!op->is_write && !op->pin &&
-        (!conn->server->caps.is_writable_primary || mqc_topology_type(op->client) != MQC_TOPOLOGY_SINGLE))
-        cmd_prepare(op, conn);
-    /* A retryable write's number: once, so that its retry sends the same. */
-    if (op->txn_ok && op->txn_number == 0) mqc_op_next_txn(op);
-    *unacked = impl->unacknowledged;
-    mqc_wire_msg_begin(buf, rid, impl->unacknowledged ? MQC_MSG_MORE_TO_COME : 0);
-    mqc_op_msg_body(op, buf, &impl->cmd);
-    mqc_wire_msg_end(buf);
-    return true;
-}
-
-static mqc_step_t cmd_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
-{
-    (void) conn;
-    mqc_error_t err;
-    mqc_cmd_impl_t *impl = op->impl;
-    if (!mqc_reply_ok(reply, &err)) mqc_op_finish(op, reply, &err);
-    else if (impl->post) impl->post(op, reply);
-    else mqc_op_finish(op, reply, NULL);
-    return MQC_STEP_DONE;
-}
-
-static mqc_step_t cmd_on_sent(mqc_op_t *op, mqc_conn_t *conn)
-{
-    (void) conn;
-    bson_t r = BSON_INITIALIZER;
-    BSON_APPEND_BOOL(&r, "acknowledged", false);
-    mqc_op_finish(op, &r, NULL);
-    bson_destroy(&r);
-    return MQC_STEP_DONE;
-}
-
-static void cmd_destroy(mqc_op_t *op)
-{
-    mqc_cmd_impl_t *impl = op->impl;
-    if (!impl) return;
-    bson_destroy(&impl->cmd);
-    free(impl);
-}
-
-const mqc_op_vt_t mqc_cmd_vt = {"command", cmd_encode, cmd_on_reply, cmd_on_sent, cmd_destroy, NULL};
-
-/* Up to its last member, not the 128-byte alignment's padding after it (client.h). */
-static mqc_cmd_impl_t *cmd_impl_alloc(void)
-{
-    mqc_cmd_impl_t *impl = calloc(1, offsetof(mqc_cmd_impl_t, alloc_end));
-    if (!impl) abort();
-    return impl;
-}
-
-mqc_op_t *mqc_cmd_op_new(mqc_client_t *client, const char *db, const bson_t *cmd, mqc_reply_cb cb, void *ud)
-{
-    mqc_cmd_impl_t *impl = cmd_impl_alloc();
-    bson_init(&impl->cmd);
-    const char *name = "command";
-    bson_iter_t it;
-    if (cmd && bson_iter_init(&it, cmd) && bson_iter_next(&it)) name = bson_iter_key(&it);
-    mqc_op_t *op = mqc_op_new(client, &mqc_cmd_vt, NULL, db, cb, ud);
-    op->impl = impl;
-    if (!cmd || bson_empty(cmd)) {
-        mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "empty command");
-        op->name = "command";
-        return op;
-    }
-    if (!db || !*db) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "no database name");
-    bson_copy_to_excluding_noinit(cmd, &impl->cmd, "$db", NULL);
-    BSON_APPEND_UTF8(&impl->cmd, "$db", db && *db ? db : "admin");
-    /* The name must outlive the caller's command: take it from our copy. */
-    if (bson_iter_init(&it, &impl->cmd) && bson_iter_next(&it)) op->name = bson_iter_key(&it);
-    (void) name;
-    return op;
-}
-
-mqc_cmd_impl_t *mqc_cmd_impl_new(void)
-{
-    mqc_cmd_impl_t *impl = cmd_impl_alloc();
-    bson_init(&impl->cmd);
-    return impl;
-}
-
-mqc_op_t *mqc_cmd_op_take(mqc_client_t *client, const char *db, bson_t *cmd, mqc_reply_cb cb, void *ud)
-{
-    mqc_cmd_impl_t *impl = cmd_impl_alloc();
-    /* The command was built for us (with "$db"): move it in instead of copying it again. */
-    bson_steal(&impl->cmd, cmd);
-    return mqc_cmd_op_adopt(client, db, impl, cb, ud);
-}
-
-mqc_op_t *mqc_cmd_op_adopt(mqc_client_t *client, const char *db, mqc_cmd_impl_t *impl, mqc_reply_cb cb, void *ud)
-{
-    bson_iter_t it;
-    mqc_op_t *op = mqc_op_new(client, &mqc_cmd_vt, "command", db, cb, ud);
-    op->impl = impl;
-    if (bson_iter_init(&it, &impl->cmd) && bson_iter_next(&it)) op->name = bson_iter_key(&it);
-    return op;
-}
-
-static bool key_in(const char *key, const char *const *list)
-{
-    for (; list && *list; list++)
-        if (strcmp(key, *list) == 0) return true;
-    return false;
-}
-
-void mqc_copy_passthrough_opts(bson_t *cmd, const bson_t *opts, const char *const *extra)
-{
-    static const char *const ours[] = {"timeoutMS", "readPreference", "readConcern", "writeConcern",
-                                       "session", "$db", NULL};
-    bson_iter_t it;
-    if (!opts || !bson_iter_init(&it, opts)) return;
-    while (bson_iter_next(&it)) {
-        const char *k = bson_iter_key(&it);
-        if (key_in(k, ours) || key_in(k, extra)) continue;
-        bson_append_iter(cmd, k, -1, &it);
-    }
-}
-
-void mqc_apply_read_opts(mqc_client_t *client, bson_t *cmd, const bson_t *opts)
-{
-    bson_iter_t it;
-    if (opts && bson_iter_init_find(&it, opts, "readConcern") && BSON_ITER_HOLDS_DOCUMENT(&it))
-        bson_append_iter(cmd, "readConcern", -1, &it);
-    else if (!bson_empty(&client->uri.read_concern))
-        BSON_APPEND_DOCUMENT(cmd, "readConcern", &client->uri.read_concern);
-    if (opts && bson_iter_init_find(&it, opts, "readPreference") && BSON_ITER_HOLDS_DOCUMENT(&it))
-        bson_append_iter(cmd, "$readPreference", -1, &it);
-}
-
-void mqc_apply_write_concern(mqc_client_t *client, bson_t *cmd, const bson_t *opts, bool *unacked)
-{
-    bson_iter_t it, ch;
-    const bson_t *wc = NULL;
-    bson_t tmp;
-    *unacked = false;
-    if (opts && bson_iter_init_find(&it, opts, "writeConcern") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-        uint32_t len;
-        const uint8_t *data;
-        bson_iter_document(&it, &len, &data);
-        if (bson_init_static(&tmp, data, len)) wc = &tmp;
-    } else if (!bson_empty(&client->uri.write_concern)) {
-        wc = &client->uri.write_concern;
-    }
-    if (!wc) return;
-    BSON_APPEND_DOCUMENT(cmd, "writeConcern", wc);
-    bool w0 = bson_iter_init_find(&ch, wc, "w") && BSON_ITER_HOLDS_NUMBER(&ch) && bson_iter_as_int64(&ch) == 0;
-    bool j = bson_iter_init_find(&ch, wc, "j") && bson_iter_as_bool(&ch);
-    *unacked = w0 && !j;
-}
-
-/* A command the user runs gets an implicit session unless it brings its own lsid (the user's
- * session: mqc must not add a second one) or is an unacknowledged write (w: 0). */
-static bool command_owns_session(const bson_t *command)
-{
-    bson_iter_t it, w;
-    if (!command) return false;
-    if (bson_iter_init_find(&it, command, "lsid")) return true;
-    if (bson_iter_init_find(&it, command, "writeConcern") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
-        bson_iter_recurse(&it, &w) && bson_iter_find(&w, "w") && BSON_ITER_HOLDS_NUMBER(&w) &&
-        bson_iter_as_int64(&w) == 0)
-        return true;
-    return false;
-}
-
-mqc_op_t *mqc_client_command(mqc_client_t *client, const char *db, const bson_t *command, const bson_t *opts,
-                             mqc_reply_cb cb, void *ud)
-{
-    mqc_op_t *op = mqc_cmd_op_new(client, db, command, cb, ud);
-    mqc_op_set_timeout_from(op, opts);
-    op->no_session = command_owns_session(command);
-    if (opts) {
-        mqc_cmd_impl_t *impl = op->impl;
-        bson_iter_t it;
-        bson_iter_t mode;
-        /* primary is what the server assumes: not sent (the server selection specification). */
-        if (bson_iter_init_find(&it, opts, "readPreference") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
-            !(bson_iter_recurse(&it, &mode) && bson_iter_find(&mode, "mode") && BSON_ITER_HOLDS_UTF8(&mode) &&
-              !strcmp(bson_iter_utf8(&mode, NULL), "primary")))
-            bson_append_iter(&impl->cmd, "$readPreference", -1, &it);
-    }
-    return mqc_op_submit(op);
 }
 
 /* ---- endSessions at destroy --------------------------------------------------------------- */
@@ -583,7 +370,7 @@ void mqc_client_end_sessions(mqc_client_t *client)
     for (size_t i = 0; i < client->n_servers; i++) {
         mqc_server_t *c = client->servers[i];
         if (c->retired || mqc_pool_available(c->pool) == 0) continue;
-        mqc_server_type_t t = mqc_topology_server_type(client, c);
+        mqc_server_type_t t = mqc_topology_server_type(client->topo, c);
         bool writable = t == MQC_SERVER_RS_PRIMARY || t == MQC_SERVER_MONGOS || t == MQC_SERVER_STANDALONE;
         if (writable || (!s && t == MQC_SERVER_RS_SECONDARY)) s = c;
         if (writable) break;

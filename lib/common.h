@@ -16,6 +16,15 @@ void mqc_error_set(mqc_error_t *error, uint32_t domain, int32_t code, const char
 void mqc_error_clear(mqc_error_t *error);
 /* Fills *error from a server reply with ok: 0 (code, codeName, errmsg, errorLabels). */
 void mqc_error_from_reply(mqc_error_t *error, uint32_t domain, const bson_t *reply);
+/* Checks a command reply: ok:1 -> true; else error (SERVER) filled. Inline: every reply
+ * passes here. */
+static inline bool mqc_reply_ok(const bson_t *reply, mqc_error_t *error)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, reply, "ok") && bson_iter_as_bool(&it)) return true;
+    mqc_error_from_reply(error, MQC_ERROR_SERVER, reply);
+    return false;
+}
 /* Adds the retryable-read label when code is one the retryable reads spec lists. */
 bool mqc_error_code_is_retryable(int32_t code);
 /* Spec classifications of server error codes (SDAM "not writable primary" / "node is recovering"). */

@@ -2,13 +2,94 @@
  *
  *   RESOLVING -> CONNECTING -> TLS -> HELLO -> AUTH -> READY <-> BUSY -> CLOSED
  *
- * The pool decides when connections open and close (lib/pool.c calls the connector below); the
- * op decides what is sent (op->vt->encode) and what a reply means (op->vt->on_reply). One request
+ * Its owner (lib/server.c, which ties it to the server's pool) opens it, hands it addresses
+ * and hears back through the events it handed at creation. A request carries its sink down:
+ * what to send (encode) and where its outcome goes (on_reply, on_sent, on_error), so that the
+ * connection never calls a layer above it. What a connection shares with every other of its
+ * client (loop, URI, TLS and SCRAM state, counters) is the client's mqc_conn_ctx_t. One request
  * is in flight per connection: concurrency comes from many connections. */
 #ifndef MQC_CONN_H
 #define MQC_CONN_H
 
-#include "client.h"
+#include <ev.h>
+#include <netdb.h>
+
+#include "common.h"
+#include "guard.h"
+#include "stream.h"
+#include "uri.h"
+#include "wire.h"
+
+typedef struct mqc_conn mqc_conn_t;
+
+/* The TLS and AUTH states' steps (lib/conn_secure.c, which sits above this file: it drives the
+ * connection through those states with the calls at the end of this header). */
+typedef struct mqc_conn_secure_ops {
+    void (*tls_start)(mqc_conn_t *c);    /* after connect: on success, mqc_conn_after_tls */
+    void (*tls_step)(mqc_conn_t *c);     /* on readiness while TLS */
+    bool (*auth_needed)(const mqc_conn_t *c);
+    void (*auth_add_to_hello)(mqc_conn_t *c, bson_t *hello); /* speculative authentication */
+    void (*auth_start)(mqc_conn_t *c, const bson_t *hello_reply); /* on success, mqc_conn_established */
+    void (*auth_reply)(mqc_conn_t *c, const bson_t *reply);
+    void (*free)(mqc_conn_t *c);         /* c->auth */
+} mqc_conn_secure_ops_t;
+
+/* What a server told us in the handshake; used to encode requests for it. */
+typedef struct {
+    mqc_wire_limits_t limits;
+    int32_t max_wire_version;
+    int32_t min_wire_version;
+    bool is_writable_primary;
+    bool is_mongos;
+    bool is_rs_member;           /* setName: a replica-set member */
+    int32_t session_timeout_minutes; /* logicalSessionTimeoutMinutes, -1 when absent */
+} mqc_server_caps_t;
+
+/* Client-wide: what every connection of a client shares. The client fills and owns it
+ * (mqc_conn_ctx_init / cleanup for the parts of ours). */
+typedef struct mqc_conn_ctx {
+    struct ev_loop *loop;
+    const mqc_uri_t *uri;
+    const bson_t *metadata;      /* the handshake's client document */
+    struct mqc_tls_ctx *tls_ctx; /* when the URI asks for TLS */
+    struct mqc_scram_cache *scram_cache; /* salted passwords, per credential */
+    struct mqc_worker *kdf_worker; /* PBKDF2 off the loop (lib/conn_secure.c), made on first need */
+    mqc_link_t auth_waiters;     /* connections waiting for their keys (struct mqc_auth.wait_link) */
+    ev_timer auth_resume;        /* resumes auth_waiters left over by the budget (lib/conn_secure.c) */
+    unsigned est_iteration;      /* connection establishment budget per loop iteration */
+    int64_t est_spent_us;
+    int32_t *request_ids;        /* the client's request-id counter (mqc_wire_next_request_id) */
+    uint64_t *stats;             /* the client's counters (MQC_STAT_*) */
+    mqc_guard_t *guard;          /* the client's: a destroy from inside waits for us */
+    const mqc_conn_secure_ops_t *secure; /* lib/conn_secure.c's steps (mqc_conn_secure_init) */
+} mqc_conn_ctx_t;
+
+/* What a connection tells its owner, with the up pointer handed at creation. */
+typedef struct mqc_conn_events {
+    /* The hello was answered: the server's capabilities (authentication may follow). */
+    void (*hello)(void *up, const mqc_server_caps_t *caps);
+    /* Establishment ended, from the loop (never inside mqc_conn_new): error NULL, READY; else
+     * the connection is closed. */
+    void (*established)(void *up, mqc_conn_t *conn, const mqc_error_t *error);
+    /* A connection carrying no request (idle, or busy for an owner who let go) broke: closed. */
+    void (*lost)(void *up, mqc_conn_t *conn);
+    /* No address of the list could be connected to: they may have changed. */
+    void (*addrs_failed)(void *up);
+} mqc_conn_events_t;
+
+/* Where a request comes from and where its outcome goes; owner is handed back in every call.
+ * encode writes the request (a whole message) into buf; false (error set) leaves the connection
+ * untouched. After a successful encode exactly one of the others follows, from the loop or
+ * within mqc_conn_start_request: on_reply with the connection READY again (the owner gives it
+ * back), on_sent for a request with moreToCome once it is written (READY too), or on_error with
+ * the connection closed (the owner gives it back as broken). */
+typedef struct mqc_conn_sink {
+    bool (*encode)(void *owner, mqc_conn_t *conn, mqc_buf_t *buf, int32_t request_id, bool *more_to_come,
+                   mqc_error_t *error);
+    void (*on_reply)(void *owner, mqc_conn_t *conn, const bson_t *reply);
+    void (*on_sent)(void *owner, mqc_conn_t *conn);
+    void (*on_error)(void *owner, mqc_conn_t *conn, const mqc_error_t *error);
+} mqc_conn_sink_t;
 
 typedef enum {
     MQC_CS_RESOLVING = 1,
@@ -22,14 +103,14 @@ typedef enum {
 } mqc_conn_state_t;
 
 struct mqc_auth;
-struct mqc_tls;
 
 struct mqc_conn {
-    mqc_pconn_t pc;              /* the pool's part; first, so the pool's pointer is ours */
-    mqc_client_t *client;
-    mqc_server_t *server;
+    mqc_conn_ctx_t *ctx;
+    const mqc_uri_host_t *host;  /* the server's */
+    const mqc_conn_events_t *events;
+    void *up;                    /* the owner's handle, handed back in events */
     mqc_conn_state_t state;
-    int fd;
+    mqc_stream_t stream;
     ev_io rio, wio;
     ev_timer timer;              /* establishment deadline, reply deadline, deferred failure */
     mqc_wire_reader_t *reader;
@@ -37,7 +118,8 @@ struct mqc_conn {
     size_t out_off;
     int32_t request_id;          /* the request in flight (HELLO, AUTH, BUSY) */
     bool request_unacked;        /* it carries moreToCome: no reply expected */
-    mqc_op_t *op;                /* BUSY: the op the request belongs to */
+    const mqc_conn_sink_t *sink; /* BUSY: where the request's outcome goes */
+    void *owner;                 /* BUSY: the sink's owner; NULL once told */
     int32_t unacked_lo, unacked_hi; /* moreToCome ids sent here: stray replies to them are dropped */
     struct addrinfo *addrs;      /* owned copy of the server's addresses for this attempt */
     struct addrinfo *ai;         /* the address being tried */
@@ -47,32 +129,53 @@ struct mqc_conn {
     bool weak;                   /* idle: its watcher does not keep ev_run alive (ev_unref) */
     bool free_pending;           /* closed while handling: free on the way out */
     uint32_t server_connection_id;
-    mqc_link_t rlink;            /* in server->resolve_waiters while RESOLVING */
+    mqc_link_t rlink;            /* the owner's: in its list of connections waiting to connect */
     int64_t state_since_us;
-    struct mqc_tls *tls;
-    bool tls_read_wants_write;   /* a TLS read needs the socket writable (key update) */
     struct mqc_auth *auth;
 };
 
-/* The connector the client gives each server's pool. ctx is the mqc_server_t. */
-extern const mqc_pool_connector_t mqc_conn_connector;
+/* A new connection, RESOLVING, its whole establishment bounded by connectTimeoutMS from now.
+ * max_message_size: the server's, when known (else 0). */
+mqc_conn_t *mqc_conn_new(mqc_conn_ctx_t *ctx, const mqc_uri_host_t *host, int32_t max_message_size,
+                         const mqc_conn_events_t *events, void *up);
+/* RESOLVING -> CONNECTING: to addrs (copied), or to the host's Unix socket path (addrs NULL). */
+void mqc_conn_connect(mqc_conn_t *conn, const struct addrinfo *addrs);
+/* Fails the connection: establishment failures reach events->established from the loop. */
+void mqc_conn_fail(mqc_conn_t *conn, const mqc_error_t *error);
+/* Closes now, in any state, telling no one; freed now or on the way out of its handler. */
+void mqc_conn_close(mqc_conn_t *conn);
+/* Brackets a call from the loop (not from inside the owner's open): failures within are
+ * reported at once, and a close within frees on the way out. */
+void mqc_conn_enter(mqc_conn_t *conn);
+void mqc_conn_leave(mqc_conn_t *conn);
 
-/* Sends op's next request (op->vt->encode) on a READY connection checked out for it; the reply
- * comes back through mqc_op_on_reply / mqc_op_on_conn_error / mqc_op_on_sent. */
-void mqc_conn_start_request(mqc_conn_t *conn, mqc_op_t *op);
-/* The op no longer wants the reply of its request (timeout, cancel): the connection is closed
- * (never reused) and returned to the pool as broken. */
+/* Sends the owner's next request (sink->encode) on a READY connection checked out for it; the
+ * outcome comes back through the sink. false (error set): encode failed, nothing was sent and
+ * the connection is still READY. */
+bool mqc_conn_start_request(mqc_conn_t *conn, const mqc_conn_sink_t *sink, void *owner, mqc_error_t *error);
+/* The request's owner is done with the connection: true when it is READY to be reused. */
+bool mqc_conn_done(mqc_conn_t *conn);
+/* The owner no longer wants the reply of its request (timeout, cancel): the connection is
+ * closed (never reused); the owner gives it back as broken. */
 void mqc_conn_abandon(mqc_conn_t *conn);
 /* True when the request in flight was not completely written to the socket (or TLS): the server
  * cannot have received it whole, so it cannot have run it. A failed write that never reached the
  * server may then be retried like one that was never sent. */
 bool mqc_conn_request_unsent(const mqc_conn_t *conn);
-/* A server's part of connection opening (its connect_later timer), from mqc_server_new and
- * mqc_server_destroy. */
-void mqc_conn_server_init(mqc_server_t *s);
-void mqc_conn_server_cleanup(mqc_server_t *s);
-/* Returns a connection whose op is done to its pool. */
-void mqc_conn_release(mqc_conn_t *conn, bool healthy);
+
+/* The establishment budget of the running loop iteration (see lib/conn.c): whether any is
+ * left, and charging the work done since since_us to it. */
+bool mqc_conn_budget_left(mqc_conn_ctx_t *ctx);
+void mqc_conn_budget_spend(mqc_conn_ctx_t *ctx, int64_t since_us);
 const char *mqc_conn_state_name(mqc_conn_state_t s);
+
+/* For the TLS and AUTH steps (lib/conn_secure.c): TLS done, go on to HELLO; authenticated,
+ * READY; an internal command (auth) sent as OP_MSG; what is buffered written (false: the
+ * connection failed); a failure reported now. */
+void mqc_conn_after_tls(mqc_conn_t *c);
+void mqc_conn_established(mqc_conn_t *c);
+void mqc_conn_send_internal(mqc_conn_t *c, const bson_t *cmd);
+bool mqc_conn_send_buffered(mqc_conn_t *c);
+void mqc_conn_fail_now(mqc_conn_t *c, const mqc_error_t *error);
 
 #endif

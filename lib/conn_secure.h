@@ -1,49 +1,23 @@
-/* The TLS and AUTH steps of a connection, and its byte transport (plain or TLS). Split from
- * conn.c so that conn.c reads as the state machine and this file as the security glue over
- * lib/tls.c and lib/scram.c. */
+/* The TLS and AUTH steps of a connection: TLS over lib/stream.c, SCRAM-SHA-256 / SCRAM-SHA-1
+ * (lib/scram.c) or MONGODB-X509. Split from conn.c so that conn.c reads as the state machine
+ * and this file as the security glue; conn.c calls these steps through the table the client
+ * installs in its mqc_conn_ctx_t (mqc_conn_secure_init), so the calls run one way, from here
+ * down to conn.c. */
 #ifndef MQC_CONN_SECURE_H
 #define MQC_CONN_SECURE_H
 
 #include "conn.h"
 
-/* Transport: > 0 bytes moved; 0 would block; -1 closed or failed (error set). */
-ssize_t mqc_conn_io_read(mqc_conn_t *c, uint8_t *buf, size_t len, mqc_error_t *error);
-ssize_t mqc_conn_io_write(mqc_conn_t *c, const uint8_t *buf, size_t len, mqc_error_t *error);
-/* TLS may hold decrypted bytes that poll will not announce, or need writability to read. */
-bool mqc_conn_io_has_buffered(const mqc_conn_t *c);
-bool mqc_conn_io_wants_write(const mqc_conn_t *c);
+/* Installs the steps in ctx, with their client-wide part: connections resumed together after
+ * their keys were derived wait, past the establishment budget, for the next loop iteration
+ * (ctx->auth_resume); the key derivation's worker thread (ctx->kdf_worker). */
+void mqc_conn_secure_init(mqc_conn_ctx_t *ctx);
+void mqc_conn_secure_cleanup(mqc_conn_ctx_t *ctx);
 
-/* TLS state: start the handshake after connect; step it on readiness. On success the
- * connection moves on to HELLO (mqc_conn_after_tls). */
-void mqc_conn_tls_start(mqc_conn_t *c);
-void mqc_conn_tls_step(mqc_conn_t *c);
-
-/* AUTH state: SCRAM-SHA-256 / SCRAM-SHA-1 (lib/scram.c) or MONGODB-X509. */
 #define MQC_AUTH_X509 "MONGODB-X509"
 /* Initialises *cmd (the caller destroys it) with the MONGODB-X509 command: {authenticate: 1,
  * mechanism: "MONGODB-X509", user (when not NULL)}, plus db: "$external" for the hello's
  * speculativeAuthenticate (speculative); sent as a command, it goes to $external. */
 void mqc_auth_x509_command(bson_t *cmd, const char *user, bool speculative);
-bool mqc_conn_auth_needed(const mqc_conn_t *c);
-void mqc_conn_auth_add_to_hello(mqc_conn_t *c, bson_t *hello);
-void mqc_conn_auth_start(mqc_conn_t *c, const bson_t *hello_reply);
-void mqc_conn_auth_reply(mqc_conn_t *c, const bson_t *reply);
-void mqc_conn_secure_free(mqc_conn_t *c);
-
-/* Connections resumed together after their keys were derived wait, past the establishment
- * budget, for the next loop iteration (client->auth_resume). */
-void mqc_conn_auth_client_init(mqc_client_t *client);
-void mqc_conn_auth_client_cleanup(mqc_client_t *client);
-
-/* From conn.c, for the steps above. */
-/* The establishment budget of the running loop iteration (see lib/conn.c): whether any is
- * left, and charging the work done since since_us to it. */
-bool mqc_conn_budget_left(mqc_client_t *client);
-void mqc_conn_budget_spend(mqc_client_t *client, int64_t since_us);
-void mqc_conn_established(mqc_conn_t *c);
-void mqc_conn_send_internal(mqc_conn_t *c, const bson_t *cmd);
-bool mqc_conn_send_buffered(mqc_conn_t *c);
-void mqc_conn_fail_now(mqc_conn_t *c, const mqc_error_t *error);
-void mqc_conn_after_tls(mqc_conn_t *c);
 
 #endif

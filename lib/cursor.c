@@ -4,13 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
-#include "read.h"
+#include "cmd.h"
+#include "cursor.h"
+#include "handles.h"
+#include "op.h"
 #include "reply.h"
 
 struct mqc_cursor {
     mqc_client_t *client;        /* NULL once the client is gone */
-    mqc_link_t link;             /* client->cursors */
+    mqc_link_t link;             /* mqc_ops_t.cursors */
     mqc_batch_cb cb;
     void *ud;
     char db[64];
@@ -36,7 +38,7 @@ static void cursor_free(mqc_cursor_t *c);
 
 static void kill_server_cursor(mqc_cursor_t *c)
 {
-    if (!c->client || c->client->closing || c->id == 0 || !c->server || c->dead) return;
+    if (!c->client || mqc_ops_of(c->client)->closing || c->id == 0 || !c->server || c->dead) return;
     bson_t cmd, ids;
     bson_init(&cmd);
     bson_append_utf8(&cmd, "killCursors", -1, c->coll, -1);
@@ -131,13 +133,8 @@ static mqc_cursor_t *cursor_new_in(mqc_client_t *client, const char *db, const c
     if (opts && bson_iter_init_find(&it, opts, "comment")) bson_append_iter(&c->getmore_extra, "comment", -1, &it);
     if (opts && bson_iter_init_find(&it, opts, "timeoutMS") && BSON_ITER_HOLDS_NUMBER(&it))
         c->timeout_ms = bson_iter_as_int64(&it);
-    mqc_list_push_back(&client->cursors, &c->link);
+    mqc_list_push_back(&mqc_ops_of(client)->cursors, &c->link);
     return c;
-}
-
-static mqc_cursor_t *cursor_new(mqc_collection_t *coll, const bson_t *opts, mqc_batch_cb cb, void *ud)
-{
-    return cursor_new_in(coll->client, coll->db, coll->name, opts, cb, ud);
 }
 
 /* listDatabases answers with a plain array: seen as a cursor's only batch, so that every
@@ -187,8 +184,10 @@ void mqc_cursor_set_getmore_max_time(mqc_cursor_t *c, int64_t ms)
     if (ms > 0) BSON_APPEND_INT64(&c->getmore_extra, "maxTimeMS", ms);
 }
 
-static void cursor_start(mqc_cursor_t *c, bson_t *cmd, const bson_t *opts, bool retryable)
+mqc_cursor_t *mqc_cursor_start(mqc_client_t *client, const char *db, const char *coll, bson_t *cmd, const bson_t *opts,
+                               bool retryable, mqc_batch_cb cb, void *ud)
 {
+    mqc_cursor_t *c = cursor_new_in(client, db, coll, opts, cb, ud);
     c->op = mqc_cmd_op_new(c->client, c->db, cmd, on_batch, c);
     /* The opening find/aggregate is a retryable read (an aggregate that writes is not); getMore
      * is not (the cursor lives on one server, and a lost reply may have advanced it). */
@@ -198,42 +197,6 @@ static void cursor_start(mqc_cursor_t *c, bson_t *cmd, const bson_t *opts, bool 
     c->started = true;
     bson_destroy(cmd);
     mqc_op_submit(c->op);
-}
-
-mqc_cursor_t *mqc_collection_find(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts, mqc_batch_cb cb,
-                                  void *ud)
-{
-    mqc_cursor_t *c = cursor_new(coll, opts, cb, ud);
-    bson_t cmd;
-    bson_init(&cmd);
-    mqc_build_find(coll->client, coll, filter, opts, &cmd);
-    cursor_start(c, &cmd, opts, true);
-    return c;
-}
-
-/* True when a stage of the aggregate command's pipeline writes ($out, $merge): the retryable
- * reads specification excludes such an aggregate, since a retry after a lost reply could write
- * twice. */
-static bool pipeline_writes(const bson_t *cmd)
-{
-    bson_iter_t f, it, stage;
-    if (!bson_iter_init_find(&f, cmd, "pipeline") || !BSON_ITER_HOLDS_ARRAY(&f) || !bson_iter_recurse(&f, &it))
-        return false;
-    while (bson_iter_next(&it))
-        if (BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &stage) && bson_iter_next(&stage) &&
-            (!strcmp(bson_iter_key(&stage), "$out") || !strcmp(bson_iter_key(&stage), "$merge")))
-            return true;
-    return false;
-}
-
-mqc_cursor_t *mqc_collection_aggregate(mqc_collection_t *coll, const bson_t *pipeline, const bson_t *opts,
-                                       mqc_batch_cb cb, void *ud)
-{
-    mqc_cursor_t *c = cursor_new(coll, opts, cb, ud);
-    bson_t cmd;
-    bson_init(&cmd);
-    mqc_build_aggregate(coll->client, coll, pipeline, opts, &cmd);
-    cursor_start(c, &cmd, opts, !pipeline_writes(&cmd));
     return c;
 }
 
@@ -288,7 +251,7 @@ void mqc_cursor_destroy(mqc_cursor_t *c)
 void mqc_cursor_detach_all(mqc_client_t *client)
 {
     mqc_link_t *l;
-    while ((l = mqc_list_pop_front(&client->cursors))) {
+    while ((l = mqc_list_pop_front(&mqc_ops_of(client)->cursors))) {
         mqc_cursor_t *c = mqc_container_of(l, mqc_cursor_t, link);
         release_session(c); /* pooled, then ended with the others: that kills its server cursor */
         c->client = NULL;

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "op.h"
 
 typedef struct {
     mqc_op_t *op;                /* valid until done */
@@ -26,6 +26,8 @@ struct mqc_gather {
     mqc_error_t first_error;
     bool has_first_error;
 };
+
+static void on_member_done(mqc_op_t *member, const bson_t *reply, const mqc_error_t *error);
 
 mqc_gather_t *mqc_gather_new(mqc_client_t *client, mqc_gather_mode_t mode)
 {
@@ -57,7 +59,7 @@ void mqc_gather_destroy(mqc_gather_t *g)
     if (g->started) return; /* owned by the library now */
     for (size_t i = 0; i < g->n; i++)
         if (!g->slots[i].done && g->slots[i].op) {
-            g->slots[i].op->gather = NULL;
+            g->slots[i].op->on_done = NULL;
             mqc_op_cancel(g->slots[i].op);
         }
     gather_free(g);
@@ -65,7 +67,7 @@ void mqc_gather_destroy(mqc_gather_t *g)
 
 bool mqc_gather_add(mqc_gather_t *g, mqc_op_t *op)
 {
-    if (!g || !op || g->started || op->gather || op->state == MQC_OP_DONE || op->client != g->client) return false;
+    if (!g || !op || g->started || op->on_done || op->state == MQC_OP_DONE || op->client != g->client) return false;
     if (g->n == g->cap) {
         g->cap = g->cap ? g->cap * 2 : 16;
         g->slots = realloc(g->slots, g->cap * sizeof *g->slots);
@@ -73,8 +75,9 @@ bool mqc_gather_add(mqc_gather_t *g, mqc_op_t *op)
     }
     memset(&g->slots[g->n], 0, sizeof g->slots[g->n]);
     g->slots[g->n].op = op;
-    op->gather = g;
-    op->gather_slot = g->n++;
+    op->on_done = on_member_done;
+    op->done_ctx = g;
+    op->done_slot = g->n++;
     return true;
 }
 
@@ -109,23 +112,25 @@ static void build_summary(mqc_gather_t *g, bson_t *out)
     bson_append_array_end(out, &errs);
 }
 
-static void gather_complete(mqc_gather_t *g)
+static void gather_complete(mqc_gather_t *g, bool later)
 {
+    void (*finish)(mqc_op_t *, const bson_t *, const mqc_error_t *) = later ? mqc_op_finish_later : mqc_op_finish;
     const mqc_error_t *err = g->has_first_error ? &g->first_error : NULL;
-    if (g->own->gather) {
+    if (g->own->on_done) { /* a member of another gather */
         bson_t summary;
         build_summary(g, &summary);
-        mqc_op_finish(g->own, &summary, err);
+        finish(g->own, &summary, err);
         bson_destroy(&summary);
     } else {
-        mqc_op_finish(g->own, NULL, err);
+        finish(g->own, NULL, err);
     }
 }
 
-void mqc_gather_on_member_done(mqc_op_t *member, const bson_t *reply, const mqc_error_t *error)
+/* A member's end, after its own callback (mqc_op_t.on_done). */
+static void on_member_done(mqc_op_t *member, const bson_t *reply, const mqc_error_t *error)
 {
-    mqc_gather_t *g = member->gather;
-    slot_t *s = &g->slots[member->gather_slot];
+    mqc_gather_t *g = member->done_ctx;
+    slot_t *s = &g->slots[member->done_slot];
     s->done = true;
     s->op = NULL;
     g->n_done++;
@@ -140,7 +145,7 @@ void mqc_gather_on_member_done(mqc_op_t *member, const bson_t *reply, const mqc_
     if (!g->decided) {
         if (g->mode == MQC_GATHER_FIRST) {
             g->decided = true;
-            g->winner = (long) member->gather_slot;
+            g->winner = (long) member->done_slot;
             if (error) g->first_error = *error, g->has_first_error = true;
             cancel_pending(g);
         } else if (g->mode == MQC_GATHER_FAIL_FAST && error) {
@@ -150,7 +155,7 @@ void mqc_gather_on_member_done(mqc_op_t *member, const bson_t *reply, const mqc_
             cancel_pending(g);
         }
     }
-    if (g->started && g->n_done == g->n) gather_complete(g);
+    if (g->started && g->n_done == g->n) gather_complete(g, false);
 }
 
 static void own_done(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
@@ -177,7 +182,7 @@ static void own_destroy(mqc_op_t *op)
     if (op->impl) gather_free(op->impl);
 }
 
-static const mqc_op_vt_t gather_vt = {"gather", NULL, NULL, NULL, own_destroy, own_cancel};
+static const mqc_op_vt_t gather_vt = {"gather", NULL, NULL, NULL, own_destroy, own_cancel, NULL};
 
 mqc_op_t *mqc_gather_start(mqc_gather_t *g, mqc_gather_cb cb, void *ud)
 {
@@ -187,17 +192,11 @@ mqc_op_t *mqc_gather_start(mqc_gather_t *g, mqc_gather_cb cb, void *ud)
     g->started = true;
     g->own = mqc_op_new(client, &gather_vt, "gather", NULL, own_done, g);
     g->own->impl = g;
-    g->own->gather_own = true;
+    g->own->group = true;
     g->own->state = MQC_OP_ACTIVE;
     g->own->deadline_us = 0;
-    if (client->closing) {
-        /* Members already failed or will: the gather ends with them. */
-    }
-    if (g->n_done == g->n) {
-        client->submitting++; /* never call back from inside the application's call */
-        gather_complete(g);
-        client->submitting--;
-    }
+    /* On a closing client the members failed already or will: the gather ends with them. */
+    if (g->n_done == g->n) gather_complete(g, true); /* never call back from inside the application's call */
     return g->own;
 }
 

@@ -2,12 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
-
-struct mqc_database {
-    mqc_client_t *client;
-    char *name;
-};
+#include "handles.h"
 
 mqc_database_t *mqc_client_get_database(mqc_client_t *client, const char *db)
 {

@@ -1,32 +1,24 @@
-/* monitor: see monitor.h. A small state machine of its own (not conn.c's): a monitoring
- * connection never authenticates, never carries operations and must not touch the pool. */
+/* heartbeat: see heartbeat.h. A small state machine of its own (not conn.c's): a monitoring
+ * connection never authenticates, never carries operations and must not touch the pool. Its
+ * bytes go through lib/stream.c, as a pool connection's do. */
 #include "heartbeat.h"
 
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include "tls.h"
-#include "topology.h"
 
 typedef enum { M_IDLE = 0, M_RESOLVING, M_CONNECTING, M_TLS, M_HELLO } mstate_t;
 
 struct mqc_heartbeat {
-    mqc_client_t *client;
-    mqc_server_t *server;
+    mqc_heartbeat_config_t cfg;
+    struct ev_loop *loop;
     mstate_t state;
-    int fd;
+    mqc_stream_t stream;
     ev_io rio, wio;
     ev_timer timer;              /* IDLE: next check; otherwise: the check's deadline */
     mqc_wire_reader_t *reader;
     mqc_buf_t out;
     size_t out_off;
-    mqc_tls_t *tls;
     struct addrinfo *addrs;      /* owned (freeaddrinfo) */
     struct addrinfo *ai;
     bool addrs_numeric;          /* from mqc_resolve_numeric: kept across checks */
@@ -44,19 +36,19 @@ struct mqc_heartbeat {
 
 static void m_free(mqc_heartbeat_t *m);
 
-/* Handler bracketing: a report to the topology may remove this very server (and destroy its
- * monitor) or, through an op's callback, the client: both are finished on the way out. */
+/* Handler bracketing: a report may remove this very server (and destroy its monitor) or,
+ * through an op's callback, the client: both are finished on the way out. */
 static void m_enter(mqc_heartbeat_t *m)
 {
     m->handling++;
-    mqc_client_enter(m->client);
+    mqc_guard_enter(m->cfg.guard);
 }
 
 static void m_leave(mqc_heartbeat_t *m)
 {
-    mqc_client_t *client = m->client;
+    mqc_guard_t *guard = m->cfg.guard;
     if (--m->handling == 0 && m->free_pending) m_free(m);
-    mqc_client_leave(client);
+    mqc_guard_leave(guard);
 }
 
 /* ---- watchers that do not hold the loop ------------------------------------------------ */
@@ -64,40 +56,40 @@ static void m_leave(mqc_heartbeat_t *m)
 static void io_on(mqc_heartbeat_t *m, ev_io *w)
 {
     if (ev_is_active(w)) return;
-    ev_io_start(m->client->loop, w);
-    ev_unref(m->client->loop);
+    ev_io_start(m->loop, w);
+    ev_unref(m->loop);
 }
 
 static void io_off(mqc_heartbeat_t *m, ev_io *w)
 {
     if (!ev_is_active(w)) return;
-    ev_ref(m->client->loop);
-    ev_io_stop(m->client->loop, w);
+    ev_ref(m->loop);
+    ev_io_stop(m->loop, w);
 }
 
 static void timer_set(mqc_heartbeat_t *m, double after)
 {
     if (ev_is_active(&m->timer)) {
-        ev_ref(m->client->loop);
-        ev_timer_stop(m->client->loop, &m->timer);
+        ev_ref(m->loop);
+        ev_timer_stop(m->loop, &m->timer);
     }
     ev_timer_set(&m->timer, after > 0 ? after : 0., 0.);
-    ev_timer_start(m->client->loop, &m->timer);
-    ev_unref(m->client->loop);
+    ev_timer_start(m->loop, &m->timer);
+    ev_unref(m->loop);
 }
 
 static void timer_off(mqc_heartbeat_t *m)
 {
     if (!ev_is_active(&m->timer)) return;
-    ev_ref(m->client->loop);
-    ev_timer_stop(m->client->loop, &m->timer);
+    ev_ref(m->loop);
+    ev_timer_stop(m->loop, &m->timer);
 }
 
 /* ---- the connection -------------------------------------------------------------------- */
 
 static int64_t heartbeat_ms(const mqc_heartbeat_t *m)
 {
-    int64_t ms = m->client->uri.heartbeat_frequency_ms;
+    int64_t ms = m->cfg.frequency_ms;
     return ms < MQC_MIN_HEARTBEAT_MS ? MQC_MIN_HEARTBEAT_MS : ms;
 }
 
@@ -105,16 +97,9 @@ static void close_conn(mqc_heartbeat_t *m)
 {
     io_off(m, &m->rio);
     io_off(m, &m->wio);
-    if (m->tls) {
-        mqc_tls_destroy(m->tls);
-        m->tls = NULL;
-    }
-    if (m->fd >= 0) {
-        close(m->fd);
-        m->fd = -1;
-    }
+    mqc_stream_close(&m->stream);
     if (m->resolving) {
-        mqc_resolver_cancel(m->client->resolver, m);
+        mqc_resolver_cancel(m->cfg.resolver, m);
         m->resolving = false;
     }
     mqc_wire_reader_destroy(m->reader);
@@ -140,7 +125,7 @@ static void start_check(mqc_heartbeat_t *m);
  * known is checked again at once (once), since one failure may be a dropped idle connection. */
 static void check_failed(mqc_heartbeat_t *m, const mqc_error_t *error)
 {
-    bool was_known = mqc_topology_server_known(m->client, m->server->address);
+    bool was_known = m->cfg.known(m->cfg.ud, m->cfg.address);
     close_conn(m);
     /* Addresses of a name may have changed: resolve again. */
     if (!m->addrs_numeric && m->addrs) {
@@ -148,9 +133,9 @@ static void check_failed(mqc_heartbeat_t *m, const mqc_error_t *error)
         m->addrs = NULL;
     }
     mqc_sd_t sd;
-    mqc_sd_init_unknown(&sd, m->server->address, error->message);
+    mqc_sd_init_unknown(&sd, m->cfg.address, error->message);
     sd.last_update_ms = mqc_now_us() / 1000;
-    mqc_topology_on_check(m->client, &sd);
+    m->cfg.report(m->cfg.ud, &sd);
     mqc_sd_cleanup(&sd);
     if (m->free_pending) return;
     bool network = error->domain == MQC_ERROR_NETWORK || error->domain == MQC_ERROR_TIMEOUT ||
@@ -167,53 +152,15 @@ static void check_failed(mqc_heartbeat_t *m, const mqc_error_t *error)
 static void fail_now(mqc_heartbeat_t *m, uint32_t domain, int code, const char *what)
 {
     mqc_error_t err;
-    mqc_error_set(&err, domain, code, "%s: %s", m->server->address, what);
+    mqc_error_set(&err, domain, code, "%s: %s", m->cfg.address, what);
     check_failed(m, &err);
-}
-
-static ssize_t io_write(mqc_heartbeat_t *m, const uint8_t *p, size_t n, mqc_error_t *err)
-{
-    if (m->tls) {
-        int want = 0;
-        ssize_t w = mqc_tls_write(m->tls, p, n, &want, err);
-        if (w > 0) return w;
-        return want == MQC_TLS_WANT_NONE ? -1 : 0;
-    }
-    ssize_t w = send(m->fd, p, n, MSG_NOSIGNAL);
-    if (w >= 0) return w;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
-    mqc_error_set(err, MQC_ERROR_NETWORK, errno, "%s: write failed: %s", m->server->address, strerror(errno));
-    return -1;
-}
-
-static ssize_t io_read(mqc_heartbeat_t *m, uint8_t *p, size_t n, mqc_error_t *err)
-{
-    if (m->tls) {
-        int want = 0;
-        ssize_t r = mqc_tls_read(m->tls, p, n, &want, err);
-        if (r > 0) return r;
-        if (r == 0) {
-            mqc_error_set(err, MQC_ERROR_NETWORK, 0, "%s closed the TLS session", m->server->address);
-            return -1;
-        }
-        return want == MQC_TLS_WANT_NONE ? -1 : 0;
-    }
-    ssize_t r = recv(m->fd, p, n, 0);
-    if (r > 0) return r;
-    if (r == 0) {
-        mqc_error_set(err, MQC_ERROR_NETWORK, 0, "%s closed the connection", m->server->address);
-        return -1;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
-    mqc_error_set(err, MQC_ERROR_NETWORK, errno, "%s: read failed: %s", m->server->address, strerror(errno));
-    return -1;
 }
 
 static void flush_out(mqc_heartbeat_t *m)
 {
     mqc_error_t err;
     while (m->out_off < m->out.len) {
-        ssize_t w = io_write(m, m->out.data + m->out_off, m->out.len - m->out_off, &err);
+        ssize_t w = mqc_stream_write(&m->stream, m->out.data + m->out_off, m->out.len - m->out_off, &err);
         if (w < 0) {
             check_failed(m, &err);
             return;
@@ -233,11 +180,11 @@ static void send_hello(mqc_heartbeat_t *m)
 {
     bson_t cmd = BSON_INITIALIZER;
     m->state = M_HELLO;
-    m->request_id = mqc_client_next_request_id(m->client);
+    m->request_id = mqc_wire_next_request_id(m->cfg.request_ids);
     if (!m->connected_once) {
         BSON_APPEND_INT32(&cmd, "isMaster", 1);
         BSON_APPEND_BOOL(&cmd, "helloOk", true);
-        BSON_APPEND_DOCUMENT(&cmd, "client", &m->client->metadata);
+        BSON_APPEND_DOCUMENT(&cmd, "client", m->cfg.metadata);
         mqc_wire_query_command(&m->out, m->request_id, "admin", &cmd);
     } else {
         BSON_APPEND_INT32(&cmd, m->hello_ok ? "hello" : "isMaster", 1);
@@ -259,12 +206,12 @@ static void on_reply(mqc_heartbeat_t *m, const bson_t *reply)
     m->connected_once = true;
     if (bson_iter_init_find(&it, reply, "helloOk") && bson_iter_as_bool(&it)) m->hello_ok = true;
     mqc_sd_t sd;
-    mqc_sd_init_from_hello(&sd, m->server->address, reply, rtt_ms, mqc_now_us() / 1000);
+    mqc_sd_init_from_hello(&sd, m->cfg.address, reply, rtt_ms, mqc_now_us() / 1000);
     timer_off(m);
     bool failed = sd.type == MQC_SERVER_UNKNOWN;
     m->retry_pending = false;
     m->state = M_IDLE;
-    mqc_topology_on_check(m->client, &sd);
+    m->cfg.report(m->cfg.ud, &sd);
     mqc_sd_cleanup(&sd);
     if (m->free_pending) return;
     if (failed) close_conn(m); /* an ok: 0 hello: start afresh next time */
@@ -277,14 +224,14 @@ static void read_some(mqc_heartbeat_t *m)
     for (;;) {
         size_t avail;
         uint8_t *p = mqc_wire_reader_space(m->reader, 512, &avail);
-        ssize_t n = io_read(m, p, avail, &err);
+        ssize_t n = mqc_stream_read(&m->stream, p, avail, &err);
         if (n < 0) {
             check_failed(m, &err);
             return;
         }
         if (n == 0) break;
         mqc_wire_reader_commit(m->reader, (size_t) n);
-        if ((size_t) n < avail && !(m->tls && mqc_tls_pending(m->tls) > 0)) break;
+        if ((size_t) n < avail && !mqc_stream_has_buffered(&m->stream)) break;
     }
     mqc_wire_msg_t msg;
     mqc_wire_rc_t rc = mqc_wire_reader_next(m->reader, &msg, &err);
@@ -304,7 +251,7 @@ static void tls_step(mqc_heartbeat_t *m)
 {
     int want = 0;
     mqc_error_t err;
-    int rc = mqc_tls_handshake(m->tls, &want, &err);
+    int rc = mqc_stream_tls_step(&m->stream, &want, &err);
     if (rc < 0) {
         check_failed(m, &err);
         return;
@@ -321,39 +268,22 @@ static void tls_step(mqc_heartbeat_t *m)
 
 static void try_connect(mqc_heartbeat_t *m)
 {
-    int last = ECONNREFUSED;
-    while (m->ai) {
-        int fd = socket(m->ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd >= 0) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            if (connect(fd, m->ai->ai_addr, m->ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
-                m->fd = fd;
-                m->state = M_CONNECTING;
-                ev_io_set(&m->wio, fd, EV_WRITE);
-                ev_io_set(&m->rio, fd, EV_READ);
-                io_on(m, &m->wio);
-                return;
-            }
-            last = errno;
-            close(fd);
-        } else {
-            last = errno;
-        }
-        m->ai = m->ai->ai_next;
+    int last = m->ai ? mqc_stream_connect(&m->stream, &m->ai) : ECONNREFUSED;
+    if (last == 0) {
+        m->state = M_CONNECTING;
+        ev_io_set(&m->wio, m->stream.fd, EV_WRITE);
+        ev_io_set(&m->rio, m->stream.fd, EV_READ);
+        io_on(m, &m->wio);
+        return;
     }
     fail_now(m, MQC_ERROR_NETWORK, last, strerror(last));
 }
 
 static void connected(mqc_heartbeat_t *m)
 {
-    int soerr = 0;
-    socklen_t len = sizeof soerr;
-    if (getsockopt(m->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) soerr = errno;
+    int soerr = mqc_stream_connected(&m->stream);
     if (soerr) {
         io_off(m, &m->wio);
-        close(m->fd);
-        m->fd = -1;
         if (m->ai && m->ai->ai_next) {
             m->ai = m->ai->ai_next;
             try_connect(m);
@@ -364,11 +294,10 @@ static void connected(mqc_heartbeat_t *m)
     }
     io_off(m, &m->wio);
     m->reader = mqc_wire_reader_new(0);
-    if (m->client->tls_ctx) {
+    if (m->cfg.tls_ctx) {
         mqc_error_t err;
         m->state = M_TLS;
-        m->tls = mqc_tls_new(m->client->tls_ctx, m->fd, m->server->host.host, &err);
-        if (!m->tls) {
+        if (!mqc_stream_tls_start(&m->stream, m->cfg.tls_ctx, m->cfg.host->host, &err)) {
             check_failed(m, &err);
             return;
         }
@@ -397,14 +326,14 @@ static void start_check(mqc_heartbeat_t *m)
 {
     m->last_check_us = mqc_now_us();
     m->check_requested = false;
-    int64_t ms = m->client->uri.connect_timeout_ms > 0 ? m->client->uri.connect_timeout_ms : 10000;
+    int64_t ms = m->cfg.connect_timeout_ms > 0 ? m->cfg.connect_timeout_ms : 10000;
     timer_set(m, (double) ms / 1000.0);
-    if (m->fd >= 0 && m->reader) { /* the connection from the last check is still good */
+    if (m->stream.fd >= 0 && m->reader) { /* the connection from the last check is still good */
         send_hello(m);
         return;
     }
     if (!m->addrs) {
-        m->addrs = mqc_resolve_numeric(m->server->host.host, m->server->host.port);
+        m->addrs = mqc_resolve_numeric(m->cfg.host->host, m->cfg.host->port);
         m->addrs_numeric = m->addrs != NULL;
     }
     if (m->addrs) {
@@ -414,7 +343,7 @@ static void start_check(mqc_heartbeat_t *m)
     }
     m->state = M_RESOLVING;
     m->resolving = true;
-    if (!mqc_resolver_lookup(m->client->resolver, m->server->host.host, m->server->host.port, on_resolved, m)) {
+    if (!mqc_resolver_lookup(m->cfg.resolver, m->cfg.host->host, m->cfg.host->port, on_resolved, m)) {
         m->resolving = false;
         fail_now(m, MQC_ERROR_RESOLVE, 0, "cannot start resolving");
     }
@@ -445,15 +374,14 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void) loop;
     (void) revents;
     mqc_heartbeat_t *m = w->data;
-    mqc_client_t *client = m->client;
     /* A one-shot timer that fired is inactive: libev dropped its reference, give it back. */
-    ev_ref(client->loop);
+    ev_ref(m->loop);
     m_enter(m);
     if (m->state == M_IDLE) {
         start_check(m);
     } else {
         char what[64];
-        snprintf(what, sizeof what, "check timed out after %lld ms", (long long) client->uri.connect_timeout_ms);
+        snprintf(what, sizeof what, "check timed out after %lld ms", (long long) m->cfg.connect_timeout_ms);
         fail_now(m, MQC_ERROR_TIMEOUT, MQC_TIMEOUT_CONNECT, what);
     }
     m_leave(m);
@@ -461,13 +389,13 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- the interface ---------------------------------------------------------------------- */
 
-mqc_heartbeat_t *mqc_heartbeat_new(mqc_client_t *client, mqc_server_t *s)
+mqc_heartbeat_t *mqc_heartbeat_new(const mqc_heartbeat_config_t *cfg)
 {
     mqc_heartbeat_t *m = calloc(1, sizeof *m);
     if (!m) abort();
-    m->client = client;
-    m->server = s;
-    m->fd = -1;
+    m->cfg = *cfg;
+    m->loop = cfg->loop;
+    mqc_stream_init(&m->stream, cfg->address);
     mqc_buf_init(&m->out);
     ev_init(&m->rio, on_io);
     ev_init(&m->wio, on_io);

@@ -6,13 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
 #include "cmd_event.h"
 #include "conn.h"
+#include "op.h"
+#include "server.h"
 #include "topology.h"
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 static void op_dispatch(mqc_op_t *op);
+static void op_start_request(mqc_op_t *op, mqc_conn_t *conn);
 
 /* How many times a waiter failed by a pool clear it had no part in goes back through selection
  * without using its retry (on_checkout). The client-backpressure specification's default retry
@@ -21,9 +23,45 @@ static void op_dispatch(mqc_op_t *op);
 static bool may_retry(mqc_op_t *op, const mqc_error_t *error, bool sent);
 static void op_retry(mqc_op_t *op);
 
+static void on_flush(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    mqc_client_t *client = w->data;
+    mqc_ops_t *q = mqc_ops_of(client);
+    mqc_guard_enter(q->guard);
+    mqc_op_flush_completions(client);
+    mqc_guard_leave(q->guard);
+}
+
+static void on_wake(struct ev_loop *loop, ev_timer *w, int revents);
+
+void mqc_ops_init(mqc_client_t *client)
+{
+    mqc_ops_t *q = mqc_ops_of(client);
+    mqc_list_init(&q->live);
+    mqc_list_init(&q->completions);
+    mqc_list_init(&q->selecting);
+    mqc_list_init(&q->deferred);
+    mqc_list_init(&q->cursors);
+    ev_init(&q->flush_timer, on_flush);
+    q->flush_timer.data = client;
+    ev_init(&q->wake, on_wake);
+    q->wake.data = client;
+    q->max_pending = q->uri->max_pending > 0 ? (size_t) q->uri->max_pending : 0;
+}
+
+void mqc_ops_cleanup(mqc_client_t *client)
+{
+    mqc_ops_t *q = mqc_ops_of(client);
+    ev_timer_stop(q->loop, &q->flush_timer);
+    ev_timer_stop(q->loop, &q->wake);
+}
+
 mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
                      mqc_reply_cb cb, void *ud)
 {
+    mqc_ops_t *q = mqc_ops_of(client);
     mqc_op_t *op = calloc(1, sizeof *op);
     if (!op) abort();
     op->client = client;
@@ -31,16 +69,16 @@ mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *na
     op->name = name;
     op->cb = cb;
     op->ud = ud;
-    op->id = ++client->next_op_id;
+    op->id = ++q->next_op_id;
     op->start_us = mqc_now_us();
     size_t dblen = db ? strlen(db) : 0;
     if (dblen < sizeof op->db) memcpy(op->db, db ? db : "", dblen + 1); /* snprintf costs ~10x on this hot path */
     ev_init(&op->timer, on_deadline);
     op->timer.data = op;
-    mqc_list_push_back(&client->ops, &op->link);
-    client->stats[MQC_STAT_OPS_SUBMITTED]++;
-    client->stats[MQC_STAT_OPS_PENDING]++;
-    if (client->uri.timeout_ms > 0) op->deadline_us = op->start_us + client->uri.timeout_ms * 1000;
+    mqc_list_push_back(&q->live, &op->link);
+    q->stats[MQC_STAT_OPS_SUBMITTED]++;
+    q->stats[MQC_STAT_OPS_PENDING]++;
+    if (q->uri->timeout_ms > 0) op->deadline_us = op->start_us + q->uri->timeout_ms * 1000;
     if (dblen >= sizeof op->db)
         mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "database name too long");
     return op;
@@ -72,6 +110,7 @@ void mqc_op_fail_early(mqc_op_t *op, uint32_t domain, int32_t code, const char *
 static void op_queue(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
 {
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     op->state = MQC_OP_QUEUED;
     op->q_reply = reply ? bson_copy(reply) : NULL;
     if (error) {
@@ -84,18 +123,19 @@ static void op_queue(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error
         free(op->q_error);
         op->q_error = NULL;
     }
-    mqc_list_push_back(&client->completions, &op->qlink);
-    if (!ev_is_active(&client->flush_timer)) {
-        ev_timer_set(&client->flush_timer, 0., 0.);
-        ev_timer_start(client->loop, &client->flush_timer);
+    mqc_list_push_back(&q->completions, &op->qlink);
+    if (!ev_is_active(&q->flush_timer)) {
+        ev_timer_set(&q->flush_timer, 0., 0.);
+        ev_timer_start(q->loop, &q->flush_timer);
     }
 }
 
 mqc_op_t *mqc_op_submit(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
-    client->submitting++;
-    if (client->closing && !op->internal) {
+    mqc_ops_t *q = mqc_ops_of(client);
+    q->submitting++;
+    if (q->closing && !op->internal) {
         mqc_error_t e;
         mqc_error_set(&e, MQC_ERROR_SHUTDOWN, 0, "the client is being destroyed");
         op_queue(op, NULL, &e);
@@ -105,24 +145,46 @@ mqc_op_t *mqc_op_submit(mqc_op_t *op)
         if (op->deadline_us > 0) {
             double after = (double) (op->deadline_us - mqc_now_us()) / 1e6;
             ev_timer_set(&op->timer, after > 0 ? after : 0., 0.);
-            ev_timer_start(client->loop, &op->timer);
+            ev_timer_start(q->loop, &op->timer);
             op->timer_on = true;
         }
+        if (q->holding > 0) {
+            /* Submitted from a callback whose op still holds its connection: dispatched once
+             * that connection is back in the pool, which then hands it to this op (or to an
+             * older waiter) instead of opening another. */
+            op->deferred = true;
+            mqc_list_push_back(&q->deferred, &op->qlink);
+        } else {
+            op_dispatch(op);
+        }
+    }
+    q->submitting--;
+    return op;
+}
+
+/* The ops submitted while a connection was held (see mqc_op_submit), in submission order. */
+static void dispatch_deferred(mqc_client_t *client)
+{
+    mqc_ops_t *q = mqc_ops_of(client);
+    mqc_link_t *l;
+    q->submitting++;
+    while (q->holding == 0 && (l = mqc_list_pop_front(&q->deferred))) {
+        mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
+        op->deferred = false;
         op_dispatch(op);
     }
-    client->submitting--;
-    return op;
+    q->submitting--;
 }
 
 /* ---- sessions --------------------------------------------------------------------------- */
 
 /* The pool's clock: the loop's time is good enough for minute-long expiries and costs nothing. */
-static int64_t session_now(const mqc_client_t *client) { return (int64_t) (ev_now(client->loop) * 1e6); }
+static int64_t session_now(mqc_client_t *client) { return (int64_t) (ev_now(mqc_ops_of(client)->loop) * 1e6); }
 
 void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mqc_session_t *s)
 {
     if (!s) return;
-    mqc_session_checkin(&client->sessions, s, mqc_topology_session_timeout(client, server), session_now(client));
+    mqc_session_checkin(mqc_ops_of(client)->sessions, s, mqc_topology_session_timeout(*mqc_ops_of(client)->topo, server), session_now(client));
 }
 
 /* The op is done with its session: back to the pool, unless a cursor lent it (the cursor gives
@@ -160,56 +222,83 @@ static void op_free(mqc_op_t *op)
     free(op);
 }
 
-/* Hands the op to the application (and its gather). The op is freed afterwards. */
-static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
+/* Hands the op to the application (and its subscriber). The op is freed afterwards, and only then
+ * does its connection (conn, when the request ended well) go back to the pool: finishing one op
+ * never sends another before this op's callback has run. */
+static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, mqc_conn_t *conn)
 {
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     op->state = MQC_OP_DONE;
     op->end_us = mqc_now_us();
-    client->stats[MQC_STAT_OPS_COMPLETED]++;
-    client->stats[MQC_STAT_OPS_PENDING]--;
+    q->stats[MQC_STAT_OPS_COMPLETED]++;
+    q->stats[MQC_STAT_OPS_PENDING]--;
     mqc_list_remove(&op->link);
-    mqc_client_enter(client);
+    mqc_guard_enter(q->guard);
+    if (conn) q->holding++;
     if (op->cb) op->cb(op, reply, error, op->ud);
-    if (op->gather) mqc_gather_on_member_done(op, reply, error);
+    if (op->on_done) op->on_done(op, reply, error);
     op_free(op);
-    mqc_client_leave(client);
+    if (conn) {
+        mqc_server_release(conn, true);
+        if (--q->holding == 0 && !mqc_list_empty(&q->deferred)) dispatch_deferred(client);
+    }
+    mqc_guard_leave(q->guard);
 }
 
-/* Lets go of whatever the op holds: its timer, its place in a wait queue, its connection. */
-static void op_detach(mqc_op_t *op, bool reply_complete)
+/* Lets go of whatever the op holds: its timer, its place in a wait queue, its connection. A
+ * connection whose request ended well is returned for the caller to release after the
+ * callback; NULL otherwise. */
+static mqc_conn_t *op_detach(mqc_op_t *op, bool reply_complete)
 {
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     if (op->timer_on) {
-        ev_timer_stop(client->loop, &op->timer);
+        ev_timer_stop(q->loop, &op->timer);
         op->timer_on = false;
     }
-    if (op->selecting) {
+    if (op->selecting || op->deferred) {
         mqc_list_remove(&op->qlink);
-        op->selecting = false;
+        op->selecting = op->deferred = false;
     }
     if (op->state == MQC_OP_WAITING && op->server) {
         mqc_pool_cancel_waiter(op->server->pool, &op->waiter, false);
-        client->stats[MQC_STAT_WAIT_QUEUE]--;
+        q->stats[MQC_STAT_WAIT_QUEUE]--;
     }
     mqc_conn_t *c = op->conn;
     op->conn = NULL;
-    bool abandon = c && (c->op == op || !reply_complete);
+    bool abandon = c && (c->owner == op || !reply_complete);
     /* A reply still due: never reuse the connection, nor the session, which the server may
      * still be running the request on. The session goes back before the connection: a
      * check-in can start a waiting op at once, which then finds it in the pool. */
     if (abandon && op->session) op->session->dirty = true;
     if (!op->session_keep) op_release_session(op);
-    if (abandon) mqc_conn_abandon(c);
-    else if (c) mqc_conn_release(c, true);
+    if (!abandon) return c;
+    mqc_conn_abandon(c);
+    mqc_server_release(c, false);
+    return NULL;
 }
 
 void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
 {
     if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
-    op_detach(op, true);
-    if (op->client->submitting > 0) op_queue(op, reply, error);
-    else op_deliver(op, reply, error);
+    mqc_conn_t *c = op_detach(op, true);
+    if (mqc_ops_of(op->client)->submitting > 0) {
+        /* The callback waits for the loop: the connection need not. */
+        op_queue(op, reply, error);
+        if (c) mqc_server_release(c, true);
+    } else {
+        op_deliver(op, reply, error, c);
+    }
+}
+
+void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error)
+{
+    mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
+    q->submitting++;
+    mqc_op_finish(op, reply, error);
+    q->submitting--;
 }
 
 /* Finishes with an error decided by the client (timeout, cancel): a request on the wire is
@@ -218,18 +307,18 @@ static void op_abort(mqc_op_t *op, const mqc_error_t *error)
 {
     if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
     op_detach(op, false);
-    if (op->client->submitting > 0) op_queue(op, NULL, error);
-    else op_deliver(op, NULL, error);
+    if (mqc_ops_of(op->client)->submitting > 0) op_queue(op, NULL, error);
+    else op_deliver(op, NULL, error, NULL);
 }
 
 void mqc_op_flush_completions(mqc_client_t *client)
 {
     mqc_link_t *l;
-    while ((l = mqc_list_pop_front(&client->completions))) {
+    while ((l = mqc_list_pop_front(&mqc_ops_of(client)->completions))) {
         mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
         bson_t *reply = op->q_reply;
         op->q_reply = NULL;
-        op_deliver(op, reply, op->q_error);
+        op_deliver(op, reply, op->q_error, NULL);
         if (reply) bson_destroy(reply);
     }
 }
@@ -240,7 +329,7 @@ void mqc_op_flush_completions(mqc_client_t *client)
  * acknowledged (the builders only mark acknowledged writes retryable). */
 static bool wants_txn(const mqc_op_t *op, const mqc_server_t *s)
 {
-    return op->session && op->retry == MQC_RETRY_WRITE && op->client->uri.retry_writes && mqc_topology_supports_sessions(op->client, s);
+    return op->session && op->retry == MQC_RETRY_WRITE && mqc_ops_of(op->client)->uri->retry_writes && mqc_topology_supports_sessions(*mqc_ops_of(op->client)->topo, s);
 }
 
 /* The op has a connection: it takes its implicit session now, not when it was queued, so that
@@ -253,21 +342,22 @@ static void op_send(mqc_op_t *op, mqc_conn_t *conn)
     if (op->session) {
         op->session->last_use_us = session_now(client);
     } else if (!op->no_session) {
-        int64_t timeout = mqc_topology_session_timeout(client, op->server);
-        if (timeout >= 0) op->session = mqc_session_checkout(&client->sessions, timeout, session_now(client));
+        int64_t timeout = mqc_topology_session_timeout(*mqc_ops_of(client)->topo, op->server);
+        if (timeout >= 0) op->session = mqc_session_checkout(mqc_ops_of(client)->sessions, timeout, session_now(client));
     }
     /* A lone host's kind (standalone, primary, mongos) is known once a handshake is done: an op
      * dispatched before the first one learns it here. Only before its first txnNumber: a write
      * sent without one is never retried (may_retry), so this cannot give a retry a number its
      * first attempt lacked. */
     if (op->txn_number == 0 && !op->txn_ok) op->txn_ok = wants_txn(op, op->server);
-    mqc_conn_start_request(conn, op);
+    op_start_request(op, conn);
 }
 
 static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t *error)
 {
     mqc_op_t *op = mqc_container_of(w, mqc_op_t, waiter);
-    op->client->stats[MQC_STAT_WAIT_QUEUE]--;
+    mqc_ops_t *q = mqc_ops_of(op->client);
+    q->stats[MQC_STAT_WAIT_QUEUE]--;
     op->state = MQC_OP_ACTIVE; /* out of the queue: op_detach must not cancel the waiter */
     if (error) {
         /* Nothing was sent: a pool cleared under the op (CMAP's PoolClearedError: another
@@ -279,8 +369,8 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
          * serverSelectionTimeoutMS, so that a burst of clears costs a wait, not the op. A
          * clear because a connection could not be made uses the retry (docs/library/reliability.md,
          * fault containment). */
-        if (w->cleared_elsewhere && w->requeues < MAX_REQUEUES && !op->cancelled && !op->client->closing &&
-            op->client->topo) {
+        if (w->cleared_elsewhere && w->requeues < MAX_REQUEUES && !op->cancelled && !q->closing &&
+            *q->topo) {
             w->requeues++;
             op->server = NULL;
             op->state = MQC_OP_NEW;
@@ -293,7 +383,7 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
         return;
     }
     op->server->in_use++;
-    op_send(op, (mqc_conn_t *) pc);
+    op_send(op, mqc_server_conn(pc));
 }
 
 /* The op's timer runs to its deadline, or, while it waits for a server, to the end of that
@@ -301,14 +391,15 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
 static void arm_timer(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     int64_t at = op->deadline_us;
     if (op->selecting && (at == 0 || op->select_deadline_us < at)) at = op->select_deadline_us;
-    if (op->timer_on) ev_timer_stop(client->loop, &op->timer);
+    if (op->timer_on) ev_timer_stop(q->loop, &op->timer);
     op->timer_on = at > 0;
     if (!op->timer_on) return;
     double after = (double) (at - mqc_now_us()) / 1e6;
     ev_timer_set(&op->timer, after > 0 ? after : 0., 0.);
-    ev_timer_start(client->loop, &op->timer);
+    ev_timer_start(q->loop, &op->timer);
 }
 
 /* No suitable server yet: wait on the loop for the topology to change, at most
@@ -316,22 +407,54 @@ static void arm_timer(mqc_op_t *op)
 static void op_wait_for_server(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     if (op->select_deadline_us == 0) {
-        int64_t ms = client->uri.server_selection_timeout_ms > 0 ? client->uri.server_selection_timeout_ms : 30000;
+        int64_t ms = q->uri->server_selection_timeout_ms > 0 ? q->uri->server_selection_timeout_ms : 30000;
         op->select_deadline_us = mqc_now_us() + ms * 1000;
     }
     op->selecting = true;
-    mqc_list_push_back(&client->selecting, &op->qlink);
+    mqc_list_push_back(&q->selecting, &op->qlink);
     arm_timer(op);
+}
+
+static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    mqc_client_t *client = w->data;
+    mqc_ops_t *q = mqc_ops_of(client);
+    mqc_guard_enter(q->guard);
+    mqc_op_wake_selecting(client);
+    mqc_guard_leave(q->guard);
+}
+
+/* The topology changed (called from inside its update): waiting ops look again, from the loop. */
+static void on_topology_changed(void *ctx)
+{
+    mqc_client_t *client = ctx;
+    mqc_ops_t *q = mqc_ops_of(client);
+    if (!mqc_list_empty(&q->selecting) && !ev_is_active(&q->wake)) {
+        ev_timer_set(&q->wake, 0., 0.);
+        ev_timer_start(q->loop, &q->wake);
+    }
+}
+
+void mqc_ops_watch_topology(mqc_client_t *client)
+{
+    mqc_ops_t *q = mqc_ops_of(client);
+    q->topology.changed = on_topology_changed;
+    q->topology.ctx = client;
+    mqc_topology_subscribe(*q->topo, &q->topology);
 }
 
 void mqc_op_wake_selecting(mqc_client_t *client)
 {
+    mqc_ops_t *q = mqc_ops_of(client);
     size_t n = 0;
-    for (mqc_link_t *l = client->selecting.next; l != &client->selecting; l = l->next) n++;
+    for (mqc_link_t *l = q->selecting.next; l != &q->selecting; l = l->next) n++;
     /* Ops that still find nothing go back to the end of the list: look at each once. */
-    while (n-- > 0 && !client->closing) {
-        mqc_link_t *l = mqc_list_pop_front(&client->selecting);
+    while (n-- > 0 && !q->closing) {
+        mqc_link_t *l = mqc_list_pop_front(&q->selecting);
         if (!l) break;
         mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
         op->selecting = false;
@@ -342,9 +465,10 @@ void mqc_op_wake_selecting(mqc_client_t *client)
 static void op_dispatch(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     mqc_error_t err;
     mqc_error_clear(&err);
-    mqc_server_t *s = mqc_client_select(client, op, &err);
+    mqc_server_t *s = q->select(client, op, &err);
     if (!s) {
         if (!mqc_error_is_set(&err)) op_wait_for_server(op);
         else mqc_op_finish(op, NULL, &err);
@@ -355,11 +479,11 @@ static void op_dispatch(mqc_op_t *op)
         arm_timer(op);
     }
     op->txn_ok = wants_txn(op, s);
-    if (client->max_pending && client->stats[MQC_STAT_WAIT_QUEUE] >= client->max_pending &&
+    if (q->max_pending && q->stats[MQC_STAT_WAIT_QUEUE] >= q->max_pending &&
         mqc_pool_available(s->pool) == 0) {
         mqc_error_set(&err, MQC_ERROR_OVERLOADED, 0,
                       "overloaded: %zu operations already wait for a connection (maxPendingOperations)",
-                      client->max_pending);
+                      q->max_pending);
         mqc_op_finish(op, NULL, &err);
         return;
     }
@@ -367,36 +491,90 @@ static void op_dispatch(mqc_op_t *op)
     op->state = MQC_OP_WAITING;
     op->waiter.cb = on_checkout;
     op->waiter.started_us = mqc_now_us();
-    op->waiter.deadline_us = client->uri.wait_queue_timeout_ms > 0
-                                 ? op->waiter.started_us + client->uri.wait_queue_timeout_ms * 1000
+    op->waiter.deadline_us = q->uri->wait_queue_timeout_ms > 0
+                                 ? op->waiter.started_us + q->uri->wait_queue_timeout_ms * 1000
                                  : 0;
-    client->stats[MQC_STAT_WAIT_QUEUE]++;
+    q->stats[MQC_STAT_WAIT_QUEUE]++;
     mqc_pconn_t *pc = mqc_pool_checkout(s->pool, &op->waiter);
     if (pc) {
-        client->stats[MQC_STAT_WAIT_QUEUE]--;
+        q->stats[MQC_STAT_WAIT_QUEUE]--;
         op->state = MQC_OP_ACTIVE;
         s->in_use++;
-        op_send(op, (mqc_conn_t *) pc);
+        op_send(op, mqc_server_conn(pc));
     }
+}
+
+/* ---- the op's sink: what the connection sends for it and tells it ------------------------- */
+
+static void op_sink_reply(void *owner, mqc_conn_t *conn, const bson_t *reply);
+static void op_sink_sent(void *owner, mqc_conn_t *conn);
+static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *error);
+
+static void emit_command(mqc_client_t *client, const mqc_command_event_t *ev)
+{
+    const mqc_ops_t *q = mqc_ops_of(client);
+    if (q->monitor->command) mqc_command_event_deliver(q->monitor->command, ev, *q->monitor_ud);
+}
+
+static void emit_started(mqc_op_t *op, mqc_conn_t *c, const uint8_t *m, int32_t rid)
+{
+    bson_t body;
+    /* The whole message: body plus document sequences, as the monitoring spec shows it. */
+    uint32_t mlen;
+    memcpy(&mlen, m, 4);
+    mlen = BSON_UINT32_FROM_LE(mlen);
+    if (mqc_command_from_msg(m, mlen, &body)) {
+        mqc_command_event_t ev = {.type = MQC_COMMAND_STARTED, .command_name = mqc_command_name(&body, op->name),
+                                  .database = op->db, .command = &body, .request_id = rid,
+                                  .operation_id = op->id, .connection_id = mqc_server_pconn(c)->id,
+                                  .server = op->server->host.host_and_port};
+        emit_command(op->client, &ev);
+    }
+    bson_destroy(&body);
+}
+
+static bool op_sink_encode(void *owner, mqc_conn_t *conn, mqc_buf_t *buf, int32_t rid, bool *unacked,
+                           mqc_error_t *error)
+{
+    mqc_op_t *op = owner;
+    size_t start = buf->len;
+    if (!op->vt->encode(op, &op->server->caps, buf, rid, unacked, error)) return false;
+    op->conn = conn;
+    op->request_id = rid;
+    op->sent_us = mqc_now_us();
+    if (mqc_ops_of(op->client)->monitor->command) emit_started(op, conn, buf->data + start, rid);
+    return true;
+}
+
+static const mqc_conn_sink_t op_sink = {op_sink_encode, op_sink_reply, op_sink_sent, op_sink_error};
+
+/* Sends the op's next request on conn. An encoding failure sent nothing: the op ends with it,
+ * and the connection, still good, goes back after the callback. */
+static void op_start_request(mqc_op_t *op, mqc_conn_t *conn)
+{
+    mqc_error_t err;
+    if (mqc_conn_start_request(conn, &op_sink, op, &err)) return;
+    op->conn = conn;
+    mqc_op_finish(op, NULL, &err);
 }
 
 /* ---- events from the connection ---------------------------------------------------------- */
 
 static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const mqc_error_t *error)
 {
-    if (!op->client->monitor.command) return;
+    if (!mqc_ops_of(op->client)->monitor->command) return;
     /* The reply to a hello that carried speculative authentication is as sensitive as it. */
     bson_t empty = BSON_INITIALIZER;
-    if (reply && op->vt == &mqc_cmd_vt && bson_has_field(&((mqc_cmd_impl_t *) op->impl)->cmd, "speculativeAuthenticate"))
-        reply = &empty;
-    const char *name = op->vt == &mqc_cmd_vt ? mqc_command_name(&((mqc_cmd_impl_t *) op->impl)->cmd, op->name) : op->name;
+    const bson_t *cmd = op->vt->command ? op->vt->command(op) : NULL;
+    if (reply && cmd && bson_has_field(cmd, "speculativeAuthenticate")) reply = &empty;
+    const char *name = cmd ? mqc_command_name(cmd, op->name) : op->name;
     mqc_command_event_t ev = {.type = error ? MQC_COMMAND_FAILED : MQC_COMMAND_SUCCEEDED,
                               .command_name = name, .database = op->db, .reply = reply,
                               .error = error, .request_id = op->request_id, .operation_id = op->id,
-                              .connection_id = c ? c->pc.id : 0,
+                              .connection_id = c ? mqc_server_pconn(c)->id : 0,
                               .server = op->server ? op->server->host.host_and_port : "",
                               .duration_us = mqc_now_us() - op->sent_us};
-    mqc_client_emit_command(op->client, &ev);
+    emit_command(op->client, &ev);
 }
 
 /* ---- retries ------------------------------------------------------------------------------ */
@@ -420,17 +598,18 @@ static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const 
 static bool may_retry(mqc_op_t *op, const mqc_error_t *error, bool sent)
 {
     mqc_client_t *client = op->client;
-    if (op->retried || op->cancelled || client->closing || !client->topo) return false;
+    mqc_ops_t *q = mqc_ops_of(client);
+    if (op->retried || op->cancelled || q->closing || !*q->topo) return false;
     /* A reply that cannot be parsed (garbage, a length beyond maxMessageSizeBytes, a responseTo
      * matching nothing) leaves the connection's byte stream unusable, as a hang-up mid-reply
      * does: for the retry rules it is a network error on that connection. */
     bool net = error->domain == MQC_ERROR_NETWORK || error->domain == MQC_ERROR_PROTOCOL;
     if (op->retry == MQC_RETRY_READ) {
-        if (!client->uri.retry_reads) return false;
+        if (!q->uri->retry_reads) return false;
         return net || (error->labels & MQC_LABEL_RETRYABLE_READ);
     }
     if (op->retry == MQC_RETRY_WRITE) {
-        if (!client->uri.retry_writes || (sent && !op->txn_ok)) return false;
+        if (!q->uri->retry_writes || (sent && !op->txn_ok)) return false;
         return net || (error->labels & MQC_LABEL_RETRYABLE_WRITE);
     }
     return false;
@@ -438,7 +617,7 @@ static bool may_retry(mqc_op_t *op, const mqc_error_t *error, bool sent)
 
 static void op_retry(mqc_op_t *op)
 {
-    op->client->stats[MQC_STAT_OPS_RETRIED]++;
+    mqc_ops_of(op->client)->stats[MQC_STAT_OPS_RETRIED]++;
     op->retried = true;
     op->tried = op->server;
     op->server = NULL;
@@ -449,7 +628,7 @@ static void op_retry(mqc_op_t *op)
 /* The error a reply means for the retry rules: ok: 0's own, or (ok: 1) its writeConcernError's
  * code with the reply's labels. Servers before 4.4 (wire version 9) label nothing: the
  * retryable writes specification has the driver add RetryableWriteError for a retryable code. */
-static void retry_error(mqc_error_t *err, const mqc_conn_t *conn, const bson_t *reply, bool ok)
+static void retry_error(mqc_error_t *err, const mqc_server_t *server, const bson_t *reply, bool ok)
 {
     bson_iter_t it;
     mqc_error_from_reply(err, ok ? MQC_ERROR_WRITE_CONCERN : MQC_ERROR_SERVER, reply);
@@ -462,7 +641,7 @@ static void retry_error(mqc_error_t *err, const mqc_conn_t *conn, const bson_t *
         if (bson_init_static(&wce, data, len)) mqc_error_from_reply(err, MQC_ERROR_WRITE_CONCERN, &wce);
         err->labels |= labels;
     }
-    if (conn->server->caps.max_wire_version < 9 && mqc_error_code_is_retryable(err->code))
+    if (server->caps.max_wire_version < 9 && mqc_error_code_is_retryable(err->code))
         err->labels |= MQC_LABEL_RETRYABLE_WRITE;
 }
 
@@ -480,47 +659,52 @@ static bool reply_retried(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
     mqc_server_t *s = op->server;
     int32_t code = 0;
     if (s && mqc_sdam_classify_reply(reply, &code) != MQC_SDAM_STATE_NONE)
-        mqc_topology_op_error(client, s, conn->pc.generation, MQC_SDAM_ERR_COMMAND, reply, NULL);
+        mqc_topology_op_error(*mqc_ops_of(client)->topo, s, mqc_server_pconn(conn)->generation, MQC_SDAM_ERR_COMMAND, reply, NULL);
     if (ok && op->retry != MQC_RETRY_WRITE) return false;
     mqc_error_t err;
-    retry_error(&err, conn, reply, ok);
+    retry_error(&err, s, reply, ok);
     if (op->state != MQC_OP_ACTIVE || !may_retry(op, &err, true)) return false;
     op->conn = NULL;
-    mqc_conn_release(conn, true);
+    mqc_server_release(conn, true);
     op_retry(op);
     return true;
 }
 
-void mqc_op_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
+static void op_sink_reply(void *owner, mqc_conn_t *conn, const bson_t *reply)
 {
-    if (op->client->monitor.command) {
+    mqc_op_t *op = owner;
+    mqc_ops_t *q = mqc_ops_of(op->client);
+    if (q->monitor->command) {
         mqc_error_t e;
         bool ok = mqc_reply_ok(reply, &e);
         emit_result(op, conn, reply, ok ? NULL : &e);
     }
     /* Every reply is looked at: an error may mean a retry, and (a lone host too) a pool clear
      * when the server is shutting down. A success costs one look for "ok". */
-    if (op->client->topo && reply_retried(op, conn, reply)) return;
-    if (op->vt->on_reply(op, conn, reply) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
-        mqc_conn_start_request(conn, op);
+    if (*q->topo && reply_retried(op, conn, reply)) return;
+    if (op->vt->on_reply(op, reply) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
+        op_start_request(op, conn);
 }
 
-void mqc_op_on_sent(mqc_op_t *op, mqc_conn_t *conn)
+static void op_sink_sent(void *owner, mqc_conn_t *conn)
 {
+    mqc_op_t *op = owner;
     /* An unacknowledged write succeeded as far as anyone can know: {ok: 1} (monitoring spec). */
     bson_t ok = BSON_INITIALIZER;
     BSON_APPEND_INT32(&ok, "ok", 1);
     emit_result(op, conn, &ok, NULL);
     bson_destroy(&ok);
-    if (op->vt->on_sent(op, conn) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
-        mqc_conn_start_request(conn, op);
+    if (op->vt->on_sent(op) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
+        op_start_request(op, conn);
 }
 
-void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *error)
+static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *error)
 {
+    mqc_op_t *op = owner;
     mqc_server_t *s = op->server;
     mqc_client_t *client = op->client;
-    uint32_t generation = conn->pc.generation;
+    mqc_ops_t *q = mqc_ops_of(client);
+    uint32_t generation = mqc_server_pconn(conn)->generation;
     bool sent = !mqc_conn_request_unsent(conn); /* read before the pool closes it */
     op->conn = NULL;
     /* The server may have run the request, or still be running it: the session is not reused
@@ -535,9 +719,9 @@ void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *err
      * before the broken connection's check-in: a check-in opens connections for the waiters,
      * which the clear would make stale at once, wasting maxConnecting slots. */
     bool net = error->domain == MQC_ERROR_NETWORK;
-    if (client->topo && client->topo->monitored) {
+    if (*q->topo && (*q->topo)->monitored) {
         if (net || error->domain == MQC_ERROR_TIMEOUT)
-            mqc_topology_op_error(client, s, generation, net ? MQC_SDAM_ERR_NETWORK : MQC_SDAM_ERR_TIMEOUT, NULL,
+            mqc_topology_op_error(*mqc_ops_of(client)->topo, s, generation, net ? MQC_SDAM_ERR_NETWORK : MQC_SDAM_ERR_TIMEOUT, NULL,
                                   error->message);
     } else if (net && generation == mqc_pool_generation(s->pool)) {
         /* A lone host without a monitor has no description to mark Unknown: of SDAM's rule
@@ -547,7 +731,7 @@ void mqc_op_on_conn_error(mqc_op_t *op, mqc_conn_t *conn, const mqc_error_t *err
          * connection's error (older generation) changes nothing. */
         mqc_pool_close_idle(s->pool);
     }
-    mqc_pool_checkin(s->pool, &conn->pc, false);
+    mqc_server_release(conn, false);
     if (op->state == MQC_OP_ACTIVE && may_retry(op, error, sent)) op_retry(op);
     else mqc_op_finish(op, NULL, error);
 }
@@ -560,18 +744,19 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     (void) revents;
     mqc_op_t *op = w->data;
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     mqc_error_t err;
     op->timer_on = false;
-    mqc_client_enter(client);
+    mqc_guard_enter(q->guard);
     if (op->selecting) {
         char topo[400];
         bool own = op->deadline_us > 0 && op->deadline_us <= op->select_deadline_us;
         mqc_error_set(&err, MQC_ERROR_SELECTION, 0, "%s: no suitable server (%s) within %s: %s",
                       op->name ? op->name : "operation", op->is_write ? "a writable one" : "by read preference",
                       own ? "the operation's timeout" : "serverSelectionTimeoutMS",
-                      mqc_topology_describe(client, topo, sizeof topo));
+                      mqc_topology_describe(*mqc_ops_of(client)->topo, topo, sizeof topo));
         op_abort(op, &err);
-        mqc_client_leave(client);
+        mqc_guard_leave(q->guard);
         return;
     }
     const char *where = op->state == MQC_OP_WAITING ? "waiting for a connection" : "awaiting the reply";
@@ -579,46 +764,48 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
                   op->name ? op->name : "operation", (long long) ((op->deadline_us - op->start_us) / 1000), where);
     if (op->state == MQC_OP_WAITING && op->server) {
         mqc_pool_cancel_waiter(op->server->pool, &op->waiter, true);
-        client->stats[MQC_STAT_WAIT_QUEUE]--;
+        q->stats[MQC_STAT_WAIT_QUEUE]--;
         op->state = MQC_OP_ACTIVE;
     }
-    if (op->gather_own && op->vt->cancel) op->vt->cancel(op); /* members end; the gather follows */
+    if (op->group && op->vt->cancel) op->vt->cancel(op); /* members end; the gather follows */
     else op_abort(op, &err);
-    mqc_client_leave(client);
+    mqc_guard_leave(q->guard);
 }
 
 void mqc_op_cancel(mqc_op_t *op)
 {
     if (!op || op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
     mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
     op->cancelled = true;
-    client->submitting++; /* cancel is asynchronous: the callback comes from the loop */
-    if (op->gather_own && op->vt->cancel) {
+    q->submitting++; /* cancel is asynchronous: the callback comes from the loop */
+    if (op->group && op->vt->cancel) {
         op->vt->cancel(op);
     } else {
         mqc_error_t err;
         mqc_error_set(&err, MQC_ERROR_CANCELLED, 0, "%s was cancelled", op->name ? op->name : "operation");
         op_abort(op, &err);
     }
-    client->submitting--;
+    q->submitting--;
 }
 
 void mqc_op_fail_all(mqc_client_t *client)
 {
+    mqc_ops_t *q = mqc_ops_of(client);
     mqc_error_t err;
     mqc_error_set(&err, MQC_ERROR_SHUTDOWN, 0, "the client was destroyed before the operation completed");
     /* Plain ops first: gathers complete as their members do. Callbacks may submit more ops;
      * those fail at once (closing is set), so the loop ends. */
     for (int pass = 0; pass < 2; pass++) {
-        mqc_link_t *l = client->ops.next;
-        while (l != &client->ops) {
+        mqc_link_t *l = q->live.next;
+        while (l != &q->live) {
             mqc_op_t *op = mqc_container_of(l, mqc_op_t, link);
-            if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE || (pass == 0 && op->gather_own)) {
+            if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE || (pass == 0 && op->group)) {
                 l = l->next;
                 continue;
             }
             op_abort(op, &err);
-            l = client->ops.next; /* the list changed under us: start over */
+            l = q->live.next; /* the list changed under us: start over */
         }
         mqc_op_flush_completions(client);
     }

@@ -1,6 +1,6 @@
 /* reply: pure parsers of server replies that carry data back (cursor batches, write results).
  * No connection, no client: they take a reply document and fill plain structs, so that the
- * fuzzer (tests/fuzz/fuzz_reply.c) runs exactly what cursor.c and bulk.c run. */
+ * fuzzer (tests/fuzz/fuzz_reply.c) runs exactly what cursor.c and write.c run. */
 #ifndef MQC_REPLY_H
 #define MQC_REPLY_H
 

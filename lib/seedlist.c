@@ -6,7 +6,6 @@
 #include <ctype.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <resolv.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +13,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "common.h"
-#include "topology.h"
 
 void mqc_seedlist_records_cleanup(mqc_seedlist_records_t *rec)
 {
@@ -405,78 +402,37 @@ bool mqc_seedlist_apply(mqc_uri_t *uri, mqc_seedlist_records_t *rec, mqc_rand_fn
 /* ---- asynchronous lookup ------------------------------------------------------------------------ */
 
 struct mqc_seedlist_lookup {
-    pthread_mutex_t mu;
-    int refs;                  /* the loop's side and the thread's; the last one frees */
-    bool cancelled, done;
-    struct ev_loop *loop;
-    ev_async async;
     mqc_seedlist_cb cb;
     void *ctx;
     char host[NS_MAXDNAME];
     char service[64];
     char nameserver[64];       /* empty: the system's */
-    bool ok;
+    bool ok;                   /* written by the worker's thread, read on the loop after it */
     mqc_seedlist_records_t rec;
     mqc_error_t error;
 };
 
-static void lookup_free(mqc_seedlist_lookup_t *l)
+static void lookup_run(void *data)
 {
+    mqc_seedlist_lookup_t *l = data;
+    l->ok = mqc_seedlist_query(l->host, l->service, l->nameserver[0] ? l->nameserver : NULL, &l->rec, &l->error);
+}
+
+static void lookup_done(void *data, bool cancelled)
+{
+    mqc_seedlist_lookup_t *l = data;
+    if (!cancelled) l->cb(l->ctx, l->ok ? &l->rec : NULL, l->ok ? NULL : &l->error);
     mqc_seedlist_records_cleanup(&l->rec);
-    pthread_mutex_destroy(&l->mu);
     free(l);
 }
 
-/* Drops one reference; true when it was the last (l is freed). */
-static bool lookup_release(mqc_seedlist_lookup_t *l, bool cancel)
-{
-    pthread_mutex_lock(&l->mu);
-    if (cancel) l->cancelled = true;
-    bool last = --l->refs == 0;
-    pthread_mutex_unlock(&l->mu);
-    if (last) lookup_free(l);
-    return last;
-}
+static bool lookup_is(void *data, void *arg) { return data == arg; }
 
-static void *lookup_thread(void *arg)
-{
-    mqc_seedlist_lookup_t *l = arg;
-    bool ok = mqc_seedlist_query(l->host, l->service, l->nameserver[0] ? l->nameserver : NULL, &l->rec, &l->error);
-    pthread_mutex_lock(&l->mu);
-    l->ok = ok;
-    l->done = true;
-    /* Sent under the lock: once cancel has set the flag (under it too), the loop and the
-     * watcher are never touched again from here. */
-    if (!l->cancelled) ev_async_send(l->loop, &l->async);
-    bool last = --l->refs == 0;
-    pthread_mutex_unlock(&l->mu);
-    if (last) lookup_free(l);
-    return NULL;
-}
-
-static void on_lookup_async(struct ev_loop *loop, ev_async *w, int revents)
-{
-    (void) revents;
-    mqc_seedlist_lookup_t *l = w->data;
-    pthread_mutex_lock(&l->mu);
-    bool done = l->done;
-    pthread_mutex_unlock(&l->mu);
-    if (!done) return;
-    ev_ref(loop);
-    ev_async_stop(loop, &l->async);
-    /* The thread has let go (done is set under the lock with its release): l is the loop's. */
-    l->cb(l->ctx, l->ok ? &l->rec : NULL, l->ok ? NULL : &l->error);
-    lookup_free(l);
-}
-
-mqc_seedlist_lookup_t *mqc_seedlist_lookup_start(struct ev_loop *loop, const char *host, const char *service, mqc_seedlist_cb cb,
-                                       void *ctx)
+mqc_seedlist_lookup_t *mqc_seedlist_lookup_start(mqc_worker_t *worker, const char *host, const char *service,
+                                                 mqc_seedlist_cb cb, void *ctx)
 {
     mqc_seedlist_lookup_t *l = calloc(1, sizeof *l);
     if (!l) abort();
-    pthread_mutex_init(&l->mu, NULL);
-    l->refs = 2;
-    l->loop = loop;
     l->cb = cb;
     l->ctx = ctx;
     snprintf(l->host, sizeof l->host, "%s", host);
@@ -484,94 +440,14 @@ mqc_seedlist_lookup_t *mqc_seedlist_lookup_start(struct ev_loop *loop, const cha
     /* For the tests' canned records only (secure_getenv: never in set-uid programs). */
     const char *ns = secure_getenv("MQC_TEST_DNS");
     if (ns) snprintf(l->nameserver, sizeof l->nameserver, "%s", ns);
-    ev_async_init(&l->async, on_lookup_async);
-    l->async.data = l;
-    ev_async_start(loop, &l->async);
-    ev_unref(loop); /* like the resolver: waiting operations keep the loop alive, not the lookup */
-
-    pthread_attr_t attr;
-    pthread_t th;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&th, &attr, lookup_thread, l);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        ev_ref(loop);
-        ev_async_stop(loop, &l->async);
-        lookup_free(l);
+    if (!worker || !mqc_worker_submit(worker, lookup_run, lookup_done, l)) {
+        free(l);
         return NULL;
     }
     return l;
 }
 
-void mqc_seedlist_lookup_cancel(mqc_seedlist_lookup_t *l)
+void mqc_seedlist_lookup_cancel(mqc_worker_t *worker, mqc_seedlist_lookup_t *l)
 {
-    if (!l) return;
-    struct ev_loop *loop = l->loop;
-    /* Stop before releasing: if the thread is done already, the release frees l. */
-    pthread_mutex_lock(&l->mu);
-    l->cancelled = true;
-    pthread_mutex_unlock(&l->mu);
-    ev_ref(loop);
-    ev_async_stop(loop, &l->async);
-    lookup_release(l, true);
-}
-
-/* ---- the client's hook ---------------------------------------------------------------------------- */
-
-struct mqc_seedlist_state {
-    mqc_seedlist_lookup_t *lookup;  /* NULL once it ended */
-    bool failed;
-    mqc_error_t error;
-};
-
-static void on_client_lookup(void *ctx, mqc_seedlist_records_t *rec, const mqc_error_t *error)
-{
-    mqc_client_t *client = ctx;
-    struct mqc_seedlist_state *st = client->seedlist;
-    st->lookup = NULL;
-    if (!rec) {
-        st->failed = true;
-        st->error = *error;
-    } else {
-        mqc_rand_t rng;
-        mqc_rand_seed(&rng, (uint64_t) mqc_now_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) client);
-        st->failed = !mqc_seedlist_apply(&client->uri, rec, mqc_rand_next, &rng, &st->error) ||
-                     !mqc_topology_start(client, &st->error);
-    }
-    /* Waiting operations select again: now with servers, or to fail with st->error. */
-    mqc_client_enter(client);
-    mqc_op_wake_selecting(client);
-    mqc_client_leave(client);
-}
-
-bool mqc_seedlist_client_start(mqc_client_t *client, mqc_error_t *error)
-{
-    struct mqc_seedlist_state *st = calloc(1, sizeof *st);
-    if (!st) abort();
-    client->seedlist = st;
-    st->lookup = mqc_seedlist_lookup_start(client->loop, client->uri.srv_host, client->uri.srv_service_name,
-                                      on_client_lookup, client);
-    if (!st->lookup) {
-        mqc_error_set(error, MQC_ERROR_CLIENT, 0, "cannot start a thread for the SRV lookup of %s", client->uri.srv_host);
-        return false;
-    }
-    return true;
-}
-
-bool mqc_seedlist_client_ready(mqc_client_t *client, mqc_error_t *error)
-{
-    const struct mqc_seedlist_state *st = client->seedlist;
-    if (!st || (!st->lookup && !st->failed)) return true;
-    if (st->failed) *error = st->error;
-    return false;
-}
-
-void mqc_seedlist_client_stop(mqc_client_t *client)
-{
-    struct mqc_seedlist_state *st = client->seedlist;
-    if (!st) return;
-    mqc_seedlist_lookup_cancel(st->lookup);
-    free(st);
-    client->seedlist = NULL;
+    if (l) mqc_worker_cancel(worker, lookup_is, l);
 }

@@ -6,8 +6,9 @@
  *   - the DNS queries (mqc_seedlist_query), blocking, with glibc's resolver (res_nquery, ns_parserr:
  *     link with -lresolv);
  *   - pure rules (target names, TXT options, srvMaxHosts, option conflicts), testable without DNS;
- *   - the client's hook: the queries run on a thread of their own, the result comes back on the
- *     client's loop, and until then operations wait as they wait for server selection.
+ *   - the lookup: the queries run as a job of a worker thread (lib/worker.c), the result comes
+ *     back on the loop. lib/client.c starts it for a mongodb+srv URI; until it ends operations
+ *     wait as they wait for server selection.
  * SRV polling (rescanSRVIntervalMS, for mongos added or removed later) is not implemented: the
  * seed list is the one found when the client was made. */
 #ifndef MQC_SEEDLIST_H
@@ -21,6 +22,7 @@
 #include "mqc.h"
 #include "select.h"
 #include "uri.h"
+#include "worker.h"
 
 /* One SRV answer: the target's name (lowercase, without the final dot) and port. */
 typedef struct {
@@ -88,25 +90,14 @@ typedef struct mqc_seedlist_lookup mqc_seedlist_lookup_t;
  * NULL with error set. */
 typedef void (*mqc_seedlist_cb)(void *ctx, mqc_seedlist_records_t *rec, const mqc_error_t *error);
 
-/* Starts mqc_seedlist_query on a thread of its own. The environment variable MQC_TEST_DNS
- * ("127.0.0.1:PORT") redirects the queries: for mqc's tests, which serve canned records; it is
- * ignored in set-uid programs. NULL when the thread cannot be made. */
-mqc_seedlist_lookup_t *mqc_seedlist_lookup_start(struct ev_loop *loop, const char *host, const char *service, mqc_seedlist_cb cb,
-                                       void *ctx);
-/* No callback after this; the thread, if still waiting for DNS, lets go on its own. NULL-safe.
- * Must not be called from inside the lookup's own callback (the lookup is done then). */
-void mqc_seedlist_lookup_cancel(mqc_seedlist_lookup_t *l);
-
-/* ---- the client's hook (lib/client.c) ------------------------------------------------------ */
-
-/* For a client made from a mongodb+srv URI: starts the lookup instead of the topology. When it
- * ends the URI gets its hosts, the topology starts (mqc_topology_start) and waiting operations
- * select again; a failure is kept and fails them. */
-bool mqc_seedlist_client_start(mqc_client_t *client, mqc_error_t *error);
-/* Before selection: true when the seed list is known; false with error unset while the lookup
- * runs (the op waits), with error set when it failed. */
-bool mqc_seedlist_client_ready(mqc_client_t *client, mqc_error_t *error);
-/* On destroy: stops the lookup. NULL-safe for clients without one. */
-void mqc_seedlist_client_stop(mqc_client_t *client);
+/* Starts mqc_seedlist_query as a job of worker (lib/worker.c): DNS may take seconds, never on
+ * the loop. The environment variable MQC_TEST_DNS ("127.0.0.1:PORT") redirects the queries: for
+ * mqc's tests, which serve canned records; it is ignored in set-uid programs. NULL when the
+ * job cannot be queued. */
+mqc_seedlist_lookup_t *mqc_seedlist_lookup_start(mqc_worker_t *worker, const char *host, const char *service,
+                                                 mqc_seedlist_cb cb, void *ctx);
+/* No callback after this (the job's end is dropped on the loop, or at the worker's destroy).
+ * NULL-safe. Must not be called from inside the lookup's own callback (the lookup is done then). */
+void mqc_seedlist_lookup_cancel(mqc_worker_t *worker, mqc_seedlist_lookup_t *l);
 
 #endif

@@ -25,12 +25,12 @@ static void host_from_address(const char *addr, mqc_uri_host_t *h)
     h->port = colon ? (uint16_t) atoi(colon + 1) : 27017;
 }
 
-static void add_server(mqc_client_t *client, mqc_server_t *s)
+static void add_server(mqc_topology_t *t, mqc_server_t *s)
 {
-    mqc_server_t **v = realloc(client->servers, (client->n_servers + 1) * sizeof *v);
+    mqc_server_t **v = realloc(*t->env.servers, (*t->env.n_servers + 1) * sizeof *v);
     if (!v) abort();
-    client->servers = v;
-    client->servers[client->n_servers++] = s;
+    *t->env.servers = v;
+    v[(*t->env.n_servers)++] = s;
 }
 
 static mqc_server_t *server_at(const mqc_topology_t *t, const char *address)
@@ -39,49 +39,59 @@ static mqc_server_t *server_at(const mqc_topology_t *t, const char *address)
     return ss ? ss->ud : NULL;
 }
 
-static void emit(mqc_client_t *client, mqc_topology_event_type_t type, const char *server, const char *previous,
+static void emit(const mqc_topology_t *t, mqc_topology_event_type_t type, const char *server, const char *previous,
                  const char *current)
 {
-    if (!client->monitor.topology) return;
+    if (!t->env.monitor->topology) return;
     mqc_topology_event_t ev = {.type = type, .server = server, .previous = previous, .current = current};
-    client->monitor.topology(&ev, client->monitor_ud);
+    t->env.monitor->topology(&ev, *t->env.monitor_ud);
 }
 
-static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
+static void apply_changes(mqc_topology_t *t);
+
+/* A monitor's check ended: sd is the outcome (Unknown with an error for a failure). */
+static void report_check(void *ud, const mqc_sd_t *sd)
 {
-    (void) loop;
-    (void) revents;
-    mqc_client_t *client = w->data;
-    mqc_client_enter(client);
-    mqc_op_wake_selecting(client);
-    mqc_client_leave(client);
+    mqc_topology_t *t = ud;
+    if (!t->monitored) return;
+    mqc_sdam_apply_sd(&t->td, sd, &t->ch);
+    apply_changes(t);
+}
+
+/* True when the server at address is of a known type now (a monitor's retry rule). */
+static bool server_known(void *ud, const char *address)
+{
+    const mqc_topology_t *t = ud;
+    if (!t->monitored) return false;
+    const mqc_sdam_server_t *ss = mqc_sdam_find(&t->td, address);
+    return ss && ss->sd.type != MQC_SERVER_UNKNOWN;
 }
 
 /* Acts on the events of the last update, in order. They are copied first: acting may run
  * callbacks that report errors, which update the topology (and its change list) again. */
 static void apply_changes(mqc_topology_t *t)
 {
-    mqc_client_t *client = t->client;
     size_t n = t->ch.n;
     if (n == 0) return;
     mqc_sdam_event_t *evs = malloc(n * sizeof *evs);
     if (!evs) abort();
     memcpy(evs, t->ch.ev, n * sizeof *evs);
     t->ch.n = 0;
-    mqc_client_enter(client);
-    for (size_t i = 0; i < n && client->topo == t; i++) {
+    /* The client's destroy waits for the guard: t lives to the end of this. */
+    mqc_guard_enter(t->env.guard);
+    for (size_t i = 0; i < n; i++) {
         const mqc_sdam_event_t *ev = &evs[i];
         mqc_server_t *s = ev->kind == MQC_SDAM_SERVER_REMOVED ? ev->ud : server_at(t, ev->address);
         switch (ev->kind) {
         case MQC_SDAM_SERVER_ADDED: {
             mqc_uri_host_t h;
             host_from_address(ev->address, &h);
-            s = mqc_server_new(client, &h, true);
+            s = mqc_server_new(t->env.server_env, &h, true);
             snprintf(s->address, sizeof s->address, "%s", ev->address);
-            add_server(client, s);
+            add_server(t, s);
             mqc_sdam_server_t *ss = mqc_sdam_find(&t->td, ev->address);
             if (ss) ss->ud = s;
-            s->heartbeat = mqc_heartbeat_new(client, s);
+            mqc_server_monitor(s, report_check, server_known, t);
             break;
         }
         case MQC_SDAM_SERVER_REMOVED:
@@ -95,16 +105,16 @@ static void apply_changes(mqc_topology_t *t)
             }
             break;
         case MQC_SDAM_SERVER_CHANGED:
-            emit(client, MQC_TOPOLOGY_SERVER_CHANGED, ev->address, mqc_server_type_name(ev->old_type),
+            emit(t, MQC_TOPOLOGY_SERVER_CHANGED, ev->address, mqc_server_type_name(ev->old_type),
                  mqc_server_type_name(ev->new_type));
             break;
         case MQC_SDAM_TOPOLOGY_CHANGED:
-            emit(client, MQC_TOPOLOGY_CHANGED, "", mqc_sdam_topo_type_name(ev->old_topology),
+            emit(t, MQC_TOPOLOGY_CHANGED, "", mqc_sdam_topo_type_name(ev->old_topology),
                  mqc_sdam_topo_type_name(ev->new_topology));
             break;
         case MQC_SDAM_PRIMARY_CHANGED:
             snprintf(t->primary, sizeof t->primary, "%s", ev->address);
-            emit(client, MQC_TOPOLOGY_PRIMARY_CHANGED, ev->address, ev->previous, ev->address);
+            emit(t, MQC_TOPOLOGY_PRIMARY_CHANGED, ev->address, ev->previous, ev->address);
             break;
         case MQC_SDAM_CLEAR_POOL:
             if (s && !s->retired) {
@@ -127,40 +137,37 @@ static void apply_changes(mqc_topology_t *t)
         }
     }
     free(evs);
-    /* Waiting ops look again, from the loop (never from inside this update's caller). */
-    if (client->topo == t && !mqc_list_empty(&client->selecting) && !ev_is_active(&t->wake)) {
-        ev_timer_set(&t->wake, 0., 0.);
-        ev_timer_start(client->loop, &t->wake);
+    for (mqc_link_t *l = t->subs.next; l != &t->subs; l = l->next) {
+        mqc_topology_sub_t *sub = mqc_container_of(l, mqc_topology_sub_t, link);
+        sub->changed(sub->ctx);
     }
-    mqc_client_leave(client);
+    mqc_guard_leave(t->env.guard);
 }
 
-bool mqc_topology_start(mqc_client_t *client, mqc_error_t *error)
+mqc_topology_t *mqc_topology_new(const mqc_topology_env_t *env, mqc_error_t *error)
 {
-    mqc_uri_t *u = &client->uri;
+    const mqc_uri_t *u = env->uri;
     mqc_topology_t *t = calloc(1, sizeof *t);
     if (!t) abort();
-    t->client = client;
+    t->env = *env;
     mqc_sdam_changes_init(&t->ch);
-    mqc_rand_seed(&t->rng, (uint64_t) mqc_now_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) client);
-    ev_init(&t->wake, on_wake);
-    t->wake.data = client;
+    mqc_rand_seed(&t->rng, env->seed);
+    mqc_list_init(&t->subs);
     bool unix_host = false;
     for (size_t i = 0; i < u->n_hosts; i++) unix_host |= u->hosts[i].is_unix;
     bool direct = u->direct_connection_set && u->direct_connection;
     bool lone = u->n_hosts == 1 && !u->replica_set && !u->direct_connection_set && !u->srv_host; /* srv: monitored, per spec */
-    client->topo = t;
     if (u->load_balanced || direct || lone || unix_host || u->n_hosts == 0) {
         /* Nothing to discover: the server is used as it is, as a direct connection should. */
         for (size_t i = 0; i < u->n_hosts; i++) {
-            mqc_server_t *s = mqc_server_new(client, &u->hosts[i], false);
+            mqc_server_t *s = mqc_server_new(t->env.server_env, &u->hosts[i], false);
             if (!mqc_sdam_normalize_address(u->hosts[i].host_and_port, s->address, sizeof s->address))
                 snprintf(s->address, sizeof s->address, "%s", u->hosts[i].host_and_port);
-            add_server(client, s);
+            add_server(t, s);
         }
         t->td.type = u->load_balanced ? MQC_TOPOLOGY_LOAD_BALANCED : MQC_TOPOLOGY_SINGLE;
         t->td.session_timeout_minutes = -1;
-        return true;
+        return t;
     }
     t->monitored = true;
     mqc_sdam_topo_type_t type;
@@ -174,49 +181,34 @@ bool mqc_topology_start(mqc_client_t *client, mqc_error_t *error)
     if (!ok) {
         mqc_sdam_changes_cleanup(&t->ch);
         free(t);
-        client->topo = NULL;
-        return false;
+        return NULL;
     }
     t->td.heartbeat_frequency_ms = u->heartbeat_frequency_ms;
     apply_changes(t);
-    return true;
+    return t;
 }
 
-void mqc_topology_stop(mqc_client_t *client)
+void mqc_topology_subscribe(mqc_topology_t *t, mqc_topology_sub_t *sub)
 {
-    mqc_topology_t *t = client->topo;
+    if (t) mqc_list_push_back(&t->subs, &sub->link);
+}
+
+void mqc_topology_destroy(mqc_topology_t *t)
+{
     if (!t) return;
-    client->topo = NULL;
-    for (size_t i = 0; i < client->n_servers; i++) {
-        mqc_heartbeat_destroy(client->servers[i]->heartbeat);
-        client->servers[i]->heartbeat = NULL;
+    for (size_t i = 0; i < *t->env.n_servers; i++) {
+        mqc_server_t *s = (*t->env.servers)[i];
+        mqc_heartbeat_destroy(s->heartbeat);
+        s->heartbeat = NULL;
     }
-    ev_timer_stop(client->loop, &t->wake);
     if (t->monitored) mqc_sdam_desc_cleanup(&t->td);
     mqc_sdam_changes_cleanup(&t->ch);
     free(t);
 }
 
-void mqc_topology_on_check(mqc_client_t *client, const mqc_sd_t *sd)
-{
-    mqc_topology_t *t = client->topo;
-    if (!t || !t->monitored) return;
-    mqc_sdam_apply_sd(&t->td, sd, &t->ch);
-    apply_changes(t);
-}
-
-bool mqc_topology_server_known(const mqc_client_t *client, const char *address)
-{
-    const mqc_topology_t *t = client->topo;
-    if (!t || !t->monitored) return false;
-    const mqc_sdam_server_t *ss = mqc_sdam_find(&t->td, address);
-    return ss && ss->sd.type != MQC_SERVER_UNKNOWN;
-}
-
-void mqc_topology_op_error(mqc_client_t *client, mqc_server_t *s, uint32_t generation, mqc_sdam_err_kind_t kind,
+void mqc_topology_op_error(mqc_topology_t *t, mqc_server_t *s, uint32_t generation, mqc_sdam_err_kind_t kind,
                            const bson_t *reply, const char *message)
 {
-    mqc_topology_t *t = client->topo;
     if (!t || s->retired) return;
     if (!t->monitored) {
         /* No description to mark Unknown. SDAM clears the pool after a state-change error from a
@@ -247,17 +239,15 @@ void mqc_topology_op_error(mqc_client_t *client, mqc_server_t *s, uint32_t gener
 
 /* ---- selection ----------------------------------------------------------------------------- */
 
-/* The op's read preference: its command's "$readPreference", else the URI's. */
-static void op_read_pref(mqc_client_t *client, mqc_op_t *op, mqc_read_pref_t *rp, bson_t *tags_out)
+/* The read preference: the command's "$readPreference", else the URI's. */
+static void read_pref_of(const mqc_uri_t *uri, const bson_t *command, mqc_read_pref_t *rp, bson_t *tags_out)
 {
     bson_iter_t it, f;
     mqc_read_pref_init(rp);
-    rp->mode = client->uri.read_mode;
-    if (!bson_empty(&client->uri.read_tags)) rp->tag_sets = &client->uri.read_tags;
-    rp->max_staleness_seconds = client->uri.max_staleness_seconds;
-    if (op->vt != &mqc_cmd_vt || !op->impl) return;
-    const mqc_cmd_impl_t *impl = op->impl;
-    if (!bson_iter_init_find(&it, &impl->cmd, "$readPreference") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+    rp->mode = uri->read_mode;
+    if (!bson_empty(&uri->read_tags)) rp->tag_sets = &uri->read_tags;
+    rp->max_staleness_seconds = uri->max_staleness_seconds;
+    if (!command || !bson_iter_init_find(&it, command, "$readPreference") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
         !bson_iter_recurse(&it, &f))
         return;
     rp->tag_sets = NULL;
@@ -278,23 +268,24 @@ static void op_read_pref(mqc_client_t *client, mqc_op_t *op, mqc_read_pref_t *rp
     }
 }
 
-mqc_server_t *mqc_topology_select(mqc_client_t *client, mqc_op_t *op, bool *wait, mqc_error_t *error)
+mqc_server_t *mqc_topology_select(mqc_topology_t *t, bool write, const bson_t *command, const mqc_server_t *avoid,
+                                  bool *wait, mqc_error_t *error)
 {
-    mqc_topology_t *t = client->topo;
-    *wait = false;
+    *wait = !t;
+    if (!t) return NULL;
     mqc_read_pref_t rp;
     bson_t tags;
     mqc_select_opts_t so;
     mqc_select_opts_init(&so);
-    so.write = op->is_write;
-    if (!op->is_write) {
-        op_read_pref(client, op, &rp, &tags);
+    so.write = write;
+    if (!write) {
+        read_pref_of(t->env.uri, command, &rp, &tags);
         so.read_pref = &rp;
     }
-    so.local_threshold_ms = client->uri.local_threshold_ms;
+    so.local_threshold_ms = t->env.uri->local_threshold_ms;
     const char *tried[1];
-    if (op->tried) {
-        tried[0] = op->tried->address;
+    if (avoid) {
+        tried[0] = avoid->address;
         so.deprioritized = tried;
         so.n_deprioritized = 1;
     }
@@ -320,9 +311,8 @@ mqc_server_t *mqc_topology_select(mqc_client_t *client, mqc_op_t *op, bool *wait
     return NULL;
 }
 
-const char *mqc_topology_describe(const mqc_client_t *client, char *buf, size_t size)
+const char *mqc_topology_describe(const mqc_topology_t *t, char *buf, size_t size)
 {
-    const mqc_topology_t *t = client->topo;
     size_t n = 0;
     buf[0] = '\0';
     if (!t) return buf;
@@ -335,14 +325,10 @@ const char *mqc_topology_describe(const mqc_client_t *client, char *buf, size_t 
     return buf;
 }
 
-mqc_sdam_topo_type_t mqc_topology_type(const mqc_client_t *client)
-{
-    return client->topo ? client->topo->td.type : MQC_TOPOLOGY_UNKNOWN;
-}
+mqc_sdam_topo_type_t mqc_topology_type(const mqc_topology_t *t) { return t ? t->td.type : MQC_TOPOLOGY_UNKNOWN; }
 
-mqc_server_type_t mqc_topology_server_type(const mqc_client_t *client, const mqc_server_t *s)
+mqc_server_type_t mqc_topology_server_type(const mqc_topology_t *t, const mqc_server_t *s)
 {
-    const mqc_topology_t *t = client->topo;
     if (t && t->monitored) {
         const mqc_sdam_server_t *ss = mqc_sdam_find(&t->td, s->address);
         return ss ? ss->sd.type : MQC_SERVER_UNKNOWN;
@@ -353,23 +339,21 @@ mqc_server_type_t mqc_topology_server_type(const mqc_client_t *client, const mqc
     return MQC_SERVER_RS_SECONDARY;
 }
 
-int64_t mqc_topology_session_timeout(const mqc_client_t *client, const mqc_server_t *s)
+int64_t mqc_topology_session_timeout(const mqc_topology_t *t, const mqc_server_t *s)
 {
-    const mqc_topology_t *t = client->topo;
     if (!t) return -1;
     if (t->monitored) return t->td.session_timeout_minutes;
     return s && s->caps_known ? s->caps.session_timeout_minutes : -1;
 }
 
-bool mqc_topology_supports_sessions(const mqc_client_t *client, const mqc_server_t *s)
+bool mqc_topology_supports_sessions(const mqc_topology_t *t, const mqc_server_t *s)
 {
-    const mqc_topology_t *t = client->topo;
     /* Retryable writes need a replica-set primary or a mongos with sessions. Monitored: as SDAM
      * sees the deployment. A lone host without a monitor: as its last handshake said (unknown
      * before the first one: lib/op.c asks again when the op gets its connection). */
     if (!t) return false;
     if (!t->monitored && (!s->caps_known || s->caps.session_timeout_minutes < 0)) return false;
     if (t->monitored && t->td.session_timeout_minutes < 0) return false;
-    mqc_server_type_t st = mqc_topology_server_type(client, s);
+    mqc_server_type_t st = mqc_topology_server_type(t, s);
     return st == MQC_SERVER_RS_PRIMARY || st == MQC_SERVER_MONGOS;
 }

@@ -161,4 +161,12 @@ void mqc_wire_limits_default(mqc_wire_limits_t *lim);
 size_t mqc_wire_batch_fit(const size_t *sizes, size_t n, size_t start, size_t body_len,
                           size_t id_len, const mqc_wire_limits_t *lim);
 
+/* The next request id from a counter that starts at 1 and wraps back to 1, never 0 or below. */
+static inline int32_t mqc_wire_next_request_id(int32_t *counter)
+{
+    int32_t id = (*counter)++;
+    if (*counter <= 0) *counter = 1;
+    return id;
+}
+
 #endif

@@ -1,4 +1,4 @@
-/* Unit tests of lib/bulk.c through the public API, against the scripted server (tests/fakesrv):
+/* Unit tests of lib/write.c (bulk writes) through the public API, against the scripted server (tests/fakesrv):
  * what a bulk sends (one command per run of the same kind, in order; batches split by the
  * server's maxWriteBatchSize and maxMessageSizeBytes), what it refuses before sending anything,
  * where an ordered bulk stops, unacknowledged bulks, and hundreds in flight. Documents are past

@@ -1,6 +1,8 @@
 /* Unit tests of an operation's life (lib/op.c) through the public API, against the scripted
  * server (tests/fakesrv): cancelled or timed out while it waits for a connection (then never
- * sent), submitted from a callback (never called back inside the submitting call), and exactly one
+ * sent), submitted from a callback (never called back inside the submitting call, and sent on
+ * the connection the callback's op let go of), a callback that runs before its op's connection
+ * goes to the next op, and exactly one
  * callback for every operation in every state when the client is destroyed. The faults on the
  * wire are /faults/; retries /faults/retry/. */
 #include <ev.h>
@@ -117,6 +119,69 @@ TEST("/op/callback/submitted_from_a_callback", op_chain)
     ASSERT_GE(ch.done, 200);
     ASSERT_LE(ch.done, 201);            /* each chain stops once 200 are done */
     ASSERT_EQ(fakesrv_commands(s), ch.done);
+    mqc_client_destroy(c);
+    fakesrv_stop(s);
+}
+
+/* The callback of an op that got its reply runs before its connection goes back to the pool:
+ * the op waiting for that connection is sent after, not before, it. */
+typedef struct {
+    int started;                /* COMMAND_STARTED events so far */
+    int started_in_cb;          /* as seen from A's callback */
+    int calls;
+} order_t;
+
+static void on_order_command(const mqc_command_event_t *ev, void *ud)
+{
+    if (ev->type == MQC_COMMAND_STARTED) ((order_t *) ud)->started++;
+}
+
+static void on_order_a(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error, void *ud)
+{
+    (void) op;
+    (void) reply;
+    (void) error;
+    order_t *o = ud;
+    o->started_in_cb = o->started;
+    o->calls++;
+}
+
+TEST("/op/callback/runs_before_its_connection_is_reused", op_callback_before_release)
+{
+    fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
+    mqc_client_t *c = tf_client_new(fakesrv_uri(s, "maxPoolSize=1"));
+    order_t o = {0};
+    mqc_monitor_t m = {.command = on_order_command};
+    mqc_client_set_monitor(c, &m, &o);
+    tf_res_t b = {0};
+    bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
+    mqc_client_command(c, "admin", cmd, NULL, on_order_a, &o); /* A takes the only connection */
+    ping(c, NULL, &b);                                           /* B waits for it */
+    tf_client_wait_idle(c, 10);
+    ASSERT_EQ(o.calls, 1);
+    ASSERT_EQ(b.calls, 1);
+    ASSERT_MSG(!b.failed, "%s", b.error.message);
+    ASSERT_EQ(o.started_in_cb, 1);      /* only A had been sent when A's callback ran */
+    ASSERT_EQ(o.started, 2);
+    ASSERT_EQ(mqc_client_stat(c, MQC_STAT_CONNS_OPENED), 1);
+    bson_destroy(cmd);
+    mqc_client_destroy(c);
+    fakesrv_stop(s);
+}
+
+/* An op submitted from a callback is sent once the callback's connection is back: it reuses
+ * that connection instead of opening another, though the pool could open more. */
+TEST("/op/callback/submitted_from_a_callback_reuses_the_connection", op_chain_reuse)
+{
+    fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
+    mqc_client_t *c = tf_client_new(fakesrv_uri(s, "maxPoolSize=10"));
+    chain_t ch = {.c = c, .target = 50};
+    chain_next(&ch);
+    tf_client_wait_idle(c, 20);
+    ASSERT(!ch.called_inside);
+    ASSERT_EQ(ch.errors, 0);
+    ASSERT_EQ(ch.done, 50);
+    ASSERT_EQ(mqc_client_stat(c, MQC_STAT_CONNS_OPENED), 1);
     mqc_client_destroy(c);
     fakesrv_stop(s);
 }

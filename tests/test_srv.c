@@ -631,10 +631,11 @@ TEST("/srv/dns/async", srv_dns_async)
     dns_run(d);
     setenv("MQC_TEST_DNS", dns_addr(d), 1);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    mqc_worker_t *w = mqc_worker_new(loop);
     lookup_res_t r = {0}, r2 = {0};
-    mqc_seedlist_lookup_t *l = mqc_seedlist_lookup_start(loop, "test5.test.build.10gen.cc", "mongodb", on_lookup, &r);
+    mqc_seedlist_lookup_t *l = mqc_seedlist_lookup_start(w, "test5.test.build.10gen.cc", "mongodb", on_lookup, &r);
     ASSERT_NOT_NULL(l);
-    mqc_seedlist_lookup_t *l2 = mqc_seedlist_lookup_start(loop, "test4.test.build.10gen.cc", "mongodb", on_lookup, &r2);
+    mqc_seedlist_lookup_t *l2 = mqc_seedlist_lookup_start(w, "test4.test.build.10gen.cc", "mongodb", on_lookup, &r2);
     ASSERT_NOT_NULL(l2);
     ASSERT_EQ(r.calls, 0); /* never from inside the start call */
     double t0 = tf_now();
@@ -649,12 +650,14 @@ TEST("/srv/dns/async", srv_dns_async)
     /* Cancelled while DNS is slow: no callback; the thread lets go when its answers come. */
     lookup_res_t r3 = {0};
     int answered = atomic_load(&d->answered);
-    mqc_seedlist_lookup_t *l3 = mqc_seedlist_lookup_start(loop, "test1.test.build.10gen.cc", "mongodb", on_lookup, &r3);
-    mqc_seedlist_lookup_cancel(l3);
+    mqc_seedlist_lookup_t *l3 = mqc_seedlist_lookup_start(w, "test1.test.build.10gen.cc", "mongodb", on_lookup, &r3);
+    mqc_seedlist_lookup_cancel(w, l3);
     t0 = tf_now();
     while (atomic_load(&d->answered) < answered + 2 && tf_now() - t0 < 10) usleep(5000);
     ev_run(loop, EVRUN_NOWAIT);
     usleep(50000); /* the thread frees its half after the last answer */
+    ASSERT_EQ(r3.calls, 0);
+    mqc_worker_destroy(w);
     ASSERT_EQ(r3.calls, 0);
     unsetenv("MQC_TEST_DNS");
     ev_loop_destroy(loop);

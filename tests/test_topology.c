@@ -342,7 +342,7 @@ TEST("/topology/ferretdb/replica_set", topo_ferret_rs)
     ASSERT(mqc_client_run_until_idle(c, 20));
     ASSERT_MSG(r.errors == 0, "%s", r.error.message);
     char desc[512];
-    tf_note("%s", mqc_topology_describe(c, desc, sizeof desc));
+    tf_note("%s", mqc_topology_describe(c->topo, desc, sizeof desc));
     ASSERT_EQ(c->topo->td.type, MQC_TOPOLOGY_RS_WITH_PRIMARY);
     ASSERT_EQ(c->topo->td.n_servers, 1);
     ASSERT_EQ(c->topo->td.servers[0]->sd.type, MQC_SERVER_RS_PRIMARY);

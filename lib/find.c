@@ -1,11 +1,13 @@
-/* Commands built from CRUD calls: find and aggregate (for cursors and find_one), count_documents,
- * distinct and the findAndModify family. */
+/* find: the CRUD calls that read documents: find and aggregate (cursors), find_one,
+ * count_documents, estimated_document_count and distinct; their commands are built here. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
-#include "read.h"
+#include "cmd.h"
+#include "cursor.h"
+#include "handles.h"
+#include "op.h"
 
 static const bson_t *or_empty(const bson_t *b, bson_t *empty)
 {
@@ -14,7 +16,7 @@ static const bson_t *or_empty(const bson_t *b, bson_t *empty)
     return empty;
 }
 
-void mqc_build_find(mqc_client_t *client, const mqc_collection_t *coll, const bson_t *filter, const bson_t *opts,
+static void build_find(mqc_client_t *client, const mqc_collection_t *coll, const bson_t *filter, const bson_t *opts,
                     bson_t *cmd)
 {
     static const char *const handled[] = {"limit", "singleBatch", "batchSize", NULL};
@@ -46,7 +48,7 @@ void mqc_build_find(mqc_client_t *client, const mqc_collection_t *coll, const bs
     BSON_APPEND_UTF8(cmd, "$db", coll->db);
 }
 
-void mqc_build_aggregate(mqc_client_t *client, const mqc_collection_t *coll, const bson_t *pipeline,
+static void build_aggregate(mqc_client_t *client, const mqc_collection_t *coll, const bson_t *pipeline,
                          const bson_t *opts, bson_t *cmd)
 {
     static const char *const handled[] = {"batchSize", NULL};
@@ -68,19 +70,56 @@ void mqc_build_aggregate(mqc_client_t *client, const mqc_collection_t *coll, con
     BSON_APPEND_UTF8(cmd, "$db", coll->db);
 }
 
+/* ---- cursors: find and aggregate ------------------------------------------------------------ */
+
+mqc_cursor_t *mqc_collection_find(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts, mqc_batch_cb cb,
+                                  void *ud)
+{
+    bson_t cmd;
+    bson_init(&cmd);
+    build_find(coll->client, coll, filter, opts, &cmd);
+    return mqc_cursor_start(coll->client, coll->db, coll->name, &cmd, opts, true, cb, ud);
+}
+
+/* True when a stage of the aggregate command's pipeline writes ($out, $merge): the retryable
+ * reads specification excludes such an aggregate, since a retry after a lost reply could write
+ * twice. */
+static bool pipeline_writes(const bson_t *cmd)
+{
+    bson_iter_t f, it, stage;
+    if (!bson_iter_init_find(&f, cmd, "pipeline") || !BSON_ITER_HOLDS_ARRAY(&f) || !bson_iter_recurse(&f, &it))
+        return false;
+    while (bson_iter_next(&it))
+        if (BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &stage) && bson_iter_next(&stage) &&
+            (!strcmp(bson_iter_key(&stage), "$out") || !strcmp(bson_iter_key(&stage), "$merge")))
+            return true;
+    return false;
+}
+
+mqc_cursor_t *mqc_collection_aggregate(mqc_collection_t *coll, const bson_t *pipeline, const bson_t *opts,
+                                       mqc_batch_cb cb, void *ud)
+{
+    bson_t cmd;
+    bson_init(&cmd);
+    build_aggregate(coll->client, coll, pipeline, opts, &cmd);
+    return mqc_cursor_start(coll->client, coll->db, coll->name, &cmd, opts, !pipeline_writes(&cmd), cb, ud);
+}
+
+/* ---- one result: find_one, count_documents, estimated_document_count, distinct ------------- */
+
 /* A command op taking over a command that already holds "$db". */
-static mqc_op_t *op_for(mqc_collection_t *coll, bson_t *cmd, const bson_t *opts, void (*post)(mqc_op_t *, const bson_t *),
+static mqc_op_t *op_for(mqc_collection_t *coll, bson_t *cmd, const bson_t *opts, mqc_cmd_result_fn result,
                         mqc_reply_cb cb, void *ud)
 {
     mqc_op_t *op = mqc_cmd_op_take(coll->client, coll->db, cmd, cb, ud);
     mqc_cmd_impl_t *impl = op->impl;
-    impl->post = post;
+    impl->result = result;
     op->retry = MQC_RETRY_READ; /* count, distinct; findAndModify turns it into a write */
     mqc_op_set_timeout_from(op, opts);
     return op;
 }
 
-bool mqc_reply_first_batch(const bson_t *reply, bson_iter_t *batch)
+static bool reply_first_batch(const bson_t *reply, bson_iter_t *batch)
 {
     bson_iter_t it;
     if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, batch))
@@ -93,31 +132,25 @@ bool mqc_reply_first_batch(const bson_t *reply, bson_iter_t *batch)
     return false;
 }
 
-static void bad_reply(mqc_op_t *op, const bson_t *reply, const char *what)
+static bool bad_reply(mqc_cmd_result_t *r, const char *what)
 {
-    mqc_error_t err;
-    mqc_error_set(&err, MQC_ERROR_PROTOCOL, 0, "%s: the server's reply has no %s", op->name, what);
-    mqc_op_finish(op, reply, &err);
+    mqc_error_set(&r->error, MQC_ERROR_PROTOCOL, 0, "%s: the server's reply has no %s", r->name, what);
+    return false;
 }
 
-static void find_one_post(mqc_op_t *op, const bson_t *reply)
+/* find_one's result: the first document of the first batch, or none. */
+static bool find_one_result(mqc_cmd_result_t *r)
 {
     bson_iter_t batch;
-    if (!mqc_reply_first_batch(reply, &batch)) {
-        bad_reply(op, reply, "cursor.firstBatch");
-        return;
-    }
+    if (!reply_first_batch(r->reply, &batch)) return bad_reply(r, "cursor.firstBatch");
+    r->result = NULL;
     if (bson_iter_next(&batch) && BSON_ITER_HOLDS_DOCUMENT(&batch)) {
         uint32_t len;
         const uint8_t *data;
-        bson_t doc;
         bson_iter_document(&batch, &len, &data);
-        if (bson_init_static(&doc, data, len)) {
-            mqc_op_finish(op, &doc, NULL);
-            return;
-        }
+        if (bson_init_static(&r->view, data, len)) r->result = &r->view;
     }
-    mqc_op_finish(op, NULL, NULL);
+    return true;
 }
 
 mqc_op_t *mqc_collection_find_one(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts, mqc_reply_cb cb,
@@ -135,26 +168,24 @@ mqc_op_t *mqc_collection_find_one(mqc_collection_t *coll, const bson_t *filter, 
     BSON_APPEND_BOOL(cmd, "singleBatch", true);
     mqc_apply_read_opts(coll->client, cmd, opts);
     BSON_APPEND_UTF8(cmd, "$db", coll->db);
-    impl->post = find_one_post;
+    impl->result = find_one_result;
     mqc_op_t *op = mqc_cmd_op_adopt(coll->client, coll->db, impl, cb, ud);
     op->retry = MQC_RETRY_READ;
     mqc_op_set_timeout_from(op, opts);
     return mqc_op_submit(op);
 }
 
-static void count_post(mqc_op_t *op, const bson_t *reply)
+/* count_documents' result: {count: n} from the $group stage's one document (none: 0). */
+static bool count_result(mqc_cmd_result_t *r)
 {
     bson_iter_t batch, n;
     int64_t count = 0;
-    if (!mqc_reply_first_batch(reply, &batch)) {
-        bad_reply(op, reply, "cursor.firstBatch");
-        return;
-    }
+    if (!reply_first_batch(r->reply, &batch)) return bad_reply(r, "cursor.firstBatch");
     if (bson_iter_next(&batch) && bson_iter_recurse(&batch, &n) && bson_iter_find(&n, "n")) count = bson_iter_as_int64(&n);
-    bson_t r = BSON_INITIALIZER;
-    BSON_APPEND_INT64(&r, "count", count);
-    mqc_op_finish(op, &r, NULL);
-    bson_destroy(&r);
+    bson_init(&r->tmp);
+    BSON_APPEND_INT64(&r->tmp, "count", count);
+    r->result = &r->tmp;
+    return true;
 }
 
 mqc_op_t *mqc_collection_count_documents(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts,
@@ -191,12 +222,33 @@ mqc_op_t *mqc_collection_count_documents(mqc_collection_t *coll, const bson_t *f
     for (const char *const *k = (const char *const[]){"readConcern", "readPreference", "timeoutMS", NULL}; *k; k++)
         if (opts && bson_iter_init_find(&it, opts, *k)) bson_append_iter(&o, *k, -1, &it);
     bson_init(&cmd);
-    mqc_build_aggregate(coll->client, coll, &pipeline, &o, &cmd);
-    mqc_op_t *op = op_for(coll, &cmd, &o, count_post, cb, ud);
+    build_aggregate(coll->client, coll, &pipeline, &o, &cmd);
+    mqc_op_t *op = op_for(coll, &cmd, &o, count_result, cb, ud);
     op->name = "count";
     bson_destroy(&pipeline);
     bson_destroy(&o);
     return mqc_op_submit(op);
+}
+
+static bool estimated_count_result(mqc_cmd_result_t *r)
+{
+    bson_iter_t it;
+    bson_init(&r->tmp);
+    BSON_APPEND_INT64(&r->tmp, "count", bson_iter_init_find(&it, r->reply, "n") ? bson_iter_as_int64(&it) : 0);
+    r->result = &r->tmp;
+    return true;
+}
+
+mqc_op_t *mqc_collection_estimated_document_count(mqc_collection_t *coll, const bson_t *opts, mqc_reply_cb cb,
+                                                  void *ud)
+{
+    bson_t cmd;
+    bson_init(&cmd);
+    bson_append_utf8(&cmd, "count", -1, coll->name, -1);
+    mqc_copy_passthrough_opts(&cmd, opts, NULL);
+    mqc_apply_read_opts(coll->client, &cmd, opts);
+    BSON_APPEND_UTF8(&cmd, "$db", coll->db);
+    return mqc_op_submit(op_for(coll, &cmd, opts, estimated_count_result, cb, ud));
 }
 
 mqc_op_t *mqc_collection_distinct(mqc_collection_t *coll, const char *key, const bson_t *filter, const bson_t *opts,
@@ -213,85 +265,4 @@ mqc_op_t *mqc_collection_distinct(mqc_collection_t *coll, const char *key, const
     mqc_op_t *op = op_for(coll, &cmd, opts, NULL, cb, ud);
     if (!key || !*key) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "distinct: no key");
     return mqc_op_submit(op);
-}
-
-static void fam_post(mqc_op_t *op, const bson_t *reply)
-{
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, reply, "writeConcernError") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-        uint32_t len;
-        const uint8_t *data;
-        bson_t wce;
-        mqc_error_t err;
-        bson_iter_document(&it, &len, &data);
-        if (bson_init_static(&wce, data, len)) {
-            mqc_error_from_reply(&err, MQC_ERROR_WRITE_CONCERN, &wce);
-            mqc_op_finish(op, reply, &err);
-            return;
-        }
-    }
-    mqc_op_finish(op, reply, NULL);
-}
-
-typedef enum { FAM_UPDATE, FAM_REPLACE, FAM_DELETE } fam_kind_t;
-
-static mqc_op_t *find_and_modify(mqc_collection_t *coll, const bson_t *filter, const bson_t *update, const bson_t *opts,
-                                 fam_kind_t kind, mqc_reply_cb cb, void *ud)
-{
-    static const char *const handled[] = {"returnDocument", "projection", NULL};
-    bson_t cmd, empty;
-    bson_iter_t it;
-    bool unacked;
-    const char *bad = NULL;
-    bson_init(&cmd);
-    bson_append_utf8(&cmd, "findAndModify", -1, coll->name, -1);
-    BSON_APPEND_DOCUMENT(&cmd, "query", or_empty(filter, &empty));
-    if (kind == FAM_DELETE) {
-        BSON_APPEND_BOOL(&cmd, "remove", true);
-    } else if (!update) {
-        bad = "no update document";
-    } else {
-        bson_iter_t f;
-        bool op_first = bson_iter_init(&f, update) && bson_iter_next(&f) && bson_iter_key(&f)[0] == '$';
-        bool pipe = bson_iter_init(&f, update) && bson_iter_next(&f) && !strcmp(bson_iter_key(&f), "0");
-        if (kind == FAM_UPDATE && !op_first && !pipe) bad = "the update must contain update operators or be a pipeline";
-        if (kind == FAM_REPLACE && op_first) bad = "the replacement must not contain update operators";
-        if (pipe && kind == FAM_UPDATE) BSON_APPEND_ARRAY(&cmd, "update", update);
-        else BSON_APPEND_DOCUMENT(&cmd, "update", update);
-        bool after = opts && bson_iter_init_find(&it, opts, "returnDocument") && BSON_ITER_HOLDS_UTF8(&it) &&
-                     strcmp(bson_iter_utf8(&it, NULL), "after") == 0;
-        BSON_APPEND_BOOL(&cmd, "new", after);
-    }
-    if (opts && bson_iter_init_find(&it, opts, "projection")) bson_append_iter(&cmd, "fields", -1, &it);
-    mqc_copy_passthrough_opts(&cmd, opts, handled);
-    mqc_apply_write_concern(coll->client, &cmd, opts, &unacked);
-    BSON_APPEND_UTF8(&cmd, "$db", coll->db);
-    mqc_op_t *op = op_for(coll, &cmd, opts, fam_post, cb, ud);
-    op->is_write = true;
-    /* {w: 0}: sent with moreToCome, as the other writes are; there is no document to report. */
-    ((mqc_cmd_impl_t *) op->impl)->unacknowledged = unacked;
-    /* findAndModify is a retryable write (when acknowledged). */
-    op->retry = unacked ? MQC_RETRY_NONE : MQC_RETRY_WRITE;
-    op->no_session = unacked; /* the sessions specification: no implicit session for w: 0 */
-    if (bad) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "findAndModify: %s", bad);
-    return mqc_op_submit(op);
-}
-
-mqc_op_t *mqc_collection_find_one_and_update(mqc_collection_t *coll, const bson_t *filter, const bson_t *update,
-                                             const bson_t *opts, mqc_reply_cb cb, void *ud)
-{
-    return find_and_modify(coll, filter, update, opts, FAM_UPDATE, cb, ud);
-}
-
-mqc_op_t *mqc_collection_find_one_and_replace(mqc_collection_t *coll, const bson_t *filter,
-                                              const bson_t *replacement, const bson_t *opts, mqc_reply_cb cb,
-                                              void *ud)
-{
-    return find_and_modify(coll, filter, replacement, opts, FAM_REPLACE, cb, ud);
-}
-
-mqc_op_t *mqc_collection_find_one_and_delete(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts,
-                                             mqc_reply_cb cb, void *ud)
-{
-    return find_and_modify(coll, filter, NULL, opts, FAM_DELETE, cb, ud);
 }

@@ -1,13 +1,23 @@
-/* bulk: every write (insert_one ... delete_many, bulk writes) as a list of write models, sent as
- * insert/update/delete commands with the models in a kind-1 document sequence, split by the
- * server's limits, and the replies folded into one result named as the CRUD spec names it. */
+/* write: every write of documents. insert_one ... delete_many and bulk writes as a list of
+ * write models, sent as insert/update/delete commands with the models in a kind-1 document
+ * sequence, split by the server's limits, and the replies folded into one result named as the
+ * CRUD spec names it; and the findAndModify family (find_one_and_update/replace/delete). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "cmd.h"
 #include "conn.h"
+#include "handles.h"
+#include "op.h"
 #include "reply.h"
+
+static const bson_t *or_empty(const bson_t *b, bson_t *empty)
+{
+    if (b) return b;
+    bson_init(empty);
+    return empty;
+}
 
 /* the same order as reply.h's mqc_write_kind_t, which the replies are folded with */
 typedef enum { W_INSERT = MQC_WRITE_INSERT, W_UPDATE = MQC_WRITE_UPDATE, W_DELETE = MQC_WRITE_DELETE } wkind_t;
@@ -197,8 +207,8 @@ static size_t run_length(const mqc_bulk_t *b, size_t from)
     return i - from;
 }
 
-static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t rid, bool *unacked,
-                        mqc_error_t *error)
+static bool bulk_encode(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *buf, int32_t rid,
+                        bool *unacked, mqc_error_t *error)
 {
     exec_t *x = op->impl;
     mqc_bulk_t *b = x->bulk;
@@ -223,13 +233,13 @@ static bool bulk_encode(mqc_op_t *op, mqc_conn_t *conn, mqc_buf_t *buf, int32_t 
     if (!sizes) abort();
     for (size_t i = 0; i < run; i++) sizes[i] = b->models[x->next + i].doc->len;
     size_t fit = mqc_wire_batch_fit(sizes, run, 0, body.len + MQC_SESSION_EXT_MAX, strlen(kind_seq[kind]),
-                                    &conn->server->caps.limits);
+                                    &caps->limits);
     if (sizes != sizes_small) free(sizes);
     if (fit == 0) {
         mqc_error_set(error, MQC_ERROR_CLIENT, MQC_CLIENT_TOO_LARGE,
                       "%s: document %zu is %u bytes, beyond the server's maxBsonObjectSize (%d)",
                       kind_cmd[kind], x->next, b->models[x->next].doc->len,
-                      conn->server->caps.limits.max_bson_object_size);
+                      caps->limits.max_bson_object_size);
         bson_destroy(&body);
         return false;
     }
@@ -274,9 +284,8 @@ static void finish_result(mqc_op_t *op)
     bson_destroy(&r);
 }
 
-static mqc_step_t bulk_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
+static mqc_step_t bulk_on_reply(mqc_op_t *op, const bson_t *reply)
 {
-    (void) conn;
     exec_t *x = op->impl;
     mqc_bulk_t *b = x->bulk;
     mqc_error_t err;
@@ -298,9 +307,8 @@ static mqc_step_t bulk_on_reply(mqc_op_t *op, mqc_conn_t *conn, const bson_t *re
     return MQC_STEP_AGAIN;
 }
 
-static mqc_step_t bulk_on_sent(mqc_op_t *op, mqc_conn_t *conn)
+static mqc_step_t bulk_on_sent(mqc_op_t *op)
 {
-    (void) conn;
     exec_t *x = op->impl;
     x->next = x->batch_start + x->batch_n;
     if (x->next >= x->bulk->n) {
@@ -320,7 +328,7 @@ static void bulk_exec_destroy(mqc_op_t *op)
     free(x);
 }
 
-static const mqc_op_vt_t bulk_vt = {"bulk", bulk_encode, bulk_on_reply, bulk_on_sent, bulk_exec_destroy, NULL};
+static const mqc_op_vt_t bulk_vt = {"bulk", bulk_encode, bulk_on_reply, bulk_on_sent, bulk_exec_destroy, NULL, NULL};
 
 mqc_op_t *mqc_bulk_execute(mqc_bulk_t *b, mqc_reply_cb cb, void *ud)
 {
@@ -400,4 +408,88 @@ mqc_op_t *mqc_collection_delete_many(mqc_collection_t *coll, const bson_t *filte
                                      mqc_reply_cb cb, void *ud)
 {
     BULK_ONE(add_delete(b, filter, opts, 0, &ignored));
+}
+
+/* ---- findAndModify: find_one_and_update / _replace / _delete ---------------------------- */
+
+/* findAndModify's result: the reply, failed by its writeConcernError when it has one. */
+static bool fam_result(mqc_cmd_result_t *r)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, r->reply, "writeConcernError") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        uint32_t len;
+        const uint8_t *data;
+        bson_t wce;
+        bson_iter_document(&it, &len, &data);
+        if (bson_init_static(&wce, data, len)) {
+            mqc_error_from_reply(&r->error, MQC_ERROR_WRITE_CONCERN, &wce);
+            return false;
+        }
+    }
+    return true;
+}
+
+typedef enum { FAM_UPDATE, FAM_REPLACE, FAM_DELETE } fam_kind_t;
+
+static mqc_op_t *find_and_modify(mqc_collection_t *coll, const bson_t *filter, const bson_t *update, const bson_t *opts,
+                                 fam_kind_t kind, mqc_reply_cb cb, void *ud)
+{
+    static const char *const handled[] = {"returnDocument", "projection", NULL};
+    bson_t cmd, empty;
+    bson_iter_t it;
+    bool unacked;
+    const char *bad = NULL;
+    bson_init(&cmd);
+    bson_append_utf8(&cmd, "findAndModify", -1, coll->name, -1);
+    BSON_APPEND_DOCUMENT(&cmd, "query", or_empty(filter, &empty));
+    if (kind == FAM_DELETE) {
+        BSON_APPEND_BOOL(&cmd, "remove", true);
+    } else if (!update) {
+        bad = "no update document";
+    } else {
+        bson_iter_t f;
+        bool op_first = bson_iter_init(&f, update) && bson_iter_next(&f) && bson_iter_key(&f)[0] == '$';
+        bool pipe = bson_iter_init(&f, update) && bson_iter_next(&f) && !strcmp(bson_iter_key(&f), "0");
+        if (kind == FAM_UPDATE && !op_first && !pipe) bad = "the update must contain update operators or be a pipeline";
+        if (kind == FAM_REPLACE && op_first) bad = "the replacement must not contain update operators";
+        if (pipe && kind == FAM_UPDATE) BSON_APPEND_ARRAY(&cmd, "update", update);
+        else BSON_APPEND_DOCUMENT(&cmd, "update", update);
+        bool after = opts && bson_iter_init_find(&it, opts, "returnDocument") && BSON_ITER_HOLDS_UTF8(&it) &&
+                     strcmp(bson_iter_utf8(&it, NULL), "after") == 0;
+        BSON_APPEND_BOOL(&cmd, "new", after);
+    }
+    if (opts && bson_iter_init_find(&it, opts, "projection")) bson_append_iter(&cmd, "fields", -1, &it);
+    mqc_copy_passthrough_opts(&cmd, opts, handled);
+    mqc_apply_write_concern(coll->client, &cmd, opts, &unacked);
+    BSON_APPEND_UTF8(&cmd, "$db", coll->db);
+    mqc_op_t *op = mqc_cmd_op_take(coll->client, coll->db, &cmd, cb, ud);
+    ((mqc_cmd_impl_t *) op->impl)->result = fam_result;
+    mqc_op_set_timeout_from(op, opts);
+    op->is_write = true;
+    /* {w: 0}: sent with moreToCome, as the other writes are; there is no document to report. */
+    ((mqc_cmd_impl_t *) op->impl)->unacknowledged = unacked;
+    /* findAndModify is a retryable write (when acknowledged). */
+    op->retry = unacked ? MQC_RETRY_NONE : MQC_RETRY_WRITE;
+    op->no_session = unacked; /* the sessions specification: no implicit session for w: 0 */
+    if (bad) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "findAndModify: %s", bad);
+    return mqc_op_submit(op);
+}
+
+mqc_op_t *mqc_collection_find_one_and_update(mqc_collection_t *coll, const bson_t *filter, const bson_t *update,
+                                             const bson_t *opts, mqc_reply_cb cb, void *ud)
+{
+    return find_and_modify(coll, filter, update, opts, FAM_UPDATE, cb, ud);
+}
+
+mqc_op_t *mqc_collection_find_one_and_replace(mqc_collection_t *coll, const bson_t *filter,
+                                              const bson_t *replacement, const bson_t *opts, mqc_reply_cb cb,
+                                              void *ud)
+{
+    return find_and_modify(coll, filter, replacement, opts, FAM_REPLACE, cb, ud);
+}
+
+mqc_op_t *mqc_collection_find_one_and_delete(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts,
+                                             mqc_reply_cb cb, void *ud)
+{
+    return find_and_modify(coll, filter, NULL, opts, FAM_DELETE, cb, ud);
 }

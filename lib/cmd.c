@@ -1,0 +1,270 @@
+/* cmd: the plain command operation (one command, one reply) and the option helpers every
+ * command builder uses. See cmd.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "conn.h"
+#include "op.h"
+#include "topology.h"
+
+/* Replaces the command's $readPreference with mode (or removes it for NULL). */
+static void cmd_set_read_pref(mqc_cmd_impl_t *impl, const bson_t *rp)
+{
+    bson_t copy;
+    bson_init(&copy);
+    bson_copy_to_excluding_noinit(&impl->cmd, &copy, "$readPreference", NULL);
+    if (rp) BSON_APPEND_DOCUMENT(&copy, "$readPreference", rp);
+    bson_destroy(&impl->cmd);
+    bson_steal(&impl->cmd, &copy);
+}
+
+/* What depends on the server the command goes to: $readPreference by the server selection
+ * spec's rules (lsid and txnNumber are added by mqc_op_msg_body, not here): a direct
+ * connection to a replica set member that is not primary reads with primaryPreferred (else
+ * the member refuses); mongos and replica set members are told a non-primary mode from the
+ * URI when the command carries none. */
+static void cmd_prepare(mqc_op_t *op)
+{
+    const mqc_uri_t *uri = mqc_ops_of(op->client)->uri;
+    mqc_cmd_impl_t *impl = op->impl;
+    bson_iter_t it;
+    bool changed = false;
+    mqc_sdam_topo_type_t tt = mqc_topology_type(*mqc_ops_of(op->client)->topo);
+    mqc_server_type_t st = op->is_write || op->pin ? MQC_SERVER_STANDALONE : mqc_topology_server_type(*mqc_ops_of(op->client)->topo, op->server);
+    if (st == MQC_SERVER_STANDALONE) goto done; /* nothing to tell a standalone (or for a write) */
+    bool has = bson_iter_init_find(&it, &impl->cmd, "$readPreference");
+    changed = true;
+    if (tt == MQC_TOPOLOGY_SINGLE && st != MQC_SERVER_MONGOS && st != MQC_SERVER_STANDALONE &&
+        st != MQC_SERVER_UNKNOWN && st != MQC_SERVER_RS_PRIMARY) {
+        bson_t rp = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&rp, "mode", "primaryPreferred");
+        cmd_set_read_pref(impl, &rp);
+        bson_destroy(&rp);
+    } else if (!has && uri->read_mode != MQC_READ_PRIMARY && st != MQC_SERVER_STANDALONE &&
+               (tt != MQC_TOPOLOGY_SINGLE || st == MQC_SERVER_MONGOS)) {
+        bson_t rp = BSON_INITIALIZER, tags;
+        BSON_APPEND_UTF8(&rp, "mode", mqc_read_mode_name(uri->read_mode));
+        if (!bson_empty(&uri->read_tags)) {
+            bson_copy_to(&uri->read_tags, &tags);
+            BSON_APPEND_ARRAY(&rp, "tags", &tags);
+            bson_destroy(&tags);
+        }
+        if (uri->max_staleness_seconds > 0)
+            BSON_APPEND_INT64(&rp, "maxStalenessSeconds", uri->max_staleness_seconds);
+        cmd_set_read_pref(impl, &rp);
+        bson_destroy(&rp);
+    }
+done:
+    /* The command's buffer may have moved: the op's name points into it. */
+    if (changed && bson_iter_init(&it, &impl->cmd) && bson_iter_next(&it)) op->name = bson_iter_key(&it);
+}
+
+static bool cmd_encode(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *buf, int32_t rid, bool *unacked,
+                       mqc_error_t *error)
+{
+    (void) error;
+    mqc_cmd_impl_t *impl = op->impl;
+    if (!op->is_write && !op->pin &&
+        (!caps->is_writable_primary || mqc_topology_type(*mqc_ops_of(op->client)->topo) != MQC_TOPOLOGY_SINGLE))
+        cmd_prepare(op);
+    /* A retryable write's number: once, so that its retry sends the same. */
+    if (op->txn_ok && op->txn_number == 0) mqc_op_next_txn(op);
+    *unacked = impl->unacknowledged;
+    mqc_wire_msg_begin(buf, rid, impl->unacknowledged ? MQC_MSG_MORE_TO_COME : 0);
+    mqc_op_msg_body(op, buf, &impl->cmd);
+    mqc_wire_msg_end(buf);
+    return true;
+}
+
+/* The result transform runs here, on the way up, so that the op ends once with the document
+ * the application asked for (and gather, events and stats see that one). */
+static void cmd_finish_with_result(mqc_op_t *op, mqc_cmd_impl_t *impl, const bson_t *reply)
+{
+    mqc_cmd_result_t r;
+    r.name = op->name;
+    r.cmd = &impl->cmd;
+    r.reply = reply;
+    r.result = reply;
+    if (!impl->result(&r)) {
+        mqc_op_finish(op, reply, &r.error);
+        return;
+    }
+    mqc_op_finish(op, r.result, NULL);
+    if (r.result == &r.tmp) bson_destroy(&r.tmp);
+}
+
+static mqc_step_t cmd_on_reply(mqc_op_t *op, const bson_t *reply)
+{
+    mqc_error_t err;
+    mqc_cmd_impl_t *impl = op->impl;
+    if (!mqc_reply_ok(reply, &err)) mqc_op_finish(op, reply, &err);
+    else if (impl->result) cmd_finish_with_result(op, impl, reply);
+    else mqc_op_finish(op, reply, NULL);
+    return MQC_STEP_DONE;
+}
+
+static mqc_step_t cmd_on_sent(mqc_op_t *op)
+{
+    bson_t r = BSON_INITIALIZER;
+    BSON_APPEND_BOOL(&r, "acknowledged", false);
+    mqc_op_finish(op, &r, NULL);
+    bson_destroy(&r);
+    return MQC_STEP_DONE;
+}
+
+static void cmd_destroy(mqc_op_t *op)
+{
+    mqc_cmd_impl_t *impl = op->impl;
+    if (!impl) return;
+    bson_destroy(&impl->cmd);
+    free(impl);
+}
+
+static const bson_t *cmd_command(const mqc_op_t *op)
+{
+    return op->impl ? &((const mqc_cmd_impl_t *) op->impl)->cmd : NULL;
+}
+
+const mqc_op_vt_t mqc_cmd_vt = {"command", cmd_encode, cmd_on_reply, cmd_on_sent, cmd_destroy, NULL, cmd_command};
+
+mqc_op_t *mqc_cmd_op_new(mqc_client_t *client, const char *db, const bson_t *cmd, mqc_reply_cb cb, void *ud)
+{
+    mqc_cmd_impl_t *impl = calloc(1, sizeof *impl);
+    if (!impl) abort();
+    bson_init(&impl->cmd);
+    const char *name = "command";
+    bson_iter_t it;
+    if (cmd && bson_iter_init(&it, cmd) && bson_iter_next(&it)) name = bson_iter_key(&it);
+    mqc_op_t *op = mqc_op_new(client, &mqc_cmd_vt, NULL, db, cb, ud);
+    op->impl = impl;
+    if (!cmd || bson_empty(cmd)) {
+        mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "empty command");
+        op->name = "command";
+        return op;
+    }
+    if (!db || !*db) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "no database name");
+    bson_copy_to_excluding_noinit(cmd, &impl->cmd, "$db", NULL);
+    BSON_APPEND_UTF8(&impl->cmd, "$db", db && *db ? db : "admin");
+    /* The name must outlive the caller's command: take it from our copy. */
+    if (bson_iter_init(&it, &impl->cmd) && bson_iter_next(&it)) op->name = bson_iter_key(&it);
+    (void) name;
+    return op;
+}
+
+mqc_cmd_impl_t *mqc_cmd_impl_new(void)
+{
+    mqc_cmd_impl_t *impl = calloc(1, sizeof *impl);
+    if (!impl) abort();
+    bson_init(&impl->cmd);
+    return impl;
+}
+
+mqc_op_t *mqc_cmd_op_take(mqc_client_t *client, const char *db, bson_t *cmd, mqc_reply_cb cb, void *ud)
+{
+    mqc_cmd_impl_t *impl = calloc(1, sizeof *impl);
+    if (!impl) abort();
+    /* The command was built for us (with "$db"): move it in instead of copying it again. */
+    bson_steal(&impl->cmd, cmd);
+    return mqc_cmd_op_adopt(client, db, impl, cb, ud);
+}
+
+mqc_op_t *mqc_cmd_op_adopt(mqc_client_t *client, const char *db, mqc_cmd_impl_t *impl, mqc_reply_cb cb, void *ud)
+{
+    bson_iter_t it;
+    mqc_op_t *op = mqc_op_new(client, &mqc_cmd_vt, "command", db, cb, ud);
+    op->impl = impl;
+    if (bson_iter_init(&it, &impl->cmd) && bson_iter_next(&it)) op->name = bson_iter_key(&it);
+    return op;
+}
+
+/* ---- option helpers ----------------------------------------------------------------------- */
+
+static bool key_in(const char *key, const char *const *list)
+{
+    for (; list && *list; list++)
+        if (strcmp(key, *list) == 0) return true;
+    return false;
+}
+
+void mqc_copy_passthrough_opts(bson_t *cmd, const bson_t *opts, const char *const *extra)
+{
+    static const char *const ours[] = {"timeoutMS", "readPreference", "readConcern", "writeConcern",
+                                       "session", "$db", NULL};
+    bson_iter_t it;
+    if (!opts || !bson_iter_init(&it, opts)) return;
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        if (key_in(k, ours) || key_in(k, extra)) continue;
+        bson_append_iter(cmd, k, -1, &it);
+    }
+}
+
+void mqc_apply_read_opts(mqc_client_t *client, bson_t *cmd, const bson_t *opts)
+{
+    const mqc_uri_t *uri = mqc_ops_of(client)->uri;
+    bson_iter_t it;
+    if (opts && bson_iter_init_find(&it, opts, "readConcern") && BSON_ITER_HOLDS_DOCUMENT(&it))
+        bson_append_iter(cmd, "readConcern", -1, &it);
+    else if (!bson_empty(&uri->read_concern))
+        BSON_APPEND_DOCUMENT(cmd, "readConcern", &uri->read_concern);
+    if (opts && bson_iter_init_find(&it, opts, "readPreference") && BSON_ITER_HOLDS_DOCUMENT(&it))
+        bson_append_iter(cmd, "$readPreference", -1, &it);
+}
+
+void mqc_apply_write_concern(mqc_client_t *client, bson_t *cmd, const bson_t *opts, bool *unacked)
+{
+    const mqc_uri_t *uri = mqc_ops_of(client)->uri;
+    bson_iter_t it, ch;
+    const bson_t *wc = NULL;
+    bson_t tmp;
+    *unacked = false;
+    if (opts && bson_iter_init_find(&it, opts, "writeConcern") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        uint32_t len;
+        const uint8_t *data;
+        bson_iter_document(&it, &len, &data);
+        if (bson_init_static(&tmp, data, len)) wc = &tmp;
+    } else if (!bson_empty(&uri->write_concern)) {
+        wc = &uri->write_concern;
+    }
+    if (!wc) return;
+    BSON_APPEND_DOCUMENT(cmd, "writeConcern", wc);
+    bool w0 = bson_iter_init_find(&ch, wc, "w") && BSON_ITER_HOLDS_NUMBER(&ch) && bson_iter_as_int64(&ch) == 0;
+    bool j = bson_iter_init_find(&ch, wc, "j") && bson_iter_as_bool(&ch);
+    *unacked = w0 && !j;
+}
+
+/* ---- mqc_client_command: the plain command op as the application runs it ------------------ */
+
+/* A command the user runs gets an implicit session unless it brings its own lsid (the user's
+ * session: mqc must not add a second one) or is an unacknowledged write (w: 0). */
+static bool command_owns_session(const bson_t *command)
+{
+    bson_iter_t it, w;
+    if (!command) return false;
+    if (bson_iter_init_find(&it, command, "lsid")) return true;
+    if (bson_iter_init_find(&it, command, "writeConcern") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+        bson_iter_recurse(&it, &w) && bson_iter_find(&w, "w") && BSON_ITER_HOLDS_NUMBER(&w) &&
+        bson_iter_as_int64(&w) == 0)
+        return true;
+    return false;
+}
+
+mqc_op_t *mqc_client_command(mqc_client_t *client, const char *db, const bson_t *command, const bson_t *opts,
+                             mqc_reply_cb cb, void *ud)
+{
+    mqc_op_t *op = mqc_cmd_op_new(client, db, command, cb, ud);
+    mqc_op_set_timeout_from(op, opts);
+    op->no_session = command_owns_session(command);
+    if (opts) {
+        mqc_cmd_impl_t *impl = op->impl;
+        bson_iter_t it;
+        bson_iter_t mode;
+        /* primary is what the server assumes: not sent (the server selection specification). */
+        if (bson_iter_init_find(&it, opts, "readPreference") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+            !(bson_iter_recurse(&it, &mode) && bson_iter_find(&mode, "mode") && BSON_ITER_HOLDS_UTF8(&mode) &&
+              !strcmp(bson_iter_utf8(&mode, NULL), "primary")))
+            bson_append_iter(&impl->cmd, "$readPreference", -1, &it);
+    }
+    return mqc_op_submit(op);
+}

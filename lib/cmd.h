@@ -1,0 +1,48 @@
+/* cmd: the plain command operation (one command, one reply) and the option helpers every
+ * command builder uses: read concern and preference, write concern, passthrough options. */
+#ifndef MQC_CMD_H
+#define MQC_CMD_H
+
+#include "op.h"
+
+/* What the API makes of an ok:1 reply (find_one's first document, a count's number), handed
+ * to the command op once when it is built and applied on the way up, before the op ends. A
+ * pure function of the command and its reply: it neither finishes the op nor calls anything
+ * of the op's; the op ends with what it leaves in result (or with the reply and error when it
+ * returns false). */
+typedef struct {
+    const char *name;            /* the op's name, for messages */
+    const bson_t *cmd;           /* the command sent */
+    const bson_t *reply;         /* its ok:1 reply */
+    const bson_t *result;        /* out: reply, &view, &tmp, or NULL (no document) */
+    bson_t view;                 /* a document inside reply (bson_init_static): never freed */
+    bson_t tmp;                  /* a result built anew: initialised by the transform, freed by cmd.c */
+    mqc_error_t error;           /* out, when the transform returns false */
+} mqc_cmd_result_t;
+typedef bool (*mqc_cmd_result_fn)(mqc_cmd_result_t *r);
+
+/* A plain command op (cmd.c): encodes body `cmd` (which holds "$db"). */
+typedef struct {
+    bson_t cmd;
+    bool unacknowledged;
+    mqc_cmd_result_fn result;    /* when set, turns an ok:1 reply into the op's result */
+} mqc_cmd_impl_t;
+extern const mqc_op_vt_t mqc_cmd_vt;
+/* New command op: copies cmd and appends "$db" (and readConcern/writeConcern as given). */
+mqc_op_t *mqc_cmd_op_new(mqc_client_t *client, const char *db, const bson_t *cmd, mqc_reply_cb cb,
+                         void *ud);
+/* The same for a command built by the caller, already holding "$db": takes it over (cmd is
+ * left destroyed), saving a copy on the hot path. */
+mqc_op_t *mqc_cmd_op_take(mqc_client_t *client, const char *db, bson_t *cmd, mqc_reply_cb cb, void *ud);
+/* Cheapest of all: the command is built straight into impl->cmd (from mqc_cmd_impl_new). */
+mqc_cmd_impl_t *mqc_cmd_impl_new(void);
+mqc_op_t *mqc_cmd_op_adopt(mqc_client_t *client, const char *db, mqc_cmd_impl_t *impl, mqc_reply_cb cb, void *ud);
+/* Appends the client's (or opts') readConcern / $readPreference to a read command. */
+void mqc_apply_read_opts(mqc_client_t *client, bson_t *cmd, const bson_t *opts);
+/* The write concern for a write: opts' "writeConcern", else the URI's. *unacked for w:0. */
+void mqc_apply_write_concern(mqc_client_t *client, bson_t *cmd, const bson_t *opts, bool *unacked);
+/* Copies opts into cmd except the keys mqc handles itself (timeoutMS, readPreference,
+ * readConcern, writeConcern, session, and the NULL-terminated extra list). */
+void mqc_copy_passthrough_opts(bson_t *cmd, const bson_t *opts, const char *const *extra);
+
+#endif

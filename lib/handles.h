@@ -1,0 +1,18 @@
+/* Database and collection handles: a name and the client (lib/handles.c). */
+#ifndef MQC_HANDLES_H
+#define MQC_HANDLES_H
+
+#include "mqc.h"
+
+struct mqc_collection {
+    mqc_client_t *client;
+    char *db;
+    char *name;
+};
+
+struct mqc_database {
+    mqc_client_t *client;
+    char *name;
+};
+
+#endif

@@ -1,0 +1,184 @@
+/* op: one operation's life, from submit to its one callback: server selection (topology),
+ * checkout (the server's pool), the request on a connection, retry, deadline, session, and the
+ * completion queue. Operation kinds (the plain command in cmd.c, bulk writes, cursors, gather)
+ * plug in through mqc_op_vt_t. */
+#ifndef MQC_OP_H
+#define MQC_OP_H
+
+#include <ev.h>
+
+#include "common.h"
+#include "conn.h"
+#include "mqc.h"
+#include "pool.h"
+#include "guard.h"
+#include "session.h"
+#include "topology.h"
+#include "uri.h"
+#include "wire.h"
+
+typedef struct mqc_conn mqc_conn_t;
+typedef struct mqc_server mqc_server_t;
+
+/* What an operation is, for the retry rules (set by the builders in find.c / write.c / cmd.c). */
+enum { MQC_RETRY_NONE = 0, MQC_RETRY_READ, MQC_RETRY_WRITE };
+
+/* Steps an operation goes through. */
+typedef enum {
+    MQC_OP_NEW = 0,
+    MQC_OP_WAITING,              /* in a pool's wait queue */
+    MQC_OP_ACTIVE,               /* on a connection: sending or awaiting a reply */
+    MQC_OP_QUEUED,               /* result decided, callback queued */
+    MQC_OP_DONE,                 /* callback delivered (or being delivered) */
+} mqc_op_state_t;
+
+/* Operation kinds implement these. encode writes the next request for the op into buf (a
+ * whole OP_MSG) for a server with caps (its limits and wire version, from the handshake);
+ * on_reply consumes the reply and returns MQC_STEP_DONE after finishing the op
+ * (mqc_op_finish), or MQC_STEP_AGAIN to have encode called again on the same connection. */
+typedef enum { MQC_STEP_DONE = 0, MQC_STEP_AGAIN = 1 } mqc_step_t;
+
+/* A subscriber to an op's end (mqc_op_t.on_done). */
+typedef void (*mqc_op_done_fn)(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
+
+typedef struct mqc_op_vt {
+    const char *kind;
+    bool (*encode)(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *buf, int32_t request_id,
+                   bool *more_to_come, mqc_error_t *error);
+    mqc_step_t (*on_reply)(mqc_op_t *op, const bson_t *reply);
+    /* After an unacknowledged (moreToCome) request was written: MQC_STEP_DONE or AGAIN. */
+    mqc_step_t (*on_sent)(mqc_op_t *op);
+    /* Called once when the op is freed, to release impl. */
+    void (*destroy)(mqc_op_t *op);
+    /* Group ops: cancel the members. */
+    void (*cancel)(mqc_op_t *op);
+    /* The command document, for kinds that have one (events, selection by $readPreference). */
+    const bson_t *(*command)(const mqc_op_t *op);
+} mqc_op_vt_t;
+
+struct mqc_op {
+    mqc_client_t *client;
+    const mqc_op_vt_t *vt;
+    void *impl;                  /* per-kind state, freed by vt->destroy */
+    mqc_reply_cb cb;
+    void *ud;
+    uint64_t id;
+    mqc_op_state_t state;
+    const char *name;            /* command name for events/errors; static or in impl */
+    char db[64];
+
+    mqc_server_t *server;        /* pinned server (cursors), or the one selected */
+    mqc_server_t *pin;           /* when set, only this server */
+    mqc_conn_t *conn;
+    mqc_pool_waiter_t waiter;
+    int32_t request_id;
+    int64_t sent_us;
+
+    int64_t start_us, end_us;
+    int64_t deadline_us;         /* 0: none */
+    ev_timer timer;
+    bool timer_on;
+    bool cancelled;
+    bool is_write;
+    uint8_t retry;               /* MQC_RETRY_*: may be retried once */
+    bool retried;                /* the one retry was used */
+    bool selecting;              /* waiting (in mqc_ops_t.selecting via qlink) for a suitable server */
+    bool deferred;               /* submitted while a connection was held (mqc_ops_t.deferred via qlink) */
+    int64_t select_deadline_us;  /* when the wait for a server gives up */
+    int64_t txn_number;          /* retryable write: the current batch's txnNumber (0: none) */
+    bool txn_ok;                 /* retryable write: lsid + txnNumber go with the command */
+    /* The implicit server session (lib/session.c), taken when the op is first sent to a server
+     * with sessions, kept across its retry, given back when the op ends. */
+    mqc_session_t *session;
+    bool session_borrowed;       /* a cursor's (getMore): the cursor gives it back, not the op */
+    bool session_keep;           /* a cursor's first batch: the cursor may take the session */
+    bool no_session;             /* unacknowledged write, or a command with the user's own lsid */
+    bool internal;               /* endSessions at destroy: may be submitted while closing */
+    mqc_server_t *tried;         /* a retry avoids this server (deprioritized) */
+
+    mqc_link_t link;             /* mqc_ops_t.live: every live op, for shutdown */
+    mqc_link_t qlink;            /* mqc_ops_t.completions, or .selecting while selecting */
+    bson_t *q_reply;             /* queued completion */
+    mqc_error_t *q_error;        /* queued or early error; allocated only then (ops stay small) */
+
+    /* A subscriber to the op's end (gather: each of its members), told after the op's own
+     * callback with the same reply and error. At most one. */
+    mqc_op_done_fn on_done;
+    void *done_ctx;
+    size_t done_slot;
+    bool group;                  /* a group's own op (gather): it ends when its members do, and
+                                  * cancelling or timing it out goes to vt->cancel */
+};
+
+/* The op layer's state per client. The client embeds it as its first member (client.c
+ * asserts it), fills the part handed in, and op.c owns the rest. */
+typedef struct mqc_ops {
+    /* handed in by the client */
+    struct ev_loop *loop;
+    const mqc_uri_t *uri;
+    uint64_t *stats;             /* the client's counters, MQC_STAT_* */
+    mqc_session_pool_t *sessions;
+    mqc_guard_t *guard;          /* entered around callbacks into the application */
+    struct mqc_topology *const *topo; /* the client's topology, NULL until it starts */
+    const mqc_monitor_t *monitor; /* the application's hooks (command events), and their ud */
+    void *const *monitor_ud;
+    /* Picks a server for op, or NULL: error set, the op fails; unset, it waits for a change. */
+    mqc_server_t *(*select)(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error);
+    bool closing;                /* the client is being destroyed: only internal ops start */
+    /* op.c's */
+    mqc_link_t live;             /* every live operation (mqc_op_t.link) */
+    mqc_link_t completions;      /* ops whose callback waits for the loop (mqc_op_t.qlink) */
+    ev_timer flush_timer;        /* zero-delay timer that delivers completions */
+    int submitting;              /* > 0 inside a submit call: completions are queued */
+    int holding;                 /* > 0 while a callback runs whose op's connection is not yet back */
+    mqc_link_t deferred;         /* ops submitted meanwhile (mqc_op_t.qlink), dispatched after it */
+    mqc_link_t selecting;        /* ops waiting for a suitable server (mqc_op_t.qlink) */
+    ev_timer wake;               /* zero-delay: after a change, waiting ops select again */
+    mqc_topology_sub_t topology; /* the subscription that arms wake */
+    uint64_t next_op_id;
+    size_t max_pending;          /* maxPendingOperations: 0, no limit */
+    /* Kept here for lib/cursor.c, which reaches the client no other way: its live cursors
+     * (mqc_cursor_t.link), made inert at destroy. */
+    mqc_link_t cursors;
+} mqc_ops_t;
+
+/* The client's mqc_ops_t (its first member). */
+static inline mqc_ops_t *mqc_ops_of(mqc_client_t *client) { return (mqc_ops_t *) (void *) client; }
+/* Sets up the client's mqc_ops_t, whose handed-in part the client filled. */
+void mqc_ops_init(mqc_client_t *client);
+/* Stops its timers (after mqc_op_fail_all and the last flush). */
+void mqc_ops_cleanup(mqc_client_t *client);
+/* Subscribes the waiting selections to the client's topology (once it has started). */
+void mqc_ops_watch_topology(mqc_client_t *client);
+
+mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
+                     mqc_reply_cb cb, void *ud);
+/* Reads "timeoutMS" from opts (else the client's default) and sets the deadline. */
+void mqc_op_set_timeout_from(mqc_op_t *op, const bson_t *opts);
+/* Starts the op: select, check out, send. Errors set before (op_fail_early) are delivered. */
+mqc_op_t *mqc_op_submit(mqc_op_t *op);
+/* Marks a submit-time error; mqc_op_submit then queues it instead of starting the op. */
+void mqc_op_fail_early(mqc_op_t *op, uint32_t domain, int32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The end: delivers the callback now, or queues it when inside a submit call. Exactly once;
+ * later calls are ignored. reply may be NULL. */
+void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
+/* The same, but the callback always comes from the loop (for an end decided inside one of the
+ * application's calls). */
+void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
+/* Delivers every queued completion (the flush timer's job; also used by destroy). */
+void mqc_op_flush_completions(mqc_client_t *client);
+/* Ops waiting for a server try selection again, now (the seed list arrived). */
+void mqc_op_wake_selecting(mqc_client_t *client);
+/* Fails every live op with MQC_ERROR_SHUTDOWN (client destroy). */
+void mqc_op_fail_all(mqc_client_t *client);
+/* Writes the op's command body into buf, with the op's session (lsid, and txnNumber for a
+ * retryable write) appended when it has one. Every encoder sends its body through this. */
+void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body);
+/* The retryable write's txnNumber for a new statement (a bulk's next batch): the next number
+ * of the op's session. Only when op->txn_ok. */
+void mqc_op_next_txn(mqc_op_t *op);
+/* Gives a session back to the client's pool (a cursor's, when it is exhausted or dead). */
+void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mqc_session_t *s);
+
+#endif
