@@ -1,4 +1,4 @@
-/* Transport and the TLS/AUTH steps of a connection. */
+/* conn_secure: the TLS and AUTH steps of a connection; see conn_secure.h. */
 #include "conn_secure.h"
 
 #include <stdlib.h>
