@@ -1,4 +1,4 @@
-// fuzz-sources: lib/sdam.c lib/server_desc.c lib/error.c
+// fuzz-sources: lib/sdam.c lib/server_desc.c lib/common.c
 // fuzz-options: -max_len=16384
 /* libFuzzer target for hello (and legacy isMaster) replies: mqc_sd_init_from_hello, then the
  * description applied to topologies of every starting type.

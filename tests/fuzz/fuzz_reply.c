@@ -1,4 +1,4 @@
-// fuzz-sources: lib/reply.c lib/error.c
+// fuzz-sources: lib/reply.c lib/common.c
 // fuzz-options: -max_len=16384
 /* libFuzzer target for the replies that carry data back (lib/reply.c, used by cursor.c and
  * bulk.c): cursor batches (firstBatch/nextBatch, id, ns) and write results (n, nModified,

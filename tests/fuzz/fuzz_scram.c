@@ -1,4 +1,4 @@
-// fuzz-sources: lib/scram.c lib/scram_cache.c lib/saslprep.c lib/error.c
+// fuzz-sources: lib/scram.c lib/scram_cache.c lib/saslprep.c lib/common.c
 /* libFuzzer target: everything a server (or a man in the middle) can send to the SCRAM client,
  * and SASLprep on arbitrary bytes.
  *

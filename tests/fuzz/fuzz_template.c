@@ -1,4 +1,4 @@
-// fuzz-sources: cli/workload.c cli/template.c cli/keydist.c cli/args.c lib/uri_redact.c lib/error.c cli/xopts.c cli/parse.c cli/ycsb.c
+// fuzz-sources: cli/workload.c cli/template.c cli/keydist.c cli/args.c lib/uri_redact.c lib/common.c cli/xopts.c cli/parse.c cli/ycsb.c
 // fuzz-options: -max_len=4096
 /* libFuzzer target for mqload's workloads and templates (cli/workload.c, cli/template.c).
  *

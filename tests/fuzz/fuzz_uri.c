@@ -1,4 +1,4 @@
-// fuzz-sources: lib/uri.c lib/uri_redact.c lib/error.c
+// fuzz-sources: lib/uri.c lib/uri_redact.c lib/common.c
 // fuzz-options: -max_len=4096
 /* libFuzzer target for the URI layer: mqc_uri_parse (libmongoc's parser plus mqc's own options
  * and defaults on top) and mqc_uri_redact.

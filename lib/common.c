@@ -1,4 +1,5 @@
-/* Errors: setting them, and reading them out of server replies. */
+/* The small shared pieces common.h declares: errors (setting them, reading them out of server
+ * replies, the specification's code classes), the library's version, monotonic time. */
 #include <bson/bson.h>
 #include <stdio.h>
 #include <string.h>
