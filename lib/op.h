@@ -1,6 +1,6 @@
 /* op: one operation's life, from submit to its one callback: server selection (topology),
- * checkout (the server's pool), the request on a connection, retry, deadline, session, and the
- * completion queue. Operation kinds (the plain command in cmd.c, bulk writes, cursors, gather)
+ * checkout (the server's pool), the request on a connection, retry (its rules: retry.h),
+ * deadline, session, and the completion queue. Operation kinds (the plain command in cmd.c, bulk writes, cursors, gather)
  * plug in through mqc_op_vt_t. */
 #ifndef MQC_OP_H
 #define MQC_OP_H
@@ -12,6 +12,7 @@
 #include "mqc.h"
 #include "pool.h"
 #include "guard.h"
+#include "retry.h"
 #include "session.h"
 #include "topology.h"
 #include "uri.h"
@@ -20,8 +21,6 @@
 typedef struct mqc_conn mqc_conn_t;
 typedef struct mqc_server mqc_server_t;
 
-/* What an operation is, for the retry rules (set by the builders in find.c / write.c / cmd.c). */
-enum { MQC_RETRY_NONE = 0, MQC_RETRY_READ, MQC_RETRY_WRITE };
 
 /* Steps an operation goes through. */
 typedef enum {
