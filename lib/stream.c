@@ -82,8 +82,7 @@ int mqc_stream_connect_unix(mqc_stream_t *s, const char *path)
 bool mqc_stream_connect_done(const mqc_stream_t *s)
 {
     /* At hundreds in flight an iteration lasts as long as the replies it serves, and with
-     * maxConnecting opening two at a time that wait was half of the pool's ramp-up
-     * (docs/internals/performance.md, "Why 128 and 512 in flight fell behind"). */
+     * maxConnecting opening two at a time that wait was half of the pool's ramp-up. */
     struct pollfd pfd = {.fd = s->fd, .events = POLLOUT};
     return s->fd >= 0 && poll(&pfd, 1, 0) == 1;
 }
