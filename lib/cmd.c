@@ -124,7 +124,7 @@ static void cmd_destroy(mqc_op_t *op)
     mqc_cmd_impl_t *impl = op->impl;
     mqc_ops_t *q = mqc_ops_of(op->client);
     if (!impl) return;
-    if (q->closing || q->n_free_impls >= MQC_FREE_LIST_MAX) {
+    if (q->closing || q->n_free_impls + 1 > MQC_FREE_LIST_MAX) {
         bson_destroy(&impl->cmd);
         free(impl);
         return;

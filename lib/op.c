@@ -236,7 +236,7 @@ static void op_free(mqc_op_t *op)
     if (op->vt->destroy) op->vt->destroy(op);
     if (op->q_reply) bson_destroy(op->q_reply);
     free(op->q_error);
-    if (q->closing || q->n_free_ops >= MQC_FREE_LIST_MAX) {
+    if (q->closing || q->n_free_ops + 1 > MQC_FREE_LIST_MAX) {
         free(op);
         return;
     }

@@ -158,7 +158,13 @@ typedef struct mqc_ops {
 
 /* The most a free-list keeps: the ops in flight of a busy client. More would hold memory that
  * a burst once needed (and make memory per op in flight look smaller than it is). */
+#if defined(__SANITIZE_ADDRESS__)
+/* Under AddressSanitizer nothing is kept: an op or command taken again from a free-list would
+ * hide a use after free, which is what the sanitizer build is there to find. */
+#define MQC_FREE_LIST_MAX 0
+#else
 #define MQC_FREE_LIST_MAX 256
+#endif
 
 /* The client's mqc_ops_t (its first member). */
 static inline mqc_ops_t *mqc_ops_of(mqc_client_t *client) { return (mqc_ops_t *) (void *) client; }
