@@ -61,7 +61,7 @@ void __cyg_profile_func_exit(void *fn, void *site)
 
 typedef struct {
     bool done, found;
-    char error[256];
+    char error[512];
 } result_t;
 
 static void on_found(mqc_op_t *op, const bson_t *doc, const mqc_error_t *error, void *ud)
