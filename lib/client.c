@@ -234,6 +234,8 @@ static void client_free(mqc_client_t *client)
     mqc_tls_ctx_destroy(client->tls_ctx);
     mqc_uri_cleanup(&client->uri);
     if (client->own_loop) ev_loop_destroy(client->loop);
+    mqc_cmd_free_list_drain(client);
+    mqc_op_free_list_drain(client);
     free(client);
 }
 

@@ -1,10 +1,12 @@
 /* cmd: the plain command operation (one command, one reply) and the option helpers every
  * command builder uses. See cmd.h. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
 #include "conn.h"
+#include "hotcmd.h"
 #include "op.h"
 #include "topology.h"
 
@@ -85,6 +87,7 @@ static void cmd_finish_with_result(mqc_op_t *op, mqc_cmd_impl_t *impl, const bso
     r.name = op->name;
     r.cmd = &impl->cmd;
     r.reply = reply;
+    r.cursor = op->reply_scan && op->reply_scan->has_cursor ? &op->reply_scan->cursor : NULL;
     r.result = reply;
     if (!impl->result(&r)) {
         mqc_op_finish(op, reply, &r.error);
@@ -98,7 +101,7 @@ static mqc_step_t cmd_on_reply(mqc_op_t *op, const bson_t *reply)
 {
     mqc_error_t err;
     mqc_cmd_impl_t *impl = op->impl;
-    if (!mqc_reply_ok(reply, &err)) mqc_op_finish(op, reply, &err);
+    if (!mqc_op_reply_ok(op, reply, &err)) mqc_op_finish(op, reply, &err);
     else if (impl->result) cmd_finish_with_result(op, impl, reply);
     else mqc_op_finish(op, reply, NULL);
     return MQC_STEP_DONE;
@@ -113,12 +116,28 @@ static mqc_step_t cmd_on_sent(mqc_op_t *op)
     return MQC_STEP_DONE;
 }
 
+/* A command grown past this gives its buffer back instead of keeping it in the free-list. */
+#define FREE_IMPL_KEEP 4096
+
 static void cmd_destroy(mqc_op_t *op)
 {
     mqc_cmd_impl_t *impl = op->impl;
+    mqc_ops_t *q = mqc_ops_of(op->client);
     if (!impl) return;
-    bson_destroy(&impl->cmd);
-    free(impl);
+    if (q->closing || q->n_free_impls >= MQC_FREE_LIST_MAX) {
+        bson_destroy(&impl->cmd);
+        free(impl);
+        return;
+    }
+    if (impl->cmd.len > FREE_IMPL_KEEP) {
+        bson_destroy(&impl->cmd);
+        bson_init(&impl->cmd);
+    } else {
+        bson_reinit(&impl->cmd); /* keeps a buffer that outgrew the inline one */
+    }
+    impl->next_free = q->free_impls;
+    q->free_impls = impl;
+    q->n_free_impls++;
 }
 
 static const bson_t *cmd_command(const mqc_op_t *op)
@@ -128,10 +147,17 @@ static const bson_t *cmd_command(const mqc_op_t *op)
 
 const mqc_op_vt_t mqc_cmd_vt = {"command", cmd_encode, cmd_on_reply, cmd_on_sent, cmd_destroy, NULL, cmd_command};
 
+/* Up to its last member, not the 128-byte alignment's padding after it (cmd.h). */
+static mqc_cmd_impl_t *cmd_impl_alloc(void)
+{
+    mqc_cmd_impl_t *impl = calloc(1, offsetof(mqc_cmd_impl_t, alloc_end));
+    if (!impl) abort();
+    return impl;
+}
+
 mqc_op_t *mqc_cmd_op_new(mqc_client_t *client, const char *db, const bson_t *cmd, mqc_reply_cb cb, void *ud)
 {
-    mqc_cmd_impl_t *impl = calloc(1, sizeof *impl);
-    if (!impl) abort();
+    mqc_cmd_impl_t *impl = cmd_impl_alloc();
     bson_init(&impl->cmd);
     const char *name = "command";
     bson_iter_t it;
@@ -154,16 +180,39 @@ mqc_op_t *mqc_cmd_op_new(mqc_client_t *client, const char *db, const bson_t *cmd
 
 mqc_cmd_impl_t *mqc_cmd_impl_new(void)
 {
-    mqc_cmd_impl_t *impl = calloc(1, sizeof *impl);
-    if (!impl) abort();
+    mqc_cmd_impl_t *impl = cmd_impl_alloc();
     bson_init(&impl->cmd);
     return impl;
 }
 
+mqc_cmd_impl_t *mqc_cmd_impl_get(mqc_client_t *client)
+{
+    mqc_ops_t *q = mqc_ops_of(client);
+    mqc_cmd_impl_t *impl = q->free_impls;
+    if (!impl) return mqc_cmd_impl_new();
+    q->free_impls = impl->next_free;
+    q->n_free_impls--;
+    impl->next_free = NULL;
+    impl->unacknowledged = false;
+    impl->result = NULL;
+    return impl;
+}
+
+void mqc_cmd_free_list_drain(mqc_client_t *client)
+{
+    mqc_ops_t *q = mqc_ops_of(client);
+    mqc_cmd_impl_t *impl;
+    while ((impl = q->free_impls)) {
+        q->free_impls = impl->next_free;
+        bson_destroy(&impl->cmd);
+        free(impl);
+    }
+    q->n_free_impls = 0;
+}
+
 mqc_op_t *mqc_cmd_op_take(mqc_client_t *client, const char *db, bson_t *cmd, mqc_reply_cb cb, void *ud)
 {
-    mqc_cmd_impl_t *impl = calloc(1, sizeof *impl);
-    if (!impl) abort();
+    mqc_cmd_impl_t *impl = cmd_impl_alloc();
     /* The command was built for us (with "$db"): move it in instead of copying it again. */
     bson_steal(&impl->cmd, cmd);
     return mqc_cmd_op_adopt(client, db, impl, cb, ud);

@@ -14,6 +14,8 @@ typedef struct {
     const char *name;            /* the op's name, for messages */
     const bson_t *cmd;           /* the command sent */
     const bson_t *reply;         /* its ok:1 reply */
+    const bson_iter_t *cursor;   /* on reply's "cursor" document when the one-pass scan found
+                                  * it (op.c), else NULL: the transform looks for itself */
     const bson_t *result;        /* out: reply, &view, &tmp, or NULL (no document) */
     bson_t view;                 /* a document inside reply (bson_init_static): never freed */
     bson_t tmp;                  /* a result built anew: initialised by the transform, freed by cmd.c */
@@ -22,10 +24,14 @@ typedef struct {
 typedef bool (*mqc_cmd_result_fn)(mqc_cmd_result_t *r);
 
 /* A plain command op (cmd.c): encodes body `cmd` (which holds "$db"). */
-typedef struct {
+typedef struct mqc_cmd_impl {
     bson_t cmd;
     bool unacknowledged;
     mqc_cmd_result_fn result;    /* when set, turns an ok:1 reply into the op's result */
+    struct mqc_cmd_impl *next_free; /* in the client's free-list (mqc_ops_t.free_impls) */
+    /* libbson aligns bson_t to 128 bytes, which pads this struct to 256: cmd.c allocates only
+     * up to here (152 bytes; an op in flight costs its allocations). New members go above. */
+    char alloc_end[];
 } mqc_cmd_impl_t;
 extern const mqc_op_vt_t mqc_cmd_vt;
 /* New command op: copies cmd and appends "$db" (and readConcern/writeConcern as given). */
@@ -36,6 +42,10 @@ mqc_op_t *mqc_cmd_op_new(mqc_client_t *client, const char *db, const bson_t *cmd
 mqc_op_t *mqc_cmd_op_take(mqc_client_t *client, const char *db, bson_t *cmd, mqc_reply_cb cb, void *ud);
 /* Cheapest of all: the command is built straight into impl->cmd (from mqc_cmd_impl_new). */
 mqc_cmd_impl_t *mqc_cmd_impl_new(void);
+/* The same from the client's free-list (no allocation in a steady state). */
+mqc_cmd_impl_t *mqc_cmd_impl_get(mqc_client_t *client);
+/* Empties the client's free-list of command impls (client destroy). */
+void mqc_cmd_free_list_drain(mqc_client_t *client);
 mqc_op_t *mqc_cmd_op_adopt(mqc_client_t *client, const char *db, mqc_cmd_impl_t *impl, mqc_reply_cb cb, void *ud);
 /* Appends the client's (or opts') readConcern / $readPreference to a read command. */
 void mqc_apply_read_opts(mqc_client_t *client, bson_t *cmd, const bson_t *opts);

@@ -13,6 +13,7 @@
 static void conn_fail(mqc_conn_t *c, const mqc_error_t *error);
 static void free_addrinfo_copy(struct addrinfo *a);
 static void conn_send_hello(mqc_conn_t *c);
+static void state_connecting(mqc_conn_t *c);
 static void on_rio(struct ev_loop *loop, ev_io *w, int revents);
 static void on_wio(struct ev_loop *loop, ev_io *w, int revents);
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents);
@@ -207,6 +208,8 @@ static void conn_try_address(mqc_conn_t *c)
         ev_io_set(&c->wio, c->stream.fd, EV_WRITE);
         ev_io_set(&c->rio, c->stream.fd, EV_READ);
         ev_io_start(c->ctx->loop, &c->wio);
+        /* Connected already (loopback, unix): on with the handshake now. */
+        if (mqc_stream_connect_done(&c->stream)) state_connecting(c);
         return;
     }
     if (rc == ENAMETOOLONG && c->host->is_unix)

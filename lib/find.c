@@ -7,6 +7,7 @@
 #include "cmd.h"
 #include "cursor.h"
 #include "handles.h"
+#include "hotcmd.h"
 #include "op.h"
 
 static const bson_t *or_empty(const bson_t *b, bson_t *empty)
@@ -119,17 +120,22 @@ static mqc_op_t *op_for(mqc_collection_t *coll, bson_t *cmd, const bson_t *opts,
     return op;
 }
 
-static bool reply_first_batch(const bson_t *reply, bson_iter_t *batch)
+/* batch inside the cursor document `cursor` (an iterator on it) */
+static bool cursor_first_batch(const bson_iter_t *cursor, bson_iter_t *batch)
 {
-    bson_iter_t it;
-    if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, batch))
-        return false;
+    if (!BSON_ITER_HOLDS_DOCUMENT(cursor) || !bson_iter_recurse(cursor, batch)) return false;
     while (bson_iter_next(batch)) {
         const char *k = bson_iter_key(batch);
         if ((!strcmp(k, "firstBatch") || !strcmp(k, "nextBatch")) && BSON_ITER_HOLDS_ARRAY(batch))
             return bson_iter_recurse(batch, batch);
     }
     return false;
+}
+
+static bool reply_first_batch(const bson_t *reply, bson_iter_t *batch)
+{
+    bson_iter_t it;
+    return bson_iter_init_find(&it, reply, "cursor") && cursor_first_batch(&it, batch);
 }
 
 static bool bad_reply(mqc_cmd_result_t *r, const char *what)
@@ -142,7 +148,9 @@ static bool bad_reply(mqc_cmd_result_t *r, const char *what)
 static bool find_one_result(mqc_cmd_result_t *r)
 {
     bson_iter_t batch;
-    if (!reply_first_batch(r->reply, &batch)) return bad_reply(r, "cursor.firstBatch");
+    /* The reply was scanned once on arrival (op.c): no second look for "cursor". */
+    bool found = r->cursor ? cursor_first_batch(r->cursor, &batch) : reply_first_batch(r->reply, &batch);
+    if (!found) return bad_reply(r, "cursor.firstBatch");
     r->result = NULL;
     if (bson_iter_next(&batch) && BSON_ITER_HOLDS_DOCUMENT(&batch)) {
         uint32_t len;
@@ -156,18 +164,21 @@ static bool find_one_result(mqc_cmd_result_t *r)
 mqc_op_t *mqc_collection_find_one(mqc_collection_t *coll, const bson_t *filter, const bson_t *opts, mqc_reply_cb cb,
                                   void *ud)
 {
-    /* Built in one pass: this is the hot path of key lookups. */
+    /* Built in one pass: this is the hot path of key lookups. Plain ones (no options that reach
+     * the command) are written from prebuilt bytes (hotcmd.c), the same bytes as below. */
     static const char *const drop[] = {"limit", "batchSize", "singleBatch", NULL};
     bson_t empty;
-    mqc_cmd_impl_t *impl = mqc_cmd_impl_new();
+    mqc_cmd_impl_t *impl = mqc_cmd_impl_get(coll->client);
     bson_t *cmd = &impl->cmd;
-    bson_append_utf8(cmd, "find", 4, coll->name, -1);
-    BSON_APPEND_DOCUMENT(cmd, "filter", or_empty(filter, &empty));
-    mqc_copy_passthrough_opts(cmd, opts, drop);
-    BSON_APPEND_INT32(cmd, "limit", 1);
-    BSON_APPEND_BOOL(cmd, "singleBatch", true);
-    mqc_apply_read_opts(coll->client, cmd, opts);
-    BSON_APPEND_UTF8(cmd, "$db", coll->db);
+    if (!mqc_hotcmd_find_one(cmd, coll->name, coll->db, filter, opts, &mqc_ops_of(coll->client)->uri->read_concern)) {
+        bson_append_utf8(cmd, "find", 4, coll->name, -1);
+        BSON_APPEND_DOCUMENT(cmd, "filter", or_empty(filter, &empty));
+        mqc_copy_passthrough_opts(cmd, opts, drop);
+        BSON_APPEND_INT32(cmd, "limit", 1);
+        BSON_APPEND_BOOL(cmd, "singleBatch", true);
+        mqc_apply_read_opts(coll->client, cmd, opts);
+        BSON_APPEND_UTF8(cmd, "$db", coll->db);
+    }
     impl->result = find_one_result;
     mqc_op_t *op = mqc_cmd_op_adopt(coll->client, coll->db, impl, cb, ud);
     op->retry = MQC_RETRY_READ;

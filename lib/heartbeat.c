@@ -266,6 +266,8 @@ static void tls_step(mqc_heartbeat_t *m)
     send_hello(m);
 }
 
+static void connected(mqc_heartbeat_t *m);
+
 static void try_connect(mqc_heartbeat_t *m)
 {
     int last = m->ai ? mqc_stream_connect(&m->stream, &m->ai) : ECONNREFUSED;
@@ -274,6 +276,8 @@ static void try_connect(mqc_heartbeat_t *m)
         ev_io_set(&m->wio, m->stream.fd, EV_WRITE);
         ev_io_set(&m->rio, m->stream.fd, EV_READ);
         io_on(m, &m->wio);
+        /* Connected already (loopback, unix): on with the check now. */
+        if (mqc_stream_connect_done(&m->stream)) connected(m);
         return;
     }
     fail_now(m, MQC_ERROR_NETWORK, last, strerror(last));

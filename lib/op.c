@@ -8,20 +8,30 @@
 
 #include "cmd_event.h"
 #include "conn.h"
+#include "hotcmd.h"
 #include "op.h"
+#include "retry.h"
 #include "server.h"
 #include "topology.h"
+
+/* An op in flight costs its size: 440 bytes is a malloc size class below the 464 it was
+ * (glibc: a 448-byte chunk, not 480), which memory per op in flight on mqload counts. Pack a
+ * new field into a hole, or make room, rather than grow it. */
+_Static_assert(sizeof(mqc_op_t) <= 440, "mqc_op_t grew past 440 bytes: see op.h's field order");
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
 static void op_dispatch(mqc_op_t *op);
 static void op_start_request(mqc_op_t *op, mqc_conn_t *conn);
 
-/* How many times a waiter failed by a pool clear it had no part in goes back through selection
- * without using its retry (on_checkout). The client-backpressure specification's default retry
- * budget for overload errors; only a server whose pool keeps being cleared reaches it. */
-#define MAX_REQUEUES 5
-static bool may_retry(mqc_op_t *op, const mqc_error_t *error, bool sent);
 static void op_retry(mqc_op_t *op);
+
+/* What the retry rules (retry.c) look at of op. */
+static mqc_retry_case_t retry_case(const mqc_op_t *op)
+{
+    const mqc_ops_t *q = mqc_ops_of(op->client);
+    return (mqc_retry_case_t){.kind = op->retry, .used = op->retried, .txn_ok = op->txn_ok,
+                              .stopped = op->cancelled || q->closing || !*q->topo};
+}
 
 static void on_flush(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -62,8 +72,14 @@ mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *na
                      mqc_reply_cb cb, void *ud)
 {
     mqc_ops_t *q = mqc_ops_of(client);
-    mqc_op_t *op = calloc(1, sizeof *op);
-    if (!op) abort();
+    mqc_op_t *op = q->free_ops;
+    if (op) {
+        q->free_ops = op->impl;
+        q->n_free_ops--;
+        memset(op, 0, sizeof *op);
+    } else if (!(op = calloc(1, sizeof *op))) {
+        abort();
+    }
     op->client = client;
     op->vt = vt;
     op->name = name;
@@ -87,7 +103,7 @@ mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *na
 void mqc_op_set_timeout_from(mqc_op_t *op, const bson_t *opts)
 {
     bson_iter_t it;
-    if (opts && bson_iter_init_find(&it, opts, "timeoutMS") && BSON_ITER_HOLDS_NUMBER(&it)) {
+    if (opts && !bson_empty(opts) && bson_iter_init_find(&it, opts, "timeoutMS") && BSON_ITER_HOLDS_NUMBER(&it)) {
         int64_t ms = bson_iter_as_int64(&it);
         if (ms < 0) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "timeoutMS must be >= 0");
         op->deadline_us = ms > 0 ? op->start_us + ms * 1000 : 0;
@@ -215,11 +231,29 @@ void mqc_op_next_txn(mqc_op_t *op)
 
 static void op_free(mqc_op_t *op)
 {
+    mqc_ops_t *q = mqc_ops_of(op->client);
     op_release_session(op);
     if (op->vt->destroy) op->vt->destroy(op);
     if (op->q_reply) bson_destroy(op->q_reply);
     free(op->q_error);
-    free(op);
+    if (q->closing || q->n_free_ops >= MQC_FREE_LIST_MAX) {
+        free(op);
+        return;
+    }
+    op->impl = q->free_ops;
+    q->free_ops = op;
+    q->n_free_ops++;
+}
+
+void mqc_op_free_list_drain(mqc_client_t *client)
+{
+    mqc_ops_t *q = mqc_ops_of(client);
+    mqc_op_t *op;
+    while ((op = q->free_ops)) {
+        q->free_ops = op->impl;
+        free(op);
+    }
+    q->n_free_ops = 0;
 }
 
 /* Hands the op to the application (and its subscriber). The op is freed afterwards, and only then
@@ -347,7 +381,7 @@ static void op_send(mqc_op_t *op, mqc_conn_t *conn)
     }
     /* A lone host's kind (standalone, primary, mongos) is known once a handshake is done: an op
      * dispatched before the first one learns it here. Only before its first txnNumber: a write
-     * sent without one is never retried (may_retry), so this cannot give a retry a number its
+     * sent without one is never retried (retry.c), so this cannot give a retry a number its
      * first attempt lacked. */
     if (op->txn_number == 0 && !op->txn_ok) op->txn_ok = wants_txn(op, op->server);
     op_start_request(op, conn);
@@ -360,25 +394,16 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
     q->stats[MQC_STAT_WAIT_QUEUE]--;
     op->state = MQC_OP_ACTIVE; /* out of the queue: op_detach must not cancel the waiter */
     if (error) {
-        /* Nothing was sent: a pool cleared under the op (CMAP's PoolClearedError: another
-         * connection of this server broke, or a connection could not be made) is retryable,
-         * for writes too. A clear for a reason outside this wait (another connection's error,
-         * the server marked Unknown) says nothing about the op, which never reached the
-         * server: it goes back through selection without using its one retry, whatever the
-         * op (a ping too), up to MAX_REQUEUES times and within its deadline and
-         * serverSelectionTimeoutMS, so that a burst of clears costs a wait, not the op. A
-         * clear because a connection could not be made uses the retry (docs/library/reliability.md,
-         * fault containment). */
-        if (w->cleared_elsewhere && w->requeues < MAX_REQUEUES && !op->cancelled && !q->closing &&
-            *q->topo) {
-            w->requeues++;
+        /* Nothing was sent (the rules for a pool cleared under the op: retry.c). */
+        mqc_retry_case_t rc = retry_case(op);
+        switch (mqc_retry_after_checkout(&rc, q->uri, error, w->cleared_elsewhere, &w->requeues)) {
+        case MQC_RETRY_REQUEUE:
             op->server = NULL;
             op->state = MQC_OP_NEW;
             op_dispatch(op);
-        } else if (may_retry(op, error, false)) {
-            op_retry(op);
-        } else {
-            mqc_op_finish(op, NULL, error);
+            break;
+        case MQC_RETRY_AGAIN: op_retry(op); break;
+        case MQC_RETRY_FAIL: mqc_op_finish(op, NULL, error); break;
         }
         return;
     }
@@ -579,42 +604,6 @@ static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const 
 
 /* ---- retries ------------------------------------------------------------------------------ */
 
-/* The retryable reads/writes rules: one retry, for an op marked retryable, on a network error or
- * a retryable server error (a write: the RetryableWriteError label; a pool cleared while the op
- * waited carries both labels). sent: the request may have reached the server.
- *
- * Every topology retries, a Single one without a monitor too: the retryable reads specification
- * retries on a standalone as well, and a retryable write needs lsid + txnNumber only when its
- * request may have run. A write that never (wholly) reached the server cannot have run, so it
- * is retried whatever the server: the at-most-once promise is kept trivially, and it is still
- * executed "exactly once" as the specification asks of servers without retryable writes. One
- * that was sent is retried only with txnNumber (op->txn_ok: a replica set primary or mongos),
- * never on a standalone, where the server could not tell a duplicate.
- *
- * The retry goes through selection again. Unmonitored, that is the same server and a pool that
- * is ready at once (it readies itself after a clear), so the retry waits for a fresh connection;
- * the broken one was closed before we get here. op->retried makes it once (no CSOT-style retry
- * loop), and the op's deadline timer keeps running across it, so timeoutMS bounds the total. */
-static bool may_retry(mqc_op_t *op, const mqc_error_t *error, bool sent)
-{
-    mqc_client_t *client = op->client;
-    mqc_ops_t *q = mqc_ops_of(client);
-    if (op->retried || op->cancelled || q->closing || !*q->topo) return false;
-    /* A reply that cannot be parsed (garbage, a length beyond maxMessageSizeBytes, a responseTo
-     * matching nothing) leaves the connection's byte stream unusable, as a hang-up mid-reply
-     * does: for the retry rules it is a network error on that connection. */
-    bool net = error->domain == MQC_ERROR_NETWORK || error->domain == MQC_ERROR_PROTOCOL;
-    if (op->retry == MQC_RETRY_READ) {
-        if (!q->uri->retry_reads) return false;
-        return net || (error->labels & MQC_LABEL_RETRYABLE_READ);
-    }
-    if (op->retry == MQC_RETRY_WRITE) {
-        if (!q->uri->retry_writes || (sent && !op->txn_ok)) return false;
-        return net || (error->labels & MQC_LABEL_RETRYABLE_WRITE);
-    }
-    return false;
-}
-
 static void op_retry(mqc_op_t *op)
 {
     mqc_ops_of(op->client)->stats[MQC_STAT_OPS_RETRIED]++;
@@ -625,45 +614,19 @@ static void op_retry(mqc_op_t *op)
     op_dispatch(op);
 }
 
-/* The error a reply means for the retry rules: ok: 0's own, or (ok: 1) its writeConcernError's
- * code with the reply's labels. Servers before 4.4 (wire version 9) label nothing: the
- * retryable writes specification has the driver add RetryableWriteError for a retryable code. */
-static void retry_error(mqc_error_t *err, const mqc_server_t *server, const bson_t *reply, bool ok)
-{
-    bson_iter_t it;
-    mqc_error_from_reply(err, ok ? MQC_ERROR_WRITE_CONCERN : MQC_ERROR_SERVER, reply);
-    if (ok && bson_iter_init_find(&it, reply, "writeConcernError") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-        uint32_t len;
-        const uint8_t *data;
-        bson_t wce;
-        bson_iter_document(&it, &len, &data);
-        uint32_t labels = err->labels;
-        if (bson_init_static(&wce, data, len)) mqc_error_from_reply(err, MQC_ERROR_WRITE_CONCERN, &wce);
-        err->labels |= labels;
-    }
-    if (server->caps.max_wire_version < 9 && mqc_error_code_is_retryable(err->code))
-        err->labels |= MQC_LABEL_RETRYABLE_WRITE;
-}
-
 /* A reply's SDAM meaning (a "not writable primary" or "node is recovering" error marks the
- * server Unknown), and whether it is retried instead of handed to the op: an error reply, or
- * a write's writeConcernError (retryable writes: RetryableWriteError, or a retryable code
- * before 4.4). The retried reply is not seen by the op, so nothing is counted twice; the retry
- * keeps its txnNumber, so the server does not apply the write again. */
-static bool reply_retried(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply)
+ * server Unknown), and whether it is retried instead of handed to the op (retry.c). */
+static bool reply_retried(mqc_op_t *op, mqc_conn_t *conn, const bson_t *reply, const mqc_hotcmd_reply_t *scan)
 {
-    bson_iter_t it;
-    bool ok = bson_iter_init_find(&it, reply, "ok") && bson_iter_as_bool(&it);
-    if (ok && !bson_iter_init_find(&it, reply, "writeConcernError")) return false;
-    mqc_client_t *client = op->client;
+    if (scan->ok && !scan->has_wce) return false;
+    mqc_ops_t *q = mqc_ops_of(op->client);
     mqc_server_t *s = op->server;
     int32_t code = 0;
     if (s && mqc_sdam_classify_reply(reply, &code) != MQC_SDAM_STATE_NONE)
-        mqc_topology_op_error(*mqc_ops_of(client)->topo, s, mqc_server_pconn(conn)->generation, MQC_SDAM_ERR_COMMAND, reply, NULL);
-    if (ok && op->retry != MQC_RETRY_WRITE) return false;
-    mqc_error_t err;
-    retry_error(&err, s, reply, ok);
-    if (op->state != MQC_OP_ACTIVE || !may_retry(op, &err, true)) return false;
+        mqc_topology_op_error(*q->topo, s, mqc_server_pconn(conn)->generation, MQC_SDAM_ERR_COMMAND, reply, NULL);
+    mqc_retry_case_t c = retry_case(op);
+    if (op->state != MQC_OP_ACTIVE || !mqc_retry_after_reply(&c, q->uri, s->caps.max_wire_version, reply, scan->ok))
+        return false;
     op->conn = NULL;
     mqc_server_release(conn, true);
     op_retry(op);
@@ -680,10 +643,24 @@ static void op_sink_reply(void *owner, mqc_conn_t *conn, const bson_t *reply)
         emit_result(op, conn, reply, ok ? NULL : &e);
     }
     /* Every reply is looked at: an error may mean a retry, and (a lone host too) a pool clear
-     * when the server is shutting down. A success costs one look for "ok". */
-    if (*q->topo && reply_retried(op, conn, reply)) return;
-    if (op->vt->on_reply(op, reply) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
-        op_start_request(op, conn);
+     * when the server is shutting down. One pass over the reply finds what the retry check,
+     * the op's on_reply and its result transform look at (ok, writeConcernError, cursor). */
+    mqc_hotcmd_reply_t scan;
+    mqc_hotcmd_reply_scan(reply, &scan);
+    if (*q->topo && reply_retried(op, conn, reply, &scan)) return;
+    op->reply_scan = &scan;
+    /* DONE may have freed the op: it is touched again only for AGAIN. */
+    if (op->vt->on_reply(op, reply) == MQC_STEP_AGAIN) {
+        op->reply_scan = NULL;
+        if (op->state == MQC_OP_ACTIVE) op_start_request(op, conn);
+    }
+}
+
+bool mqc_op_reply_ok(const mqc_op_t *op, const bson_t *reply, mqc_error_t *error)
+{
+    /* "ok" was found when the reply was scanned: the full look only for an error. */
+    if (op->reply_scan && op->reply_scan->ok) return true;
+    return mqc_reply_ok(reply, error);
 }
 
 static void op_sink_sent(void *owner, mqc_conn_t *conn)
@@ -732,7 +709,8 @@ static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *erro
         mqc_pool_close_idle(s->pool);
     }
     mqc_server_release(conn, false);
-    if (op->state == MQC_OP_ACTIVE && may_retry(op, error, sent)) op_retry(op);
+    mqc_retry_case_t c = retry_case(op);
+    if (op->state == MQC_OP_ACTIVE && mqc_retry_allowed(&c, q->uri, error, sent)) op_retry(op);
     else mqc_op_finish(op, NULL, error);
 }
 

@@ -1,6 +1,6 @@
 /* op: one operation's life, from submit to its one callback: server selection (topology),
- * checkout (the server's pool), the request on a connection, retry, deadline, session, and the
- * completion queue. Operation kinds (the plain command in cmd.c, bulk writes, cursors, gather)
+ * checkout (the server's pool), the request on a connection, retry (its rules: retry.h),
+ * deadline, session, and the completion queue. Operation kinds (the plain command in cmd.c, bulk writes, cursors, gather)
  * plug in through mqc_op_vt_t. */
 #ifndef MQC_OP_H
 #define MQC_OP_H
@@ -12,6 +12,7 @@
 #include "mqc.h"
 #include "pool.h"
 #include "guard.h"
+#include "retry.h"
 #include "session.h"
 #include "topology.h"
 #include "uri.h"
@@ -20,8 +21,6 @@
 typedef struct mqc_conn mqc_conn_t;
 typedef struct mqc_server mqc_server_t;
 
-/* What an operation is, for the retry rules (set by the builders in find.c / write.c / cmd.c). */
-enum { MQC_RETRY_NONE = 0, MQC_RETRY_READ, MQC_RETRY_WRITE };
 
 /* Steps an operation goes through. */
 typedef enum {
@@ -57,13 +56,20 @@ typedef struct mqc_op_vt {
 } mqc_op_vt_t;
 
 struct mqc_op {
+    /* The fields are ordered so that no padding hole is left (state is a byte for that): an op
+     * in flight costs its size, and at most 440 bytes keep it in a smaller malloc size class
+     * than 464 did (op.c asserts it; docs/internals/performance.md, memory per operation). */
     mqc_client_t *client;
     const mqc_op_vt_t *vt;
-    void *impl;                  /* per-kind state, freed by vt->destroy */
+    void *impl;                  /* per-kind state, freed by vt->destroy; in the free-list, the next op */
     mqc_reply_cb cb;
     void *ud;
     uint64_t id;
-    mqc_op_state_t state;
+    uint8_t state;               /* mqc_op_state_t */
+    bool timer_on;
+    bool cancelled;
+    bool is_write;
+    int32_t request_id;
     const char *name;            /* command name for events/errors; static or in impl */
     char db[64];
 
@@ -71,42 +77,43 @@ struct mqc_op {
     mqc_server_t *pin;           /* when set, only this server */
     mqc_conn_t *conn;
     mqc_pool_waiter_t waiter;
-    int32_t request_id;
     int64_t sent_us;
 
     int64_t start_us, end_us;
     int64_t deadline_us;         /* 0: none */
     ev_timer timer;
-    bool timer_on;
-    bool cancelled;
-    bool is_write;
-    uint8_t retry;               /* MQC_RETRY_*: may be retried once */
-    bool retried;                /* the one retry was used */
-    bool selecting;              /* waiting (in mqc_ops_t.selecting via qlink) for a suitable server */
-    bool deferred;               /* submitted while a connection was held (mqc_ops_t.deferred via qlink) */
     int64_t select_deadline_us;  /* when the wait for a server gives up */
     int64_t txn_number;          /* retryable write: the current batch's txnNumber (0: none) */
-    bool txn_ok;                 /* retryable write: lsid + txnNumber go with the command */
     /* The implicit server session (lib/session.c), taken when the op is first sent to a server
      * with sessions, kept across its retry, given back when the op ends. */
     mqc_session_t *session;
-    bool session_borrowed;       /* a cursor's (getMore): the cursor gives it back, not the op */
-    bool session_keep;           /* a cursor's first batch: the cursor may take the session */
-    bool no_session;             /* unacknowledged write, or a command with the user's own lsid */
-    bool internal;               /* endSessions at destroy: may be submitted while closing */
     mqc_server_t *tried;         /* a retry avoids this server (deprioritized) */
 
     mqc_link_t link;             /* mqc_ops_t.live: every live op, for shutdown */
     mqc_link_t qlink;            /* mqc_ops_t.completions, or .selecting while selecting */
     bson_t *q_reply;             /* queued completion */
     mqc_error_t *q_error;        /* queued or early error; allocated only then (ops stay small) */
+    /* The reply being dispatched, scanned once (lib/hotcmd.c): set by op.c for the length of
+     * vt->on_reply only (mqc_op_reply_ok). */
+    const struct mqc_hotcmd_reply *reply_scan;
 
     /* A subscriber to the op's end (gather: each of its members), told after the op's own
      * callback with the same reply and error. At most one. */
     mqc_op_done_fn on_done;
     void *done_ctx;
-    size_t done_slot;
-    bool group;                  /* a group's own op (gather): it ends when its members do, and
+    uint32_t done_slot;
+
+    /* Flags in bits from here: a byte each would take the op past 440 bytes. */
+    uint8_t retry;               /* MQC_RETRY_*: may be retried once */
+    bool retried : 1;            /* the one retry was used */
+    bool selecting : 1;          /* waiting (in mqc_ops_t.selecting via qlink) for a suitable server */
+    bool deferred : 1;           /* submitted while a connection was held (mqc_ops_t.deferred via qlink) */
+    bool txn_ok : 1;             /* retryable write: lsid + txnNumber go with the command */
+    bool session_borrowed : 1;   /* a cursor's (getMore): the cursor gives it back, not the op */
+    bool session_keep : 1;       /* a cursor's first batch: the cursor may take the session */
+    bool no_session : 1;         /* unacknowledged write, or a command with the user's own lsid */
+    bool internal : 1;           /* endSessions at destroy: may be submitted while closing */
+    bool group : 1;              /* a group's own op (gather): it ends when its members do, and
                                   * cancelling or timing it out goes to vt->cancel */
 };
 
@@ -140,7 +147,18 @@ typedef struct mqc_ops {
     /* Kept here for lib/cursor.c, which reaches the client no other way: its live cursors
      * (mqc_cursor_t.link), made inert at destroy. */
     mqc_link_t cursors;
+    /* Free-lists of the hot path, so that a steady stream of operations allocates nothing:
+     * freed ops (op.c, linked through impl) and, kept here for lib/cmd.c like cursors above,
+     * freed command impls. At most MQC_FREE_LIST_MAX each; emptied at client destroy. */
+    mqc_op_t *free_ops;
+    size_t n_free_ops;
+    void *free_impls;
+    size_t n_free_impls;
 } mqc_ops_t;
+
+/* The most a free-list keeps: the ops in flight of a busy client. More would hold memory that
+ * a burst once needed (and make memory per op in flight look smaller than it is). */
+#define MQC_FREE_LIST_MAX 256
 
 /* The client's mqc_ops_t (its first member). */
 static inline mqc_ops_t *mqc_ops_of(mqc_client_t *client) { return (mqc_ops_t *) (void *) client; }
@@ -178,6 +196,11 @@ void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body);
 /* The retryable write's txnNumber for a new statement (a bulk's next batch): the next number
  * of the op's session. Only when op->txn_ok. */
 void mqc_op_next_txn(mqc_op_t *op);
+/* Empties the free-list of ops (client destroy, after the last op ended). */
+void mqc_op_free_list_drain(mqc_client_t *client);
+/* Checks the reply op is dispatching: ok:1 -> true; else error (SERVER) filled. From the
+ * one-pass scan (op->reply_scan) when set, else mqc_reply_ok's own look. */
+bool mqc_op_reply_ok(const mqc_op_t *op, const bson_t *reply, mqc_error_t *error);
 /* Gives a session back to the client's pool (a cursor's, when it is exhausted or dead). */
 void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mqc_session_t *s);
 

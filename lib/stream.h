@@ -32,6 +32,9 @@ void mqc_stream_close(mqc_stream_t *s);
 int mqc_stream_connect(mqc_stream_t *s, struct addrinfo **ai);
 /* The same for a Unix socket path; ENAMETOOLONG when the path does not fit. */
 int mqc_stream_connect_unix(mqc_stream_t *s, const char *path);
+/* Whether a connect just started is already done (poll, no wait): loopback and Unix sockets
+ * connect at once, and the caller goes on now instead of an event-loop iteration later. */
+bool mqc_stream_connect_done(const mqc_stream_t *s);
 /* The socket became writable: 0 connected; else the socket's error, and the stream is closed
  * (the caller may go on with the next address). */
 int mqc_stream_connected(mqc_stream_t *s);

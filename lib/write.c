@@ -9,6 +9,7 @@
 #include "cmd.h"
 #include "conn.h"
 #include "handles.h"
+#include "hotcmd.h"
 #include "op.h"
 #include "reply.h"
 
@@ -217,17 +218,20 @@ static bool bulk_encode(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *
     wkind_t kind = b->models[x->next].kind;
     bson_t body;
     bson_init(&body);
-    bson_append_utf8(&body, kind_cmd[kind], -1, b->coll, -1);
-    BSON_APPEND_BOOL(&body, "ordered", b->ordered);
-    mqc_copy_passthrough_opts(&body, &b->opts, handled);
-    bson_concat(&body, &x->wc_opts);
+    /* Without options that reach the body: from prebuilt bytes (hotcmd.c), the same bytes. */
+    if (!mqc_hotcmd_write_body(&body, kind_cmd[kind], b->coll, b->db, b->ordered, &b->opts, handled, &x->wc_opts)) {
+        bson_append_utf8(&body, kind_cmd[kind], -1, b->coll, -1);
+        BSON_APPEND_BOOL(&body, "ordered", b->ordered);
+        mqc_copy_passthrough_opts(&body, &b->opts, handled);
+        bson_concat(&body, &x->wc_opts);
+        BSON_APPEND_UTF8(&body, "$db", b->db);
+    }
     /* Each batch is its own retryable write on the op's session; its retry (same x->next)
      * reuses the number. lsid and txnNumber join the body in mqc_op_msg_body. */
     if (op->txn_ok && (op->txn_number == 0 || x->txn_batch != x->next)) {
         mqc_op_next_txn(op);
         x->txn_batch = x->next;
     }
-    BSON_APPEND_UTF8(&body, "$db", b->db);
 
     size_t sizes_small[64], *sizes = run <= 64 ? sizes_small : malloc(run * sizeof *sizes);
     if (!sizes) abort();
@@ -289,7 +293,7 @@ static mqc_step_t bulk_on_reply(mqc_op_t *op, const bson_t *reply)
     exec_t *x = op->impl;
     mqc_bulk_t *b = x->bulk;
     mqc_error_t err;
-    if (!mqc_reply_ok(reply, &err)) {
+    if (!mqc_op_reply_ok(op, reply, &err)) {
         /* The whole command failed: what earlier batches did stays in the result. */
         x->res.first_error = err;
         x->res.has_error = true;

@@ -1,0 +1,48 @@
+/* hotcmd: the commands of the hot path written as bytes, and a reply read in one pass.
+ *
+ * find by key (find_one), and the body of insert / update / delete, are the same few fields in
+ * every call: the constant parts are written from prebuilt bytes, only the collection, the
+ * filter and the database are appended, straight into the command's buffer (bson_reserve_buffer)
+ * instead of one libbson append per field. Each encoder handles only what it is sure to encode
+ * exactly as the generic builder does (find.c, write.c) and returns false, touching nothing, for
+ * anything else (options it does not know, a readPreference, ...): the caller then builds the
+ * command the generic way. tests/test_hotcmd.c proves both give the same bytes.
+ *
+ * A leaf: knows libbson and nothing of clients, ops or connections. */
+#ifndef MQC_HOTCMD_H
+#define MQC_HOTCMD_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+
+/* {find: coll, filter: filter ({} for NULL), limit: 1, singleBatch: true, [readConcern: rc],
+ * $db: db}, as mqc_collection_find_one builds it, into cmd (initialised and empty). rc: the
+ * client's default readConcern (NULL or empty: none). opts may hold only keys find_one ignores
+ * or takes elsewhere (timeoutMS, limit, batchSize, singleBatch, writeConcern, session); any
+ * other key, readConcern and readPreference included, makes it return false. */
+bool mqc_hotcmd_find_one(bson_t *cmd, const char *coll, const char *db, const bson_t *filter, const bson_t *opts,
+                         const bson_t *rc);
+
+/* A write command's body {<name>: coll, ordered: ordered, <the elements of wc>, $db: db}, as
+ * write.c builds it, into body (initialised and empty). opts may hold only keys the generic
+ * builder does not copy into the body: those mqc handles itself (timeoutMS, readPreference,
+ * readConcern, writeConcern, session, $db) and the NULL-terminated `handled`; else false.
+ * wc: the resolved {writeConcern: ...} (empty for none). */
+bool mqc_hotcmd_write_body(bson_t *body, const char *name, const char *coll, const char *db, bool ordered,
+                           const bson_t *opts, const char *const *handled, const bson_t *wc);
+
+/* What reply dispatch looks at, found in one pass over the reply's top-level keys (the first
+ * of each name, as bson_iter_init_find would find it). */
+typedef struct mqc_hotcmd_reply {
+    bool ok;                     /* "ok" present and true (bson_iter_as_bool) */
+    bool has_wce;                /* "writeConcernError" present */
+    bool has_cursor;             /* "cursor" present and a document */
+    bson_iter_t cursor;          /* on the "cursor" element when has_cursor */
+} mqc_hotcmd_reply_t;
+void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out);
+
+/* For tests only: when set, the encoders above return false, so that the generic builders run
+ * (tests compare both). Never set by the library. */
+extern bool mqc_hotcmd_off;
+
+#endif

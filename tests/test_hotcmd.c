@@ -1,0 +1,357 @@
+/* Tests of lib/hotcmd.c: the hot commands written from prebuilt bytes are the generic builders'
+ * bytes. Each case runs through the public API twice on one client, with the hot encoders on and
+ * off (mqc_hotcmd_off, for tests only), and the two commands as the command monitor saw them
+ * start must be equal byte for byte: find_one, insert_one, update_one, replace_one, delete_one,
+ * with options the hot path takes and options it leaves to the generic one, with _id of every
+ * BSON type, documents past the 120-byte inline buffer, URIs with a readConcern, a
+ * writeConcern, w: 0, and servers with sessions (lsid, txnNumber) and a mongos (which adds
+ * $readPreference). Then the reply scan against bson_iter_init_find, and hundreds in flight
+ * through the free-lists. */
+#include <ev.h>
+#include <string.h>
+
+#include "server/fakesrv.h"
+#include "hotcmd.h"
+#include "mqc.h"
+#include "support/result.h"
+#include "tf.h"
+
+typedef struct {
+    bson_t *last; /* the latest command started (a copy) */
+    int n;
+} seen_t;
+
+static void on_command(const mqc_command_event_t *ev, void *ud)
+{
+    seen_t *s = ud;
+    if (ev->type != MQC_COMMAND_STARTED || !ev->command) return;
+    if (s->last) bson_destroy(s->last);
+    s->last = bson_copy(ev->command);
+    s->n++;
+}
+
+typedef enum { K_FIND, K_INSERT, K_UPDATE, K_REPLACE, K_DELETE } kind_t;
+static const char *const kind_name[] = {"find", "insert", "update", "update", "delete"};
+
+/* Runs one operation, returns the command it started (the caller destroys it). */
+static bson_t *run(mqc_client_t *c, seen_t *seen, mqc_collection_t *coll, kind_t k, const bson_t *a,
+                   const bson_t *b, const bson_t *opts)
+{
+    tf_res_t r = {0};
+    int before = seen->n;
+    switch (k) {
+    case K_FIND: mqc_collection_find_one(coll, a, opts, tf_res_cb, &r); break;
+    case K_INSERT: mqc_collection_insert_one(coll, a, opts, tf_res_cb, &r); break;
+    case K_UPDATE: mqc_collection_update_one(coll, a, b, opts, tf_res_cb, &r); break;
+    case K_REPLACE: mqc_collection_replace_one(coll, a, b, opts, tf_res_cb, &r); break;
+    case K_DELETE: mqc_collection_delete_one(coll, a, opts, tf_res_cb, &r); break;
+    }
+    tf_client_wait_idle(c, 20);
+    ASSERT_EQ(r.calls, 1);
+    ASSERT_MSG(!r.failed, "%s: %s", kind_name[k], r.error.message);
+    ASSERT_EQ(seen->n, before + 1);
+    bson_t *cmd = seen->last;
+    seen->last = NULL;
+    tf_res_cleanup(&r);
+    return cmd;
+}
+
+/* The session's fields are the session's, not the builder's: the txnNumber grows from one write
+ * to the next. Both commands must have them or neither. */
+static bson_t *without_session(bson_t *cmd, bool *had)
+{
+    bson_t *out = bson_new();
+    *had = bson_has_field(cmd, "lsid");
+    bson_copy_to_excluding_noinit(cmd, out, "lsid", "txnNumber", NULL);
+    bson_destroy(cmd);
+    return out;
+}
+
+/* Set when reads must carry $readPreference (a secondary connected to directly). */
+static bool expect_read_pref;
+
+static char *json(const bson_t *b) { return bson_as_canonical_extended_json(b, NULL); }
+
+/* The same operation with the hot encoders and without: the same command. */
+static void same_both_ways(mqc_client_t *c, seen_t *seen, mqc_collection_t *coll, kind_t k, const bson_t *a,
+                           const bson_t *b, const bson_t *opts, const char *label)
+{
+    bool had_hot, had_generic;
+    mqc_hotcmd_off = false;
+    bson_t *hot = without_session(run(c, seen, coll, k, a, b, opts), &had_hot);
+    mqc_hotcmd_off = true;
+    bson_t *generic = without_session(run(c, seen, coll, k, a, b, opts), &had_generic);
+    mqc_hotcmd_off = false;
+    ASSERT_EQ(had_hot, had_generic);
+    if (hot->len != generic->len || memcmp(bson_get_data(hot), bson_get_data(generic), hot->len) != 0) {
+        char *h = json(hot), *g = json(generic);
+        FAIL("%s %s: the hot path's command differs from the generic one's:\n  hot:     %s\n  generic: %s",
+             label, kind_name[k], h, g);
+    }
+    if (k == K_FIND && expect_read_pref) ASSERT(bson_has_field(hot, "$readPreference"));
+    bson_destroy(hot);
+    bson_destroy(generic);
+}
+
+static char pad[400];
+
+/* Filters ({_id: v}) with _id of every type a key may have, and larger ones. */
+static size_t make_filters(bson_t **out)
+{
+    size_t n = 0;
+    bson_oid_t oid;
+    bson_decimal128_t dec;
+    uint8_t uuid[16];
+    for (int i = 0; i < 16; i++) uuid[i] = (uint8_t) (i * 17);
+    bson_oid_init_from_string(&oid, "5f1e2d3c4b5a69788796a5b4");
+    bson_decimal128_from_string("12.5", &dec);
+    memset(pad, 'k', sizeof pad - 1);
+    out[n++] = BCON_NEW("_id", BCON_INT32(7));
+    out[n++] = BCON_NEW("_id", BCON_INT64(1234567890123LL));
+    out[n++] = BCON_NEW("_id", BCON_DOUBLE(1.5));
+    out[n++] = BCON_NEW("_id", BCON_UTF8("key-17"));
+    out[n++] = BCON_NEW("_id", BCON_OID(&oid));
+    out[n++] = BCON_NEW("_id", BCON_BIN(BSON_SUBTYPE_UUID, uuid, 16));
+    out[n++] = BCON_NEW("_id", BCON_DECIMAL128(&dec));
+    out[n++] = BCON_NEW("_id", BCON_DATE_TIME(1600000000000LL));
+    out[n++] = BCON_NEW("_id", BCON_BOOL(true));
+    out[n++] = BCON_NEW("_id", BCON_NULL);
+    out[n++] = BCON_NEW("_id", "{", "a", BCON_INT32(1), "b", BCON_UTF8("x"), "}");
+    out[n++] = BCON_NEW("_id", BCON_UTF8(pad)); /* past 120 bytes: the command too */
+    out[n++] = BCON_NEW("_id", BCON_INT32(3), "pad", BCON_UTF8(pad + 250));
+    out[n++] = bson_new(); /* {} */
+    return n;
+}
+
+static size_t make_opts(bson_t **out, bool write)
+{
+    size_t n = 0;
+    out[n++] = NULL;
+    out[n++] = bson_new();
+    out[n++] = BCON_NEW("timeoutMS", BCON_INT64(20000));
+    out[n++] = BCON_NEW("writeConcern", "{", "w", BCON_INT32(1), "}");
+    out[n++] = BCON_NEW("writeConcern", "{", "w", BCON_UTF8("majority"), "j", BCON_BOOL(true), "}");
+    out[n++] = BCON_NEW("comment", BCON_UTF8("c"));
+    out[n++] = BCON_NEW("readConcern", "{", "level", BCON_UTF8("local"), "}");
+    out[n++] = BCON_NEW("readPreference", "{", "mode", BCON_UTF8("primaryPreferred"), "}");
+    out[n++] = BCON_NEW("hint", BCON_UTF8("_id_"));
+    out[n++] = BCON_NEW("collation", "{", "locale", BCON_UTF8("en"), "}");
+    out[n++] = BCON_NEW("timeoutMS", BCON_INT64(20000), "let", "{", "x", BCON_INT32(1), "}");
+    if (write) {
+        out[n++] = BCON_NEW("ordered", BCON_BOOL(false));
+        out[n++] = BCON_NEW("upsert", BCON_BOOL(true));
+        out[n++] = BCON_NEW("bypassDocumentValidation", BCON_BOOL(true));
+        out[n++] = BCON_NEW("session", BCON_INT32(0), "ordered", BCON_BOOL(true));
+        out[n++] = BCON_NEW("writeConcern", "{", "w", BCON_INT32(0), "}");
+    } else {
+        out[n++] = BCON_NEW("limit", BCON_INT32(5));
+        out[n++] = BCON_NEW("batchSize", BCON_INT32(2), "singleBatch", BCON_BOOL(false));
+        out[n++] = BCON_NEW("projection", "{", "a", BCON_INT32(1), "}");
+        out[n++] = BCON_NEW("sort", "{", "a", BCON_INT32(-1), "}");
+        out[n++] = BCON_NEW("maxTimeMS", BCON_INT32(100));
+        out[n++] = BCON_NEW("$db", BCON_UTF8("other"));
+    }
+    return n;
+}
+
+static void free_all(bson_t **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i]) bson_destroy(v[i]);
+}
+
+/* Every kind x filter/document x option set on one server and URI. */
+static void every_case(fakesrv_t *s, const char *extra, const char *label)
+{
+    seen_t seen = {0};
+    mqc_client_t *c = tf_client_new(fakesrv_uri(s, extra));
+    mqc_monitor_t m = {.command = on_command};
+    mqc_client_set_monitor(c, &m, &seen);
+    mqc_collection_t *coll = mqc_client_get_collection(c, "db", "hot_coll");
+    bson_t *filters[32], *ropts[32], *wopts[32];
+    size_t nf = make_filters(filters), nr = make_opts(ropts, false), nw = make_opts(wopts, true);
+    bson_t *set = BCON_NEW("$set", "{", "a", BCON_INT32(1), "}");
+    bson_t *set_big = BCON_NEW("$set", "{", "pad", BCON_UTF8(pad + 100), "}");
+    bson_t *pipe = BCON_NEW("0", "{", "$set", "{", "a", BCON_INT32(2), "}", "}");
+    bson_t *repl = BCON_NEW("a", BCON_INT32(1), "pad", BCON_UTF8(pad + 200));
+    char what[128];
+    for (size_t f = 0; f < nf; f++) {
+        for (size_t o = 0; o < nr; o++) {
+            snprintf(what, sizeof what, "%s filter %zu opts %zu", label, f, o);
+            same_both_ways(c, &seen, coll, K_FIND, filters[f], NULL, ropts[o], what);
+        }
+        if (f + 1 < nf) { /* inserts need an _id to be repeatable: every filter but {} has one */
+            bson_t *doc = bson_copy(filters[f]);
+            BSON_APPEND_UTF8(doc, "pad", pad + (f % 2 ? 0 : 300)); /* past 120 bytes, or not */
+            for (size_t o = 0; o < nw; o++) {
+                snprintf(what, sizeof what, "%s doc %zu opts %zu", label, f, o);
+                same_both_ways(c, &seen, coll, K_INSERT, doc, NULL, wopts[o], what);
+            }
+            bson_destroy(doc);
+        }
+        for (size_t o = 0; o < nw; o++) {
+            snprintf(what, sizeof what, "%s filter %zu opts %zu", label, f, o);
+            same_both_ways(c, &seen, coll, K_UPDATE, filters[f], o % 3 == 0 ? set_big : o % 3 == 1 ? set : pipe,
+                           wopts[o], what);
+            same_both_ways(c, &seen, coll, K_REPLACE, filters[f], repl, wopts[o], what);
+            same_both_ways(c, &seen, coll, K_DELETE, filters[f], NULL, wopts[o], what);
+        }
+    }
+    /* find_one without a filter */
+    for (size_t o = 0; o < nr; o++) same_both_ways(c, &seen, coll, K_FIND, NULL, NULL, ropts[o], label);
+    free_all(filters, nf);
+    free_all(ropts, nr);
+    free_all(wopts, nw);
+    bson_destroy(set);
+    bson_destroy(set_big);
+    bson_destroy(pipe);
+    bson_destroy(repl);
+    tf_note("%s: %d commands compared in pairs", label, seen.n);
+    mqc_collection_destroy(coll);
+    mqc_client_destroy(c);
+    if (seen.last) bson_destroy(seen.last); /* endSessions at destroy is the last one */
+}
+
+TEST("/hotcmd/same_bytes/standalone", hot_same_standalone)
+{
+    fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
+    every_case(s, NULL, "standalone");
+    every_case(s, "readConcernLevel=majority&w=majority&journal=true", "rc+wc");
+    every_case(s, "w=0", "w0");
+    fakesrv_stop(s);
+}
+
+TEST("/hotcmd/same_bytes/primary_with_sessions", hot_same_primary)
+{
+    fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
+    fakesrv_play(s, FAKE_ROLE_PRIMARY, NULL);
+    every_case(s, "retryWrites=true", "primary");
+    every_case(s, "retryWrites=false&readConcernLevel=local&wtimeoutMS=1000&w=1", "primary+opts");
+    fakesrv_stop(s);
+}
+
+TEST("/hotcmd/same_bytes/mongos_read_preference", hot_same_mongos)
+{
+    fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
+    fakesrv_play(s, FAKE_ROLE_MONGOS, NULL);
+    every_case(s, "readPreference=secondaryPreferred", "mongos");
+    fakesrv_stop(s);
+}
+
+/* A replica set member that is not primary, connected to directly: mqc adds $readPreference
+ * (primaryPreferred) to reads, rewriting the command the hot path wrote. */
+TEST("/hotcmd/same_bytes/direct_secondary", hot_same_secondary)
+{
+    fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
+    bson_t *more = BCON_NEW("isWritablePrimary", BCON_BOOL(false), "ismaster", BCON_BOOL(false), "secondary",
+                            BCON_BOOL(true));
+    fakesrv_play(s, FAKE_ROLE_PRIMARY, more);
+    expect_read_pref = true;
+    every_case(s, "directConnection=true", "secondary");
+    bson_destroy(more);
+    fakesrv_stop(s);
+}
+
+/* The encoders take the plain cases (else the tests above would compare the generic path with
+ * itself) and refuse the rest without touching the command. */
+TEST("/hotcmd/encoders/take_plain_refuse_rest", hot_take_refuse)
+{
+    bson_t cmd, *f = BCON_NEW("_id", BCON_INT32(1)), *rc = BCON_NEW("level", BCON_UTF8("majority"));
+    bson_t *t = BCON_NEW("timeoutMS", BCON_INT64(5)), *proj = BCON_NEW("projection", "{", "a", BCON_INT32(1), "}");
+    bson_t *rp = BCON_NEW("readPreference", "{", "mode", BCON_UTF8("nearest"), "}");
+    bson_t *wc = BCON_NEW("writeConcern", "{", "w", BCON_INT32(1), "}");
+    bson_t empty = BSON_INITIALIZER;
+    static const char *const handled[] = {"ordered", NULL};
+    bson_init(&cmd);
+    ASSERT(mqc_hotcmd_find_one(&cmd, "c", "db", f, NULL, NULL));
+    ASSERT(bson_validate(&cmd, BSON_VALIDATE_NONE, NULL));
+    bson_reinit(&cmd);
+    ASSERT(mqc_hotcmd_find_one(&cmd, "c", "db", NULL, t, rc));
+    bson_reinit(&cmd);
+    ASSERT(!mqc_hotcmd_find_one(&cmd, "c", "db", f, proj, NULL));
+    ASSERT(!mqc_hotcmd_find_one(&cmd, "c", "db", f, rp, NULL));
+    ASSERT(bson_empty(&cmd));
+    ASSERT(mqc_hotcmd_write_body(&cmd, "insert", "c", "db", true, NULL, handled, &empty));
+    bson_reinit(&cmd);
+    ASSERT(mqc_hotcmd_write_body(&cmd, "update", "c", "db", false, t, handled, wc));
+    ASSERT(bson_has_field(&cmd, "writeConcern"));
+    bson_reinit(&cmd);
+    ASSERT(!mqc_hotcmd_write_body(&cmd, "delete", "c", "db", true, proj, handled, &empty));
+    ASSERT(bson_empty(&cmd));
+    /* a command that is not empty is never written over */
+    BSON_APPEND_INT32(&cmd, "x", 1);
+    ASSERT(!mqc_hotcmd_find_one(&cmd, "c", "db", f, NULL, NULL));
+    ASSERT(!mqc_hotcmd_write_body(&cmd, "insert", "c", "db", true, NULL, handled, &empty));
+    mqc_hotcmd_off = true;
+    bson_reinit(&cmd);
+    ASSERT(!mqc_hotcmd_find_one(&cmd, "c", "db", f, NULL, NULL));
+    mqc_hotcmd_off = false;
+    bson_destroy(&cmd);
+    bson_destroy(f);
+    bson_destroy(rc);
+    bson_destroy(t);
+    bson_destroy(proj);
+    bson_destroy(rp);
+    bson_destroy(wc);
+}
+
+/* One pass finds what the separate look-ups found. */
+TEST("/hotcmd/reply_scan/as_find_would", hot_reply_scan)
+{
+    bson_t *replies[] = {
+        BCON_NEW("ok", BCON_INT32(1)),
+        BCON_NEW("ok", BCON_INT32(0), "errmsg", BCON_UTF8("x")),
+        BCON_NEW("ok", BCON_DOUBLE(1.0)),
+        BCON_NEW("ok", BCON_DOUBLE(0.0)),
+        BCON_NEW("ok", BCON_BOOL(false)),
+        BCON_NEW("ok", BCON_UTF8("yes")),
+        BCON_NEW("ok", BCON_NULL),
+        BCON_NEW("cursor", "{", "firstBatch", "[", "]", "id", BCON_INT64(0), "}", "ok", BCON_INT32(1)),
+        BCON_NEW("cursor", BCON_INT32(5), "ok", BCON_INT32(1)),
+        BCON_NEW("ok", BCON_INT32(1), "writeConcernError", "{", "code", BCON_INT32(64), "}"),
+        BCON_NEW("ok", BCON_INT32(1), "ok", BCON_INT32(0)),
+        BCON_NEW("cursor", BCON_INT32(1), "cursor", "{", "id", BCON_INT64(0), "}", "ok", BCON_INT32(1)),
+        BCON_NEW("okay", BCON_INT32(1), "o", BCON_INT32(1), "cursors", "{", "}", "writeConcernErrors", BCON_INT32(1)),
+        bson_new(),
+    };
+    for (size_t i = 0; i < sizeof replies / sizeof replies[0]; i++) {
+        mqc_hotcmd_reply_t scan;
+        bson_iter_t it;
+        mqc_hotcmd_reply_scan(replies[i], &scan);
+        bool ok = bson_iter_init_find(&it, replies[i], "ok") && bson_iter_as_bool(&it);
+        ASSERT_MSG(scan.ok == ok, "reply %zu: ok", i);
+        ASSERT_MSG(scan.has_wce == bson_iter_init_find(&it, replies[i], "writeConcernError"), "reply %zu: wce", i);
+        bool cur = bson_iter_init_find(&it, replies[i], "cursor") && BSON_ITER_HOLDS_DOCUMENT(&it);
+        ASSERT_MSG(scan.has_cursor == cur, "reply %zu: cursor", i);
+        if (cur) ASSERT_EQ(bson_iter_offset(&scan.cursor), bson_iter_offset(&it));
+        bson_destroy(replies[i]);
+    }
+}
+
+/* Hundreds in flight, twice: the second round runs on ops and commands from the free-lists
+ * (commands past 120 bytes among them), and every one gets its callback. */
+TEST("/hotcmd/free_lists/hundreds_in_flight", hot_free_lists)
+{
+    enum { N = 600 };
+    fakesrv_t *s = fakesrv_start(FAKE_OK, 0);
+    mqc_client_t *c = tf_client_new(fakesrv_uri(s, "maxPoolSize=8"));
+    mqc_collection_t *coll = mqc_client_get_collection(c, "db", "c");
+    memset(pad, 'p', sizeof pad - 1);
+    for (int round = 0; round < 2; round++) {
+        tf_res_t r = {0};
+        for (int i = 0; i < N; i++) {
+            bson_t *f = i % 3 ? BCON_NEW("_id", BCON_INT32(i)) : BCON_NEW("_id", BCON_UTF8(pad + i % 100));
+            if (i % 4 == 3) mqc_collection_insert_one(coll, f, NULL, tf_res_cb, &r);
+            else mqc_collection_find_one(coll, f, NULL, tf_res_cb, &r);
+            bson_destroy(f);
+        }
+        tf_client_wait_idle(c, 60);
+        ASSERT_EQ(r.calls, N);
+        ASSERT_EQ(r.errors, 0);
+        tf_res_cleanup(&r);
+    }
+    ASSERT_EQ(mqc_client_stat(c, MQC_STAT_OPS_COMPLETED), 2 * N);
+    mqc_collection_destroy(coll);
+    mqc_client_destroy(c);
+    fakesrv_stop(s);
+}
