@@ -81,7 +81,7 @@ static bool cmd_encode(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *b
 
 /* The result transform runs here, on the way up, so that the op ends once with the document
  * the application asked for (and gather, events and stats see that one). */
-static void cmd_finish_with_result(mqc_op_t *op, mqc_cmd_impl_t *impl, const bson_t *reply)
+static void cmd_result(mqc_op_t *op, mqc_cmd_impl_t *impl, const bson_t *reply, mqc_op_outcome_t *out)
 {
     mqc_cmd_result_t r;
     r.name = op->name;
@@ -89,30 +89,35 @@ static void cmd_finish_with_result(mqc_op_t *op, mqc_cmd_impl_t *impl, const bso
     r.reply = reply;
     r.cursor = op->reply_scan && op->reply_scan->has_cursor ? &op->reply_scan->cursor : NULL;
     r.result = reply;
+    r.view = &out->view;
+    r.tmp = &out->tmp;
     if (!impl->result(&r)) {
-        mqc_op_finish(op, reply, &r.error);
+        out->err = r.error;
+        out->error = &out->err;
         return;
     }
-    mqc_op_finish(op, r.result, NULL);
-    if (r.result == &r.tmp) bson_destroy(&r.tmp);
+    out->reply = r.result;
+    out->tmp_used = r.result == &out->tmp;
 }
 
-static mqc_step_t cmd_on_reply(mqc_op_t *op, const bson_t *reply)
+static mqc_step_t cmd_on_reply(mqc_op_t *op, const bson_t *reply, mqc_op_outcome_t *out)
 {
-    mqc_error_t err;
     mqc_cmd_impl_t *impl = op->impl;
-    if (!mqc_op_reply_ok(op, reply, &err)) mqc_op_finish(op, reply, &err);
-    else if (impl->result) cmd_finish_with_result(op, impl, reply);
-    else mqc_op_finish(op, reply, NULL);
+    out->reply = reply;
+    out->error = NULL;
+    out->tmp_used = false;
+    if (!out->ok) out->error = &out->err;
+    else if (impl->result) cmd_result(op, impl, reply, out);
     return MQC_STEP_DONE;
 }
 
-static mqc_step_t cmd_on_sent(mqc_op_t *op)
+static mqc_step_t cmd_on_sent(mqc_op_t *op, mqc_op_outcome_t *out)
 {
-    bson_t r = BSON_INITIALIZER;
-    BSON_APPEND_BOOL(&r, "acknowledged", false);
-    mqc_op_finish(op, &r, NULL);
-    bson_destroy(&r);
+    bson_init(&out->tmp);
+    BSON_APPEND_BOOL(&out->tmp, "acknowledged", false);
+    out->tmp_used = true;
+    out->reply = &out->tmp;
+    out->error = NULL;
     return MQC_STEP_DONE;
 }
 

@@ -16,9 +16,10 @@ typedef struct {
     const bson_t *reply;         /* its ok:1 reply */
     const bson_iter_t *cursor;   /* on reply's "cursor" document when the one-pass scan found
                                   * it (op.c), else NULL: the transform looks for itself */
-    const bson_t *result;        /* out: reply, &view, &tmp, or NULL (no document) */
-    bson_t view;                 /* a document inside reply (bson_init_static): never freed */
-    bson_t tmp;                  /* a result built anew: initialised by the transform, freed by cmd.c */
+    const bson_t *result;        /* out: reply, view, tmp, or NULL (no document) */
+    bson_t *view;                /* for a document inside reply (bson_init_static): never freed */
+    bson_t *tmp;                 /* for a result built anew: initialised by the transform, freed
+                                  * by op.c once the op has finished (mqc_op_outcome_t) */
     mqc_error_t error;           /* out, when the transform returns false */
 } mqc_cmd_result_t;
 typedef bool (*mqc_cmd_result_fn)(mqc_cmd_result_t *r);

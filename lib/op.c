@@ -534,6 +534,7 @@ static void op_dispatch(mqc_op_t *op)
 static void op_sink_reply(void *owner, mqc_conn_t *conn, const bson_t *reply);
 static void op_sink_sent(void *owner, mqc_conn_t *conn);
 static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *error);
+static void op_step(mqc_op_t *op, mqc_conn_t *conn, mqc_step_t step, mqc_op_outcome_t *out);
 
 static void emit_command(mqc_client_t *client, const mqc_command_event_t *ev)
 {
@@ -649,18 +650,24 @@ static void op_sink_reply(void *owner, mqc_conn_t *conn, const bson_t *reply)
     mqc_hotcmd_reply_scan(reply, &scan);
     if (*q->topo && reply_retried(op, conn, reply, &scan)) return;
     op->reply_scan = &scan;
-    /* DONE may have freed the op: it is touched again only for AGAIN. */
-    if (op->vt->on_reply(op, reply) == MQC_STEP_AGAIN) {
-        op->reply_scan = NULL;
-        if (op->state == MQC_OP_ACTIVE) op_start_request(op, conn);
-    }
+    /* "ok" was found when the reply was scanned: the full look only for an error. */
+    mqc_op_outcome_t out;
+    out.ok = scan.ok || mqc_reply_ok(reply, &out.err);
+    op_step(op, conn, op->vt->on_reply(op, reply, &out), &out);
 }
 
-bool mqc_op_reply_ok(const mqc_op_t *op, const bson_t *reply, mqc_error_t *error)
+/* The op kind handed its outcome back: op finishes the op with it (DONE), or sends the next
+ * request on the same connection (AGAIN). */
+static void op_step(mqc_op_t *op, mqc_conn_t *conn, mqc_step_t step, mqc_op_outcome_t *out)
 {
-    /* "ok" was found when the reply was scanned: the full look only for an error. */
-    if (op->reply_scan && op->reply_scan->ok) return true;
-    return mqc_reply_ok(reply, error);
+    op->reply_scan = NULL;
+    if (step == MQC_STEP_AGAIN) {
+        if (op->state == MQC_OP_ACTIVE) op_start_request(op, conn);
+        return;
+    }
+    /* The op may be freed once finished: only the outcome, in this frame, is touched after. */
+    mqc_op_finish(op, out->reply, out->error);
+    if (out->tmp_used) bson_destroy(&out->tmp);
 }
 
 static void op_sink_sent(void *owner, mqc_conn_t *conn)
@@ -671,8 +678,9 @@ static void op_sink_sent(void *owner, mqc_conn_t *conn)
     BSON_APPEND_INT32(&ok, "ok", 1);
     emit_result(op, conn, &ok, NULL);
     bson_destroy(&ok);
-    if (op->vt->on_sent(op) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
-        op_start_request(op, conn);
+    mqc_op_outcome_t out;
+    out.ok = true;
+    op_step(op, conn, op->vt->on_sent(op, &out), &out);
 }
 
 static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *error)

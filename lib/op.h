@@ -33,9 +33,25 @@ typedef enum {
 
 /* Operation kinds implement these. encode writes the next request for the op into buf (a
  * whole OP_MSG) for a server with caps (its limits and wire version, from the handshake);
- * on_reply consumes the reply and returns MQC_STEP_DONE after finishing the op
- * (mqc_op_finish), or MQC_STEP_AGAIN to have encode called again on the same connection. */
+ * on_reply consumes the reply and hands its outcome back to op: MQC_STEP_DONE with the op's
+ * result in the outcome (op then finishes the op itself: a kind never finishes it from below,
+ * on the way up), or MQC_STEP_AGAIN to have encode called again on the same connection. */
 typedef enum { MQC_STEP_DONE = 0, MQC_STEP_AGAIN = 1 } mqc_step_t;
+
+/* The outcome on_reply / on_sent hand back. op fills ok/err before on_reply (from the reply's
+ * one-pass scan, else mqc_reply_ok), and finishes with reply/error on DONE. The documents live
+ * here, in op's frame, until the op has finished: reply may point at the server's reply, at
+ * view (a document inside it, bson_init_static) or at tmp (built anew: set tmp_used, op
+ * destroys it after the callback). */
+typedef struct mqc_op_outcome {
+    bool ok;                     /* in: the reply said ok:1 (else err says why) */
+    bool tmp_used;               /* out: tmp was initialised */
+    const bson_t *reply;         /* out: the op's result document, or NULL */
+    const mqc_error_t *error;    /* out: NULL, or the op's error (often &err) */
+    mqc_error_t err;
+    bson_t view;
+    bson_t tmp;
+} mqc_op_outcome_t;
 
 /* A subscriber to an op's end (mqc_op_t.on_done). */
 typedef void (*mqc_op_done_fn)(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
@@ -44,9 +60,9 @@ typedef struct mqc_op_vt {
     const char *kind;
     bool (*encode)(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *buf, int32_t request_id,
                    bool *more_to_come, mqc_error_t *error);
-    mqc_step_t (*on_reply)(mqc_op_t *op, const bson_t *reply);
+    mqc_step_t (*on_reply)(mqc_op_t *op, const bson_t *reply, mqc_op_outcome_t *out);
     /* After an unacknowledged (moreToCome) request was written: MQC_STEP_DONE or AGAIN. */
-    mqc_step_t (*on_sent)(mqc_op_t *op);
+    mqc_step_t (*on_sent)(mqc_op_t *op, mqc_op_outcome_t *out);
     /* Called once when the op is freed, to release impl. */
     void (*destroy)(mqc_op_t *op);
     /* Group ops: cancel the members. */
@@ -94,7 +110,7 @@ struct mqc_op {
     bson_t *q_reply;             /* queued completion */
     mqc_error_t *q_error;        /* queued or early error; allocated only then (ops stay small) */
     /* The reply being dispatched, scanned once (lib/hotcmd.c): set by op.c for the length of
-     * vt->on_reply only (mqc_op_reply_ok). */
+     * vt->on_reply only. */
     const struct mqc_hotcmd_reply *reply_scan;
 
     /* A subscriber to the op's end (gather: each of its members), told after the op's own
@@ -198,9 +214,6 @@ void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body);
 void mqc_op_next_txn(mqc_op_t *op);
 /* Empties the free-list of ops (client destroy, after the last op ended). */
 void mqc_op_free_list_drain(mqc_client_t *client);
-/* Checks the reply op is dispatching: ok:1 -> true; else error (SERVER) filled. From the
- * one-pass scan (op->reply_scan) when set, else mqc_reply_ok's own look. */
-bool mqc_op_reply_ok(const mqc_op_t *op, const bson_t *reply, mqc_error_t *error);
 /* Gives a session back to the client's pool (a cursor's, when it is exhausted or dead). */
 void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mqc_session_t *s);
 
