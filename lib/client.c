@@ -1,6 +1,6 @@
 /* client: the client's own life. Creation from a URI (filling each floor's per-client state:
- * connections, servers, operations), the mongodb+srv seed list, selection among the servers,
- * destroy (with endSessions), the loop helpers and monitoring. */
+ * connections, servers, operations), the mongodb+srv seed list, destroy (with endSessions),
+ * the loop helpers and monitoring. Selection is op's, through the topology. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +89,7 @@ static void on_seedlist(void *ctx, mqc_seedlist_records_t *rec, const mqc_error_
                      !start_topology(client, &st->error);
         if (!st->failed) mqc_ops_watch_topology(client);
     }
+    if (st->failed) mqc_ops_seedlist_failed(client, &st->error);
     mqc_client_enter(client);
     mqc_op_wake_selecting(client);
     mqc_client_leave(client);
@@ -107,16 +108,6 @@ static bool seedlist_start(mqc_client_t *client, mqc_error_t *error)
         return false;
     }
     return true;
-}
-
-/* Before selection: true when the seed list is known; false with error unset while the lookup
- * runs (the op waits), with error set when it failed. */
-static bool seedlist_ready(const mqc_client_t *client, mqc_error_t *error)
-{
-    const struct mqc_seedlist_state *st = client->seedlist;
-    if (!st || (!st->lookup && !st->failed)) return true;
-    if (st->failed) *error = st->error;
-    return false;
 }
 
 /* Destroy: the lookup's end is dropped; the worker lets go once DNS has answered. */
@@ -165,7 +156,6 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     q->topo = &client->topo;
     q->monitor = &client->monitor;
     q->monitor_ud = &client->monitor_ud;
-    q->select = mqc_client_select;
     mqc_ops_init(client);
     mqc_guard_init(&client->guard, client_free_guarded, client);
     client->next_request_id = 1;
@@ -315,36 +305,6 @@ void mqc_client_emit_pool(mqc_client_t *client, const mqc_pool_event_t *ev)
 void mqc_client_emit_command(mqc_client_t *client, const mqc_command_event_t *ev)
 {
     if (client->monitor.command) mqc_command_event_deliver(client->monitor.command, ev, client->monitor_ud);
-}
-
-/* A monitored topology selects by the specification (and may ask the op to wait). Without
- * monitoring (a Single topology, a load balancer) every listed server is a candidate, the one
- * with the shortest wait queue first. */
-mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error)
-{
-    if (op->pin) return op->pin;
-    if (client->seedlist && !seedlist_ready(client, error)) return NULL; /* SRV lookup running or failed */
-    if (client->topo && client->topo->monitored) {
-        bool wait;
-        mqc_server_t *s = mqc_topology_select(client->topo, op->is_write, op->vt->command ? op->vt->command(op) : NULL,
-                                              op->tried, &wait, error);
-        if (!s && wait) mqc_error_clear(error);
-        return s;
-    }
-    if (client->n_servers == 0) {
-        mqc_error_set(error, MQC_ERROR_SELECTION, 0, "no servers in the connection string");
-        return NULL;
-    }
-    if (client->n_servers == 1) return client->servers[0];
-    mqc_server_t *best = NULL;
-    size_t best_load = SIZE_MAX;
-    for (size_t k = 0; k < client->n_servers; k++) {
-        mqc_server_t *s = client->servers[(client->rr + k) % client->n_servers];
-        size_t load = mqc_pool_waiters(s->pool) + (mqc_pool_total(s->pool) - mqc_pool_available(s->pool));
-        if (load < best_load) best = s, best_load = load;
-    }
-    client->rr++;
-    return best;
 }
 
 /* ---- endSessions at destroy --------------------------------------------------------------- */

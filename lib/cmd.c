@@ -145,12 +145,8 @@ static void cmd_destroy(mqc_op_t *op)
     q->n_free_impls++;
 }
 
-static const bson_t *cmd_command(const mqc_op_t *op)
-{
-    return op->impl ? &((const mqc_cmd_impl_t *) op->impl)->cmd : NULL;
-}
-
-const mqc_op_vt_t mqc_cmd_vt = {"command", cmd_encode, cmd_on_reply, cmd_on_sent, cmd_destroy, NULL, cmd_command};
+const mqc_op_vt_t mqc_cmd_vt = {"command", cmd_encode, cmd_on_reply, cmd_on_sent, cmd_destroy, NULL,
+                                (int) offsetof(mqc_cmd_impl_t, cmd)};
 
 /* Up to its last member, not the 128-byte alignment's padding after it (cmd.h). */
 static mqc_cmd_impl_t *cmd_impl_alloc(void)

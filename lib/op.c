@@ -487,13 +487,44 @@ void mqc_op_wake_selecting(mqc_client_t *client)
     }
 }
 
+void mqc_ops_seedlist_failed(mqc_client_t *client, const mqc_error_t *error)
+{
+    mqc_ops_t *q = mqc_ops_of(client);
+    q->seed_failed = true;
+    q->seed_error = *error;
+}
+
+/* Picks a server for op, or NULL: error set, the op fails; unset, it waits for a change (a
+ * seed list still looked up, nothing suitable yet). A pinned op (a cursor's getMore, endSessions)
+ * goes to its server. */
+/* The op's command document, or NULL (mqc_op_vt_t.command_offset). */
+static const bson_t *op_command(const mqc_op_t *op)
+{
+    if (op->vt->command_offset < 0 || !op->impl) return NULL;
+    return (const bson_t *) (const void *) ((const char *) op->impl + op->vt->command_offset);
+}
+
+static mqc_server_t *op_select(mqc_op_t *op, mqc_error_t *error)
+{
+    if (op->pin) return op->pin;
+    mqc_ops_t *q = mqc_ops_of(op->client);
+    if (!*q->topo && q->seed_failed) {
+        *error = q->seed_error;
+        return NULL;
+    }
+    bool wait;
+    mqc_server_t *s = mqc_topology_select(*q->topo, op->is_write, op_command(op), op->tried, &wait, error);
+    if (!s && wait) mqc_error_clear(error);
+    return s;
+}
+
 static void op_dispatch(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
     mqc_ops_t *q = mqc_ops_of(client);
     mqc_error_t err;
     mqc_error_clear(&err);
-    mqc_server_t *s = q->select(client, op, &err);
+    mqc_server_t *s = op_select(op, &err);
     if (!s) {
         if (!mqc_error_is_set(&err)) op_wait_for_server(op);
         else mqc_op_finish(op, NULL, &err);
@@ -591,7 +622,7 @@ static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const 
     if (!mqc_ops_of(op->client)->monitor->command) return;
     /* The reply to a hello that carried speculative authentication is as sensitive as it. */
     bson_t empty = BSON_INITIALIZER;
-    const bson_t *cmd = op->vt->command ? op->vt->command(op) : NULL;
+    const bson_t *cmd = op_command(op);
     if (reply && cmd && bson_has_field(cmd, "speculativeAuthenticate")) reply = &empty;
     const char *name = cmd ? mqc_command_name(cmd, op->name) : op->name;
     mqc_command_event_t ev = {.type = error ? MQC_COMMAND_FAILED : MQC_COMMAND_SUCCEEDED,

@@ -67,8 +67,10 @@ typedef struct mqc_op_vt {
     void (*destroy)(mqc_op_t *op);
     /* Group ops: cancel the members. */
     void (*cancel)(mqc_op_t *op);
-    /* The command document, for kinds that have one (events, selection by $readPreference). */
-    const bson_t *(*command)(const mqc_op_t *op);
+    /* Where the command document is, for kinds that have one (events, selection by its
+     * $readPreference): a bson_t at this offset in impl; -1, none. Data, not a hook: op reads
+     * it on its way down without calling back up into the kind. */
+    int command_offset;
 } mqc_op_vt_t;
 
 struct mqc_op {
@@ -145,8 +147,6 @@ typedef struct mqc_ops {
     struct mqc_topology *const *topo; /* the client's topology, NULL until it starts */
     const mqc_monitor_t *monitor; /* the application's hooks (command events), and their ud */
     void *const *monitor_ud;
-    /* Picks a server for op, or NULL: error set, the op fails; unset, it waits for a change. */
-    mqc_server_t *(*select)(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error);
     bool closing;                /* the client is being destroyed: only internal ops start */
     /* op.c's */
     mqc_link_t live;             /* every live operation (mqc_op_t.link) */
@@ -158,6 +158,10 @@ typedef struct mqc_ops {
     mqc_link_t selecting;        /* ops waiting for a suitable server (mqc_op_t.qlink) */
     ev_timer wake;               /* zero-delay: after a change, waiting ops select again */
     mqc_topology_sub_t topology; /* the subscription that arms wake */
+    /* A mongodb+srv seed list's lookup failed (mqc_ops_seedlist_failed): while there is no
+     * topology, selections fail with seed_error instead of waiting for one. */
+    bool seed_failed;
+    mqc_error_t seed_error;
     uint64_t next_op_id;
     size_t max_pending;          /* maxPendingOperations: 0, no limit */
     /* Kept here for lib/cursor.c, which reaches the client no other way: its live cursors
@@ -202,6 +206,8 @@ void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
 void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
 /* Delivers every queued completion (the flush timer's job; also used by destroy). */
 void mqc_op_flush_completions(mqc_client_t *client);
+/* The seed list's lookup failed with error: ops waiting for a topology fail with it. */
+void mqc_ops_seedlist_failed(mqc_client_t *client, const mqc_error_t *error);
 /* Ops waiting for a server try selection again, now (the seed list arrived). */
 void mqc_op_wake_selecting(mqc_client_t *client);
 /* Fails every live op with MQC_ERROR_SHUTDOWN (client destroy). */

@@ -331,7 +331,7 @@ static void bulk_exec_destroy(mqc_op_t *op)
     free(x);
 }
 
-static const mqc_op_vt_t bulk_vt = {"bulk", bulk_encode, bulk_on_reply, bulk_on_sent, bulk_exec_destroy, NULL, NULL};
+static const mqc_op_vt_t bulk_vt = {"bulk", bulk_encode, bulk_on_reply, bulk_on_sent, bulk_exec_destroy, NULL, -1};
 
 mqc_op_t *mqc_bulk_execute(mqc_bulk_t *b, mqc_reply_cb cb, void *ud)
 {
