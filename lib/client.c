@@ -18,11 +18,6 @@
 #include "tls.h"
 #include "topology.h"
 
-static void on_pool_event(const mqc_pool_event_t *ev, void *ud)
-{
-    mqc_client_emit_pool(ud, ev);
-}
-
 static void build_metadata(mqc_client_t *client)
 {
     struct utsname u;
@@ -169,7 +164,8 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     cx->guard = &client->guard;
     mqc_conn_secure_init(cx);
     client->server_env = (mqc_server_env_t){.conns = cx, .resolver = client->resolver,
-                                            .pool_monitor = {.pool = on_pool_event}, .pool_monitor_ud = client};
+                                            .pool_monitor = &client->monitor,
+                                            .pool_monitor_ud = &client->monitor_ud};
     if (client->uri.username && (client->scram_cache = mqc_scram_cache_new()))
         mqc_scram_cache_set_deferred(client->scram_cache, true);
     cx->scram_cache = client->scram_cache;
@@ -295,16 +291,6 @@ void mqc_client_set_monitor(mqc_client_t *client, const mqc_monitor_t *monitor, 
     if (monitor) client->monitor = *monitor;
     else memset(&client->monitor, 0, sizeof client->monitor);
     client->monitor_ud = ud;
-}
-
-void mqc_client_emit_pool(mqc_client_t *client, const mqc_pool_event_t *ev)
-{
-    if (client->monitor.pool) client->monitor.pool(ev, client->monitor_ud);
-}
-
-void mqc_client_emit_command(mqc_client_t *client, const mqc_command_event_t *ev)
-{
-    if (client->monitor.command) mqc_command_event_deliver(client->monitor.command, ev, client->monitor_ud);
 }
 
 /* ---- endSessions at destroy --------------------------------------------------------------- */

@@ -49,8 +49,6 @@ struct mqc_client {
 /* Entering and leaving application code: a destroy requested inside is done on the way out. */
 void mqc_client_enter(mqc_client_t *client);
 void mqc_client_leave(mqc_client_t *client);
-void mqc_client_emit_pool(mqc_client_t *client, const mqc_pool_event_t *ev);
-void mqc_client_emit_command(mqc_client_t *client, const mqc_command_event_t *ev);
 /* Sends endSessions for the pooled sessions (client destroy): best effort, bounded in time. */
 void mqc_client_end_sessions(mqc_client_t *client);
 #endif

@@ -197,10 +197,11 @@ static void dispatch_deferred(mqc_client_t *client)
 /* The pool's clock: the loop's time is good enough for minute-long expiries and costs nothing. */
 static int64_t session_now(mqc_client_t *client) { return (int64_t) (ev_now(mqc_ops_of(client)->loop) * 1e6); }
 
-void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mqc_session_t *s)
+/* By the timeout the session was checked out with (op_send asked the topology then): the way
+ * up does not go back down to the topology for it. */
+void mqc_op_session_checkin(mqc_client_t *client, mqc_session_t *s)
 {
-    if (!s) return;
-    mqc_session_checkin(mqc_ops_of(client)->sessions, s, mqc_topology_session_timeout(*mqc_ops_of(client)->topo, server), session_now(client));
+    mqc_session_checkin_kept(mqc_ops_of(client)->sessions, s, session_now(client));
 }
 
 /* The op is done with its session: back to the pool, unless a cursor lent it (the cursor gives
@@ -210,7 +211,7 @@ static void op_release_session(mqc_op_t *op)
     mqc_session_t *s = op->session;
     if (!s) return;
     op->session = NULL;
-    if (!op->session_borrowed) mqc_op_session_checkin(op->client, op->server, s);
+    if (!op->session_borrowed) mqc_op_session_checkin(op->client, s);
 }
 
 void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body)

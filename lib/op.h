@@ -221,6 +221,6 @@ void mqc_op_next_txn(mqc_op_t *op);
 /* Empties the free-list of ops (client destroy, after the last op ended). */
 void mqc_op_free_list_drain(mqc_client_t *client);
 /* Gives a session back to the client's pool (a cursor's, when it is exhausted or dead). */
-void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mqc_session_t *s);
+void mqc_op_session_checkin(mqc_client_t *client, mqc_session_t *s);
 
 #endif
