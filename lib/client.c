@@ -84,7 +84,10 @@ static void on_seedlist(void *ctx, mqc_seedlist_records_t *rec, const mqc_error_
                      !start_topology(client, &st->error);
         if (!st->failed) mqc_ops_watch_topology(client);
     }
-    if (st->failed) mqc_ops_seedlist_failed(client, &st->error);
+    if (st->failed) {
+        client->ops.seed_failed = true;
+        client->ops.seed_error = st->error;
+    }
     mqc_client_enter(client);
     mqc_op_wake_selecting(client);
     mqc_client_leave(client);

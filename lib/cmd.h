@@ -27,7 +27,6 @@ typedef bool (*mqc_cmd_result_fn)(mqc_cmd_result_t *r);
 /* A plain command op (cmd.c): encodes body `cmd` (which holds "$db"). */
 typedef struct mqc_cmd_impl {
     bson_t cmd;
-    bool unacknowledged;
     mqc_cmd_result_fn result;    /* when set, turns an ok:1 reply into the op's result */
     struct mqc_cmd_impl *next_free; /* in the client's free-list (mqc_ops_t.free_impls) */
     /* libbson aligns bson_t to 128 bytes, which pads this struct to 256: cmd.c allocates only

@@ -214,22 +214,6 @@ static void op_release_session(mqc_op_t *op)
     if (!op->session_borrowed) mqc_op_session_checkin(op->client, s);
 }
 
-void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body)
-{
-    if (!op->session) {
-        mqc_wire_msg_body(buf, body);
-        return;
-    }
-    uint8_t ext[MQC_SESSION_EXT_MAX];
-    size_t n = mqc_session_elements(op->session, op->txn_ok ? op->txn_number : 0, ext);
-    mqc_wire_msg_body_ext(buf, body, ext, n);
-}
-
-void mqc_op_next_txn(mqc_op_t *op)
-{
-    if (op->txn_ok && op->session) op->txn_number = mqc_session_next_txn(op->session);
-}
-
 static void op_free(mqc_op_t *op)
 {
     mqc_ops_t *q = mqc_ops_of(op->client);
@@ -488,23 +472,15 @@ void mqc_op_wake_selecting(mqc_client_t *client)
     }
 }
 
-void mqc_ops_seedlist_failed(mqc_client_t *client, const mqc_error_t *error)
-{
-    mqc_ops_t *q = mqc_ops_of(client);
-    q->seed_failed = true;
-    q->seed_error = *error;
-}
-
-/* Picks a server for op, or NULL: error set, the op fails; unset, it waits for a change (a
- * seed list still looked up, nothing suitable yet). A pinned op (a cursor's getMore, endSessions)
- * goes to its server. */
-/* The op's command document, or NULL (mqc_op_vt_t.command_offset). */
-static const bson_t *op_command(const mqc_op_t *op)
+/* The op's command document (mqc_op_vt_t.command_offset), or NULL. */
+static bson_t *op_command(const mqc_op_t *op)
 {
     if (op->vt->command_offset < 0 || !op->impl) return NULL;
-    return (const bson_t *) (const void *) ((const char *) op->impl + op->vt->command_offset);
+    return (bson_t *) (void *) ((char *) op->impl + op->vt->command_offset);
 }
 
+/* The server for op: its pin, else the topology's choice; NULL with error set, the op fails;
+ * unset, it waits for a change (a seed list still looked up, nothing suitable yet). */
 static mqc_server_t *op_select(mqc_op_t *op, mqc_error_t *error)
 {
     if (op->pin) return op->pin;
@@ -591,29 +567,52 @@ static void emit_started(mqc_op_t *op, mqc_conn_t *c, const uint8_t *m, int32_t 
     bson_destroy(&body);
 }
 
-static bool op_sink_encode(void *owner, mqc_conn_t *conn, mqc_buf_t *buf, int32_t rid, bool *unacked,
-                           mqc_error_t *error)
+static const mqc_conn_sink_t op_sink = {op_sink_reply, op_sink_sent, op_sink_error};
+
+/* The op's next request for the server it selected: the kind's encoder when it has one, else
+ * the command document, with $readPreference for the server's type (lib/request.c) and the
+ * session's fields, moreToCome for op->unacked. */
+static bool op_encode(mqc_op_t *op, mqc_buf_t *buf, int32_t rid, bool *unacked, mqc_error_t *error)
 {
-    mqc_op_t *op = owner;
-    size_t start = buf->len;
-    if (!op->vt->encode(op, &op->server->caps, buf, rid, unacked, error)) return false;
-    op->conn = conn;
-    op->request_id = rid;
-    op->sent_us = mqc_now_us();
-    if (mqc_ops_of(op->client)->monitor->command) emit_started(op, conn, buf->data + start, rid);
+    const mqc_server_caps_t *caps = &op->server->caps;
+    if (op->vt->encode) return op->vt->encode(op, caps, buf, rid, unacked, error);
+    bson_t *cmd = op_command(op);
+    mqc_topology_t *t = *mqc_ops_of(op->client)->topo;
+    bson_iter_t it;
+    if (!op->is_write && !op->pin && (!caps->is_writable_primary || mqc_topology_type(t) != MQC_TOPOLOGY_SINGLE) &&
+        mqc_request_read_pref(cmd, mqc_ops_of(op->client)->uri, mqc_topology_type(t), mqc_topology_server_type(t, op->server)) &&
+        bson_iter_init(&it, cmd) && bson_iter_next(&it))
+        op->name = bson_iter_key(&it); /* the command's buffer may have moved */
+    /* A retryable write's number: once, so that its retry sends the same. */
+    if (op->txn_ok && op->txn_number == 0) mqc_op_next_txn(op);
+    *unacked = op->unacked;
+    mqc_wire_msg_begin(buf, rid, op->unacked ? MQC_MSG_MORE_TO_COME : 0);
+    mqc_op_msg_body(op, buf, cmd);
+    mqc_wire_msg_end(buf);
     return true;
 }
 
-static const mqc_conn_sink_t op_sink = {op_sink_encode, op_sink_reply, op_sink_sent, op_sink_error};
-
-/* Sends the op's next request on conn. An encoding failure sent nothing: the op ends with it,
- * and the connection, still good, goes back after the callback. */
+/* Sends the op's next request on conn: op encodes it (the op kind's encoder, for the caps of
+ * the server op selected) into the connection's buffer and hands it down with its sink; conn
+ * only writes it. An encoding failure sent nothing: the op ends with it, and the connection,
+ * still good, goes back after the callback. */
 static void op_start_request(mqc_op_t *op, mqc_conn_t *conn)
 {
     mqc_error_t err;
-    if (mqc_conn_start_request(conn, &op_sink, op, &err)) return;
+    int32_t rid;
+    bool unacked = false;
+    mqc_buf_t *buf = mqc_conn_request_buf(conn, &rid);
+    size_t start = buf->len;
     op->conn = conn;
-    mqc_op_finish(op, NULL, &err);
+    if (!op_encode(op, buf, rid, &unacked, &err)) {
+        buf->len = start;
+        mqc_op_finish(op, NULL, &err);
+        return;
+    }
+    op->request_id = rid;
+    op->sent_us = mqc_now_us();
+    if (mqc_ops_of(op->client)->monitor->command) emit_started(op, conn, buf->data + start, rid);
+    mqc_conn_request_send(conn, &op_sink, op, rid, unacked);
 }
 
 /* ---- events from the connection ---------------------------------------------------------- */

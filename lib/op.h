@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "mqc.h"
 #include "pool.h"
+#include "request.h"
 #include "guard.h"
 #include "retry.h"
 #include "session.h"
@@ -58,6 +59,7 @@ typedef void (*mqc_op_done_fn)(mqc_op_t *op, const bson_t *reply, const mqc_erro
 
 typedef struct mqc_op_vt {
     const char *kind;
+    /* NULL: op encodes the command document itself (op_encode, with lib/request.c). */
     bool (*encode)(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *buf, int32_t request_id,
                    bool *more_to_come, mqc_error_t *error);
     mqc_step_t (*on_reply)(mqc_op_t *op, const bson_t *reply, mqc_op_outcome_t *out);
@@ -68,8 +70,9 @@ typedef struct mqc_op_vt {
     /* Group ops: cancel the members. */
     void (*cancel)(mqc_op_t *op);
     /* Where the command document is, for kinds that have one (events, selection by its
-     * $readPreference): a bson_t at this offset in impl; -1, none. Data, not a hook: op reads
-     * it on its way down without calling back up into the kind. */
+     * $readPreference, and the request itself when encode is NULL): a bson_t at this offset in
+     * impl; -1, none. Data, not a hook: op reads it on its way down without calling back up
+     * into the kind. */
     int command_offset;
 } mqc_op_vt_t;
 
@@ -131,6 +134,7 @@ struct mqc_op {
     bool session_keep : 1;       /* a cursor's first batch: the cursor may take the session */
     bool no_session : 1;         /* unacknowledged write, or a command with the user's own lsid */
     bool internal : 1;           /* endSessions at destroy: may be submitted while closing */
+    bool unacked : 1;            /* a command without encoder: sent with moreToCome ({w: 0}) */
     bool group : 1;              /* a group's own op (gather): it ends when its members do, and
                                   * cancelling or timing it out goes to vt->cancel */
 };
@@ -148,6 +152,10 @@ typedef struct mqc_ops {
     const mqc_monitor_t *monitor; /* the application's hooks (command events), and their ud */
     void *const *monitor_ud;
     bool closing;                /* the client is being destroyed: only internal ops start */
+    /* A mongodb+srv seed list's lookup failed: while there is no topology, selections fail
+     * with seed_error instead of waiting for one. */
+    bool seed_failed;
+    mqc_error_t seed_error;
     /* op.c's */
     mqc_link_t live;             /* every live operation (mqc_op_t.link) */
     mqc_link_t completions;      /* ops whose callback waits for the loop (mqc_op_t.qlink) */
@@ -158,10 +166,7 @@ typedef struct mqc_ops {
     mqc_link_t selecting;        /* ops waiting for a suitable server (mqc_op_t.qlink) */
     ev_timer wake;               /* zero-delay: after a change, waiting ops select again */
     mqc_topology_sub_t topology; /* the subscription that arms wake */
-    /* A mongodb+srv seed list's lookup failed (mqc_ops_seedlist_failed): while there is no
-     * topology, selections fail with seed_error instead of waiting for one. */
-    bool seed_failed;
-    mqc_error_t seed_error;
+
     uint64_t next_op_id;
     size_t max_pending;          /* maxPendingOperations: 0, no limit */
     /* Kept here for lib/cursor.c, which reaches the client no other way: its live cursors
@@ -206,18 +211,22 @@ void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
 void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
 /* Delivers every queued completion (the flush timer's job; also used by destroy). */
 void mqc_op_flush_completions(mqc_client_t *client);
-/* The seed list's lookup failed with error: ops waiting for a topology fail with it. */
-void mqc_ops_seedlist_failed(mqc_client_t *client, const mqc_error_t *error);
 /* Ops waiting for a server try selection again, now (the seed list arrived). */
 void mqc_op_wake_selecting(mqc_client_t *client);
 /* Fails every live op with MQC_ERROR_SHUTDOWN (client destroy). */
 void mqc_op_fail_all(mqc_client_t *client);
 /* Writes the op's command body into buf, with the op's session (lsid, and txnNumber for a
  * retryable write) appended when it has one. Every encoder sends its body through this. */
-void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body);
+static inline void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body)
+{
+    mqc_request_body(buf, body, op->session, op->txn_ok ? op->txn_number : 0);
+}
 /* The retryable write's txnNumber for a new statement (a bulk's next batch): the next number
  * of the op's session. Only when op->txn_ok. */
-void mqc_op_next_txn(mqc_op_t *op);
+static inline void mqc_op_next_txn(mqc_op_t *op)
+{
+    if (op->txn_ok && op->session) op->txn_number = mqc_session_next_txn(op->session);
+}
 /* Empties the free-list of ops (client destroy, after the last op ended). */
 void mqc_op_free_list_drain(mqc_client_t *client);
 /* Gives a session back to the client's pool (a cursor's, when it is exhausted or dead). */

@@ -470,7 +470,7 @@ static mqc_op_t *find_and_modify(mqc_collection_t *coll, const bson_t *filter, c
     mqc_op_set_timeout_from(op, opts);
     op->is_write = true;
     /* {w: 0}: sent with moreToCome, as the other writes are; there is no document to report. */
-    ((mqc_cmd_impl_t *) op->impl)->unacknowledged = unacked;
+    op->unacked = unacked;
     /* findAndModify is a retryable write (when acknowledged). */
     op->retry = unacked ? MQC_RETRY_NONE : MQC_RETRY_WRITE;
     op->no_session = unacked; /* the sessions specification: no implicit session for w: 0 */
