@@ -20,7 +20,6 @@
 _Static_assert(sizeof(mqc_op_t) <= 440, "mqc_op_t grew past 440 bytes: see op.h's field order");
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
-static void op_dispatch(mqc_op_t *op);
 static void op_start_request(mqc_op_t *op, mqc_conn_t *conn);
 
 static void op_retry(mqc_op_t *op);
@@ -44,8 +43,6 @@ static void on_flush(struct ev_loop *loop, ev_timer *w, int revents)
     mqc_guard_leave(q->guard);
 }
 
-static void on_wake(struct ev_loop *loop, ev_timer *w, int revents);
-
 void mqc_ops_init(mqc_client_t *client)
 {
     mqc_ops_t *q = mqc_ops_of(client);
@@ -56,8 +53,6 @@ void mqc_ops_init(mqc_client_t *client)
     mqc_list_init(&q->cursors);
     ev_init(&q->flush_timer, on_flush);
     q->flush_timer.data = client;
-    ev_init(&q->wake, on_wake);
-    q->wake.data = client;
     q->max_pending = q->uri->max_pending > 0 ? (size_t) q->uri->max_pending : 0;
 }
 
@@ -171,7 +166,7 @@ mqc_op_t *mqc_op_submit(mqc_op_t *op)
             op->deferred = true;
             mqc_list_push_back(&q->deferred, &op->qlink);
         } else {
-            op_dispatch(op);
+            mqc_op_dispatch(op);
         }
     }
     q->submitting--;
@@ -187,7 +182,7 @@ static void dispatch_deferred(mqc_client_t *client)
     while (q->holding == 0 && (l = mqc_list_pop_front(&q->deferred))) {
         mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
         op->deferred = false;
-        op_dispatch(op);
+        mqc_op_dispatch(op);
     }
     q->submitting--;
 }
@@ -385,7 +380,7 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
         case MQC_RETRY_REQUEUE:
             op->server = NULL;
             op->state = MQC_OP_NEW;
-            op_dispatch(op);
+            mqc_op_dispatch(op);
             break;
         case MQC_RETRY_AGAIN: op_retry(op); break;
         case MQC_RETRY_FAIL: mqc_op_finish(op, NULL, error); break;
@@ -427,51 +422,6 @@ static void op_wait_for_server(mqc_op_t *op)
     arm_timer(op);
 }
 
-static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) loop;
-    (void) revents;
-    mqc_client_t *client = w->data;
-    mqc_ops_t *q = mqc_ops_of(client);
-    mqc_guard_enter(q->guard);
-    mqc_op_wake_selecting(client);
-    mqc_guard_leave(q->guard);
-}
-
-/* The topology changed (called from inside its update): waiting ops look again, from the loop. */
-static void on_topology_changed(void *ctx)
-{
-    mqc_client_t *client = ctx;
-    mqc_ops_t *q = mqc_ops_of(client);
-    if (!mqc_list_empty(&q->selecting) && !ev_is_active(&q->wake)) {
-        ev_timer_set(&q->wake, 0., 0.);
-        ev_timer_start(q->loop, &q->wake);
-    }
-}
-
-void mqc_ops_watch_topology(mqc_client_t *client)
-{
-    mqc_ops_t *q = mqc_ops_of(client);
-    q->topology.changed = on_topology_changed;
-    q->topology.ctx = client;
-    mqc_topology_subscribe(*q->topo, &q->topology);
-}
-
-void mqc_op_wake_selecting(mqc_client_t *client)
-{
-    mqc_ops_t *q = mqc_ops_of(client);
-    size_t n = 0;
-    for (mqc_link_t *l = q->selecting.next; l != &q->selecting; l = l->next) n++;
-    /* Ops that still find nothing go back to the end of the list: look at each once. */
-    while (n-- > 0 && !q->closing) {
-        mqc_link_t *l = mqc_list_pop_front(&q->selecting);
-        if (!l) break;
-        mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
-        op->selecting = false;
-        op_dispatch(op);
-    }
-}
-
 /* The op's command document (mqc_op_vt_t.command_offset), or NULL. */
 static bson_t *op_command(const mqc_op_t *op)
 {
@@ -495,7 +445,7 @@ static mqc_server_t *op_select(mqc_op_t *op, mqc_error_t *error)
     return s;
 }
 
-static void op_dispatch(mqc_op_t *op)
+void mqc_op_dispatch(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
     mqc_ops_t *q = mqc_ops_of(client);
@@ -643,7 +593,7 @@ static void op_retry(mqc_op_t *op)
     op->tried = op->server;
     op->server = NULL;
     op->state = MQC_OP_NEW;
-    op_dispatch(op);
+    mqc_op_dispatch(op);
 }
 
 /* A reply's SDAM meaning (a "not writable primary" or "node is recovering" error marks the

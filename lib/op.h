@@ -211,7 +211,9 @@ void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
 void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
 /* Delivers every queued completion (the flush timer's job; also used by destroy). */
 void mqc_op_flush_completions(mqc_client_t *client);
-/* Ops waiting for a server try selection again, now (the seed list arrived). */
+/* Selects a server for op again, or for the first time, and goes on from there (checkout, send). */
+void mqc_op_dispatch(mqc_op_t *op);
+/* lib/reselect.c. Ops waiting for a server try selection again, now (the seed list arrived). */
 void mqc_op_wake_selecting(mqc_client_t *client);
 /* Fails every live op with MQC_ERROR_SHUTDOWN (client destroy). */
 void mqc_op_fail_all(mqc_client_t *client);
