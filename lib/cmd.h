@@ -30,7 +30,7 @@ typedef struct mqc_cmd_impl {
     mqc_cmd_result_fn result;    /* when set, turns an ok:1 reply into the op's result */
     struct mqc_cmd_impl *next_free; /* in the client's free-list (mqc_ops_t.free_impls) */
     /* libbson aligns bson_t to 128 bytes, which pads this struct to 256: cmd.c allocates only
-     * up to here (152 bytes; an op in flight costs its allocations). New members go above. */
+     * up to here (144 bytes; an op in flight costs its allocations). New members go above. */
     char alloc_end[];
 } mqc_cmd_impl_t;
 extern const mqc_op_vt_t mqc_cmd_vt;
