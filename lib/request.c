@@ -38,7 +38,7 @@ bool mqc_request_read_pref(bson_t *cmd, const mqc_uri_t *uri, mqc_sdam_topo_type
         set_read_pref(cmd, &rp);
         bson_destroy(&rp);
     }
-    return true; /* as before: the op's name is looked up again whenever the type asked for it */
+    return true;
 }
 
 void mqc_request_body(mqc_buf_t *buf, const bson_t *body, mqc_session_t *session, int64_t txn_number)

@@ -13,8 +13,8 @@
 /* $readPreference by the server selection spec's rules, for a read going to a server of type
  * st in a topology of type tt: a direct connection to a replica set member that is not primary
  * reads with primaryPreferred (else the member refuses); mongos and replica set members are
- * told a non-primary mode from the URI when the command carries none. True when cmd was
- * rewritten (its buffer may have moved). */
+ * told a non-primary mode from the URI when the command carries none. False for a standalone
+ * (nothing to tell it); true otherwise: cmd may have been rewritten, and its buffer moved. */
 bool mqc_request_read_pref(bson_t *cmd, const mqc_uri_t *uri, mqc_sdam_topo_type_t tt, mqc_server_type_t st);
 /* The OP_MSG body: body, with session's lsid (and txnNumber when txn_number > 0) appended
  * when there is a session. */
