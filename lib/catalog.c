@@ -124,12 +124,12 @@ static bool index_result(mqc_cmd_result_t *r)
 {
     /* createIndex answers with the one name the request carries. */
     bson_iter_t it;
-    bson_init(&r->tmp);
+    bson_init(r->tmp);
     if (bson_iter_init(&it, r->cmd) && bson_iter_find_descendant(&it, "indexes.0.name", &it) &&
         BSON_ITER_HOLDS_UTF8(&it))
-        bson_append_iter(&r->tmp, "name", -1, &it);
-    bson_concat(&r->tmp, r->reply);
-    r->result = &r->tmp;
+        bson_append_iter(r->tmp, "name", -1, &it);
+    bson_concat(r->tmp, r->reply);
+    r->result = r->tmp;
     return true;
 }
 

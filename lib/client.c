@@ -1,6 +1,6 @@
 /* client: the client's own life. Creation from a URI (filling each floor's per-client state:
- * connections, servers, operations), the mongodb+srv seed list, selection among the servers,
- * destroy (with endSessions), the loop helpers and monitoring. */
+ * connections, servers, operations), the mongodb+srv seed list, destroy (with endSessions),
+ * the loop helpers and monitoring. Selection is op's, through the topology. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +17,6 @@
 #include "seedlist.h"
 #include "tls.h"
 #include "topology.h"
-
-static void on_pool_event(const mqc_pool_event_t *ev, void *ud)
-{
-    mqc_client_emit_pool(ud, ev);
-}
 
 static void build_metadata(mqc_client_t *client)
 {
@@ -89,6 +84,10 @@ static void on_seedlist(void *ctx, mqc_seedlist_records_t *rec, const mqc_error_
                      !start_topology(client, &st->error);
         if (!st->failed) mqc_ops_watch_topology(client);
     }
+    if (st->failed) {
+        client->ops.seed_failed = true;
+        client->ops.seed_error = st->error;
+    }
     mqc_client_enter(client);
     mqc_op_wake_selecting(client);
     mqc_client_leave(client);
@@ -107,16 +106,6 @@ static bool seedlist_start(mqc_client_t *client, mqc_error_t *error)
         return false;
     }
     return true;
-}
-
-/* Before selection: true when the seed list is known; false with error unset while the lookup
- * runs (the op waits), with error set when it failed. */
-static bool seedlist_ready(const mqc_client_t *client, mqc_error_t *error)
-{
-    const struct mqc_seedlist_state *st = client->seedlist;
-    if (!st || (!st->lookup && !st->failed)) return true;
-    if (st->failed) *error = st->error;
-    return false;
 }
 
 /* Destroy: the lookup's end is dropped; the worker lets go once DNS has answered. */
@@ -165,7 +154,6 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     q->topo = &client->topo;
     q->monitor = &client->monitor;
     q->monitor_ud = &client->monitor_ud;
-    q->select = mqc_client_select;
     mqc_ops_init(client);
     mqc_guard_init(&client->guard, client_free_guarded, client);
     client->next_request_id = 1;
@@ -179,7 +167,8 @@ mqc_client_t *mqc_client_new_from_uri(struct ev_loop *loop, const char *uri, mqc
     cx->guard = &client->guard;
     mqc_conn_secure_init(cx);
     client->server_env = (mqc_server_env_t){.conns = cx, .resolver = client->resolver,
-                                            .pool_monitor = {.pool = on_pool_event}, .pool_monitor_ud = client};
+                                            .pool_monitor = &client->monitor,
+                                            .pool_monitor_ud = &client->monitor_ud};
     if (client->uri.username && (client->scram_cache = mqc_scram_cache_new()))
         mqc_scram_cache_set_deferred(client->scram_cache, true);
     cx->scram_cache = client->scram_cache;
@@ -305,46 +294,6 @@ void mqc_client_set_monitor(mqc_client_t *client, const mqc_monitor_t *monitor, 
     if (monitor) client->monitor = *monitor;
     else memset(&client->monitor, 0, sizeof client->monitor);
     client->monitor_ud = ud;
-}
-
-void mqc_client_emit_pool(mqc_client_t *client, const mqc_pool_event_t *ev)
-{
-    if (client->monitor.pool) client->monitor.pool(ev, client->monitor_ud);
-}
-
-void mqc_client_emit_command(mqc_client_t *client, const mqc_command_event_t *ev)
-{
-    if (client->monitor.command) mqc_command_event_deliver(client->monitor.command, ev, client->monitor_ud);
-}
-
-/* A monitored topology selects by the specification (and may ask the op to wait). Without
- * monitoring (a Single topology, a load balancer) every listed server is a candidate, the one
- * with the shortest wait queue first. */
-mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error)
-{
-    if (op->pin) return op->pin;
-    if (client->seedlist && !seedlist_ready(client, error)) return NULL; /* SRV lookup running or failed */
-    if (client->topo && client->topo->monitored) {
-        bool wait;
-        mqc_server_t *s = mqc_topology_select(client->topo, op->is_write, op->vt->command ? op->vt->command(op) : NULL,
-                                              op->tried, &wait, error);
-        if (!s && wait) mqc_error_clear(error);
-        return s;
-    }
-    if (client->n_servers == 0) {
-        mqc_error_set(error, MQC_ERROR_SELECTION, 0, "no servers in the connection string");
-        return NULL;
-    }
-    if (client->n_servers == 1) return client->servers[0];
-    mqc_server_t *best = NULL;
-    size_t best_load = SIZE_MAX;
-    for (size_t k = 0; k < client->n_servers; k++) {
-        mqc_server_t *s = client->servers[(client->rr + k) % client->n_servers];
-        size_t load = mqc_pool_waiters(s->pool) + (mqc_pool_total(s->pool) - mqc_pool_available(s->pool));
-        if (load < best_load) best = s, best_load = load;
-    }
-    client->rr++;
-    return best;
 }
 
 /* ---- endSessions at destroy --------------------------------------------------------------- */

@@ -24,7 +24,6 @@ struct mqc_client {
     mqc_uri_t uri;
     mqc_server_t **servers;
     size_t n_servers;
-    size_t rr;                   /* round robin among mongos */
     mqc_resolver_t *resolver;
 
     mqc_monitor_t monitor;
@@ -50,11 +49,6 @@ struct mqc_client {
 /* Entering and leaving application code: a destroy requested inside is done on the way out. */
 void mqc_client_enter(mqc_client_t *client);
 void mqc_client_leave(mqc_client_t *client);
-void mqc_client_emit_pool(mqc_client_t *client, const mqc_pool_event_t *ev);
-void mqc_client_emit_command(mqc_client_t *client, const mqc_command_event_t *ev);
-/* Picks a server for op (pin, or by topology) or NULL with error; NULL with error unset (domain
- * NONE): nothing suitable yet, the op waits for the topology to change. */
-mqc_server_t *mqc_client_select(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error);
 /* Sends endSessions for the pooled sessions (client destroy): best effort, bounded in time. */
 void mqc_client_end_sessions(mqc_client_t *client);
 #endif

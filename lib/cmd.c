@@ -10,78 +10,9 @@
 #include "op.h"
 #include "topology.h"
 
-/* Replaces the command's $readPreference with mode (or removes it for NULL). */
-static void cmd_set_read_pref(mqc_cmd_impl_t *impl, const bson_t *rp)
-{
-    bson_t copy;
-    bson_init(&copy);
-    bson_copy_to_excluding_noinit(&impl->cmd, &copy, "$readPreference", NULL);
-    if (rp) BSON_APPEND_DOCUMENT(&copy, "$readPreference", rp);
-    bson_destroy(&impl->cmd);
-    bson_steal(&impl->cmd, &copy);
-}
-
-/* What depends on the server the command goes to: $readPreference by the server selection
- * spec's rules (lsid and txnNumber are added by mqc_op_msg_body, not here): a direct
- * connection to a replica set member that is not primary reads with primaryPreferred (else
- * the member refuses); mongos and replica set members are told a non-primary mode from the
- * URI when the command carries none. */
-static void cmd_prepare(mqc_op_t *op)
-{
-    const mqc_uri_t *uri = mqc_ops_of(op->client)->uri;
-    mqc_cmd_impl_t *impl = op->impl;
-    bson_iter_t it;
-    bool changed = false;
-    mqc_sdam_topo_type_t tt = mqc_topology_type(*mqc_ops_of(op->client)->topo);
-    mqc_server_type_t st = op->is_write || op->pin ? MQC_SERVER_STANDALONE : mqc_topology_server_type(*mqc_ops_of(op->client)->topo, op->server);
-    if (st == MQC_SERVER_STANDALONE) goto done; /* nothing to tell a standalone (or for a write) */
-    bool has = bson_iter_init_find(&it, &impl->cmd, "$readPreference");
-    changed = true;
-    if (tt == MQC_TOPOLOGY_SINGLE && st != MQC_SERVER_MONGOS && st != MQC_SERVER_STANDALONE &&
-        st != MQC_SERVER_UNKNOWN && st != MQC_SERVER_RS_PRIMARY) {
-        bson_t rp = BSON_INITIALIZER;
-        BSON_APPEND_UTF8(&rp, "mode", "primaryPreferred");
-        cmd_set_read_pref(impl, &rp);
-        bson_destroy(&rp);
-    } else if (!has && uri->read_mode != MQC_READ_PRIMARY && st != MQC_SERVER_STANDALONE &&
-               (tt != MQC_TOPOLOGY_SINGLE || st == MQC_SERVER_MONGOS)) {
-        bson_t rp = BSON_INITIALIZER, tags;
-        BSON_APPEND_UTF8(&rp, "mode", mqc_read_mode_name(uri->read_mode));
-        if (!bson_empty(&uri->read_tags)) {
-            bson_copy_to(&uri->read_tags, &tags);
-            BSON_APPEND_ARRAY(&rp, "tags", &tags);
-            bson_destroy(&tags);
-        }
-        if (uri->max_staleness_seconds > 0)
-            BSON_APPEND_INT64(&rp, "maxStalenessSeconds", uri->max_staleness_seconds);
-        cmd_set_read_pref(impl, &rp);
-        bson_destroy(&rp);
-    }
-done:
-    /* The command's buffer may have moved: the op's name points into it. */
-    if (changed && bson_iter_init(&it, &impl->cmd) && bson_iter_next(&it)) op->name = bson_iter_key(&it);
-}
-
-static bool cmd_encode(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *buf, int32_t rid, bool *unacked,
-                       mqc_error_t *error)
-{
-    (void) error;
-    mqc_cmd_impl_t *impl = op->impl;
-    if (!op->is_write && !op->pin &&
-        (!caps->is_writable_primary || mqc_topology_type(*mqc_ops_of(op->client)->topo) != MQC_TOPOLOGY_SINGLE))
-        cmd_prepare(op);
-    /* A retryable write's number: once, so that its retry sends the same. */
-    if (op->txn_ok && op->txn_number == 0) mqc_op_next_txn(op);
-    *unacked = impl->unacknowledged;
-    mqc_wire_msg_begin(buf, rid, impl->unacknowledged ? MQC_MSG_MORE_TO_COME : 0);
-    mqc_op_msg_body(op, buf, &impl->cmd);
-    mqc_wire_msg_end(buf);
-    return true;
-}
-
 /* The result transform runs here, on the way up, so that the op ends once with the document
  * the application asked for (and gather, events and stats see that one). */
-static void cmd_finish_with_result(mqc_op_t *op, mqc_cmd_impl_t *impl, const bson_t *reply)
+static void cmd_result(mqc_op_t *op, mqc_cmd_impl_t *impl, const bson_t *reply, mqc_op_outcome_t *out)
 {
     mqc_cmd_result_t r;
     r.name = op->name;
@@ -89,30 +20,35 @@ static void cmd_finish_with_result(mqc_op_t *op, mqc_cmd_impl_t *impl, const bso
     r.reply = reply;
     r.cursor = op->reply_scan && op->reply_scan->has_cursor ? &op->reply_scan->cursor : NULL;
     r.result = reply;
+    r.view = &out->view;
+    r.tmp = &out->tmp;
     if (!impl->result(&r)) {
-        mqc_op_finish(op, reply, &r.error);
+        out->err = r.error;
+        out->error = &out->err;
         return;
     }
-    mqc_op_finish(op, r.result, NULL);
-    if (r.result == &r.tmp) bson_destroy(&r.tmp);
+    out->reply = r.result;
+    out->tmp_used = r.result == &out->tmp;
 }
 
-static mqc_step_t cmd_on_reply(mqc_op_t *op, const bson_t *reply)
+static mqc_step_t cmd_on_reply(mqc_op_t *op, const bson_t *reply, mqc_op_outcome_t *out)
 {
-    mqc_error_t err;
     mqc_cmd_impl_t *impl = op->impl;
-    if (!mqc_op_reply_ok(op, reply, &err)) mqc_op_finish(op, reply, &err);
-    else if (impl->result) cmd_finish_with_result(op, impl, reply);
-    else mqc_op_finish(op, reply, NULL);
+    out->reply = reply;
+    out->error = NULL;
+    out->tmp_used = false;
+    if (!out->ok) out->error = &out->err;
+    else if (impl->result) cmd_result(op, impl, reply, out);
     return MQC_STEP_DONE;
 }
 
-static mqc_step_t cmd_on_sent(mqc_op_t *op)
+static mqc_step_t cmd_on_sent(mqc_op_t *op, mqc_op_outcome_t *out)
 {
-    bson_t r = BSON_INITIALIZER;
-    BSON_APPEND_BOOL(&r, "acknowledged", false);
-    mqc_op_finish(op, &r, NULL);
-    bson_destroy(&r);
+    bson_init(&out->tmp);
+    BSON_APPEND_BOOL(&out->tmp, "acknowledged", false);
+    out->tmp_used = true;
+    out->reply = &out->tmp;
+    out->error = NULL;
     return MQC_STEP_DONE;
 }
 
@@ -140,12 +76,8 @@ static void cmd_destroy(mqc_op_t *op)
     q->n_free_impls++;
 }
 
-static const bson_t *cmd_command(const mqc_op_t *op)
-{
-    return op->impl ? &((const mqc_cmd_impl_t *) op->impl)->cmd : NULL;
-}
-
-const mqc_op_vt_t mqc_cmd_vt = {"command", cmd_encode, cmd_on_reply, cmd_on_sent, cmd_destroy, NULL, cmd_command};
+const mqc_op_vt_t mqc_cmd_vt = {"command", NULL, cmd_on_reply, cmd_on_sent, cmd_destroy, NULL,
+                                (int) offsetof(mqc_cmd_impl_t, cmd)};
 
 /* Up to its last member, not the 128-byte alignment's padding after it (cmd.h). */
 static mqc_cmd_impl_t *cmd_impl_alloc(void)
@@ -193,7 +125,6 @@ mqc_cmd_impl_t *mqc_cmd_impl_get(mqc_client_t *client)
     q->free_impls = impl->next_free;
     q->n_free_impls--;
     impl->next_free = NULL;
-    impl->unacknowledged = false;
     impl->result = NULL;
     return impl;
 }

@@ -16,9 +16,10 @@ typedef struct {
     const bson_t *reply;         /* its ok:1 reply */
     const bson_iter_t *cursor;   /* on reply's "cursor" document when the one-pass scan found
                                   * it (op.c), else NULL: the transform looks for itself */
-    const bson_t *result;        /* out: reply, &view, &tmp, or NULL (no document) */
-    bson_t view;                 /* a document inside reply (bson_init_static): never freed */
-    bson_t tmp;                  /* a result built anew: initialised by the transform, freed by cmd.c */
+    const bson_t *result;        /* out: reply, view, tmp, or NULL (no document) */
+    bson_t *view;                /* for a document inside reply (bson_init_static): never freed */
+    bson_t *tmp;                 /* for a result built anew: initialised by the transform, freed
+                                  * by op.c once the op has finished (mqc_op_outcome_t) */
     mqc_error_t error;           /* out, when the transform returns false */
 } mqc_cmd_result_t;
 typedef bool (*mqc_cmd_result_fn)(mqc_cmd_result_t *r);
@@ -26,11 +27,10 @@ typedef bool (*mqc_cmd_result_fn)(mqc_cmd_result_t *r);
 /* A plain command op (cmd.c): encodes body `cmd` (which holds "$db"). */
 typedef struct mqc_cmd_impl {
     bson_t cmd;
-    bool unacknowledged;
     mqc_cmd_result_fn result;    /* when set, turns an ok:1 reply into the op's result */
     struct mqc_cmd_impl *next_free; /* in the client's free-list (mqc_ops_t.free_impls) */
     /* libbson aligns bson_t to 128 bytes, which pads this struct to 256: cmd.c allocates only
-     * up to here (152 bytes; an op in flight costs its allocations). New members go above. */
+     * up to here (144 bytes; an op in flight costs its allocations). New members go above. */
     char alloc_end[];
 } mqc_cmd_impl_t;
 extern const mqc_op_vt_t mqc_cmd_vt;

@@ -449,15 +449,14 @@ void mqc_conn_send_internal(mqc_conn_t *c, const bson_t *cmd)
 
 /* ---- requests of ops ------------------------------------------------------------------ */
 
-bool mqc_conn_start_request(mqc_conn_t *c, const mqc_conn_sink_t *sink, void *owner, mqc_error_t *error)
+mqc_buf_t *mqc_conn_request_buf(mqc_conn_t *c, int32_t *request_id)
 {
-    bool unacked = false;
-    int32_t rid = mqc_wire_next_request_id(c->ctx->request_ids);
-    size_t start = c->out.len;
-    if (!sink->encode(owner, c, &c->out, rid, &unacked, error)) {
-        c->out.len = start;
-        return false;
-    }
+    *request_id = mqc_wire_next_request_id(c->ctx->request_ids);
+    return &c->out;
+}
+
+void mqc_conn_request_send(mqc_conn_t *c, const mqc_conn_sink_t *sink, void *owner, int32_t rid, bool unacked)
+{
     c->sink = sink;
     c->owner = owner;
     c->request_id = rid;
@@ -479,7 +478,6 @@ bool mqc_conn_start_request(mqc_conn_t *c, const mqc_conn_sink_t *sink, void *ow
         sink->on_sent(owner, c);
     }
     leave(c);
-    return true;
 }
 
 bool mqc_conn_request_unsent(const mqc_conn_t *c)

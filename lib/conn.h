@@ -77,15 +77,13 @@ typedef struct mqc_conn_events {
     void (*addrs_failed)(void *up);
 } mqc_conn_events_t;
 
-/* Where a request comes from and where its outcome goes; owner is handed back in every call.
- * encode writes the request (a whole message) into buf; false (error set) leaves the connection
- * untouched. After a successful encode exactly one of the others follows, from the loop or
- * within mqc_conn_start_request: on_reply with the connection READY again (the owner gives it
- * back), on_sent for a request with moreToCome once it is written (READY too), or on_error with
- * the connection closed (the owner gives it back as broken). */
+/* Where a request's outcome goes; owner is handed back in every call. The request comes
+ * encoded from above (mqc_conn_request_buf, mqc_conn_request_send) and carries its sink into
+ * the connection. After mqc_conn_request_send exactly one of these follows, from the loop or
+ * within it: on_reply with the connection READY again (the owner gives it back), on_sent for
+ * a request with moreToCome once it is written (READY too), or on_error with the connection
+ * closed (the owner gives it back as broken). */
 typedef struct mqc_conn_sink {
-    bool (*encode)(void *owner, mqc_conn_t *conn, mqc_buf_t *buf, int32_t request_id, bool *more_to_come,
-                   mqc_error_t *error);
     void (*on_reply)(void *owner, mqc_conn_t *conn, const bson_t *reply);
     void (*on_sent)(void *owner, mqc_conn_t *conn);
     void (*on_error)(void *owner, mqc_conn_t *conn, const mqc_error_t *error);
@@ -149,10 +147,13 @@ void mqc_conn_close(mqc_conn_t *conn);
 void mqc_conn_enter(mqc_conn_t *conn);
 void mqc_conn_leave(mqc_conn_t *conn);
 
-/* Sends the owner's next request (sink->encode) on a READY connection checked out for it; the
- * outcome comes back through the sink. false (error set): encode failed, nothing was sent and
- * the connection is still READY. */
-bool mqc_conn_start_request(mqc_conn_t *conn, const mqc_conn_sink_t *sink, void *owner, mqc_error_t *error);
+/* A request on a READY connection checked out for it, in two steps. mqc_conn_request_buf gives
+ * the buffer to write the whole message into, at its end (an encoder that fails truncates it
+ * back to the length it found), and the request's id from the client's counter;
+ * mqc_conn_request_send sends what was written, and the outcome comes back through sink. */
+mqc_buf_t *mqc_conn_request_buf(mqc_conn_t *conn, int32_t *request_id);
+void mqc_conn_request_send(mqc_conn_t *conn, const mqc_conn_sink_t *sink, void *owner, int32_t request_id,
+                           bool more_to_come);
 /* The request's owner is done with the connection: true when it is READY to be reused. */
 bool mqc_conn_done(mqc_conn_t *conn);
 /* The owner no longer wants the reply of its request (timeout, cancel): the connection is

@@ -75,7 +75,7 @@ static void deliver(mqc_cursor_t *c, const bson_t *docs, size_t n, const mqc_err
 /* The cursor is over on the server (exhausted, or an error): its session goes back. */
 static void release_session(mqc_cursor_t *c)
 {
-    if (c->session && c->client) mqc_op_session_checkin(c->client, c->server, c->session);
+    if (c->session && c->client) mqc_op_session_checkin(c->client, c->session);
     c->session = NULL;
 }
 

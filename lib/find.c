@@ -156,7 +156,7 @@ static bool find_one_result(mqc_cmd_result_t *r)
         uint32_t len;
         const uint8_t *data;
         bson_iter_document(&batch, &len, &data);
-        if (bson_init_static(&r->view, data, len)) r->result = &r->view;
+        if (bson_init_static(r->view, data, len)) r->result = r->view;
     }
     return true;
 }
@@ -193,9 +193,9 @@ static bool count_result(mqc_cmd_result_t *r)
     int64_t count = 0;
     if (!reply_first_batch(r->reply, &batch)) return bad_reply(r, "cursor.firstBatch");
     if (bson_iter_next(&batch) && bson_iter_recurse(&batch, &n) && bson_iter_find(&n, "n")) count = bson_iter_as_int64(&n);
-    bson_init(&r->tmp);
-    BSON_APPEND_INT64(&r->tmp, "count", count);
-    r->result = &r->tmp;
+    bson_init(r->tmp);
+    BSON_APPEND_INT64(r->tmp, "count", count);
+    r->result = r->tmp;
     return true;
 }
 
@@ -244,9 +244,9 @@ mqc_op_t *mqc_collection_count_documents(mqc_collection_t *coll, const bson_t *f
 static bool estimated_count_result(mqc_cmd_result_t *r)
 {
     bson_iter_t it;
-    bson_init(&r->tmp);
-    BSON_APPEND_INT64(&r->tmp, "count", bson_iter_init_find(&it, r->reply, "n") ? bson_iter_as_int64(&it) : 0);
-    r->result = &r->tmp;
+    bson_init(r->tmp);
+    BSON_APPEND_INT64(r->tmp, "count", bson_iter_init_find(&it, r->reply, "n") ? bson_iter_as_int64(&it) : 0);
+    r->result = r->tmp;
     return true;
 }
 

@@ -182,7 +182,7 @@ static void own_destroy(mqc_op_t *op)
     if (op->impl) gather_free(op->impl);
 }
 
-static const mqc_op_vt_t gather_vt = {"gather", NULL, NULL, NULL, own_destroy, own_cancel, NULL};
+static const mqc_op_vt_t gather_vt = {"gather", NULL, NULL, NULL, own_destroy, own_cancel, -1};
 
 mqc_op_t *mqc_gather_start(mqc_gather_t *g, mqc_gather_cb cb, void *ud)
 {

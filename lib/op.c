@@ -20,7 +20,6 @@
 _Static_assert(sizeof(mqc_op_t) <= 440, "mqc_op_t grew past 440 bytes: see op.h's field order");
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
-static void op_dispatch(mqc_op_t *op);
 static void op_start_request(mqc_op_t *op, mqc_conn_t *conn);
 
 static void op_retry(mqc_op_t *op);
@@ -44,8 +43,6 @@ static void on_flush(struct ev_loop *loop, ev_timer *w, int revents)
     mqc_guard_leave(q->guard);
 }
 
-static void on_wake(struct ev_loop *loop, ev_timer *w, int revents);
-
 void mqc_ops_init(mqc_client_t *client)
 {
     mqc_ops_t *q = mqc_ops_of(client);
@@ -56,8 +53,6 @@ void mqc_ops_init(mqc_client_t *client)
     mqc_list_init(&q->cursors);
     ev_init(&q->flush_timer, on_flush);
     q->flush_timer.data = client;
-    ev_init(&q->wake, on_wake);
-    q->wake.data = client;
     q->max_pending = q->uri->max_pending > 0 ? (size_t) q->uri->max_pending : 0;
 }
 
@@ -171,7 +166,7 @@ mqc_op_t *mqc_op_submit(mqc_op_t *op)
             op->deferred = true;
             mqc_list_push_back(&q->deferred, &op->qlink);
         } else {
-            op_dispatch(op);
+            mqc_op_dispatch(op);
         }
     }
     q->submitting--;
@@ -187,7 +182,7 @@ static void dispatch_deferred(mqc_client_t *client)
     while (q->holding == 0 && (l = mqc_list_pop_front(&q->deferred))) {
         mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
         op->deferred = false;
-        op_dispatch(op);
+        mqc_op_dispatch(op);
     }
     q->submitting--;
 }
@@ -197,10 +192,11 @@ static void dispatch_deferred(mqc_client_t *client)
 /* The pool's clock: the loop's time is good enough for minute-long expiries and costs nothing. */
 static int64_t session_now(mqc_client_t *client) { return (int64_t) (ev_now(mqc_ops_of(client)->loop) * 1e6); }
 
-void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mqc_session_t *s)
+/* By the timeout the session was checked out with (op_send asked the topology then): the way
+ * up does not go back down to the topology for it. */
+void mqc_op_session_checkin(mqc_client_t *client, mqc_session_t *s)
 {
-    if (!s) return;
-    mqc_session_checkin(mqc_ops_of(client)->sessions, s, mqc_topology_session_timeout(*mqc_ops_of(client)->topo, server), session_now(client));
+    mqc_session_checkin_kept(mqc_ops_of(client)->sessions, s, session_now(client));
 }
 
 /* The op is done with its session: back to the pool, unless a cursor lent it (the cursor gives
@@ -210,23 +206,7 @@ static void op_release_session(mqc_op_t *op)
     mqc_session_t *s = op->session;
     if (!s) return;
     op->session = NULL;
-    if (!op->session_borrowed) mqc_op_session_checkin(op->client, op->server, s);
-}
-
-void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body)
-{
-    if (!op->session) {
-        mqc_wire_msg_body(buf, body);
-        return;
-    }
-    uint8_t ext[MQC_SESSION_EXT_MAX];
-    size_t n = mqc_session_elements(op->session, op->txn_ok ? op->txn_number : 0, ext);
-    mqc_wire_msg_body_ext(buf, body, ext, n);
-}
-
-void mqc_op_next_txn(mqc_op_t *op)
-{
-    if (op->txn_ok && op->session) op->txn_number = mqc_session_next_txn(op->session);
+    if (!op->session_borrowed) mqc_op_session_checkin(op->client, s);
 }
 
 static void op_free(mqc_op_t *op)
@@ -400,7 +380,7 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
         case MQC_RETRY_REQUEUE:
             op->server = NULL;
             op->state = MQC_OP_NEW;
-            op_dispatch(op);
+            mqc_op_dispatch(op);
             break;
         case MQC_RETRY_AGAIN: op_retry(op); break;
         case MQC_RETRY_FAIL: mqc_op_finish(op, NULL, error); break;
@@ -442,58 +422,36 @@ static void op_wait_for_server(mqc_op_t *op)
     arm_timer(op);
 }
 
-static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
+/* The op's command document (mqc_op_vt_t.command_offset), or NULL. */
+static bson_t *op_command(const mqc_op_t *op)
 {
-    (void) loop;
-    (void) revents;
-    mqc_client_t *client = w->data;
-    mqc_ops_t *q = mqc_ops_of(client);
-    mqc_guard_enter(q->guard);
-    mqc_op_wake_selecting(client);
-    mqc_guard_leave(q->guard);
+    if (op->vt->command_offset < 0 || !op->impl) return NULL;
+    return (bson_t *) (void *) ((char *) op->impl + op->vt->command_offset);
 }
 
-/* The topology changed (called from inside its update): waiting ops look again, from the loop. */
-static void on_topology_changed(void *ctx)
+/* The server for op: its pin, else the topology's choice; NULL with error set, the op fails;
+ * unset, it waits for a change (a seed list still looked up, nothing suitable yet). */
+static mqc_server_t *op_select(mqc_op_t *op, mqc_error_t *error)
 {
-    mqc_client_t *client = ctx;
-    mqc_ops_t *q = mqc_ops_of(client);
-    if (!mqc_list_empty(&q->selecting) && !ev_is_active(&q->wake)) {
-        ev_timer_set(&q->wake, 0., 0.);
-        ev_timer_start(q->loop, &q->wake);
+    if (op->pin) return op->pin;
+    mqc_ops_t *q = mqc_ops_of(op->client);
+    if (!*q->topo && q->seed_failed) {
+        *error = q->seed_error;
+        return NULL;
     }
+    bool wait;
+    mqc_server_t *s = mqc_topology_select(*q->topo, op->is_write, op_command(op), op->tried, &wait, error);
+    if (!s && wait) mqc_error_clear(error);
+    return s;
 }
 
-void mqc_ops_watch_topology(mqc_client_t *client)
-{
-    mqc_ops_t *q = mqc_ops_of(client);
-    q->topology.changed = on_topology_changed;
-    q->topology.ctx = client;
-    mqc_topology_subscribe(*q->topo, &q->topology);
-}
-
-void mqc_op_wake_selecting(mqc_client_t *client)
-{
-    mqc_ops_t *q = mqc_ops_of(client);
-    size_t n = 0;
-    for (mqc_link_t *l = q->selecting.next; l != &q->selecting; l = l->next) n++;
-    /* Ops that still find nothing go back to the end of the list: look at each once. */
-    while (n-- > 0 && !q->closing) {
-        mqc_link_t *l = mqc_list_pop_front(&q->selecting);
-        if (!l) break;
-        mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
-        op->selecting = false;
-        op_dispatch(op);
-    }
-}
-
-static void op_dispatch(mqc_op_t *op)
+void mqc_op_dispatch(mqc_op_t *op)
 {
     mqc_client_t *client = op->client;
     mqc_ops_t *q = mqc_ops_of(client);
     mqc_error_t err;
     mqc_error_clear(&err);
-    mqc_server_t *s = q->select(client, op, &err);
+    mqc_server_t *s = op_select(op, &err);
     if (!s) {
         if (!mqc_error_is_set(&err)) op_wait_for_server(op);
         else mqc_op_finish(op, NULL, &err);
@@ -534,6 +492,7 @@ static void op_dispatch(mqc_op_t *op)
 static void op_sink_reply(void *owner, mqc_conn_t *conn, const bson_t *reply);
 static void op_sink_sent(void *owner, mqc_conn_t *conn);
 static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *error);
+static void op_step(mqc_op_t *op, mqc_conn_t *conn, mqc_step_t step, mqc_op_outcome_t *out);
 
 static void emit_command(mqc_client_t *client, const mqc_command_event_t *ev)
 {
@@ -558,29 +517,52 @@ static void emit_started(mqc_op_t *op, mqc_conn_t *c, const uint8_t *m, int32_t 
     bson_destroy(&body);
 }
 
-static bool op_sink_encode(void *owner, mqc_conn_t *conn, mqc_buf_t *buf, int32_t rid, bool *unacked,
-                           mqc_error_t *error)
+static const mqc_conn_sink_t op_sink = {op_sink_reply, op_sink_sent, op_sink_error};
+
+/* The op's next request for the server it selected: the kind's encoder when it has one, else
+ * the command document, with $readPreference for the server's type (lib/request.c) and the
+ * session's fields, moreToCome for op->unacked. */
+static bool op_encode(mqc_op_t *op, mqc_buf_t *buf, int32_t rid, bool *unacked, mqc_error_t *error)
 {
-    mqc_op_t *op = owner;
-    size_t start = buf->len;
-    if (!op->vt->encode(op, &op->server->caps, buf, rid, unacked, error)) return false;
-    op->conn = conn;
-    op->request_id = rid;
-    op->sent_us = mqc_now_us();
-    if (mqc_ops_of(op->client)->monitor->command) emit_started(op, conn, buf->data + start, rid);
+    const mqc_server_caps_t *caps = &op->server->caps;
+    if (op->vt->encode) return op->vt->encode(op, caps, buf, rid, unacked, error);
+    bson_t *cmd = op_command(op);
+    mqc_topology_t *t = *mqc_ops_of(op->client)->topo;
+    bson_iter_t it;
+    if (!op->is_write && !op->pin && (!caps->is_writable_primary || mqc_topology_type(t) != MQC_TOPOLOGY_SINGLE) &&
+        mqc_request_read_pref(cmd, mqc_ops_of(op->client)->uri, mqc_topology_type(t), mqc_topology_server_type(t, op->server)) &&
+        bson_iter_init(&it, cmd) && bson_iter_next(&it))
+        op->name = bson_iter_key(&it); /* the command's buffer may have moved */
+    /* A retryable write's number: once, so that its retry sends the same. */
+    if (op->txn_ok && op->txn_number == 0) mqc_op_next_txn(op);
+    *unacked = op->unacked;
+    mqc_wire_msg_begin(buf, rid, op->unacked ? MQC_MSG_MORE_TO_COME : 0);
+    mqc_op_msg_body(op, buf, cmd);
+    mqc_wire_msg_end(buf);
     return true;
 }
 
-static const mqc_conn_sink_t op_sink = {op_sink_encode, op_sink_reply, op_sink_sent, op_sink_error};
-
-/* Sends the op's next request on conn. An encoding failure sent nothing: the op ends with it,
- * and the connection, still good, goes back after the callback. */
+/* Sends the op's next request on conn: op encodes it (the op kind's encoder, for the caps of
+ * the server op selected) into the connection's buffer and hands it down with its sink; conn
+ * only writes it. An encoding failure sent nothing: the op ends with it, and the connection,
+ * still good, goes back after the callback. */
 static void op_start_request(mqc_op_t *op, mqc_conn_t *conn)
 {
     mqc_error_t err;
-    if (mqc_conn_start_request(conn, &op_sink, op, &err)) return;
+    int32_t rid;
+    bool unacked = false;
+    mqc_buf_t *buf = mqc_conn_request_buf(conn, &rid);
+    size_t start = buf->len;
     op->conn = conn;
-    mqc_op_finish(op, NULL, &err);
+    if (!op_encode(op, buf, rid, &unacked, &err)) {
+        buf->len = start;
+        mqc_op_finish(op, NULL, &err);
+        return;
+    }
+    op->request_id = rid;
+    op->sent_us = mqc_now_us();
+    if (mqc_ops_of(op->client)->monitor->command) emit_started(op, conn, buf->data + start, rid);
+    mqc_conn_request_send(conn, &op_sink, op, rid, unacked);
 }
 
 /* ---- events from the connection ---------------------------------------------------------- */
@@ -590,7 +572,7 @@ static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const 
     if (!mqc_ops_of(op->client)->monitor->command) return;
     /* The reply to a hello that carried speculative authentication is as sensitive as it. */
     bson_t empty = BSON_INITIALIZER;
-    const bson_t *cmd = op->vt->command ? op->vt->command(op) : NULL;
+    const bson_t *cmd = op_command(op);
     if (reply && cmd && bson_has_field(cmd, "speculativeAuthenticate")) reply = &empty;
     const char *name = cmd ? mqc_command_name(cmd, op->name) : op->name;
     mqc_command_event_t ev = {.type = error ? MQC_COMMAND_FAILED : MQC_COMMAND_SUCCEEDED,
@@ -611,7 +593,7 @@ static void op_retry(mqc_op_t *op)
     op->tried = op->server;
     op->server = NULL;
     op->state = MQC_OP_NEW;
-    op_dispatch(op);
+    mqc_op_dispatch(op);
 }
 
 /* A reply's SDAM meaning (a "not writable primary" or "node is recovering" error marks the
@@ -649,18 +631,24 @@ static void op_sink_reply(void *owner, mqc_conn_t *conn, const bson_t *reply)
     mqc_hotcmd_reply_scan(reply, &scan);
     if (*q->topo && reply_retried(op, conn, reply, &scan)) return;
     op->reply_scan = &scan;
-    /* DONE may have freed the op: it is touched again only for AGAIN. */
-    if (op->vt->on_reply(op, reply) == MQC_STEP_AGAIN) {
-        op->reply_scan = NULL;
-        if (op->state == MQC_OP_ACTIVE) op_start_request(op, conn);
-    }
+    /* "ok" was found when the reply was scanned: the full look only for an error. */
+    mqc_op_outcome_t out;
+    out.ok = scan.ok || mqc_reply_ok(reply, &out.err);
+    op_step(op, conn, op->vt->on_reply(op, reply, &out), &out);
 }
 
-bool mqc_op_reply_ok(const mqc_op_t *op, const bson_t *reply, mqc_error_t *error)
+/* The op kind handed its outcome back: op finishes the op with it (DONE), or sends the next
+ * request on the same connection (AGAIN). */
+static void op_step(mqc_op_t *op, mqc_conn_t *conn, mqc_step_t step, mqc_op_outcome_t *out)
 {
-    /* "ok" was found when the reply was scanned: the full look only for an error. */
-    if (op->reply_scan && op->reply_scan->ok) return true;
-    return mqc_reply_ok(reply, error);
+    op->reply_scan = NULL;
+    if (step == MQC_STEP_AGAIN) {
+        if (op->state == MQC_OP_ACTIVE) op_start_request(op, conn);
+        return;
+    }
+    /* The op may be freed once finished: only the outcome, in this frame, is touched after. */
+    mqc_op_finish(op, out->reply, out->error);
+    if (out->tmp_used) bson_destroy(&out->tmp);
 }
 
 static void op_sink_sent(void *owner, mqc_conn_t *conn)
@@ -671,8 +659,9 @@ static void op_sink_sent(void *owner, mqc_conn_t *conn)
     BSON_APPEND_INT32(&ok, "ok", 1);
     emit_result(op, conn, &ok, NULL);
     bson_destroy(&ok);
-    if (op->vt->on_sent(op) == MQC_STEP_AGAIN && op->state == MQC_OP_ACTIVE)
-        op_start_request(op, conn);
+    mqc_op_outcome_t out;
+    out.ok = true;
+    op_step(op, conn, op->vt->on_sent(op, &out), &out);
 }
 
 static void op_sink_error(void *owner, mqc_conn_t *conn, const mqc_error_t *error)

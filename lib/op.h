@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "mqc.h"
 #include "pool.h"
+#include "request.h"
 #include "guard.h"
 #include "retry.h"
 #include "session.h"
@@ -33,26 +34,46 @@ typedef enum {
 
 /* Operation kinds implement these. encode writes the next request for the op into buf (a
  * whole OP_MSG) for a server with caps (its limits and wire version, from the handshake);
- * on_reply consumes the reply and returns MQC_STEP_DONE after finishing the op
- * (mqc_op_finish), or MQC_STEP_AGAIN to have encode called again on the same connection. */
+ * on_reply consumes the reply and hands its outcome back to op: MQC_STEP_DONE with the op's
+ * result in the outcome (op then finishes the op itself: a kind never finishes it from below,
+ * on the way up), or MQC_STEP_AGAIN to have encode called again on the same connection. */
 typedef enum { MQC_STEP_DONE = 0, MQC_STEP_AGAIN = 1 } mqc_step_t;
+
+/* The outcome on_reply / on_sent hand back. op fills ok/err before on_reply (from the reply's
+ * one-pass scan, else mqc_reply_ok), and finishes with reply/error on DONE. The documents live
+ * here, in op's frame, until the op has finished: reply may point at the server's reply, at
+ * view (a document inside it, bson_init_static) or at tmp (built anew: set tmp_used, op
+ * destroys it after the callback). */
+typedef struct mqc_op_outcome {
+    bool ok;                     /* in: the reply said ok:1 (else err says why) */
+    bool tmp_used;               /* out: tmp was initialised */
+    const bson_t *reply;         /* out: the op's result document, or NULL */
+    const mqc_error_t *error;    /* out: NULL, or the op's error (often &err) */
+    mqc_error_t err;
+    bson_t view;
+    bson_t tmp;
+} mqc_op_outcome_t;
 
 /* A subscriber to an op's end (mqc_op_t.on_done). */
 typedef void (*mqc_op_done_fn)(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
 
 typedef struct mqc_op_vt {
     const char *kind;
+    /* NULL: op encodes the command document itself (op_encode, with lib/request.c). */
     bool (*encode)(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *buf, int32_t request_id,
                    bool *more_to_come, mqc_error_t *error);
-    mqc_step_t (*on_reply)(mqc_op_t *op, const bson_t *reply);
+    mqc_step_t (*on_reply)(mqc_op_t *op, const bson_t *reply, mqc_op_outcome_t *out);
     /* After an unacknowledged (moreToCome) request was written: MQC_STEP_DONE or AGAIN. */
-    mqc_step_t (*on_sent)(mqc_op_t *op);
+    mqc_step_t (*on_sent)(mqc_op_t *op, mqc_op_outcome_t *out);
     /* Called once when the op is freed, to release impl. */
     void (*destroy)(mqc_op_t *op);
     /* Group ops: cancel the members. */
     void (*cancel)(mqc_op_t *op);
-    /* The command document, for kinds that have one (events, selection by $readPreference). */
-    const bson_t *(*command)(const mqc_op_t *op);
+    /* Where the command document is, for kinds that have one (events, selection by its
+     * $readPreference, and the request itself when encode is NULL): a bson_t at this offset in
+     * impl; -1, none. Data, not a hook: op reads it on its way down without calling back up
+     * into the kind. */
+    int command_offset;
 } mqc_op_vt_t;
 
 struct mqc_op {
@@ -94,7 +115,7 @@ struct mqc_op {
     bson_t *q_reply;             /* queued completion */
     mqc_error_t *q_error;        /* queued or early error; allocated only then (ops stay small) */
     /* The reply being dispatched, scanned once (lib/hotcmd.c): set by op.c for the length of
-     * vt->on_reply only (mqc_op_reply_ok). */
+     * vt->on_reply only. */
     const struct mqc_hotcmd_reply *reply_scan;
 
     /* A subscriber to the op's end (gather: each of its members), told after the op's own
@@ -113,6 +134,7 @@ struct mqc_op {
     bool session_keep : 1;       /* a cursor's first batch: the cursor may take the session */
     bool no_session : 1;         /* unacknowledged write, or a command with the user's own lsid */
     bool internal : 1;           /* endSessions at destroy: may be submitted while closing */
+    bool unacked : 1;            /* a command without encoder: sent with moreToCome ({w: 0}) */
     bool group : 1;              /* a group's own op (gather): it ends when its members do, and
                                   * cancelling or timing it out goes to vt->cancel */
 };
@@ -129,9 +151,11 @@ typedef struct mqc_ops {
     struct mqc_topology *const *topo; /* the client's topology, NULL until it starts */
     const mqc_monitor_t *monitor; /* the application's hooks (command events), and their ud */
     void *const *monitor_ud;
-    /* Picks a server for op, or NULL: error set, the op fails; unset, it waits for a change. */
-    mqc_server_t *(*select)(mqc_client_t *client, mqc_op_t *op, mqc_error_t *error);
     bool closing;                /* the client is being destroyed: only internal ops start */
+    /* A mongodb+srv seed list's lookup failed: while there is no topology, selections fail
+     * with seed_error instead of waiting for one. */
+    bool seed_failed;
+    mqc_error_t seed_error;
     /* op.c's */
     mqc_link_t live;             /* every live operation (mqc_op_t.link) */
     mqc_link_t completions;      /* ops whose callback waits for the loop (mqc_op_t.qlink) */
@@ -142,6 +166,7 @@ typedef struct mqc_ops {
     mqc_link_t selecting;        /* ops waiting for a suitable server (mqc_op_t.qlink) */
     ev_timer wake;               /* zero-delay: after a change, waiting ops select again */
     mqc_topology_sub_t topology; /* the subscription that arms wake */
+
     uint64_t next_op_id;
     size_t max_pending;          /* maxPendingOperations: 0, no limit */
     /* Kept here for lib/cursor.c, which reaches the client no other way: its live cursors
@@ -192,22 +217,27 @@ void mqc_op_finish(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
 void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error);
 /* Delivers every queued completion (the flush timer's job; also used by destroy). */
 void mqc_op_flush_completions(mqc_client_t *client);
-/* Ops waiting for a server try selection again, now (the seed list arrived). */
+/* Selects a server for op again, or for the first time, and goes on from there (checkout, send). */
+void mqc_op_dispatch(mqc_op_t *op);
+/* lib/reselect.c. Ops waiting for a server try selection again, now (the seed list arrived). */
 void mqc_op_wake_selecting(mqc_client_t *client);
 /* Fails every live op with MQC_ERROR_SHUTDOWN (client destroy). */
 void mqc_op_fail_all(mqc_client_t *client);
 /* Writes the op's command body into buf, with the op's session (lsid, and txnNumber for a
  * retryable write) appended when it has one. Every encoder sends its body through this. */
-void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body);
+static inline void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body)
+{
+    mqc_request_body(buf, body, op->session, op->txn_ok ? op->txn_number : 0);
+}
 /* The retryable write's txnNumber for a new statement (a bulk's next batch): the next number
  * of the op's session. Only when op->txn_ok. */
-void mqc_op_next_txn(mqc_op_t *op);
+static inline void mqc_op_next_txn(mqc_op_t *op)
+{
+    if (op->txn_ok && op->session) op->txn_number = mqc_session_next_txn(op->session);
+}
 /* Empties the free-list of ops (client destroy, after the last op ended). */
 void mqc_op_free_list_drain(mqc_client_t *client);
-/* Checks the reply op is dispatching: ok:1 -> true; else error (SERVER) filled. From the
- * one-pass scan (op->reply_scan) when set, else mqc_reply_ok's own look. */
-bool mqc_op_reply_ok(const mqc_op_t *op, const bson_t *reply, mqc_error_t *error);
 /* Gives a session back to the client's pool (a cursor's, when it is exhausted or dead). */
-void mqc_op_session_checkin(mqc_client_t *client, const mqc_server_t *server, mqc_session_t *s);
+void mqc_op_session_checkin(mqc_client_t *client, mqc_session_t *s);
 
 #endif

@@ -35,8 +35,12 @@ struct mqc_pool {
     mqc_pool_options_t opts;
     mqc_pool_connector_t connector;
     void *connector_ctx;
-    mqc_monitor_t monitor;
-    void *monitor_ud;
+    /* The hooks events go to: own_monitor (mqc_pool_set_monitor), or the caller's own, read at
+     * each event (mqc_pool_share_monitor); NULL once destroyed. */
+    const mqc_monitor_t *monitor;
+    void *const *monitor_ud;
+    mqc_monitor_t own_monitor;
+    void *own_monitor_ud;
     bool created_sent;   /* POOL_CREATED delivered, or too late for it */
 
     pool_state_t state;
@@ -82,10 +86,10 @@ static void emit(mqc_pool_t *p, mqc_pool_event_type_t type, const mqc_pconn_t *c
                  int64_t duration_us, const mqc_error_t *error)
 {
     if (type != MQC_POOL_CREATED) p->created_sent = true;
-    if (!p->monitor.pool) return;
+    if (!p->monitor || !p->monitor->pool) return;
     mqc_pool_event_t ev = {.type = type, .server = p->server, .connection_id = c ? c->id : 0,
                            .reason = reason, .duration_us = duration_us, .error = error};
-    p->monitor.pool(&ev, p->monitor_ud);
+    p->monitor->pool(&ev, *p->monitor_ud);
 }
 
 static size_t total(const mqc_pool_t *p) { return p->n_available + p->n_pending + p->n_in_use; }
@@ -401,10 +405,17 @@ mqc_pool_t *mqc_pool_new(struct ev_loop *loop, const char *server, const mqc_poo
 
 void mqc_pool_set_monitor(mqc_pool_t *pool, const mqc_monitor_t *monitor, void *ud)
 {
-    if (monitor) pool->monitor = *monitor;
-    else memset(&pool->monitor, 0, sizeof pool->monitor);
+    if (monitor) pool->own_monitor = *monitor;
+    else memset(&pool->own_monitor, 0, sizeof pool->own_monitor);
+    pool->own_monitor_ud = ud;
+    mqc_pool_share_monitor(pool, &pool->own_monitor, &pool->own_monitor_ud);
+}
+
+void mqc_pool_share_monitor(mqc_pool_t *pool, const mqc_monitor_t *monitor, void *const *ud)
+{
+    pool->monitor = monitor;
     pool->monitor_ud = ud;
-    if (!pool->created_sent && pool->monitor.pool) {
+    if (!pool->created_sent && monitor && monitor->pool) {
         pool->created_sent = true;
         emit(pool, MQC_POOL_CREATED, NULL, NULL, 0, NULL);
     }
@@ -622,7 +633,7 @@ void mqc_pool_destroy(mqc_pool_t *pool)
         close_conn(p, mqc_container_of(p->in_use.next, mqc_pconn_t, link), "poolClosed", NULL);
     ev_timer_stop(p->loop, &p->kick);
     maint_stop(p);
-    memset(&p->monitor, 0, sizeof p->monitor); /* its user data may be freed after we return */
+    p->monitor = NULL; /* the hooks' user data may be freed after we return */
     p->doomed = true;
     leave(p);
 }

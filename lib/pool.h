@@ -89,6 +89,10 @@ mqc_pool_t *mqc_pool_new(struct ev_loop *loop, const char *server, const mqc_poo
  * pool is going away), emits POOL_CLOSED, frees. Accepts NULL. */
 void mqc_pool_destroy(mqc_pool_t *pool);
 void mqc_pool_set_monitor(mqc_pool_t *pool, const mqc_monitor_t *monitor, void *ud);
+/* The same, with hooks the caller keeps and may change (the application's, as its client holds
+ * them): read at each event, so a pool's events go straight to the application's hook, and
+ * nowhere when it has none. Both must outlive the pool (or its destroy). */
+void mqc_pool_share_monitor(mqc_pool_t *pool, const mqc_monitor_t *monitor, void *const *ud);
 /* The options the pool runs with (defaults filled in). */
 const mqc_pool_options_t *mqc_pool_get_options(const mqc_pool_t *pool);
 

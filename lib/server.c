@@ -210,7 +210,7 @@ mqc_server_t *mqc_server_new(const mqc_server_env_t *env, const mqc_uri_host_t *
     po.max_connecting = uri->max_connecting;
     po.max_idle_time_ms = uri->max_idle_time_ms;
     s->pool = mqc_pool_new(env->conns->loop, host->host_and_port, &po, &connector, s);
-    mqc_pool_set_monitor(s->pool, &env->pool_monitor, env->pool_monitor_ud);
+    mqc_pool_share_monitor(s->pool, env->pool_monitor, env->pool_monitor_ud);
     /* Without a monitor (a Single topology) a server is usable at once and a cleared pool
      * reopens at once; a monitored server's pool waits for its monitor (SDAM's POOL_READY). */
     if (!monitored) {

@@ -21,8 +21,8 @@ typedef struct mqc_server mqc_server_t;
 typedef struct mqc_server_env {
     mqc_conn_ctx_t *conns;       /* for the connections of the pools */
     mqc_resolver_t *resolver;
-    mqc_monitor_t pool_monitor;  /* the pools' events (its .pool hook) */
-    void *pool_monitor_ud;
+    const mqc_monitor_t *pool_monitor; /* the application's hooks (its .pool hook gets the */
+    void *const *pool_monitor_ud;      /* pools' events), as the client keeps them */
 } mqc_server_env_t;
 
 struct mqc_server {

@@ -85,6 +85,7 @@ mqc_session_t *mqc_session_checkout(mqc_session_pool_t *p, int64_t timeout_min, 
     if (!s) s = session_new(p);
     s->pooled = false;
     s->last_use_us = now_us;
+    s->timeout_min = timeout_min;
     if (++p->in_use > p->peak_in_use) p->peak_in_use = p->in_use;
     return s;
 }

@@ -32,6 +32,8 @@ typedef struct mqc_session {
     mqc_link_t link;             /* the pool's deque while pooled */
     int64_t last_use_us;         /* when it was last sent to a server */
     int64_t txn_number;          /* the last txnNumber given out on it */
+    int64_t timeout_min;         /* the logicalSessionTimeoutMinutes it was checked out with,
+                                  * which its checkin goes by (mqc_session_checkin_kept) */
     bool dirty;                  /* saw a network error: discarded on checkin */
     bool pooled;
     uint8_t elem[MQC_SESSION_LSID_ELEM]; /* the lsid element, made once */
@@ -59,6 +61,12 @@ mqc_session_t *mqc_session_checkout(mqc_session_pool_t *p, int64_t timeout_min, 
 /* Gives it back: discarded when dirty or within a minute of expiry, else pooled in front. The
  * back of the pool is pruned of sessions about to expire first. NULL-safe. */
 void mqc_session_checkin(mqc_session_pool_t *p, mqc_session_t *s, int64_t timeout_min, int64_t now_us);
+/* Gives it back by the timeout it was checked out with: its user need not ask again on the
+ * way up. NULL-safe. */
+static inline void mqc_session_checkin_kept(mqc_session_pool_t *p, mqc_session_t *s, int64_t now_us)
+{
+    if (s) mqc_session_checkin(p, s, s->timeout_min, now_us);
+}
 /* The next txnNumber on s (each session numbers its own writes from 1). */
 static inline int64_t mqc_session_next_txn(mqc_session_t *s) { return ++s->txn_number; }
 /* Writes {lsid: {id}} (and {txnNumber} when txn > 0) into out (MQC_SESSION_EXT_MAX bytes);

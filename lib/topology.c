@@ -268,11 +268,34 @@ static void read_pref_of(const mqc_uri_t *uri, const bson_t *command, mqc_read_p
     }
 }
 
+/* Without monitoring (a Single topology, a load balancer) every listed server is a candidate,
+ * the one with the shortest wait queue first, in turn among equals. */
+static mqc_server_t *select_unmonitored(mqc_topology_t *t, mqc_error_t *error)
+{
+    size_t n = *t->env.n_servers;
+    mqc_server_t **servers = *t->env.servers;
+    if (n == 0) {
+        mqc_error_set(error, MQC_ERROR_SELECTION, 0, "no servers in the connection string");
+        return NULL;
+    }
+    if (n == 1) return servers[0];
+    mqc_server_t *best = NULL;
+    size_t best_load = SIZE_MAX;
+    for (size_t k = 0; k < n; k++) {
+        mqc_server_t *s = servers[(t->rr + k) % n];
+        size_t load = mqc_pool_waiters(s->pool) + (mqc_pool_total(s->pool) - mqc_pool_available(s->pool));
+        if (load < best_load) best = s, best_load = load;
+    }
+    t->rr++;
+    return best;
+}
+
 mqc_server_t *mqc_topology_select(mqc_topology_t *t, bool write, const bson_t *command, const mqc_server_t *avoid,
                                   bool *wait, mqc_error_t *error)
 {
     *wait = !t;
     if (!t) return NULL;
+    if (!t->monitored) return select_unmonitored(t, error);
     mqc_read_pref_t rp;
     bson_t tags;
     mqc_select_opts_t so;

@@ -49,6 +49,7 @@ typedef struct mqc_topology {
     mqc_sdam_desc_t td;
     mqc_sdam_changes_t ch;
     mqc_rand_t rng;
+    size_t rr;                   /* unmonitored: round robin among equally loaded servers */
     mqc_link_t subs;             /* mqc_topology_sub_t.link */
     char primary[MQC_SDAM_ADDR_MAX];
 } mqc_topology_t;
@@ -67,7 +68,9 @@ void mqc_topology_subscribe(mqc_topology_t *t, mqc_topology_sub_t *sub);
 /* Server selection for an operation: a write, or a read by the read preference of command
  * (its "$readPreference", else the URI's; command may be NULL), avoid (the server a retry
  * tried, or NULL) deprioritized. Returns the server, or NULL with error set (invalid request,
- * incompatible topology), or NULL with *wait set: nothing suitable now (checks were requested). */
+ * incompatible topology, no servers), or NULL with *wait set: nothing suitable now (checks
+ * were requested), or no topology yet (t NULL). Unmonitored (Single, load balanced): any
+ * listed server, the least loaded. */
 mqc_server_t *mqc_topology_select(mqc_topology_t *t, bool write, const bson_t *command, const mqc_server_t *avoid,
                                   bool *wait, mqc_error_t *error);
 /* "ReplicaSetNoPrimary: a:1 (RSSecondary), b:2 (Unknown: connection refused)" into buf. */

@@ -262,63 +262,62 @@ static bool bulk_encode(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *
     return true;
 }
 
-static void finish_result(mqc_op_t *op)
+/* The bulk's result, handed back to op (which finishes the op and frees out->tmp). */
+static mqc_step_t finish_result(mqc_op_t *op, mqc_op_outcome_t *out)
 {
     exec_t *x = op->impl;
-    bson_t r;
-    bson_init(&r);
+    bson_t *r = &out->tmp;
+    bson_init(r);
     if (x->unacked) {
-        BSON_APPEND_BOOL(&r, "acknowledged", false);
+        BSON_APPEND_BOOL(r, "acknowledged", false);
     } else {
-        BSON_APPEND_INT64(&r, "insertedCount", x->res.inserted);
-        BSON_APPEND_INT64(&r, "matchedCount", x->res.matched);
-        BSON_APPEND_INT64(&r, "modifiedCount", x->res.modified);
-        BSON_APPEND_INT64(&r, "deletedCount", x->res.deleted);
-        BSON_APPEND_INT64(&r, "upsertedCount", x->res.upserted);
-        BSON_APPEND_DOCUMENT(&r, "upsertedIds", &x->res.upserted_ids);
+        BSON_APPEND_INT64(r, "insertedCount", x->res.inserted);
+        BSON_APPEND_INT64(r, "matchedCount", x->res.matched);
+        BSON_APPEND_INT64(r, "modifiedCount", x->res.modified);
+        BSON_APPEND_INT64(r, "deletedCount", x->res.deleted);
+        BSON_APPEND_INT64(r, "upsertedCount", x->res.upserted);
+        BSON_APPEND_DOCUMENT(r, "upsertedIds", &x->res.upserted_ids);
         if (x->bulk->report_inserted_id && x->res.inserted == 1) {
             bson_iter_t it;
             if (bson_iter_init_find(&it, x->bulk->models[0].doc, "_id"))
-                bson_append_iter(&r, "insertedId", -1, &it);
+                bson_append_iter(r, "insertedId", -1, &it);
         }
-        if (x->res.n_write_errors) BSON_APPEND_ARRAY(&r, "writeErrors", &x->res.write_errors);
-        if (x->res.n_wc_errors) BSON_APPEND_ARRAY(&r, "writeConcernErrors", &x->res.wc_errors);
+        if (x->res.n_write_errors) BSON_APPEND_ARRAY(r, "writeErrors", &x->res.write_errors);
+        if (x->res.n_wc_errors) BSON_APPEND_ARRAY(r, "writeConcernErrors", &x->res.wc_errors);
     }
-    mqc_op_finish(op, &r, x->res.has_error ? &x->res.first_error : NULL);
-    bson_destroy(&r);
+    out->tmp_used = true;
+    out->reply = r;
+    out->error = NULL;
+    if (x->res.has_error) {
+        out->err = x->res.first_error;
+        out->error = &out->err;
+    }
+    return MQC_STEP_DONE;
 }
 
-static mqc_step_t bulk_on_reply(mqc_op_t *op, const bson_t *reply)
+static mqc_step_t bulk_on_reply(mqc_op_t *op, const bson_t *reply, mqc_op_outcome_t *out)
 {
     exec_t *x = op->impl;
     mqc_bulk_t *b = x->bulk;
-    mqc_error_t err;
-    if (!mqc_op_reply_ok(op, reply, &err)) {
+    if (!out->ok) {
         /* The whole command failed: what earlier batches did stays in the result. */
-        x->res.first_error = err;
+        x->res.first_error = out->err;
         x->res.has_error = true;
-        finish_result(op);
-        return MQC_STEP_DONE;
+        return finish_result(op, out);
     }
     wkind_t kind = b->models[x->batch_start].kind;
     bool stop = mqc_write_result_fold(&x->res, (mqc_write_kind_t) kind, x->batch_start, x->batch_n, reply) &&
                 b->ordered;
     x->next = x->batch_start + x->batch_n;
-    if (stop || x->next >= b->n) {
-        finish_result(op);
-        return MQC_STEP_DONE;
-    }
+    if (stop || x->next >= b->n) return finish_result(op, out);
     return MQC_STEP_AGAIN;
 }
 
-static mqc_step_t bulk_on_sent(mqc_op_t *op)
+static mqc_step_t bulk_on_sent(mqc_op_t *op, mqc_op_outcome_t *out)
 {
     exec_t *x = op->impl;
     x->next = x->batch_start + x->batch_n;
-    if (x->next >= x->bulk->n) {
-        finish_result(op);
-        return MQC_STEP_DONE;
-    }
+    if (x->next >= x->bulk->n) return finish_result(op, out);
     return MQC_STEP_AGAIN;
 }
 
@@ -332,7 +331,7 @@ static void bulk_exec_destroy(mqc_op_t *op)
     free(x);
 }
 
-static const mqc_op_vt_t bulk_vt = {"bulk", bulk_encode, bulk_on_reply, bulk_on_sent, bulk_exec_destroy, NULL, NULL};
+static const mqc_op_vt_t bulk_vt = {"bulk", bulk_encode, bulk_on_reply, bulk_on_sent, bulk_exec_destroy, NULL, -1};
 
 mqc_op_t *mqc_bulk_execute(mqc_bulk_t *b, mqc_reply_cb cb, void *ud)
 {
@@ -471,7 +470,7 @@ static mqc_op_t *find_and_modify(mqc_collection_t *coll, const bson_t *filter, c
     mqc_op_set_timeout_from(op, opts);
     op->is_write = true;
     /* {w: 0}: sent with moreToCome, as the other writes are; there is no document to report. */
-    ((mqc_cmd_impl_t *) op->impl)->unacknowledged = unacked;
+    op->unacked = unacked;
     /* findAndModify is a retryable write (when acknowledged). */
     op->retry = unacked ? MQC_RETRY_NONE : MQC_RETRY_WRITE;
     op->no_session = unacked; /* the sessions specification: no implicit session for w: 0 */
