@@ -79,10 +79,10 @@ static void cmd_destroy(mqc_op_t *op)
 const mqc_op_vt_t mqc_cmd_vt = {"command", NULL, cmd_on_reply, cmd_on_sent, cmd_destroy, NULL,
                                 (int) offsetof(mqc_cmd_impl_t, cmd)};
 
-/* Up to its last member, not the 128-byte alignment's padding after it (cmd.h). */
+/* Zeroed; sized without bson_t's 128-byte alignment padding (mqc_bson16_t, cmd.h). */
 static mqc_cmd_impl_t *cmd_impl_alloc(void)
 {
-    mqc_cmd_impl_t *impl = calloc(1, offsetof(mqc_cmd_impl_t, alloc_end));
+    mqc_cmd_impl_t *impl = calloc(1, sizeof(mqc_cmd_impl_t));
     if (!impl) abort();
     return impl;
 }

@@ -1,4 +1,4 @@
-// fuzz-sources: lib/*.c tests/server/srv.c tests/server/docsrv.c tests/server/docsrv_eval.c tests/propgen.c
+// fuzz-sources: lib/*.c tests/server/srv.c tests/server/reply.c tests/server/docsrv.c tests/server/docsrv_eval.c tests/propgen.c
 // fuzz-options: -max_len=512 -timeout=20
 /* libFuzzer target over the public API: the input is a script of submit (insert_one,
  * insert_many past maxWriteBatchSize, update/replace/delete, find_one, find_one_and_*, bulks),
