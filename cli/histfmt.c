@@ -33,13 +33,13 @@ void mqload_hist_json(const mqload_hist_t *h, mqload_strbuf_t *out)
     mqload_sparse_free(&s);
 }
 
-static bool fail(char *err, size_t esz, const char *msg, const char *key)
+bool mqload_json_fail(char *err, size_t esz, const char *msg, const char *key)
 {
     snprintf(err, esz, "%s%s%s", msg, key ? ": " : "", key ? key : "");
     return false;
 }
 
-static uint64_t as_u64(const bson_iter_t *it)
+uint64_t mqload_json_u64(const bson_iter_t *it)
 {
     if (BSON_ITER_HOLDS_DOUBLE(it)) return bson_iter_double(it) > 0 ? (uint64_t) bson_iter_double(it) : 0;
     if (BSON_ITER_HOLDS_INT32(it) || BSON_ITER_HOLDS_INT64(it)) {
@@ -53,16 +53,16 @@ bool mqload_sparse_from_json(const bson_iter_t *hist_it, mqload_sparse_t *s, cha
 {
     bson_iter_t h;
     mqload_sparse_init(s);
-    if (!BSON_ITER_HOLDS_DOCUMENT(hist_it) || !bson_iter_recurse(hist_it, &h)) return fail(err, esz, "histogram is not an object", NULL);
+    if (!BSON_ITER_HOLDS_DOCUMENT(hist_it) || !bson_iter_recurse(hist_it, &h)) return mqload_json_fail(err, esz, "histogram is not an object", NULL);
     bool have_buckets = false;
     while (bson_iter_next(&h)) {
         const char *k = bson_iter_key(&h);
         if (!strcmp(k, "scheme")) {
             if (!BSON_ITER_HOLDS_UTF8(&h) || strcmp(bson_iter_utf8(&h, NULL), MQLOAD_HIST_SCHEME))
-                return fail(err, esz, "histogram scheme is not " MQLOAD_HIST_SCHEME ": cannot merge it exactly", NULL);
-        } else if (!strcmp(k, "count")) s->total = as_u64(&h);
-        else if (!strcmp(k, "min")) s->min_ns = as_u64(&h);
-        else if (!strcmp(k, "max")) s->max_ns = as_u64(&h);
+                return mqload_json_fail(err, esz, "histogram scheme is not " MQLOAD_HIST_SCHEME ": cannot merge it exactly", NULL);
+        } else if (!strcmp(k, "count")) s->total = mqload_json_u64(&h);
+        else if (!strcmp(k, "min")) s->min_ns = mqload_json_u64(&h);
+        else if (!strcmp(k, "max")) s->max_ns = mqload_json_u64(&h);
         else if (!strcmp(k, "sum") && BSON_ITER_HOLDS_NUMBER(&h)) s->sum_ns = bson_iter_as_double(&h);
         else if (!strcmp(k, "buckets") && BSON_ITER_HOLDS_ARRAY(&h)) {
             bson_iter_t b, pair;
@@ -71,20 +71,20 @@ bool mqload_sparse_from_json(const bson_iter_t *hist_it, mqload_sparse_t *s, cha
             while (bson_iter_next(&b)) {
                 uint64_t v[2] = {0, 0};
                 int got = 0;
-                if (!BSON_ITER_HOLDS_ARRAY(&b) || !bson_iter_recurse(&b, &pair)) return fail(err, esz, "bad histogram bucket", NULL);
+                if (!BSON_ITER_HOLDS_ARRAY(&b) || !bson_iter_recurse(&b, &pair)) return mqload_json_fail(err, esz, "bad histogram bucket", NULL);
                 while (bson_iter_next(&pair) && got < 3) {
-                    if (got < 2) v[got] = as_u64(&pair);
+                    if (got < 2) v[got] = mqload_json_u64(&pair);
                     got++;
                 }
                 if (got != 2 || !mqload_sparse_push(s, (uint32_t) (v[0] < UINT32_MAX ? v[0] : UINT32_MAX), v[1]))
-                    return fail(err, esz, "bad histogram bucket (index out of range or out of order)", NULL);
+                    return mqload_json_fail(err, esz, "bad histogram bucket (index out of range or out of order)", NULL);
             }
         }
     }
-    if (!have_buckets) return fail(err, esz, "histogram without buckets", NULL);
+    if (!have_buckets) return mqload_json_fail(err, esz, "histogram without buckets", NULL);
     uint64_t sum = 0;
     for (size_t i = 0; i < s->n; i++) sum += s->cnt[i];
-    if (sum != s->total) return fail(err, esz, "histogram bucket counts do not add up to its count", NULL);
+    if (sum != s->total) return mqload_json_fail(err, esz, "histogram bucket counts do not add up to its count", NULL);
     if (!s->total) s->min_ns = UINT64_MAX;
     return true;
 }

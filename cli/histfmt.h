@@ -17,6 +17,10 @@ void mqload_fmt_latency(double ns, char *out, size_t outsz);
 /* A histogram as JSON (the form above). */
 void mqload_hist_json(const mqload_hist_t *h, mqload_strbuf_t *out);
 void mqload_sparse_json(const mqload_sparse_t *s, mqload_strbuf_t *out);
+/* Reading mqload's JSON back (histfmt.c, merge.c): sets err to "msg" or "msg: key" and returns
+ * false; a count as an unsigned number (0 when negative or not a number). */
+bool mqload_json_fail(char *err, size_t esz, const char *msg, const char *key);
+uint64_t mqload_json_u64(const bson_iter_t *it);
 /* Reads a histogram written by mqload_hist_json into h (added to what h holds). */
 bool mqload_hist_from_json(const bson_iter_t *it, mqload_hist_t *h, char *err, size_t esz);
 /* The same into s (initialised by the call; the caller frees it, also on failure). */

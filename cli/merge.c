@@ -18,22 +18,6 @@
 #include "report.h"
 #include "threshold.h"
 
-static bool fail(char *err, size_t esz, const char *msg, const char *key)
-{
-    snprintf(err, esz, "%s%s%s", msg, key ? ": " : "", key ? key : "");
-    return false;
-}
-
-static uint64_t as_u64(const bson_iter_t *it)
-{
-    if (BSON_ITER_HOLDS_DOUBLE(it)) return bson_iter_double(it) > 0 ? (uint64_t) bson_iter_double(it) : 0;
-    if (BSON_ITER_HOLDS_INT32(it) || BSON_ITER_HOLDS_INT64(it)) {
-        int64_t v = bson_iter_as_int64(it);
-        return v > 0 ? (uint64_t) v : 0;
-    }
-    return 0;
-}
-
 static void copy_str(const bson_iter_t *it, char *dst, size_t n)
 {
     if (BSON_ITER_HOLDS_UTF8(it)) snprintf(dst, n, "%s", bson_iter_utf8(it, NULL));
@@ -42,23 +26,23 @@ static void copy_str(const bson_iter_t *it, char *dst, size_t n)
 static bool read_ops(const bson_iter_t *it, mqload_result_t *r, char *err, size_t esz)
 {
     bson_iter_t ops, f;
-    if (!BSON_ITER_HOLDS_DOCUMENT(it)) return fail(err, esz, "\"ops\" is not an object", NULL);
+    if (!BSON_ITER_HOLDS_DOCUMENT(it)) return mqload_json_fail(err, esz, "\"ops\" is not an object", NULL);
     bson_iter_recurse(it, &ops);
     while (bson_iter_next(&ops)) {
         char type[16] = "";
         const char *name = bson_iter_key(&ops);
-        if (!BSON_ITER_HOLDS_DOCUMENT(&ops)) return fail(err, esz, "bad op entry", name);
+        if (!BSON_ITER_HOLDS_DOCUMENT(&ops)) return mqload_json_fail(err, esz, "bad op entry", name);
         bson_iter_recurse(&ops, &f);
         while (bson_iter_next(&f))
             if (!strcmp(bson_iter_key(&f), "type")) copy_str(&f, type, sizeof type);
         int i = mqload_result_op(r, name, type[0] ? type : name);
-        if (i < 0) return fail(err, esz, "too many ops", NULL);
+        if (i < 0) return mqload_json_fail(err, esz, "too many ops", NULL);
         bool have_hist = false;
         bson_iter_recurse(&ops, &f);
         while (bson_iter_next(&f)) {
             const char *k = bson_iter_key(&f);
-            if (!strcmp(k, "ok")) r->ops[i].ok = as_u64(&f);
-            else if (!strcmp(k, "errors")) r->ops[i].errors = as_u64(&f);
+            if (!strcmp(k, "ok")) r->ops[i].ok = mqload_json_u64(&f);
+            else if (!strcmp(k, "errors")) r->ops[i].errors = mqload_json_u64(&f);
             else if (!strcmp(k, "histogram")) {
                 if (!mqload_hist_from_json(&f, r->ops[i].hist, err, esz)) return false;
                 have_hist = true;
@@ -66,7 +50,7 @@ static bool read_ops(const bson_iter_t *it, mqload_result_t *r, char *err, size_
                 return false;
             }
         }
-        if (!have_hist) return fail(err, esz, "op without a histogram", name);
+        if (!have_hist) return mqload_json_fail(err, esz, "op without a histogram", name);
     }
     return true;
 }
@@ -74,24 +58,24 @@ static bool read_ops(const bson_iter_t *it, mqload_result_t *r, char *err, size_
 static bool read_timeline(const bson_iter_t *it, mqload_result_t *r, char *err, size_t esz)
 {
     bson_iter_t a, f;
-    if (!BSON_ITER_HOLDS_ARRAY(it)) return fail(err, esz, "\"timeline\" is not an array", NULL);
+    if (!BSON_ITER_HOLDS_ARRAY(it)) return mqload_json_fail(err, esz, "\"timeline\" is not an array", NULL);
     bson_iter_recurse(it, &a);
     while (bson_iter_next(&a)) {
-        if (!BSON_ITER_HOLDS_DOCUMENT(&a)) return fail(err, esz, "bad timeline entry", NULL);
+        if (!BSON_ITER_HOLDS_DOCUMENT(&a)) return mqload_json_fail(err, esz, "bad timeline entry", NULL);
         uint64_t t = UINT64_MAX;
         bson_iter_recurse(&a, &f);
         while (bson_iter_next(&f))
-            if (!strcmp(bson_iter_key(&f), "t")) t = as_u64(&f);
-        if (t > 10u * 24 * 3600) return fail(err, esz, "timeline entry without a valid \"t\"", NULL);
+            if (!strcmp(bson_iter_key(&f), "t")) t = mqload_json_u64(&f);
+        if (t > 10u * 24 * 3600) return mqload_json_fail(err, esz, "timeline entry without a valid \"t\"", NULL);
         mqload_second_t *s = mqload_result_second(r, (size_t) t);
         bson_iter_recurse(&a, &f);
         while (bson_iter_next(&f)) {
             const char *k = bson_iter_key(&f);
-            if (!strcmp(k, "ops")) s->ops += as_u64(&f);
-            else if (!strcmp(k, "ok")) s->ok += as_u64(&f);
-            else if (!strcmp(k, "errors")) s->errors += as_u64(&f);
-            else if (!strcmp(k, "sent")) s->sent += as_u64(&f);
-            else if (!strcmp(k, "late")) s->late += as_u64(&f);
+            if (!strcmp(k, "ops")) s->ops += mqload_json_u64(&f);
+            else if (!strcmp(k, "ok")) s->ok += mqload_json_u64(&f);
+            else if (!strcmp(k, "errors")) s->errors += mqload_json_u64(&f);
+            else if (!strcmp(k, "sent")) s->sent += mqload_json_u64(&f);
+            else if (!strcmp(k, "late")) s->late += mqload_json_u64(&f);
             else if (mqload_second_ext_read(r, s, &f, mqload_sparse_from_json, err, esz) < 0) return false;
             else if (!strcmp(k, "histogram")) {
                 mqload_sparse_t sp;
@@ -139,29 +123,29 @@ bool mqload_result_from_json(mqload_result_t *r, const char *json, size_t len, c
             bson_concat(&r->config, &tmp);
         } else if (!strcmp(k, "start_unix") && BSON_ITER_HOLDS_NUMBER(&it)) r->start_unix = bson_iter_as_double(&it);
         else if (!strcmp(k, "duration_s") && BSON_ITER_HOLDS_NUMBER(&it)) r->duration_s = bson_iter_as_double(&it);
-        else if (!strcmp(k, "runs")) r->runs = as_u64(&it) ? as_u64(&it) : 1;
+        else if (!strcmp(k, "runs")) r->runs = mqload_json_u64(&it) ? mqload_json_u64(&it) : 1;
         else if (!strcmp(k, "interrupted") && BSON_ITER_HOLDS_BOOL(&it)) r->interrupted = bson_iter_bool(&it);
-        else if (!strcmp(k, "submitted")) r->submitted = as_u64(&it);
-        else if (!strcmp(k, "completed")) r->completed = as_u64(&it);
-        else if (!strcmp(k, "ok")) r->ok = as_u64(&it);
-        else if (!strcmp(k, "errors")) r->errors = as_u64(&it);
-        else if (!strcmp(k, "connections_opened")) r->conns_opened = BSON_ITER_HOLDS_NULL(&it) ? UINT64_MAX : as_u64(&it);
+        else if (!strcmp(k, "submitted")) r->submitted = mqload_json_u64(&it);
+        else if (!strcmp(k, "completed")) r->completed = mqload_json_u64(&it);
+        else if (!strcmp(k, "ok")) r->ok = mqload_json_u64(&it);
+        else if (!strcmp(k, "errors")) r->errors = mqload_json_u64(&it);
+        else if (!strcmp(k, "connections_opened")) r->conns_opened = BSON_ITER_HOLDS_NULL(&it) ? UINT64_MAX : mqload_json_u64(&it);
         else if (!strcmp(k, "histogram")) ok = mqload_hist_from_json(&it, r->hist, err, esz), have_hist = true;
         else if (!strcmp(k, "ops")) ok = read_ops(&it, r, err, esz);
         else if (!strcmp(k, "timeline")) ok = read_timeline(&it, r, err, esz);
         else if (!strcmp(k, "errors_by_kind") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
             bson_iter_t e;
             bson_iter_recurse(&it, &e);
-            while (bson_iter_next(&e)) mqload_result_add_error(r, bson_iter_key(&e), as_u64(&e));
+            while (bson_iter_next(&e)) mqload_result_add_error(r, bson_iter_key(&e), mqload_json_u64(&e));
         } else {
             bool handled;
             ok = mqload_sched_from_json(r, k, &it, &handled, err, esz); /* schedule, stages, error details */
         }
     }
     bson_destroy(doc);
-    if (ok && !is_mqload) ok = fail(err, esz, "not an mqload result (no \"tool\": \"mqload\")", NULL);
-    if (ok && !have_hist) ok = fail(err, esz, "no \"histogram\": cannot merge exactly", NULL);
-    if (ok && !r->workload_id[0]) ok = fail(err, esz, "no \"workload_id\"", NULL);
+    if (ok && !is_mqload) ok = mqload_json_fail(err, esz, "not an mqload result (no \"tool\": \"mqload\")", NULL);
+    if (ok && !have_hist) ok = mqload_json_fail(err, esz, "no \"histogram\": cannot merge exactly", NULL);
+    if (ok && !r->workload_id[0]) ok = mqload_json_fail(err, esz, "no \"workload_id\"", NULL);
     if (!ok) mqload_result_free(r);
     return ok;
 }
