@@ -5,10 +5,8 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "conn.h"
 #include "hotcmd.h"
 #include "op.h"
-#include "topology.h"
 
 /* The result transform runs here, on the way up, so that the op ends once with the document
  * the application asked for (and gather, events and stats see that one). */
