@@ -16,7 +16,9 @@ static void cmd_result(mqc_op_t *op, mqc_cmd_impl_t *impl, const bson_t *reply, 
     r.name = op->name;
     r.cmd = &impl->cmd;
     r.reply = reply;
-    r.cursor = op->reply_scan && op->reply_scan->has_cursor ? &op->reply_scan->cursor : NULL;
+    bool scanned = op->reply_scan && op->reply_scan->has_cursor;
+    r.cursor = scanned ? op->reply_scan->cursor : NULL;
+    r.cursor_len = scanned ? op->reply_scan->cursor_len : 0;
     r.result = reply;
     r.view = &out->view;
     r.tmp = &out->tmp;
@@ -149,10 +151,13 @@ mqc_op_t *mqc_cmd_op_take(mqc_client_t *client, const char *db, bson_t *cmd, mqc
 
 mqc_op_t *mqc_cmd_op_adopt(mqc_client_t *client, const char *db, mqc_cmd_impl_t *impl, mqc_reply_cb cb, void *ud)
 {
-    bson_iter_t it;
     mqc_op_t *op = mqc_op_new(client, &mqc_cmd_vt, "command", db, cb, ud);
     op->impl = impl;
-    if (bson_iter_init(&it, &impl->cmd) && bson_iter_next(&it)) op->name = bson_iter_key(&it);
+    /* The name is the first key, read in place: the command was built by mqc (libbson or
+     * hotcmd.c), so it is well formed; its key's NUL is looked for inside it all the same. */
+    const uint8_t *d = bson_get_data(&impl->cmd);
+    uint32_t n = impl->cmd.len;
+    if (n > 5 && d[4] && memchr(d + 5, 0, n - 5)) op->name = (const char *) d + 5;
     return op;
 }
 

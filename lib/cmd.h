@@ -14,8 +14,9 @@ typedef struct {
     const char *name;            /* the op's name, for messages */
     const bson_t *cmd;           /* the command sent */
     const bson_t *reply;         /* its ok:1 reply */
-    const bson_iter_t *cursor;   /* on reply's "cursor" document when the one-pass scan found
-                                  * it (op.c), else NULL: the transform looks for itself */
+    const uint8_t *cursor;       /* reply's "cursor" document when the one-pass scan found it
+                                  * (op.c, hotcmd.h), else NULL: the transform looks for itself */
+    uint32_t cursor_len;
     const bson_t *result;        /* out: reply, view, tmp, or NULL (no document) */
     bson_t *view;                /* for a document inside reply (bson_init_static): never freed */
     bson_t *tmp;                 /* for a result built anew: initialised by the transform, freed

@@ -147,17 +147,19 @@ static bool bad_reply(mqc_cmd_result_t *r, const char *what)
 /* find_one's result: the first document of the first batch, or none. */
 static bool find_one_result(mqc_cmd_result_t *r)
 {
-    bson_iter_t batch;
-    /* The reply was scanned once on arrival (op.c): no second look for "cursor". */
-    bool found = r->cursor ? cursor_first_batch(r->cursor, &batch) : reply_first_batch(r->reply, &batch);
-    if (!found) return bad_reply(r, "cursor.firstBatch");
-    r->result = NULL;
-    if (bson_iter_next(&batch) && BSON_ITER_HOLDS_DOCUMENT(&batch)) {
-        uint32_t len;
-        const uint8_t *data;
-        bson_iter_document(&batch, &len, &data);
-        if (bson_init_static(r->view, data, len)) r->result = r->view;
+    const uint8_t *data = NULL;
+    uint32_t len = 0;
+    /* The reply was scanned once on arrival (op.c): the cursor document is walked by hand
+     * (hotcmd.c); libbson looks for itself only when there was no scan or the walk gave up. */
+    int found = r->cursor ? mqc_hotcmd_first_doc(r->cursor, r->cursor_len, &data, &len) : MQC_HOTCMD_UNSURE;
+    if (found == MQC_HOTCMD_UNSURE) {
+        bson_iter_t batch;
+        if (!reply_first_batch(r->reply, &batch)) return bad_reply(r, "cursor.firstBatch");
+        if (bson_iter_next(&batch) && BSON_ITER_HOLDS_DOCUMENT(&batch)) bson_iter_document(&batch, &len, &data);
+    } else if (found == MQC_HOTCMD_NO_BATCH) {
+        return bad_reply(r, "cursor.firstBatch");
     }
+    r->result = data && bson_init_static(r->view, data, len) ? r->view : NULL;
     return true;
 }
 

@@ -128,12 +128,121 @@ bool mqc_hotcmd_write_body(bson_t *body, const char *name, const char *coll, con
     return true;
 }
 
-void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out)
+/* ---- replies, walked by hand ------------------------------------------------------------
+ *
+ * The walk below reads an element exactly as libbson's bson_iter_next does (the same checks,
+ * in the same order, so that it stops where libbson's iteration stops, on corrupt bytes too):
+ * what dispatch and find_one look at then costs one pass with no iterator set up, no function
+ * call per element and no strcmp per key. The few types it does not size by hand (binary,
+ * regex, DBPointer, code with scope, and unknown ones) make it give up: the caller then asks
+ * libbson, as before. tests/test_hotcmd.c compares both on mutated and hostile replies. */
+
+enum { EL_NEXT, EL_END, EL_UNSURE };
+
+typedef struct {
+    const uint8_t *key; /* not NUL-terminated for the caller: key_n bytes */
+    size_t key_n;
+    size_t val;         /* offset of the value in the document */
+    uint8_t type;
+} hot_el_t;
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+    return (uint64_t) le32(p) | (uint64_t) le32(p + 4) << 32;
+}
+
+/* The element at *pos of d (len bytes, the length libbson would iterate): EL_NEXT and *pos past
+ * it, EL_END where bson_iter_next returns false (the terminator or corrupt bytes), EL_UNSURE
+ * for a type not read here. The key is searched before the type byte is read: in a document
+ * shorter than 5 bytes there is no type byte to read. */
+static int el_next(const uint8_t *d, size_t len, size_t *pos, hot_el_t *e)
+{
+    size_t p = *pos, o = p + 1, next;
+    while (o < len && d[o]) o++;
+    if (o >= len) return EL_END;
+    e->key = d + p + 1;
+    e->key_n = o - p - 1;
+    e->val = ++o;
+    e->type = d[p];
+    switch (e->type) {
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_DATE_TIME:
+    case BSON_TYPE_TIMESTAMP:
+    case BSON_TYPE_INT64: next = o + 8; break;
+    case BSON_TYPE_INT32: next = o + 4; break;
+    case BSON_TYPE_OID: next = o + 12; break;
+    case BSON_TYPE_DECIMAL128: next = o + 16; break;
+    case BSON_TYPE_UNDEFINED:
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_MAXKEY:
+    case BSON_TYPE_MINKEY: next = o; break;
+    case BSON_TYPE_BOOL:
+        if (o >= len || d[o] > 1) return EL_END;
+        next = o + 1;
+        break;
+    case BSON_TYPE_UTF8:
+    case BSON_TYPE_CODE:
+    case BSON_TYPE_SYMBOL: {
+        if (o + 4 >= len) return EL_END;
+        size_t l = le32(d + o);
+        if (l > len - (o + 4)) return EL_END;
+        next = o + 4 + l;
+        if (l == 0 || next >= len || d[next - 1]) return EL_END; /* its NUL counted and there */
+        break;
+    }
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY: {
+        if (o + 4 >= len) return EL_END;
+        size_t l = le32(d + o);
+        if (l > len - o) return EL_END;
+        next = o + l;
+        break;
+    }
+    case BSON_TYPE_EOD: return EL_END;
+    default: return EL_UNSURE;
+    }
+    if (next >= len) return EL_END;
+    *pos = next;
+    return EL_NEXT;
+}
+
+static bool key_is(const hot_el_t *e, const char *k, size_t n)
+{
+    return e->key_n == n && memcmp(e->key, k, n) == 0;
+}
+
+/* bson_iter_as_bool of a value el_next has checked is inside the document. */
+static bool el_as_bool(const uint8_t *d, const hot_el_t *e)
+{
+    const uint8_t *v = d + e->val;
+    switch (e->type) {
+    case BSON_TYPE_BOOL: return v[0] != 0;
+    case BSON_TYPE_DOUBLE: {
+        uint64_t u = le64(v);
+        double x;
+        memcpy(&x, &u, sizeof x);
+        return !(x == 0.0); /* NaN is true, -0.0 false: as libbson */
+    }
+    case BSON_TYPE_INT64: return le64(v) != 0;
+    case BSON_TYPE_INT32: return le32(v) != 0;
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED: return false;
+    default: return true;
+    }
+}
+
+/* The libbson way, for what the hand walk does not read. */
+static void reply_scan_iter(const bson_t *reply, mqc_hotcmd_reply_t *out)
 {
     bson_iter_t it;
     bool seen_ok = false, seen_cursor = false;
     memset(out, 0, sizeof *out);
-    if (!reply || !bson_iter_init(&it, reply)) return;
+    if (!bson_iter_init(&it, reply)) return;
     while (bson_iter_next(&it)) {
         const char *k = bson_iter_key(&it);
         if (!seen_ok && k[0] == 'o' && k[1] == 'k' && k[2] == 0) {
@@ -141,10 +250,62 @@ void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out)
             out->ok = bson_iter_as_bool(&it);
         } else if (!seen_cursor && k[0] == 'c' && strcmp(k, "cursor") == 0) {
             seen_cursor = true;
-            out->has_cursor = BSON_ITER_HOLDS_DOCUMENT(&it);
-            out->cursor = it;
+            if (BSON_ITER_HOLDS_DOCUMENT(&it)) {
+                out->has_cursor = true;
+                bson_iter_document(&it, &out->cursor_len, &out->cursor);
+            }
         } else if (!out->has_wce && k[0] == 'w' && strcmp(k, "writeConcernError") == 0) {
             out->has_wce = true;
         }
     }
+}
+
+void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out)
+{
+    bool seen_ok = false, seen_cursor = false;
+    hot_el_t e;
+    size_t pos = 4;
+    int r;
+    out->ok = out->has_wce = out->has_cursor = false;
+    out->cursor = NULL;
+    out->cursor_len = 0;
+    if (!reply || reply->len < 5) return;
+    const uint8_t *d = bson_get_data(reply);
+    while ((r = el_next(d, reply->len, &pos, &e)) == EL_NEXT) {
+        if (!seen_ok && key_is(&e, "ok", 2)) {
+            seen_ok = true;
+            out->ok = el_as_bool(d, &e);
+        } else if (!seen_cursor && key_is(&e, "cursor", 6)) {
+            seen_cursor = true;
+            if (e.type == BSON_TYPE_DOCUMENT) {
+                out->has_cursor = true;
+                out->cursor = d + e.val;
+                out->cursor_len = le32(d + e.val);
+            }
+        } else if (!out->has_wce && key_is(&e, "writeConcernError", 17)) {
+            out->has_wce = true;
+        }
+    }
+    if (r == EL_UNSURE) reply_scan_iter(reply, out);
+}
+
+int mqc_hotcmd_first_doc(const uint8_t *cursor, uint32_t cursor_len, const uint8_t **doc, uint32_t *doc_len)
+{
+    hot_el_t e, f;
+    size_t pos = 4, first = 4;
+    int r;
+    *doc = NULL;
+    *doc_len = 0;
+    while ((r = el_next(cursor, cursor_len, &pos, &e)) == EL_NEXT) {
+        if (e.type != BSON_TYPE_ARRAY || !(key_is(&e, "firstBatch", 10) || key_is(&e, "nextBatch", 9))) continue;
+        /* bson_iter_recurse: the array's own length, read inside the cursor by el_next's check */
+        const uint8_t *batch = cursor + e.val;
+        /* A first element libbson would not read, or not a document: no document (as before). */
+        if (el_next(batch, le32(batch), &first, &f) == EL_NEXT && f.type == BSON_TYPE_DOCUMENT) {
+            *doc = batch + f.val;
+            *doc_len = le32(batch + f.val);
+        }
+        return MQC_HOTCMD_BATCH;
+    }
+    return r == EL_UNSURE ? MQC_HOTCMD_UNSURE : MQC_HOTCMD_NO_BATCH;
 }

@@ -32,14 +32,24 @@ bool mqc_hotcmd_write_body(bson_t *body, const char *name, const char *coll, con
                            const bson_t *opts, const char *const *handled, const bson_t *wc);
 
 /* What reply dispatch looks at, found in one pass over the reply's top-level keys (the first
- * of each name, as bson_iter_init_find would find it). */
+ * of each name, as bson_iter_init_find would find it), stopping where bson_iter_next would. */
 typedef struct mqc_hotcmd_reply {
     bool ok;                     /* "ok" present and true (bson_iter_as_bool) */
     bool has_wce;                /* "writeConcernError" present */
     bool has_cursor;             /* "cursor" present and a document */
-    bson_iter_t cursor;          /* on the "cursor" element when has_cursor */
+    const uint8_t *cursor;       /* when has_cursor: its bytes inside the reply, cursor_len of */
+    uint32_t cursor_len;         /* them (its own length field, what bson_iter_recurse takes) */
 } mqc_hotcmd_reply_t;
 void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out);
+
+/* find_one's document, in the cursor document of a scanned reply: the first element of its
+ * first "firstBatch" or "nextBatch" array, as bson_iter_recurse and bson_iter_next would find it.
+ * MQC_HOTCMD_BATCH: found the array; *doc, *doc_len: its first element's document bytes, NULL
+ * when it is empty or its first element is not a document (the caller's bson_init_static
+ * checks the rest). MQC_HOTCMD_NO_BATCH: none. MQC_HOTCMD_UNSURE: the walk met an element it
+ * does not read by hand before the array: ask libbson. */
+enum { MQC_HOTCMD_BATCH, MQC_HOTCMD_NO_BATCH, MQC_HOTCMD_UNSURE };
+int mqc_hotcmd_first_doc(const uint8_t *cursor, uint32_t cursor_len, const uint8_t **doc, uint32_t *doc_len);
 
 /* For tests only: when set, the encoders above return false, so that the generic builders run
  * (tests compare both). Never set by the library. */
