@@ -608,12 +608,16 @@ static void enc_store(mqc_buf_t *b, const enc_state_t *st)
 void mqc_wire_msg_begin(mqc_buf_t *b, int32_t request_id, uint32_t flags)
 {
     enc_state_t st = {ENC_MAGIC, flags, b->len, SIZE_MAX};
-    buf_append_u32(b, 0); /* messageLength, patched by _end */
-    buf_append_u32(b, (uint32_t) request_id);
-    buf_append_u32(b, 0); /* responseTo */
-    buf_append_u32(b, MQC_OP_MSG);
-    buf_append_u32(b, flags);
-    enc_store(b, &st);
+    /* One reservation for the header, flagBits and the state: this runs for every request. */
+    mqc_buf_reserve(b, MQC_WIRE_HEADER_LEN + 4 + sizeof st);
+    uint8_t *p = b->data + b->len;
+    wr_u32(p, 0); /* messageLength, patched by _end */
+    wr_u32(p + 4, (uint32_t) request_id);
+    wr_u32(p + 8, 0); /* responseTo */
+    wr_u32(p + 12, MQC_OP_MSG);
+    wr_u32(p + 16, flags);
+    b->len += MQC_WIRE_HEADER_LEN + 4;
+    memcpy(b->data + b->len, &st, sizeof st);
 }
 
 void mqc_wire_msg_body_raw(mqc_buf_t *b, const uint8_t *bson, size_t len)
@@ -645,7 +649,7 @@ void mqc_wire_msg_body_ext(mqc_buf_t *b, const bson_t *body, const uint8_t *ext,
     memcpy(p + blen, ext, ext_len);
     p[len] = 0;
     b->len += 1 + len;
-    enc_store(b, &st);
+    memcpy(b->data + b->len, &st, sizeof st); /* reserved above: enc_store without its check */
 }
 
 void mqc_wire_msg_seq_begin(mqc_buf_t *b, const char *identifier)
