@@ -36,7 +36,7 @@ static bool in_list(const char *key, const char *const *list)
 static bool opts_within(const bson_t *opts, const char *const *a, const char *const *b)
 {
     bson_iter_t it;
-    if (!opts || bson_empty(opts)) return true;
+    if (!opts || opts->len <= 5) return true;
     if (!bson_iter_init(&it, opts)) return false;
     while (bson_iter_next(&it)) {
         const char *k = bson_iter_key(&it);
@@ -75,12 +75,14 @@ static uint8_t *put_str(uint8_t *p, const char *s, size_t n)
 bool mqc_hotcmd_find_one(bson_t *cmd, const char *coll, const char *db, const bson_t *filter, const bson_t *opts,
                          const bson_t *rc)
 {
-    if (mqc_hotcmd_off || !cmd || !coll || !db || !bson_empty(cmd)) return false;
+    /* An initialised bson_t is empty exactly when it is 5 bytes long (bson_empty without its
+     * call into libbson: this runs for every find_one). */
+    if (mqc_hotcmd_off || !cmd || !coll || !db || cmd->len != 5) return false;
     if (!opts_within(opts, FIND_ONE_QUIET, NULL)) return false;
     size_t coll_n = strlen(coll), db_n = strlen(db);
     const uint8_t *f = filter ? bson_get_data(filter) : EMPTY_DOC;
     size_t f_n = filter ? filter->len : sizeof EMPTY_DOC;
-    bool with_rc = rc && !bson_empty(rc);
+    bool with_rc = rc && rc->len > 5;
     size_t total = 4 + sizeof FIND_KEY + 4 + coll_n + 1 + sizeof FILTER_KEY + f_n + sizeof FIND_ONE_TAIL +
                    (with_rc ? sizeof RC_KEY + rc->len : 0) + sizeof DB_KEY + 4 + db_n + 1 + 1;
     if (total > HOT_MAX) return false;
@@ -153,17 +155,37 @@ static uint32_t le32(const uint8_t *p)
 
 static uint64_t le64(const uint8_t *p)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+#else
     return (uint64_t) le32(p) | (uint64_t) le32(p + 4) << 32;
+#endif
+}
+
+/* The offset of the first NUL in d[o, len), len when there is none: eight bytes a step while
+ * eight remain (a word has a zero byte where (v - 0x01..) & ~v & 0x80.. has a bit, and its
+ * lowest such bit is its first zero byte; borrows only make bits above that one). */
+static inline __attribute__((always_inline)) size_t nul_at(const uint8_t *d, size_t o, size_t len)
+{
+    while (o + 8 <= len) {
+        uint64_t v = le64(d + o);
+        uint64_t z = (v - 0x0101010101010101u) & ~v & 0x8080808080808080u;
+        if (z) return o + (size_t) (__builtin_ctzll(z) >> 3);
+        o += 8;
+    }
+    while (o < len && d[o]) o++;
+    return o;
 }
 
 /* The element at *pos of d (len bytes, the length libbson would iterate): EL_NEXT and *pos past
  * it, EL_END where bson_iter_next returns false (the terminator or corrupt bytes), EL_UNSURE
  * for a type not read here. The key is searched before the type byte is read: in a document
  * shorter than 5 bytes there is no type byte to read. */
-static int el_next(const uint8_t *d, size_t len, size_t *pos, hot_el_t *e)
+static inline __attribute__((always_inline)) int el_next(const uint8_t *d, size_t len, size_t *pos, hot_el_t *e)
 {
-    size_t p = *pos, o = p + 1, next;
-    while (o < len && d[o]) o++;
+    size_t p = *pos, o = nul_at(d, p + 1, len), next;
     if (o >= len) return EL_END;
     e->key = d + p + 1;
     e->key_n = o - p - 1;
