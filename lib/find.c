@@ -147,18 +147,11 @@ static bool bad_reply(mqc_cmd_result_t *r, const char *what)
 /* find_one's result: the first document of the first batch, or none. */
 static bool find_one_result(mqc_cmd_result_t *r)
 {
-    const uint8_t *data = NULL;
-    uint32_t len = 0;
-    /* The reply was scanned once on arrival (op.c): the cursor document is walked by hand
-     * (hotcmd.c); libbson looks for itself only when there was no scan or the walk gave up. */
-    int found = r->cursor ? mqc_hotcmd_first_doc(r->cursor, r->cursor_len, &data, &len) : MQC_HOTCMD_UNSURE;
-    if (found == MQC_HOTCMD_UNSURE) {
-        bson_iter_t batch;
-        if (!reply_first_batch(r->reply, &batch)) return bad_reply(r, "cursor.firstBatch");
-        if (bson_iter_next(&batch) && BSON_ITER_HOLDS_DOCUMENT(&batch)) bson_iter_document(&batch, &len, &data);
-    } else if (found == MQC_HOTCMD_NO_BATCH) {
+    const uint8_t *data;
+    uint32_t len;
+    /* The reply was scanned once on arrival (op.c): its cursor document is walked by hand. */
+    if (!mqc_hotcmd_find_one_doc(r->reply, r->cursor, r->cursor_len, &data, &len))
         return bad_reply(r, "cursor.firstBatch");
-    }
     r->result = data && bson_init_static(r->view, data, len) ? r->view : NULL;
     return true;
 }

@@ -311,16 +311,18 @@ void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out)
     if (r == EL_UNSURE) reply_scan_iter(reply, out);
 }
 
-int mqc_hotcmd_first_doc(const uint8_t *cursor, uint32_t cursor_len, const uint8_t **doc, uint32_t *doc_len)
+/* The cursor document's batch, walked by hand: MQC_HOTCMD_UNSURE when an element before the
+ * array is of a type el_next does not read. */
+enum { MQC_HOTCMD_BATCH, MQC_HOTCMD_NO_BATCH, MQC_HOTCMD_UNSURE };
+
+static int first_doc_walk(const uint8_t *cursor, uint32_t cursor_len, const uint8_t **doc, uint32_t *doc_len)
 {
     hot_el_t e, f;
     size_t pos = 4, first = 4;
     int r;
-    *doc = NULL;
-    *doc_len = 0;
     while ((r = el_next(cursor, cursor_len, &pos, &e)) == EL_NEXT) {
         if (e.type != BSON_TYPE_ARRAY || !(key_is(&e, "firstBatch", 10) || key_is(&e, "nextBatch", 9))) continue;
-        /* bson_iter_recurse: the array's own length, read inside the cursor by el_next's check */
+        /* bson_iter_recurse: the array's own length, inside the cursor by el_next's check */
         const uint8_t *batch = cursor + e.val;
         /* A first element libbson would not read, or not a document: no document (as before). */
         if (el_next(batch, le32(batch), &first, &f) == EL_NEXT && f.type == BSON_TYPE_DOCUMENT) {
@@ -330,4 +332,31 @@ int mqc_hotcmd_first_doc(const uint8_t *cursor, uint32_t cursor_len, const uint8
         return MQC_HOTCMD_BATCH;
     }
     return r == EL_UNSURE ? MQC_HOTCMD_UNSURE : MQC_HOTCMD_NO_BATCH;
+}
+
+/* The libbson way: the first "cursor" of the reply, its first batch array, its first element. */
+static bool first_doc_iter(const bson_t *reply, const uint8_t **doc, uint32_t *doc_len)
+{
+    bson_iter_t it, batch;
+    if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &batch))
+        return false;
+    while (bson_iter_next(&batch)) {
+        const char *k = bson_iter_key(&batch);
+        if ((!strcmp(k, "firstBatch") || !strcmp(k, "nextBatch")) && BSON_ITER_HOLDS_ARRAY(&batch)) {
+            if (!bson_iter_recurse(&batch, &batch)) return false;
+            if (bson_iter_next(&batch) && BSON_ITER_HOLDS_DOCUMENT(&batch)) bson_iter_document(&batch, doc_len, doc);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool mqc_hotcmd_find_one_doc(const bson_t *reply, const uint8_t *cursor, uint32_t cursor_len, const uint8_t **doc,
+                             uint32_t *doc_len)
+{
+    *doc = NULL;
+    *doc_len = 0;
+    int r = cursor ? first_doc_walk(cursor, cursor_len, doc, doc_len) : MQC_HOTCMD_UNSURE;
+    if (r == MQC_HOTCMD_UNSURE) return first_doc_iter(reply, doc, doc_len);
+    return r == MQC_HOTCMD_BATCH;
 }

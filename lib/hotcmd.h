@@ -42,14 +42,15 @@ typedef struct mqc_hotcmd_reply {
 } mqc_hotcmd_reply_t;
 void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out);
 
-/* find_one's document, in the cursor document of a scanned reply: the first element of its
- * first "firstBatch" or "nextBatch" array, as bson_iter_recurse and bson_iter_next would find it.
- * MQC_HOTCMD_BATCH: found the array; *doc, *doc_len: its first element's document bytes, NULL
- * when it is empty or its first element is not a document (the caller's bson_init_static
- * checks the rest). MQC_HOTCMD_NO_BATCH: none. MQC_HOTCMD_UNSURE: the walk met an element it
- * does not read by hand before the array: ask libbson. */
-enum { MQC_HOTCMD_BATCH, MQC_HOTCMD_NO_BATCH, MQC_HOTCMD_UNSURE };
-int mqc_hotcmd_first_doc(const uint8_t *cursor, uint32_t cursor_len, const uint8_t **doc, uint32_t *doc_len);
+/* find_one's document in reply: the first element of the first "firstBatch" or "nextBatch"
+ * array of its first "cursor" document, as bson_iter_recurse and bson_iter_next find it. False
+ * when there is no such array (a protocol error for the caller); else *doc and *doc_len are the
+ * element's document bytes, or NULL when the batch is empty or its first element is not a
+ * document (the caller's bson_init_static checks the rest). cursor, cursor_len: the scan's
+ * (mqc_hotcmd_reply_t), walked by hand; NULL, or a walk that meets a type it does not read
+ * (binary, regex, ...), looks with libbson's iterators instead. */
+bool mqc_hotcmd_find_one_doc(const bson_t *reply, const uint8_t *cursor, uint32_t cursor_len, const uint8_t **doc,
+                             uint32_t *doc_len);
 
 /* For tests only: when set, the encoders above return false, so that the generic builders run
  * (tests compare both). Never set by the library. */

@@ -13,6 +13,7 @@
 #include "server/fakesrv.h"
 #include "hotcmd.h"
 #include "mqc.h"
+#include "support/hotref.h"
 #include "support/result.h"
 #include "tf.h"
 
@@ -330,6 +331,269 @@ TEST("/hotcmd/reply_scan/as_find_would", hot_reply_scan)
             ASSERT(scan.cursor == data && scan.cursor_len == len);
         }
         bson_destroy(replies[i]);
+    }
+}
+
+/* ---- the hand walk against libbson's iterators, on hostile replies ---------------------- */
+
+/* A reply written byte by byte: elements appended raw, the length and terminator set by
+ * raw_end (so that bson_init_static takes it, as the wire decoder would hand it over). */
+typedef struct {
+    uint8_t b[512];
+    size_t n;
+} raw_t;
+
+static void raw_begin(raw_t *r) { r->n = 4; }
+
+static void raw_put(raw_t *r, const void *p, size_t n)
+{
+    memcpy(r->b + r->n, p, n);
+    r->n += n;
+}
+
+static void raw_el(raw_t *r, uint8_t type, const char *key, const void *val, size_t n)
+{
+    raw_put(r, &type, 1);
+    raw_put(r, key, strlen(key) + 1);
+    raw_put(r, val, n);
+}
+
+/* A nested document or array from another raw_t (its own length written as given). */
+static void raw_doc(raw_t *r, uint8_t type, const char *key, const raw_t *doc)
+{
+    raw_el(r, type, key, doc->b, doc->n);
+}
+
+static void raw_end_len(raw_t *r, uint32_t len)
+{
+    r->b[r->n++] = 0;
+    uint8_t *p = r->b;
+    p[0] = (uint8_t) len, p[1] = (uint8_t) (len >> 8), p[2] = (uint8_t) (len >> 16), p[3] = (uint8_t) (len >> 24);
+}
+
+static void raw_end(raw_t *r)
+{
+    raw_end_len(r, (uint32_t) r->n + 1);
+}
+
+static void check_agree(const uint8_t *data, size_t len, const char *what, int i)
+{
+    bson_t reply;
+    const char *why;
+    if (!bson_init_static(&reply, data, len)) return; /* the wire decoder hands over no such reply */
+    ASSERT_MSG(hotref_agree(&reply, &why), "%s %d: the hand walk differs on %s", what, i, why);
+}
+
+/* cursor: {firstBatch: [<first>], id: 0} with first's bytes as given */
+static void cursor_with(raw_t *c, uint8_t first_type, const void *first, size_t n)
+{
+    raw_t batch;
+    raw_begin(&batch);
+    raw_el(&batch, first_type, "0", first, n);
+    raw_end(&batch);
+    raw_begin(c);
+    raw_doc(c, BSON_TYPE_ARRAY, "firstBatch", &batch);
+    int64_t zero = 0;
+    raw_el(c, BSON_TYPE_INT64, "id", &zero, 8);
+    raw_end(c);
+}
+
+TEST("/hotcmd/reply_walk/hostile_as_libbson", hot_reply_hostile)
+{
+    static const uint8_t doc_x[] = {12, 0, 0, 0, 0x10, 'x', 0, 7, 0, 0, 0, 0};
+    raw_t r, c, d;
+    int i = 0;
+    /* "ok" of every type, and values libbson refuses (a bool that is not 0 or 1) */
+    struct {
+        uint8_t type;
+        uint8_t v[16];
+        size_t n;
+    } oks[] = {
+        {BSON_TYPE_INT32, {1}, 4}, {BSON_TYPE_INT32, {0}, 4}, {BSON_TYPE_INT32, {0, 0, 0, 0x80}, 4},
+        {BSON_TYPE_INT64, {0}, 8}, {BSON_TYPE_INT64, {0, 0, 0, 0, 0, 1}, 8},
+        {BSON_TYPE_DOUBLE, {0, 0, 0, 0, 0, 0, 0xF0, 0x3F}, 8},                /* 1.0 */
+        {BSON_TYPE_DOUBLE, {0}, 8}, {BSON_TYPE_DOUBLE, {0, 0, 0, 0, 0, 0, 0, 0x80}, 8}, /* -0.0 */
+        {BSON_TYPE_DOUBLE, {0, 0, 0, 0, 0, 0, 0xF8, 0x7F}, 8},                /* NaN */
+        {BSON_TYPE_DOUBLE, {1}, 8},                                           /* denormal */
+        {BSON_TYPE_BOOL, {1}, 1}, {BSON_TYPE_BOOL, {0}, 1}, {BSON_TYPE_BOOL, {2}, 1},
+        {BSON_TYPE_UTF8, {1, 0, 0, 0, 0}, 5}, {BSON_TYPE_UTF8, {0, 0, 0, 0, 0}, 5}, /* length 0: corrupt */
+        {BSON_TYPE_UTF8, {2, 0, 0, 0, 'x', 'y'}, 6},                          /* no NUL: corrupt */
+        {BSON_TYPE_NULL, {0}, 0}, {BSON_TYPE_UNDEFINED, {0}, 0}, {BSON_TYPE_MINKEY, {0}, 0},
+        {BSON_TYPE_MAXKEY, {0}, 0}, {BSON_TYPE_DOCUMENT, {5, 0, 0, 0, 0}, 5}, {BSON_TYPE_ARRAY, {5, 0, 0, 0, 0}, 5},
+        {BSON_TYPE_OID, {1}, 12}, {BSON_TYPE_DATE_TIME, {0}, 8}, {BSON_TYPE_TIMESTAMP, {1}, 8},
+        {BSON_TYPE_DECIMAL128, {0}, 16}, {BSON_TYPE_BINARY, {1, 0, 0, 0, 0, 'b'}, 6},
+        {BSON_TYPE_REGEX, {'a', 0, 'i', 0}, 4}, {BSON_TYPE_CODE, {1, 0, 0, 0, 0}, 5},
+        {BSON_TYPE_SYMBOL, {1, 0, 0, 0, 0}, 5}, {0x14, {0}, 0}, {0x80, {0}, 4},
+    };
+    for (size_t k = 0; k < sizeof oks / sizeof oks[0]; k++) {
+        for (int after = 0; after < 2; after++) {
+            raw_begin(&r);
+            if (after) raw_el(&r, BSON_TYPE_INT32, "n", "\1\0\0\0", 4);
+            raw_el(&r, oks[k].type, "ok", oks[k].v, oks[k].n);
+            /* what follows a corrupt element is never seen */
+            raw_el(&r, BSON_TYPE_DOCUMENT, "writeConcernError", "\5\0\0\0\0", 5);
+            raw_end(&r);
+            check_agree(r.b, r.n, "ok type", i++);
+        }
+    }
+    /* keys: long ones near the end (the eight-byte steps), empty, cut by the end */
+    const char *keys[] = {"", "o", "ok", "okk", "cursor", "cursors", "cursor_", "writeConcernError",
+                          "writeConcernErro", "writeConcernErrors", "0123456", "01234567", "012345678",
+                          "0123456789abcdef", "0123456789abcdefg"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        raw_begin(&r);
+        raw_el(&r, BSON_TYPE_INT32, keys[k], "\1\0\0\0", 4);
+        raw_el(&r, BSON_TYPE_INT32, "ok", "\1\0\0\0", 4);
+        raw_el(&r, BSON_TYPE_NULL, keys[k], "", 0);
+        raw_end(&r);
+        check_agree(r.b, r.n, "keys", i++);
+        for (size_t cut = 5; cut < r.n; cut++) { /* the reply cut short, its length and NUL kept true */
+            raw_t t = r;
+            t.n = cut - 1;
+            raw_end(&t);
+            check_agree(t.b, t.n, "cut", (int) cut);
+        }
+    }
+    /* cursors: not a document, twice, lengths that lie, batches of every shape */
+    raw_begin(&r);
+    raw_el(&r, BSON_TYPE_INT32, "cursor", "\1\0\0\0", 4);
+    cursor_with(&c, BSON_TYPE_DOCUMENT, doc_x, sizeof doc_x);
+    raw_doc(&r, BSON_TYPE_DOCUMENT, "cursor", &c);
+    raw_el(&r, BSON_TYPE_INT32, "ok", "\1\0\0\0", 4);
+    raw_end(&r);
+    check_agree(r.b, r.n, "cursor twice", i++);
+    struct {
+        uint8_t type;
+        const void *v;
+        size_t n;
+    } firsts[] = {
+        {BSON_TYPE_DOCUMENT, doc_x, sizeof doc_x},
+        {BSON_TYPE_DOCUMENT, "\5\0\0\0\0", 5},
+        {BSON_TYPE_DOCUMENT, "\4\0\0\0\0", 5},               /* below 5: bson_init_static refuses */
+        {BSON_TYPE_DOCUMENT, "\5\0\0\0\1", 5},               /* no terminator */
+        {BSON_TYPE_DOCUMENT, "\0\0\0\0\0", 5},
+        {BSON_TYPE_DOCUMENT, "\xff\0\0\0\0", 5},             /* overruns the batch */
+        {BSON_TYPE_INT32, "\1\0\0\0", 4},
+        {BSON_TYPE_BINARY, "\1\0\0\0\0x", 6},
+        {BSON_TYPE_ARRAY, "\5\0\0\0\0", 5},
+        {0, "", 0},
+    };
+    for (size_t k = 0; k < sizeof firsts / sizeof firsts[0]; k++) {
+        cursor_with(&c, firsts[k].type, firsts[k].v, firsts[k].n);
+        for (int shape = 0; shape < 6; shape++) {
+            raw_begin(&d);
+            if (shape == 1) raw_el(&d, BSON_TYPE_INT32, "firstBatch", "\1\0\0\0", 4); /* not an array */
+            if (shape == 2) raw_el(&d, BSON_TYPE_BINARY, "b", "\1\0\0\0\0x", 6);      /* before the batch */
+            if (shape == 3) raw_el(&d, BSON_TYPE_REGEX, "r", "a\0i", 4);
+            raw_put(&d, c.b + 4, c.n - 5); /* the cursor's elements */
+            raw_end(&d);
+            if (shape == 4) d.b[0] = 4;    /* the cursor's length below 5 */
+            if (shape == 5) d.b[d.n - 1] = 1; /* the cursor's last byte not a NUL */
+            raw_begin(&r);
+            if (shape == 3) raw_el(&r, BSON_TYPE_REGEX, "r", "a\0i", 4); /* the scan falls back too */
+            raw_doc(&r, BSON_TYPE_DOCUMENT, "cursor", &d);
+            raw_el(&r, BSON_TYPE_DOUBLE, "ok", "\0\0\0\0\0\0\xf0\x3f", 8);
+            raw_end(&r);
+            check_agree(r.b, r.n, "cursor shape", (int) (k * 10 + (size_t) shape));
+            /* the nextBatch of a getMore */
+            uint8_t *fb = memmem(r.b, r.n, "firstBatch", 10);
+            if (fb) {
+                raw_t t = r;
+                size_t at = (size_t) (fb - r.b);
+                memcpy(t.b + at, "nextBatch", 10); /* one byte shorter: its NUL, then "h\0" */
+                check_agree(t.b, t.n, "nextBatch", i++);
+            }
+        }
+    }
+    /* the outer length above what the bytes hold, a terminator in the middle */
+    raw_begin(&r);
+    raw_el(&r, BSON_TYPE_INT32, "ok", "\1\0\0\0", 4);
+    raw_end_len(&r, 200);
+    check_agree(r.b, r.n, "length", i++);
+    raw_begin(&r);
+    raw_el(&r, BSON_TYPE_INT32, "n", "\1\0\0\0", 4);
+    raw_put(&r, "\0", 1);
+    raw_el(&r, BSON_TYPE_INT32, "ok", "\1\0\0\0", 4);
+    raw_end(&r);
+    check_agree(r.b, r.n, "early end", i++);
+    /* a cursor whose length runs to the reply's end, or past it */
+    for (uint32_t l = 0; l < 40; l++) {
+        cursor_with(&c, BSON_TYPE_DOCUMENT, doc_x, sizeof doc_x);
+        raw_begin(&r);
+        raw_doc(&r, BSON_TYPE_DOCUMENT, "cursor", &c);
+        raw_end(&r);
+        size_t at = 4 + 1 + 7;
+        uint32_t len = (uint32_t) c.n - 20 + l;
+        r.b[at] = (uint8_t) len, r.b[at + 1] = (uint8_t) (len >> 8), r.b[at + 2] = 0, r.b[at + 3] = 0;
+        check_agree(r.b, r.n, "cursor length", (int) l);
+    }
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Replies of the hot path and their neighbours, bytes changed at random: lengths, types, NULs,
+ * cuts. Whatever libbson's iterators make of one, the hand walk makes the same. */
+TEST("/hotcmd/reply_walk/mutated_as_libbson", hot_reply_mutated)
+{
+    char big[200];
+    memset(big, 'p', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    bson_t *seeds[] = {
+        BCON_NEW("cursor", "{", "firstBatch", "[", "{", "_id", BCON_INT64(42), "pad", BCON_UTF8(big), "}", "]", "id",
+                 BCON_INT64(0), "ns", BCON_UTF8("db.c"), "}", "ok", BCON_DOUBLE(1.0)),
+        BCON_NEW("cursor", "{", "id", BCON_INT64(7), "ns", BCON_UTF8("db.c"), "nextBatch", "[", "{", "a", BCON_INT32(1),
+                 "}", "{", "b", BCON_INT32(2), "}", "]", "}", "ok", BCON_INT32(1)),
+        BCON_NEW("cursor", "{", "firstBatch", "[", "]", "id", BCON_INT64(0), "}", "ok", BCON_INT32(1),
+                 "operationTime", BCON_TIMESTAMP(1, 2), "$clusterTime", "{", "clusterTime", BCON_TIMESTAMP(1, 2), "}"),
+        BCON_NEW("n", BCON_INT32(1), "writeConcernError", "{", "code", BCON_INT32(64), "errmsg", BCON_UTF8("w"), "}",
+                 "ok", BCON_BOOL(true)),
+        BCON_NEW("ok", BCON_INT32(0), "errmsg", BCON_UTF8("not primary"), "code", BCON_INT32(10107), "codeName",
+                 BCON_UTF8("NotWritablePrimary")),
+        BCON_NEW("cursor", "{", "firstBatch", "[", "{", "bin", BCON_BIN(0, (const uint8_t *) "abc", 3), "}", "]", "}",
+                 "ok", BCON_INT64(1)),
+    };
+    uint64_t seed = 0x9E3779B97F4A7C15u;
+    uint8_t b[512];
+    for (size_t k = 0; k < sizeof seeds / sizeof seeds[0]; k++) {
+        const uint8_t *src = bson_get_data(seeds[k]);
+        size_t n0 = seeds[k]->len;
+        ASSERT(n0 <= sizeof b);
+        check_agree(src, n0, "seed", (int) k);
+        for (int round = 0; round < 50000; round++) {
+            size_t n = n0;
+            memcpy(b, src, n);
+            int changes = 1 + (int) (rng_next(&seed) % 4);
+            for (int j = 0; j < changes; j++) {
+                size_t at = 4 + (size_t) (rng_next(&seed) % (n - 5));
+                uint64_t v = rng_next(&seed);
+                switch (v % 6) {
+                case 0: b[at] = (uint8_t) (v >> 8); break;
+                case 1: b[at] = 0; break;
+                case 2: b[at] = (uint8_t) ((v >> 8) % 0x14); break; /* a type byte */
+                case 3: b[at] = 0xFF; break;
+                case 4: /* a length: small, or near what is left */
+                    if (at + 4 < n) {
+                        uint32_t l = (v >> 8) & 1 ? (uint32_t) ((v >> 9) % 16) : (uint32_t) (n - at - (v >> 9) % 8);
+                        b[at] = (uint8_t) l, b[at + 1] = (uint8_t) (l >> 8), b[at + 2] = 0, b[at + 3] = 0;
+                    }
+                    break;
+                default: /* cut short */
+                    n = at + 1;
+                    break;
+                }
+                if (n < 6) n = 6;
+            }
+            b[n - 1] = 0;
+            b[0] = (uint8_t) n, b[1] = (uint8_t) (n >> 8), b[2] = 0, b[3] = 0;
+            check_agree(b, n, "mutation", round);
+        }
+        bson_destroy(seeds[k]);
     }
 }
 

@@ -1,4 +1,4 @@
-// fuzz-sources: lib/reply.c lib/common.c
+// fuzz-sources: lib/reply.c lib/common.c lib/hotcmd.c
 // fuzz-options: -max_len=16384
 /* libFuzzer target for the replies that carry data back (lib/reply.c, used by cursor.c and
  * bulk.c): cursor batches (firstBatch/nextBatch, id, ns) and write results (n, nModified,
@@ -9,7 +9,10 @@
  * Checks: a cursor reply's collected documents are as many as the batch's document elements and
  * each one walks; ns splits only into a terminated db and a non-empty collection; a write
  * result's counts stay non-negative after two folds, and every writeErrors index it reports is
- * -1 or inside [batch_start, batch_start + batch_n). ASan/UBSan (signed overflow) catch the rest. */
+ * -1 or inside [batch_start, batch_start + batch_n). Raw replies, valid BSON or not (as long as
+ * their length and last byte are what the wire decoder lets through), also go through the hot
+ * path's hand walk (lib/hotcmd.c: the reply scan and find_one's document), which must agree with
+ * libbson's iterators (tests/support/hotref.h). ASan/UBSan (signed overflow) catch the rest. */
 #include <bson/bson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 
 #include "common.h"
 #include "reply.h"
+#include "../support/hotref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -91,8 +95,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cfg & 1) {
         bson_error_t be;
         if (!(owned = bson_new_from_json(data, (ssize_t) size, &be))) return 0;
-    } else if (!bson_init_static(&doc, data, size) || !bson_validate(&doc, BSON_VALIDATE_NONE, NULL)) {
-        return 0;
+    } else {
+        if (!bson_init_static(&doc, data, size)) return 0;
+        const char *why;
+        if (!hotref_agree(&doc, &why)) {
+            fprintf(stderr, "fuzz_reply: the hand walk differs from libbson on %s\n", why);
+            abort();
+        }
+        if (!bson_validate(&doc, BSON_VALIDATE_NONE, NULL)) return 0;
     }
     const bson_t *reply = owned ? owned : &doc;
     unsigned kind = (cfg >> 1) & 3;
