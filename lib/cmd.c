@@ -149,6 +149,14 @@ mqc_op_t *mqc_cmd_op_take(mqc_client_t *client, const char *db, bson_t *cmd, mqc
     return mqc_cmd_op_adopt(client, db, impl, cb, ud);
 }
 
+mqc_op_t *mqc_cmd_op_adopt_named(mqc_client_t *client, const char *db, mqc_cmd_impl_t *impl, const char *name,
+                                 mqc_reply_cb cb, void *ud)
+{
+    mqc_op_t *op = mqc_op_new(client, &mqc_cmd_vt, name, db, cb, ud);
+    op->impl = impl;
+    return op;
+}
+
 mqc_op_t *mqc_cmd_op_adopt(mqc_client_t *client, const char *db, mqc_cmd_impl_t *impl, mqc_reply_cb cb, void *ud)
 {
     mqc_op_t *op = mqc_op_new(client, &mqc_cmd_vt, "command", db, cb, ud);
@@ -156,8 +164,9 @@ mqc_op_t *mqc_cmd_op_adopt(mqc_client_t *client, const char *db, mqc_cmd_impl_t 
     /* The name is the first key, read in place: the command was built by mqc (libbson or
      * hotcmd.c), so it is well formed; its key's NUL is looked for inside it all the same. */
     const uint8_t *d = bson_get_data(&impl->cmd);
-    uint32_t n = impl->cmd.len;
-    if (n > 5 && d[4] && memchr(d + 5, 0, n - 5)) op->name = (const char *) d + 5;
+    uint32_t n = impl->cmd.len, i = 5;
+    while (i < n && d[i]) i++; /* a command name is a few bytes: no call to memchr */
+    if (i < n && d[4]) op->name = (const char *) d + 5;
     return op;
 }
 

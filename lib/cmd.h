@@ -51,6 +51,10 @@ mqc_cmd_impl_t *mqc_cmd_impl_get(mqc_client_t *client);
 /* Empties the client's free-list of command impls (client destroy). */
 void mqc_cmd_free_list_drain(mqc_client_t *client);
 mqc_op_t *mqc_cmd_op_adopt(mqc_client_t *client, const char *db, mqc_cmd_impl_t *impl, mqc_reply_cb cb, void *ud);
+/* The same when the caller knows the command's name (its first key; a string that outlives the
+ * op): nothing to read back out of the command. */
+mqc_op_t *mqc_cmd_op_adopt_named(mqc_client_t *client, const char *db, mqc_cmd_impl_t *impl, const char *name,
+                                 mqc_reply_cb cb, void *ud);
 /* Appends the client's (or opts') readConcern / $readPreference to a read command. */
 void mqc_apply_read_opts(mqc_client_t *client, bson_t *cmd, const bson_t *opts);
 /* The write concern for a write: opts' "writeConcern", else the URI's. *unacked for w:0. */

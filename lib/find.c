@@ -175,9 +175,10 @@ mqc_op_t *mqc_collection_find_one(mqc_collection_t *coll, const bson_t *filter, 
         BSON_APPEND_UTF8(cmd, "$db", coll->db);
     }
     impl->result = find_one_result;
-    mqc_op_t *op = mqc_cmd_op_adopt(coll->client, coll->db, impl, cb, ud);
+    /* Both builders start the command with "find". */
+    mqc_op_t *op = mqc_cmd_op_adopt_named(coll->client, coll->db, impl, "find", cb, ud);
     op->retry = MQC_RETRY_READ;
-    mqc_op_set_timeout_from(op, opts);
+    if (opts && opts->len > 5) mqc_op_set_timeout_from(op, opts); /* nothing to read in {} */
     return mqc_op_submit(op);
 }
 

@@ -609,7 +609,7 @@ void mqc_wire_msg_begin(mqc_buf_t *b, int32_t request_id, uint32_t flags)
 {
     enc_state_t st = {ENC_MAGIC, flags, b->len, SIZE_MAX};
     /* One reservation for the header, flagBits and the state: this runs for every request. */
-    mqc_buf_reserve(b, MQC_WIRE_HEADER_LEN + 4 + sizeof st);
+    if (b->cap - b->len < MQC_WIRE_HEADER_LEN + 4 + sizeof st) mqc_buf_reserve(b, MQC_WIRE_HEADER_LEN + 4 + sizeof st);
     uint8_t *p = b->data + b->len;
     wr_u32(p, 0); /* messageLength, patched by _end */
     wr_u32(p + 4, (uint32_t) request_id);
@@ -641,7 +641,7 @@ void mqc_wire_msg_body_ext(mqc_buf_t *b, const bson_t *body, const uint8_t *ext,
     size_t blen = body->len, len = blen + ext_len;
     if (len > INT32_MAX) wire_abort("body of %zu bytes", len);
     /* One reservation and straight copies: this runs for every operation with a session. */
-    mqc_buf_reserve(b, 1 + len + sizeof st);
+    if (b->cap - b->len < 1 + len + sizeof st) mqc_buf_reserve(b, 1 + len + sizeof st);
     uint8_t *p = b->data + b->len;
     p[0] = 0; /* section kind 0 */
     wr_u32(p + 1, (uint32_t) len);
