@@ -165,7 +165,8 @@ uint32_t mqc_crc32c_portable(uint32_t crc, const void *data, size_t len) { retur
 
 /* The first checks, on as little as the 4-byte length: they run before the body is awaited, so
  * a hostile length never makes the caller buffer anything. */
-static mqc_wire_rc_t check_header(const uint8_t *data, size_t len, int32_t max_message, mqc_error_t *error)
+static inline __attribute__((always_inline)) mqc_wire_rc_t check_header(const uint8_t *data, size_t len,
+                                                                     int32_t max_message, mqc_error_t *error)
 {
     if (len < 4) return MQC_WIRE_NEED_MORE;
     int32_t length = rd_i32(data);
@@ -189,7 +190,8 @@ static mqc_wire_rc_t check_header(const uint8_t *data, size_t len, int32_t max_m
 
 /* One BSON document at p with avail bytes left in its section: the length fits, is at least 5,
  * and the last byte is the document's terminating NUL. */
-static bool check_doc(const uint8_t *p, size_t avail, const char *where, size_t *doc_len, mqc_error_t *error)
+static inline __attribute__((always_inline)) bool check_doc(const uint8_t *p, size_t avail, const char *where,
+                                                            size_t *doc_len, mqc_error_t *error)
 {
     if (avail < 4) {
         PROTO(error, "%s: %zu byte(s) left, too few for a BSON document length", where, avail);
