@@ -5,8 +5,9 @@
  * with options the hot path takes and options it leaves to the generic one, with _id of every
  * BSON type, documents past the 120-byte inline buffer, URIs with a readConcern, a
  * writeConcern, w: 0, and servers with sessions (lsid, txnNumber) and a mongos (which adds
- * $readPreference). Then the reply scan against bson_iter_init_find, and hundreds in flight
- * through the free-lists. */
+ * $readPreference). Then the reply scan against bson_iter_init_find, the hand walk of replies
+ * against libbson's iterators on hostile and mutated replies (support/hotref.h), and hundreds in
+ * flight through the free-lists. */
 #include <ev.h>
 #include <string.h>
 
