@@ -125,8 +125,8 @@ void mqload_error_kind_mqc(const void *e_, char *out, size_t outsz)
     }
 }
 
-static void submit_next(mqthread_t *t, slot_t *s);
-static void open_pump(mqthread_t *t);
+static void submit_next(mqthread_t *t, slot_t *s, int64_t now);
+static void open_pump(mqthread_t *t, int64_t now);
 
 static bool past_end(mqthread_t *t, int64_t when)
 {
@@ -178,12 +178,10 @@ static void begin_stop(mqthread_t *t, int64_t now)
     }
 }
 
-/* The end of one operation (every path: reply, error, batch error, last batch). */
-static void complete(slot_t *s, const mqc_error_t *error)
+/* Records a measured operation that ended at now (or counts a warmup error for the live line). */
+static void record(mqthread_t *t, const slot_t *s, const mqc_error_t *error, int64_t now)
 {
-    mqthread_t *t = slot_thread(s);
     mqload_run_t *run = t->run;
-    int64_t now = mqload_now_ns();
     if (s->measured) {
         char kind[96];
         if (error) mqload_error_kind_mqc(error, kind, sizeof kind);
@@ -192,22 +190,38 @@ static void complete(slot_t *s, const mqc_error_t *error)
                                   error ? error->message : NULL, (now - run->measure_ns) / 1000000000, s->stage);
         t->last_done_ns = now; /* the run's is set once at the end: no shared line on this path */
     } else if (error) {
-        atomic_fetch_add_explicit(&t->stats->a_errors, 1, memory_order_relaxed); /* the live line's */
+        mqload_count(&t->stats->a_errors, 1); /* the live line's */
     }
-    atomic_fetch_add_explicit(&t->stats->a_completed, 1, memory_order_relaxed);
+}
+
+/* The end of one operation (every path: reply, error, batch error, last batch). One clock read:
+ * the end of this operation is also the submission time of the slot's next one (closed loop)
+ * and the now of the open loop's pump; the next is sent before this one is recorded, so its
+ * latency starts where this one's ends, as when the clock was read again before sending it. */
+static void complete(slot_t *s, const mqc_error_t *error)
+{
+    mqthread_t *t = slot_thread(s);
+    int64_t now = mqload_now_ns();
+    slot_t done = *s; /* the next submission reuses the slot */
+    mqload_count(&t->stats->a_completed, 1);
     t->in_flight--;
-    if (t->destroyed) return; /* client being destroyed: no more submissions */
+    /* A failure is recorded first: its error lives only as long as this callback's operation. */
+    if (error || t->destroyed) {
+        record(t, &done, error, now);
+        if (t->destroyed) return; /* client being destroyed: no more submissions */
+    }
     if (t->open_loop) {
         s->u.next_free = t->free_slots;
         t->free_slots = s;
-        open_pump(t);
+        open_pump(t, now);
     } else if (t->conc_ramp && t->active > t->target) {
         t->active--; /* ramping down: this slot rests */
         s->u.next_free = t->free_slots;
         t->free_slots = s;
     } else {
-        submit_next(t, s);
+        submit_next(t, s, now);
     }
+    if (!error) record(t, &done, NULL, now);
     maybe_finish(t);
 }
 
@@ -317,13 +331,13 @@ static void submit_at(mqthread_t *t, slot_t *s, int64_t start_ns)
         }
     }
     t->in_flight++;
-    atomic_fetch_add_explicit(&t->stats->a_submitted, 1, memory_order_relaxed);
+    mqload_count(&t->stats->a_submitted, 1);
     dispatch(t, s);
 }
 
-static void submit_next(mqthread_t *t, slot_t *s)
+/* Submits the slot's next operation at now (the clock read just before). */
+static void submit_next(mqthread_t *t, slot_t *s, int64_t now)
 {
-    int64_t now = mqload_now_ns();
     if (t->stopping || past_end(t, now)) {
         begin_stop(t, now);
         return;
@@ -361,11 +375,10 @@ static int64_t intended(mqthread_t *t, uint64_t k)
 }
 
 /* Submits every operation that is due (while under the in-flight cap), then sleeps until the next. */
-static void open_pump(mqthread_t *t)
+static void open_pump(mqthread_t *t, int64_t now)
 {
     if (t->stopping) return;
     mqload_run_t *run = t->run;
-    int64_t now = mqload_now_ns();
     if (!t->warm_dropped && now >= run->measure_ns) {
         t->warm_dropped = true;
         uint64_t first = mqload_sched_count_before(&t->sched, run->measure_ns);
@@ -414,14 +427,14 @@ static void conc_adjust(mqthread_t *t, int64_t now)
         if (s) t->free_slots = s->u.next_free;
         else s = slot_new(t);
         t->active++;
-        submit_next(t, s);
+        submit_next(t, s, mqload_now_ns());
     }
 }
 
 static void due_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void) loop, (void) revents;
-    open_pump(w->data);
+    open_pump(w->data, mqload_now_ns());
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -436,7 +449,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     /* Open loop: what is due goes out first (after a stall, late but sent, while slots are free);
      * only then does a closed window count what is left as unsent. This also keeps the live
      * line's backlog fresh. */
-    if (t->open_loop && !t->stopping) open_pump(t);
+    if (t->open_loop && !t->stopping) open_pump(t, now);
     if (!t->stopping && past_end(t, now)) begin_stop(t, now);
     if (t->conc_ramp && !t->stopping) conc_adjust(t, now);
     if (t->stopping) {
@@ -488,14 +501,14 @@ static void *thread_main(void *arg)
     }
     if (t->open_loop) {
         mqload_sched_init_rate(&t->sched, run->cfg, (double) run->lanes, run->t0_ns);
-        open_pump(t);
+        open_pump(t, mqload_now_ns());
     } else if (t->conc_ramp) {
         mqload_sched_init_conc(&t->csched, run->cfg, 1, run->t0_ns);
         conc_adjust(t, mqload_now_ns());
     } else {
         size_t n = (size_t) mqload_share(run->cfg->concurrency, run->n_stats, t->index);
         for (size_t i = 0; i < n; i++) slot_new(t);
-        for (size_t i = 0; i < n; i++) submit_next(t, slot_at(t, i));
+        for (size_t i = 0; i < n; i++) submit_next(t, slot_at(t, i), mqload_now_ns());
     }
     if (!(t->stopping && t->in_flight == 0)) ev_run(t->loop, 0);
     ev_timer_stop(t->loop, &t->tick);

@@ -120,7 +120,6 @@ double mqload_result_throughput(const mqload_result_t *r);
  * a second by each side). */
 typedef struct {
     mqload_result_t r;
-    mqload_hist_t *sec_hist;  /* the current second's latencies */
     int64_t cur_sec;          /* -1 before the first measured completion */
     uint64_t sec_ops, sec_ok, sec_err;
     _Atomic uint64_t a_submitted, a_completed, a_errors; /* all ops (warmup too), by the engine; errors measured */
@@ -129,10 +128,19 @@ typedef struct {
     int64_t pub_sec;          /* the last second flushed (-1: none) */
     mqload_sparse_t pub_hist;
     uint64_t pub_ops, pub_errors;
-    mqload_hist_t *sec_op_hist[MQLOAD_RESULT_MAX_OPS]; /* the current second per operation (below) */
+    mqload_hist_t *sec_op_hist[MQLOAD_RESULT_MAX_OPS]; /* the current second's successful latencies per
+                                                        * operation, the only histogram a completion
+                                                        * records into (below) */
     _Atomic uint64_t a_conns_open; /* the engine's open connections + 1, set each tick; 0: unknown */
     _Atomic uint64_t a_op_ok[MQLOAD_RESULT_MAX_OPS], a_op_err[MQLOAD_RESULT_MAX_OPS]; /* measured, per op (metrics.h) */
 } mqload_tstats_t;
+
+/* Adds n to a counter of the thread owning these statistics: it alone writes it, so a relaxed
+ * load and store do (readers see old or new, never torn) without a locked read-modify-write. */
+static inline void mqload_count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
 
 void mqload_tstats_init(mqload_tstats_t *s);
 void mqload_tstats_free(mqload_tstats_t *s);
@@ -165,8 +173,9 @@ void mqload_gauge_add(int64_t *d, int64_t s);
 void mqload_tstats_ext_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns);
 /* Counts one measured completion of op for the live metrics (relaxed atomics). */
 void mqload_tstats_ext_count(mqload_tstats_t *s, size_t op, bool error);
-/* Moves the current second's per-op histograms into timeline entry t. */
-void mqload_tstats_ext_flush(mqload_tstats_t *s, mqload_second_t *t);
+/* Moves the current second's per-op histograms into timeline entry t, the run's and each
+ * operation's histograms, and all (every operation's latencies of the second). */
+void mqload_tstats_ext_flush(mqload_tstats_t *s, mqload_second_t *t, mqload_sparse_t *all);
 void mqload_tstats_ext_free(mqload_tstats_t *s);
 
 #endif

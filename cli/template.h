@@ -39,10 +39,15 @@ mqload_template_t *mqload_template_compile(const bson_t *doc, bool is_array, cha
 /* Compiles the document or array that iter points at. */
 mqload_template_t *mqload_template_compile_iter(const bson_iter_t *iter, char *errmsg, size_t errsize);
 void mqload_template_destroy(mqload_template_t *t);
-/* Writes a fresh instance into out (reinitialised first). */
+/* Writes a fresh instance into out (reinitialised first; out is not static). */
 void mqload_template_eval(mqload_template_t *t, mqload_tctx_t *ctx, bson_t *out);
+/* The same by walking the tree, which mqload_template_eval skips when only $key varies (it
+ * copies the bytes then): the tests check both give the same bytes. */
+void mqload_template_eval_tree(mqload_template_t *t, mqload_tctx_t *ctx, bson_t *out);
 /* True when the template contains no generator (its value never changes). */
 bool mqload_template_is_constant(const mqload_template_t *t);
+/* True when evaluating copies pre-encoded bytes (nothing but $key varies), not the tree. */
+bool mqload_template_is_fixed(const mqload_template_t *t);
 /* True when the template uses $key somewhere. */
 bool mqload_template_uses_key(const mqload_template_t *t);
 

@@ -538,7 +538,7 @@ void mqload_wl_thread_free(mqload_wl_thread_t *t)
 static void eval_opt(mqload_template_t *tpl, mqload_tctx_t *ctx, bson_t *out)
 {
     if (tpl) mqload_template_eval(tpl, ctx, out);
-    else bson_reinit(out);
+    else if (out->len != 5) bson_reinit(out); /* most draws leave most buffers empty: no call then */
 }
 
 void mqload_wl_next(mqload_wl_thread_t *t, mqload_opinst_t *oi)
