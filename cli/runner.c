@@ -241,7 +241,7 @@ static void reply_cb(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error
             t->draw.op = s->op;
             t->draw.key = rmw->key;
             mqload_wl_rmw_update(&t->wl, &t->draw);
-            mqc_collection_update_one(t->coll, rmw->filter, &t->draw.update, &t->opts, reply_cb, s);
+            mqc_collection_update_one(t->coll, rmw->filter, t->draw.update, &t->opts, reply_cb, s);
         }
         bson_destroy(rmw->filter);
         free(rmw);
@@ -268,41 +268,41 @@ static void dispatch(mqthread_t *t, slot_t *s)
     const mqload_opdef_t *def = &t->run->wl->ops[oi->op];
     switch (oi->type) {
     case MQLOAD_OP_FIND:
-        mqc_collection_find_one(t->coll, &oi->filter, &t->opts, reply_cb, s);
+        mqc_collection_find_one(t->coll, oi->filter, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_RMW:
         s->u.rmw = malloc(sizeof *s->u.rmw); /* set marks "read not done yet" */
         if (!s->u.rmw) abort();
         s->u.rmw->key = oi->key;
-        s->u.rmw->filter = bson_copy(&oi->filter);
-        mqc_collection_find_one(t->coll, &oi->filter, &t->opts, reply_cb, s);
+        s->u.rmw->filter = bson_copy(oi->filter);
+        mqc_collection_find_one(t->coll, oi->filter, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_INSERT:
-        mqc_collection_insert_one(t->coll, &oi->document, &t->opts, reply_cb, s);
+        mqc_collection_insert_one(t->coll, oi->document, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_UPDATE:
-        mqc_collection_update_one(t->coll, &oi->filter, &oi->update, &t->opts, reply_cb, s);
+        mqc_collection_update_one(t->coll, oi->filter, oi->update, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_DELETE:
-        mqc_collection_delete_one(t->coll, &oi->filter, &t->opts, reply_cb, s);
+        mqc_collection_delete_one(t->coll, oi->filter, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_COUNT:
-        mqc_collection_count_documents(t->coll, &oi->filter, &t->opts, reply_cb, s);
+        mqc_collection_count_documents(t->coll, oi->filter, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_COMMAND:
-        mqc_client_command(t->client, def->cmd_db, &oi->command, &t->opts, reply_cb, s);
+        mqc_client_command(t->client, def->cmd_db, oi->command, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_AGGREGATE:
         bson_reinit(&t->xopts);
         bson_concat(&t->xopts, &t->opts);
-        bson_concat(&t->xopts, &oi->options);
-        mqc_collection_aggregate(t->coll, &oi->pipeline, &t->xopts, batch_cb, s); /* batch_cb has the cursor */
+        bson_concat(&t->xopts, oi->options);
+        mqc_collection_aggregate(t->coll, oi->pipeline, &t->xopts, batch_cb, s); /* batch_cb has the cursor */
         break;
     case MQLOAD_OP_SCAN:
         bson_reinit(&t->xopts);
         bson_concat(&t->xopts, &t->opts);
-        bson_concat(&t->xopts, &oi->options);
-        mqc_collection_find(t->coll, &oi->filter, &t->xopts, batch_cb, s);
+        bson_concat(&t->xopts, oi->options);
+        mqc_collection_find(t->coll, oi->filter, &t->xopts, batch_cb, s);
         break;
     default:
         abort();

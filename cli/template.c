@@ -44,8 +44,9 @@ struct mqload_template {
     tnode_t *root;              /* a T_DOC/T_ARRAY or a T_LITERAL holding a document/array */
     bool is_array;
     bool uses_key;
-    uint8_t *fixed;             /* the bytes with $key = 0, NULL when anything else varies */
+    uint8_t *fixed;             /* the bytes (the last key rendered), NULL when anything else varies */
     uint32_t fixed_len;
+    bson_t fixed_doc;           /* over fixed: what mqload_template_render hands out */
     uint32_t key_at[FIXED_KEYS]; /* offsets of the $key values (int64, little-endian) */
     size_t n_keys;
 };
@@ -398,6 +399,7 @@ static void fix_bytes(mqload_template_t *t)
         if (!t->fixed) abort();
         memcpy(t->fixed, pa, a.len);
         t->fixed_len = a.len;
+        if (!bson_init_static(&t->fixed_doc, t->fixed, a.len)) abort(); /* the tree's output is a document */
         t->n_keys = n;
     }
     bson_destroy(&a);
@@ -544,6 +546,17 @@ void mqload_template_eval(mqload_template_t *t, mqload_tctx_t *ctx, bson_t *out)
         return;
     }
     mqload_template_eval_tree(t, ctx, out);
+}
+
+const bson_t *mqload_template_render(mqload_template_t *t, mqload_tctx_t *ctx, bson_t *buf)
+{
+    if (!t->fixed) {
+        mqload_template_eval_tree(t, ctx, buf);
+        return buf;
+    }
+    uint64_t le = BSON_UINT64_TO_LE((uint64_t) ctx->key);
+    for (size_t i = 0; i < t->n_keys; i++) memcpy(t->fixed + t->key_at[i], &le, 8);
+    return &t->fixed_doc;
 }
 
 void mqload_template_eval_tree(mqload_template_t *t, mqload_tctx_t *ctx, bson_t *out)

@@ -41,8 +41,11 @@ mqload_template_t *mqload_template_compile_iter(const bson_iter_t *iter, char *e
 void mqload_template_destroy(mqload_template_t *t);
 /* Writes a fresh instance into out (reinitialised first; out is not static). */
 void mqload_template_eval(mqload_template_t *t, mqload_tctx_t *ctx, bson_t *out);
-/* The same by walking the tree, which mqload_template_eval skips when only $key varies (it
- * copies the bytes then): the tests check both give the same bytes. */
+/* A fresh instance: the template's own document when only $key varies (its key patched in
+ * place, valid until the next call on t), else buf with the instance written into it. */
+const bson_t *mqload_template_render(mqload_template_t *t, mqload_tctx_t *ctx, bson_t *buf);
+/* The same by walking the tree, which mqload_template_eval and _render skip when only $key
+ * varies (they copy or patch the bytes then): the tests check both give the same bytes. */
 void mqload_template_eval_tree(mqload_template_t *t, mqload_tctx_t *ctx, bson_t *out);
 /* True when the template contains no generator (its value never changes). */
 bool mqload_template_is_constant(const mqload_template_t *t);

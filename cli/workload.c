@@ -455,17 +455,19 @@ void mqload_workload_free(mqload_workload_t *wl)
     bson_init(&wl->document);
 }
 
+/* What an operation without one of the documents is given. */
+static const bson_t EMPTY = BSON_INITIALIZER;
+
 void mqload_opinst_init(mqload_opinst_t *oi)
 {
     memset(oi, 0, sizeof *oi);
-    bson_t *docs[] = {&oi->filter, &oi->document, &oi->update, &oi->pipeline, &oi->command, &oi->options};
-    for (size_t i = 0; i < 6; i++) bson_init(docs[i]);
+    for (size_t i = 0; i < 6; i++) bson_init(&oi->buf[i]);
+    oi->filter = oi->document = oi->update = oi->pipeline = oi->command = oi->options = &EMPTY;
 }
 
 void mqload_opinst_free(mqload_opinst_t *oi)
 {
-    bson_t *docs[] = {&oi->filter, &oi->document, &oi->update, &oi->pipeline, &oi->command, &oi->options};
-    for (size_t i = 0; i < 6; i++) bson_destroy(docs[i]);
+    for (size_t i = 0; i < 6; i++) bson_destroy(&oi->buf[i]);
 }
 
 static mqload_template_t *compile_opt(const bson_t *src, bool is_array, bool present, const char *what,
@@ -535,10 +537,9 @@ void mqload_wl_thread_free(mqload_wl_thread_t *t)
     memset(t, 0, sizeof *t);
 }
 
-static void eval_opt(mqload_template_t *tpl, mqload_tctx_t *ctx, bson_t *out)
+static const bson_t *render(mqload_template_t *tpl, mqload_tctx_t *ctx, bson_t *buf)
 {
-    if (tpl) mqload_template_eval(tpl, ctx, out);
-    else if (out->len != 5) bson_reinit(out); /* most draws leave most buffers empty: no call then */
+    return tpl ? mqload_template_render(tpl, ctx, buf) : &EMPTY;
 }
 
 void mqload_wl_next(mqload_wl_thread_t *t, mqload_opinst_t *oi)
@@ -562,18 +563,18 @@ void mqload_wl_next(mqload_wl_thread_t *t, mqload_opinst_t *oi)
         oi->key = (int64_t) mqload_keydist_next(&t->keys, &t->rng, t->latest);
     }
     t->tctx.key = oi->key;
-    eval_opt(c->filter, &t->tctx, &oi->filter);
-    eval_opt(o->type == MQLOAD_OP_INSERT ? c->document : NULL, &t->tctx, &oi->document);
-    eval_opt(o->type == MQLOAD_OP_RMW ? NULL : c->update, &t->tctx, &oi->update);
-    eval_opt(c->pipeline, &t->tctx, &oi->pipeline);
-    eval_opt(c->command, &t->tctx, &oi->command);
-    eval_opt(c->options, &t->tctx, &oi->options);
+    oi->filter = render(c->filter, &t->tctx, &oi->buf[0]);
+    oi->document = render(o->type == MQLOAD_OP_INSERT ? c->document : NULL, &t->tctx, &oi->buf[1]);
+    oi->update = render(o->type == MQLOAD_OP_RMW ? NULL : c->update, &t->tctx, &oi->buf[2]);
+    oi->pipeline = render(c->pipeline, &t->tctx, &oi->buf[3]);
+    oi->command = render(c->command, &t->tctx, &oi->buf[4]);
+    oi->options = render(c->options, &t->tctx, &oi->buf[5]);
 }
 
 void mqload_wl_rmw_update(mqload_wl_thread_t *t, mqload_opinst_t *oi)
 {
     t->tctx.key = oi->key;
-    eval_opt(t->ops[oi->op].update, &t->tctx, &oi->update);
+    oi->update = render(t->ops[oi->op].update, &t->tctx, &oi->buf[2]);
 }
 
 void mqload_wl_seed_doc(mqload_wl_thread_t *t, int64_t key, bson_t *out)

@@ -62,12 +62,14 @@ void mqload_workload_free(mqload_workload_t *wl);
 /* The normalized description (what workload_id hashes), for the JSON report. */
 void mqload_workload_to_bson(const mqload_workload_t *wl, bson_t *out);
 
-/* One drawn operation: the instance's buffers hold its documents until the next draw. */
+/* One drawn operation. Its documents are valid until the next draw: each is a template's own
+ * document (mqload_template_render), one of the instance's buffers, or an empty document. */
 typedef struct {
     size_t op;                /* index into the workload's ops */
     mqload_op_type_t type;
     int64_t key;
-    bson_t filter, document, update, pipeline, command, options;
+    const bson_t *filter, *document, *update, *pipeline, *command, *options;
+    bson_t buf[6];            /* where the templates that are walked render, in the order above */
 } mqload_opinst_t;
 
 void mqload_opinst_init(mqload_opinst_t *oi);

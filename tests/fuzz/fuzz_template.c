@@ -63,9 +63,9 @@ static void run_workload(const uint8_t *data, size_t size)
     for (int i = 0; i < 16; i++) {
         mqload_wl_next(&t, &oi);
         CHECK(oi.op < wl.n_ops);
-        check_doc(&oi.filter), check_doc(&oi.document), check_doc(&oi.update);
-        check_doc(&oi.pipeline), check_doc(&oi.command), check_doc(&oi.options);
-        if (oi.type == MQLOAD_OP_RMW) mqload_wl_rmw_update(&t, &oi), check_doc(&oi.update);
+        check_doc(oi.filter), check_doc(oi.document), check_doc(oi.update);
+        check_doc(oi.pipeline), check_doc(oi.command), check_doc(oi.options);
+        if (oi.type == MQLOAD_OP_RMW) mqload_wl_rmw_update(&t, &oi), check_doc(oi.update);
     }
     bson_t seed = BSON_INITIALIZER;
     mqload_wl_seed_doc(&t, 42, &seed);
