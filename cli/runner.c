@@ -100,6 +100,7 @@ struct mqthread {
     bool stopping;
     int64_t stopping_since;
     int64_t last_done_ns;     /* latest completion of a measured op */
+    int64_t sec, sec_from_ns; /* the window's second of the last measured completion, and its start */
     bool destroyed;
     bson_t find_opts;         /* {limit: 1} etc. are the library's; opts carry timeoutMS */
     bson_t opts;
@@ -183,11 +184,19 @@ static void record(mqthread_t *t, const slot_t *s, const mqc_error_t *error, int
 {
     mqload_run_t *run = t->run;
     if (s->measured) {
-        char kind[96];
-        if (error) mqload_error_kind_mqc(error, kind, sizeof kind);
         int64_t lat = now - s->start_ns;
-        mqload_tstats_record_full(t->stats, s->op, (uint64_t) (lat > 0 ? lat : 0), error ? kind : NULL,
-                                  error ? error->message : NULL, (now - run->measure_ns) / 1000000000, s->stage);
+        uint64_t ns = (uint64_t) (lat > 0 ? lat : 0);
+        if (now < t->sec_from_ns || now >= t->sec_from_ns + 1000000000) { /* a division once a second, not per op */
+            t->sec = (now - run->measure_ns) / 1000000000;
+            t->sec_from_ns = run->measure_ns + t->sec * 1000000000;
+        }
+        if (!error && s->stage < 0) {
+            mqload_tstats_record_ok(t->stats, s->op, ns, t->sec);
+        } else {
+            char kind[96];
+            if (error) mqload_error_kind_mqc(error, kind, sizeof kind);
+            mqload_tstats_record_full(t->stats, s->op, ns, error ? kind : NULL, error ? error->message : NULL, t->sec, s->stage);
+        }
         t->last_done_ns = now; /* the run's is set once at the end: no shared line on this path */
     } else if (error) {
         mqload_count(&t->stats->a_errors, 1); /* the live line's */
@@ -548,6 +557,7 @@ bool mqload_mqc_prepare(mqload_run_t *run, char *err, size_t esz)
         t->run = run;
         t->index = i;
         t->stats = &run->stats[i];
+        t->sec_from_ns = INT64_MIN; /* no second yet: the first measured completion computes it */
         bson_init(&t->opts);
         bson_init(&t->find_opts);
         bson_init(&t->xopts);

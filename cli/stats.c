@@ -282,18 +282,14 @@ void mqload_tstats_record_full(mqload_tstats_t *s, size_t op, uint64_t latency_n
         }
     }
     s->cur_sec = sec;
-    s->sec_ops++;
-    if (err_kind) {
-        s->sec_err++;
-    } else {
-        s->sec_ok++;
-        /* into the operation's histogram of the second only: the run's and the operation's
-         * histograms get it when the second closes (mqload_tstats_ext_flush) */
-        mqload_tstats_ext_record(s, op, latency_ns);
-        mqload_tstats_ext_count(s, op, false);
-        s->r.completed++, s->r.ok++, s->r.ops[op].ok++;
+    if (!err_kind && op < MQLOAD_RESULT_MAX_OPS) {
+        if (!s->sec_op_hist[op]) s->sec_op_hist[op] = mqload_hist_new();
+        mqload_tstats_ok_in_second(s, s->sec_op_hist[op], op, latency_ns);
         return;
     }
+    s->sec_ops++;
+    if (err_kind) s->sec_err++;
+    else s->sec_ok++;
 totals:
     mqload_tstats_ext_count(s, op, err_kind != NULL);
     mqload_hist_record(err_kind ? s->r.err_hist : s->r.hist, latency_ns);
@@ -351,13 +347,6 @@ void mqload_second_ext_merge(mqload_result_t *dst, mqload_second_t *d, const mql
     }
     mqload_gauge_add(&d->in_flight, s->in_flight);
     mqload_gauge_add(&d->conns_open, s->conns_open);
-}
-
-void mqload_tstats_ext_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns)
-{
-    if (op >= MQLOAD_RESULT_MAX_OPS) return;
-    if (!s->sec_op_hist[op]) s->sec_op_hist[op] = mqload_hist_new();
-    mqload_hist_record(s->sec_op_hist[op], latency_ns);
 }
 
 void mqload_tstats_ext_count(mqload_tstats_t *s, size_t op, bool error)
