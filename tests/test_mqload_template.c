@@ -3,8 +3,10 @@
 #include <ctype.h>
 #include <stdlib.h>
 
+#include "../cli/args.h"
 #include "../cli/keydist.h"
 #include "../cli/template.h"
+#include "../cli/workload.h"
 #include "tf.h"
 
 static mqload_template_t *compile_json(const char *json, char *err, size_t esz)
@@ -244,4 +246,51 @@ TEST("/mqload/template/fixed_bytes_match_tree", mqload_template_fixed_bytes_matc
     bson_destroy(&a);
     bson_destroy(&b);
     for (size_t i = 0; i < N; i++) mqload_template_destroy(fast[i]), mqload_template_destroy(tree[i]);
+}
+
+/* A draw fills the documents its operation sends and leaves the others empty, whichever operation
+ * the draw before was (workload.c renders only those, and empties the rest when the op changes). */
+TEST("/mqload/workload/draw_documents", mqload_workload_draw_documents)
+{
+    mqload_config_t cfg;
+    mqload_config_init(&cfg);
+    char err[512];
+    char *argv[] = {"mqload", "--mix", "find,insert,update,delete,aggregate,count,command,scan,rmw", NULL};
+    ASSERT_EQ(mqload_args_parse(&cfg, 3, argv, stdout, err, sizeof err), MQLOAD_ARGS_RUN);
+    mqload_workload_t wl;
+    ASSERT_MSG(mqload_workload_load(&wl, &cfg, err, sizeof err), "%s", err);
+    mqload_wl_thread_t t;
+    ASSERT_MSG(mqload_wl_thread_init(&t, &wl, 5, 0, 1, err, sizeof err), "%s", err);
+    mqload_opinst_t oi;
+    mqload_opinst_init(&oi);
+    /* which of filter, document, update, pipeline, command, options each type sends */
+    static const char *const sends[MQLOAD_OP__COUNT] = {
+        [MQLOAD_OP_FIND] = "100000", [MQLOAD_OP_INSERT] = "010000", [MQLOAD_OP_UPDATE] = "101000",
+        [MQLOAD_OP_DELETE] = "100000", [MQLOAD_OP_AGGREGATE] = "000100", [MQLOAD_OP_COUNT] = "100000",
+        [MQLOAD_OP_COMMAND] = "000010", [MQLOAD_OP_SCAN] = "100001", [MQLOAD_OP_RMW] = "100000",
+    };
+    unsigned seen = 0;
+    for (int i = 0; i < 2000; i++) {
+        mqload_wl_next(&t, &oi);
+        seen |= 1u << oi.type;
+        const bson_t *docs[6] = {oi.filter, oi.document, oi.update, oi.pipeline, oi.command, oi.options};
+        for (int k = 0; k < 6; k++) {
+            ASSERT(bson_validate(docs[k], BSON_VALIDATE_NONE, NULL));
+            ASSERT_MSG(bson_empty(docs[k]) == (sends[oi.type][k] == '0'), "%s: document %d", mqload_op_type_name(oi.type), k);
+        }
+        bson_iter_t it;
+        if (oi.type != MQLOAD_OP_INSERT && oi.type != MQLOAD_OP_AGGREGATE && oi.type != MQLOAD_OP_COMMAND &&
+            oi.type != MQLOAD_OP_SCAN)
+            ASSERT(bson_iter_init_find(&it, oi.filter, "_id") && bson_iter_int64(&it) == oi.key);
+        if (oi.type == MQLOAD_OP_INSERT) ASSERT(bson_iter_init_find(&it, oi.document, "_id") && bson_iter_int64(&it) == oi.key);
+        if (oi.type == MQLOAD_OP_RMW && i % 2) { /* its read came back: the update of the same key */
+            mqload_wl_rmw_update(&t, &oi);
+            ASSERT(!bson_empty(oi.update) && bson_iter_init_find(&it, oi.update, "$set"));
+        }
+    }
+    ASSERT_EQ(seen, (1u << MQLOAD_OP__COUNT) - 1);
+    mqload_opinst_free(&oi);
+    mqload_wl_thread_free(&t);
+    mqload_workload_free(&wl);
+    mqload_config_free(&cfg);
 }
