@@ -40,8 +40,8 @@ typedef struct {
 
 /* One operation in flight: 24 bytes, since a run may keep 100,000 of them (the memory goal is
  * per operation in flight, library included; docs/internals/performance.md). The drawn documents live in
- * the thread's one draw buffer only while the operation is submitted (the library copies what it
- * is given), so a slot keeps only what its completion needs; its thread is found from the block
+ * the thread's one draw (its buffers, or a template's own bytes) only while the operation is
+ * submitted (the library copies what it is given), so a slot keeps only what its completion needs; its thread is found from the block
  * it sits in. */
 typedef struct slot {
     int64_t start_ns;       /* submit time (closed) or intended time (open) */

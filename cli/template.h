@@ -13,7 +13,8 @@
  *   {"$key": {}}                  the operation's key (int64): drawn from the key distribution,
  *                                 or the next fresh key for inserts
  * Everything else is copied as it is. Compilation turns the JSON into a small tree whose constant
- * subtrees are pre-encoded BSON, so evaluating never re-reads JSON. A compiled template holds
+ * subtrees are pre-encoded BSON, so evaluating never re-reads JSON; a template in which only $key
+ * varies is kept as its encoded bytes, the key patched in per evaluation. A compiled template holds
  * per-thread state ($seq counters): each thread compiles its own copy. */
 #ifndef MQLOAD_TEMPLATE_H
 #define MQLOAD_TEMPLATE_H
