@@ -39,10 +39,10 @@ typedef struct {
 } rmw_t;
 
 /* One operation in flight: 24 bytes, since a run may keep 100,000 of them (the memory goal is
- * per operation in flight, library included; docs/internals/performance.md). The drawn documents live in
- * the thread's one draw (its buffers, or a template's own bytes) only while the operation is
- * submitted (the library copies what it is given), so a slot keeps only what its completion needs; its thread is found from the block
- * it sits in. */
+ * per operation in flight, library included; docs/internals/performance.md). The drawn documents
+ * live in the thread's one draw (its buffers, or a template's own bytes) only while the operation
+ * is submitted (the library copies what it is given), so a slot keeps only what its completion
+ * needs; its thread is found from the block it sits in. */
 typedef struct slot {
     int64_t start_ns;       /* submit time (closed) or intended time (open) */
     union {
@@ -195,7 +195,8 @@ static void record(mqthread_t *t, const slot_t *s, const mqc_error_t *error, int
         } else {
             char kind[96];
             if (error) mqload_error_kind_mqc(error, kind, sizeof kind);
-            mqload_tstats_record_full(t->stats, s->op, ns, error ? kind : NULL, error ? error->message : NULL, t->sec, s->stage);
+            mqload_tstats_record_full(t->stats, s->op, ns, error ? kind : NULL, error ? error->message : NULL, t->sec,
+                                      s->stage);
         }
         t->last_done_ns = now; /* the run's is set once at the end: no shared line on this path */
     } else if (error) {
