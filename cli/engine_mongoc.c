@@ -104,34 +104,34 @@ static bool execute(mgthread_t *t, mongoc_client_t *client, mongoc_collection_t 
     case MQLOAD_OP_RMW:
         BSON_APPEND_INT32(&o, "limit", 1);
         BSON_APPEND_BOOL(&o, "singleBatch", true);
-        ok = drain(mongoc_collection_find_with_opts(coll, &oi->filter, &o, NULL), be);
+        ok = drain(mongoc_collection_find_with_opts(coll, oi->filter, &o, NULL), be);
         if (ok && oi->type == MQLOAD_OP_RMW) {
             mqload_wl_rmw_update(&t->wl, oi);
-            ok = mongoc_collection_update_one(coll, &oi->filter, &oi->update, &t->opts, NULL, be);
+            ok = mongoc_collection_update_one(coll, oi->filter, oi->update, &t->opts, NULL, be);
         }
         break;
     case MQLOAD_OP_INSERT:
-        ok = mongoc_collection_insert_one(coll, &oi->document, &t->opts, NULL, be);
+        ok = mongoc_collection_insert_one(coll, oi->document, &t->opts, NULL, be);
         break;
     case MQLOAD_OP_UPDATE:
-        ok = mongoc_collection_update_one(coll, &oi->filter, &oi->update, &t->opts, NULL, be);
+        ok = mongoc_collection_update_one(coll, oi->filter, oi->update, &t->opts, NULL, be);
         break;
     case MQLOAD_OP_DELETE:
-        ok = mongoc_collection_delete_one(coll, &oi->filter, &t->opts, NULL, be);
+        ok = mongoc_collection_delete_one(coll, oi->filter, &t->opts, NULL, be);
         break;
     case MQLOAD_OP_COUNT:
-        ok = mongoc_collection_count_documents(coll, &oi->filter, &t->opts, NULL, NULL, be) >= 0;
+        ok = mongoc_collection_count_documents(coll, oi->filter, &t->opts, NULL, NULL, be) >= 0;
         break;
     case MQLOAD_OP_COMMAND:
-        ok = mongoc_client_command_with_opts(client, def->cmd_db, &oi->command, NULL, &t->opts, NULL, be);
+        ok = mongoc_client_command_with_opts(client, def->cmd_db, oi->command, NULL, &t->opts, NULL, be);
         break;
     case MQLOAD_OP_AGGREGATE:
-        bson_concat(&o, &oi->options);
-        ok = drain(mongoc_collection_aggregate(coll, MONGOC_QUERY_NONE, &oi->pipeline, &o, NULL), be);
+        bson_concat(&o, oi->options);
+        ok = drain(mongoc_collection_aggregate(coll, MONGOC_QUERY_NONE, oi->pipeline, &o, NULL), be);
         break;
     case MQLOAD_OP_SCAN:
-        bson_concat(&o, &oi->options);
-        ok = drain(mongoc_collection_find_with_opts(coll, &oi->filter, &o, NULL), be);
+        bson_concat(&o, oi->options);
+        ok = drain(mongoc_collection_find_with_opts(coll, oi->filter, &o, NULL), be);
         break;
     default:
         abort();

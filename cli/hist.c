@@ -20,16 +20,6 @@ mqload_hist_t *mqload_hist_new(void)
 
 void mqload_hist_destroy(mqload_hist_t *h) { free(h); }
 
-uint32_t mqload_hist_index(uint64_t ns)
-{
-    if (ns < MQLOAD_HIST_SUB_COUNT) return (uint32_t) ns;
-    unsigned e = 63u - (unsigned) __builtin_clzll(ns); /* floor(log2 ns) >= SUB_BITS */
-    if (e > MQLOAD_HIST_MAX_EXP) return MQLOAD_HIST_BUCKETS - 1;
-    unsigned shift = e - MQLOAD_HIST_SUB_BITS;
-    uint32_t sub = (uint32_t) (ns >> shift) & (MQLOAD_HIST_SUB_COUNT - 1);
-    return MQLOAD_HIST_SUB_COUNT * (shift + 1) + sub;
-}
-
 uint64_t mqload_hist_bucket_low(uint32_t index)
 {
     if (index < MQLOAD_HIST_SUB_COUNT) return index;

@@ -39,10 +39,10 @@ typedef struct {
 } rmw_t;
 
 /* One operation in flight: 24 bytes, since a run may keep 100,000 of them (the memory goal is
- * per operation in flight, library included; docs/internals/performance.md). The drawn documents live in
- * the thread's one draw buffer only while the operation is submitted (the library copies what it
- * is given), so a slot keeps only what its completion needs; its thread is found from the block
- * it sits in. */
+ * per operation in flight, library included; docs/internals/performance.md). The drawn documents
+ * live in the thread's one draw (its buffers, or a template's own bytes) only while the operation
+ * is submitted (the library copies what it is given), so a slot keeps only what its completion
+ * needs; its thread is found from the block it sits in. */
 typedef struct slot {
     int64_t start_ns;       /* submit time (closed) or intended time (open) */
     union {
@@ -100,6 +100,7 @@ struct mqthread {
     bool stopping;
     int64_t stopping_since;
     int64_t last_done_ns;     /* latest completion of a measured op */
+    int64_t sec, sec_from_ns; /* the window's second of the last measured completion, and its start */
     bool destroyed;
     bson_t find_opts;         /* {limit: 1} etc. are the library's; opts carry timeoutMS */
     bson_t opts;
@@ -125,8 +126,8 @@ void mqload_error_kind_mqc(const void *e_, char *out, size_t outsz)
     }
 }
 
-static void submit_next(mqthread_t *t, slot_t *s);
-static void open_pump(mqthread_t *t);
+static void submit_next(mqthread_t *t, slot_t *s, int64_t now);
+static void open_pump(mqthread_t *t, int64_t now);
 
 static bool past_end(mqthread_t *t, int64_t when)
 {
@@ -178,36 +179,59 @@ static void begin_stop(mqthread_t *t, int64_t now)
     }
 }
 
-/* The end of one operation (every path: reply, error, batch error, last batch). */
+/* Records a measured operation that ended at now (or counts a warmup error for the live line). */
+static void record(mqthread_t *t, const slot_t *s, const mqc_error_t *error, int64_t now)
+{
+    mqload_run_t *run = t->run;
+    if (s->measured) {
+        int64_t lat = now - s->start_ns;
+        uint64_t ns = (uint64_t) (lat > 0 ? lat : 0);
+        if (now < t->sec_from_ns || now >= t->sec_from_ns + 1000000000) { /* a division once a second, not per op */
+            t->sec = (now - run->measure_ns) / 1000000000;
+            t->sec_from_ns = run->measure_ns + t->sec * 1000000000;
+        }
+        if (!error && s->stage < 0) {
+            mqload_tstats_record_ok(t->stats, s->op, ns, t->sec);
+        } else {
+            char kind[96];
+            if (error) mqload_error_kind_mqc(error, kind, sizeof kind);
+            mqload_tstats_record_full(t->stats, s->op, ns, error ? kind : NULL, error ? error->message : NULL, t->sec,
+                                      s->stage);
+        }
+        t->last_done_ns = now; /* the run's is set once at the end: no shared line on this path */
+    } else if (error) {
+        mqload_count(&t->stats->a_errors, 1); /* the live line's */
+    }
+}
+
+/* The end of one operation (every path: reply, error, batch error, last batch). One clock read:
+ * the end of this operation is also the submission time of the slot's next one (closed loop)
+ * and the now of the open loop's pump; the next is sent before this one is recorded, so its
+ * latency starts where this one's ends, as when the clock was read again before sending it. */
 static void complete(slot_t *s, const mqc_error_t *error)
 {
     mqthread_t *t = slot_thread(s);
-    mqload_run_t *run = t->run;
     int64_t now = mqload_now_ns();
-    if (s->measured) {
-        char kind[96];
-        if (error) mqload_error_kind_mqc(error, kind, sizeof kind);
-        int64_t lat = now - s->start_ns;
-        mqload_tstats_record_full(t->stats, s->op, (uint64_t) (lat > 0 ? lat : 0), error ? kind : NULL,
-                                  error ? error->message : NULL, (now - run->measure_ns) / 1000000000, s->stage);
-        t->last_done_ns = now; /* the run's is set once at the end: no shared line on this path */
-    } else if (error) {
-        atomic_fetch_add_explicit(&t->stats->a_errors, 1, memory_order_relaxed); /* the live line's */
-    }
-    atomic_fetch_add_explicit(&t->stats->a_completed, 1, memory_order_relaxed);
+    slot_t done = *s; /* the next submission reuses the slot */
+    mqload_count(&t->stats->a_completed, 1);
     t->in_flight--;
-    if (t->destroyed) return; /* client being destroyed: no more submissions */
+    /* A failure is recorded first: its error lives only as long as this callback's operation. */
+    if (error || t->destroyed) {
+        record(t, &done, error, now);
+        if (t->destroyed) return; /* client being destroyed: no more submissions */
+    }
     if (t->open_loop) {
         s->u.next_free = t->free_slots;
         t->free_slots = s;
-        open_pump(t);
+        open_pump(t, now);
     } else if (t->conc_ramp && t->active > t->target) {
         t->active--; /* ramping down: this slot rests */
         s->u.next_free = t->free_slots;
         t->free_slots = s;
     } else {
-        submit_next(t, s);
+        submit_next(t, s, now);
     }
+    if (!error) record(t, &done, NULL, now);
     maybe_finish(t);
 }
 
@@ -227,7 +251,7 @@ static void reply_cb(mqc_op_t *op, const bson_t *reply, const mqc_error_t *error
             t->draw.op = s->op;
             t->draw.key = rmw->key;
             mqload_wl_rmw_update(&t->wl, &t->draw);
-            mqc_collection_update_one(t->coll, rmw->filter, &t->draw.update, &t->opts, reply_cb, s);
+            mqc_collection_update_one(t->coll, rmw->filter, t->draw.update, &t->opts, reply_cb, s);
         }
         bson_destroy(rmw->filter);
         free(rmw);
@@ -254,41 +278,41 @@ static void dispatch(mqthread_t *t, slot_t *s)
     const mqload_opdef_t *def = &t->run->wl->ops[oi->op];
     switch (oi->type) {
     case MQLOAD_OP_FIND:
-        mqc_collection_find_one(t->coll, &oi->filter, &t->opts, reply_cb, s);
+        mqc_collection_find_one(t->coll, oi->filter, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_RMW:
         s->u.rmw = malloc(sizeof *s->u.rmw); /* set marks "read not done yet" */
         if (!s->u.rmw) abort();
         s->u.rmw->key = oi->key;
-        s->u.rmw->filter = bson_copy(&oi->filter);
-        mqc_collection_find_one(t->coll, &oi->filter, &t->opts, reply_cb, s);
+        s->u.rmw->filter = bson_copy(oi->filter);
+        mqc_collection_find_one(t->coll, oi->filter, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_INSERT:
-        mqc_collection_insert_one(t->coll, &oi->document, &t->opts, reply_cb, s);
+        mqc_collection_insert_one(t->coll, oi->document, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_UPDATE:
-        mqc_collection_update_one(t->coll, &oi->filter, &oi->update, &t->opts, reply_cb, s);
+        mqc_collection_update_one(t->coll, oi->filter, oi->update, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_DELETE:
-        mqc_collection_delete_one(t->coll, &oi->filter, &t->opts, reply_cb, s);
+        mqc_collection_delete_one(t->coll, oi->filter, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_COUNT:
-        mqc_collection_count_documents(t->coll, &oi->filter, &t->opts, reply_cb, s);
+        mqc_collection_count_documents(t->coll, oi->filter, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_COMMAND:
-        mqc_client_command(t->client, def->cmd_db, &oi->command, &t->opts, reply_cb, s);
+        mqc_client_command(t->client, def->cmd_db, oi->command, &t->opts, reply_cb, s);
         break;
     case MQLOAD_OP_AGGREGATE:
         bson_reinit(&t->xopts);
         bson_concat(&t->xopts, &t->opts);
-        bson_concat(&t->xopts, &oi->options);
-        mqc_collection_aggregate(t->coll, &oi->pipeline, &t->xopts, batch_cb, s); /* batch_cb has the cursor */
+        bson_concat(&t->xopts, oi->options);
+        mqc_collection_aggregate(t->coll, oi->pipeline, &t->xopts, batch_cb, s); /* batch_cb has the cursor */
         break;
     case MQLOAD_OP_SCAN:
         bson_reinit(&t->xopts);
         bson_concat(&t->xopts, &t->opts);
-        bson_concat(&t->xopts, &oi->options);
-        mqc_collection_find(t->coll, &oi->filter, &t->xopts, batch_cb, s);
+        bson_concat(&t->xopts, oi->options);
+        mqc_collection_find(t->coll, oi->filter, &t->xopts, batch_cb, s);
         break;
     default:
         abort();
@@ -317,13 +341,13 @@ static void submit_at(mqthread_t *t, slot_t *s, int64_t start_ns)
         }
     }
     t->in_flight++;
-    atomic_fetch_add_explicit(&t->stats->a_submitted, 1, memory_order_relaxed);
+    mqload_count(&t->stats->a_submitted, 1);
     dispatch(t, s);
 }
 
-static void submit_next(mqthread_t *t, slot_t *s)
+/* Submits the slot's next operation at now (the clock read just before). */
+static void submit_next(mqthread_t *t, slot_t *s, int64_t now)
 {
-    int64_t now = mqload_now_ns();
     if (t->stopping || past_end(t, now)) {
         begin_stop(t, now);
         return;
@@ -361,11 +385,10 @@ static int64_t intended(mqthread_t *t, uint64_t k)
 }
 
 /* Submits every operation that is due (while under the in-flight cap), then sleeps until the next. */
-static void open_pump(mqthread_t *t)
+static void open_pump(mqthread_t *t, int64_t now)
 {
     if (t->stopping) return;
     mqload_run_t *run = t->run;
-    int64_t now = mqload_now_ns();
     if (!t->warm_dropped && now >= run->measure_ns) {
         t->warm_dropped = true;
         uint64_t first = mqload_sched_count_before(&t->sched, run->measure_ns);
@@ -414,14 +437,14 @@ static void conc_adjust(mqthread_t *t, int64_t now)
         if (s) t->free_slots = s->u.next_free;
         else s = slot_new(t);
         t->active++;
-        submit_next(t, s);
+        submit_next(t, s, mqload_now_ns());
     }
 }
 
 static void due_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void) loop, (void) revents;
-    open_pump(w->data);
+    open_pump(w->data, mqload_now_ns());
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -436,7 +459,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     /* Open loop: what is due goes out first (after a stall, late but sent, while slots are free);
      * only then does a closed window count what is left as unsent. This also keeps the live
      * line's backlog fresh. */
-    if (t->open_loop && !t->stopping) open_pump(t);
+    if (t->open_loop && !t->stopping) open_pump(t, now);
     if (!t->stopping && past_end(t, now)) begin_stop(t, now);
     if (t->conc_ramp && !t->stopping) conc_adjust(t, now);
     if (t->stopping) {
@@ -488,14 +511,14 @@ static void *thread_main(void *arg)
     }
     if (t->open_loop) {
         mqload_sched_init_rate(&t->sched, run->cfg, (double) run->lanes, run->t0_ns);
-        open_pump(t);
+        open_pump(t, mqload_now_ns());
     } else if (t->conc_ramp) {
         mqload_sched_init_conc(&t->csched, run->cfg, 1, run->t0_ns);
         conc_adjust(t, mqload_now_ns());
     } else {
         size_t n = (size_t) mqload_share(run->cfg->concurrency, run->n_stats, t->index);
         for (size_t i = 0; i < n; i++) slot_new(t);
-        for (size_t i = 0; i < n; i++) submit_next(t, slot_at(t, i));
+        for (size_t i = 0; i < n; i++) submit_next(t, slot_at(t, i), mqload_now_ns());
     }
     if (!(t->stopping && t->in_flight == 0)) ev_run(t->loop, 0);
     ev_timer_stop(t->loop, &t->tick);
@@ -535,6 +558,7 @@ bool mqload_mqc_prepare(mqload_run_t *run, char *err, size_t esz)
         t->run = run;
         t->index = i;
         t->stats = &run->stats[i];
+        t->sec_from_ns = INT64_MIN; /* no second yet: the first measured completion computes it */
         bson_init(&t->opts);
         bson_init(&t->find_opts);
         bson_init(&t->xopts);

@@ -194,7 +194,6 @@ void mqload_tstats_init(mqload_tstats_t *s)
 {
     memset(s, 0, sizeof *s);
     mqload_result_init(&s->r);
-    s->sec_hist = mqload_hist_new();
     s->cur_sec = -1;
     s->pub_sec = -1;
     mqload_sparse_init(&s->pub_hist);
@@ -204,7 +203,6 @@ void mqload_tstats_init(mqload_tstats_t *s)
 void mqload_tstats_free(mqload_tstats_t *s)
 {
     mqload_result_free(&s->r);
-    mqload_hist_destroy(s->sec_hist);
     mqload_sparse_free(&s->pub_hist);
     mqload_tstats_ext_free(s);
     pthread_mutex_destroy(&s->pub_lock);
@@ -217,11 +215,10 @@ void mqload_tstats_flush(mqload_tstats_t *s, int64_t sec)
     t->ops += s->sec_ops;
     t->ok += s->sec_ok;
     t->errors += s->sec_err;
-    mqload_sparse_t sp;
+    mqload_sparse_t sp; /* the second's successful latencies, every operation's */
     mqload_sparse_init(&sp);
-    mqload_sparse_from_hist(&sp, s->sec_hist);
+    mqload_tstats_ext_flush(s, t, &sp);
     mqload_sparse_merge(&t->hist, &sp);
-    mqload_tstats_ext_flush(s, t);
     pthread_mutex_lock(&s->pub_lock);
     mqload_sparse_free(&s->pub_hist);
     s->pub_hist = sp; /* handed over */
@@ -229,7 +226,6 @@ void mqload_tstats_flush(mqload_tstats_t *s, int64_t sec)
     s->pub_ops = s->sec_ops;
     s->pub_errors = s->sec_err;
     pthread_mutex_unlock(&s->pub_lock);
-    mqload_hist_init(s->sec_hist);
     s->sec_ops = s->sec_ok = s->sec_err = 0;
     s->cur_sec = -1;
 }
@@ -286,9 +282,10 @@ void mqload_tstats_record_full(mqload_tstats_t *s, size_t op, uint64_t latency_n
         }
     }
     s->cur_sec = sec;
-    if (!err_kind) {
-        mqload_hist_record(s->sec_hist, latency_ns);
-        mqload_tstats_ext_record(s, op, latency_ns);
+    if (!err_kind && op < MQLOAD_RESULT_MAX_OPS) {
+        if (!s->sec_op_hist[op]) s->sec_op_hist[op] = mqload_hist_new();
+        mqload_tstats_ok_in_second(s, s->sec_op_hist[op], op, latency_ns);
+        return;
     }
     s->sec_ops++;
     if (err_kind) s->sec_err++;
@@ -302,7 +299,7 @@ totals:
         s->r.errors++;
         s->r.ops[op].errors++;
         mqload_result_add_error_msg(&s->r, err_kind, err_msg, 1);
-        atomic_fetch_add_explicit(&s->a_errors, 1, memory_order_relaxed);
+        mqload_count(&s->a_errors, 1);
     } else {
         s->r.ok++;
         s->r.ops[op].ok++;
@@ -352,19 +349,12 @@ void mqload_second_ext_merge(mqload_result_t *dst, mqload_second_t *d, const mql
     mqload_gauge_add(&d->conns_open, s->conns_open);
 }
 
-void mqload_tstats_ext_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns)
-{
-    if (op >= MQLOAD_RESULT_MAX_OPS) return;
-    if (!s->sec_op_hist[op]) s->sec_op_hist[op] = mqload_hist_new();
-    mqload_hist_record(s->sec_op_hist[op], latency_ns);
-}
-
 void mqload_tstats_ext_count(mqload_tstats_t *s, size_t op, bool error)
 {
-    if (op < MQLOAD_RESULT_MAX_OPS) atomic_fetch_add_explicit(error ? &s->a_op_err[op] : &s->a_op_ok[op], 1, memory_order_relaxed);
+    if (op < MQLOAD_RESULT_MAX_OPS) mqload_count(error ? &s->a_op_err[op] : &s->a_op_ok[op], 1);
 }
 
-void mqload_tstats_ext_flush(mqload_tstats_t *s, mqload_second_t *t)
+void mqload_tstats_ext_flush(mqload_tstats_t *s, mqload_second_t *t, mqload_sparse_t *all)
 {
     for (size_t op = 0; op < MQLOAD_RESULT_MAX_OPS; op++) {
         mqload_hist_t *h = s->sec_op_hist[op];
@@ -373,6 +363,11 @@ void mqload_tstats_ext_flush(mqload_tstats_t *s, mqload_second_t *t)
         mqload_sparse_init(&sp);
         mqload_sparse_from_hist(&sp, h);
         mqload_sparse_merge(mqload_second_op(t, op), &sp);
+        mqload_sparse_merge(all, &sp);
+        /* The run's and the operation's histograms get the second's latencies only now: a
+         * completion records into one histogram (mqload_tstats_record_full). */
+        mqload_hist_add_sparse(s->r.hist, &sp);
+        if (op < s->r.n_ops) mqload_hist_add_sparse(s->r.ops[op].hist, &sp);
         mqload_sparse_free(&sp);
         mqload_hist_init(h);
     }

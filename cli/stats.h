@@ -120,7 +120,6 @@ double mqload_result_throughput(const mqload_result_t *r);
  * a second by each side). */
 typedef struct {
     mqload_result_t r;
-    mqload_hist_t *sec_hist;  /* the current second's latencies */
     int64_t cur_sec;          /* -1 before the first measured completion */
     uint64_t sec_ops, sec_ok, sec_err;
     _Atomic uint64_t a_submitted, a_completed, a_errors; /* all ops (warmup too), by the engine; errors measured */
@@ -129,10 +128,19 @@ typedef struct {
     int64_t pub_sec;          /* the last second flushed (-1: none) */
     mqload_sparse_t pub_hist;
     uint64_t pub_ops, pub_errors;
-    mqload_hist_t *sec_op_hist[MQLOAD_RESULT_MAX_OPS]; /* the current second per operation (below) */
+    mqload_hist_t *sec_op_hist[MQLOAD_RESULT_MAX_OPS]; /* the current second's successful latencies per
+                                                        * operation, the only histogram a completion
+                                                        * records into (below) */
     _Atomic uint64_t a_conns_open; /* the engine's open connections + 1, set each tick; 0: unknown */
     _Atomic uint64_t a_op_ok[MQLOAD_RESULT_MAX_OPS], a_op_err[MQLOAD_RESULT_MAX_OPS]; /* measured, per op (metrics.h) */
 } mqload_tstats_t;
+
+/* Adds n to a counter of the thread owning these statistics: it alone writes it, so a relaxed
+ * load and store do (readers see old or new, never torn) without a locked read-modify-write. */
+static inline void mqload_count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
 
 void mqload_tstats_init(mqload_tstats_t *s);
 void mqload_tstats_free(mqload_tstats_t *s);
@@ -142,6 +150,26 @@ void mqload_tstats_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns, co
 /* The same with the error's message (kept when it is the first of its kind) and the stage (-1: none). */
 void mqload_tstats_record_full(mqload_tstats_t *s, size_t op, uint64_t latency_ns, const char *err_kind,
                                const char *err_msg, int64_t sec, int stage);
+/* A success of op (< MQLOAD_RESULT_MAX_OPS) in the open second, h its histogram of the second:
+ * the only histogram a completion records into (the run's and the operation's get the second's
+ * latencies when it closes, mqload_tstats_ext_flush). */
+static inline void mqload_tstats_ok_in_second(mqload_tstats_t *s, mqload_hist_t *h, size_t op, uint64_t latency_ns)
+{
+    mqload_hist_record(h, latency_ns);
+    s->sec_ops++, s->sec_ok++;
+    mqload_count(&s->a_op_ok[op], 1);
+    s->r.completed++, s->r.ok++, s->r.ops[op].ok++;
+}
+
+/* mqload_tstats_record_full of a success outside any stage: inlined in the common case, a
+ * completion in the second already open. */
+static inline void mqload_tstats_record_ok(mqload_tstats_t *s, size_t op, uint64_t latency_ns, int64_t sec)
+{
+    mqload_hist_t *h = op < MQLOAD_RESULT_MAX_OPS ? s->sec_op_hist[op] : NULL;
+    if (h && s->cur_sec >= 0 && sec == s->cur_sec) mqload_tstats_ok_in_second(s, h, op, latency_ns);
+    else mqload_tstats_record_full(s, op, latency_ns, NULL, NULL, sec, -1);
+}
+
 /* A measured operation sent lag_ns after its intended time, in stage (-1: none), during second
  * sec of the window. */
 void mqload_tstats_sent(mqload_tstats_t *s, uint64_t lag_ns, int stage, int64_t sec);
@@ -161,12 +189,11 @@ void mqload_second_ext_merge(mqload_result_t *dst, mqload_second_t *d, const mql
 /* *d += s for a gauge of a second (in_flight, conns_open), where -1 means "no sample". */
 void mqload_gauge_add(int64_t *d, int64_t s);
 
-/* A thread's current second, per operation (successful operations only). */
-void mqload_tstats_ext_record(mqload_tstats_t *s, size_t op, uint64_t latency_ns);
 /* Counts one measured completion of op for the live metrics (relaxed atomics). */
 void mqload_tstats_ext_count(mqload_tstats_t *s, size_t op, bool error);
-/* Moves the current second's per-op histograms into timeline entry t. */
-void mqload_tstats_ext_flush(mqload_tstats_t *s, mqload_second_t *t);
+/* Moves the current second's per-op histograms into timeline entry t, the run's and each
+ * operation's histograms, and all (every operation's latencies of the second). */
+void mqload_tstats_ext_flush(mqload_tstats_t *s, mqload_second_t *t, mqload_sparse_t *all);
 void mqload_tstats_ext_free(mqload_tstats_t *s);
 
 #endif

@@ -13,7 +13,8 @@
  *   {"$key": {}}                  the operation's key (int64): drawn from the key distribution,
  *                                 or the next fresh key for inserts
  * Everything else is copied as it is. Compilation turns the JSON into a small tree whose constant
- * subtrees are pre-encoded BSON, so evaluating never re-reads JSON. A compiled template holds
+ * subtrees are pre-encoded BSON, so evaluating never re-reads JSON; a template in which only $key
+ * varies is kept as its encoded bytes, the key patched in per evaluation. A compiled template holds
  * per-thread state ($seq counters): each thread compiles its own copy. */
 #ifndef MQLOAD_TEMPLATE_H
 #define MQLOAD_TEMPLATE_H
@@ -39,10 +40,18 @@ mqload_template_t *mqload_template_compile(const bson_t *doc, bool is_array, cha
 /* Compiles the document or array that iter points at. */
 mqload_template_t *mqload_template_compile_iter(const bson_iter_t *iter, char *errmsg, size_t errsize);
 void mqload_template_destroy(mqload_template_t *t);
-/* Writes a fresh instance into out (reinitialised first). */
+/* Writes a fresh instance into out (reinitialised first; out is not static). */
 void mqload_template_eval(mqload_template_t *t, mqload_tctx_t *ctx, bson_t *out);
+/* A fresh instance: the template's own document when only $key varies (its key patched in
+ * place, valid until the next call on t), else buf with the instance written into it. */
+const bson_t *mqload_template_render(mqload_template_t *t, mqload_tctx_t *ctx, bson_t *buf);
+/* The same by walking the tree, which mqload_template_eval and _render skip when only $key
+ * varies (they copy or patch the bytes then): the tests check both give the same bytes. */
+void mqload_template_eval_tree(mqload_template_t *t, mqload_tctx_t *ctx, bson_t *out);
 /* True when the template contains no generator (its value never changes). */
 bool mqload_template_is_constant(const mqload_template_t *t);
+/* True when evaluating copies pre-encoded bytes (nothing but $key varies), not the tree. */
+bool mqload_template_is_fixed(const mqload_template_t *t);
 /* True when the template uses $key somewhere. */
 bool mqload_template_uses_key(const mqload_template_t *t);
 

@@ -455,17 +455,19 @@ void mqload_workload_free(mqload_workload_t *wl)
     bson_init(&wl->document);
 }
 
+/* What an operation without one of the documents is given. */
+static const bson_t EMPTY = BSON_INITIALIZER;
+
 void mqload_opinst_init(mqload_opinst_t *oi)
 {
     memset(oi, 0, sizeof *oi);
-    bson_t *docs[] = {&oi->filter, &oi->document, &oi->update, &oi->pipeline, &oi->command, &oi->options};
-    for (size_t i = 0; i < 6; i++) bson_init(docs[i]);
+    for (size_t i = 0; i < 6; i++) bson_init(&oi->buf[i]), oi->docs[i] = &EMPTY;
+    oi->docs_op = SIZE_MAX;
 }
 
 void mqload_opinst_free(mqload_opinst_t *oi)
 {
-    bson_t *docs[] = {&oi->filter, &oi->document, &oi->update, &oi->pipeline, &oi->command, &oi->options};
-    for (size_t i = 0; i < 6; i++) bson_destroy(docs[i]);
+    for (size_t i = 0; i < 6; i++) bson_destroy(&oi->buf[i]);
 }
 
 static mqload_template_t *compile_opt(const bson_t *src, bool is_array, bool present, const char *what,
@@ -515,6 +517,11 @@ bool mqload_wl_thread_init(mqload_wl_thread_t *t, const mqload_workload_t *wl, u
             mqload_wl_thread_free(t);
             return false;
         }
+        for (uint8_t k = 0; k < 6; k++)
+            /* op 0's document is the seeding template, sent by inserts only; an RMW's update is
+             * rendered after its read (mqload_wl_rmw_update) */
+            if (c->tpl[k] && (k != 1 || o->type == MQLOAD_OP_INSERT) && (k != 2 || o->type != MQLOAD_OP_RMW))
+                c->drawn[c->n_drawn++] = k;
         sum += o->weight;
         t->cum[i] = sum;
     }
@@ -535,12 +542,6 @@ void mqload_wl_thread_free(mqload_wl_thread_t *t)
     memset(t, 0, sizeof *t);
 }
 
-static void eval_opt(mqload_template_t *tpl, mqload_tctx_t *ctx, bson_t *out)
-{
-    if (tpl) mqload_template_eval(tpl, ctx, out);
-    else bson_reinit(out);
-}
-
 void mqload_wl_next(mqload_wl_thread_t *t, mqload_opinst_t *oi)
 {
     const mqload_workload_t *wl = t->wl;
@@ -551,6 +552,10 @@ void mqload_wl_next(mqload_wl_thread_t *t, mqload_opinst_t *oi)
     }
     const mqload_opdef_t *o = &wl->ops[i];
     mqload_compiled_op_t *c = &t->ops[i];
+    if (oi->docs_op != i) { /* empty what this op does not send: only what it does is drawn below */
+        for (size_t k = 0; k < 6; k++) oi->docs[k] = &EMPTY;
+        oi->docs_op = i;
+    }
     oi->op = i;
     oi->type = o->type;
     if (o->type == MQLOAD_OP_INSERT) {
@@ -558,22 +563,24 @@ void mqload_wl_next(mqload_wl_thread_t *t, mqload_opinst_t *oi)
         uint64_t k = wl->keys + t->lane + t->lanes * t->inserts++;
         oi->key = (int64_t) k;
         if (k > t->latest) t->latest = k;
+    } else if (t->keys.kind == MQLOAD_KEYS_UNIFORM) { /* what mqload_keydist_next does, without the call */
+        oi->key = (int64_t) mqload_rng_below(&t->rng, t->keys.n);
     } else {
         oi->key = (int64_t) mqload_keydist_next(&t->keys, &t->rng, t->latest);
     }
     t->tctx.key = oi->key;
-    eval_opt(c->filter, &t->tctx, &oi->filter);
-    eval_opt(o->type == MQLOAD_OP_INSERT ? c->document : NULL, &t->tctx, &oi->document);
-    eval_opt(o->type == MQLOAD_OP_RMW ? NULL : c->update, &t->tctx, &oi->update);
-    eval_opt(c->pipeline, &t->tctx, &oi->pipeline);
-    eval_opt(c->command, &t->tctx, &oi->command);
-    eval_opt(c->options, &t->tctx, &oi->options);
+    for (size_t j = 0; j < c->n_drawn; j++) {
+        size_t k = c->drawn[j];
+        oi->docs[k] = mqload_template_render(c->tpl[k], &t->tctx, &oi->buf[k]);
+    }
 }
 
 void mqload_wl_rmw_update(mqload_wl_thread_t *t, mqload_opinst_t *oi)
 {
     t->tctx.key = oi->key;
-    eval_opt(t->ops[oi->op].update, &t->tctx, &oi->update);
+    oi->docs_op = SIZE_MAX; /* the documents are no longer one draw's */
+    mqload_template_t *u = t->ops[oi->op].update;
+    oi->update = u ? mqload_template_render(u, &t->tctx, &oi->buf[2]) : &EMPTY;
 }
 
 void mqload_wl_seed_doc(mqload_wl_thread_t *t, int64_t key, bson_t *out)

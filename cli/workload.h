@@ -62,19 +62,36 @@ void mqload_workload_free(mqload_workload_t *wl);
 /* The normalized description (what workload_id hashes), for the JSON report. */
 void mqload_workload_to_bson(const mqload_workload_t *wl, bson_t *out);
 
-/* One drawn operation: the instance's buffers hold its documents until the next draw. */
+/* One drawn operation. Its documents are valid until the next draw: each is a template's own
+ * document (mqload_template_render), one of the instance's buffers, or an empty document. */
 typedef struct {
     size_t op;                /* index into the workload's ops */
     mqload_op_type_t type;
     int64_t key;
-    bson_t filter, document, update, pipeline, command, options;
+    union {
+        struct {
+            const bson_t *filter, *document, *update, *pipeline, *command, *options;
+        };
+        const bson_t *docs[6];
+    };
+    bson_t buf[6];            /* where the templates that are walked render, in the order above */
+    size_t docs_op;           /* the op whose draw docs hold (the others empty); SIZE_MAX: unknown */
 } mqload_opinst_t;
 
 void mqload_opinst_init(mqload_opinst_t *oi);
 void mqload_opinst_free(mqload_opinst_t *oi);
 
 typedef struct {
-    mqload_template_t *filter, *document, *update, *pipeline, *command, *options;
+    union {
+        struct {
+            mqload_template_t *filter, *document, *update, *pipeline, *command, *options;
+        };
+        mqload_template_t *tpl[6]; /* in the order of mqload_opinst_t's docs */
+    };
+    /* What a draw renders: the index (in mqload_opinst_t's docs) of each document the operation
+     * sends when submitted; the others stay empty. */
+    uint8_t drawn[6];
+    size_t n_drawn;
 } mqload_compiled_op_t;
 
 /* A thread's instance of a workload. */

@@ -3,8 +3,10 @@
 #include <ctype.h>
 #include <stdlib.h>
 
+#include "../cli/args.h"
 #include "../cli/keydist.h"
 #include "../cli/template.h"
+#include "../cli/workload.h"
 #include "tf.h"
 
 static mqload_template_t *compile_json(const char *json, char *err, size_t esz)
@@ -177,4 +179,118 @@ TEST("/mqload/keydist/uniform_zipfian_latest", mqload_keydist_shapes)
     /* ... and follows the key space as it grows. */
     uint64_t k = mqload_keydist_next(&d, &rng, 5000);
     ASSERT_LE(k, 5000);
+}
+
+/* A template in which only $key varies is evaluated by copying its bytes, or rendered by
+ * patching its own, with the key (template.c): the same bytes as walking the tree, for every kind of template the workloads and
+ * tests use, with the draw's buffer reused from one template to the next as mqload does. */
+TEST("/mqload/template/fixed_bytes_match_tree", mqload_template_fixed_bytes_match_tree)
+{
+    static const struct {
+        const char *json;
+        bool is_array, fixed;
+    } cases[] = {
+        {"{\"_id\": {\"$key\": {}}}", false, true}, /* the default filter */
+        {"{\"0\": {\"$match\": {\"_id\": {\"$gte\": {\"$key\": {}}}}}, \"1\": {\"$limit\": 10}}", true, true},
+        {"{\"_id\": {\"$gte\": {\"$key\": {}}}}", false, true},
+        {"{\"ping\": 1}", false, true},
+        {"{\"$set\": {\"a\": 1}, \"$inc\": {\"n\": 2}}", false, true},
+        {"{}", false, true},
+        {"{\"_id\": {\"$key\": {}}, \"tag\": \"x\", \"a\": [{\"b\": {\"$key\": {}}}, {\"$key\": {}}], \"k\": {\"$key\": {}}}", false, true},
+        {"{\"_id\": {\"$key\": {}}, \"tag\": \"000000000000000000000000000000000000000000000000000000000000000000000000"
+         "000000000000000000000000000000000000000000000000000000000000000000000000000000\"}", false, true}, /* > 120 bytes */
+        {"{\"0\": {\"$key\": {}}, \"1\": {\"$key\": {}}}", true, true},
+        {"{\"a\": {\"$key\": {}}, \"b\": {\"$key\": {}}, \"c\": {\"$key\": {}}, \"d\": {\"$key\": {}}, \"e\": {\"$key\": {}}}", false, false},
+        {"{\"_id\": {\"$key\": {}}, \"at\": {\"$date\": \"2024-01-01T00:00:00Z\"}, \"qty\": {\"$randInt\": [1, 9]}}", false, false},
+        {"{\"$set\": {\"n\": {\"$randInt\": [0, 1000000]}}}", false, false},
+        {"{\"sort\": {\"_id\": 1}, \"limit\": {\"$randInt\": [1, 100]}, \"batchSize\": 20}", false, false},
+        {"{\"k\": {\"$choose\": [{\"$key\": {}}, 1]}}", false, false},
+        {"{\"q\": {\"$seq\": {}}, \"s\": {\"$randString\": [0, 200]}, \"d\": {\"$randDouble\": [0, 1]}, \"_id\": {\"$key\": {}}}", false, false},
+    };
+    static const int64_t keys[] = {0, 1, -1, 77, INT64_MAX, INT64_MIN, 0x0102030405060708, 1099511627776};
+    enum { N = sizeof cases / sizeof cases[0] };
+    mqload_template_t *fast[N], *tree[N];
+    char err[256];
+    for (size_t i = 0; i < N; i++) {
+        bson_error_t be;
+        bson_t *b = bson_new_from_json((const uint8_t *) cases[i].json, -1, &be);
+        ASSERT_MSG(b != NULL, "bad test JSON: %s", be.message);
+        fast[i] = mqload_template_compile(b, cases[i].is_array, err, sizeof err);
+        tree[i] = mqload_template_compile(b, cases[i].is_array, err, sizeof err); /* its own $seq counters */
+        ASSERT_MSG(fast[i] && tree[i], "compile %s: %s", cases[i].json, err);
+        ASSERT_MSG(mqload_template_is_fixed(fast[i]) == cases[i].fixed, "%s", cases[i].json);
+        bson_destroy(b);
+    }
+    mqload_rng_t r1, r2;
+    mqload_rng_seed(&r1, 3, 1);
+    mqload_rng_seed(&r2, 3, 1);
+    mqload_tctx_t c1 = {.rng = &r1, .lane = 1, .lanes = 2}, c2 = {.rng = &r2, .lane = 1, .lanes = 2};
+    bson_t a = BSON_INITIALIZER, b = BSON_INITIALIZER;
+    for (int round = 0; round < 3; round++)
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            for (size_t i = 0; i < N; i++) {
+                c1.key = c2.key = keys[k];
+                /* round 1 renders (the template's own document, patched), the others copy */
+                const bson_t *got = &a;
+                if (round == 1) got = mqload_template_render(fast[i], &c1, &a);
+                else mqload_template_eval(fast[i], &c1, &a);
+                mqload_template_eval_tree(tree[i], &c2, &b);
+                ASSERT(bson_validate(got, BSON_VALIDATE_NONE, NULL));
+                ASSERT_MSG(got->len == b.len && memcmp(bson_get_data(got), bson_get_data(&b), b.len) == 0,
+                           "template %zu, key %lld: the copied bytes differ from the tree's", i, (long long) keys[k]);
+                bson_iter_t it, d; /* and the key is where it belongs */
+                if (bson_iter_init(&it, got) && bson_iter_find_descendant(&it, cases[i].is_array ? "0.$match._id.$gte" : "_id", &d) &&
+                    BSON_ITER_HOLDS_INT64(&d))
+                    ASSERT_EQ(bson_iter_int64(&d), keys[k]);
+            }
+    bson_destroy(&a);
+    bson_destroy(&b);
+    for (size_t i = 0; i < N; i++) mqload_template_destroy(fast[i]), mqload_template_destroy(tree[i]);
+}
+
+/* A draw fills the documents its operation sends and leaves the others empty, whichever operation
+ * the draw before was (workload.c renders only those, and empties the rest when the op changes). */
+TEST("/mqload/workload/draw_documents", mqload_workload_draw_documents)
+{
+    mqload_config_t cfg;
+    mqload_config_init(&cfg);
+    char err[512];
+    char *argv[] = {"mqload", "--mix", "find,insert,update,delete,aggregate,count,command,scan,rmw", NULL};
+    ASSERT_EQ(mqload_args_parse(&cfg, 3, argv, stdout, err, sizeof err), MQLOAD_ARGS_RUN);
+    mqload_workload_t wl;
+    ASSERT_MSG(mqload_workload_load(&wl, &cfg, err, sizeof err), "%s", err);
+    mqload_wl_thread_t t;
+    ASSERT_MSG(mqload_wl_thread_init(&t, &wl, 5, 0, 1, err, sizeof err), "%s", err);
+    mqload_opinst_t oi;
+    mqload_opinst_init(&oi);
+    /* which of filter, document, update, pipeline, command, options each type sends */
+    static const char *const sends[MQLOAD_OP__COUNT] = {
+        [MQLOAD_OP_FIND] = "100000", [MQLOAD_OP_INSERT] = "010000", [MQLOAD_OP_UPDATE] = "101000",
+        [MQLOAD_OP_DELETE] = "100000", [MQLOAD_OP_AGGREGATE] = "000100", [MQLOAD_OP_COUNT] = "100000",
+        [MQLOAD_OP_COMMAND] = "000010", [MQLOAD_OP_SCAN] = "100001", [MQLOAD_OP_RMW] = "100000",
+    };
+    unsigned seen = 0;
+    for (int i = 0; i < 2000; i++) {
+        mqload_wl_next(&t, &oi);
+        seen |= 1u << oi.type;
+        const bson_t *docs[6] = {oi.filter, oi.document, oi.update, oi.pipeline, oi.command, oi.options};
+        for (int k = 0; k < 6; k++) {
+            ASSERT(bson_validate(docs[k], BSON_VALIDATE_NONE, NULL));
+            ASSERT_MSG(bson_empty(docs[k]) == (sends[oi.type][k] == '0'), "%s: document %d", mqload_op_type_name(oi.type), k);
+        }
+        bson_iter_t it;
+        if (oi.type != MQLOAD_OP_INSERT && oi.type != MQLOAD_OP_AGGREGATE && oi.type != MQLOAD_OP_COMMAND &&
+            oi.type != MQLOAD_OP_SCAN)
+            ASSERT(bson_iter_init_find(&it, oi.filter, "_id") && bson_iter_int64(&it) == oi.key);
+        if (oi.type == MQLOAD_OP_INSERT) ASSERT(bson_iter_init_find(&it, oi.document, "_id") && bson_iter_int64(&it) == oi.key);
+        if (oi.type == MQLOAD_OP_RMW && i % 2) { /* its read came back: the update of the same key */
+            mqload_wl_rmw_update(&t, &oi);
+            ASSERT(!bson_empty(oi.update) && bson_iter_init_find(&it, oi.update, "$set"));
+        }
+    }
+    ASSERT_EQ(seen, (1u << MQLOAD_OP__COUNT) - 1);
+    mqload_opinst_free(&oi);
+    mqload_wl_thread_free(&t);
+    mqload_workload_free(&wl);
+    mqload_config_free(&cfg);
 }

@@ -7,7 +7,8 @@
  *              thread instance draws 16 operations and a seeding document;
  *   bit 0 clear: one template (bit 1: an array) compiled and evaluated 8 times.
  * Checks: loading either succeeds or fails with a message; every rendered document is valid
- * BSON; a constant template renders the same bytes every time. ASan/UBSan catch the rest. */
+ * BSON; a constant template renders the same bytes every time; a template evaluated by copying
+ * bytes (only $key varies) renders the tree's bytes. ASan/UBSan catch the rest. */
 #include <bson/bson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,9 +63,9 @@ static void run_workload(const uint8_t *data, size_t size)
     for (int i = 0; i < 16; i++) {
         mqload_wl_next(&t, &oi);
         CHECK(oi.op < wl.n_ops);
-        check_doc(&oi.filter), check_doc(&oi.document), check_doc(&oi.update);
-        check_doc(&oi.pipeline), check_doc(&oi.command), check_doc(&oi.options);
-        if (oi.type == MQLOAD_OP_RMW) mqload_wl_rmw_update(&t, &oi), check_doc(&oi.update);
+        check_doc(oi.filter), check_doc(oi.document), check_doc(oi.update);
+        check_doc(oi.pipeline), check_doc(oi.command), check_doc(oi.options);
+        if (oi.type == MQLOAD_OP_RMW) mqload_wl_rmw_update(&t, &oi), check_doc(oi.update);
     }
     bson_t seed = BSON_INITIALIZER;
     mqload_wl_seed_doc(&t, 42, &seed);
@@ -106,6 +107,16 @@ static void run_template(const uint8_t *data, size_t size, bool is_array)
             CHECK(out.len == first.len && memcmp(bson_get_data(&out), bson_get_data(&first), out.len) == 0);
     }
     (void) mqload_template_uses_key(t);
+    if (mqload_template_is_fixed(t)) { /* the copied bytes are the tree's, whatever the key */
+        bson_t tree = BSON_INITIALIZER;
+        for (int i = 0; i < 4; i++) {
+            ctx.key = i == 0 ? INT64_MIN : i == 1 ? -1 : i == 2 ? INT64_MAX : 0x0102030405060708;
+            mqload_template_eval(t, &ctx, &out);
+            mqload_template_eval_tree(t, &ctx, &tree);
+            CHECK(out.len == tree.len && memcmp(bson_get_data(&out), bson_get_data(&tree), out.len) == 0);
+        }
+        bson_destroy(&tree);
+    }
     bson_destroy(&first);
     bson_destroy(&out);
     mqload_template_destroy(t);
