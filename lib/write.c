@@ -28,11 +28,11 @@ static const char *const kind_seq[] = {"documents", "updates", "deletes"};
 
 /* The models live in an array grown with realloc, so each holds its document by pointer: a
  * bson_t that outgrew libbson's inline buffer points into its own struct and cannot move. The
- * document is ours (malloc, bson_init: bson_destroy frees a grown buffer but not the struct), so
+ * document is ours (aligned_alloc, bson_init: bson_destroy frees a grown buffer but not the struct), so
  * that a free-listed bulk keeps it and drops only a buffer grown too large. */
 typedef struct {
     wkind_t kind;
-    mqc_bson16_t *doc; /* insert: the document; update: {q, u, multi, upsert...}; delete: {q, limit...} */
+    bson_t *doc;       /* insert: the document; update: {q, u, multi, upsert...}; delete: {q, limit...} */
 } wmodel_t;
 
 /* A bulk and its execution in one allocation. A single write is a bulk of one, so the client
@@ -58,9 +58,9 @@ struct mqc_bulk {
     size_t next;                /* first model not yet sent */
     size_t batch_start, batch_n;
     size_t txn_batch;           /* the batch (its first model) op->txn_number belongs to */
-    mqc_bson16_t opts;
-    mqc_bson16_t wc_opts;       /* {writeConcern: ...} resolved once */
-    mqc_bson16_t result_view;   /* the result in result_buf, when it fits */
+    bson_t opts;
+    bson_t wc_opts;             /* {writeConcern: ...} resolved once */
+    bson_t result_view;         /* the result in result_buf, when it fits */
     mqc_write_result_t res;     /* counts and errors of the replies so far (reply.c) */
     uint8_t result_buf[256];
 };
@@ -70,7 +70,7 @@ struct mqc_bulk {
 #define MODELS_KEEP 8
 #define DOCS_KEEP 4096
 
-static const bson_t *opts_of(const mqc_bulk_t *b) { return b->has_opts ? (const bson_t *) &b->opts : NULL; }
+static const bson_t *opts_of(const mqc_bulk_t *b) { return b->has_opts ? &b->opts : NULL; }
 
 static void bulk_free(mqc_bulk_t *b)
 {
@@ -93,7 +93,7 @@ static mqc_bulk_t *bulk_get(mqc_client_t *client)
         q->free_bulks = b->next_free;
         q->n_free_bulks--;
     } else {
-        /* aligned: the result and its bson_t are declared 128-byte aligned by libbson */
+        /* aligned: libbson declares bson_t 128-byte aligned (the struct's are) */
         b = aligned_alloc(_Alignof(mqc_bulk_t), sizeof *b);
         if (!b) abort();
         memset(b, 0, sizeof *b);
@@ -201,7 +201,7 @@ static wmodel_t *add_model(mqc_bulk_t *b, wkind_t kind)
     wmodel_t *m = &b->models[b->n++];
     m->kind = kind;
     if (!m->doc) {
-        m->doc = malloc(sizeof *m->doc);
+        m->doc = aligned_alloc(_Alignof(bson_t), sizeof *m->doc);
         if (!m->doc) abort();
         bson_init(m->doc);
     }
