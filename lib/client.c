@@ -12,6 +12,7 @@
 #include "cmd_event.h"
 #include "conn_secure.h"
 #include "cursor.h"
+#include "handles.h"
 #include "op.h"
 #include "scram.h"
 #include "seedlist.h"
@@ -223,6 +224,7 @@ static void client_free(mqc_client_t *client)
     mqc_tls_ctx_destroy(client->tls_ctx);
     mqc_uri_cleanup(&client->uri);
     if (client->own_loop) ev_loop_destroy(client->loop);
+    mqc_bulk_free_list_drain(client);
     mqc_cmd_free_list_drain(client);
     mqc_op_free_list_drain(client);
     free(client);

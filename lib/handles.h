@@ -15,4 +15,7 @@ struct mqc_database {
     char *name;
 };
 
+/* lib/write.c: empties the client's free-list of bulks (client destroy). */
+void mqc_bulk_free_list_drain(mqc_client_t *client);
+
 #endif

@@ -179,6 +179,8 @@ typedef struct mqc_ops {
     size_t n_free_ops;
     void *free_impls;
     size_t n_free_impls;
+    void *free_bulks;            /* lib/write.c's, likewise: a single write is a bulk of one */
+    size_t n_free_bulks;
 } mqc_ops_t;
 
 /* The most a free-list keeps: the ops in flight of a busy client. More would hold memory that

@@ -27,82 +27,233 @@ static const char *const kind_cmd[] = {"insert", "update", "delete"};
 static const char *const kind_seq[] = {"documents", "updates", "deletes"};
 
 /* The models live in an array grown with realloc, so each holds its document by pointer: a
- * bson_t that outgrew libbson's inline buffer points into its own struct and cannot move. */
+ * bson_t that outgrew libbson's inline buffer points into its own struct and cannot move. The
+ * document is ours (aligned_alloc, bson_init: bson_destroy frees a grown buffer but not the struct), so
+ * that a free-listed bulk keeps it and drops only a buffer grown too large. */
 typedef struct {
     wkind_t kind;
-    bson_t *doc; /* insert: the document; update: {q, u, multi, upsert...}; delete: {q, limit...} */
+    bson_t *doc;       /* insert: the document; update: {q, u, multi, upsert...}; delete: {q, limit...} */
 } wmodel_t;
 
+/* A bulk and its execution in one allocation. A single write is a bulk of one, so the client
+ * keeps freed bulks (mqc_ops_t.free_bulks) with their model array, model documents, collection
+ * name buffer and result buffer: a steady stream of writes allocates nothing. */
 struct mqc_bulk {
     mqc_client_t *client;
-    char db[64];
-    char *coll;
-    bson_t opts;
-    bool ordered;
-    wmodel_t *models;
+    mqc_bulk_t *next_free;      /* in the client's free-list */
+    wmodel_t *models;           /* [0, n) in use; [n, cap) NULL or an empty document kept */
     size_t n, cap;
-    bool report_inserted_id; /* insert_one */
-    mqc_error_t invalid;     /* first invalid model: reported at execute */
-    bool has_invalid;
-    bool multi;              /* holds an updateMany or deleteMany: not a retryable write */
+    char *coll;
+    size_t coll_cap;
+    const char *invalid;        /* the first invalid model's message (static): reported at execute */
+    bool has_opts;              /* opts is initialised: the caller's options were not empty */
+    bool ordered;
+    bool report_inserted_id;    /* insert_one */
+    bool multi;                 /* holds an updateMany or deleteMany: not a retryable write */
+    bool unacked;
+    uint8_t id_type;            /* insert_one: its _id's type, value offset and length in models[0] */
+    uint32_t id_off, id_len;    /* (id_len 0: not known, looked up the generic way) */
+    char db[64];
+    /* execution */
+    size_t next;                /* first model not yet sent */
+    size_t batch_start, batch_n;
+    size_t txn_batch;           /* the batch (its first model) op->txn_number belongs to */
+    bson_t opts;
+    bson_t wc_opts;             /* {writeConcern: ...} resolved once */
+    bson_t result_view;         /* the result in result_buf, when it fits */
+    mqc_write_result_t res;     /* counts and errors of the replies so far (reply.c) */
+    uint8_t result_buf[256];
 };
 
-typedef struct {
-    mqc_bulk_t *bulk;
-    size_t next;             /* first model not yet sent */
-    size_t batch_start, batch_n;
-    mqc_write_result_t res;  /* counts and errors of the replies so far (reply.c) */
-    bool unacked;
-    bson_t wc_opts;          /* {writeConcern: ...} resolved once */
-    size_t txn_batch;        /* the batch (its first model) op->txn_number belongs to */
-} exec_t;
+/* A freed bulk keeps its model array up to this many models, and their documents' grown buffers
+ * up to this many bytes in all (a larger one gives them back). */
+#define MODELS_KEEP 8
+#define DOCS_KEEP 4096
+
+static const bson_t *opts_of(const mqc_bulk_t *b) { return b->has_opts ? &b->opts : NULL; }
+
+static void bulk_free(mqc_bulk_t *b)
+{
+    for (size_t i = 0; i < b->cap; i++) {
+        if (!b->models[i].doc) continue;
+        bson_destroy(b->models[i].doc);
+        free(b->models[i].doc);
+    }
+    free(b->models);
+    if (b->has_opts) bson_destroy(&b->opts);
+    free(b->coll);
+    free(b);
+}
+
+static mqc_bulk_t *bulk_get(mqc_client_t *client)
+{
+    mqc_ops_t *q = mqc_ops_of(client);
+    mqc_bulk_t *b = q->free_bulks;
+    if (b) {
+        q->free_bulks = b->next_free;
+        q->n_free_bulks--;
+    } else {
+        /* aligned: libbson declares bson_t 128-byte aligned (the struct's are) */
+        b = aligned_alloc(_Alignof(mqc_bulk_t), sizeof *b);
+        if (!b) abort();
+        memset(b, 0, sizeof *b);
+    }
+    b->client = client;
+    b->next_free = NULL;
+    b->n = 0;
+    b->invalid = NULL;
+    b->has_opts = b->multi = b->unacked = b->report_inserted_id = false;
+    b->ordered = true;
+    b->id_len = 0;
+    return b;
+}
+
+/* Back to the client's free-list (an executed bulk: its op is being freed, so the client is
+ * alive), emptied of this write's documents. */
+static void bulk_release(mqc_bulk_t *b)
+{
+    mqc_ops_t *q = mqc_ops_of(b->client);
+    if (q->closing || q->n_free_bulks + 1 > MQC_FREE_LIST_MAX) {
+        bulk_free(b);
+        return;
+    }
+    if (b->has_opts) bson_destroy(&b->opts);
+    b->has_opts = false;
+    if (b->cap > MODELS_KEEP) {
+        for (size_t i = 0; i < b->cap; i++) {
+            if (!b->models[i].doc) continue;
+            bson_destroy(b->models[i].doc);
+            free(b->models[i].doc);
+        }
+        free(b->models);
+        b->models = NULL;
+        b->cap = 0;
+    } else {
+        size_t kept = 0;
+        for (size_t i = 0; i < b->n; i++) {
+            bson_t *d = b->models[i].doc;
+            kept += d->len;
+            if (d->len > 120 && kept > DOCS_KEEP) {
+                bson_destroy(d); /* the grown buffer only: the struct is ours */
+                bson_init(d);
+            } else {
+                bson_reinit(d); /* keeps a buffer that outgrew the inline one */
+            }
+        }
+    }
+    b->next_free = q->free_bulks;
+    q->free_bulks = b;
+    q->n_free_bulks++;
+}
+
+void mqc_bulk_free_list_drain(mqc_client_t *client)
+{
+    mqc_ops_t *q = mqc_ops_of(client);
+    mqc_bulk_t *b;
+    while ((b = q->free_bulks)) {
+        q->free_bulks = b->next_free;
+        bulk_free(b);
+    }
+    q->n_free_bulks = 0;
+}
 
 mqc_bulk_t *mqc_collection_bulk_new(mqc_collection_t *coll, const bson_t *opts)
 {
-    mqc_bulk_t *b = calloc(1, sizeof *b);
+    mqc_bulk_t *b = bulk_get(coll->client);
     bson_iter_t it;
-    if (!b) abort();
-    b->client = coll->client;
-    snprintf(b->db, sizeof b->db, "%s", coll->db);
-    b->coll = strdup(coll->name);
-    b->ordered = true;
-    if (opts) bson_copy_to(opts, &b->opts);
-    else bson_init(&b->opts);
-    if (opts && bson_iter_init_find(&it, opts, "ordered")) b->ordered = bson_iter_as_bool(&it);
+    /* as snprintf into db did: a longer name is cut (MongoDB's database names are shorter) */
+    size_t db_n = strlen(coll->db), coll_n = strlen(coll->name) + 1;
+    if (db_n >= sizeof b->db) db_n = sizeof b->db - 1;
+    memcpy(b->db, coll->db, db_n);
+    b->db[db_n] = 0;
+    if (coll_n > b->coll_cap) {
+        free(b->coll);
+        b->coll_cap = coll_n < 64 ? 64 : coll_n;
+        b->coll = malloc(b->coll_cap);
+        if (!b->coll) abort();
+    }
+    memcpy(b->coll, coll->name, coll_n);
+    /* Empty options are no options: what reads them (write concern, timeoutMS, the body's
+     * passthrough keys) is skipped at once. */
+    if (opts && !bson_empty(opts)) {
+        bson_copy_to(opts, &b->opts);
+        b->has_opts = true;
+        if (bson_iter_init_find(&it, opts, "ordered")) b->ordered = bson_iter_as_bool(&it);
+    }
     return b;
 }
 
 void mqc_bulk_destroy(mqc_bulk_t *b)
 {
-    if (!b) return;
-    for (size_t i = 0; i < b->n; i++) bson_destroy(b->models[i].doc);
-    free(b->models);
-    bson_destroy(&b->opts);
-    free(b->coll);
-    free(b);
+    /* Never executed: the application may destroy it after the client, so not to the free-list. */
+    if (b) bulk_free(b);
 }
 
 static wmodel_t *add_model(mqc_bulk_t *b, wkind_t kind)
 {
     if (b->n == b->cap) {
-        b->cap = b->cap ? b->cap * 2 : 8;
-        b->models = realloc(b->models, b->cap * sizeof *b->models);
+        size_t cap = b->cap ? b->cap * 2 : 8;
+        b->models = realloc(b->models, cap * sizeof *b->models);
         if (!b->models) abort();
+        memset(b->models + b->cap, 0, (cap - b->cap) * sizeof *b->models);
+        b->cap = cap;
     }
     wmodel_t *m = &b->models[b->n++];
     m->kind = kind;
-    m->doc = bson_new();
+    if (!m->doc) {
+        m->doc = aligned_alloc(_Alignof(bson_t), sizeof *m->doc);
+        if (!m->doc) abort();
+        bson_init(m->doc);
+    }
     return m;
 }
 
 static bool invalid(mqc_bulk_t *b, mqc_error_t *error, const char *msg)
 {
     mqc_error_set(error, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "%s", msg);
-    if (!b->has_invalid) {
-        mqc_error_set(&b->invalid, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "%s", msg);
-        b->has_invalid = true;
-    }
+    if (!b->invalid) b->invalid = msg;
     return false;
+}
+
+/* ---- model documents, written as the generic appends would write them --------------------- */
+
+/* The model documents are written from their parts' bytes (the layouts are BSON's, as in
+ * hotcmd.c): the same bytes as libbson's appends, which run instead when mqc_hotcmd_off is set
+ * (tests compare the two) or the buffer cannot be had. NULL: build them the generic way. */
+static uint8_t *model_bytes(bson_t *doc, size_t total)
+{
+    if (mqc_hotcmd_off || total > INT32_MAX || !bson_empty(doc)) return NULL;
+    uint8_t *p = bson_reserve_buffer(doc, (uint32_t) total);
+    if (!p) return NULL;
+    uint32_t le = BSON_UINT32_TO_LE((uint32_t) total);
+    memcpy(p, &le, 4);
+    p[total - 1] = 0;
+    return p + 4;
+}
+
+/* An embedded document element: type, key (n bytes with its NUL), the document's bytes. */
+static uint8_t *put_doc(uint8_t *p, uint8_t type, const char *key, size_t n, const bson_t *doc)
+{
+    *p++ = type;
+    memcpy(p, key, n);
+    memcpy(p + n, bson_get_data(doc), doc->len);
+    return p + n + doc->len;
+}
+
+/* The first key of doc, or "" when it has none. */
+static const char *first_key(const bson_t *doc)
+{
+    bson_iter_t it;
+    return bson_iter_init(&it, doc) && bson_iter_next(&it) ? bson_iter_key(&it) : "";
+}
+
+/* Finds doc's "_id" (usually its first key: looked at before the general search). */
+static bool find_id(bson_iter_t *it, const bson_t *doc)
+{
+    if (!bson_iter_init(it, doc) || !bson_iter_next(it)) return false;
+    const char *k = bson_iter_key(it);
+    if (k[0] == '_' && k[1] == 'i' && k[2] == 'd' && k[3] == 0) return true;
+    return bson_iter_find(it, "_id");
 }
 
 bool mqc_bulk_insert(mqc_bulk_t *b, const bson_t *doc, mqc_error_t *error)
@@ -110,36 +261,44 @@ bool mqc_bulk_insert(mqc_bulk_t *b, const bson_t *doc, mqc_error_t *error)
     bson_iter_t it;
     if (!doc) return invalid(b, error, "insert: no document");
     wmodel_t *m = add_model(b, W_INSERT);
+    bool first = b->n == 1 && b->report_inserted_id;
+    uint8_t *p;
     /* The CRUD spec has drivers add _id, first, so that the application learns it. */
-    if (!bson_iter_init_find(&it, doc, "_id")) {
+    if (!find_id(&it, doc)) {
         bson_oid_t oid;
         bson_oid_init(&oid, NULL);
-        BSON_APPEND_OID(m->doc, "_id", &oid);
-        bson_concat(m->doc, doc);
-    } else {
-        bson_concat(m->doc, doc);
+        if ((p = model_bytes(m->doc, doc->len + 1 + 4 + sizeof oid))) {
+            *p++ = BSON_TYPE_OID;
+            memcpy(p, "_id", 4);
+            memcpy(p + 4, &oid, sizeof oid);
+            memcpy(p + 4 + sizeof oid, bson_get_data(doc) + 4, doc->len - 5);
+        } else {
+            BSON_APPEND_OID(m->doc, "_id", &oid);
+            bson_concat(m->doc, doc);
+        }
+        if (first) b->id_type = BSON_TYPE_OID, b->id_off = 4 + 1 + 4, b->id_len = sizeof oid;
+        return true;
+    }
+    if ((p = model_bytes(m->doc, doc->len))) memcpy(p, bson_get_data(doc) + 4, doc->len - 5);
+    else bson_concat(m->doc, doc);
+    if (first) {
+        /* where the value is, for the result's insertedId: the document's bytes are m's */
+        const uint8_t *data = bson_get_data(doc);
+        const uint8_t *val = (const uint8_t *) bson_iter_key(&it) + 4;
+        bson_iter_t nx = it;
+        const uint8_t *end = bson_iter_next(&nx) ? (const uint8_t *) bson_iter_key(&nx) - 1 : data + doc->len - 1;
+        b->id_type = (uint8_t) bson_iter_type(&it);
+        b->id_off = (uint32_t) (val - data);
+        b->id_len = (uint32_t) (end - val);
     }
     return true;
-}
-
-/* An update document must start with an operator, or be a pipeline (array keys "0", "1"...). */
-static bool is_pipeline(const bson_t *doc)
-{
-    bson_iter_t it;
-    return bson_iter_init(&it, doc) && bson_iter_next(&it) && strcmp(bson_iter_key(&it), "0") == 0;
-}
-
-static bool first_key_is_operator(const bson_t *doc)
-{
-    bson_iter_t it;
-    return bson_iter_init(&it, doc) && bson_iter_next(&it) && bson_iter_key(&it)[0] == '$';
 }
 
 static void append_model_opts(bson_t *dst, const bson_t *opts)
 {
     static const char *const keys[] = {"upsert", "arrayFilters", "collation", "hint", "sort", NULL};
     bson_iter_t it;
-    if (!opts) return;
+    if (!opts || bson_empty(opts)) return;
     for (const char *const *k = keys; *k; k++)
         if (bson_iter_init_find(&it, opts, *k)) bson_append_iter(dst, *k, -1, &it);
 }
@@ -148,16 +307,27 @@ static bool add_update(mqc_bulk_t *b, const bson_t *filter, const bson_t *update
                        bool replace, mqc_error_t *error)
 {
     if (!filter || !update) return invalid(b, error, "update: filter and update are required");
-    bool pipe = !replace && is_pipeline(update);
-    if (replace && first_key_is_operator(update))
-        return invalid(b, error, "replace_one: the replacement must not contain update operators");
-    if (!replace && !pipe && !first_key_is_operator(update))
+    /* An update document must start with an operator, or be a pipeline (array keys "0", "1"...). */
+    const char *k = first_key(update);
+    bool op_first = k[0] == '$', pipe = !replace && strcmp(k, "0") == 0;
+    if (replace && op_first) return invalid(b, error, "replace_one: the replacement must not contain update operators");
+    if (!replace && !pipe && !op_first)
         return invalid(b, error, "update: the update must contain update operators ($set, ...) or be a pipeline");
     wmodel_t *m = add_model(b, W_UPDATE);
-    BSON_APPEND_DOCUMENT(m->doc, "q", filter);
-    if (pipe) BSON_APPEND_ARRAY(m->doc, "u", update);
-    else BSON_APPEND_DOCUMENT(m->doc, "u", update);
-    BSON_APPEND_BOOL(m->doc, "multi", multi);
+    uint8_t t = pipe ? BSON_TYPE_ARRAY : BSON_TYPE_DOCUMENT;
+    uint8_t *p = model_bytes(m->doc, 4 + 3 + filter->len + 3 + update->len + 8 + 1);
+    if (p) {
+        p = put_doc(p, BSON_TYPE_DOCUMENT, "q", 2, filter);
+        p = put_doc(p, t, "u", 2, update);
+        *p++ = BSON_TYPE_BOOL;
+        memcpy(p, "multi", 6);
+        p[6] = multi;
+    } else {
+        BSON_APPEND_DOCUMENT(m->doc, "q", filter);
+        if (pipe) BSON_APPEND_ARRAY(m->doc, "u", update);
+        else BSON_APPEND_DOCUMENT(m->doc, "u", update);
+        BSON_APPEND_BOOL(m->doc, "multi", multi);
+    }
     b->multi |= multi;
     append_model_opts(m->doc, opts);
     return true;
@@ -182,10 +352,19 @@ static bool add_delete(mqc_bulk_t *b, const bson_t *filter, const bson_t *opts, 
     bson_iter_t it;
     if (!filter) return invalid(b, error, "delete: no filter");
     wmodel_t *m = add_model(b, W_DELETE);
-    BSON_APPEND_DOCUMENT(m->doc, "q", filter);
-    BSON_APPEND_INT32(m->doc, "limit", limit);
+    uint8_t *p = model_bytes(m->doc, 4 + 3 + filter->len + 11 + 1);
+    if (p) {
+        p = put_doc(p, BSON_TYPE_DOCUMENT, "q", 2, filter);
+        *p++ = BSON_TYPE_INT32;
+        memcpy(p, "limit", 6);
+        uint32_t le = BSON_UINT32_TO_LE((uint32_t) limit);
+        memcpy(p + 6, &le, 4);
+    } else {
+        BSON_APPEND_DOCUMENT(m->doc, "q", filter);
+        BSON_APPEND_INT32(m->doc, "limit", limit);
+    }
     b->multi |= limit == 0;
-    for (const char *const *k = keys; opts && *k; k++)
+    for (const char *const *k = keys; opts && !bson_empty(opts) && *k; k++)
         if (bson_iter_init_find(&it, opts, *k)) bson_append_iter(m->doc, *k, -1, &it);
     return true;
 }
@@ -211,146 +390,181 @@ static size_t run_length(const mqc_bulk_t *b, size_t from)
 static bool bulk_encode(mqc_op_t *op, const mqc_server_caps_t *caps, mqc_buf_t *buf, int32_t rid,
                         bool *unacked, mqc_error_t *error)
 {
-    exec_t *x = op->impl;
-    mqc_bulk_t *b = x->bulk;
+    mqc_bulk_t *b = op->impl;
     static const char *const handled[] = {"ordered", "upsert", "arrayFilters", "collation", "hint", "sort", NULL};
-    size_t run = run_length(b, x->next);
-    wkind_t kind = b->models[x->next].kind;
+    size_t run = run_length(b, b->next);
+    wkind_t kind = b->models[b->next].kind;
     bson_t body;
     bson_init(&body);
     /* Without options that reach the body: from prebuilt bytes (hotcmd.c), the same bytes. */
-    if (!mqc_hotcmd_write_body(&body, kind_cmd[kind], b->coll, b->db, b->ordered, &b->opts, handled, &x->wc_opts)) {
+    if (!mqc_hotcmd_write_body(&body, kind_cmd[kind], b->coll, b->db, b->ordered, opts_of(b), handled, &b->wc_opts)) {
         bson_append_utf8(&body, kind_cmd[kind], -1, b->coll, -1);
         BSON_APPEND_BOOL(&body, "ordered", b->ordered);
-        mqc_copy_passthrough_opts(&body, &b->opts, handled);
-        bson_concat(&body, &x->wc_opts);
+        mqc_copy_passthrough_opts(&body, opts_of(b), handled);
+        bson_concat(&body, &b->wc_opts);
         BSON_APPEND_UTF8(&body, "$db", b->db);
     }
-    /* Each batch is its own retryable write on the op's session; its retry (same x->next)
+    /* Each batch is its own retryable write on the op's session; its retry (same b->next)
      * reuses the number. lsid and txnNumber join the body in mqc_op_msg_body. */
-    if (op->txn_ok && (op->txn_number == 0 || x->txn_batch != x->next)) {
+    if (op->txn_ok && (op->txn_number == 0 || b->txn_batch != b->next)) {
         mqc_op_next_txn(op);
-        x->txn_batch = x->next;
+        b->txn_batch = b->next;
     }
 
     size_t sizes_small[64], *sizes = run <= 64 ? sizes_small : malloc(run * sizeof *sizes);
     if (!sizes) abort();
-    for (size_t i = 0; i < run; i++) sizes[i] = b->models[x->next + i].doc->len;
+    for (size_t i = 0; i < run; i++) sizes[i] = b->models[b->next + i].doc->len;
     size_t fit = mqc_wire_batch_fit(sizes, run, 0, body.len + MQC_SESSION_EXT_MAX, strlen(kind_seq[kind]),
                                     &caps->limits);
     if (sizes != sizes_small) free(sizes);
     if (fit == 0) {
         mqc_error_set(error, MQC_ERROR_CLIENT, MQC_CLIENT_TOO_LARGE,
                       "%s: document %zu is %u bytes, beyond the server's maxBsonObjectSize (%d)",
-                      kind_cmd[kind], x->next, b->models[x->next].doc->len,
+                      kind_cmd[kind], b->next, b->models[b->next].doc->len,
                       caps->limits.max_bson_object_size);
         bson_destroy(&body);
         return false;
     }
-    *unacked = x->unacked;
-    mqc_wire_msg_begin(buf, rid, x->unacked ? MQC_MSG_MORE_TO_COME : 0);
+    *unacked = b->unacked;
+    mqc_wire_msg_begin(buf, rid, b->unacked ? MQC_MSG_MORE_TO_COME : 0);
     mqc_op_msg_body(op, buf, &body);
     mqc_wire_msg_seq_begin(buf, kind_seq[kind]);
     for (size_t i = 0; i < fit; i++)
-        mqc_wire_msg_seq_add(buf, bson_get_data(b->models[x->next + i].doc), b->models[x->next + i].doc->len);
+        mqc_wire_msg_seq_add(buf, bson_get_data(b->models[b->next + i].doc), b->models[b->next + i].doc->len);
     mqc_wire_msg_seq_end(buf);
     mqc_wire_msg_end(buf);
     bson_destroy(&body);
-    x->batch_start = x->next;
-    x->batch_n = fit;
+    b->batch_start = b->next;
+    b->batch_n = fit;
     op->name = kind_cmd[kind];
     return true;
 }
 
-/* The bulk's result, handed back to op (which finishes the op and frees out->tmp). */
+static uint8_t *put_i64(uint8_t *p, const char *key, size_t n, int64_t v)
+{
+    uint64_t le = BSON_UINT64_TO_LE((uint64_t) v);
+    *p++ = BSON_TYPE_INT64;
+    memcpy(p, key, n);
+    memcpy(p + n, &le, 8);
+    return p + n + 8;
+}
+#define PUT_I64(p, key, v) put_i64(p, key, sizeof key, v)
+
+/* The result of a bulk without write errors or write concern errors, written into result_buf
+ * when it fits (the same bytes as finish_result's appends): NULL when it does not. */
+static const bson_t *result_inline(mqc_bulk_t *b)
+{
+    const mqc_write_result_t *r = &b->res;
+    const bson_t *ups = &r->upserted_ids;
+    bool with_id = b->report_inserted_id && r->inserted == 1 && b->id_len;
+    size_t total = 4 + 5 * 9 + sizeof "insertedCount" * 3 + sizeof "deletedCount" * 2 + 1 + sizeof "upsertedIds" +
+                   ups->len + (with_id ? 1 + sizeof "insertedId" + b->id_len : 0) + 1;
+    if (mqc_hotcmd_off || r->n_write_errors || r->n_wc_errors || total > sizeof b->result_buf) return NULL;
+    uint8_t *p = b->result_buf + 4;
+    p = PUT_I64(p, "insertedCount", r->inserted);
+    p = PUT_I64(p, "matchedCount", r->matched);
+    p = PUT_I64(p, "modifiedCount", r->modified);
+    p = PUT_I64(p, "deletedCount", r->deleted);
+    p = PUT_I64(p, "upsertedCount", r->upserted);
+    p = put_doc(p, BSON_TYPE_DOCUMENT, "upsertedIds", sizeof "upsertedIds", ups);
+    if (with_id) {
+        *p++ = b->id_type;
+        memcpy(p, "insertedId", sizeof "insertedId");
+        p += sizeof "insertedId";
+        memcpy(p, bson_get_data(b->models[0].doc) + b->id_off, b->id_len);
+        p += b->id_len;
+    }
+    *p = 0;
+    uint32_t le = BSON_UINT32_TO_LE((uint32_t) total);
+    memcpy(b->result_buf, &le, 4);
+    if (!bson_init_static(&b->result_view, b->result_buf, total)) return NULL;
+    return &b->result_view;
+}
+
+/* The bulk's result, handed back to op (which finishes the op and frees out->tmp). It lives in
+ * the bulk (result_buf) or in out->tmp, until the op is freed after its callback. */
 static mqc_step_t finish_result(mqc_op_t *op, mqc_op_outcome_t *out)
 {
-    exec_t *x = op->impl;
+    mqc_bulk_t *b = op->impl;
     bson_t *r = &out->tmp;
+    out->tmp_used = false;
+    out->error = NULL;
+    if (b->res.has_error) out->error = &b->res.first_error;
+    if (!b->unacked && (out->reply = result_inline(b))) return MQC_STEP_DONE;
     bson_init(r);
-    if (x->unacked) {
+    if (b->unacked) {
         BSON_APPEND_BOOL(r, "acknowledged", false);
     } else {
-        BSON_APPEND_INT64(r, "insertedCount", x->res.inserted);
-        BSON_APPEND_INT64(r, "matchedCount", x->res.matched);
-        BSON_APPEND_INT64(r, "modifiedCount", x->res.modified);
-        BSON_APPEND_INT64(r, "deletedCount", x->res.deleted);
-        BSON_APPEND_INT64(r, "upsertedCount", x->res.upserted);
-        BSON_APPEND_DOCUMENT(r, "upsertedIds", &x->res.upserted_ids);
-        if (x->bulk->report_inserted_id && x->res.inserted == 1) {
+        BSON_APPEND_INT64(r, "insertedCount", b->res.inserted);
+        BSON_APPEND_INT64(r, "matchedCount", b->res.matched);
+        BSON_APPEND_INT64(r, "modifiedCount", b->res.modified);
+        BSON_APPEND_INT64(r, "deletedCount", b->res.deleted);
+        BSON_APPEND_INT64(r, "upsertedCount", b->res.upserted);
+        BSON_APPEND_DOCUMENT(r, "upsertedIds", &b->res.upserted_ids);
+        if (b->report_inserted_id && b->res.inserted == 1) {
             bson_iter_t it;
-            if (bson_iter_init_find(&it, x->bulk->models[0].doc, "_id"))
-                bson_append_iter(r, "insertedId", -1, &it);
+            if (bson_iter_init_find(&it, b->models[0].doc, "_id")) bson_append_iter(r, "insertedId", -1, &it);
         }
-        if (x->res.n_write_errors) BSON_APPEND_ARRAY(r, "writeErrors", &x->res.write_errors);
-        if (x->res.n_wc_errors) BSON_APPEND_ARRAY(r, "writeConcernErrors", &x->res.wc_errors);
+        if (b->res.n_write_errors) BSON_APPEND_ARRAY(r, "writeErrors", &b->res.write_errors);
+        if (b->res.n_wc_errors) BSON_APPEND_ARRAY(r, "writeConcernErrors", &b->res.wc_errors);
     }
     out->tmp_used = true;
     out->reply = r;
-    out->error = NULL;
-    if (x->res.has_error) {
-        out->err = x->res.first_error;
-        out->error = &out->err;
-    }
     return MQC_STEP_DONE;
 }
 
 static mqc_step_t bulk_on_reply(mqc_op_t *op, const bson_t *reply, mqc_op_outcome_t *out)
 {
-    exec_t *x = op->impl;
-    mqc_bulk_t *b = x->bulk;
+    mqc_bulk_t *b = op->impl;
     if (!out->ok) {
         /* The whole command failed: what earlier batches did stays in the result. */
-        x->res.first_error = out->err;
-        x->res.has_error = true;
+        b->res.first_error = out->err;
+        b->res.has_error = true;
         return finish_result(op, out);
     }
-    wkind_t kind = b->models[x->batch_start].kind;
-    bool stop = mqc_write_result_fold(&x->res, (mqc_write_kind_t) kind, x->batch_start, x->batch_n, reply) &&
+    wkind_t kind = b->models[b->batch_start].kind;
+    bool stop = mqc_write_result_fold(&b->res, (mqc_write_kind_t) kind, b->batch_start, b->batch_n, reply) &&
                 b->ordered;
-    x->next = x->batch_start + x->batch_n;
-    if (stop || x->next >= b->n) return finish_result(op, out);
+    b->next = b->batch_start + b->batch_n;
+    if (stop || b->next >= b->n) return finish_result(op, out);
     return MQC_STEP_AGAIN;
 }
 
 static mqc_step_t bulk_on_sent(mqc_op_t *op, mqc_op_outcome_t *out)
 {
-    exec_t *x = op->impl;
-    x->next = x->batch_start + x->batch_n;
-    if (x->next >= x->bulk->n) return finish_result(op, out);
+    mqc_bulk_t *b = op->impl;
+    b->next = b->batch_start + b->batch_n;
+    if (b->next >= b->n) return finish_result(op, out);
     return MQC_STEP_AGAIN;
 }
 
 static void bulk_exec_destroy(mqc_op_t *op)
 {
-    exec_t *x = op->impl;
-    if (!x) return;
-    mqc_bulk_destroy(x->bulk);
-    mqc_write_result_cleanup(&x->res);
-    bson_destroy(&x->wc_opts);
-    free(x);
+    mqc_bulk_t *b = op->impl;
+    if (!b) return;
+    mqc_write_result_cleanup(&b->res);
+    bson_destroy(&b->wc_opts);
+    bulk_release(b);
 }
 
 static const mqc_op_vt_t bulk_vt = {"bulk", bulk_encode, bulk_on_reply, bulk_on_sent, bulk_exec_destroy, NULL, -1};
 
 mqc_op_t *mqc_bulk_execute(mqc_bulk_t *b, mqc_reply_cb cb, void *ud)
 {
-    exec_t *x = calloc(1, sizeof *x);
-    if (!x) abort();
-    x->bulk = b;
-    mqc_write_result_init(&x->res);
-    bson_init(&x->wc_opts);
-    mqc_apply_write_concern(b->client, &x->wc_opts, &b->opts, &x->unacked);
+    b->next = b->batch_start = b->batch_n = b->txn_batch = 0;
+    mqc_write_result_init(&b->res);
+    bson_init(&b->wc_opts);
+    mqc_apply_write_concern(b->client, &b->wc_opts, opts_of(b), &b->unacked);
     mqc_op_t *op = mqc_op_new(b->client, &bulk_vt, b->n ? kind_cmd[b->models[0].kind] : "bulk", b->db, cb, ud);
-    op->impl = x;
+    op->impl = b;
     op->is_write = true;
     /* The retryable writes specification excludes multi-document statements (updateMany,
      * deleteMany): a server refuses them with a txnNumber, and a retry could apply them twice.
      * As other drivers do, such a bulk is not retryable as a whole. */
-    op->retry = x->unacked || b->multi ? MQC_RETRY_NONE : MQC_RETRY_WRITE;
-    op->no_session = x->unacked; /* the sessions specification: no implicit session for w: 0 */
-    mqc_op_set_timeout_from(op, &b->opts);
-    if (b->has_invalid) mqc_op_fail_early(op, b->invalid.domain, b->invalid.code, "%s", b->invalid.message);
+    op->retry = b->unacked || b->multi ? MQC_RETRY_NONE : MQC_RETRY_WRITE;
+    op->no_session = b->unacked; /* the sessions specification: no implicit session for w: 0 */
+    mqc_op_set_timeout_from(op, opts_of(b));
+    if (b->invalid) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "%s", b->invalid);
     else if (b->n == 0) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "a bulk write needs at least one operation");
     return mqc_op_submit(op);
 }
