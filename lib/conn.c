@@ -45,8 +45,8 @@ static void set_state(mqc_conn_t *c, mqc_conn_state_t s)
         ev_ref(c->ctx->loop);
         c->weak = false;
     }
+    /* No time noted: nobody reads one, and a clock read on each change was two per find. */
     c->state = s;
-    c->state_since_us = mqc_now_us();
 }
 
 /* ---- handler bracketing: frees and client destroys wait until our handler is done ------- */
