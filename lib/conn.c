@@ -340,10 +340,17 @@ bool mqc_conn_send_buffered(mqc_conn_t *c)
     return true;
 }
 
+/* Stops c's timer, calling into libev only when it runs or has fired: without socketTimeoutMS
+ * it is idle from the handshake on, and a find passed here twice. */
+static inline void timer_stop(mqc_conn_t *c)
+{
+    if (ev_is_active(&c->timer) || ev_is_pending(&c->timer)) ev_timer_stop(c->ctx->loop, &c->timer);
+}
+
 static void arm_reply_timer(mqc_conn_t *c)
 {
     int64_t ms = c->ctx->uri->socket_timeout_ms;
-    ev_timer_stop(c->ctx->loop, &c->timer);
+    timer_stop(c);
     if (ms > 0) {
         ev_timer_set(&c->timer, (double) ms / 1000.0, 0.);
         ev_timer_start(c->ctx->loop, &c->timer);
@@ -467,7 +474,7 @@ void mqc_conn_request_send(mqc_conn_t *c, const mqc_conn_sink_t *sink, void *own
          * a server that answers them anyway (FerretDB does) answers within it. */
         if (c->unacked_lo == 0 || rid < c->unacked_lo) c->unacked_lo = rid;
         c->unacked_hi = rid;
-        ev_timer_stop(c->ctx->loop, &c->timer);
+        timer_stop(c);
     } else {
         arm_reply_timer(c);
     }
@@ -490,7 +497,7 @@ bool mqc_conn_request_unsent(const mqc_conn_t *c)
 bool mqc_conn_done(mqc_conn_t *c)
 {
     if (c->state == MQC_CS_BUSY) {
-        ev_timer_stop(c->ctx->loop, &c->timer);
+        timer_stop(c);
         set_state(c, MQC_CS_READY);
     }
     c->owner = NULL;
@@ -529,7 +536,7 @@ static void conn_on_message(mqc_conn_t *c, const mqc_wire_msg_t *msg)
                 return;
             }
             void *owner = c->owner;
-            ev_timer_stop(c->ctx->loop, &c->timer);
+            timer_stop(c);
             c->owner = NULL;
             set_state(c, MQC_CS_READY);
             c->sink->on_reply(owner, c, &msg->body);

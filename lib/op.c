@@ -367,7 +367,7 @@ void mqc_op_flush_completions(mqc_client_t *client)
  * acknowledged (the builders only mark acknowledged writes retryable). */
 static bool wants_txn(const mqc_op_t *op, const mqc_server_t *s)
 {
-    return op->session && op->retry == MQC_RETRY_WRITE && mqc_ops_of(op->client)->uri->retry_writes && mqc_topology_supports_sessions(*mqc_ops_of(op->client)->topo, s);
+    return op->retry == MQC_RETRY_WRITE && op->session && mqc_ops_of(op->client)->uri->retry_writes && mqc_topology_supports_sessions(*mqc_ops_of(op->client)->topo, s);
 }
 
 /* The op has a connection: it takes its implicit session now, not when it was queued, so that
@@ -387,7 +387,7 @@ static void op_send(mqc_op_t *op, mqc_conn_t *conn)
      * dispatched before the first one learns it here. Only before its first txnNumber: a write
      * sent without one is never retried (retry.c), so this cannot give a retry a number its
      * first attempt lacked. */
-    if (op->txn_number == 0 && !op->txn_ok) op->txn_ok = wants_txn(op, op->server);
+    if (op->retry == MQC_RETRY_WRITE && op->txn_number == 0 && !op->txn_ok) op->txn_ok = wants_txn(op, op->server);
     op_start_request(op, conn);
 }
 
@@ -464,7 +464,10 @@ static mqc_server_t *op_select(mqc_op_t *op, mqc_error_t *error)
         return NULL;
     }
     bool wait;
-    mqc_server_t *s = mqc_topology_select(*q->topo, op->is_write, op_command(op), op->tried, &wait, error);
+    mqc_topology_t *t = *q->topo;
+    /* Only a monitored topology reads the command (its $readPreference): a lone host's ops
+     * skip finding it. */
+    mqc_server_t *s = mqc_topology_select(t, op->is_write, t && t->monitored ? op_command(op) : NULL, op->tried, &wait, error);
     if (!s && wait) mqc_error_clear(error);
     return s;
 }

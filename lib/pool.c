@@ -444,19 +444,23 @@ mqc_pconn_t *mqc_pool_checkout(mqc_pool_t *pool, mqc_pool_waiter_t *w)
     w->link.prev = w->link.next = NULL;
     w->where = W_NONE;
     w->cleared_elsewhere = false;
-    ev_init(&w->timer, on_waiter_timeout);
-    w->timer.data = p;
     /* When the checkout started: for the events' durations and a wait's deadline, so only with a
      * monitor (or below, when the waiter waits). */
     if (!w->started_us && p->monitor && p->monitor->pool) w->started_us = now_us(p);
     emit(p, MQC_CONN_CHECKOUT_STARTED, NULL, NULL, 0, NULL);
+    if (p->state == POOL_READY && !p->doomed && mqc_list_empty(&p->waiters) && (c = pop_available(p))) {
+        /* At once (a find's way): its timer is never armed, so not set up either. */
+        mark_in_use(p, c);
+        emit(p, MQC_CONN_CHECKED_OUT, c, NULL, w->started_us, NULL);
+        leave(p);
+        return c;
+    }
+    ev_init(&w->timer, on_waiter_timeout);
+    w->timer.data = p;
     if (p->state == POOL_CLOSED || p->doomed) {
         defer_failure(p, w, FAIL_CLOSED);
     } else if (p->state == POOL_PAUSED) {
         defer_failure(p, w, FAIL_PAUSED);
-    } else if (mqc_list_empty(&p->waiters) && (c = pop_available(p))) {
-        mark_in_use(p, c);
-        emit(p, MQC_CONN_CHECKED_OUT, c, NULL, w->started_us, NULL);
     } else if (backing_off(p)) {
         defer_failure(p, w, FAIL_BACKOFF);
     } else if (p->opts.max_waiters && p->n_waiters >= p->opts.max_waiters) {

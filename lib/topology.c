@@ -290,12 +290,11 @@ static mqc_server_t *select_unmonitored(mqc_topology_t *t, mqc_error_t *error)
     return best;
 }
 
-mqc_server_t *mqc_topology_select(mqc_topology_t *t, bool write, const bson_t *command, const mqc_server_t *avoid,
-                                  bool *wait, mqc_error_t *error)
+/* Apart from the lone host's way (mqc_topology_select): that one, taken by every operation on
+ * it, does not pay for this frame (read preference, tags, select options). */
+static __attribute__((noinline)) mqc_server_t *select_monitored(mqc_topology_t *t, bool write, const bson_t *command,
+                                                                const mqc_server_t *avoid, bool *wait, mqc_error_t *error)
 {
-    *wait = !t;
-    if (!t) return NULL;
-    if (!t->monitored) return select_unmonitored(t, error);
     mqc_read_pref_t rp;
     bson_t tags;
     mqc_select_opts_t so;
@@ -332,6 +331,15 @@ mqc_server_t *mqc_topology_select(mqc_topology_t *t, bool write, const bson_t *c
         if (s) mqc_heartbeat_request_check(s->heartbeat);
     }
     return NULL;
+}
+
+mqc_server_t *mqc_topology_select(mqc_topology_t *t, bool write, const bson_t *command, const mqc_server_t *avoid,
+                                  bool *wait, mqc_error_t *error)
+{
+    *wait = !t;
+    if (!t) return NULL;
+    if (!t->monitored) return select_unmonitored(t, error);
+    return select_monitored(t, write, command, avoid, wait, error);
 }
 
 const char *mqc_topology_describe(const mqc_topology_t *t, char *buf, size_t size)
