@@ -56,13 +56,6 @@ void mqc_ops_init(mqc_client_t *client)
     q->max_pending = q->uri->max_pending > 0 ? (size_t) q->uri->max_pending : 0;
 }
 
-void mqc_ops_cleanup(mqc_client_t *client)
-{
-    mqc_ops_t *q = mqc_ops_of(client);
-    ev_timer_stop(q->loop, &q->flush_timer);
-    ev_timer_stop(q->loop, &q->wake);
-}
-
 /* Zeroes an op from the free-list but for what is written before it is read: its name buffer
  * (db, copied with its terminator), its timer (ev_init, then ev_timer_set before each start) and
  * its pool waiter (mqc_op_dispatch and the pool set it up at each checkout; requeues, the op's
@@ -117,16 +110,6 @@ mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *na
     if (dblen >= sizeof op->db)
         mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "database name too long");
     return op;
-}
-
-void mqc_op_set_timeout_from(mqc_op_t *op, const bson_t *opts)
-{
-    bson_iter_t it;
-    if (opts && !bson_empty(opts) && bson_iter_init_find(&it, opts, "timeoutMS") && BSON_ITER_HOLDS_NUMBER(&it)) {
-        int64_t ms = bson_iter_as_int64(&it);
-        if (ms < 0) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "timeoutMS must be >= 0");
-        op->deadline_us = ms > 0 ? op->start_us + ms * 1000 : 0;
-    }
 }
 
 void mqc_op_fail_early(mqc_op_t *op, uint32_t domain, int32_t code, const char *fmt, ...)
@@ -197,8 +180,11 @@ mqc_op_t *mqc_op_submit(mqc_op_t *op)
     return op;
 }
 
-/* The ops submitted while a connection was held (see mqc_op_submit), in submission order. */
-static void dispatch_deferred(mqc_client_t *client)
+static void op_checkout(mqc_op_t *op, mqc_server_t *s, mqc_pconn_t *held);
+
+/* The ops submitted while a connection was held (see mqc_op_submit), in submission order. held:
+ * that connection, still checked out for the first of them (op_deliver). */
+static void dispatch_deferred(mqc_client_t *client, mqc_pconn_t *held)
 {
     mqc_ops_t *q = mqc_ops_of(client);
     mqc_link_t *l;
@@ -206,7 +192,9 @@ static void dispatch_deferred(mqc_client_t *client)
     while (q->holding == 0 && (l = mqc_list_pop_front(&q->deferred))) {
         mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
         op->deferred = false;
-        mqc_op_dispatch(op);
+        if (held) op_checkout(op, ((mqc_server_conn_t *) held)->server, held);
+        else mqc_op_dispatch(op);
+        held = NULL;
     }
     q->submitting--;
 }
@@ -249,17 +237,6 @@ static void op_free(mqc_op_t *op)
     q->n_free_ops++;
 }
 
-void mqc_op_free_list_drain(mqc_client_t *client)
-{
-    mqc_ops_t *q = mqc_ops_of(client);
-    mqc_op_t *op;
-    while ((op = q->free_ops)) {
-        q->free_ops = op->impl;
-        free(op);
-    }
-    q->n_free_ops = 0;
-}
-
 /* Hands the op to the application (and its subscriber). The op is freed afterwards, and only then
  * does its connection (conn, when the request ended well) go back to the pool: finishing one op
  * never sends another before this op's callback has run. */
@@ -278,8 +255,16 @@ static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *err
     if (op->on_done) op->on_done(op, reply, error);
     op_free(op);
     if (conn) {
-        mqc_server_release(conn, true);
-        if (--q->holding == 0 && !mqc_list_empty(&q->deferred)) dispatch_deferred(client);
+        /* The first op submitted from the callback takes conn straight, when checking it in and
+         * out again would have come to that (one server to select, the pool's conditions:
+         * mqc_server_pass); else conn goes back and the ops are dispatched as usual. */
+        mqc_pconn_t *held = NULL;
+        mqc_op_t *next = q->holding == 1 && !mqc_list_empty(&q->deferred)
+                             ? mqc_container_of(q->deferred.next, mqc_op_t, qlink) : NULL;
+        mqc_server_t *s = ((mqc_server_conn_t *) conn->up)->server;
+        if (next && (next->pin ? next->pin : mqc_topology_lone(*q->topo)) == s) held = mqc_server_pass(conn);
+        else mqc_server_release(conn, true);
+        if (--q->holding == 0 && !mqc_list_empty(&q->deferred)) dispatch_deferred(client, held);
     }
     mqc_guard_leave(q->guard);
 }
@@ -339,9 +324,7 @@ void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *e
     q->submitting--;
 }
 
-/* Finishes with an error decided by the client (timeout, cancel): a request on the wire is
- * abandoned with its connection. */
-static void op_abort(mqc_op_t *op, const mqc_error_t *error)
+void mqc_op_abort(mqc_op_t *op, const mqc_error_t *error)
 {
     if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
     op_detach(op, false);
@@ -474,8 +457,6 @@ static mqc_server_t *op_select(mqc_op_t *op, mqc_error_t *error)
 
 void mqc_op_dispatch(mqc_op_t *op)
 {
-    mqc_client_t *client = op->client;
-    mqc_ops_t *q = mqc_ops_of(client);
     mqc_error_t err;
     mqc_error_clear(&err);
     mqc_server_t *s = op_select(op, &err);
@@ -484,11 +465,29 @@ void mqc_op_dispatch(mqc_op_t *op)
         else mqc_op_finish(op, NULL, &err);
         return;
     }
+    op_checkout(op, s, NULL);
+}
+
+/* op selected s: a connection from its pool, then the request. held: one of s's connections,
+ * still checked out, that the pool would hand to op at once (dispatch_deferred): op takes it
+ * as its checkout would have. */
+static void op_checkout(mqc_op_t *op, mqc_server_t *s, mqc_pconn_t *held)
+{
+    mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
+    mqc_error_t err;
     if (op->select_deadline_us) {
         op->select_deadline_us = 0;
         arm_timer(op);
     }
     op->txn_ok = wants_txn(op, s);
+    if (held) {
+        op->server = s;
+        op->state = MQC_OP_ACTIVE;
+        s->in_use++;
+        op_send(op, mqc_server_conn(held));
+        return;
+    }
     if (q->max_pending && q->stats[MQC_STAT_WAIT_QUEUE] >= q->max_pending &&
         mqc_pool_available(s->pool) == 0) {
         mqc_error_set(&err, MQC_ERROR_OVERLOADED, 0,
@@ -757,7 +756,7 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
                       op->name ? op->name : "operation", op->is_write ? "a writable one" : "by read preference",
                       own ? "the operation's timeout" : "serverSelectionTimeoutMS",
                       mqc_topology_describe(*mqc_ops_of(client)->topo, topo, sizeof topo));
-        op_abort(op, &err);
+        mqc_op_abort(op, &err);
         mqc_guard_leave(q->guard);
         return;
     }
@@ -770,52 +769,6 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
         op->state = MQC_OP_ACTIVE;
     }
     if (op->group && op->vt->cancel) op->vt->cancel(op); /* members end; the gather follows */
-    else op_abort(op, &err);
+    else mqc_op_abort(op, &err);
     mqc_guard_leave(q->guard);
 }
-
-void mqc_op_cancel(mqc_op_t *op)
-{
-    if (!op || op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
-    mqc_client_t *client = op->client;
-    mqc_ops_t *q = mqc_ops_of(client);
-    op->cancelled = true;
-    q->submitting++; /* cancel is asynchronous: the callback comes from the loop */
-    if (op->group && op->vt->cancel) {
-        op->vt->cancel(op);
-    } else {
-        mqc_error_t err;
-        mqc_error_set(&err, MQC_ERROR_CANCELLED, 0, "%s was cancelled", op->name ? op->name : "operation");
-        op_abort(op, &err);
-    }
-    q->submitting--;
-}
-
-void mqc_op_fail_all(mqc_client_t *client)
-{
-    mqc_ops_t *q = mqc_ops_of(client);
-    mqc_error_t err;
-    mqc_error_set(&err, MQC_ERROR_SHUTDOWN, 0, "the client was destroyed before the operation completed");
-    /* Plain ops first: gathers complete as their members do. Callbacks may submit more ops;
-     * those fail at once (closing is set), so the loop ends. */
-    for (int pass = 0; pass < 2; pass++) {
-        mqc_link_t *l = q->live.next;
-        while (l != &q->live) {
-            mqc_op_t *op = mqc_container_of(l, mqc_op_t, link);
-            if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE || (pass == 0 && op->group)) {
-                l = l->next;
-                continue;
-            }
-            op_abort(op, &err);
-            l = q->live.next; /* the list changed under us: start over */
-        }
-        mqc_op_flush_completions(client);
-    }
-}
-
-/* ---- getters ------------------------------------------------------------------------------ */
-
-mqc_client_t *mqc_op_get_client(const mqc_op_t *op) { return op->client; }
-const char *mqc_op_get_name(const mqc_op_t *op) { return op->name ? op->name : ""; }
-int64_t mqc_op_get_duration_us(const mqc_op_t *op) { return op->end_us ? op->end_us - op->start_us : 0; }
-const char *mqc_op_get_server(const mqc_op_t *op) { return op->server ? op->server->host.host_and_port : NULL; }

@@ -512,6 +512,15 @@ void mqc_pool_checkin(mqc_pool_t *pool, mqc_pconn_t *conn, bool healthy)
     leave(p);
 }
 
+bool mqc_pool_can_pass(const mqc_pool_t *p, const mqc_pconn_t *conn)
+{
+    /* Check-in would put conn on top of the available stack (not idle: just used) and pump would
+     * do nothing; checkout would pop it at once. */
+    return conn->state == MQC_PCONN_IN_USE && p->state == POOL_READY && !p->doomed && !p->n_waiters &&
+           conn->generation == p->generation && !(p->monitor && p->monitor->pool) &&
+           (p->opts.min_pool_size <= 0 || total(p) >= (size_t) p->opts.min_pool_size);
+}
+
 void mqc_pool_conn_established(mqc_pool_t *pool, mqc_pconn_t *conn, const mqc_error_t *error)
 {
     mqc_pool_t *p = pool;

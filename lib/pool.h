@@ -108,6 +108,12 @@ void mqc_pool_cancel_waiter(mqc_pool_t *pool, mqc_pool_waiter_t *w, bool timed_o
  * with reason "error". Stale ones (older generation) are closed; else it becomes available, or
  * goes straight to the oldest waiter. */
 void mqc_pool_checkin(mqc_pool_t *pool, mqc_pconn_t *conn, bool healthy);
+/* Whether a healthy conn, checked in now and the pool checked out again at once, would come back
+ * out itself with nothing else done: the pool ready and without a monitor (no events to tell),
+ * conn of its generation, nobody waiting, minPoolSize met. The caller then keeps conn for its
+ * next checkout instead (lib/op.c, an op submitted from the callback of the op that had conn);
+ * the pool is not touched. */
+bool mqc_pool_can_pass(const mqc_pool_t *pool, const mqc_pconn_t *conn);
 
 /* From the connector: the establishment of conn finished. error NULL: ready (CONN_READY); it goes
  * to the oldest waiter or the available stack. Else the connection is closed (reason "error") and

@@ -59,6 +59,15 @@ void mqc_server_release(mqc_conn_t *c, bool healthy)
     mqc_pool_checkin(sc->server->pool, &sc->pc, healthy && ready);
 }
 
+mqc_pconn_t *mqc_server_pass(mqc_conn_t *c)
+{
+    mqc_server_conn_t *sc = c->up;
+    bool ready = mqc_conn_done(c);
+    if (ready && mqc_pool_can_pass(sc->server->pool, &sc->pc)) return &sc->pc;
+    mqc_pool_checkin(sc->server->pool, &sc->pc, ready);
+    return NULL;
+}
+
 /* ---- addresses, and the establishment budget -------------------------------------------- */
 
 /* Starts (or, when resolution failed, fails) the connections waiting for s's addresses, within

@@ -270,7 +270,7 @@ static void read_pref_of(const mqc_uri_t *uri, const bson_t *command, mqc_read_p
 
 /* Without monitoring (a Single topology, a load balancer) every listed server is a candidate,
  * the one with the shortest wait queue first, in turn among equals. */
-static mqc_server_t *select_unmonitored(mqc_topology_t *t, mqc_error_t *error)
+static __attribute__((noinline)) mqc_server_t *select_unmonitored(mqc_topology_t *t, mqc_error_t *error)
 {
     size_t n = *t->env.n_servers;
     mqc_server_t **servers = *t->env.servers;
@@ -338,7 +338,7 @@ mqc_server_t *mqc_topology_select(mqc_topology_t *t, bool write, const bson_t *c
 {
     *wait = !t;
     if (!t) return NULL;
-    if (!t->monitored) return select_unmonitored(t, error);
+    if (!t->monitored) return *t->env.n_servers == 1 ? (*t->env.servers)[0] : select_unmonitored(t, error);
     return select_monitored(t, write, command, avoid, wait, error);
 }
 
@@ -368,6 +368,11 @@ mqc_server_type_t mqc_topology_server_type(const mqc_topology_t *t, const mqc_se
     if (s->caps.is_mongos) return MQC_SERVER_MONGOS;
     if (s->caps.is_writable_primary) return s->caps.is_rs_member ? MQC_SERVER_RS_PRIMARY : MQC_SERVER_STANDALONE;
     return MQC_SERVER_RS_SECONDARY;
+}
+
+mqc_server_t *mqc_topology_lone(const mqc_topology_t *t)
+{
+    return t && !t->monitored && *t->env.n_servers == 1 ? (*t->env.servers)[0] : NULL;
 }
 
 int64_t mqc_topology_session_timeout(const mqc_topology_t *t, const mqc_server_t *s)

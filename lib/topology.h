@@ -89,5 +89,8 @@ bool mqc_topology_supports_sessions(const mqc_topology_t *t, const mqc_server_t 
 /* logicalSessionTimeoutMinutes of the topology (monitored: the least of the data-bearing
  * servers'; otherwise s's handshake), -1 when sessions are not supported (or not known yet). */
 int64_t mqc_topology_session_timeout(const mqc_topology_t *t, const mqc_server_t *s);
+/* The server every selection returns without looking at the operation (an unmonitored
+ * topology of one host), or NULL. */
+mqc_server_t *mqc_topology_lone(const mqc_topology_t *t);
 
 #endif
