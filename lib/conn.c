@@ -389,7 +389,9 @@ static int32_t get_i32(const bson_t *doc, const char *key, int32_t dflt)
     return v >= INT32_MIN && v <= INT32_MAX ? (int32_t) v : dflt;
 }
 
-static void state_hello_reply(mqc_conn_t *c, const bson_t *reply)
+/* Not inlined into conn_on_message: its documents would give every reply's way a 128-byte
+ * aligned frame (libbson aligns bson_t so). */
+static __attribute__((noinline)) void state_hello_reply(mqc_conn_t *c, const bson_t *reply)
 {
     mqc_error_t err;
     mqc_server_caps_t caps;
@@ -515,16 +517,29 @@ static bool is_unacked_reply(const mqc_conn_t *c, int32_t response_to)
     return c->unacked_lo != 0 && response_to >= c->unacked_lo && response_to <= c->unacked_hi;
 }
 
+/* A message we did not ask for: the connection closes. Apart, so that every reply's way does
+ * not carry an error in its frame. */
+static __attribute__((noinline)) void conn_unexpected(mqc_conn_t *c, const mqc_wire_msg_t *msg, bool exhaust)
+{
+    mqc_error_t err;
+    if (exhaust)
+        mqc_error_set(&err, MQC_ERROR_PROTOCOL, 0, "%s sent moreToCome (exhaust) without being asked",
+                      c->host->host_and_port);
+    else
+        mqc_error_set(&err, MQC_ERROR_PROTOCOL, 0,
+                      "%s sent a reply to request %d, which is not in flight (expected %d): connection closed",
+                      c->host->host_and_port, msg->hdr.response_to,
+                      c->state == MQC_CS_READY ? 0 : c->request_id);
+    conn_fail(c, &err);
+}
+
 /* One whole message arrived. */
 static void conn_on_message(mqc_conn_t *c, const mqc_wire_msg_t *msg)
 {
-    mqc_error_t err;
     if (c->state == MQC_CS_BUSY || c->state == MQC_CS_HELLO || c->state == MQC_CS_AUTH) {
         if (msg->hdr.response_to == c->request_id && !c->request_unacked) {
             if (msg->flags & MQC_MSG_MORE_TO_COME && msg->hdr.opcode == MQC_OP_MSG) {
-                mqc_error_set(&err, MQC_ERROR_PROTOCOL, 0, "%s sent moreToCome (exhaust) without being asked",
-                              c->host->host_and_port);
-                conn_fail(c, &err);
+                conn_unexpected(c, msg, true);
                 return;
             }
             if (c->state == MQC_CS_HELLO) {
@@ -545,11 +560,7 @@ static void conn_on_message(mqc_conn_t *c, const mqc_wire_msg_t *msg)
     }
     /* FerretDB answers even moreToCome requests: drop those replies. */
     if (is_unacked_reply(c, msg->hdr.response_to)) return;
-    mqc_error_set(&err, MQC_ERROR_PROTOCOL, 0,
-                  "%s sent a reply to request %d, which is not in flight (expected %d): connection closed",
-                  c->host->host_and_port, msg->hdr.response_to,
-                  c->state == MQC_CS_READY ? 0 : c->request_id);
-    conn_fail(c, &err);
+    conn_unexpected(c, msg, false);
 }
 
 /* READY, BUSY, HELLO, AUTH: read what the socket has, then hand over whole messages. */

@@ -227,7 +227,7 @@ static void op_free(mqc_op_t *op)
     op_release_session(op);
     if (op->vt->destroy) op->vt->destroy(op);
     if (op->q_reply) bson_destroy(op->q_reply);
-    free(op->q_error);
+    if (op->q_error) free(op->q_error);
     if (q->closing || q->n_free_ops + 1 > MQC_FREE_LIST_MAX) {
         free(op);
         return;
@@ -530,7 +530,9 @@ static void emit_command(mqc_client_t *client, const mqc_command_event_t *ev)
     if (q->monitor->command) mqc_command_event_deliver(q->monitor->command, ev, *q->monitor_ud);
 }
 
-static void emit_started(mqc_op_t *op, mqc_conn_t *c, const uint8_t *m, int32_t rid)
+/* Not inlined (nor emit_result): only with a monitor, and their documents would give the
+ * request's and the reply's ways a 128-byte aligned frame (libbson aligns bson_t so). */
+static __attribute__((noinline)) void emit_started(mqc_op_t *op, mqc_conn_t *c, const uint8_t *m, int32_t rid)
 {
     bson_t body;
     /* The whole message: body plus document sequences, as the monitoring spec shows it. */
@@ -552,17 +554,24 @@ static const mqc_conn_sink_t op_sink = {op_sink_reply, op_sink_sent, op_sink_err
 /* The op's next request for the server it selected: the kind's encoder when it has one, else
  * the command document, with $readPreference for the server's type (lib/request.c) and the
  * session's fields, moreToCome for op->unacked. */
+/* The command's $readPreference for the server's type (lib/request.c). Apart: its iterator
+ * would give every request's way a 128-byte aligned frame (libbson aligns bson_iter_t so). */
+static __attribute__((noinline)) void op_read_pref(mqc_op_t *op, bson_t *cmd, mqc_topology_t *t)
+{
+    bson_iter_t it;
+    if (mqc_request_read_pref(cmd, mqc_ops_of(op->client)->uri, mqc_topology_type(t), mqc_topology_server_type(t, op->server)) &&
+        bson_iter_init(&it, cmd) && bson_iter_next(&it))
+        op->name = bson_iter_key(&it); /* the command's buffer may have moved */
+}
+
 static bool op_encode(mqc_op_t *op, mqc_buf_t *buf, int32_t rid, bool *unacked, mqc_error_t *error)
 {
     const mqc_server_caps_t *caps = &op->server->caps;
     if (op->vt->encode) return op->vt->encode(op, caps, buf, rid, unacked, error);
     bson_t *cmd = op_command(op);
     mqc_topology_t *t = *mqc_ops_of(op->client)->topo;
-    bson_iter_t it;
-    if (!op->is_write && !op->pin && (!caps->is_writable_primary || mqc_topology_type(t) != MQC_TOPOLOGY_SINGLE) &&
-        mqc_request_read_pref(cmd, mqc_ops_of(op->client)->uri, mqc_topology_type(t), mqc_topology_server_type(t, op->server)) &&
-        bson_iter_init(&it, cmd) && bson_iter_next(&it))
-        op->name = bson_iter_key(&it); /* the command's buffer may have moved */
+    if (!op->is_write && !op->pin && (!caps->is_writable_primary || mqc_topology_type(t) != MQC_TOPOLOGY_SINGLE))
+        op_read_pref(op, cmd, t);
     /* A retryable write's number: once, so that its retry sends the same. */
     if (op->txn_ok && op->txn_number == 0) mqc_op_next_txn(op);
     *unacked = op->unacked;
@@ -601,7 +610,7 @@ static void op_start_request(mqc_op_t *op, mqc_conn_t *conn)
 
 /* ---- events from the connection ---------------------------------------------------------- */
 
-static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const mqc_error_t *error)
+static __attribute__((noinline)) void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const mqc_error_t *error)
 {
     if (!mqc_ops_of(op->client)->monitor->command) return;
     /* The reply to a hello that carried speculative authentication is as sensitive as it. */
