@@ -574,7 +574,7 @@ static void conn_read(mqc_conn_t *c)
         if (n > 0) {
             mqc_wire_reader_commit(c->reader, (size_t) n);
             c->ctx->stats[MQC_STAT_BYTES_RECEIVED] += (uint64_t) n;
-            if ((size_t) n < avail && !mqc_stream_has_buffered(&c->stream)) break;
+            if ((size_t) n < avail && (!c->stream.tls || !mqc_stream_has_buffered(&c->stream))) break;
             continue;
         }
         if (n == 0) { /* would block */

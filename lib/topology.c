@@ -370,11 +370,6 @@ mqc_server_type_t mqc_topology_server_type(const mqc_topology_t *t, const mqc_se
     return MQC_SERVER_RS_SECONDARY;
 }
 
-mqc_server_t *mqc_topology_lone(const mqc_topology_t *t)
-{
-    return t && !t->monitored && *t->env.n_servers == 1 ? (*t->env.servers)[0] : NULL;
-}
-
 int64_t mqc_topology_session_timeout(const mqc_topology_t *t, const mqc_server_t *s)
 {
     if (!t) return -1;

@@ -90,7 +90,10 @@ bool mqc_topology_supports_sessions(const mqc_topology_t *t, const mqc_server_t 
  * servers'; otherwise s's handshake), -1 when sessions are not supported (or not known yet). */
 int64_t mqc_topology_session_timeout(const mqc_topology_t *t, const mqc_server_t *s);
 /* The server every selection returns without looking at the operation (an unmonitored
- * topology of one host), or NULL. */
-mqc_server_t *mqc_topology_lone(const mqc_topology_t *t);
+ * topology of one host), or NULL. Inline: asked after every operation that ends well. */
+static inline mqc_server_t *mqc_topology_lone(const mqc_topology_t *t)
+{
+    return t && !t->monitored && *t->env.n_servers == 1 ? (*t->env.servers)[0] : NULL;
+}
 
 #endif
