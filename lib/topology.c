@@ -356,8 +356,6 @@ const char *mqc_topology_describe(const mqc_topology_t *t, char *buf, size_t siz
     return buf;
 }
 
-mqc_sdam_topo_type_t mqc_topology_type(const mqc_topology_t *t) { return t ? t->td.type : MQC_TOPOLOGY_UNKNOWN; }
-
 mqc_server_type_t mqc_topology_server_type(const mqc_topology_t *t, const mqc_server_t *s)
 {
     if (t && t->monitored) {
@@ -368,13 +366,6 @@ mqc_server_type_t mqc_topology_server_type(const mqc_topology_t *t, const mqc_se
     if (s->caps.is_mongos) return MQC_SERVER_MONGOS;
     if (s->caps.is_writable_primary) return s->caps.is_rs_member ? MQC_SERVER_RS_PRIMARY : MQC_SERVER_STANDALONE;
     return MQC_SERVER_RS_SECONDARY;
-}
-
-int64_t mqc_topology_session_timeout(const mqc_topology_t *t, const mqc_server_t *s)
-{
-    if (!t) return -1;
-    if (t->monitored) return t->td.session_timeout_minutes;
-    return s && s->caps_known ? s->caps.session_timeout_minutes : -1;
 }
 
 bool mqc_topology_supports_sessions(const mqc_topology_t *t, const mqc_server_t *s)
