@@ -498,10 +498,10 @@ bool mqc_conn_request_unsent(const mqc_conn_t *c)
 
 bool mqc_conn_done(mqc_conn_t *c)
 {
-    if (c->state == MQC_CS_BUSY) {
-        timer_stop(c);
-        set_state(c, MQC_CS_READY);
-    }
+    if (c->state == MQC_CS_BUSY) timer_stop(c);
+    /* Idle from now on: it stops keeping ev_run alive (set_state); a reply left it READY but
+     * still its owner's (conn_on_message). */
+    if (c->state == MQC_CS_BUSY || c->state == MQC_CS_READY) set_state(c, MQC_CS_READY);
     c->owner = NULL;
     return c->state == MQC_CS_READY;
 }
@@ -553,7 +553,10 @@ static void conn_on_message(mqc_conn_t *c, const mqc_wire_msg_t *msg)
             void *owner = c->owner;
             timer_stop(c);
             c->owner = NULL;
-            set_state(c, MQC_CS_READY);
+            /* READY, but not idle yet: its owner releases it (mqc_conn_done), or sends the next
+             * request on it, before we return; until then it keeps its hold on the loop, which
+             * spares a find an ev_unref and an ev_ref. */
+            c->state = MQC_CS_READY;
             c->sink->on_reply(owner, c, &msg->body);
             return;
         }
