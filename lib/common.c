@@ -9,11 +9,6 @@
 
 const char *mqc_version(void) { return MQC_VERSION; }
 
-void mqc_error_clear(mqc_error_t *error)
-{
-    if (error) memset(error, 0, sizeof *error);
-}
-
 void mqc_error_set(mqc_error_t *error, uint32_t domain, int32_t code, const char *fmt, ...)
 {
     if (!error) return;

@@ -7,13 +7,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ev.h>
+
 #include "mqc.h"
 
 /* Sets *error (when error is non-NULL): domain, code, printf-style message; clears labels and
  * code_name. The message is truncated to fit. */
 void mqc_error_set(mqc_error_t *error, uint32_t domain, int32_t code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void mqc_error_clear(mqc_error_t *error);
+/* Clears error (no domain, code, labels, codeName or message). Only the fields and the two
+ * strings' first bytes: an error is 520 bytes and every dispatch clears one, while whoever sets
+ * one writes its message with its terminator and nobody reads past that. */
+static inline void mqc_error_clear(mqc_error_t *error)
+{
+    if (!error) return;
+    error->domain = 0;
+    error->code = 0;
+    error->labels = 0;
+    error->code_name[0] = 0;
+    error->message[0] = 0;
+}
 /* Fills *error from a server reply with ok: 0 (code, codeName, errmsg, errorLabels). */
 void mqc_error_from_reply(mqc_error_t *error, uint32_t domain, const bson_t *reply);
 /* Checks a command reply: ok:1 -> true; else error (SERVER) filled. Inline: every reply
@@ -31,8 +44,23 @@ bool mqc_error_code_is_retryable(int32_t code);
 bool mqc_error_code_is_not_primary(int32_t code);
 bool mqc_error_code_is_recovering(int32_t code);
 
-/* Microseconds on a monotonic clock. */
+/* Microseconds on a monotonic clock: a clock read (~17 ns on a VM, 9 of them were a fifth of
+ * what a find cost). For durations that must be precise, and only when they are used. */
 int64_t mqc_now_us(void);
+/* The loop's time in microseconds: libev's ev_now, which it reads once per loop iteration,
+ * right after waiting, and which its timers count from. Another base than mqc_now_us (never mix
+ * the two). What an operation's deadlines, the pool's idle times and waits, and sessions go by:
+ * they need milliseconds, and a timer armed for "deadline - mqc_loop_us" fires when libev's own
+ * base says so. Stale by the work done since the loop woke up (µs, or a long application
+ * callback, which delays libev's timers the same way); outside ev_run, by as long as the loop was
+ * not run: mqc_op_new refreshes it there (mqc_loop_refresh). */
+static inline int64_t mqc_loop_us(struct ev_loop *loop) { return (int64_t) (ev_now(loop) * 1e6); }
+/* Brings the loop's time up to date when called outside ev_run (an application that submits
+ * before running its loop, or after a pause); inside, libev did at the iteration's start. */
+static inline void mqc_loop_refresh(struct ev_loop *loop)
+{
+    if (!ev_depth(loop)) ev_now_update(loop);
+}
 
 /* Intrusive doubly linked list. */
 typedef struct mqc_link {

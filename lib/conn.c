@@ -45,8 +45,8 @@ static void set_state(mqc_conn_t *c, mqc_conn_state_t s)
         ev_ref(c->ctx->loop);
         c->weak = false;
     }
+    /* No time noted: nobody reads one, and a clock read on each change was two per find. */
     c->state = s;
-    c->state_since_us = mqc_now_us();
 }
 
 /* ---- handler bracketing: frees and client destroys wait until our handler is done ------- */
@@ -340,10 +340,17 @@ bool mqc_conn_send_buffered(mqc_conn_t *c)
     return true;
 }
 
+/* Stops c's timer, calling into libev only when it runs or has fired: without socketTimeoutMS
+ * it is idle from the handshake on, and a find passed here twice. */
+static inline void timer_stop(mqc_conn_t *c)
+{
+    if (ev_is_active(&c->timer) || ev_is_pending(&c->timer)) ev_timer_stop(c->ctx->loop, &c->timer);
+}
+
 static void arm_reply_timer(mqc_conn_t *c)
 {
     int64_t ms = c->ctx->uri->socket_timeout_ms;
-    ev_timer_stop(c->ctx->loop, &c->timer);
+    timer_stop(c);
     if (ms > 0) {
         ev_timer_set(&c->timer, (double) ms / 1000.0, 0.);
         ev_timer_start(c->ctx->loop, &c->timer);
@@ -382,7 +389,9 @@ static int32_t get_i32(const bson_t *doc, const char *key, int32_t dflt)
     return v >= INT32_MIN && v <= INT32_MAX ? (int32_t) v : dflt;
 }
 
-static void state_hello_reply(mqc_conn_t *c, const bson_t *reply)
+/* Not inlined into conn_on_message: its documents would give every reply's way a 128-byte
+ * aligned frame (libbson aligns bson_t so). */
+static __attribute__((noinline)) void state_hello_reply(mqc_conn_t *c, const bson_t *reply)
 {
     mqc_error_t err;
     mqc_server_caps_t caps;
@@ -467,7 +476,7 @@ void mqc_conn_request_send(mqc_conn_t *c, const mqc_conn_sink_t *sink, void *own
          * a server that answers them anyway (FerretDB does) answers within it. */
         if (c->unacked_lo == 0 || rid < c->unacked_lo) c->unacked_lo = rid;
         c->unacked_hi = rid;
-        ev_timer_stop(c->ctx->loop, &c->timer);
+        timer_stop(c);
     } else {
         arm_reply_timer(c);
     }
@@ -489,10 +498,10 @@ bool mqc_conn_request_unsent(const mqc_conn_t *c)
 
 bool mqc_conn_done(mqc_conn_t *c)
 {
-    if (c->state == MQC_CS_BUSY) {
-        ev_timer_stop(c->ctx->loop, &c->timer);
-        set_state(c, MQC_CS_READY);
-    }
+    if (c->state == MQC_CS_BUSY) timer_stop(c);
+    /* Idle from now on: it stops keeping ev_run alive (set_state); a reply left it READY but
+     * still its owner's (conn_on_message). */
+    if (c->state == MQC_CS_BUSY || c->state == MQC_CS_READY) set_state(c, MQC_CS_READY);
     c->owner = NULL;
     return c->state == MQC_CS_READY;
 }
@@ -508,16 +517,29 @@ static bool is_unacked_reply(const mqc_conn_t *c, int32_t response_to)
     return c->unacked_lo != 0 && response_to >= c->unacked_lo && response_to <= c->unacked_hi;
 }
 
+/* A message we did not ask for: the connection closes. Apart, so that every reply's way does
+ * not carry an error in its frame. */
+static __attribute__((noinline)) void conn_unexpected(mqc_conn_t *c, const mqc_wire_msg_t *msg, bool exhaust)
+{
+    mqc_error_t err;
+    if (exhaust)
+        mqc_error_set(&err, MQC_ERROR_PROTOCOL, 0, "%s sent moreToCome (exhaust) without being asked",
+                      c->host->host_and_port);
+    else
+        mqc_error_set(&err, MQC_ERROR_PROTOCOL, 0,
+                      "%s sent a reply to request %d, which is not in flight (expected %d): connection closed",
+                      c->host->host_and_port, msg->hdr.response_to,
+                      c->state == MQC_CS_READY ? 0 : c->request_id);
+    conn_fail(c, &err);
+}
+
 /* One whole message arrived. */
 static void conn_on_message(mqc_conn_t *c, const mqc_wire_msg_t *msg)
 {
-    mqc_error_t err;
     if (c->state == MQC_CS_BUSY || c->state == MQC_CS_HELLO || c->state == MQC_CS_AUTH) {
         if (msg->hdr.response_to == c->request_id && !c->request_unacked) {
             if (msg->flags & MQC_MSG_MORE_TO_COME && msg->hdr.opcode == MQC_OP_MSG) {
-                mqc_error_set(&err, MQC_ERROR_PROTOCOL, 0, "%s sent moreToCome (exhaust) without being asked",
-                              c->host->host_and_port);
-                conn_fail(c, &err);
+                conn_unexpected(c, msg, true);
                 return;
             }
             if (c->state == MQC_CS_HELLO) {
@@ -529,20 +551,19 @@ static void conn_on_message(mqc_conn_t *c, const mqc_wire_msg_t *msg)
                 return;
             }
             void *owner = c->owner;
-            ev_timer_stop(c->ctx->loop, &c->timer);
+            timer_stop(c);
             c->owner = NULL;
-            set_state(c, MQC_CS_READY);
+            /* READY, but not idle yet: its owner releases it (mqc_conn_done), or sends the next
+             * request on it, before we return; until then it keeps its hold on the loop, which
+             * spares a find an ev_unref and an ev_ref. */
+            c->state = MQC_CS_READY;
             c->sink->on_reply(owner, c, &msg->body);
             return;
         }
     }
     /* FerretDB answers even moreToCome requests: drop those replies. */
     if (is_unacked_reply(c, msg->hdr.response_to)) return;
-    mqc_error_set(&err, MQC_ERROR_PROTOCOL, 0,
-                  "%s sent a reply to request %d, which is not in flight (expected %d): connection closed",
-                  c->host->host_and_port, msg->hdr.response_to,
-                  c->state == MQC_CS_READY ? 0 : c->request_id);
-    conn_fail(c, &err);
+    conn_unexpected(c, msg, false);
 }
 
 /* READY, BUSY, HELLO, AUTH: read what the socket has, then hand over whole messages. */
@@ -556,7 +577,7 @@ static void conn_read(mqc_conn_t *c)
         if (n > 0) {
             mqc_wire_reader_commit(c->reader, (size_t) n);
             c->ctx->stats[MQC_STAT_BYTES_RECEIVED] += (uint64_t) n;
-            if ((size_t) n < avail && !mqc_stream_has_buffered(&c->stream)) break;
+            if ((size_t) n < avail && (!c->stream.tls || !mqc_stream_has_buffered(&c->stream))) break;
             continue;
         }
         if (n == 0) { /* would block */

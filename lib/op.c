@@ -56,11 +56,25 @@ void mqc_ops_init(mqc_client_t *client)
     q->max_pending = q->uri->max_pending > 0 ? (size_t) q->uri->max_pending : 0;
 }
 
-void mqc_ops_cleanup(mqc_client_t *client)
+/* Zeroes an op from the free-list but for what is written before it is read: its name buffer
+ * (db, copied with its terminator), its timer (ev_init, then ev_timer_set before each start) and
+ * its pool waiter (mqc_op_dispatch and the pool set it up at each checkout; requeues, the op's
+ * own count, is zeroed here). Half the op's 440 bytes, and a memset of the whole was the most
+ * expensive line of a find's way down. Every other field, new ones too, is zeroed. */
+static void op_reset(mqc_op_t *op)
 {
-    mqc_ops_t *q = mqc_ops_of(client);
-    ev_timer_stop(q->loop, &q->flush_timer);
-    ev_timer_stop(q->loop, &q->wake);
+    char *base = (char *) op;
+    size_t db_end = offsetof(mqc_op_t, db) + sizeof op->db;
+    size_t waiter = offsetof(mqc_op_t, waiter), waiter_end = waiter + sizeof op->waiter;
+    size_t timer = offsetof(mqc_op_t, timer), timer_end = timer + sizeof op->timer;
+    _Static_assert(offsetof(mqc_op_t, db) < offsetof(mqc_op_t, waiter) &&
+                       offsetof(mqc_op_t, waiter) < offsetof(mqc_op_t, timer),
+                   "op_reset expects db, waiter and timer in this order");
+    memset(base, 0, offsetof(mqc_op_t, db));
+    memset(base + db_end, 0, waiter - db_end);
+    memset(base + waiter_end, 0, timer - waiter_end);
+    memset(base + timer_end, 0, sizeof *op - timer_end);
+    op->waiter.requeues = 0;
 }
 
 mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
@@ -71,7 +85,7 @@ mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *na
     if (op) {
         q->free_ops = op->impl;
         q->n_free_ops--;
-        memset(op, 0, sizeof *op);
+        op_reset(op);
     } else if (!(op = calloc(1, sizeof *op))) {
         abort();
     }
@@ -81,7 +95,10 @@ mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *na
     op->cb = cb;
     op->ud = ud;
     op->id = ++q->next_op_id;
-    op->start_us = mqc_now_us();
+    /* Submission time, and what deadlines count from: the loop's time (mqc_loop_us), which
+     * libev's timers count from too; brought up to date first when we are outside ev_run. */
+    mqc_loop_refresh(q->loop);
+    op->start_us = mqc_loop_us(q->loop);
     size_t dblen = db ? strlen(db) : 0;
     if (dblen < sizeof op->db) memcpy(op->db, db ? db : "", dblen + 1); /* snprintf costs ~10x on this hot path */
     ev_init(&op->timer, on_deadline);
@@ -93,16 +110,6 @@ mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *na
     if (dblen >= sizeof op->db)
         mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "database name too long");
     return op;
-}
-
-void mqc_op_set_timeout_from(mqc_op_t *op, const bson_t *opts)
-{
-    bson_iter_t it;
-    if (opts && !bson_empty(opts) && bson_iter_init_find(&it, opts, "timeoutMS") && BSON_ITER_HOLDS_NUMBER(&it)) {
-        int64_t ms = bson_iter_as_int64(&it);
-        if (ms < 0) mqc_op_fail_early(op, MQC_ERROR_CLIENT, MQC_CLIENT_INVALID_ARG, "timeoutMS must be >= 0");
-        op->deadline_us = ms > 0 ? op->start_us + ms * 1000 : 0;
-    }
 }
 
 void mqc_op_fail_early(mqc_op_t *op, uint32_t domain, int32_t code, const char *fmt, ...)
@@ -154,7 +161,7 @@ mqc_op_t *mqc_op_submit(mqc_op_t *op)
         op_queue(op, NULL, op->q_error);
     } else {
         if (op->deadline_us > 0) {
-            double after = (double) (op->deadline_us - mqc_now_us()) / 1e6;
+            double after = (double) (op->deadline_us - mqc_loop_us(q->loop)) / 1e6;
             ev_timer_set(&op->timer, after > 0 ? after : 0., 0.);
             ev_timer_start(q->loop, &op->timer);
             op->timer_on = true;
@@ -173,8 +180,11 @@ mqc_op_t *mqc_op_submit(mqc_op_t *op)
     return op;
 }
 
-/* The ops submitted while a connection was held (see mqc_op_submit), in submission order. */
-static void dispatch_deferred(mqc_client_t *client)
+static void op_checkout(mqc_op_t *op, mqc_server_t *s, mqc_pconn_t *held);
+
+/* The ops submitted while a connection was held (see mqc_op_submit), in submission order. held:
+ * that connection, still checked out for the first of them (op_deliver). */
+static void dispatch_deferred(mqc_client_t *client, mqc_pconn_t *held)
 {
     mqc_ops_t *q = mqc_ops_of(client);
     mqc_link_t *l;
@@ -182,7 +192,9 @@ static void dispatch_deferred(mqc_client_t *client)
     while (q->holding == 0 && (l = mqc_list_pop_front(&q->deferred))) {
         mqc_op_t *op = mqc_container_of(l, mqc_op_t, qlink);
         op->deferred = false;
-        mqc_op_dispatch(op);
+        if (held) op_checkout(op, ((mqc_server_conn_t *) held)->server, held);
+        else mqc_op_dispatch(op);
+        held = NULL;
     }
     q->submitting--;
 }
@@ -190,7 +202,7 @@ static void dispatch_deferred(mqc_client_t *client)
 /* ---- sessions --------------------------------------------------------------------------- */
 
 /* The pool's clock: the loop's time is good enough for minute-long expiries and costs nothing. */
-static int64_t session_now(mqc_client_t *client) { return (int64_t) (ev_now(mqc_ops_of(client)->loop) * 1e6); }
+static int64_t session_now(mqc_client_t *client) { return mqc_loop_us(mqc_ops_of(client)->loop); }
 
 /* By the timeout the session was checked out with (op_send asked the topology then): the way
  * up does not go back down to the topology for it. */
@@ -215,7 +227,7 @@ static void op_free(mqc_op_t *op)
     op_release_session(op);
     if (op->vt->destroy) op->vt->destroy(op);
     if (op->q_reply) bson_destroy(op->q_reply);
-    free(op->q_error);
+    if (op->q_error) free(op->q_error);
     if (q->closing || q->n_free_ops + 1 > MQC_FREE_LIST_MAX) {
         free(op);
         return;
@@ -223,17 +235,6 @@ static void op_free(mqc_op_t *op)
     op->impl = q->free_ops;
     q->free_ops = op;
     q->n_free_ops++;
-}
-
-void mqc_op_free_list_drain(mqc_client_t *client)
-{
-    mqc_ops_t *q = mqc_ops_of(client);
-    mqc_op_t *op;
-    while ((op = q->free_ops)) {
-        q->free_ops = op->impl;
-        free(op);
-    }
-    q->n_free_ops = 0;
 }
 
 /* Hands the op to the application (and its subscriber). The op is freed afterwards, and only then
@@ -244,7 +245,7 @@ static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *err
     mqc_client_t *client = op->client;
     mqc_ops_t *q = mqc_ops_of(client);
     op->state = MQC_OP_DONE;
-    op->end_us = mqc_now_us();
+    op->end_us = mqc_loop_us(q->loop); /* see start_us in mqc_op_new */
     q->stats[MQC_STAT_OPS_COMPLETED]++;
     q->stats[MQC_STAT_OPS_PENDING]--;
     mqc_list_remove(&op->link);
@@ -254,8 +255,16 @@ static void op_deliver(mqc_op_t *op, const bson_t *reply, const mqc_error_t *err
     if (op->on_done) op->on_done(op, reply, error);
     op_free(op);
     if (conn) {
-        mqc_server_release(conn, true);
-        if (--q->holding == 0 && !mqc_list_empty(&q->deferred)) dispatch_deferred(client);
+        /* The first op submitted from the callback takes conn straight, when checking it in and
+         * out again would have come to that (one server to select, the pool's conditions:
+         * mqc_server_pass); else conn goes back and the ops are dispatched as usual. */
+        mqc_pconn_t *held = NULL;
+        mqc_op_t *next = q->holding == 1 && !mqc_list_empty(&q->deferred)
+                             ? mqc_container_of(q->deferred.next, mqc_op_t, qlink) : NULL;
+        mqc_server_t *s = ((mqc_server_conn_t *) conn->up)->server;
+        if (next && (next->pin ? next->pin : mqc_topology_lone(*q->topo)) == s) held = mqc_server_pass(conn);
+        else mqc_server_release(conn, true);
+        if (--q->holding == 0 && !mqc_list_empty(&q->deferred)) dispatch_deferred(client, held);
     }
     mqc_guard_leave(q->guard);
 }
@@ -315,9 +324,7 @@ void mqc_op_finish_later(mqc_op_t *op, const bson_t *reply, const mqc_error_t *e
     q->submitting--;
 }
 
-/* Finishes with an error decided by the client (timeout, cancel): a request on the wire is
- * abandoned with its connection. */
-static void op_abort(mqc_op_t *op, const mqc_error_t *error)
+void mqc_op_abort(mqc_op_t *op, const mqc_error_t *error)
 {
     if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
     op_detach(op, false);
@@ -343,7 +350,7 @@ void mqc_op_flush_completions(mqc_client_t *client)
  * acknowledged (the builders only mark acknowledged writes retryable). */
 static bool wants_txn(const mqc_op_t *op, const mqc_server_t *s)
 {
-    return op->session && op->retry == MQC_RETRY_WRITE && mqc_ops_of(op->client)->uri->retry_writes && mqc_topology_supports_sessions(*mqc_ops_of(op->client)->topo, s);
+    return op->retry == MQC_RETRY_WRITE && op->session && mqc_ops_of(op->client)->uri->retry_writes && mqc_topology_supports_sessions(*mqc_ops_of(op->client)->topo, s);
 }
 
 /* The op has a connection: it takes its implicit session now, not when it was queued, so that
@@ -363,7 +370,7 @@ static void op_send(mqc_op_t *op, mqc_conn_t *conn)
      * dispatched before the first one learns it here. Only before its first txnNumber: a write
      * sent without one is never retried (retry.c), so this cannot give a retry a number its
      * first attempt lacked. */
-    if (op->txn_number == 0 && !op->txn_ok) op->txn_ok = wants_txn(op, op->server);
+    if (op->retry == MQC_RETRY_WRITE && op->txn_number == 0 && !op->txn_ok) op->txn_ok = wants_txn(op, op->server);
     op_start_request(op, conn);
 }
 
@@ -402,7 +409,7 @@ static void arm_timer(mqc_op_t *op)
     if (op->timer_on) ev_timer_stop(q->loop, &op->timer);
     op->timer_on = at > 0;
     if (!op->timer_on) return;
-    double after = (double) (at - mqc_now_us()) / 1e6;
+    double after = (double) (at - mqc_loop_us(q->loop)) / 1e6;
     ev_timer_set(&op->timer, after > 0 ? after : 0., 0.);
     ev_timer_start(q->loop, &op->timer);
 }
@@ -415,7 +422,7 @@ static void op_wait_for_server(mqc_op_t *op)
     mqc_ops_t *q = mqc_ops_of(client);
     if (op->select_deadline_us == 0) {
         int64_t ms = q->uri->server_selection_timeout_ms > 0 ? q->uri->server_selection_timeout_ms : 30000;
-        op->select_deadline_us = mqc_now_us() + ms * 1000;
+        op->select_deadline_us = mqc_loop_us(q->loop) + ms * 1000;
     }
     op->selecting = true;
     mqc_list_push_back(&q->selecting, &op->qlink);
@@ -440,15 +447,16 @@ static mqc_server_t *op_select(mqc_op_t *op, mqc_error_t *error)
         return NULL;
     }
     bool wait;
-    mqc_server_t *s = mqc_topology_select(*q->topo, op->is_write, op_command(op), op->tried, &wait, error);
+    mqc_topology_t *t = *q->topo;
+    /* Only a monitored topology reads the command (its $readPreference): a lone host's ops
+     * skip finding it. */
+    mqc_server_t *s = mqc_topology_select(t, op->is_write, t && t->monitored ? op_command(op) : NULL, op->tried, &wait, error);
     if (!s && wait) mqc_error_clear(error);
     return s;
 }
 
 void mqc_op_dispatch(mqc_op_t *op)
 {
-    mqc_client_t *client = op->client;
-    mqc_ops_t *q = mqc_ops_of(client);
     mqc_error_t err;
     mqc_error_clear(&err);
     mqc_server_t *s = op_select(op, &err);
@@ -457,11 +465,29 @@ void mqc_op_dispatch(mqc_op_t *op)
         else mqc_op_finish(op, NULL, &err);
         return;
     }
+    op_checkout(op, s, NULL);
+}
+
+/* op selected s: a connection from its pool, then the request. held: one of s's connections,
+ * still checked out, that the pool would hand to op at once (dispatch_deferred): op takes it
+ * as its checkout would have. */
+static void op_checkout(mqc_op_t *op, mqc_server_t *s, mqc_pconn_t *held)
+{
+    mqc_client_t *client = op->client;
+    mqc_ops_t *q = mqc_ops_of(client);
+    mqc_error_t err;
     if (op->select_deadline_us) {
         op->select_deadline_us = 0;
         arm_timer(op);
     }
     op->txn_ok = wants_txn(op, s);
+    if (held) {
+        op->server = s;
+        op->state = MQC_OP_ACTIVE;
+        s->in_use++;
+        op_send(op, mqc_server_conn(held));
+        return;
+    }
     if (q->max_pending && q->stats[MQC_STAT_WAIT_QUEUE] >= q->max_pending &&
         mqc_pool_available(s->pool) == 0) {
         mqc_error_set(&err, MQC_ERROR_OVERLOADED, 0,
@@ -473,10 +499,14 @@ void mqc_op_dispatch(mqc_op_t *op)
     op->server = s;
     op->state = MQC_OP_WAITING;
     op->waiter.cb = on_checkout;
-    op->waiter.started_us = mqc_now_us();
-    op->waiter.deadline_us = q->uri->wait_queue_timeout_ms > 0
-                                 ? op->waiter.started_us + q->uri->wait_queue_timeout_ms * 1000
-                                 : 0;
+    /* On the pool's clock, the loop's (mqc_loop_us); 0: the pool notes the time itself if it
+     * needs it (the op waits, or the pool has a monitor). */
+    op->waiter.started_us = 0;
+    op->waiter.deadline_us = 0;
+    if (q->uri->wait_queue_timeout_ms > 0) {
+        op->waiter.started_us = mqc_loop_us(q->loop);
+        op->waiter.deadline_us = op->waiter.started_us + q->uri->wait_queue_timeout_ms * 1000;
+    }
     q->stats[MQC_STAT_WAIT_QUEUE]++;
     mqc_pconn_t *pc = mqc_pool_checkout(s->pool, &op->waiter);
     if (pc) {
@@ -500,7 +530,9 @@ static void emit_command(mqc_client_t *client, const mqc_command_event_t *ev)
     if (q->monitor->command) mqc_command_event_deliver(q->monitor->command, ev, *q->monitor_ud);
 }
 
-static void emit_started(mqc_op_t *op, mqc_conn_t *c, const uint8_t *m, int32_t rid)
+/* Not inlined (nor emit_result): only with a monitor, and their documents would give the
+ * request's and the reply's ways a 128-byte aligned frame (libbson aligns bson_t so). */
+static __attribute__((noinline)) void emit_started(mqc_op_t *op, mqc_conn_t *c, const uint8_t *m, int32_t rid)
 {
     bson_t body;
     /* The whole message: body plus document sequences, as the monitoring spec shows it. */
@@ -522,17 +554,24 @@ static const mqc_conn_sink_t op_sink = {op_sink_reply, op_sink_sent, op_sink_err
 /* The op's next request for the server it selected: the kind's encoder when it has one, else
  * the command document, with $readPreference for the server's type (lib/request.c) and the
  * session's fields, moreToCome for op->unacked. */
+/* The command's $readPreference for the server's type (lib/request.c). Apart: its iterator
+ * would give every request's way a 128-byte aligned frame (libbson aligns bson_iter_t so). */
+static __attribute__((noinline)) void op_read_pref(mqc_op_t *op, bson_t *cmd, mqc_topology_t *t)
+{
+    bson_iter_t it;
+    if (mqc_request_read_pref(cmd, mqc_ops_of(op->client)->uri, mqc_topology_type(t), mqc_topology_server_type(t, op->server)) &&
+        bson_iter_init(&it, cmd) && bson_iter_next(&it))
+        op->name = bson_iter_key(&it); /* the command's buffer may have moved */
+}
+
 static bool op_encode(mqc_op_t *op, mqc_buf_t *buf, int32_t rid, bool *unacked, mqc_error_t *error)
 {
     const mqc_server_caps_t *caps = &op->server->caps;
     if (op->vt->encode) return op->vt->encode(op, caps, buf, rid, unacked, error);
     bson_t *cmd = op_command(op);
     mqc_topology_t *t = *mqc_ops_of(op->client)->topo;
-    bson_iter_t it;
-    if (!op->is_write && !op->pin && (!caps->is_writable_primary || mqc_topology_type(t) != MQC_TOPOLOGY_SINGLE) &&
-        mqc_request_read_pref(cmd, mqc_ops_of(op->client)->uri, mqc_topology_type(t), mqc_topology_server_type(t, op->server)) &&
-        bson_iter_init(&it, cmd) && bson_iter_next(&it))
-        op->name = bson_iter_key(&it); /* the command's buffer may have moved */
+    if (!op->is_write && !op->pin && (!caps->is_writable_primary || mqc_topology_type(t) != MQC_TOPOLOGY_SINGLE))
+        op_read_pref(op, cmd, t);
     /* A retryable write's number: once, so that its retry sends the same. */
     if (op->txn_ok && op->txn_number == 0) mqc_op_next_txn(op);
     *unacked = op->unacked;
@@ -560,14 +599,18 @@ static void op_start_request(mqc_op_t *op, mqc_conn_t *conn)
         return;
     }
     op->request_id = rid;
-    op->sent_us = mqc_now_us();
-    if (mqc_ops_of(op->client)->monitor->command) emit_started(op, conn, buf->data + start, rid);
+    /* The real clock, for the events' durations, only when someone listens (a find read it 9
+     * times, for 0.15 µs of its 0.3 µs we had to save). */
+    if (mqc_ops_of(op->client)->monitor->command) {
+        op->sent_us = mqc_now_us();
+        emit_started(op, conn, buf->data + start, rid);
+    }
     mqc_conn_request_send(conn, &op_sink, op, rid, unacked);
 }
 
 /* ---- events from the connection ---------------------------------------------------------- */
 
-static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const mqc_error_t *error)
+static __attribute__((noinline)) void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const mqc_error_t *error)
 {
     if (!mqc_ops_of(op->client)->monitor->command) return;
     /* The reply to a hello that carried speculative authentication is as sensitive as it. */
@@ -580,7 +623,7 @@ static void emit_result(mqc_op_t *op, mqc_conn_t *c, const bson_t *reply, const 
                               .error = error, .request_id = op->request_id, .operation_id = op->id,
                               .connection_id = c ? mqc_server_pconn(c)->id : 0,
                               .server = op->server ? op->server->host.host_and_port : "",
-                              .duration_us = mqc_now_us() - op->sent_us};
+                              .duration_us = op->sent_us ? mqc_now_us() - op->sent_us : 0};
     emit_command(op->client, &ev);
 }
 
@@ -722,7 +765,7 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
                       op->name ? op->name : "operation", op->is_write ? "a writable one" : "by read preference",
                       own ? "the operation's timeout" : "serverSelectionTimeoutMS",
                       mqc_topology_describe(*mqc_ops_of(client)->topo, topo, sizeof topo));
-        op_abort(op, &err);
+        mqc_op_abort(op, &err);
         mqc_guard_leave(q->guard);
         return;
     }
@@ -735,52 +778,6 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
         op->state = MQC_OP_ACTIVE;
     }
     if (op->group && op->vt->cancel) op->vt->cancel(op); /* members end; the gather follows */
-    else op_abort(op, &err);
+    else mqc_op_abort(op, &err);
     mqc_guard_leave(q->guard);
 }
-
-void mqc_op_cancel(mqc_op_t *op)
-{
-    if (!op || op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE) return;
-    mqc_client_t *client = op->client;
-    mqc_ops_t *q = mqc_ops_of(client);
-    op->cancelled = true;
-    q->submitting++; /* cancel is asynchronous: the callback comes from the loop */
-    if (op->group && op->vt->cancel) {
-        op->vt->cancel(op);
-    } else {
-        mqc_error_t err;
-        mqc_error_set(&err, MQC_ERROR_CANCELLED, 0, "%s was cancelled", op->name ? op->name : "operation");
-        op_abort(op, &err);
-    }
-    q->submitting--;
-}
-
-void mqc_op_fail_all(mqc_client_t *client)
-{
-    mqc_ops_t *q = mqc_ops_of(client);
-    mqc_error_t err;
-    mqc_error_set(&err, MQC_ERROR_SHUTDOWN, 0, "the client was destroyed before the operation completed");
-    /* Plain ops first: gathers complete as their members do. Callbacks may submit more ops;
-     * those fail at once (closing is set), so the loop ends. */
-    for (int pass = 0; pass < 2; pass++) {
-        mqc_link_t *l = q->live.next;
-        while (l != &q->live) {
-            mqc_op_t *op = mqc_container_of(l, mqc_op_t, link);
-            if (op->state == MQC_OP_QUEUED || op->state == MQC_OP_DONE || (pass == 0 && op->group)) {
-                l = l->next;
-                continue;
-            }
-            op_abort(op, &err);
-            l = q->live.next; /* the list changed under us: start over */
-        }
-        mqc_op_flush_completions(client);
-    }
-}
-
-/* ---- getters ------------------------------------------------------------------------------ */
-
-mqc_client_t *mqc_op_get_client(const mqc_op_t *op) { return op->client; }
-const char *mqc_op_get_name(const mqc_op_t *op) { return op->name ? op->name : ""; }
-int64_t mqc_op_get_duration_us(const mqc_op_t *op) { return op->end_us ? op->end_us - op->start_us : 0; }
-const char *mqc_op_get_server(const mqc_op_t *op) { return op->server ? op->server->host.host_and_port : NULL; }

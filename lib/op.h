@@ -223,8 +223,11 @@ void mqc_op_flush_completions(mqc_client_t *client);
 void mqc_op_dispatch(mqc_op_t *op);
 /* lib/reselect.c. Ops waiting for a server try selection again, now (the seed list arrived). */
 void mqc_op_wake_selecting(mqc_client_t *client);
-/* Fails every live op with MQC_ERROR_SHUTDOWN (client destroy). */
+/* lib/opctl.c. Fails every live op with MQC_ERROR_SHUTDOWN (client destroy). */
 void mqc_op_fail_all(mqc_client_t *client);
+/* Finishes op with an error decided by the client (timeout, cancel): a request on the wire is
+ * abandoned with its connection. */
+void mqc_op_abort(mqc_op_t *op, const mqc_error_t *error);
 /* Writes the op's command body into buf, with the op's session (lsid, and txnNumber for a
  * retryable write) appended when it has one. Every encoder sends its body through this. */
 static inline void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *body)

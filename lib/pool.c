@@ -82,14 +82,27 @@ static void leave(mqc_pool_t *p)
     if (--p->depth == 0 && p->doomed) pool_free(p);
 }
 
-static void emit(mqc_pool_t *p, mqc_pool_event_type_t type, const mqc_pconn_t *c, const char *reason,
-                 int64_t duration_us, const mqc_error_t *error)
+/* The pool's clock: the loop's (mqc_loop_us). Idle times (maxIdleTimeMS), waits for a
+ * connection and the events' durations need milliseconds, and the timers that end the waits
+ * count from the same base. A find checks a connection out and in: reading the real clock
+ * there cost two clock reads per find. */
+static int64_t now_us(const mqc_pool_t *p) { return mqc_loop_us(p->loop); }
+
+static void emit_to(mqc_pool_t *p, mqc_pool_event_type_t type, const mqc_pconn_t *c, const char *reason,
+                    int64_t since_us, const mqc_error_t *error)
+{
+    mqc_pool_event_t ev = {.type = type, .server = p->server, .connection_id = c ? c->id : 0,
+                           .reason = reason, .duration_us = since_us ? now_us(p) - since_us : 0, .error = error};
+    p->monitor->pool(&ev, *p->monitor_ud);
+}
+
+/* since_us: the start of what the event's duration measures (on the pool's clock), 0 for none.
+ * Inline: a find emits two events, which go nowhere without a monitor. */
+static inline void emit(mqc_pool_t *p, mqc_pool_event_type_t type, const mqc_pconn_t *c, const char *reason,
+                        int64_t since_us, const mqc_error_t *error)
 {
     if (type != MQC_POOL_CREATED) p->created_sent = true;
-    if (!p->monitor || !p->monitor->pool) return;
-    mqc_pool_event_t ev = {.type = type, .server = p->server, .connection_id = c ? c->id : 0,
-                           .reason = reason, .duration_us = duration_us, .error = error};
-    p->monitor->pool(&ev, *p->monitor_ud);
+    if (p->monitor && p->monitor->pool) emit_to(p, type, c, reason, since_us, error);
 }
 
 static size_t total(const mqc_pool_t *p) { return p->n_available + p->n_pending + p->n_in_use; }
@@ -133,7 +146,7 @@ static void close_conn(mqc_pool_t *p, mqc_pconn_t *c, const char *reason, const 
 static void make_available(mqc_pool_t *p, mqc_pconn_t *c)
 {
     c->state = MQC_PCONN_AVAILABLE;
-    c->last_used_us = mqc_now_us();
+    if (p->opts.max_idle_time_ms > 0) c->last_used_us = now_us(p);
     mqc_list_push_front(&p->available, &c->link);
     p->n_available++;
 }
@@ -141,7 +154,7 @@ static void make_available(mqc_pool_t *p, mqc_pconn_t *c)
 /* The top non-perished available connection (perished ones are closed on the way), or NULL. */
 static mqc_pconn_t *pop_available(mqc_pool_t *p)
 {
-    int64_t now = mqc_now_us();
+    int64_t now = p->opts.max_idle_time_ms > 0 ? now_us(p) : 0;
     while (!mqc_list_empty(&p->available)) {
         mqc_pconn_t *c = mqc_container_of(p->available.next, mqc_pconn_t, link);
         const char *why = perished(p, c, now);
@@ -171,7 +184,7 @@ static bool start_establish(mqc_pool_t *p)
     c->id = ++p->next_id;
     c->generation = p->generation;
     c->state = MQC_PCONN_PENDING;
-    c->created_us = c->last_used_us = mqc_now_us();
+    c->created_us = c->last_used_us = now_us(p);
     mqc_list_push_back(&p->pending, &c->link);
     p->n_pending++;
     emit(p, MQC_CONN_CREATED, c, NULL, 0, NULL);
@@ -199,14 +212,14 @@ static void give(mqc_pool_t *p, mqc_pool_waiter_t *w, mqc_pconn_t *c)
 {
     unlink_waiter(p, w);
     mark_in_use(p, c);
-    emit(p, MQC_CONN_CHECKED_OUT, c, NULL, mqc_now_us() - w->started_us, NULL);
+    emit(p, MQC_CONN_CHECKED_OUT, c, NULL, w->started_us, NULL);
     w->cb(w, c, NULL);
 }
 
 static void fail(mqc_pool_t *p, mqc_pool_waiter_t *w, const char *reason, const mqc_error_t *error)
 {
     unlink_waiter(p, w);
-    emit(p, MQC_CONN_CHECKOUT_FAILED, NULL, reason, mqc_now_us() - w->started_us, error);
+    emit(p, MQC_CONN_CHECKOUT_FAILED, NULL, reason, w->started_us, error);
     w->cb(w, NULL, error);
 }
 
@@ -273,7 +286,7 @@ static void on_waiter_timeout(struct ev_loop *loop, ev_timer *t, int revents)
     enter(p);
     mqc_error_set(&err, MQC_ERROR_TIMEOUT, MQC_TIMEOUT_WAIT_QUEUE,
                   "timed out after %lld ms waiting for a connection to %s (%zu in use, %zu opening)",
-                  (long long) ((mqc_now_us() - w->started_us) / 1000), p->server, p->n_in_use, p->n_pending);
+                  (long long) ((now_us(p) - w->started_us) / 1000), p->server, p->n_in_use, p->n_pending);
     fail(p, w, "timeout", &err);
     leave(p);
 }
@@ -351,7 +364,7 @@ static void on_maint(struct ev_loop *loop, ev_timer *t, int revents)
     enter(p);
     if (p->state == POOL_READY) {
         /* The stack's bottom holds the longest idle: close perished ones from there. */
-        int64_t now = mqc_now_us();
+        int64_t now = now_us(p);
         while (!mqc_list_empty(&p->available)) {
             mqc_pconn_t *c = mqc_container_of(p->available.prev, mqc_pconn_t, link);
             const char *why = perished(p, c, now);
@@ -431,17 +444,23 @@ mqc_pconn_t *mqc_pool_checkout(mqc_pool_t *pool, mqc_pool_waiter_t *w)
     w->link.prev = w->link.next = NULL;
     w->where = W_NONE;
     w->cleared_elsewhere = false;
+    /* When the checkout started: for the events' durations and a wait's deadline, so only with a
+     * monitor (or below, when the waiter waits). */
+    if (!w->started_us && p->monitor && p->monitor->pool) w->started_us = now_us(p);
+    emit(p, MQC_CONN_CHECKOUT_STARTED, NULL, NULL, 0, NULL);
+    if (p->state == POOL_READY && !p->doomed && mqc_list_empty(&p->waiters) && (c = pop_available(p))) {
+        /* At once (a find's way): its timer is never armed, so not set up either. */
+        mark_in_use(p, c);
+        emit(p, MQC_CONN_CHECKED_OUT, c, NULL, w->started_us, NULL);
+        leave(p);
+        return c;
+    }
     ev_init(&w->timer, on_waiter_timeout);
     w->timer.data = p;
-    if (!w->started_us) w->started_us = mqc_now_us();
-    emit(p, MQC_CONN_CHECKOUT_STARTED, NULL, NULL, 0, NULL);
     if (p->state == POOL_CLOSED || p->doomed) {
         defer_failure(p, w, FAIL_CLOSED);
     } else if (p->state == POOL_PAUSED) {
         defer_failure(p, w, FAIL_PAUSED);
-    } else if (mqc_list_empty(&p->waiters) && (c = pop_available(p))) {
-        mark_in_use(p, c);
-        emit(p, MQC_CONN_CHECKED_OUT, c, NULL, mqc_now_us() - w->started_us, NULL);
     } else if (backing_off(p)) {
         defer_failure(p, w, FAIL_BACKOFF);
     } else if (p->opts.max_waiters && p->n_waiters >= p->opts.max_waiters) {
@@ -450,13 +469,15 @@ mqc_pconn_t *mqc_pool_checkout(mqc_pool_t *pool, mqc_pool_waiter_t *w)
         w->where = W_QUEUED;
         mqc_list_push_back(&p->waiters, &w->link);
         p->n_waiters++;
+        int64_t now = now_us(p);
+        if (!w->started_us) w->started_us = now;
         int64_t deadline = w->deadline_us;
         if (p->opts.wait_queue_timeout_ms > 0) {
             int64_t d = w->started_us + p->opts.wait_queue_timeout_ms * 1000;
             if (!deadline || d < deadline) deadline = d;
         }
         if (deadline) {
-            double s = (double) (deadline - mqc_now_us()) / 1e6;
+            double s = (double) (deadline - now) / 1e6;
             ev_timer_set(&w->timer, s > 0 ? s : 0., 0.);
             ev_timer_start(p->loop, &w->timer);
         }
@@ -470,7 +491,7 @@ void mqc_pool_cancel_waiter(mqc_pool_t *pool, mqc_pool_waiter_t *w, bool timed_o
 {
     if (!pool || w->where == W_NONE) return;
     unlink_waiter(pool, w);
-    if (timed_out) emit(pool, MQC_CONN_CHECKOUT_FAILED, NULL, "timeout", mqc_now_us() - w->started_us, NULL);
+    if (timed_out) emit(pool, MQC_CONN_CHECKOUT_FAILED, NULL, "timeout", w->started_us, NULL);
 }
 
 void mqc_pool_checkin(mqc_pool_t *pool, mqc_pconn_t *conn, bool healthy)
@@ -486,8 +507,18 @@ void mqc_pool_checkin(mqc_pool_t *pool, mqc_pconn_t *conn, bool healthy)
                       : conn->generation != p->generation ? "stale" : NULL;
     if (why) close_unlisted(p, conn, why, NULL);
     else make_available(p, conn);
-    pump(p, true);
+    /* Nobody waits and no minimum to keep (a find's check-in): pump would find nothing to do. */
+    if (p->n_waiters || p->opts.min_pool_size > 0) pump(p, true);
     leave(p);
+}
+
+bool mqc_pool_can_pass(const mqc_pool_t *p, const mqc_pconn_t *conn)
+{
+    /* Check-in would put conn on top of the available stack (not idle: just used) and pump would
+     * do nothing; checkout would pop it at once. */
+    return conn->state == MQC_PCONN_IN_USE && p->state == POOL_READY && !p->doomed && !p->n_waiters &&
+           conn->generation == p->generation && !(p->monitor && p->monitor->pool) &&
+           (p->opts.min_pool_size <= 0 || total(p) >= (size_t) p->opts.min_pool_size);
 }
 
 void mqc_pool_conn_established(mqc_pool_t *pool, mqc_pconn_t *conn, const mqc_error_t *error)
@@ -512,7 +543,7 @@ void mqc_pool_conn_established(mqc_pool_t *pool, mqc_pconn_t *conn, const mqc_er
         leave(p);
         return;
     }
-    emit(p, MQC_CONN_READY, conn, NULL, mqc_now_us() - conn->created_us, NULL);
+    emit(p, MQC_CONN_READY, conn, NULL, conn->created_us, NULL);
     p->backoff_us = 0;
     if (p->state == POOL_CLOSED) {
         close_conn(p, conn, "poolClosed", NULL);

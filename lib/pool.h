@@ -34,8 +34,8 @@ typedef struct mqc_pconn {
     uint32_t id;                /* 1, 2, ... per pool, in creation order */
     uint32_t generation;
     mqc_pconn_state_t state;
-    int64_t created_us;
-    int64_t last_used_us;       /* when checked in (for maxIdleTimeMS) */
+    int64_t created_us;         /* on the pool's clock, the loop's (mqc_loop_us) */
+    int64_t last_used_us;       /* when checked in (for maxIdleTimeMS; kept only with one) */
 } mqc_pconn_t;
 
 typedef struct {
@@ -62,9 +62,10 @@ void mqc_pool_options_default(mqc_pool_options_t *opts);
 /* A checkout request. Embedded in the operation; the pool links it into its wait queue. */
 typedef struct mqc_pool_waiter {
     mqc_link_t link;
-    int64_t started_us;
-    int64_t deadline_us;        /* absolute (mqc_now_us) or 0 for none; the pool fails the waiter
-                                   with MQC_ERROR_TIMEOUT/MQC_TIMEOUT_WAIT_QUEUE when it passes */
+    int64_t started_us;         /* 0: the pool notes it when it needs it */
+    int64_t deadline_us;        /* absolute, on the loop's clock (mqc_loop_us), or 0 for none; the
+                                   pool fails the waiter with MQC_ERROR_TIMEOUT/MQC_TIMEOUT_WAIT_QUEUE
+                                   when it passes */
     ev_timer timer;             /* pool-internal */
     uint8_t where;              /* pool-internal: which pool list holds it (0: none) */
     uint8_t fail_kind;          /* pool-internal: why a deferred failure fails */
@@ -107,6 +108,12 @@ void mqc_pool_cancel_waiter(mqc_pool_t *pool, mqc_pool_waiter_t *w, bool timed_o
  * with reason "error". Stale ones (older generation) are closed; else it becomes available, or
  * goes straight to the oldest waiter. */
 void mqc_pool_checkin(mqc_pool_t *pool, mqc_pconn_t *conn, bool healthy);
+/* Whether a healthy conn, checked in now and the pool checked out again at once, would come back
+ * out itself with nothing else done: the pool ready and without a monitor (no events to tell),
+ * conn of its generation, nobody waiting, minPoolSize met. The caller then keeps conn for its
+ * next checkout instead (lib/op.c, an op submitted from the callback of the op that had conn);
+ * the pool is not touched. */
+bool mqc_pool_can_pass(const mqc_pool_t *pool, const mqc_pconn_t *conn);
 
 /* From the connector: the establishment of conn finished. error NULL: ready (CONN_READY); it goes
  * to the oldest waiter or the available stack. Else the connection is closed (reason "error") and

@@ -47,6 +47,11 @@ void mqc_request_body(mqc_buf_t *buf, const bson_t *body, mqc_session_t *session
         mqc_wire_msg_body(buf, body);
         return;
     }
+    if (txn_number <= 0) {
+        /* The lsid alone: the session's own bytes, not a copy of them (every read passes here). */
+        mqc_wire_msg_body_ext(buf, body, session->elem, MQC_SESSION_LSID_ELEM);
+        return;
+    }
     uint8_t ext[MQC_SESSION_EXT_MAX];
     size_t n = mqc_session_elements(session, txn_number, ext);
     mqc_wire_msg_body_ext(buf, body, ext, n);

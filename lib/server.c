@@ -59,6 +59,16 @@ void mqc_server_release(mqc_conn_t *c, bool healthy)
     mqc_pool_checkin(sc->server->pool, &sc->pc, healthy && ready);
 }
 
+mqc_pconn_t *mqc_server_pass(mqc_conn_t *c)
+{
+    mqc_server_conn_t *sc = c->up;
+    /* READY with no owner: the reply came and nothing is in flight; it stays as it is (not made
+     * idle: mqc_conn_done) for the request that follows at once. */
+    if (c->state == MQC_CS_READY && !c->owner && mqc_pool_can_pass(sc->server->pool, &sc->pc)) return &sc->pc;
+    mqc_server_release(c, true);
+    return NULL;
+}
+
 /* ---- addresses, and the establishment budget -------------------------------------------- */
 
 /* Starts (or, when resolution failed, fails) the connections waiting for s's addresses, within

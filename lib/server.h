@@ -63,5 +63,9 @@ static inline mqc_conn_t *mqc_server_conn(mqc_pconn_t *pc) { return ((mqc_server
 static inline mqc_pconn_t *mqc_server_pconn(const mqc_conn_t *c) { return &((mqc_server_conn_t *) c->up)->pc; }
 /* Gives a checked-out connection back to its pool, reusable when healthy and READY. */
 void mqc_server_release(mqc_conn_t *c, bool healthy);
+/* The same for a healthy connection, unless its pool would hand it straight back to the next
+ * checkout (mqc_pool_can_pass): then it stays checked out, READY, and is returned for that
+ * checkout. NULL: released. */
+mqc_pconn_t *mqc_server_pass(mqc_conn_t *c);
 
 #endif

@@ -270,7 +270,7 @@ static void read_pref_of(const mqc_uri_t *uri, const bson_t *command, mqc_read_p
 
 /* Without monitoring (a Single topology, a load balancer) every listed server is a candidate,
  * the one with the shortest wait queue first, in turn among equals. */
-static mqc_server_t *select_unmonitored(mqc_topology_t *t, mqc_error_t *error)
+static __attribute__((noinline)) mqc_server_t *select_unmonitored(mqc_topology_t *t, mqc_error_t *error)
 {
     size_t n = *t->env.n_servers;
     mqc_server_t **servers = *t->env.servers;
@@ -290,12 +290,11 @@ static mqc_server_t *select_unmonitored(mqc_topology_t *t, mqc_error_t *error)
     return best;
 }
 
-mqc_server_t *mqc_topology_select(mqc_topology_t *t, bool write, const bson_t *command, const mqc_server_t *avoid,
-                                  bool *wait, mqc_error_t *error)
+/* Apart from the lone host's way (mqc_topology_select): that one, taken by every operation on
+ * it, does not pay for this frame (read preference, tags, select options). */
+static __attribute__((noinline)) mqc_server_t *select_monitored(mqc_topology_t *t, bool write, const bson_t *command,
+                                                                const mqc_server_t *avoid, bool *wait, mqc_error_t *error)
 {
-    *wait = !t;
-    if (!t) return NULL;
-    if (!t->monitored) return select_unmonitored(t, error);
     mqc_read_pref_t rp;
     bson_t tags;
     mqc_select_opts_t so;
@@ -334,6 +333,15 @@ mqc_server_t *mqc_topology_select(mqc_topology_t *t, bool write, const bson_t *c
     return NULL;
 }
 
+mqc_server_t *mqc_topology_select(mqc_topology_t *t, bool write, const bson_t *command, const mqc_server_t *avoid,
+                                  bool *wait, mqc_error_t *error)
+{
+    *wait = !t;
+    if (!t) return NULL;
+    if (!t->monitored) return *t->env.n_servers == 1 ? (*t->env.servers)[0] : select_unmonitored(t, error);
+    return select_monitored(t, write, command, avoid, wait, error);
+}
+
 const char *mqc_topology_describe(const mqc_topology_t *t, char *buf, size_t size)
 {
     size_t n = 0;
@@ -348,8 +356,6 @@ const char *mqc_topology_describe(const mqc_topology_t *t, char *buf, size_t siz
     return buf;
 }
 
-mqc_sdam_topo_type_t mqc_topology_type(const mqc_topology_t *t) { return t ? t->td.type : MQC_TOPOLOGY_UNKNOWN; }
-
 mqc_server_type_t mqc_topology_server_type(const mqc_topology_t *t, const mqc_server_t *s)
 {
     if (t && t->monitored) {
@@ -360,13 +366,6 @@ mqc_server_type_t mqc_topology_server_type(const mqc_topology_t *t, const mqc_se
     if (s->caps.is_mongos) return MQC_SERVER_MONGOS;
     if (s->caps.is_writable_primary) return s->caps.is_rs_member ? MQC_SERVER_RS_PRIMARY : MQC_SERVER_STANDALONE;
     return MQC_SERVER_RS_SECONDARY;
-}
-
-int64_t mqc_topology_session_timeout(const mqc_topology_t *t, const mqc_server_t *s)
-{
-    if (!t) return -1;
-    if (t->monitored) return t->td.session_timeout_minutes;
-    return s && s->caps_known ? s->caps.session_timeout_minutes : -1;
 }
 
 bool mqc_topology_supports_sessions(const mqc_topology_t *t, const mqc_server_t *s)

@@ -81,13 +81,25 @@ const char *mqc_topology_describe(const mqc_topology_t *t, char *buf, size_t siz
 void mqc_topology_op_error(mqc_topology_t *t, mqc_server_t *s, uint32_t generation, mqc_sdam_err_kind_t kind,
                            const bson_t *reply, const char *message);
 
-/* The topology's type and the server's, for $readPreference and retryable writes. */
-mqc_sdam_topo_type_t mqc_topology_type(const mqc_topology_t *t);
+/* The topology's type and the server's, for $readPreference and retryable writes. Inline: every
+ * request asks for the type. */
+static inline mqc_sdam_topo_type_t mqc_topology_type(const mqc_topology_t *t) { return t ? t->td.type : MQC_TOPOLOGY_UNKNOWN; }
 mqc_server_type_t mqc_topology_server_type(const mqc_topology_t *t, const mqc_server_t *s);
 /* Retryable writes: s is a replica-set primary or a mongos, and the topology has sessions. */
 bool mqc_topology_supports_sessions(const mqc_topology_t *t, const mqc_server_t *s);
 /* logicalSessionTimeoutMinutes of the topology (monitored: the least of the data-bearing
  * servers'; otherwise s's handshake), -1 when sessions are not supported (or not known yet). */
-int64_t mqc_topology_session_timeout(const mqc_topology_t *t, const mqc_server_t *s);
+static inline int64_t mqc_topology_session_timeout(const mqc_topology_t *t, const mqc_server_t *s)
+{
+    if (!t) return -1;
+    if (t->monitored) return t->td.session_timeout_minutes;
+    return s && s->caps_known ? s->caps.session_timeout_minutes : -1;
+}
+/* The server every selection returns without looking at the operation (an unmonitored
+ * topology of one host), or NULL. Inline: asked after every operation that ends well. */
+static inline mqc_server_t *mqc_topology_lone(const mqc_topology_t *t)
+{
+    return t && !t->monitored && *t->env.n_servers == 1 ? (*t->env.servers)[0] : NULL;
+}
 
 #endif

@@ -367,7 +367,7 @@ TEST("/pool/wait_queue_timeout", pool_wait_queue_timeout)
     ASSERT_NULL(checkout(f.pool, &b));
     memset(&c, 0, sizeof c);
     c.w.cb = on_w;
-    c.w.deadline_us = mqc_now_us() + 5000; /* its own, shorter deadline */
+    c.w.deadline_us = mqc_loop_us(f.loop) + 5000; /* its own, shorter deadline */
     ASSERT_NULL(mqc_pool_checkout(f.pool, &c.w));
     run_for(f.loop, 0.010);
     ASSERT_EQ(c.calls, 1);
