@@ -400,37 +400,44 @@ mqc_wire_rc_t mqc_wire_decode(const uint8_t *data, size_t len, int32_t max_messa
  * streams faster than the caller takes messages puts the reader in error instead of growing it
  * without bound. A buffer above READER_SHRINK_ABOVE is given back after a few small messages, so
  * that one huge reply does not pin memory on every pooled connection (a cursor of large batches
- * keeps its buffer). */
+ * keeps its buffer).
+ *
+ * A shared buffer (mqc_wire_shared_t, one per loop) offered to the reader replaces its own while
+ * nothing is pending: a connection then owns read memory only while a message is split across
+ * reads (or larger than the shared buffer), and an idle one owns none. When the offer is
+ * withdrawn, what is still pending is copied into the reader's own buffer, never left behind. */
 #define READER_INITIAL 1024
 #define READER_SLACK (1024 * 1024)
 #define READER_SHRINK_ABOVE (1024 * 1024)
 #define READER_SHRINK_STREAK 4
+#define SHARED_SIZE (64 * 1024)
 
-struct mqc_wire_reader {
-    uint8_t *buf;
-    size_t cap;
-    size_t start;            /* first byte not yet returned as (part of) a message */
-    size_t end;              /* first free byte */
-    int32_t max_message;
-    bool verify_crc;
-    bool failed;
-    unsigned small_streak;   /* messages in a row that used under 1/8 of the buffer */
-    mqc_error_t error;       /* why the reader failed: repeated by every later call */
-};
+void mqc_wire_reader_init(mqc_wire_reader_t *r, int32_t max_message)
+{
+    memset(r, 0, sizeof *r);
+    mqc_wire_reader_set_max(r, max_message);
+    r->verify_crc = true;
+}
+
+void mqc_wire_reader_cleanup(mqc_wire_reader_t *r)
+{
+    if (!r->lent) free(r->buf);
+    free(r->error);
+    memset(r, 0, sizeof *r);
+}
 
 mqc_wire_reader_t *mqc_wire_reader_new(int32_t max_message)
 {
-    mqc_wire_reader_t *r = calloc(1, sizeof *r);
+    mqc_wire_reader_t *r = malloc(sizeof *r);
     if (!r) wire_abort("out of memory");
-    mqc_wire_reader_set_max(r, max_message);
-    r->verify_crc = true;
+    mqc_wire_reader_init(r, max_message);
     return r;
 }
 
 void mqc_wire_reader_destroy(mqc_wire_reader_t *r)
 {
     if (!r) return;
-    free(r->buf);
+    mqc_wire_reader_cleanup(r);
     free(r);
 }
 
@@ -443,7 +450,15 @@ void mqc_wire_reader_set_verify_crc(mqc_wire_reader_t *r, bool verify) { r->veri
 
 size_t mqc_wire_reader_pending(const mqc_wire_reader_t *r) { return r->end - r->start; }
 
-size_t mqc_wire_reader_capacity(const mqc_wire_reader_t *r) { return r->cap; }
+size_t mqc_wire_reader_capacity(const mqc_wire_reader_t *r) { return r->lent ? 0 : r->cap; }
+
+/* The error is kept apart (allocated on failure): 516 bytes every connection would carry. */
+static void reader_fail(mqc_wire_reader_t *r, const mqc_error_t *error)
+{
+    if (!r->error && !(r->error = malloc(sizeof *r->error))) wire_abort("out of memory");
+    *r->error = *error;
+    r->failed = true;
+}
 
 static void reader_realloc(mqc_wire_reader_t *r, size_t cap)
 {
@@ -461,13 +476,77 @@ static void reader_compact(mqc_wire_reader_t *r)
     r->start = 0;
 }
 
+/* Back from the shared buffer to an own one, with what is pending: sized for the whole message
+ * when its length is known and valid (space() checks it again), else READER_INITIAL. */
+static void reader_take_back(mqc_wire_reader_t *r)
+{
+    size_t pending = r->end - r->start, cap = pending;
+    const uint8_t *src = r->buf + r->start;
+    mqc_error_t e;
+    r->lent = false;
+    r->buf = NULL;
+    r->cap = r->start = r->end = 0;
+    if (pending == 0 || r->failed) return;
+    if (pending >= 4 && check_header(src, pending, r->max_message, &e) != MQC_WIRE_ERROR &&
+        (size_t) rd_i32(src) > cap)
+        cap = (size_t) rd_i32(src);
+    reader_realloc(r, cap > READER_INITIAL ? cap : READER_INITIAL);
+    memcpy(r->buf, src, pending);
+    r->end = pending;
+}
+
+void mqc_wire_reader_offer(mqc_wire_reader_t *r, mqc_wire_shared_t *shared)
+{
+    if (r->lent && shared != r->shared) reader_take_back(r);
+    r->shared = shared;
+}
+
+void mqc_wire_shared_free(mqc_wire_shared_t *shared)
+{
+    free(shared->buf);
+    shared->buf = NULL;
+    shared->cap = 0;
+}
+
 /* In error, the data no longer matters: hand out a scratch area that commit discards. */
 static uint8_t *reader_scratch(mqc_wire_reader_t *r, size_t min, size_t *avail)
 {
+    if (r->lent) reader_take_back(r);
     r->start = r->end = 0;
     if (r->cap < min) reader_realloc(r, min);
     *avail = r->cap;
     return r->buf;
+}
+
+/* Reading into the shared buffer: nothing pending (the common case, where it is taken), or a
+ * rest that still fits with the next read (compacted to its front). false: it does not fit. */
+static bool shared_space(mqc_wire_reader_t *r, size_t min)
+{
+    mqc_wire_shared_t *sh = r->shared;
+    size_t pending = r->end - r->start;
+    if (!r->lent) {
+        /* An own buffer above the shared one is kept for the next large message, until a few
+         * small ones in a row say the large ones are over. */
+        if (pending > 0 || (r->cap > SHARED_SIZE && r->small_streak < READER_SHRINK_STREAK)) return false;
+        if (!sh->buf) {
+            if (!(sh->buf = malloc(SHARED_SIZE))) wire_abort("out of memory");
+            sh->cap = SHARED_SIZE;
+        }
+        if (r->buf) free(r->buf);
+        r->buf = sh->buf;
+        r->cap = sh->cap;
+        r->start = r->end = 0;
+        r->lent = true;
+        return min <= r->cap;
+    }
+    size_t need = min;
+    if (pending >= 4) {
+        size_t mlen = (size_t) rd_i32(r->buf + r->start); /* checked by the caller */
+        if (mlen > pending && mlen - pending > need) need = mlen - pending;
+    }
+    if (pending + need > r->cap) return false;
+    if (r->cap - r->end < need) reader_compact(r);
+    return true;
 }
 
 uint8_t *mqc_wire_reader_space(mqc_wire_reader_t *r, size_t min, size_t *avail)
@@ -477,20 +556,29 @@ uint8_t *mqc_wire_reader_space(mqc_wire_reader_t *r, size_t min, size_t *avail)
     if (r->failed) return reader_scratch(r, min, avail);
     size_t pending = r->end - r->start, need = min;
     bool length_known = false;
+    mqc_error_t e;
     if (pending >= 4) {
-        if (check_header(r->buf + r->start, pending, r->max_message, &r->error) == MQC_WIRE_ERROR) {
-            r->failed = true;
+        if (check_header(r->buf + r->start, pending, r->max_message, &e) == MQC_WIRE_ERROR) {
+            reader_fail(r, &e);
             return reader_scratch(r, min, avail);
         }
         size_t mlen = (size_t) rd_i32(r->buf + r->start);
         length_known = true;
         if (mlen > pending && mlen - pending > need) need = mlen - pending;
     }
+    if (r->shared && pending < SHARED_SIZE) {
+        if (shared_space(r, min)) {
+            *avail = r->cap - r->end;
+            return r->buf + r->end;
+        }
+        if (r->lent) reader_take_back(r);
+        pending = r->end - r->start;
+    }
     size_t limit = (size_t) r->max_message + READER_SLACK + min;
     if (pending + need > limit) {
-        PROTO(&r->error, "%zu bytes arrived ahead of the messages taken from the reader (limit: "
+        PROTO(&e, "%zu bytes arrived ahead of the messages taken from the reader (limit: "
               "maxMessageSizeBytes %d + %d)", pending, r->max_message, READER_SLACK);
-        r->failed = true;
+        reader_fail(r, &e);
         return reader_scratch(r, min, avail);
     }
     if (r->start > 0 && (r->cap - r->end < need || r->start >= r->cap / 2)) reader_compact(r);
@@ -537,16 +625,17 @@ void mqc_wire_reader_feed(mqc_wire_reader_t *r, const void *buf, size_t len)
 mqc_wire_rc_t mqc_wire_reader_next(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mqc_error_t *error)
 {
     if (r->failed) {
-        if (error) *error = r->error;
+        if (error) *error = *r->error;
         return MQC_WIRE_ERROR;
     }
     if (r->end == r->start) return MQC_WIRE_NEED_MORE;
     size_t used = 0;
+    mqc_error_t local;
+    mqc_error_t *e = error ? error : &local;
     mqc_wire_rc_t rc = mqc_wire_decode(r->buf + r->start, r->end - r->start, r->max_message, r->verify_crc, msg,
-                                       &used, &r->error);
+                                       &used, e);
     if (rc == MQC_WIRE_ERROR) {
-        r->failed = true;
-        if (error) *error = r->error;
+        reader_fail(r, e);
         return rc;
     }
     if (rc == MQC_WIRE_MSG) {
@@ -563,7 +652,7 @@ mqc_wire_rc_t mqc_wire_reader_next(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mq
 void mqc_wire_reader_shrink(mqc_wire_reader_t *r)
 {
     size_t pending = r->end - r->start;
-    if (r->cap <= READER_INITIAL || pending > READER_INITIAL / 2) return;
+    if (r->lent || r->cap <= READER_INITIAL || pending > READER_INITIAL / 2) return;
     reader_compact(r);
     if (pending == 0 && !r->failed) {
         free(r->buf);

@@ -75,12 +75,46 @@ typedef enum {
     MQC_WIRE_MSG = 1,            /* *msg holds a message */
 } mqc_wire_rc_t;
 
-typedef struct mqc_wire_reader mqc_wire_reader_t;
+/* A read buffer shared by the readers of one loop (lib/conn.c: one per client), offered to one
+ * reader at a time: see mqc_wire_reader_offer. busy is the offerer's: set while a reader holds
+ * the offer, or while a message read into it is still in use. */
+typedef struct {
+    uint8_t *buf;                /* allocated on first use */
+    size_t cap;
+    bool busy;
+} mqc_wire_shared_t;
+
+void mqc_wire_shared_free(mqc_wire_shared_t *shared);
+
+/* The reader's state: public only so that a connection can embed it; the fields are wire.c's. */
+typedef struct mqc_wire_reader {
+    uint8_t *buf;                /* own, or the shared one while lent */
+    size_t cap;
+    size_t start;                /* first byte not yet returned as (part of) a message */
+    size_t end;                  /* first free byte */
+    mqc_wire_shared_t *shared;   /* offered, else NULL */
+    mqc_error_t *error;          /* why the reader failed: repeated by every later call */
+    int32_t max_message;
+    unsigned small_streak;       /* messages in a row that used under 1/8 of the buffer */
+    bool verify_crc;
+    bool failed;
+    bool lent;                   /* buf is shared->buf */
+} mqc_wire_reader_t;
 
 /* max_message: largest accepted messageLength (the server's maxMessageSizeBytes; <= 0 means
  * MQC_WIRE_DEFAULT_MAX_MESSAGE). Owned by the caller. */
 mqc_wire_reader_t *mqc_wire_reader_new(int32_t max_message);
 void mqc_wire_reader_destroy(mqc_wire_reader_t *r);
+/* The same for a reader embedded in the caller's struct. */
+void mqc_wire_reader_init(mqc_wire_reader_t *r, int32_t max_message);
+void mqc_wire_reader_cleanup(mqc_wire_reader_t *r);
+/* While shared is offered (non-NULL), _space reads into it whenever nothing is pending, instead
+ * of the reader's own buffer (which it then frees), and goes on in it while the rest of a split
+ * message fits. The messages then point into shared: the offerer keeps shared->busy set, and
+ * offers it to no other reader, until they are no longer in use. Withdrawing the offer (NULL, or
+ * another buffer) copies what is pending into the reader's own buffer; it must happen before
+ * shared is offered to another reader or freed. */
+void mqc_wire_reader_offer(mqc_wire_reader_t *r, mqc_wire_shared_t *shared);
 void mqc_wire_reader_set_max(mqc_wire_reader_t *r, int32_t max_message);
 /* Returns a writable area of at least min bytes (and *avail, its size) at the end of the
  * buffered data; compacts or grows the buffer as needed. Invalidates earlier messages. */
@@ -101,7 +135,7 @@ void mqc_wire_reader_set_verify_crc(mqc_wire_reader_t *r, bool verify); /* defau
  * connection goes idle in the pool after a large reply). The reader also does this by itself
  * after a few small messages. */
 void mqc_wire_reader_shrink(mqc_wire_reader_t *r);
-/* Bytes allocated for the buffer (for tests and memory accounting). */
+/* Bytes allocated for the reader's own buffer (for tests and memory accounting). */
 size_t mqc_wire_reader_capacity(const mqc_wire_reader_t *r);
 
 /* The reader's decoder on its own: one message from data[0..len), nothing read beyond len.
