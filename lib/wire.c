@@ -497,7 +497,16 @@ static void reader_take_back(mqc_wire_reader_t *r)
 
 void mqc_wire_reader_offer(mqc_wire_reader_t *r, mqc_wire_shared_t *shared)
 {
-    if (r->lent && shared != r->shared) reader_take_back(r);
+    if (r->lent && shared != r->shared) {
+        reader_take_back(r);
+    } else if (!shared && !r->lent && r->buf && r->end == r->start && r->cap <= SHARED_SIZE) {
+        /* An own buffer that held a split message (or a read while the shared one was busy):
+         * not kept on an idle connection. One above the shared size waits for the next large
+         * message (see shared_space). */
+        free(r->buf);
+        r->buf = NULL;
+        r->cap = r->start = r->end = 0;
+    }
     r->shared = shared;
 }
 
@@ -566,7 +575,7 @@ uint8_t *mqc_wire_reader_space(mqc_wire_reader_t *r, size_t min, size_t *avail)
         length_known = true;
         if (mlen > pending && mlen - pending > need) need = mlen - pending;
     }
-    if (r->shared && pending < SHARED_SIZE) {
+    if (r->shared) { /* lent implies offered */
         if (shared_space(r, min)) {
             *avail = r->cap - r->end;
             return r->buf + r->end;
