@@ -612,12 +612,13 @@ static void on_rio(struct ev_loop *loop, ev_io *w, int revents)
     else if (c->state != MQC_CS_CLOSED) {
         /* The loop's shared buffer, unless a reply read into it is still in use (its callback
          * runs the loop): a connection owns read memory only while a message is split. */
-        mqc_wire_shared_t *sh = ctx->rshared.busy ? NULL : &ctx->rshared;
-        if (sh) sh->busy = true;
-        mqc_wire_reader_offer(&c->reader, sh);
+        mqc_wire_shared_t *sh = &ctx->rshared;
+        bool lend = !sh->busy;
+        sh->busy = true;
+        mqc_wire_reader_offer(&c->reader, lend ? sh : NULL);
         conn_read(c);
         mqc_wire_reader_offer(&c->reader, NULL);
-        if (sh) sh->busy = false;
+        sh->busy = !lend;
     }
     leave(c);
     if (est) mqc_conn_budget_spend(ctx, t0);

@@ -421,7 +421,7 @@ void mqc_wire_reader_init(mqc_wire_reader_t *r, int32_t max_message)
 
 void mqc_wire_reader_cleanup(mqc_wire_reader_t *r)
 {
-    if (!r->lent) free(r->buf);
+    if (!r->lender) free(r->buf);
     free(r->error);
     memset(r, 0, sizeof *r);
 }
@@ -450,7 +450,7 @@ void mqc_wire_reader_set_verify_crc(mqc_wire_reader_t *r, bool verify) { r->veri
 
 size_t mqc_wire_reader_pending(const mqc_wire_reader_t *r) { return r->end - r->start; }
 
-size_t mqc_wire_reader_capacity(const mqc_wire_reader_t *r) { return r->lent ? 0 : r->cap; }
+size_t mqc_wire_reader_capacity(const mqc_wire_reader_t *r) { return r->lender ? 0 : r->cap; }
 
 /* The error is kept apart (allocated on failure): 516 bytes every connection would carry. */
 static void reader_fail(mqc_wire_reader_t *r, const mqc_error_t *error)
@@ -483,7 +483,7 @@ static void reader_take_back(mqc_wire_reader_t *r)
     size_t pending = r->end - r->start, cap = pending;
     const uint8_t *src = r->buf + r->start;
     mqc_error_t e;
-    r->lent = false;
+    r->lender = NULL;
     r->buf = NULL;
     r->cap = r->start = r->end = 0;
     if (pending == 0 || r->failed) return;
@@ -495,19 +495,19 @@ static void reader_take_back(mqc_wire_reader_t *r)
     r->end = pending;
 }
 
-void mqc_wire_reader_offer(mqc_wire_reader_t *r, mqc_wire_shared_t *shared)
+/* Withdrawn with something pending: it moves to an own buffer. Withdrawn from a reader on its
+ * own buffer, empty: an own buffer that held a split message (or a read while the shared one was
+ * busy) is not kept on an idle connection; one above the shared size waits for the next large
+ * message (see shared_space). */
+void mqc_wire_reader_offer_slow(mqc_wire_reader_t *r, mqc_wire_shared_t *shared)
 {
-    if (r->lent && shared != r->shared) {
-        reader_take_back(r);
-    } else if (!shared && !r->lent && r->buf && r->end == r->start && r->cap <= SHARED_SIZE) {
-        /* An own buffer that held a split message (or a read while the shared one was busy):
-         * not kept on an idle connection. One above the shared size waits for the next large
-         * message (see shared_space). */
+    if (r->lender) {
+        if (r->end != r->start) reader_take_back(r);
+    } else if (!shared && r->buf && r->end == r->start && r->cap <= SHARED_SIZE) {
         free(r->buf);
         r->buf = NULL;
         r->cap = r->start = r->end = 0;
     }
-    r->shared = shared;
 }
 
 void mqc_wire_shared_free(mqc_wire_shared_t *shared)
@@ -520,7 +520,7 @@ void mqc_wire_shared_free(mqc_wire_shared_t *shared)
 /* In error, the data no longer matters: hand out a scratch area that commit discards. */
 static uint8_t *reader_scratch(mqc_wire_reader_t *r, size_t min, size_t *avail)
 {
-    if (r->lent) reader_take_back(r);
+    if (r->lender) reader_take_back(r);
     r->start = r->end = 0;
     if (r->cap < min) reader_realloc(r, min);
     *avail = r->cap;
@@ -533,7 +533,7 @@ static bool shared_space(mqc_wire_reader_t *r, size_t min)
 {
     mqc_wire_shared_t *sh = r->shared;
     size_t pending = r->end - r->start;
-    if (!r->lent) {
+    if (!r->lender) {
         /* An own buffer above the shared one is kept for the next large message, until a few
          * small ones in a row say the large ones are over. */
         if (pending > 0 || (r->cap > SHARED_SIZE && r->small_streak < READER_SHRINK_STREAK)) return false;
@@ -545,7 +545,7 @@ static bool shared_space(mqc_wire_reader_t *r, size_t min)
         r->buf = sh->buf;
         r->cap = sh->cap;
         r->start = r->end = 0;
-        r->lent = true;
+        r->lender = sh;
         return min <= r->cap;
     }
     size_t need = min;
@@ -560,6 +560,11 @@ static bool shared_space(mqc_wire_reader_t *r, size_t min)
 
 uint8_t *mqc_wire_reader_space(mqc_wire_reader_t *r, size_t min, size_t *avail)
 {
+    /* The common case first: nothing pending, the shared buffer offered and already ours. */
+    if (r->end == 0 && r->lender && r->lender == r->shared && min <= r->cap && !r->failed) {
+        *avail = r->cap;
+        return r->buf;
+    }
     if (min == 0) min = 1;
     if (min > INT32_MAX) wire_abort("space for %zu bytes asked of the reader", min);
     if (r->failed) return reader_scratch(r, min, avail);
@@ -575,12 +580,16 @@ uint8_t *mqc_wire_reader_space(mqc_wire_reader_t *r, size_t min, size_t *avail)
         length_known = true;
         if (mlen > pending && mlen - pending > need) need = mlen - pending;
     }
-    if (r->shared) { /* lent implies offered */
+    if (r->shared) {
+        /* Lent another buffer (tests), with nothing pending (else the offer took it back). */
+        if (r->lender && r->lender != r->shared) reader_take_back(r);
         if (shared_space(r, min)) {
             *avail = r->cap - r->end;
             return r->buf + r->end;
         }
-        if (r->lent) reader_take_back(r);
+    }
+    if (r->lender) { /* the rest does not fit the shared buffer; or nothing pending, not offered */
+        reader_take_back(r);
         pending = r->end - r->start;
     }
     size_t limit = (size_t) r->max_message + READER_SLACK + min;
@@ -610,11 +619,9 @@ uint8_t *mqc_wire_reader_space(mqc_wire_reader_t *r, size_t min, size_t *avail)
     return r->buf + r->end;
 }
 
-void mqc_wire_reader_commit(mqc_wire_reader_t *r, size_t n)
+void mqc_wire_reader_commit_overrun(const mqc_wire_reader_t *r, size_t n)
 {
-    if (r->failed) return;
-    if (n > r->cap - r->end) wire_abort("commit of %zu bytes, %zu were handed out", n, r->cap - r->end);
-    r->end += n;
+    wire_abort("commit of %zu bytes, %zu were handed out", n, r->cap - r->end);
 }
 
 void mqc_wire_reader_feed(mqc_wire_reader_t *r, const void *buf, size_t len)
@@ -631,13 +638,13 @@ void mqc_wire_reader_feed(mqc_wire_reader_t *r, const void *buf, size_t len)
     }
 }
 
-mqc_wire_rc_t mqc_wire_reader_next(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mqc_error_t *error)
+/* mqc_wire_reader_next past its inline test for nothing pending. */
+mqc_wire_rc_t mqc_wire_reader_take(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mqc_error_t *error)
 {
     if (r->failed) {
         if (error) *error = *r->error;
         return MQC_WIRE_ERROR;
     }
-    if (r->end == r->start) return MQC_WIRE_NEED_MORE;
     size_t used = 0;
     mqc_error_t local;
     mqc_error_t *e = error ? error : &local;
@@ -661,7 +668,7 @@ mqc_wire_rc_t mqc_wire_reader_next(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mq
 void mqc_wire_reader_shrink(mqc_wire_reader_t *r)
 {
     size_t pending = r->end - r->start;
-    if (r->lent || r->cap <= READER_INITIAL || pending > READER_INITIAL / 2) return;
+    if (r->lender || r->cap <= READER_INITIAL || pending > READER_INITIAL / 2) return;
     reader_compact(r);
     if (pending == 0 && !r->failed) {
         free(r->buf);

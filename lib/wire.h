@@ -93,12 +93,12 @@ typedef struct mqc_wire_reader {
     size_t start;                /* first byte not yet returned as (part of) a message */
     size_t end;                  /* first free byte */
     mqc_wire_shared_t *shared;   /* offered, else NULL */
+    mqc_wire_shared_t *lender;   /* buf is lender->buf (lent); kept, unused, when withdrawn empty */
     mqc_error_t *error;          /* why the reader failed: repeated by every later call */
     int32_t max_message;
     unsigned small_streak;       /* messages in a row that used under 1/8 of the buffer */
     bool verify_crc;
     bool failed;
-    bool lent;                   /* buf is shared->buf */
 } mqc_wire_reader_t;
 
 /* max_message: largest accepted messageLength (the server's maxMessageSizeBytes; <= 0 means
@@ -114,13 +114,13 @@ void mqc_wire_reader_cleanup(mqc_wire_reader_t *r);
  * offers it to no other reader, until they are no longer in use. Withdrawing the offer (NULL, or
  * another buffer) copies what is pending into the reader's own buffer; it must happen before
  * shared is offered to another reader or freed. */
-void mqc_wire_reader_offer(mqc_wire_reader_t *r, mqc_wire_shared_t *shared);
+static inline void mqc_wire_reader_offer(mqc_wire_reader_t *r, mqc_wire_shared_t *shared);
 void mqc_wire_reader_set_max(mqc_wire_reader_t *r, int32_t max_message);
 /* Returns a writable area of at least min bytes (and *avail, its size) at the end of the
  * buffered data; compacts or grows the buffer as needed. Invalidates earlier messages. */
 uint8_t *mqc_wire_reader_space(mqc_wire_reader_t *r, size_t min, size_t *avail);
 /* Declares n bytes of the area returned by _space as filled. */
-void mqc_wire_reader_commit(mqc_wire_reader_t *r, size_t n);
+static inline void mqc_wire_reader_commit(mqc_wire_reader_t *r, size_t n);
 /* Copies len bytes in (for tests and fuzzing; the connection uses space/commit). */
 void mqc_wire_reader_feed(mqc_wire_reader_t *r, const void *buf, size_t len);
 /* Bytes buffered and not yet returned as messages. */
@@ -129,7 +129,7 @@ size_t mqc_wire_reader_pending(const mqc_wire_reader_t *r);
  * BSON lengths, sequences within the message, checksum when present and verify_crc set,
  * unknown required flag bits, trailing bytes); other opcodes are MQC_WIRE_ERROR. On error the
  * reader stays in error (every later call returns MQC_WIRE_ERROR). */
-mqc_wire_rc_t mqc_wire_reader_next(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mqc_error_t *error);
+static inline mqc_wire_rc_t mqc_wire_reader_next(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mqc_error_t *error);
 void mqc_wire_reader_set_verify_crc(mqc_wire_reader_t *r, bool verify); /* default: true */
 /* Gives back buffer memory beyond the initial 16 KiB when little is pending (say, when the
  * connection goes idle in the pool after a large reply). The reader also does this by itself
@@ -144,6 +144,36 @@ size_t mqc_wire_reader_capacity(const mqc_wire_reader_t *r);
  * MQC_WIRE_ERROR with *error (domain MQC_ERROR_PROTOCOL). max_message <= 0 means the default. */
 mqc_wire_rc_t mqc_wire_decode(const uint8_t *data, size_t len, int32_t max_message, bool verify_crc,
                               mqc_wire_msg_t *msg, size_t *consumed, mqc_error_t *error);
+
+/* The reader's calls made for every message, inline (their slow paths in wire.c). While lent
+ * with nothing pending, the reader keeps pointing at the shared buffer without using it: the next
+ * offer of it goes on there at no cost, and anything else drops it (see wire.c). */
+void mqc_wire_reader_offer_slow(mqc_wire_reader_t *r, mqc_wire_shared_t *shared);
+__attribute__((noreturn)) void mqc_wire_reader_commit_overrun(const mqc_wire_reader_t *r, size_t n);
+mqc_wire_rc_t mqc_wire_reader_take(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mqc_error_t *error);
+
+static inline void mqc_wire_reader_offer(mqc_wire_reader_t *r, mqc_wire_shared_t *shared)
+{
+    /* Nothing to do when nothing was offered before (every read of a connection ends with the
+     * offer withdrawn), nor on withdrawing from a reader lent the buffer with nothing pending:
+     * the common cases, one per read each. */
+    if (r->shared ? shared != r->shared && (r->end != r->start || !r->lender) : !shared && r->buf)
+        mqc_wire_reader_offer_slow(r, shared);
+    r->shared = shared;
+}
+
+static inline void mqc_wire_reader_commit(mqc_wire_reader_t *r, size_t n)
+{
+    if (r->failed) return;
+    if (n > r->cap - r->end) mqc_wire_reader_commit_overrun(r, n);
+    r->end += n;
+}
+
+static inline mqc_wire_rc_t mqc_wire_reader_next(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mqc_error_t *error)
+{
+    if (r->end == r->start && !r->failed) return MQC_WIRE_NEED_MORE;
+    return mqc_wire_reader_take(r, msg, error);
+}
 
 /* ---- encoding -------------------------------------------------------------------------- */
 
