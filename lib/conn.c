@@ -618,6 +618,7 @@ static void on_rio(struct ev_loop *loop, ev_io *w, int revents)
         mqc_wire_reader_offer(&c->reader, lend ? sh : NULL);
         conn_read(c);
         mqc_wire_reader_offer(&c->reader, NULL);
+        if (lend) mqc_wire_reader_idle(&c->reader); /* nested reads may still use theirs */
         sh->busy = !lend;
     }
     leave(c);

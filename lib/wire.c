@@ -495,19 +495,19 @@ static void reader_take_back(mqc_wire_reader_t *r)
     r->end = pending;
 }
 
-/* Withdrawn with something pending: it moves to an own buffer. Withdrawn from a reader on its
- * own buffer, empty: an own buffer that held a split message (or a read while the shared one was
- * busy) is not kept on an idle connection; one above the shared size waits for the next large
- * message (see shared_space). */
 void mqc_wire_reader_offer_slow(mqc_wire_reader_t *r, mqc_wire_shared_t *shared)
 {
-    if (r->lender) {
-        if (r->end != r->start) reader_take_back(r);
-    } else if (!shared && r->buf && r->end == r->start && r->cap <= SHARED_SIZE) {
-        free(r->buf);
-        r->buf = NULL;
-        r->cap = r->start = r->end = 0;
-    }
+    (void) shared;
+    reader_take_back(r);
+}
+
+/* An own buffer above the shared size waits for the next large message (see shared_space). */
+void mqc_wire_reader_idle_slow(mqc_wire_reader_t *r)
+{
+    if (r->cap > SHARED_SIZE) return;
+    free(r->buf);
+    r->buf = NULL;
+    r->cap = r->start = r->end = 0;
 }
 
 void mqc_wire_shared_free(mqc_wire_shared_t *shared)

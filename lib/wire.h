@@ -113,8 +113,12 @@ void mqc_wire_reader_cleanup(mqc_wire_reader_t *r);
  * message fits. The messages then point into shared: the offerer keeps shared->busy set, and
  * offers it to no other reader, until they are no longer in use. Withdrawing the offer (NULL, or
  * another buffer) copies what is pending into the reader's own buffer; it must happen before
- * shared is offered to another reader or freed. */
+ * shared is offered to another reader or freed. Messages already taken stay where they are. */
 static inline void mqc_wire_reader_offer(mqc_wire_reader_t *r, mqc_wire_shared_t *shared);
+/* No message taken from the reader is in use any more: an own buffer left empty, of at most the
+ * shared size (it held a split message, or a read while the shared buffer was busy), is freed,
+ * so that an idle connection owns no read memory. */
+static inline void mqc_wire_reader_idle(mqc_wire_reader_t *r);
 void mqc_wire_reader_set_max(mqc_wire_reader_t *r, int32_t max_message);
 /* Returns a writable area of at least min bytes (and *avail, its size) at the end of the
  * buffered data; compacts or grows the buffer as needed. Invalidates earlier messages. */
@@ -149,17 +153,21 @@ mqc_wire_rc_t mqc_wire_decode(const uint8_t *data, size_t len, int32_t max_messa
  * with nothing pending, the reader keeps pointing at the shared buffer without using it: the next
  * offer of it goes on there at no cost, and anything else drops it (see wire.c). */
 void mqc_wire_reader_offer_slow(mqc_wire_reader_t *r, mqc_wire_shared_t *shared);
+void mqc_wire_reader_idle_slow(mqc_wire_reader_t *r);
 __attribute__((noreturn)) void mqc_wire_reader_commit_overrun(const mqc_wire_reader_t *r, size_t n);
 mqc_wire_rc_t mqc_wire_reader_take(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mqc_error_t *error);
 
 static inline void mqc_wire_reader_offer(mqc_wire_reader_t *r, mqc_wire_shared_t *shared)
 {
-    /* Nothing to do when nothing was offered before (every read of a connection ends with the
-     * offer withdrawn), nor on withdrawing from a reader lent the buffer with nothing pending:
-     * the common cases, one per read each. */
-    if (r->shared ? shared != r->shared && (r->end != r->start || !r->lender) : !shared && r->buf)
-        mqc_wire_reader_offer_slow(r, shared);
+    /* Something pending in the shared buffer, and the offer withdrawn: it moves out. (Nothing
+     * else to do, one offer and one withdrawal per read of a connection.) */
+    if (r->lender && shared != r->lender && r->end != r->start) mqc_wire_reader_offer_slow(r, shared);
     r->shared = shared;
+}
+
+static inline void mqc_wire_reader_idle(mqc_wire_reader_t *r)
+{
+    if (!r->lender && r->buf && r->end == r->start) mqc_wire_reader_idle_slow(r);
 }
 
 static inline void mqc_wire_reader_commit(mqc_wire_reader_t *r, size_t n)

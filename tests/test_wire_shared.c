@@ -88,6 +88,7 @@ TEST("/wire/shared/split_at_every_byte", wire_shared_split_every_byte)
         for (size_t off = 0; off < k;) off += read_some(&r, b.data + off, k - off);
         ASSERT_EQ(take_all(&r, &next, 200), (int) (k / one));
         mqc_wire_reader_offer(&r, NULL);
+        mqc_wire_reader_idle(&r);
         /* What is left of a split message is all the connection owns in between. */
         ASSERT_EQ(mqc_wire_reader_pending(&r), k % one);
         if (k % one == 0) ASSERT_EQ(mqc_wire_reader_capacity(&r), 0);
@@ -97,6 +98,7 @@ TEST("/wire/shared/split_at_every_byte", wire_shared_split_every_byte)
         for (size_t off = k; off < b.len;) off += read_some(&r, b.data + off, b.len - off);
         ASSERT_EQ(take_all(&r, &next, 200), (int) (3 - k / one));
         mqc_wire_reader_offer(&r, NULL);
+        mqc_wire_reader_idle(&r);
         ASSERT_EQ(next, 4);
         ASSERT_EQ(mqc_wire_reader_pending(&r), 0);
         ASSERT_EQ(mqc_wire_reader_capacity(&r), 0);
@@ -243,6 +245,39 @@ TEST("/wire/shared/error_while_lent", wire_shared_error)
     ASSERT_STR_EQ(e1.message, e2.message);
     ASSERT_EQ(mqc_wire_reader_next(&r, &msg, NULL), MQC_WIRE_ERROR);
     mqc_wire_reader_offer(&r, NULL);
+    mqc_wire_reader_cleanup(&r);
+    mqc_wire_shared_free(&sh);
+    mqc_buf_free(&b);
+}
+
+/* A message completed in the reader's own buffer (it was split) stays valid when the offer is
+ * withdrawn from inside its use; the buffer goes only once the reader is idle. */
+TEST("/wire/shared/own_buffer_kept_while_its_message_is_in_use", wire_shared_own_kept)
+{
+    mqc_buf_t b;
+    mqc_buf_init(&b);
+    build_reply(&b, 1, 500);
+    mqc_wire_shared_t sh = {0};
+    mqc_wire_reader_t r;
+    mqc_wire_reader_init(&r, 0);
+    mqc_wire_reader_offer(&r, &sh);
+    size_t half = read_some(&r, b.data, b.len / 2);
+    mqc_wire_reader_offer(&r, NULL);
+    mqc_wire_reader_idle(&r);
+    ASSERT_GE(mqc_wire_reader_capacity(&r), b.len);
+    mqc_wire_reader_offer(&r, &sh);
+    ASSERT_EQ(read_some(&r, b.data + half, b.len - half), b.len - half);
+    mqc_wire_msg_t msg;
+    mqc_error_t err;
+    ASSERT_EQ(mqc_wire_reader_next(&r, &msg, &err), MQC_WIRE_MSG);
+    mqc_wire_reader_offer(&r, NULL); /* a nested read of the same reader begins and ends */
+    mqc_wire_msg_t other;
+    ASSERT_EQ(mqc_wire_reader_next(&r, &other, &err), MQC_WIRE_NEED_MORE);
+    mqc_wire_reader_offer(&r, NULL);
+    ASSERT(reply_is(&msg, 1, 500));
+    ASSERT_GE(mqc_wire_reader_capacity(&r), b.len);
+    mqc_wire_reader_idle(&r);
+    ASSERT_EQ(mqc_wire_reader_capacity(&r), 0);
     mqc_wire_reader_cleanup(&r);
     mqc_wire_shared_free(&sh);
     mqc_buf_free(&b);
