@@ -437,6 +437,9 @@ static void state_hello_reply(mqc_conn_t *c, const bson_t *reply)
 
 void mqc_conn_established(mqc_conn_t *c)
 {
+    /* The hello (it carries the client's metadata) took 512 bytes where a find takes 256: the
+     * first request sizes the buffer it keeps. */
+    if (c->out.len == 0) mqc_buf_free(&c->out);
     ev_timer_stop(c->ctx->loop, &c->timer);
     set_state(c, MQC_CS_READY);
     c->ctx->stats[MQC_STAT_CONNS_OPENED]++;
