@@ -142,6 +142,11 @@ void mqc_wire_reader_shrink(mqc_wire_reader_t *r);
 /* Bytes allocated for the reader's own buffer (for tests and memory accounting). */
 size_t mqc_wire_reader_capacity(const mqc_wire_reader_t *r);
 
+/* The message length and opcode checks of mqc_wire_decode alone (the reader's, on a partial
+ * message): MQC_WIRE_ERROR with *error when they fail, else MQC_WIRE_NEED_MORE (MQC_WIRE_MSG
+ * once the 16-byte header is there). */
+mqc_wire_rc_t mqc_wire_check_header(const uint8_t *data, size_t len, int32_t max_message, mqc_error_t *error);
+
 /* The reader's decoder on its own: one message from data[0..len), nothing read beyond len.
  * MQC_WIRE_NEED_MORE when len is short of the message (after checking the length and, from 16
  * bytes on, the opcode); MQC_WIRE_MSG with *consumed = messageLength and *msg a view into data;

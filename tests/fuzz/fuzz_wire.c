@@ -1,4 +1,4 @@
-// fuzz-sources: lib/wire.c lib/common.c
+// fuzz-sources: lib/wire.c lib/wire_reader.c lib/common.c
 // fuzz-options: -max_len=8192
 /* libFuzzer target for the wire reader (lib/wire.c).
  *
