@@ -216,6 +216,7 @@ static void client_free(mqc_client_t *client)
     mqc_op_flush_completions(client);
     mqc_ops_cleanup(client);
     mqc_conn_secure_cleanup(&client->conns);
+    mqc_conn_ctx_cleanup(&client->conns);
     mqc_resolver_destroy(client->resolver);
     free(client->servers);
     mqc_session_pool_cleanup(&client->sessions);

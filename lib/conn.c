@@ -53,9 +53,10 @@ static void set_state(mqc_conn_t *c, mqc_conn_state_t s)
 
 static void conn_free(mqc_conn_t *c)
 {
-    mqc_wire_reader_destroy(c->reader);
+    mqc_wire_reader_cleanup(&c->reader);
     mqc_buf_free(&c->out);
     free_addrinfo_copy(c->addrs);
+    free(c->fail);
     c->ctx->secure->free(c);
     free(c);
 }
@@ -149,6 +150,8 @@ static void free_addrinfo_copy(struct addrinfo *a)
  * iteration runs at least one step, so nothing starves. */
 #define ESTABLISH_BUDGET_US 2000
 
+void mqc_conn_ctx_cleanup(mqc_conn_ctx_t *ctx) { mqc_wire_shared_free(&ctx->rshared); }
+
 bool mqc_conn_budget_left(mqc_conn_ctx_t *ctx)
 {
     unsigned it = ev_iteration(ctx->loop);
@@ -180,7 +183,7 @@ mqc_conn_t *mqc_conn_new(mqc_conn_ctx_t *ctx, const mqc_uri_host_t *host, int32_
     c->events = events;
     c->up = up;
     mqc_stream_init(&c->stream, host->host_and_port);
-    c->reader = mqc_wire_reader_new(max_message_size);
+    mqc_wire_reader_init(&c->reader, max_message_size);
     mqc_buf_init(&c->out);
     mqc_list_init(&c->rlink);
     ev_init(&c->rio, on_rio);
@@ -250,6 +253,9 @@ static void state_connecting(mqc_conn_t *c)
     }
     ev_io_stop(c->ctx->loop, &c->wio);
     ev_io_start(c->ctx->loop, &c->rio);
+    /* Connected: the other addresses are no longer needed (80 bytes each, per connection). */
+    free_addrinfo_copy(c->addrs);
+    c->addrs = c->ai = NULL;
     if (c->ctx->uri->tls) {
         set_state(c, MQC_CS_TLS);
         c->ctx->secure->tls_start(c);
@@ -268,8 +274,9 @@ static void conn_fail(mqc_conn_t *c, const mqc_error_t *error)
 {
     if (c->state == MQC_CS_CLOSED) return;
     if (c->handling == 0) {
-        c->fail = *error;
-        c->fail_pending = true;
+        /* Kept apart from the connection (a rare event; 516 bytes every connection would carry). */
+        if (!c->fail && !(c->fail = malloc(sizeof *c->fail))) abort();
+        *c->fail = *error;
         ev_timer_stop(c->ctx->loop, &c->timer);
         ev_timer_set(&c->timer, 0., 0.);
         ev_timer_start(c->ctx->loop, &c->timer);
@@ -428,7 +435,7 @@ static __attribute__((noinline)) void state_hello_reply(mqc_conn_t *c, const bso
         return;
     }
     c->events->hello(c->up, &caps);
-    mqc_wire_reader_set_max(c->reader, caps.limits.max_message_size);
+    mqc_wire_reader_set_max(&c->reader, caps.limits.max_message_size);
     if (c->ctx->secure->auth_needed(c)) {
         set_state(c, MQC_CS_AUTH);
         c->ctx->secure->auth_start(c, reply);
@@ -439,6 +446,9 @@ static __attribute__((noinline)) void state_hello_reply(mqc_conn_t *c, const bso
 
 void mqc_conn_established(mqc_conn_t *c)
 {
+    /* The hello (it carries the client's metadata) took 512 bytes where a find takes 256: the
+     * first request sizes the buffer it keeps. */
+    if (c->out.len == 0) mqc_buf_free(&c->out);
     ev_timer_stop(c->ctx->loop, &c->timer);
     set_state(c, MQC_CS_READY);
     c->ctx->stats[MQC_STAT_CONNS_OPENED]++;
@@ -572,10 +582,10 @@ static void conn_read(mqc_conn_t *c)
     mqc_error_t err;
     for (;;) {
         size_t avail;
-        uint8_t *p = mqc_wire_reader_space(c->reader, READ_CHUNK, &avail);
+        uint8_t *p = mqc_wire_reader_space(&c->reader, READ_CHUNK, &avail);
         ssize_t n = mqc_stream_read(&c->stream, p, avail, &err);
         if (n > 0) {
-            mqc_wire_reader_commit(c->reader, (size_t) n);
+            mqc_wire_reader_commit(&c->reader, (size_t) n);
             c->ctx->stats[MQC_STAT_BYTES_RECEIVED] += (uint64_t) n;
             if ((size_t) n < avail && (!c->stream.tls || !mqc_stream_has_buffered(&c->stream))) break;
             continue;
@@ -589,14 +599,14 @@ static void conn_read(mqc_conn_t *c)
          * come just before the hang-up), then report. */
         mqc_wire_msg_t msg;
         mqc_error_t perr;
-        while (c->state != MQC_CS_CLOSED && mqc_wire_reader_next(c->reader, &msg, &perr) == MQC_WIRE_MSG)
+        while (c->state != MQC_CS_CLOSED && mqc_wire_reader_next(&c->reader, &msg, &perr) == MQC_WIRE_MSG)
             conn_on_message(c, &msg);
         if (c->state != MQC_CS_CLOSED) conn_fail(c, &err);
         return;
     }
     mqc_wire_msg_t msg;
     while (c->state != MQC_CS_CLOSED && c->state != MQC_CS_TLS) {
-        mqc_wire_rc_t rc = mqc_wire_reader_next(c->reader, &msg, &err);
+        mqc_wire_rc_t rc = mqc_wire_reader_next(&c->reader, &msg, &err);
         if (rc == MQC_WIRE_NEED_MORE) break;
         if (rc == MQC_WIRE_ERROR) {
             char m[sizeof err.message];
@@ -623,7 +633,18 @@ static void on_rio(struct ev_loop *loop, ev_io *w, int revents)
     int64_t t0 = est ? mqc_now_us() : 0;
     enter(c);
     if (c->state == MQC_CS_TLS) c->ctx->secure->tls_step(c);
-    else if (c->state != MQC_CS_CLOSED) conn_read(c);
+    else if (c->state != MQC_CS_CLOSED) {
+        /* The loop's shared buffer, unless a reply read into it is still in use (its callback
+         * runs the loop): a connection owns read memory only while a message is split. */
+        mqc_wire_shared_t *sh = &ctx->rshared;
+        bool lend = !sh->busy;
+        sh->busy = true;
+        mqc_wire_reader_offer(&c->reader, lend ? sh : NULL);
+        conn_read(c);
+        mqc_wire_reader_offer(&c->reader, NULL);
+        if (lend) mqc_wire_reader_idle(&c->reader); /* nested reads may still use theirs */
+        sh->busy = !lend;
+    }
     leave(c);
     if (est) mqc_conn_budget_spend(ctx, t0);
 }
@@ -659,9 +680,10 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     mqc_conn_t *c = w->data;
     mqc_error_t err;
     enter(c);
-    if (c->fail_pending) {
-        c->fail_pending = false;
-        err = c->fail;
+    if (c->fail) {
+        err = *c->fail;
+        free(c->fail);
+        c->fail = NULL;
         conn_fail(c, &err);
     } else if (c->state == MQC_CS_BUSY) {
         mqc_error_set(&err, MQC_ERROR_TIMEOUT, MQC_TIMEOUT_SOCKET,

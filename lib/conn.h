@@ -62,7 +62,11 @@ typedef struct mqc_conn_ctx {
     uint64_t *stats;             /* the client's counters (MQC_STAT_*) */
     mqc_guard_t *guard;          /* the client's: a destroy from inside waits for us */
     const mqc_conn_secure_ops_t *secure; /* lib/conn_secure.c's steps (mqc_conn_secure_init) */
+    mqc_wire_shared_t rshared;   /* the connections' read buffer (lib/conn.c, on_rio) */
 } mqc_conn_ctx_t;
+
+/* Frees what lib/conn.c keeps in ctx (with no connection reading: not from a reply's callback). */
+void mqc_conn_ctx_cleanup(mqc_conn_ctx_t *ctx);
 
 /* What a connection tells its owner, with the up pointer handed at creation. */
 typedef struct mqc_conn_events {
@@ -102,34 +106,35 @@ typedef enum {
 
 struct mqc_auth;
 
+/* Fields ordered by size (no padding): 10,000 idle connections cost what this struct costs
+ * (see docs/internals/performance.md, "Memory"). */
 struct mqc_conn {
     mqc_conn_ctx_t *ctx;
     const mqc_uri_host_t *host;  /* the server's */
     const mqc_conn_events_t *events;
     void *up;                    /* the owner's handle, handed back in events */
-    mqc_conn_state_t state;
     mqc_stream_t stream;
     ev_io rio, wio;
     ev_timer timer;              /* establishment deadline, reply deadline, deferred failure */
-    mqc_wire_reader_t *reader;
+    mqc_wire_reader_t reader;    /* offered ctx->rshared while reading (see on_rio) */
     mqc_buf_t out;
     size_t out_off;
-    int32_t request_id;          /* the request in flight (HELLO, AUTH, BUSY) */
-    bool request_unacked;        /* it carries moreToCome: no reply expected */
     const mqc_conn_sink_t *sink; /* BUSY: where the request's outcome goes */
     void *owner;                 /* BUSY: the sink's owner; NULL once told */
-    int32_t unacked_lo, unacked_hi; /* moreToCome ids sent here: stray replies to them are dropped */
-    struct addrinfo *addrs;      /* owned copy of the server's addresses for this attempt */
+    struct addrinfo *addrs;      /* owned copy of the server's addresses, until connected */
     struct addrinfo *ai;         /* the address being tried */
-    mqc_error_t fail;            /* a failure to report from the loop */
-    bool fail_pending;
-    int handling;                /* > 0 while a handler of ours is on the stack */
-    bool weak;                   /* idle: its watcher does not keep ev_run alive (ev_unref) */
-    bool free_pending;           /* closed while handling: free on the way out */
-    uint32_t server_connection_id;
+    mqc_error_t *fail;           /* a failure to report from the loop (allocated), else NULL */
     mqc_link_t rlink;            /* the owner's: in its list of connections waiting to connect */
     int64_t state_since_us;
     struct mqc_auth *auth;
+    mqc_conn_state_t state;
+    int32_t request_id;          /* the request in flight (HELLO, AUTH, BUSY) */
+    int32_t unacked_lo, unacked_hi; /* moreToCome ids sent here: stray replies to them are dropped */
+    uint32_t server_connection_id;
+    int handling;                /* > 0 while a handler of ours is on the stack */
+    bool request_unacked;        /* it carries moreToCome: no reply expected */
+    bool weak;                   /* idle: its watcher does not keep ev_run alive (ev_unref) */
+    bool free_pending;           /* closed while handling: free on the way out */
 };
 
 /* A new connection, RESOLVING, its whole establishment bounded by connectTimeoutMS from now.

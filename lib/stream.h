@@ -17,8 +17,8 @@
 
 typedef struct mqc_stream {
     int fd;                      /* -1: none */
-    mqc_tls_t *tls;              /* after mqc_stream_tls_start */
     bool read_wants_write;       /* a TLS read needs the socket writable (key update) */
+    mqc_tls_t *tls;              /* after mqc_stream_tls_start */
     const char *peer;            /* "host:port" for error messages; not owned */
 } mqc_stream_t;
 

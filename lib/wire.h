@@ -75,18 +75,56 @@ typedef enum {
     MQC_WIRE_MSG = 1,            /* *msg holds a message */
 } mqc_wire_rc_t;
 
-typedef struct mqc_wire_reader mqc_wire_reader_t;
+/* A read buffer shared by the readers of one loop (lib/conn.c: one per client), offered to one
+ * reader at a time: see mqc_wire_reader_offer. busy is the offerer's: set while a reader holds
+ * the offer, or while a message read into it is still in use. */
+typedef struct {
+    uint8_t *buf;                /* allocated on first use */
+    size_t cap;
+    bool busy;
+} mqc_wire_shared_t;
+
+void mqc_wire_shared_free(mqc_wire_shared_t *shared);
+
+/* The reader's state: public only so that a connection can embed it; the fields are wire.c's. */
+typedef struct mqc_wire_reader {
+    uint8_t *buf;                /* own, or the shared one while lent */
+    size_t cap;
+    size_t start;                /* first byte not yet returned as (part of) a message */
+    size_t end;                  /* first free byte */
+    mqc_wire_shared_t *shared;   /* offered, else NULL */
+    mqc_wire_shared_t *lender;   /* buf is lender->buf (lent); kept, unused, when withdrawn empty */
+    mqc_error_t *error;          /* why the reader failed: repeated by every later call */
+    int32_t max_message;
+    unsigned small_streak;       /* messages in a row that used under 1/8 of the buffer */
+    bool verify_crc;
+    bool failed;
+} mqc_wire_reader_t;
 
 /* max_message: largest accepted messageLength (the server's maxMessageSizeBytes; <= 0 means
  * MQC_WIRE_DEFAULT_MAX_MESSAGE). Owned by the caller. */
 mqc_wire_reader_t *mqc_wire_reader_new(int32_t max_message);
 void mqc_wire_reader_destroy(mqc_wire_reader_t *r);
+/* The same for a reader embedded in the caller's struct. */
+void mqc_wire_reader_init(mqc_wire_reader_t *r, int32_t max_message);
+void mqc_wire_reader_cleanup(mqc_wire_reader_t *r);
+/* While shared is offered (non-NULL), _space reads into it whenever nothing is pending, instead
+ * of the reader's own buffer (which it then frees), and goes on in it while the rest of a split
+ * message fits. The messages then point into shared: the offerer keeps shared->busy set, and
+ * offers it to no other reader, until they are no longer in use. Withdrawing the offer (NULL, or
+ * another buffer) copies what is pending into the reader's own buffer; it must happen before
+ * shared is offered to another reader or freed. Messages already taken stay where they are. */
+static inline void mqc_wire_reader_offer(mqc_wire_reader_t *r, mqc_wire_shared_t *shared);
+/* No message taken from the reader is in use any more: an own buffer left empty, of at most the
+ * shared size (it held a split message, or a read while the shared buffer was busy), is freed,
+ * so that an idle connection owns no read memory. */
+static inline void mqc_wire_reader_idle(mqc_wire_reader_t *r);
 void mqc_wire_reader_set_max(mqc_wire_reader_t *r, int32_t max_message);
 /* Returns a writable area of at least min bytes (and *avail, its size) at the end of the
  * buffered data; compacts or grows the buffer as needed. Invalidates earlier messages. */
 uint8_t *mqc_wire_reader_space(mqc_wire_reader_t *r, size_t min, size_t *avail);
 /* Declares n bytes of the area returned by _space as filled. */
-void mqc_wire_reader_commit(mqc_wire_reader_t *r, size_t n);
+static inline void mqc_wire_reader_commit(mqc_wire_reader_t *r, size_t n);
 /* Copies len bytes in (for tests and fuzzing; the connection uses space/commit). */
 void mqc_wire_reader_feed(mqc_wire_reader_t *r, const void *buf, size_t len);
 /* Bytes buffered and not yet returned as messages. */
@@ -95,14 +133,19 @@ size_t mqc_wire_reader_pending(const mqc_wire_reader_t *r);
  * BSON lengths, sequences within the message, checksum when present and verify_crc set,
  * unknown required flag bits, trailing bytes); other opcodes are MQC_WIRE_ERROR. On error the
  * reader stays in error (every later call returns MQC_WIRE_ERROR). */
-mqc_wire_rc_t mqc_wire_reader_next(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mqc_error_t *error);
+static inline mqc_wire_rc_t mqc_wire_reader_next(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mqc_error_t *error);
 void mqc_wire_reader_set_verify_crc(mqc_wire_reader_t *r, bool verify); /* default: true */
 /* Gives back buffer memory beyond the initial 16 KiB when little is pending (say, when the
  * connection goes idle in the pool after a large reply). The reader also does this by itself
  * after a few small messages. */
 void mqc_wire_reader_shrink(mqc_wire_reader_t *r);
-/* Bytes allocated for the buffer (for tests and memory accounting). */
+/* Bytes allocated for the reader's own buffer (for tests and memory accounting). */
 size_t mqc_wire_reader_capacity(const mqc_wire_reader_t *r);
+
+/* The message length and opcode checks of mqc_wire_decode alone (the reader's, on a partial
+ * message): MQC_WIRE_ERROR with *error when they fail, else MQC_WIRE_NEED_MORE (MQC_WIRE_MSG
+ * once the 16-byte header is there). */
+mqc_wire_rc_t mqc_wire_check_header(const uint8_t *data, size_t len, int32_t max_message, mqc_error_t *error);
 
 /* The reader's decoder on its own: one message from data[0..len), nothing read beyond len.
  * MQC_WIRE_NEED_MORE when len is short of the message (after checking the length and, from 16
@@ -110,6 +153,40 @@ size_t mqc_wire_reader_capacity(const mqc_wire_reader_t *r);
  * MQC_WIRE_ERROR with *error (domain MQC_ERROR_PROTOCOL). max_message <= 0 means the default. */
 mqc_wire_rc_t mqc_wire_decode(const uint8_t *data, size_t len, int32_t max_message, bool verify_crc,
                               mqc_wire_msg_t *msg, size_t *consumed, mqc_error_t *error);
+
+/* The reader's calls made for every message, inline (their slow paths in wire.c). While lent
+ * with nothing pending, the reader keeps pointing at the shared buffer without using it: the next
+ * offer of it goes on there at no cost, and anything else drops it (see wire.c). */
+void mqc_wire_reader_offer_slow(mqc_wire_reader_t *r, mqc_wire_shared_t *shared);
+void mqc_wire_reader_idle_slow(mqc_wire_reader_t *r);
+__attribute__((noreturn)) void mqc_wire_reader_commit_overrun(const mqc_wire_reader_t *r, size_t n);
+mqc_wire_rc_t mqc_wire_reader_take(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mqc_error_t *error);
+
+static inline void mqc_wire_reader_offer(mqc_wire_reader_t *r, mqc_wire_shared_t *shared)
+{
+    /* Something pending in the shared buffer, and the offer withdrawn: it moves out. (Nothing
+     * else to do, one offer and one withdrawal per read of a connection.) */
+    if (r->lender && shared != r->lender && r->end != r->start) mqc_wire_reader_offer_slow(r, shared);
+    r->shared = shared;
+}
+
+static inline void mqc_wire_reader_idle(mqc_wire_reader_t *r)
+{
+    if (!r->lender && r->buf && r->end == r->start) mqc_wire_reader_idle_slow(r);
+}
+
+static inline void mqc_wire_reader_commit(mqc_wire_reader_t *r, size_t n)
+{
+    if (r->failed) return;
+    if (n > r->cap - r->end) mqc_wire_reader_commit_overrun(r, n);
+    r->end += n;
+}
+
+static inline mqc_wire_rc_t mqc_wire_reader_next(mqc_wire_reader_t *r, mqc_wire_msg_t *msg, mqc_error_t *error)
+{
+    if (r->end == r->start && !r->failed) return MQC_WIRE_NEED_MORE;
+    return mqc_wire_reader_take(r, msg, error);
+}
 
 /* ---- encoding -------------------------------------------------------------------------- */
 

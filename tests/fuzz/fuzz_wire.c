@@ -1,4 +1,4 @@
-// fuzz-sources: lib/wire.c lib/common.c
+// fuzz-sources: lib/wire.c lib/wire_reader.c lib/common.c
 // fuzz-options: -max_len=8192
 /* libFuzzer target for the wire reader (lib/wire.c).
  *
@@ -6,7 +6,10 @@
  *   byte 0: bit 0 verify checksums, bit 1 the default maxMessageSizeBytes (else 16 KiB), bit 2 feed with
  *           _feed instead of _space/_commit, bit 3 also render bodies as extended JSON,
  *           bit 4 take messages only now and then (several reads buffered, as a connection
- *           draining its socket does), bit 5 shrink the reader after each message
+ *           draining its socket does), bit 5 shrink the reader after each message, bit 6 read
+ *           into a shared buffer offered for each wake-up (reads until messages are taken), as
+ *           lib/conn.c's on_rio does, bit 7 with it, withdraw the offer after each message (the
+ *           connection reading again from the message's callback): the message must not change
  *   byte 1: seed of the chunk sizes the stream is cut into
  * The stream is given to a reader in those chunks, taking messages after each one until it needs
  * more or fails. Every message is walked with bson_iter (recursively), re-encoded with the encoder
@@ -198,6 +201,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *in = size > 2 ? data + 2 : data + size;
     size_t len = size > 2 ? size - 2 : 0;
     bool verify = cfg & 1, use_feed = cfg & 4, json = cfg & 8, lazy = cfg & 16, shrink = cfg & 32;
+    bool shared = cfg & 64, nested = cfg & 128;
+    mqc_wire_shared_t sh = {0};
+    bool awake = false;
     /* The default maximum makes the reader allocate up to 48 MB for a hostile length, which
      * costs ASan a shadow fill per run: keep that to the runs that ask for it. */
     int32_t max = (cfg & 2) ? 0 : 16384;
@@ -225,6 +231,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint32_t x = next_rand(&seed);
         size_t chunk = (x & 3) == 0 ? 1 : (x & 3) == 1 ? 1 + (x >> 8) % 16 : 1 + (x >> 8) % 4096;
         if (chunk > len - off) chunk = len - off;
+        if (shared && !awake) {
+            mqc_wire_reader_offer(r, &sh);
+            awake = true;
+        }
         if (use_feed) {
             mqc_wire_reader_feed(r, in + off, chunk);
         } else {
@@ -250,8 +260,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             taken += (size_t) msg.hdr.length;
             walk_msg(&msg, json);
             round_trip(&msg);
-            if (shrink) mqc_wire_reader_shrink(r);
+            if (nested) {
+                uint8_t *copy = malloc(msg.body.len);
+                CHECK(copy);
+                memcpy(copy, bson_get_data(&msg.body), msg.body.len);
+                mqc_wire_reader_offer(r, NULL);
+                CHECK(memcmp(copy, bson_get_data(&msg.body), msg.body.len) == 0);
+                free(copy);
+            }
+            if (shrink) mqc_wire_reader_shrink(r); /* the message is no longer used */
         }
+        mqc_wire_reader_offer(r, NULL); /* the wake-up ends */
+        mqc_wire_reader_idle(r);
+        awake = false;
         if (rc == MQC_WIRE_ERROR) {
             CHECK(err.domain == MQC_ERROR_PROTOCOL && err.message[0]);
             if (nmsgs == 0) first_rc = MQC_WIRE_ERROR;
@@ -262,5 +283,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (nmsgs == 0) CHECK(first_rc == ref_rc);
     if (rc != MQC_WIRE_ERROR) CHECK(taken + mqc_wire_reader_pending(r) == len);
     mqc_wire_reader_destroy(r);
+    mqc_wire_shared_free(&sh);
     return 0;
 }
