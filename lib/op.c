@@ -575,9 +575,7 @@ static bool op_encode(mqc_op_t *op, mqc_buf_t *buf, int32_t rid, bool *unacked, 
     /* A retryable write's number: once, so that its retry sends the same. */
     if (op->txn_ok && op->txn_number == 0) mqc_op_next_txn(op);
     *unacked = op->unacked;
-    mqc_wire_msg_begin(buf, rid, op->unacked ? MQC_MSG_MORE_TO_COME : 0);
-    mqc_op_msg_body(op, buf, cmd);
-    mqc_wire_msg_end(buf);
+    mqc_op_msg(op, buf, rid, op->unacked ? MQC_MSG_MORE_TO_COME : 0, cmd);
     return true;
 }
 

@@ -234,6 +234,11 @@ static inline void mqc_op_msg_body(mqc_op_t *op, mqc_buf_t *buf, const bson_t *b
 {
     mqc_request_body(buf, body, op->session, op->txn_ok ? op->txn_number : 0);
 }
+/* The same for a request of the body alone: the whole message (op_encode's plain command). */
+static inline void mqc_op_msg(mqc_op_t *op, mqc_buf_t *buf, int32_t request_id, uint32_t flags, const bson_t *body)
+{
+    mqc_request_msg(buf, request_id, flags, body, op->session, op->txn_ok ? op->txn_number : 0);
+}
 /* The retryable write's txnNumber for a new statement (a bulk's next batch): the next number
  * of the op's session. Only when op->txn_ok. */
 static inline void mqc_op_next_txn(mqc_op_t *op)

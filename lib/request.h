@@ -20,4 +20,9 @@ bool mqc_request_read_pref(bson_t *cmd, const mqc_uri_t *uri, mqc_sdam_topo_type
  * when there is a session. */
 void mqc_request_body(mqc_buf_t *buf, const bson_t *body, mqc_session_t *session, int64_t txn_number);
 
+/* The whole OP_MSG of a command without document sequences: mqc_wire_msg_begin, the body as
+ * mqc_request_body writes it, mqc_wire_msg_end, in one pass (the plain command's request). */
+void mqc_request_msg(mqc_buf_t *buf, int32_t request_id, uint32_t flags, const bson_t *body, mqc_session_t *session,
+                     int64_t txn_number);
+
 #endif

@@ -30,6 +30,10 @@ static inline int64_t rd_i64(const uint8_t *p)
 
 static inline void wr_u32(uint8_t *p, uint32_t v)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, 4); /* one store: byte by byte, the compiler builds the word with shifts */
+    return;
+#endif
     p[0] = (uint8_t) v;
     p[1] = (uint8_t) (v >> 8);
     p[2] = (uint8_t) (v >> 16);
@@ -477,6 +481,39 @@ void mqc_wire_msg_body_ext(mqc_buf_t *b, const bson_t *body, const uint8_t *ext,
     p[len] = 0;
     b->len += 1 + len;
     memcpy(b->data + b->len, &st, sizeof st); /* reserved above: enc_store without its check */
+}
+
+size_t mqc_wire_msg_command(mqc_buf_t *b, int32_t request_id, uint32_t flags, const bson_t *body, const uint8_t *ext,
+                            size_t ext_len)
+{
+    /* begin + body_ext + end in one: one reservation, the header written with its length, no
+     * encoder state to store and load (every command without an encoder of its own passes
+     * here). The bytes are those of the three calls. */
+    size_t blen = body->len, len = blen + ext_len, crc = flags & MQC_MSG_CHECKSUM_PRESENT ? 4 : 0;
+    if (len > INT32_MAX - (MQC_WIRE_HEADER_LEN + 4 + 1 + 4)) wire_abort("body of %zu bytes", len);
+    size_t total = MQC_WIRE_HEADER_LEN + 4 + 1 + len + crc;
+    if (b->cap - b->len < total) mqc_buf_reserve(b, total);
+    uint8_t *p = b->data + b->len;
+    wr_u32(p, (uint32_t) total);
+    wr_u32(p + 4, (uint32_t) request_id);
+    wr_u32(p + 8, 0); /* responseTo */
+    wr_u32(p + 12, MQC_OP_MSG);
+    wr_u32(p + 16, flags);
+    p[20] = 0; /* section kind 0 */
+    wr_u32(p + 21, (uint32_t) len);
+    memcpy(p + 25, bson_get_data(body) + 4, blen - 5);
+    if (ext_len >= 32 && ext_len <= 64) {
+        /* A session's elements (36 or 55 bytes): two fixed 32-byte copies that overlap, inline,
+         * rather than a call to memcpy. */
+        memcpy(p + 20 + blen, ext, 32);
+        memcpy(p + 20 + len - 32, ext + ext_len - 32, 32);
+    } else if (ext_len) {
+        memcpy(p + 20 + blen, ext, ext_len);
+    }
+    p[20 + len] = 0;
+    if (crc) wr_u32(p + total - 4, mqc_crc32c(0, p, total - 4));
+    b->len += total;
+    return total;
 }
 
 void mqc_wire_msg_seq_begin(mqc_buf_t *b, const char *identifier)

@@ -201,6 +201,10 @@ void mqc_wire_msg_body_raw(mqc_buf_t *b, const uint8_t *bson, size_t len);
  * NUL, its length raised to match): how a session's lsid and txnNumber join a command without
  * copying or growing the caller's bson_t. */
 void mqc_wire_msg_body_ext(mqc_buf_t *b, const bson_t *body, const uint8_t *ext, size_t ext_len);
+/* A whole OP_MSG of one body (with ext as mqc_wire_msg_body_ext), appended at b->len: the
+ * bytes of begin, body_ext and end, in one call. Returns the message's total length. */
+size_t mqc_wire_msg_command(mqc_buf_t *b, int32_t request_id, uint32_t flags, const bson_t *body, const uint8_t *ext,
+                            size_t ext_len);
 void mqc_wire_msg_seq_begin(mqc_buf_t *b, const char *identifier);
 void mqc_wire_msg_seq_add(mqc_buf_t *b, const uint8_t *bson, size_t len);
 void mqc_wire_msg_seq_end(mqc_buf_t *b);
