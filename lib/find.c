@@ -165,7 +165,8 @@ mqc_op_t *mqc_collection_find_one(mqc_collection_t *coll, const bson_t *filter, 
     bson_t empty;
     mqc_cmd_impl_t *impl = mqc_cmd_impl_get(coll->client);
     bson_t *cmd = &impl->cmd;
-    if (!mqc_hotcmd_find_one(cmd, coll->name, coll->db, filter, opts, &mqc_ops_of(coll->client)->uri->read_concern)) {
+    if (!mqc_hotcmd_find_one_n(cmd, coll->name, coll->name_len, coll->db, coll->db_len, filter, opts,
+                               &mqc_ops_of(coll->client)->uri->read_concern)) {
         bson_append_utf8(cmd, "find", 4, coll->name, -1);
         BSON_APPEND_DOCUMENT(cmd, "filter", or_empty(filter, &empty));
         mqc_copy_passthrough_opts(cmd, opts, drop);
@@ -175,8 +176,10 @@ mqc_op_t *mqc_collection_find_one(mqc_collection_t *coll, const bson_t *filter, 
         BSON_APPEND_UTF8(cmd, "$db", coll->db);
     }
     impl->result = find_one_result;
-    /* Both builders start the command with "find". */
-    mqc_op_t *op = mqc_cmd_op_adopt_named(coll->client, coll->db, impl, "find", cb, ud);
+    /* Both builders start the command with "find" (mqc_cmd_op_adopt_named's op, made here
+     * with the db's length the handle knows). */
+    mqc_op_t *op = mqc_op_new_n(coll->client, &mqc_cmd_vt, "find", coll->db, coll->db_len, cb, ud);
+    op->impl = impl;
     op->retry = MQC_RETRY_READ;
     if (opts && opts->len > 5) mqc_op_set_timeout_from(op, opts); /* nothing to read in {} */
     return mqc_op_submit(op);

@@ -36,6 +36,8 @@ mqc_collection_t *mqc_client_get_collection(mqc_client_t *client, const char *db
     c->client = client;
     c->db = strdup(db ? db : "");
     c->name = strdup(coll ? coll : "");
+    c->db_len = strlen(c->db);
+    c->name_len = strlen(c->name);
     return c;
 }
 

@@ -8,6 +8,7 @@ struct mqc_collection {
     mqc_client_t *client;
     char *db;
     char *name;
+    size_t db_len, name_len;     /* strlen of each: a find_one would measure both every time */
 };
 
 struct mqc_database {

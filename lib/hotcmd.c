@@ -75,11 +75,17 @@ static uint8_t *put_str(uint8_t *p, const char *s, size_t n)
 bool mqc_hotcmd_find_one(bson_t *cmd, const char *coll, const char *db, const bson_t *filter, const bson_t *opts,
                          const bson_t *rc)
 {
+    if (!coll || !db) return false;
+    return mqc_hotcmd_find_one_n(cmd, coll, strlen(coll), db, strlen(db), filter, opts, rc);
+}
+
+bool mqc_hotcmd_find_one_n(bson_t *cmd, const char *coll, size_t coll_n, const char *db, size_t db_n,
+                           const bson_t *filter, const bson_t *opts, const bson_t *rc)
+{
     /* An initialised bson_t is empty exactly when it is 5 bytes long (bson_empty without its
      * call into libbson: this runs for every find_one). */
     if (mqc_hotcmd_off || !cmd || !coll || !db || cmd->len != 5) return false;
     if (!opts_within(opts, FIND_ONE_QUIET, NULL)) return false;
-    size_t coll_n = strlen(coll), db_n = strlen(db);
     const uint8_t *f = filter ? bson_get_data(filter) : EMPTY_DOC;
     size_t f_n = filter ? filter->len : sizeof EMPTY_DOC;
     bool with_rc = rc && rc->len > 5;

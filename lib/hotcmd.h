@@ -22,6 +22,9 @@
  * other key, readConcern and readPreference included, makes it return false. */
 bool mqc_hotcmd_find_one(bson_t *cmd, const char *coll, const char *db, const bson_t *filter, const bson_t *opts,
                          const bson_t *rc);
+/* The same with the names' lengths (strlen) known: a collection handle keeps them. */
+bool mqc_hotcmd_find_one_n(bson_t *cmd, const char *coll, size_t coll_n, const char *db, size_t db_n,
+                           const bson_t *filter, const bson_t *opts, const bson_t *rc);
 
 /* A write command's body {<name>: coll, ordered: ordered, <the elements of wc>, $db: db}, as
  * write.c builds it, into body (initialised and empty). opts may hold only keys the generic

@@ -80,6 +80,12 @@ static void op_reset(mqc_op_t *op)
 mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
                      mqc_reply_cb cb, void *ud)
 {
+    return mqc_op_new_n(client, vt, name, db ? db : "", db ? strlen(db) : 0, cb, ud);
+}
+
+mqc_op_t *mqc_op_new_n(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db, size_t dblen,
+                       mqc_reply_cb cb, void *ud)
+{
     mqc_ops_t *q = mqc_ops_of(client);
     mqc_op_t *op = q->free_ops;
     if (op) {
@@ -99,8 +105,7 @@ mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *na
      * libev's timers count from too; brought up to date first when we are outside ev_run. */
     mqc_loop_refresh(q->loop);
     op->start_us = mqc_loop_us(q->loop);
-    size_t dblen = db ? strlen(db) : 0;
-    if (dblen < sizeof op->db) memcpy(op->db, db ? db : "", dblen + 1); /* snprintf costs ~10x on this hot path */
+    if (dblen < sizeof op->db) memcpy(op->db, db, dblen + 1); /* snprintf costs ~10x on this hot path */
     ev_init(&op->timer, on_deadline);
     op->timer.data = op;
     mqc_list_push_back(&q->live, &op->link);

@@ -204,6 +204,9 @@ void mqc_ops_watch_topology(mqc_client_t *client);
 
 mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
                      mqc_reply_cb cb, void *ud);
+/* The same with db's strlen known (db not NULL): a collection handle keeps it. */
+mqc_op_t *mqc_op_new_n(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db, size_t dblen,
+                       mqc_reply_cb cb, void *ud);
 /* Reads "timeoutMS" from opts (else the client's default) and sets the deadline. */
 void mqc_op_set_timeout_from(mqc_op_t *op, const bson_t *opts);
 /* Starts the op: select, check out, send. Errors set before (op_fail_early) are delivered. */
