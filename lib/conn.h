@@ -156,7 +156,11 @@ void mqc_conn_leave(mqc_conn_t *conn);
  * the buffer to write the whole message into, at its end (an encoder that fails truncates it
  * back to the length it found), and the request's id from the client's counter;
  * mqc_conn_request_send sends what was written, and the outcome comes back through sink. */
-mqc_buf_t *mqc_conn_request_buf(mqc_conn_t *conn, int32_t *request_id);
+static inline mqc_buf_t *mqc_conn_request_buf(mqc_conn_t *conn, int32_t *request_id)
+{
+    *request_id = mqc_wire_next_request_id(conn->ctx->request_ids); /* inline: once per request */
+    return &conn->out;
+}
 void mqc_conn_request_send(mqc_conn_t *conn, const mqc_conn_sink_t *sink, void *owner, int32_t request_id,
                            bool more_to_come);
 /* The request's owner is done with the connection: true when it is READY to be reused. */
