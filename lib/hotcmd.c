@@ -51,8 +51,32 @@ static uint8_t *put(uint8_t *p, const void *src, size_t n)
     return p + n;
 }
 
+/* put for the few bytes of a name or a key filter: from 4 to 32 bytes, two fixed-size copies
+ * that overlap (inline, and never reading past src + n) instead of a call to memcpy. */
+static inline __attribute__((always_inline)) uint8_t *put_short(uint8_t *p, const void *src, size_t n)
+{
+    const uint8_t *s = src;
+    if (n >= 16 && n <= 32) {
+        memcpy(p, s, 16);
+        memcpy(p + n - 16, s + n - 16, 16);
+    } else if (n >= 8 && n < 16) {
+        memcpy(p, s, 8);
+        memcpy(p + n - 8, s + n - 8, 8);
+    } else if (n >= 4 && n < 8) {
+        memcpy(p, s, 4);
+        memcpy(p + n - 4, s + n - 4, 4);
+    } else {
+        memcpy(p, s, n);
+    }
+    return p + n;
+}
+
 static uint8_t *put_i32(uint8_t *p, uint32_t v)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, 4); /* one store */
+    return p + 4;
+#endif
     p[0] = (uint8_t) v;
     p[1] = (uint8_t) (v >> 8);
     p[2] = (uint8_t) (v >> 16);
@@ -61,10 +85,10 @@ static uint8_t *put_i32(uint8_t *p, uint32_t v)
 }
 
 /* A string value: int32 length with the NUL, the bytes, the NUL. */
-static uint8_t *put_str(uint8_t *p, const char *s, size_t n)
+static inline __attribute__((always_inline)) uint8_t *put_str(uint8_t *p, const char *s, size_t n)
 {
     p = put_i32(p, (uint32_t) (n + 1));
-    p = put(p, s, n);
+    p = put_short(p, s, n);
     *p++ = 0;
     return p;
 }
@@ -98,7 +122,7 @@ bool mqc_hotcmd_find_one_n(bson_t *cmd, const char *coll, size_t coll_n, const c
     p = put(p, FIND_KEY, sizeof FIND_KEY);
     p = put_str(p, coll, coll_n);
     p = put(p, FILTER_KEY, sizeof FILTER_KEY);
-    p = put(p, f, f_n);
+    p = put_short(p, f, f_n);
     p = put(p, FIND_ONE_TAIL, sizeof FIND_ONE_TAIL);
     if (with_rc) {
         p = put(p, RC_KEY, sizeof RC_KEY);

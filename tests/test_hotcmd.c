@@ -625,3 +625,48 @@ TEST("/hotcmd/free_lists/hundreds_in_flight", hot_free_lists)
     mqc_client_destroy(c);
     fakesrv_stop(s);
 }
+
+/* The short copies (hotcmd.c's put_short) at every length around their cases: names of 0 to 40
+ * bytes and filters of 5 to 45, written as libbson writes them, for find_one and a write body. */
+TEST("/hotcmd/encoders/name_and_filter_lengths", hot_name_filter_lengths)
+{
+    char name[48], db[48], key[48];
+    for (size_t n = 0; n <= 40; n++) {
+        memset(name, 'a' + (int) (n % 26), n);
+        name[n] = 0;
+        memset(db, 'z' - (int) (n % 26), n);
+        db[n] = 0;
+        /* {k: 1} with a key of n bytes: 11 + n bytes, and {} */
+        memset(key, 'k', n);
+        key[n] = 0;
+        bson_t f, want, got;
+        bson_init(&f);
+        if (n) BSON_APPEND_INT32(&f, key, 1);
+        const char *dbs[] = {db, name};
+        for (int d = 0; d < 2; d++) {
+            bson_init(&want);
+            bson_append_utf8(&want, "find", 4, name, -1);
+            BSON_APPEND_DOCUMENT(&want, "filter", &f);
+            BSON_APPEND_INT32(&want, "limit", 1);
+            BSON_APPEND_BOOL(&want, "singleBatch", true);
+            BSON_APPEND_UTF8(&want, "$db", dbs[d]);
+            bson_init(&got);
+            ASSERT(mqc_hotcmd_find_one(&got, name, dbs[d], &f, NULL, NULL));
+            ASSERT_EQ(got.len, want.len);
+            ASSERT(memcmp(bson_get_data(&got), bson_get_data(&want), want.len) == 0);
+            bson_destroy(&got);
+            bson_destroy(&want);
+            bson_init(&want);
+            BSON_APPEND_UTF8(&want, "insert", name);
+            BSON_APPEND_BOOL(&want, "ordered", true);
+            BSON_APPEND_UTF8(&want, "$db", dbs[d]);
+            bson_init(&got);
+            ASSERT(mqc_hotcmd_write_body(&got, "insert", name, dbs[d], true, NULL, NULL, NULL));
+            ASSERT_EQ(got.len, want.len);
+            ASSERT(memcmp(bson_get_data(&got), bson_get_data(&want), want.len) == 0);
+            bson_destroy(&got);
+            bson_destroy(&want);
+        }
+        bson_destroy(&f);
+    }
+}
