@@ -57,16 +57,10 @@ void mqc_request_body(mqc_buf_t *buf, const bson_t *body, mqc_session_t *session
     mqc_wire_msg_body_ext(buf, body, ext, n);
 }
 
-void mqc_request_msg(mqc_buf_t *buf, int32_t request_id, uint32_t flags, const bson_t *body, mqc_session_t *session,
-                     int64_t txn_number)
+void mqc_request_msg_txn(mqc_buf_t *buf, int32_t request_id, uint32_t flags, const bson_t *body,
+                         mqc_session_t *session, int64_t txn_number)
 {
-    if (!session) {
-        mqc_wire_msg_command(buf, request_id, flags, body, NULL, 0);
-    } else if (txn_number <= 0) {
-        mqc_wire_msg_command(buf, request_id, flags, body, session->elem, MQC_SESSION_LSID_ELEM);
-    } else {
-        uint8_t ext[MQC_SESSION_EXT_MAX];
-        size_t n = mqc_session_elements(session, txn_number, ext);
-        mqc_wire_msg_command(buf, request_id, flags, body, ext, n);
-    }
+    uint8_t ext[MQC_SESSION_EXT_MAX];
+    size_t n = mqc_session_elements(session, txn_number, ext);
+    mqc_wire_msg_command(buf, request_id, flags, body, ext, n);
 }

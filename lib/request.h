@@ -22,7 +22,15 @@ void mqc_request_body(mqc_buf_t *buf, const bson_t *body, mqc_session_t *session
 
 /* The whole OP_MSG of a command without document sequences: mqc_wire_msg_begin, the body as
  * mqc_request_body writes it, mqc_wire_msg_end, in one pass (the plain command's request). */
-void mqc_request_msg(mqc_buf_t *buf, int32_t request_id, uint32_t flags, const bson_t *body, mqc_session_t *session,
-                     int64_t txn_number);
+void mqc_request_msg_txn(mqc_buf_t *buf, int32_t request_id, uint32_t flags, const bson_t *body,
+                         mqc_session_t *session, int64_t txn_number);
+static inline void mqc_request_msg(mqc_buf_t *buf, int32_t request_id, uint32_t flags, const bson_t *body,
+                                   mqc_session_t *session, int64_t txn_number)
+{
+    /* Inline but for a txnNumber: a read sends the session's own lsid bytes, no copy of them. */
+    if (!session) mqc_wire_msg_command(buf, request_id, flags, body, NULL, 0);
+    else if (txn_number <= 0) mqc_wire_msg_command(buf, request_id, flags, body, session->elem, MQC_SESSION_LSID_ELEM);
+    else mqc_request_msg_txn(buf, request_id, flags, body, session, txn_number);
+}
 
 #endif
