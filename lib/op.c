@@ -82,12 +82,6 @@ static void op_reset(mqc_op_t *op)
     op->waiter.requeues = 0;
 }
 
-mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
-                     mqc_reply_cb cb, void *ud)
-{
-    return mqc_op_new_n(client, vt, name, db ? db : "", db ? strlen(db) : 0, cb, ud);
-}
-
 mqc_op_t *mqc_op_new_n(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db, size_t dblen,
                        mqc_reply_cb cb, void *ud)
 {

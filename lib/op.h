@@ -6,6 +6,7 @@
 #define MQC_OP_H
 
 #include <ev.h>
+#include <string.h>
 
 #include "common.h"
 #include "conn.h"
@@ -202,11 +203,14 @@ void mqc_ops_cleanup(mqc_client_t *client);
 /* Subscribes the waiting selections to the client's topology (once it has started). */
 void mqc_ops_watch_topology(mqc_client_t *client);
 
-mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
-                     mqc_reply_cb cb, void *ud);
-/* The same with db's strlen known (db not NULL): a collection handle keeps it. */
+/* A new op for db (dblen: its strlen, db not NULL; a collection handle keeps it). */
 mqc_op_t *mqc_op_new_n(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db, size_t dblen,
                        mqc_reply_cb cb, void *ud);
+static inline mqc_op_t *mqc_op_new(mqc_client_t *client, const mqc_op_vt_t *vt, const char *name, const char *db,
+                                   mqc_reply_cb cb, void *ud)
+{
+    return mqc_op_new_n(client, vt, name, db ? db : "", db ? strlen(db) : 0, cb, ud);
+}
 /* Reads "timeoutMS" from opts (else the client's default) and sets the deadline. */
 void mqc_op_set_timeout_from(mqc_op_t *op, const bson_t *opts);
 /* Starts the op: select, check out, send. Errors set before (op_fail_early) are delivered. */
