@@ -39,6 +39,11 @@ typedef struct mqc_hotcmd_reply {
     bool has_cursor;             /* "cursor" present and a document */
     const uint8_t *cursor;       /* when has_cursor: its bytes inside the reply, cursor_len of */
     uint32_t cursor_len;         /* them (its own length field, what bson_iter_recurse takes) */
+    /* The cursor's first element is its "firstBatch" or "nextBatch" array (as servers send it):
+     * doc and doc_len are then mqc_hotcmd_find_one_doc's answer, found in the same pass. */
+    bool batch_seen;
+    const uint8_t *doc;
+    uint32_t doc_len;
 } mqc_hotcmd_reply_t;
 void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out);
 
@@ -51,6 +56,19 @@ void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out);
  * (binary, regex, ...), looks with libbson's iterators instead. */
 bool mqc_hotcmd_find_one_doc(const bson_t *reply, const uint8_t *cursor, uint32_t cursor_len, const uint8_t **doc,
                              uint32_t *doc_len);
+
+/* The same from the scan of reply (NULL: none): its answer when it saw the batch, else the walk. */
+static inline bool mqc_hotcmd_scan_first_doc(const bson_t *reply, const mqc_hotcmd_reply_t *scan, const uint8_t **doc,
+                                             uint32_t *doc_len)
+{
+    if (scan && scan->batch_seen) {
+        *doc = scan->doc;
+        *doc_len = scan->doc_len;
+        return true;
+    }
+    const uint8_t *c = scan && scan->has_cursor ? scan->cursor : NULL;
+    return mqc_hotcmd_find_one_doc(reply, c, c ? scan->cursor_len : 0, doc, doc_len);
+}
 
 /* For tests only: when set, the encoders above return false, so that the generic builders run
  * (tests compare both). Never set by the library. */

@@ -528,6 +528,32 @@ TEST("/hotcmd/reply_walk/hostile_as_libbson", hot_reply_hostile)
         r.b[at] = (uint8_t) len, r.b[at + 1] = (uint8_t) (len >> 8), r.b[at + 2] = 0, r.b[at + 3] = 0;
         check_agree(r.b, r.n, "cursor length", (int) l);
     }
+    /* the scan's shortcut (the batch first in the cursor, its element "0" first in the batch):
+     * other first keys, and a cursor or a batch that ends inside those keys */
+    const char *first_keys[] = {"0", "", "00", "1", "0\x01", "01234567", "0123456789"};
+    for (size_t k = 0; k < sizeof first_keys / sizeof first_keys[0]; k++) {
+        raw_t batch;
+        raw_begin(&batch);
+        raw_el(&batch, BSON_TYPE_DOCUMENT, first_keys[k], doc_x, sizeof doc_x);
+        raw_end(&batch);
+        for (int next = 0; next < 2; next++) {
+            raw_begin(&c);
+            raw_doc(&c, BSON_TYPE_ARRAY, next ? "nextBatch" : "firstBatch", &batch);
+            raw_end(&c);
+            for (uint32_t cl = 4; cl <= c.n + 1; cl++) {
+                for (uint32_t bl = 4; bl <= batch.n + 1; bl += (cl == c.n ? 1 : batch.n)) {
+                    raw_begin(&r);
+                    raw_doc(&r, BSON_TYPE_DOCUMENT, "cursor", &c);
+                    raw_el(&r, BSON_TYPE_INT32, "ok", "\1\0\0\0", 4);
+                    raw_end(&r);
+                    size_t at = 4 + 1 + 7, bat = at + 4 + 1 + (next ? 10 : 11);
+                    r.b[at] = (uint8_t) cl;
+                    r.b[bat] = (uint8_t) bl;
+                    check_agree(r.b, r.n, "batch shortcut", (int) (k * 1000 + cl * 10 + (uint32_t) next));
+                }
+            }
+        }
+    }
 }
 
 static uint64_t rng_next(uint64_t *s)
