@@ -408,3 +408,28 @@ bool mqc_hotcmd_find_one_doc(const bson_t *reply, const uint8_t *cursor, uint32_
     if (r == MQC_HOTCMD_UNSURE) return first_doc_iter(reply, doc, doc_len);
     return r == MQC_HOTCMD_BATCH;
 }
+
+bool mqc_hotcmd_write_scan(const bson_t *reply, mqc_hotcmd_write_reply_t *out)
+{
+    hot_el_t e;
+    size_t pos = 4;
+    int r;
+    memset(out, 0, sizeof *out);
+    if (mqc_hotcmd_off || !reply || reply->len < 5) return false;
+    const uint8_t *d = bson_get_data(reply);
+    while ((r = el_next(d, reply->len, &pos, &e)) == EL_NEXT) {
+        switch (e.key_n) {
+        case 1:
+            if (!out->n && e.key[0] == 'n') out->n = d + e.val, out->n_type = e.type;
+            break;
+        case 8: out->upserted = out->upserted || key_is(&e, "upserted", 8); break;
+        case 9:
+            if (!out->n_modified && key_is(&e, "nModified", 9)) out->n_modified = d + e.val, out->n_modified_type = e.type;
+            break;
+        case 11: out->write_errors = out->write_errors || key_is(&e, "writeErrors", 11); break;
+        case 17: out->wce = out->wce || key_is(&e, "writeConcernError", 17); break;
+        default: break;
+        }
+    }
+    return r != EL_UNSURE;
+}

@@ -70,7 +70,20 @@ static inline bool mqc_hotcmd_scan_first_doc(const bson_t *reply, const mqc_hotc
     return mqc_hotcmd_find_one_doc(reply, c, c ? scan->cursor_len : 0, doc, doc_len);
 }
 
-/* For tests only: when set, the encoders above return false, so that the generic builders run
+/* What a write's reply (insert, update, delete) is folded from (lib/reply.c), found in one pass
+ * over its top-level keys like mqc_hotcmd_reply_scan: the first "n" and "nModified" (their type
+ * and value bytes, inside the reply; NULL when absent), and whether "upserted", "writeErrors"
+ * and "writeConcernError" are there at all (the caller reads those rare ones with libbson).
+ * False when the walk meets a type it does not read (or no reply): the caller then looks up
+ * every key with libbson. */
+typedef struct {
+    const uint8_t *n, *n_modified;
+    uint8_t n_type, n_modified_type;
+    bool upserted, write_errors, wce;
+} mqc_hotcmd_write_reply_t;
+bool mqc_hotcmd_write_scan(const bson_t *reply, mqc_hotcmd_write_reply_t *out);
+
+/* For tests only: when set, the encoders above and mqc_hotcmd_write_scan return false, so that the generic builders run
  * (tests compare both). Never set by the library. */
 extern bool mqc_hotcmd_off;
 

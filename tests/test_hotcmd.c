@@ -14,6 +14,7 @@
 #include "server/fakesrv.h"
 #include "hotcmd.h"
 #include "mqc.h"
+#include "reply.h"
 #include "support/hotref.h"
 #include "support/result.h"
 #include "tf.h"
@@ -651,3 +652,99 @@ TEST("/hotcmd/free_lists/hundreds_in_flight", hot_free_lists)
     mqc_client_destroy(c);
     fakesrv_stop(s);
 }
+
+/* ---- a write's reply: the one-pass fold against libbson's look-ups ---------------------- */
+
+static void fold_both(const bson_t *reply, mqc_write_kind_t kind, mqc_write_result_t *res, bool *stop, bool hot)
+{
+    mqc_hotcmd_off = !hot;
+    mqc_write_result_init(res);
+    stop[0] = mqc_write_result_fold(res, kind, 10, 3, reply);
+    stop[1] = mqc_write_result_fold(res, kind, 13, 3, reply); /* the next batch, same reply */
+    mqc_hotcmd_off = false;
+}
+
+static void fold_agree(const uint8_t *data, size_t len, const char *what, int i)
+{
+    bson_t reply;
+    if (!bson_init_static(&reply, data, len)) return; /* the wire decoder hands over no such reply */
+    for (int kind = MQC_WRITE_INSERT; kind <= MQC_WRITE_DELETE; kind++) {
+        mqc_write_result_t a, b;
+        bool sa[2], sb[2];
+        fold_both(&reply, (mqc_write_kind_t) kind, &a, sa, false);
+        fold_both(&reply, (mqc_write_kind_t) kind, &b, sb, true);
+        ASSERT_MSG(sa[0] == sb[0] && sa[1] == sb[1], "%s %d kind %d: write errors", what, i, kind);
+        ASSERT_MSG(a.inserted == b.inserted && a.matched == b.matched && a.modified == b.modified &&
+                       a.deleted == b.deleted && a.upserted == b.upserted,
+                   "%s %d kind %d: counts", what, i, kind);
+        ASSERT_MSG(a.n_write_errors == b.n_write_errors && a.n_wc_errors == b.n_wc_errors && a.has_error == b.has_error,
+                   "%s %d kind %d: errors", what, i, kind);
+        ASSERT_MSG(bson_equal(&a.upserted_ids, &b.upserted_ids) && bson_equal(&a.write_errors, &b.write_errors) &&
+                       bson_equal(&a.wc_errors, &b.wc_errors),
+                   "%s %d kind %d: documents", what, i, kind);
+        ASSERT_MSG(!a.has_error || (a.first_error.domain == b.first_error.domain &&
+                                    a.first_error.code == b.first_error.code &&
+                                    strcmp(a.first_error.message, b.first_error.message) == 0),
+                   "%s %d kind %d: first error", what, i, kind);
+        mqc_write_result_cleanup(&a);
+        mqc_write_result_cleanup(&b);
+    }
+}
+
+TEST("/hotcmd/write_fold/mutated_as_libbson", hot_write_fold)
+{
+    bson_t *seeds[] = {
+        BCON_NEW("n", BCON_INT32(1), "ok", BCON_DOUBLE(1.0)),
+        BCON_NEW("n", BCON_INT32(2), "nModified", BCON_INT32(1), "ok", BCON_INT32(1)),
+        BCON_NEW("n", BCON_INT64(3), "upserted", "[", "{", "index", BCON_INT32(1), "_id", BCON_INT32(7), "}", "{",
+                 "index", BCON_INT64(9), "_id", BCON_UTF8("x"), "}", "]", "nModified", BCON_DOUBLE(1.5), "ok",
+                 BCON_INT32(1)),
+        BCON_NEW("n", BCON_INT32(0), "writeErrors", "[", "{", "index", BCON_INT32(0), "code", BCON_INT32(11000),
+                 "errmsg", BCON_UTF8("dup"), "}", "]", "ok", BCON_INT32(1)),
+        BCON_NEW("n", BCON_DOUBLE(2.0), "writeConcernError", "{", "code", BCON_INT32(64), "errmsg", BCON_UTF8("w"),
+                 "}", "nModified", BCON_INT64(-4), "ok", BCON_BOOL(true)),
+        BCON_NEW("ok", BCON_INT32(1), "n", BCON_UTF8("1"), "n", BCON_INT32(5), "nModified", BCON_NULL, "nModified",
+                 BCON_INT32(2), "upserted", BCON_INT32(1), "writeErrors", "{", "}"),
+        /* a type the walk does not read: libbson does it all */
+        BCON_NEW("r", BCON_REGEX("a", "i"), "n", BCON_INT32(1), "writeErrors", "[", "{", "index", BCON_INT32(2),
+                 "code", BCON_INT32(2), "errmsg", BCON_UTF8("bad"), "}", "]", "ok", BCON_INT32(1)),
+        BCON_NEW("n", BCON_INT32(1), "b", BCON_BIN(0, (const uint8_t *) "abc", 3), "nModified", BCON_INT32(1),
+                 "writeConcernError", "{", "code", BCON_INT32(100), "}", "ok", BCON_INT32(1)),
+        bson_new(),
+    };
+    uint64_t seed = 0x2545F4914F6CDD1Du;
+    uint8_t b[512];
+    for (size_t k = 0; k < sizeof seeds / sizeof seeds[0]; k++) {
+        const uint8_t *src = bson_get_data(seeds[k]);
+        size_t n0 = seeds[k]->len;
+        ASSERT(n0 <= sizeof b);
+        fold_agree(src, n0, "seed", (int) k);
+        for (int round = 0; n0 > 6 && round < 20000; round++) {
+            size_t n = n0;
+            memcpy(b, src, n);
+            int changes = 1 + (int) (rng_next(&seed) % 3);
+            for (int j = 0; j < changes; j++) {
+                size_t at = 4 + (size_t) (rng_next(&seed) % (n - 5));
+                uint64_t v = rng_next(&seed);
+                switch (v % 5) {
+                case 0: b[at] = (uint8_t) (v >> 8); break;
+                case 1: b[at] = 0; break;
+                case 2: b[at] = (uint8_t) ((v >> 8) % 0x14); break; /* a type byte */
+                case 3: /* a length: small, or near what is left */
+                    if (at + 4 < n) {
+                        uint32_t l = (v >> 8) & 1 ? (uint32_t) ((v >> 9) % 16) : (uint32_t) (n - at - (v >> 9) % 8);
+                        b[at] = (uint8_t) l, b[at + 1] = (uint8_t) (l >> 8), b[at + 2] = 0, b[at + 3] = 0;
+                    }
+                    break;
+                default: n = at + 1; break; /* cut short */
+                }
+                if (n < 6) n = 6;
+            }
+            b[n - 1] = 0;
+            b[0] = (uint8_t) n, b[1] = (uint8_t) (n >> 8), b[2] = 0, b[3] = 0;
+            fold_agree(b, n, "mutation", (int) (k * 100000 + (size_t) round));
+        }
+        bson_destroy(seeds[k]);
+    }
+}
+
