@@ -299,6 +299,24 @@ static __attribute__((noinline)) void reply_scan_iter(const bson_t *reply, mqc_h
     }
 }
 
+/* A top-level element of a reply, for mqc_hotcmd_write_reply_t: the first of each key. */
+static inline __attribute__((always_inline)) void write_key(const uint8_t *d, const hot_el_t *e,
+                                                           mqc_hotcmd_write_reply_t *w)
+{
+    switch (e->key_n) {
+    case 1:
+        if (!w->n && e->key[0] == 'n') w->n = d + e->val, w->n_type = e->type;
+        break;
+    case 8: w->upserted = w->upserted || key_is(e, "upserted", 8); break;
+    case 9:
+        if (!w->n_modified && key_is(e, "nModified", 9)) w->n_modified = d + e->val, w->n_modified_type = e->type;
+        break;
+    case 11: w->write_errors = w->write_errors || key_is(e, "writeErrors", 11); break;
+    case 17: w->wce = w->wce || key_is(e, "writeConcernError", 17); break;
+    default: break;
+    }
+}
+
 /* find_one's document while the scan is at the cursor, when the cursor starts with its batch
  * (first_doc_walk's first step, which then ends the walk): the same answer, one pass. */
 static inline __attribute__((always_inline)) void cursor_batch(mqc_hotcmd_reply_t *out)
@@ -330,6 +348,8 @@ void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out)
     out->ok = out->has_wce = out->has_cursor = out->batch_seen = false;
     out->cursor = out->doc = NULL;
     out->cursor_len = out->doc_len = 0;
+    out->write_seen = false;
+    memset(&out->write, 0, sizeof out->write);
     if (!reply || reply->len < 5) return;
     const uint8_t *d = bson_get_data(reply);
     for (;;) {
@@ -352,11 +372,13 @@ void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out)
                 out->cursor_len = le32(d + e.val);
                 cursor_batch(out);
             }
-        } else if (!out->has_wce && key_is(&e, "writeConcernError", 17)) {
-            out->has_wce = true;
+        } else {
+            write_key(d, &e, &out->write);
         }
     }
+    out->has_wce = out->write.wce;
     if (r == EL_UNSURE) reply_scan_iter(reply, out);
+    else out->write_seen = true;
 }
 
 /* The cursor document's batch, walked by hand: MQC_HOTCMD_UNSURE when an element before the
@@ -417,19 +439,6 @@ bool mqc_hotcmd_write_scan(const bson_t *reply, mqc_hotcmd_write_reply_t *out)
     memset(out, 0, sizeof *out);
     if (mqc_hotcmd_off || !reply || reply->len < 5) return false;
     const uint8_t *d = bson_get_data(reply);
-    while ((r = el_next(d, reply->len, &pos, &e)) == EL_NEXT) {
-        switch (e.key_n) {
-        case 1:
-            if (!out->n && e.key[0] == 'n') out->n = d + e.val, out->n_type = e.type;
-            break;
-        case 8: out->upserted = out->upserted || key_is(&e, "upserted", 8); break;
-        case 9:
-            if (!out->n_modified && key_is(&e, "nModified", 9)) out->n_modified = d + e.val, out->n_modified_type = e.type;
-            break;
-        case 11: out->write_errors = out->write_errors || key_is(&e, "writeErrors", 11); break;
-        case 17: out->wce = out->wce || key_is(&e, "writeConcernError", 17); break;
-        default: break;
-        }
-    }
+    while ((r = el_next(d, reply->len, &pos, &e)) == EL_NEXT) write_key(d, &e, out);
     return r != EL_UNSURE;
 }

@@ -31,6 +31,19 @@ bool mqc_hotcmd_find_one(bson_t *cmd, const char *coll, const char *db, const bs
 bool mqc_hotcmd_write_body(bson_t *body, const char *name, const char *coll, const char *db, bool ordered,
                            const bson_t *opts, const char *const *handled, const bson_t *wc);
 
+/* What a write's reply (insert, update, delete) is folded from (lib/reply.c), found in one pass
+ * over its top-level keys like mqc_hotcmd_reply_scan: the first "n" and "nModified" (their type
+ * and value bytes, inside the reply; NULL when absent), and whether "upserted", "writeErrors"
+ * and "writeConcernError" are there at all (the caller reads those rare ones with libbson).
+ * False when the walk meets a type it does not read (or no reply): the caller then looks up
+ * every key with libbson. */
+typedef struct mqc_hotcmd_write_reply {
+    const uint8_t *n, *n_modified;
+    uint8_t n_type, n_modified_type;
+    bool upserted, write_errors, wce;
+} mqc_hotcmd_write_reply_t;
+bool mqc_hotcmd_write_scan(const bson_t *reply, mqc_hotcmd_write_reply_t *out);
+
 /* What reply dispatch looks at, found in one pass over the reply's top-level keys (the first
  * of each name, as bson_iter_init_find would find it), stopping where bson_iter_next would. */
 typedef struct mqc_hotcmd_reply {
@@ -44,6 +57,10 @@ typedef struct mqc_hotcmd_reply {
     bool batch_seen;
     const uint8_t *doc;
     uint32_t doc_len;
+    /* What mqc_hotcmd_write_scan would find, from the same pass (a write's reply is folded
+     * from it, lib/reply.c): valid when write_seen (the pass read every element itself). */
+    bool write_seen;
+    mqc_hotcmd_write_reply_t write;
 } mqc_hotcmd_reply_t;
 void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out);
 
@@ -69,19 +86,6 @@ static inline bool mqc_hotcmd_scan_first_doc(const bson_t *reply, const mqc_hotc
     const uint8_t *c = scan && scan->has_cursor ? scan->cursor : NULL;
     return mqc_hotcmd_find_one_doc(reply, c, c ? scan->cursor_len : 0, doc, doc_len);
 }
-
-/* What a write's reply (insert, update, delete) is folded from (lib/reply.c), found in one pass
- * over its top-level keys like mqc_hotcmd_reply_scan: the first "n" and "nModified" (their type
- * and value bytes, inside the reply; NULL when absent), and whether "upserted", "writeErrors"
- * and "writeConcernError" are there at all (the caller reads those rare ones with libbson).
- * False when the walk meets a type it does not read (or no reply): the caller then looks up
- * every key with libbson. */
-typedef struct {
-    const uint8_t *n, *n_modified;
-    uint8_t n_type, n_modified_type;
-    bool upserted, write_errors, wce;
-} mqc_hotcmd_write_reply_t;
-bool mqc_hotcmd_write_scan(const bson_t *reply, mqc_hotcmd_write_reply_t *out);
 
 /* For tests only: when set, the encoders above and mqc_hotcmd_write_scan return false, so that the generic builders run
  * (tests compare both). Never set by the library. */

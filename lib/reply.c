@@ -72,7 +72,13 @@ size_t mqc_batch_collect(bson_iter_t *batch, bson_t **docs, size_t *cap)
 
 void mqc_write_result_init(mqc_write_result_t *r)
 {
-    memset(r, 0, sizeof *r);
+    /* Not the whole struct: its error alone is 512 bytes, read only when has_error. */
+    r->inserted = r->matched = r->modified = r->deleted = r->upserted = 0;
+    r->n_write_errors = r->n_wc_errors = 0;
+    r->has_error = false;
+    r->first_error.domain = 0;
+    r->first_error.code = 0;
+    r->first_error.message[0] = 0;
     bson_init(&r->upserted_ids);
     bson_init(&r->write_errors);
     bson_init(&r->wc_errors);
@@ -174,14 +180,16 @@ static bool fold_write_errors(mqc_write_result_t *r, size_t batch_start, size_t 
 }
 
 bool mqc_write_result_fold(mqc_write_result_t *r, mqc_write_kind_t kind, size_t batch_start, size_t batch_n,
-                           const bson_t *reply)
+                           const bson_t *reply, const mqc_hotcmd_reply_t *scan)
 {
     bson_iter_t it, arr;
-    /* One pass finds the counts and which of the rarer keys are there (three to five lookups
-     * with libbson cost ~1,100 instructions a write); libbson reads those keys, or everything
-     * when the pass meets a type it does not read. */
+    /* One pass (op.c's scan of every reply, else our own) finds the counts and which of the
+     * rarer keys are there (three to five lookups with libbson cost ~1,100 instructions a
+     * write); libbson reads those keys, or everything when the pass met a type it does not read. */
     mqc_hotcmd_write_reply_t w;
-    bool hot = mqc_hotcmd_write_scan(reply, &w);
+    bool hot = scan && scan->write_seen && !mqc_hotcmd_off;
+    if (hot) w = scan->write;
+    else hot = mqc_hotcmd_write_scan(reply, &w);
     int64_t n = hot ? count_raw(w.n_type, w.n) : get_count(reply, "n");
     if (kind == MQC_WRITE_INSERT) {
         add_sat(&r->inserted, n);

@@ -655,12 +655,15 @@ TEST("/hotcmd/free_lists/hundreds_in_flight", hot_free_lists)
 
 /* ---- a write's reply: the one-pass fold against libbson's look-ups ---------------------- */
 
-static void fold_both(const bson_t *reply, mqc_write_kind_t kind, mqc_write_result_t *res, bool *stop, bool hot)
+/* hot 0: libbson's look-ups alone; 1: the fold's own scan; 2: op.c's scan of the reply */
+static void fold_both(const bson_t *reply, mqc_write_kind_t kind, mqc_write_result_t *res, bool *stop, int hot)
 {
-    mqc_hotcmd_off = !hot;
+    mqc_hotcmd_reply_t scan;
+    mqc_hotcmd_reply_scan(reply, &scan);
+    mqc_hotcmd_off = hot == 0;
     mqc_write_result_init(res);
-    stop[0] = mqc_write_result_fold(res, kind, 10, 3, reply);
-    stop[1] = mqc_write_result_fold(res, kind, 13, 3, reply); /* the next batch, same reply */
+    stop[0] = mqc_write_result_fold(res, kind, 10, 3, reply, hot == 2 ? &scan : NULL);
+    stop[1] = mqc_write_result_fold(res, kind, 13, 3, reply, hot == 2 ? &scan : NULL); /* the next batch */
     mqc_hotcmd_off = false;
 }
 
@@ -668,11 +671,12 @@ static void fold_agree(const uint8_t *data, size_t len, const char *what, int i)
 {
     bson_t reply;
     if (!bson_init_static(&reply, data, len)) return; /* the wire decoder hands over no such reply */
-    for (int kind = MQC_WRITE_INSERT; kind <= MQC_WRITE_DELETE; kind++) {
+    for (int k = 0; k < 6; k++) {
+        int kind = MQC_WRITE_INSERT + k / 2;
         mqc_write_result_t a, b;
         bool sa[2], sb[2];
-        fold_both(&reply, (mqc_write_kind_t) kind, &a, sa, false);
-        fold_both(&reply, (mqc_write_kind_t) kind, &b, sb, true);
+        fold_both(&reply, (mqc_write_kind_t) kind, &a, sa, 0);
+        fold_both(&reply, (mqc_write_kind_t) kind, &b, sb, 1 + k % 2);
         ASSERT_MSG(sa[0] == sb[0] && sa[1] == sb[1], "%s %d kind %d: write errors", what, i, kind);
         ASSERT_MSG(a.inserted == b.inserted && a.matched == b.matched && a.modified == b.modified &&
                        a.deleted == b.deleted && a.upserted == b.upserted,
