@@ -345,11 +345,7 @@ void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out)
     hot_el_t e;
     size_t pos = 4;
     int r;
-    out->ok = out->has_wce = out->has_cursor = out->batch_seen = false;
-    out->cursor = out->doc = NULL;
-    out->cursor_len = out->doc_len = 0;
-    out->write_seen = false;
-    memset(&out->write, 0, sizeof out->write);
+    memset(out, 0, sizeof *out);
     if (!reply || reply->len < 5) return;
     const uint8_t *d = bson_get_data(reply);
     for (;;) {
