@@ -87,8 +87,9 @@ static inline bool mqc_hotcmd_scan_first_doc(const bson_t *reply, const mqc_hotc
     return mqc_hotcmd_find_one_doc(reply, c, c ? scan->cursor_len : 0, doc, doc_len);
 }
 
-/* For tests only: when set, the encoders above and mqc_hotcmd_write_scan return false, so that the generic builders run
- * (tests compare both). Never set by the library. */
+/* For tests only: when set, the encoders above and mqc_hotcmd_write_scan return false (and the
+ * write fold ignores the reply scan's write fields), so that the generic code runs (tests compare
+ * both). Never set by the library. */
 extern bool mqc_hotcmd_off;
 
 #endif
