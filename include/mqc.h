@@ -234,7 +234,7 @@ typedef struct {
     const char *reason;        /* CONN_CLOSED: "stale", "idle", "error", "poolClosed";
                                   CHECKOUT_FAILED: "timeout", "connectionError", "poolClosed",
                                   "overloaded" */
-    int64_t duration_us;       /* CONN_READY: since created; CHECKED_OUT/CHECKOUT_FAILED: since started */
+    int64_t duration_us;       /* CONN_READY: since created; CHECKED_OUT/CHECKOUT_FAILED: since started (loop clock) */
     const mqc_error_t *error;  /* CONN_CLOSED for "error", POOL_CLEARED's cause, may be NULL */
 } mqc_pool_event_t;
 
@@ -280,7 +280,9 @@ void mqc_op_cancel(mqc_op_t *op);
 mqc_client_t *mqc_op_get_client(const mqc_op_t *op);
 /* The command's name ("find", "insert", ...), static or owned by op. */
 const char *mqc_op_get_name(const mqc_op_t *op);
-/* Microseconds from submission to completion (0 before completion). */
+/* Microseconds from submission to completion (0 before completion), on the loop's clock (ev_now:
+ * read once per loop iteration, so off by the iteration's own work; the command events' duration
+ * reads the real clock). */
 int64_t mqc_op_get_duration_us(const mqc_op_t *op);
 /* The "host:port" of the server that answered, or NULL. Owned by op. */
 const char *mqc_op_get_server(const mqc_op_t *op);

@@ -16,9 +16,7 @@ static void cmd_result(mqc_op_t *op, mqc_cmd_impl_t *impl, const bson_t *reply, 
     r.name = op->name;
     r.cmd = &impl->cmd;
     r.reply = reply;
-    bool scanned = op->reply_scan && op->reply_scan->has_cursor;
-    r.cursor = scanned ? op->reply_scan->cursor : NULL;
-    r.cursor_len = scanned ? op->reply_scan->cursor_len : 0;
+    r.scan = op->reply_scan;
     r.result = reply;
     r.view = &out->view;
     r.tmp = &out->tmp;

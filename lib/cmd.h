@@ -14,9 +14,8 @@ typedef struct {
     const char *name;            /* the op's name, for messages */
     const bson_t *cmd;           /* the command sent */
     const bson_t *reply;         /* its ok:1 reply */
-    const uint8_t *cursor;       /* reply's "cursor" document when the one-pass scan found it
-                                  * (op.c, hotcmd.h), else NULL: the transform looks for itself */
-    uint32_t cursor_len;
+    const struct mqc_hotcmd_reply *scan; /* the one-pass scan of reply (op.c, hotcmd.h), or
+                                  * NULL: the transform looks for itself */
     const bson_t *result;        /* out: reply, view, tmp, or NULL (no document) */
     bson_t *view;                /* for a document inside reply (bson_init_static): never freed */
     bson_t *tmp;                 /* for a result built anew: initialised by the transform, freed

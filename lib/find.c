@@ -149,8 +149,8 @@ static bool find_one_result(mqc_cmd_result_t *r)
 {
     const uint8_t *data;
     uint32_t len;
-    /* The reply was scanned once on arrival (op.c): its cursor document is walked by hand. */
-    if (!mqc_hotcmd_find_one_doc(r->reply, r->cursor, r->cursor_len, &data, &len))
+    /* The reply was scanned once on arrival (op.c), the batch most often seen by that scan. */
+    if (!mqc_hotcmd_scan_first_doc(r->reply, r->scan, &data, &len))
         return bad_reply(r, "cursor.firstBatch");
     r->result = data && bson_init_static(r->view, data, len) ? r->view : NULL;
     return true;

@@ -213,9 +213,10 @@ static inline __attribute__((always_inline)) size_t nul_at(const uint8_t *d, siz
  * it, EL_END where bson_iter_next returns false (the terminator or corrupt bytes), EL_UNSURE
  * for a type not read here. The key is searched before the type byte is read: in a document
  * shorter than 5 bytes there is no type byte to read. */
-static inline __attribute__((always_inline)) int el_next(const uint8_t *d, size_t len, size_t *pos, hot_el_t *e)
+static inline __attribute__((always_inline)) int el_value(const uint8_t *d, size_t len, size_t p, size_t o,
+                                                        size_t *pos, hot_el_t *e)
 {
-    size_t p = *pos, o = nul_at(d, p + 1, len), next;
+    size_t next;
     if (o >= len) return EL_END;
     e->key = d + p + 1;
     e->key_n = o - p - 1;
@@ -261,6 +262,21 @@ static inline __attribute__((always_inline)) int el_next(const uint8_t *d, size_
     if (next >= len) return EL_END;
     *pos = next;
     return EL_NEXT;
+}
+
+static inline __attribute__((always_inline)) int el_next(const uint8_t *d, size_t len, size_t *pos, hot_el_t *e)
+{
+    return el_value(d, len, *pos, nul_at(d, *pos + 1, len), pos, e);
+}
+
+/* Whether the element at p has the key k (n bytes with its NUL): where it does, its NUL is at
+ * p + n, the first one after p (k has no other), which is what nul_at would find; a key that
+ * ends beyond len would end the walk there (EL_END) in any case. Spares nul_at and key_is for
+ * the keys a reply is expected to hold. */
+static inline __attribute__((always_inline)) bool key_at(const uint8_t *d, size_t len, size_t p, const char *k,
+                                                         size_t n)
+{
+    return p + 1 + n <= len && memcmp(d + p + 1, k, n) == 0;
 }
 
 static bool key_is(const hot_el_t *e, const char *k, size_t n)
@@ -313,33 +329,82 @@ static __attribute__((noinline)) void reply_scan_iter(const bson_t *reply, mqc_h
     }
 }
 
+/* A top-level element of a reply, for mqc_hotcmd_write_reply_t: the first of each key. */
+static inline __attribute__((always_inline)) void write_key(const uint8_t *d, const hot_el_t *e,
+                                                           mqc_hotcmd_write_reply_t *w)
+{
+    switch (e->key_n) {
+    case 1:
+        if (!w->n && e->key[0] == 'n') w->n = d + e->val, w->n_type = e->type;
+        break;
+    case 8: w->upserted = w->upserted || key_is(e, "upserted", 8); break;
+    case 9:
+        if (!w->n_modified && key_is(e, "nModified", 9)) w->n_modified = d + e->val, w->n_modified_type = e->type;
+        break;
+    case 11: w->write_errors = w->write_errors || key_is(e, "writeErrors", 11); break;
+    case 17: w->wce = w->wce || key_is(e, "writeConcernError", 17); break;
+    default: break;
+    }
+}
+
+/* find_one's document while the scan is at the cursor, when the cursor starts with its batch
+ * (first_doc_walk's first step, which then ends the walk): the same answer, one pass. */
+static inline __attribute__((always_inline)) void cursor_batch(mqc_hotcmd_reply_t *out)
+{
+    hot_el_t e, f;
+    size_t pos = 4, first = 4, o;
+    const uint8_t *c = out->cursor;
+    if (key_at(c, out->cursor_len, 4, "firstBatch", 11)) o = 4 + 11;
+    else if (key_at(c, out->cursor_len, 4, "nextBatch", 10)) o = 4 + 10;
+    else return; /* another first key: the caller's walk finds the batch, or that there is none */
+    if (el_value(c, out->cursor_len, 4, o, &pos, &e) != EL_NEXT || e.type != BSON_TYPE_ARRAY) return;
+    const uint8_t *batch = c + e.val;
+    uint32_t batch_len = le32(batch);
+    out->batch_seen = true;
+    /* its first element, "0" */
+    o = key_at(batch, batch_len, 4, "0", 2) ? 4 + 2 : nul_at(batch, 5, batch_len);
+    if (el_value(batch, batch_len, 4, o, &first, &f) == EL_NEXT && f.type == BSON_TYPE_DOCUMENT) {
+        out->doc = batch + f.val;
+        out->doc_len = le32(batch + f.val);
+    }
+}
+
 void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out)
 {
     bool seen_ok = false, seen_cursor = false;
     hot_el_t e;
     size_t pos = 4;
     int r;
-    out->ok = out->has_wce = out->has_cursor = false;
-    out->cursor = NULL;
-    out->cursor_len = 0;
+    memset(out, 0, sizeof *out);
     if (!reply || reply->len < 5) return;
     const uint8_t *d = bson_get_data(reply);
-    while ((r = el_next(d, reply->len, &pos, &e)) == EL_NEXT) {
-        if (!seen_ok && key_is(&e, "ok", 2)) {
+    for (;;) {
+        size_t len = reply->len, o;
+        int k = 0; /* 1: "ok", 2: "cursor", 0: another key */
+        if (key_at(d, len, pos, "ok", 3)) o = pos + 3, k = 1;
+        else if (key_at(d, len, pos, "cursor", 7)) o = pos + 7, k = 2;
+        else o = nul_at(d, pos + 1, len);
+        if ((r = el_value(d, len, pos, o, &pos, &e)) != EL_NEXT) break;
+        if (k == 1) {
+            if (seen_ok) continue;
             seen_ok = true;
             out->ok = el_as_bool(d, &e);
-        } else if (!seen_cursor && key_is(&e, "cursor", 6)) {
+        } else if (k == 2) {
+            if (seen_cursor) continue;
             seen_cursor = true;
             if (e.type == BSON_TYPE_DOCUMENT) {
                 out->has_cursor = true;
                 out->cursor = d + e.val;
                 out->cursor_len = le32(d + e.val);
+                cursor_batch(out);
             }
-        } else if (!out->has_wce && key_is(&e, "writeConcernError", 17)) {
-            out->has_wce = true;
+        } else {
+            write_key(d, &e, &out->write);
         }
     }
+    out->has_wce = out->write.wce;
     if (r == EL_UNSURE) reply_scan_iter(reply, out);
+    else out->write_seen = true;
 }
 
 /* The cursor document's batch, walked by hand: MQC_HOTCMD_UNSURE when an element before the
@@ -390,4 +455,16 @@ bool mqc_hotcmd_find_one_doc(const bson_t *reply, const uint8_t *cursor, uint32_
     int r = cursor ? first_doc_walk(cursor, cursor_len, doc, doc_len) : MQC_HOTCMD_UNSURE;
     if (r == MQC_HOTCMD_UNSURE) return first_doc_iter(reply, doc, doc_len);
     return r == MQC_HOTCMD_BATCH;
+}
+
+bool mqc_hotcmd_write_scan(const bson_t *reply, mqc_hotcmd_write_reply_t *out)
+{
+    hot_el_t e;
+    size_t pos = 4;
+    int r;
+    memset(out, 0, sizeof *out);
+    if (mqc_hotcmd_off || !reply || reply->len < 5) return false;
+    const uint8_t *d = bson_get_data(reply);
+    while ((r = el_next(d, reply->len, &pos, &e)) == EL_NEXT) write_key(d, &e, out);
+    return r != EL_UNSURE;
 }

@@ -34,6 +34,19 @@ bool mqc_hotcmd_find_one_n(bson_t *cmd, const char *coll, size_t coll_n, const c
 bool mqc_hotcmd_write_body(bson_t *body, const char *name, const char *coll, const char *db, bool ordered,
                            const bson_t *opts, const char *const *handled, const bson_t *wc);
 
+/* What a write's reply (insert, update, delete) is folded from (lib/reply.c), found in one pass
+ * over its top-level keys like mqc_hotcmd_reply_scan: the first "n" and "nModified" (their type
+ * and value bytes, inside the reply; NULL when absent), and whether "upserted", "writeErrors"
+ * and "writeConcernError" are there at all (the caller reads those rare ones with libbson).
+ * False when the walk meets a type it does not read (or no reply): the caller then looks up
+ * every key with libbson. */
+typedef struct mqc_hotcmd_write_reply {
+    const uint8_t *n, *n_modified;
+    uint8_t n_type, n_modified_type;
+    bool upserted, write_errors, wce;
+} mqc_hotcmd_write_reply_t;
+bool mqc_hotcmd_write_scan(const bson_t *reply, mqc_hotcmd_write_reply_t *out);
+
 /* What reply dispatch looks at, found in one pass over the reply's top-level keys (the first
  * of each name, as bson_iter_init_find would find it), stopping where bson_iter_next would. */
 typedef struct mqc_hotcmd_reply {
@@ -42,6 +55,15 @@ typedef struct mqc_hotcmd_reply {
     bool has_cursor;             /* "cursor" present and a document */
     const uint8_t *cursor;       /* when has_cursor: its bytes inside the reply, cursor_len of */
     uint32_t cursor_len;         /* them (its own length field, what bson_iter_recurse takes) */
+    /* The cursor's first element is its "firstBatch" or "nextBatch" array (as servers send it):
+     * doc and doc_len are then mqc_hotcmd_find_one_doc's answer, found in the same pass. */
+    bool batch_seen;
+    const uint8_t *doc;
+    uint32_t doc_len;
+    /* What mqc_hotcmd_write_scan would find, from the same pass (a write's reply is folded
+     * from it, lib/reply.c): valid when write_seen (the pass read every element itself). */
+    bool write_seen;
+    mqc_hotcmd_write_reply_t write;
 } mqc_hotcmd_reply_t;
 void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out);
 
@@ -55,8 +77,22 @@ void mqc_hotcmd_reply_scan(const bson_t *reply, mqc_hotcmd_reply_t *out);
 bool mqc_hotcmd_find_one_doc(const bson_t *reply, const uint8_t *cursor, uint32_t cursor_len, const uint8_t **doc,
                              uint32_t *doc_len);
 
-/* For tests only: when set, the encoders above return false, so that the generic builders run
- * (tests compare both). Never set by the library. */
+/* The same from the scan of reply (NULL: none): its answer when it saw the batch, else the walk. */
+static inline bool mqc_hotcmd_scan_first_doc(const bson_t *reply, const mqc_hotcmd_reply_t *scan, const uint8_t **doc,
+                                             uint32_t *doc_len)
+{
+    if (scan && scan->batch_seen) {
+        *doc = scan->doc;
+        *doc_len = scan->doc_len;
+        return true;
+    }
+    const uint8_t *c = scan && scan->has_cursor ? scan->cursor : NULL;
+    return mqc_hotcmd_find_one_doc(reply, c, c ? scan->cursor_len : 0, doc, doc_len);
+}
+
+/* For tests only: when set, the encoders above and mqc_hotcmd_write_scan return false (and the
+ * write fold ignores the reply scan's write fields), so that the generic code runs (tests compare
+ * both). Never set by the library. */
 extern bool mqc_hotcmd_off;
 
 #endif

@@ -36,6 +36,8 @@ size_t mqc_batch_collect(bson_iter_t *batch, bson_t **docs, size_t *cap);
 
 /* ---- write results ---- */
 
+struct mqc_hotcmd_reply; /* lib/hotcmd.h */
+
 typedef enum { MQC_WRITE_INSERT = 0, MQC_WRITE_UPDATE, MQC_WRITE_DELETE } mqc_write_kind_t;
 
 /* The running result of a bulk write, folded one batch reply at a time. Counts saturate at
@@ -46,7 +48,7 @@ typedef struct {
     bson_t write_errors;      /* array of writeErrors with indexes relative to the whole bulk */
     bson_t wc_errors;         /* array of writeConcernError documents */
     uint32_t n_write_errors, n_wc_errors;
-    mqc_error_t first_error;  /* the first write error or write concern error */
+    mqc_error_t first_error;  /* the first write error or write concern error: when has_error */
     bool has_error;
 } mqc_write_result_t;
 
@@ -56,8 +58,9 @@ void mqc_write_result_cleanup(mqc_write_result_t *r);
 /* Folds the acknowledged reply (ok: 1) of the batch of batch_n models of kind starting at model
  * batch_start. Indexes the server gives outside [0, batch_n) are reported as -1 (and upserts
  * with such an index are counted but not listed). Returns true when the reply had write errors
- * (an ordered bulk stops then). */
+ * (an ordered bulk stops then). scan: the reply's one-pass scan (lib/hotcmd.h, op.c's), or NULL
+ * (the fold scans it). */
 bool mqc_write_result_fold(mqc_write_result_t *r, mqc_write_kind_t kind, size_t batch_start, size_t batch_n,
-                           const bson_t *reply);
+                           const bson_t *reply, const struct mqc_hotcmd_reply *scan);
 
 #endif

@@ -523,7 +523,8 @@ static mqc_step_t bulk_on_reply(mqc_op_t *op, const bson_t *reply, mqc_op_outcom
         return finish_result(op, out);
     }
     wkind_t kind = b->models[b->batch_start].kind;
-    bool stop = mqc_write_result_fold(&b->res, (mqc_write_kind_t) kind, b->batch_start, b->batch_n, reply) &&
+    bool stop = mqc_write_result_fold(&b->res, (mqc_write_kind_t) kind, b->batch_start, b->batch_n, reply,
+                                      op->reply_scan) &&
                 b->ordered;
     b->next = b->batch_start + b->batch_n;
     if (stop || b->next >= b->n) return finish_result(op, out);

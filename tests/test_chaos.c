@@ -563,8 +563,8 @@ TEST("/chaos/regress/write_result_saturates", chaos_regress_write_result)
                          "{", "index", BCON_INT32(1), "code", BCON_INT32(121), "errmsg", "v", "}", "]");
     mqc_write_result_t w;
     mqc_write_result_init(&w);
-    ASSERT(mqc_write_result_fold(&w, MQC_WRITE_UPDATE, 10, 2, r));
-    ASSERT(mqc_write_result_fold(&w, MQC_WRITE_UPDATE, 12, 2, r));
+    ASSERT(mqc_write_result_fold(&w, MQC_WRITE_UPDATE, 10, 2, r, NULL));
+    ASSERT(mqc_write_result_fold(&w, MQC_WRITE_UPDATE, 12, 2, r, NULL));
     ASSERT_EQ(w.matched, INT64_MAX);
     ASSERT_EQ(w.modified, 0);
     ASSERT_EQ(w.n_write_errors, 4);

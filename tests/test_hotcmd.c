@@ -14,6 +14,7 @@
 #include "server/fakesrv.h"
 #include "hotcmd.h"
 #include "mqc.h"
+#include "reply.h"
 #include "support/hotref.h"
 #include "support/result.h"
 #include "tf.h"
@@ -528,6 +529,32 @@ TEST("/hotcmd/reply_walk/hostile_as_libbson", hot_reply_hostile)
         r.b[at] = (uint8_t) len, r.b[at + 1] = (uint8_t) (len >> 8), r.b[at + 2] = 0, r.b[at + 3] = 0;
         check_agree(r.b, r.n, "cursor length", (int) l);
     }
+    /* the scan's shortcut (the batch first in the cursor, its element "0" first in the batch):
+     * other first keys, and a cursor or a batch that ends inside those keys */
+    const char *first_keys[] = {"0", "", "00", "1", "0\x01", "01234567", "0123456789"};
+    for (size_t k = 0; k < sizeof first_keys / sizeof first_keys[0]; k++) {
+        raw_t batch;
+        raw_begin(&batch);
+        raw_el(&batch, BSON_TYPE_DOCUMENT, first_keys[k], doc_x, sizeof doc_x);
+        raw_end(&batch);
+        for (int next = 0; next < 2; next++) {
+            raw_begin(&c);
+            raw_doc(&c, BSON_TYPE_ARRAY, next ? "nextBatch" : "firstBatch", &batch);
+            raw_end(&c);
+            for (uint32_t cl = 4; cl <= c.n + 1; cl++) {
+                for (uint32_t bl = 4; bl <= batch.n + 1; bl += (cl == c.n ? 1 : batch.n)) {
+                    raw_begin(&r);
+                    raw_doc(&r, BSON_TYPE_DOCUMENT, "cursor", &c);
+                    raw_el(&r, BSON_TYPE_INT32, "ok", "\1\0\0\0", 4);
+                    raw_end(&r);
+                    size_t at = 4 + 1 + 7, bat = at + 4 + 1 + (next ? 10 : 11);
+                    r.b[at] = (uint8_t) cl;
+                    r.b[bat] = (uint8_t) bl;
+                    check_agree(r.b, r.n, "batch shortcut", (int) (k * 1000 + cl * 10 + (uint32_t) next));
+                }
+            }
+        }
+    }
 }
 
 static uint64_t rng_next(uint64_t *s)
@@ -624,6 +651,105 @@ TEST("/hotcmd/free_lists/hundreds_in_flight", hot_free_lists)
     mqc_collection_destroy(coll);
     mqc_client_destroy(c);
     fakesrv_stop(s);
+}
+
+/* ---- a write's reply: the one-pass fold against libbson's look-ups ---------------------- */
+
+/* hot 0: libbson's look-ups alone; 1: the fold's own scan; 2: op.c's scan of the reply */
+static void fold_both(const bson_t *reply, mqc_write_kind_t kind, mqc_write_result_t *res, bool *stop, int hot)
+{
+    mqc_hotcmd_reply_t scan;
+    mqc_hotcmd_reply_scan(reply, &scan);
+    mqc_hotcmd_off = hot == 0;
+    mqc_write_result_init(res);
+    stop[0] = mqc_write_result_fold(res, kind, 10, 3, reply, hot == 2 ? &scan : NULL);
+    stop[1] = mqc_write_result_fold(res, kind, 13, 3, reply, hot == 2 ? &scan : NULL); /* the next batch */
+    mqc_hotcmd_off = false;
+}
+
+static void fold_agree(const uint8_t *data, size_t len, const char *what, int i)
+{
+    bson_t reply;
+    if (!bson_init_static(&reply, data, len)) return; /* the wire decoder hands over no such reply */
+    for (int k = 0; k < 6; k++) {
+        int kind = MQC_WRITE_INSERT + k / 2;
+        mqc_write_result_t a, b;
+        bool sa[2], sb[2];
+        fold_both(&reply, (mqc_write_kind_t) kind, &a, sa, 0);
+        fold_both(&reply, (mqc_write_kind_t) kind, &b, sb, 1 + k % 2);
+        ASSERT_MSG(sa[0] == sb[0] && sa[1] == sb[1], "%s %d kind %d: write errors", what, i, kind);
+        ASSERT_MSG(a.inserted == b.inserted && a.matched == b.matched && a.modified == b.modified &&
+                       a.deleted == b.deleted && a.upserted == b.upserted,
+                   "%s %d kind %d: counts", what, i, kind);
+        ASSERT_MSG(a.n_write_errors == b.n_write_errors && a.n_wc_errors == b.n_wc_errors && a.has_error == b.has_error,
+                   "%s %d kind %d: errors", what, i, kind);
+        ASSERT_MSG(bson_equal(&a.upserted_ids, &b.upserted_ids) && bson_equal(&a.write_errors, &b.write_errors) &&
+                       bson_equal(&a.wc_errors, &b.wc_errors),
+                   "%s %d kind %d: documents", what, i, kind);
+        ASSERT_MSG(!a.has_error || (a.first_error.domain == b.first_error.domain &&
+                                    a.first_error.code == b.first_error.code &&
+                                    strcmp(a.first_error.message, b.first_error.message) == 0),
+                   "%s %d kind %d: first error", what, i, kind);
+        mqc_write_result_cleanup(&a);
+        mqc_write_result_cleanup(&b);
+    }
+}
+
+TEST("/hotcmd/write_fold/mutated_as_libbson", hot_write_fold)
+{
+    bson_t *seeds[] = {
+        BCON_NEW("n", BCON_INT32(1), "ok", BCON_DOUBLE(1.0)),
+        BCON_NEW("n", BCON_INT32(2), "nModified", BCON_INT32(1), "ok", BCON_INT32(1)),
+        BCON_NEW("n", BCON_INT64(3), "upserted", "[", "{", "index", BCON_INT32(1), "_id", BCON_INT32(7), "}", "{",
+                 "index", BCON_INT64(9), "_id", BCON_UTF8("x"), "}", "]", "nModified", BCON_DOUBLE(1.5), "ok",
+                 BCON_INT32(1)),
+        BCON_NEW("n", BCON_INT32(0), "writeErrors", "[", "{", "index", BCON_INT32(0), "code", BCON_INT32(11000),
+                 "errmsg", BCON_UTF8("dup"), "}", "]", "ok", BCON_INT32(1)),
+        BCON_NEW("n", BCON_DOUBLE(2.0), "writeConcernError", "{", "code", BCON_INT32(64), "errmsg", BCON_UTF8("w"),
+                 "}", "nModified", BCON_INT64(-4), "ok", BCON_BOOL(true)),
+        BCON_NEW("ok", BCON_INT32(1), "n", BCON_UTF8("1"), "n", BCON_INT32(5), "nModified", BCON_NULL, "nModified",
+                 BCON_INT32(2), "upserted", BCON_INT32(1), "writeErrors", "{", "}"),
+        /* a type the walk does not read: libbson does it all */
+        BCON_NEW("r", BCON_REGEX("a", "i"), "n", BCON_INT32(1), "writeErrors", "[", "{", "index", BCON_INT32(2),
+                 "code", BCON_INT32(2), "errmsg", BCON_UTF8("bad"), "}", "]", "ok", BCON_INT32(1)),
+        BCON_NEW("n", BCON_INT32(1), "b", BCON_BIN(0, (const uint8_t *) "abc", 3), "nModified", BCON_INT32(1),
+                 "writeConcernError", "{", "code", BCON_INT32(100), "}", "ok", BCON_INT32(1)),
+        bson_new(),
+    };
+    uint64_t seed = 0x2545F4914F6CDD1Du;
+    uint8_t b[512];
+    for (size_t k = 0; k < sizeof seeds / sizeof seeds[0]; k++) {
+        const uint8_t *src = bson_get_data(seeds[k]);
+        size_t n0 = seeds[k]->len;
+        ASSERT(n0 <= sizeof b);
+        fold_agree(src, n0, "seed", (int) k);
+        for (int round = 0; n0 > 6 && round < 20000; round++) {
+            size_t n = n0;
+            memcpy(b, src, n);
+            int changes = 1 + (int) (rng_next(&seed) % 3);
+            for (int j = 0; j < changes; j++) {
+                size_t at = 4 + (size_t) (rng_next(&seed) % (n - 5));
+                uint64_t v = rng_next(&seed);
+                switch (v % 5) {
+                case 0: b[at] = (uint8_t) (v >> 8); break;
+                case 1: b[at] = 0; break;
+                case 2: b[at] = (uint8_t) ((v >> 8) % 0x14); break; /* a type byte */
+                case 3: /* a length: small, or near what is left */
+                    if (at + 4 < n) {
+                        uint32_t l = (v >> 8) & 1 ? (uint32_t) ((v >> 9) % 16) : (uint32_t) (n - at - (v >> 9) % 8);
+                        b[at] = (uint8_t) l, b[at + 1] = (uint8_t) (l >> 8), b[at + 2] = 0, b[at + 3] = 0;
+                    }
+                    break;
+                default: n = at + 1; break; /* cut short */
+                }
+                if (n < 6) n = 6;
+            }
+            b[n - 1] = 0;
+            b[0] = (uint8_t) n, b[1] = (uint8_t) (n >> 8), b[2] = 0, b[3] = 0;
+            fold_agree(b, n, "mutation", (int) (k * 100000 + (size_t) round));
+        }
+        bson_destroy(seeds[k]);
+    }
 }
 
 /* The short copies (hotcmd.c's put_short) at every length around their cases: names of 0 to 40

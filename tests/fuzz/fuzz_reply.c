@@ -65,9 +65,11 @@ static void cursor_reply(const bson_t *reply)
 static void write_reply(const bson_t *reply, mqc_write_kind_t kind, size_t start, size_t n)
 {
     mqc_write_result_t r;
+    mqc_hotcmd_reply_t scan; /* op.c's scan, which writes fold from */
+    mqc_hotcmd_reply_scan(reply, &scan);
     mqc_write_result_init(&r);
-    mqc_write_result_fold(&r, kind, start, n, reply);
-    mqc_write_result_fold(&r, kind, start + n, n, reply); /* the next batch, same reply */
+    mqc_write_result_fold(&r, kind, start, n, reply, NULL);
+    mqc_write_result_fold(&r, kind, start + n, n, reply, &scan); /* the next batch, same reply */
     CHECK(r.inserted >= 0 && r.matched >= 0 && r.modified >= 0 && r.deleted >= 0 && r.upserted >= 0);
     bson_iter_t it, f;
     uint32_t count = 0;
@@ -82,6 +84,21 @@ static void write_reply(const bson_t *reply, mqc_write_kind_t kind, size_t start
     CHECK(!r.has_error || r.n_write_errors + r.n_wc_errors > 0);
     if (r.n_write_errors) CHECK(r.has_error && r.first_error.domain == MQC_ERROR_WRITE);
     CHECK(bson_validate(&r.upserted_ids, BSON_VALIDATE_NONE, NULL));
+    /* the one-pass scan (lib/hotcmd.c) folds what libbson's look-ups alone fold */
+    mqc_write_result_t l;
+    mqc_write_result_init(&l);
+    mqc_hotcmd_off = true;
+    mqc_write_result_fold(&l, kind, start, n, reply, NULL);
+    mqc_write_result_fold(&l, kind, start + n, n, reply, NULL);
+    mqc_hotcmd_off = false;
+    CHECK(l.inserted == r.inserted && l.matched == r.matched && l.modified == r.modified && l.deleted == r.deleted &&
+          l.upserted == r.upserted && l.n_write_errors == r.n_write_errors && l.n_wc_errors == r.n_wc_errors &&
+          l.has_error == r.has_error);
+    CHECK(bson_equal(&l.upserted_ids, &r.upserted_ids) && bson_equal(&l.write_errors, &r.write_errors) &&
+          bson_equal(&l.wc_errors, &r.wc_errors));
+    CHECK(!r.has_error || (l.first_error.code == r.first_error.code &&
+                           strcmp(l.first_error.message, r.first_error.message) == 0));
+    mqc_write_result_cleanup(&l);
     mqc_write_result_cleanup(&r);
 }
 

@@ -69,8 +69,7 @@ static inline int hotref_hot_find_one(const bson_t *reply, const mqc_hotcmd_repl
                                       uint32_t *len)
 {
     bson_t view;
-    const uint8_t *c = scan && scan->has_cursor ? scan->cursor : NULL;
-    if (!mqc_hotcmd_find_one_doc(reply, c, c ? scan->cursor_len : 0, doc, len)) return -1;
+    if (!mqc_hotcmd_scan_first_doc(reply, scan, doc, len)) return -1;
     if (!*doc || !bson_init_static(&view, *doc, *len)) return 0;
     return 1;
 }
