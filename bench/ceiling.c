@@ -7,6 +7,11 @@
  * nothing else is decoded. No hello, no sessions, no pool: everything a real driver adds is cost
  * the ceiling does not pay, which is the point.
  *
+ * --lsid adds what a driver must send and the ceiling otherwise leaves out: an implicit session,
+ * `lsid: {id: <UUID>}`, one per connection (a session carries one operation at a time, and a
+ * connection does here). The server's session bookkeeping for it (a real MongoDB's, and stubd's
+ * session rules) is then paid for both clients, so the comparison is of the clients alone.
+ *
  * Output: one JSON object with the same keys as mqload's --json (throughput_ops_s,
  * latency_us.{p50,p99}), plus the CPU it used over the measured window (getrusage). */
 #include <arpa/inet.h>
@@ -81,6 +86,7 @@ typedef struct {
     int fd;
     int32_t request_id;
     uint64_t sent_ns;
+    uint8_t lsid[16];
     uint8_t *in;
     size_t in_len, in_cap;
 } conn_t;
@@ -88,6 +94,8 @@ typedef struct {
 static uint8_t *g_msg;      /* the request template */
 static size_t g_msg_len;
 static size_t g_id_off;     /* where the int32 _id sits in it */
+static bool g_lsid;         /* --lsid: the template carries lsid.id, patched per connection */
+static size_t g_lsid_off;   /* where lsid.id's 16 bytes sit */
 static int32_t g_next_id;
 static int32_t g_next_key;
 static int32_t g_keys = 1000;
@@ -119,8 +127,11 @@ static uint32_t get_le32(const uint8_t *p)
 static void build_template(void)
 {
     const int32_t sentinel = 0x5eadbeef & 0x7fffffff;
+    static const uint8_t lsid_sentinel[16] = "lsid-sentinel-16";
     bson_t *cmd = BCON_NEW("find", BCON_UTF8("bench"), "filter", "{", "_id", BCON_INT32(sentinel), "}",
-                           "limit", BCON_INT32(1), "singleBatch", BCON_BOOL(true), "$db", BCON_UTF8("bench"));
+                           "limit", BCON_INT32(1), "singleBatch", BCON_BOOL(true));
+    if (g_lsid) BCON_APPEND(cmd, "lsid", "{", "id", BCON_BIN(BSON_SUBTYPE_UUID, lsid_sentinel, 16), "}");
+    BCON_APPEND(cmd, "$db", BCON_UTF8("bench"));
     g_msg_len = 16 + 4 + 1 + cmd->len;
     g_msg = malloc(g_msg_len);
     if (!g_msg) abort();
@@ -137,6 +148,20 @@ static void build_template(void)
     uint8_t *hit = memmem(g_msg, g_msg_len, pat, 4);
     if (!hit) abort();
     g_id_off = (size_t) (hit - g_msg);
+    if (g_lsid) {
+        hit = memmem(g_msg, g_msg_len, lsid_sentinel, 16);
+        if (!hit) abort();
+        g_lsid_off = (size_t) (hit - g_msg);
+    }
+}
+
+/* A version 4 UUID of the connection's own: its index in the first bytes, so no two collide. */
+static void make_lsid(uint8_t id[16], int index)
+{
+    for (int i = 0; i < 16; i++) id[i] = (uint8_t) rand();
+    put_le32(id, (uint32_t) index);
+    id[6] = (uint8_t) ((id[6] & 0x0f) | 0x40);
+    id[8] = (uint8_t) ((id[8] & 0x3f) | 0x80);
 }
 
 static bool conn_send_request(conn_t *c)
@@ -144,6 +169,7 @@ static bool conn_send_request(conn_t *c)
     c->request_id = ++g_next_id;
     put_le32(g_msg + 4, (uint32_t) c->request_id);
     put_le32(g_msg + g_id_off, (uint32_t) (g_next_key++ % g_keys));
+    if (g_lsid) memcpy(g_msg + g_lsid_off, c->lsid, 16);
     c->sent_ns = now_ns();
     /* A 100-byte request into an empty socket buffer is never short; treat that as an error. */
     ssize_t n = send(c->fd, g_msg, g_msg_len, MSG_NOSIGNAL);
@@ -240,8 +266,9 @@ static double cpu_seconds(const struct rusage *r, bool user)
 static void usage(FILE *out)
 {
     fputs("usage: ceiling [--host 127.0.0.1] --port N [-c CONNECTIONS] [-d SECONDS] [--warmup SECONDS]\n"
-          "               [--keys N] [--json FILE|-]\n"
-          "  find {_id: k} round trips, one in flight per connection; prints JSON results\n",
+          "               [--keys N] [--lsid] [--json FILE|-]\n"
+          "  find {_id: k} round trips, one in flight per connection; prints JSON results\n"
+          "  --lsid: each connection sends an implicit session's lsid, as a driver must\n",
           out);
 }
 
@@ -252,6 +279,7 @@ int main(int argc, char **argv)
         { "concurrency", required_argument, NULL, 'c' }, { "duration", required_argument, NULL, 'd' },
         { "warmup", required_argument, NULL, 'w' },   { "keys", required_argument, NULL, 'k' },
         { "json", required_argument, NULL, 'j' },     { "help", no_argument, NULL, 'h' },
+        { "lsid", no_argument, NULL, 'l' },
         { NULL, 0, NULL, 0 },
     };
     const char *host = "127.0.0.1", *json = "-";
@@ -266,6 +294,7 @@ int main(int argc, char **argv)
         case 'w': warmup = atof(optarg); break;
         case 'k': g_keys = atoi(optarg); break;
         case 'j': json = optarg; break;
+        case 'l': g_lsid = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -286,6 +315,7 @@ int main(int argc, char **argv)
     if (ep < 0 || !conns) abort();
     for (int i = 0; i < nconns; i++) {
         conns[i].fd = connect_to(host, port);
+        make_lsid(conns[i].lsid, i);
         if (conns[i].fd < 0) return 1;
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &conns[i] };
         epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
@@ -333,12 +363,12 @@ int main(int argc, char **argv)
         return 1;
     }
     fprintf(out,
-            "{\"tool\":\"ceiling\",\"engine\":\"ceiling\",\"op\":\"find\",\"concurrency\":%d,"
+            "{\"tool\":\"ceiling\",\"engine\":\"%s\",\"op\":\"find\",\"concurrency\":%d,"
             "\"connections\":%d,\"duration_s\":%.3f,\"ops\":%" PRIu64 ",\"errors\":%" PRIu64 ","
             "\"throughput_ops_s\":%.1f,\"latency_us\":{\"mean\":%.2f,\"p50\":%.2f,\"p90\":%.2f,"
             "\"p99\":%.2f,\"p999\":%.2f,\"max\":%.2f},\"cpu\":{\"user_s\":%.4f,\"sys_s\":%.4f,"
             "\"us_per_op\":%.3f}}\n",
-            nconns, nconns, secs, g_ops, g_errors, (double) g_ops / secs,
+            g_lsid ? "ceiling-lsid" : "ceiling", nconns, nconns, secs, g_ops, g_errors, (double) g_ops / secs,
             g_hist_n ? (double) g_hist_sum / (double) g_hist_n / 1000.0 : 0.0, hist_percentile_us(0.50),
             hist_percentile_us(0.90), hist_percentile_us(0.99), hist_percentile_us(0.999),
             (double) g_hist_max / 1000.0, user, sys, g_ops ? (user + sys) * 1e6 / (double) g_ops : 0.0);
