@@ -51,8 +51,9 @@ struct mqc_bulk {
     bool report_inserted_id;    /* insert_one */
     bool multi;                 /* holds an updateMany or deleteMany: not a retryable write */
     bool unacked;
-    uint8_t id_type;            /* insert_one: its _id's type, value offset and length in models[0] */
-    uint32_t id_off, id_len;    /* (id_len 0: not known, looked up the generic way) */
+    uint8_t id_type;            /* insert_one: its _id's type (0: not known, the result is built the
+                                 * generic way), value offset and length (0 for null, minKey...) */
+    uint32_t id_off, id_len;
     char db[64];
     /* execution */
     size_t next;                /* first model not yet sent */
@@ -104,6 +105,7 @@ static mqc_bulk_t *bulk_get(mqc_client_t *client)
     b->invalid = NULL;
     b->has_opts = b->multi = b->unacked = b->report_inserted_id = false;
     b->ordered = true;
+    b->id_type = 0;
     b->id_len = 0;
     return b;
 }
@@ -456,7 +458,8 @@ static const bson_t *result_inline(mqc_bulk_t *b)
 {
     const mqc_write_result_t *r = &b->res;
     const bson_t *ups = &r->upserted_ids;
-    bool with_id = b->report_inserted_id && r->inserted == 1 && b->id_len;
+    bool with_id = b->report_inserted_id && r->inserted == 1;
+    if (with_id && !b->id_type) return NULL;
     size_t total = 4 + 5 * 9 + sizeof "insertedCount" * 3 + sizeof "deletedCount" * 2 + 1 + sizeof "upsertedIds" +
                    ups->len + (with_id ? 1 + sizeof "insertedId" + b->id_len : 0) + 1;
     if (mqc_hotcmd_off || r->n_write_errors || r->n_wc_errors || total > sizeof b->result_buf) return NULL;

@@ -340,6 +340,8 @@ TEST("/write/reuse/same_results_as_generic", write_reuse_same_as_generic)
         BCON_NEW("_id", BCON_INT32(7)), BCON_NEW("_id", BCON_INT64(1234567890123LL)),
         BCON_NEW("_id", BCON_UTF8("k")), BCON_NEW("_id", BCON_OID(&oid)),
         BCON_NEW("_id", "{", "a", BCON_INT32(1), "}"), BCON_NEW("_id", BCON_UTF8(pad + sizeof pad - 150)),
+        /* values of no bytes: insertedId still reported */
+        BCON_NEW("_id", BCON_NULL), BCON_NEW("_id", BCON_MINKEY), BCON_NEW("_id", BCON_MAXKEY),
     };
     bson_t *u = BCON_NEW("$set", "{", "v", BCON_UTF8(pad + sizeof pad - 130), "}");
     bson_t *pipe = BCON_NEW("0", "{", "$set", "{", "w", BCON_INT32(2), "}", "}");
