@@ -32,6 +32,7 @@ static const char *const kind_seq[] = {"documents", "updates", "deletes"};
  * that a free-listed bulk keeps it and drops only a buffer grown too large. */
 typedef struct {
     wkind_t kind;
+    uint32_t grown;    /* kept in a free bulk: the most doc's grown buffer held (0: inline) */
     bson_t *doc;       /* insert: the document; update: {q, u, multi, upsert...}; delete: {q, limit...} */
 } wmodel_t;
 
@@ -131,15 +132,21 @@ static void bulk_release(mqc_bulk_t *b)
         b->models = NULL;
         b->cap = 0;
     } else {
+        /* A reinit keeps a buffer that outgrew the inline one, and a later small document does
+         * not shrink it: what a model keeps is the most its document held since it grew. */
         size_t kept = 0;
-        for (size_t i = 0; i < b->n; i++) {
-            bson_t *d = b->models[i].doc;
-            kept += d->len;
-            if (d->len > 120 && kept > DOCS_KEEP) {
-                bson_destroy(d); /* the grown buffer only: the struct is ours */
-                bson_init(d);
+        for (size_t i = 0; i < b->cap; i++) {
+            wmodel_t *m = &b->models[i];
+            if (!m->doc) continue;
+            if (m->doc->len > 120 && m->doc->len > m->grown) m->grown = m->doc->len; /* past the inline 120 */
+            kept += m->grown;
+            if (m->grown && kept > DOCS_KEEP) {
+                bson_destroy(m->doc); /* the grown buffer only: the struct is ours */
+                bson_init(m->doc);
+                kept -= m->grown;
+                m->grown = 0;
             } else {
-                bson_reinit(d); /* keeps a buffer that outgrew the inline one */
+                bson_reinit(m->doc);
             }
         }
     }
