@@ -644,8 +644,9 @@ static void on_rio(struct ev_loop *loop, ev_io *w, int revents)
         if (lend) mqc_wire_reader_idle(&c->reader); /* nested reads may still use theirs */
         sh->busy = !lend;
     }
-    leave(c);
+    /* Spent before leave: a destroy from a callback within frees the client (and ctx) there. */
     if (est) mqc_conn_budget_spend(ctx, t0);
+    leave(c);
 }
 
 static void on_wio(struct ev_loop *loop, ev_io *w, int revents)
@@ -668,8 +669,9 @@ static void on_wio(struct ev_loop *loop, ev_io *w, int revents)
             c->sink->on_sent(owner, c);
         }
     }
-    leave(c);
+    /* Spent before leave: a destroy from a callback within frees the client (and ctx) there. */
     if (est) mqc_conn_budget_spend(ctx, t0);
+    leave(c);
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
