@@ -280,7 +280,7 @@ void mqc_op_cancel(mqc_op_t *op);
 mqc_client_t *mqc_op_get_client(const mqc_op_t *op);
 /* The command's name ("find", "insert", ...), static or owned by op. */
 const char *mqc_op_get_name(const mqc_op_t *op);
-/* Microseconds from submission to completion (0 before completion), on the loop's clock (ev_now:
+/* Microseconds from submission to completion (0 before completion), on the loop's clock (monotonic,
  * read once per loop iteration, so off by the iteration's own work; the command events' duration
  * reads the real clock). */
 int64_t mqc_op_get_duration_us(const mqc_op_t *op);

@@ -266,10 +266,10 @@ bool mqc_client_run_until_idle(mqc_client_t *client, double timeout_s)
         limit.data = client;
         ev_timer_start(client->loop, &limit);
     }
-    double until = ev_now(client->loop) + timeout_s;
+    int64_t until = mqc_loop_us(client->loop) + (int64_t) (timeout_s * 1e6);
     while (client->stats[MQC_STAT_OPS_PENDING] > 0) {
         ev_run(client->loop, EVRUN_ONCE);
-        if (timed && ev_now(client->loop) >= until) break;
+        if (timed && mqc_loop_us(client->loop) >= until) break;
     }
     ev_timer_stop(client->loop, &check);
     if (timed) ev_timer_stop(client->loop, &limit);

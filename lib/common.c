@@ -99,3 +99,20 @@ int64_t mqc_now_us(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+int64_t mqc_loop_us(struct ev_loop *loop)
+{
+    /* One cache per thread (a loop runs on one thread): the loop and iteration it was read in. */
+    static _Thread_local struct ev_loop *cached_loop;
+    static _Thread_local unsigned int cached_iteration;
+    static _Thread_local int64_t cached_us;
+    if (ev_depth(loop)) {
+        unsigned int it = ev_iteration(loop);
+        if (loop == cached_loop && it == cached_iteration) return cached_us;
+        cached_loop = loop;
+        cached_iteration = it;
+    } else {
+        cached_loop = NULL;
+    }
+    return cached_us = mqc_now_us();
+}

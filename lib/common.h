@@ -47,20 +47,14 @@ bool mqc_error_code_is_recovering(int32_t code);
 /* Microseconds on a monotonic clock: a clock read (~17 ns on a VM, 9 of them were a fifth of
  * what a find cost). For durations that must be precise, and only when they are used. */
 int64_t mqc_now_us(void);
-/* The loop's time in microseconds: libev's ev_now, which it reads once per loop iteration,
- * right after waiting, and which its timers count from. Another base than mqc_now_us (never mix
- * the two). What an operation's deadlines, the pool's idle times and waits, and sessions go by:
- * they need milliseconds, and a timer armed for "deadline - mqc_loop_us" fires when libev's own
- * base says so. Stale by the work done since the loop woke up (µs, or a long application
- * callback, which delays libev's timers the same way); outside ev_run, by as long as the loop was
- * not run: mqc_op_new refreshes it there (mqc_loop_refresh). */
-static inline int64_t mqc_loop_us(struct ev_loop *loop) { return (int64_t) (ev_now(loop) * 1e6); }
-/* Brings the loop's time up to date when called outside ev_run (an application that submits
- * before running its loop, or after a pause); inside, libev did at the iteration's start. */
-static inline void mqc_loop_refresh(struct ev_loop *loop)
-{
-    if (!ev_depth(loop)) ev_now_update(loop);
-}
+/* The loop's time in microseconds: mqc_now_us read once per loop iteration (the first call in
+ * an iteration of ev_run reads it, the others of that iteration get the same value; outside
+ * ev_run every call reads it). What an operation's deadlines, the pool's idle times and waits,
+ * and sessions go by: they need milliseconds, not a clock read each (there were 9 per find).
+ * Stale by the work done since it was read (µs, or a long application callback, which delays
+ * libev's timers the same way). Monotonic, as mqc_now_us: not libev's ev_now, which follows
+ * steps of the wall clock, so that an absolute deadline stays right across one. */
+int64_t mqc_loop_us(struct ev_loop *loop);
 
 /* Intrusive doubly linked list. */
 typedef struct mqc_link {

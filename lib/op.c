@@ -100,9 +100,7 @@ mqc_op_t *mqc_op_new_n(mqc_client_t *client, const mqc_op_vt_t *vt, const char *
     op->cb = cb;
     op->ud = ud;
     op->id = ++q->next_op_id;
-    /* Submission time, and what deadlines count from: the loop's time (mqc_loop_us), which
-     * libev's timers count from too; brought up to date first when we are outside ev_run. */
-    mqc_loop_refresh(q->loop);
+    /* Submission time, and what deadlines count from: the loop's time (mqc_loop_us). */
     op->start_us = mqc_loop_us(q->loop);
     if (dblen < sizeof op->db) memcpy(op->db, db, dblen + 1); /* snprintf costs ~10x on this hot path */
     ev_init(&op->timer, on_deadline);
