@@ -125,7 +125,6 @@ struct mqc_conn {
     struct addrinfo *ai;         /* the address being tried */
     mqc_error_t *fail;           /* a failure to report from the loop (allocated), else NULL */
     mqc_link_t rlink;            /* the owner's: in its list of connections waiting to connect */
-    int64_t state_since_us;
     struct mqc_auth *auth;
     mqc_conn_state_t state;
     int32_t request_id;          /* the request in flight (HELLO, AUTH, BUSY) */

@@ -396,7 +396,6 @@ static void on_checkout(mqc_pool_waiter_t *w, mqc_pconn_t *pc, const mqc_error_t
         }
         return;
     }
-    op->server->in_use++;
     op_send(op, mqc_server_conn(pc));
 }
 
@@ -486,7 +485,6 @@ static void op_checkout(mqc_op_t *op, mqc_server_t *s, mqc_pconn_t *held)
     if (held) {
         op->server = s;
         op->state = MQC_OP_ACTIVE;
-        s->in_use++;
         op_send(op, mqc_server_conn(held));
         return;
     }
@@ -514,7 +512,6 @@ static void op_checkout(mqc_op_t *op, mqc_server_t *s, mqc_pconn_t *held)
     if (pc) {
         q->stats[MQC_STAT_WAIT_QUEUE]--;
         op->state = MQC_OP_ACTIVE;
-        s->in_use++;
         op_send(op, mqc_server_conn(pc));
     }
 }

@@ -37,7 +37,6 @@ struct mqc_server {
     bool resolving;
     mqc_link_t resolve_waiters;  /* conns waiting for addrs, or for the budget (mqc_conn_t.rlink) */
     ev_timer connect_later;      /* starts resolve_waiters left over by the budget */
-    uint64_t in_use;             /* ops dispatched, for choosing among mongos */
     struct mqc_heartbeat *heartbeat; /* SDAM server monitor (lib/heartbeat.c), NULL for a Single topology */
     char address[272];           /* normalised "host:port": the key in the topology */
     bool retired;                /* removed from the topology: kept until destroy for live ops */
